@@ -1,0 +1,38 @@
+// Build everything `npm install` leaves ready: the library bundle, the CLI, type declarations, and the
+// test and benchmark bundles. Run with `npm run build` (also the `prepare` script).
+import { build } from "esbuild";
+import { execFileSync } from "node:child_process";
+import { readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const entries = (dir, suffix) =>
+  readdirSync(join(root, dir))
+    .filter((f) => f.endsWith(suffix))
+    .map((f) => join(root, dir, f));
+
+rmSync(join(root, "dist"), { recursive: true, force: true });
+rmSync(join(root, "build"), { recursive: true, force: true });
+
+const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning" };
+
+await Promise.all([
+  // The core library: no Node built-ins, runs in every JS host.
+  build({ ...common, entryPoints: [join(root, "src/index.ts")], outfile: join(root, "dist/index.js"), platform: "neutral" }),
+  // The command-line tool (Node only).
+  build({
+    ...common,
+    entryPoints: [join(root, "src/cli/main.ts")],
+    outfile: join(root, "dist/cli.js"),
+    platform: "node",
+    banner: { js: "#!/usr/bin/env node" },
+  }),
+  // Tests and benchmarks, one bundle per file; packages stay external.
+  build({ ...common, entryPoints: entries("test", ".test.ts"), outdir: join(root, "build/test"), platform: "node", packages: "external" }),
+  build({ ...common, entryPoints: entries("bench", ".ts"), outdir: join(root, "build/bench"), platform: "node", packages: "external" }),
+]);
+
+// Type declarations for the package's `exports`.
+execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.json"), "--emitDeclarationOnly"], {
+  stdio: "inherit",
+});

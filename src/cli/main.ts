@@ -1,0 +1,37 @@
+// The `olmo` command-line tool (Node only). Each command is one entry of the table below.
+
+import { runDemo } from "./demo.js";
+
+interface Command {
+  summary: string;
+  run: (args: string[]) => Promise<void>;
+}
+
+const commands: Record<string, Command> = {
+  demo: { summary: "train a tiny attention model on a paragraph with the reference backend and sample from it", run: runDemo },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
+  return ["usage: olmo <command> [options]", "", "commands:", ...lines, "", "olmo <command> --help shows a command's options."].join("\n");
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage());
+    return;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`olmo: unknown command "${name}"\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  await command.run(rest);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  console.error(`olmo: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,192 @@
+// Reverse-mode automatic differentiation.
+//
+// Every op that sees an input with requiresGrad records a GradNode on its output: the inputs, a
+// backward function written next to the op's forward, and any tensors saved for it. The recorded
+// nodes form the tape. backward(loss) walks it from the loss back to the leaves in reverse
+// topological order, summing gradients where a tensor feeds several ops, and leaves each
+// parameter's gradient in `param.grad` (accumulating, as PyTorch does, so micro-batches add up).
+//
+// Memory: each node's backward runs in its own scope, so its temporaries are freed at once; each
+// intermediate gradient is freed as soon as its node has used it; the graph (and what it saved) is
+// released when backward finishes.
+
+import { keep, scope, Tensor } from "./tensor.js";
+import type { GradNode } from "./tensor.js";
+import { fullLike } from "./creation.js";
+import { add } from "../ops/elementwise.js";
+
+let gradEnabled = true;
+
+/** Run fn without recording the tape (inference, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** True when an op on these inputs must record itself (and save what its backward needs). */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  return gradEnabled && inputs.some((t) => t?.requiresGrad === true);
+}
+
+/**
+ * Record how `output` was computed from `inputs`. Call after the forward kernel; `saved` are tensors
+ * made only for the backward pass (freed with the node). Does nothing when no gradient is needed.
+ */
+export function record(
+  op: string,
+  output: Tensor,
+  inputs: readonly Tensor[],
+  backward: GradNode["backward"],
+  saved: readonly Tensor[] = [],
+): Tensor {
+  if (!needsGrad(...inputs)) {
+    for (const t of saved) t.dispose();
+    return output;
+  }
+  for (const t of saved) keep(t); // owned by the node, not by the scope
+  output.requiresGrad = true;
+  output.gradFn = { op, inputs, backward, saved };
+  return output;
+}
+
+/** Mark a tensor as a leaf whose gradient is wanted (a parameter). */
+export function requireGrad<T extends Tensor>(t: T): T {
+  if (t.dtype !== "f32") throw new Error(`requireGrad: ${t.describe()} must be f32 to be trained (storage dtypes are frozen)`);
+  t.requiresGrad = true;
+  return t;
+}
+
+/** Tensors reachable from `root` through recorded nodes, inputs before the tensors computed from them. */
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  // Iterative depth-first search: deep models would overflow the call stack with recursion.
+  const stack: [Tensor, boolean][] = [[root, false]];
+  while (stack.length) {
+    const [t, expanded] = stack.pop()!;
+    if (expanded) {
+      order.push(t);
+      continue;
+    }
+    if (visited.has(t)) continue;
+    visited.add(t);
+    stack.push([t, true]);
+    for (const input of t.gradFn?.inputs ?? []) if (input.requiresGrad && !visited.has(input)) stack.push([input, false]);
+  }
+  return order;
+}
+
+export interface BackwardOptions {
+  /** Gradient of the output; defaults to ones (the output is usually a scalar loss). */
+  gradOutput?: Tensor;
+  /** Keep the graph for another backward pass (default false: it is freed). */
+  retainGraph?: boolean;
+}
+
+/** Accumulate d(output)/d(leaf) into `leaf.grad` for every leaf with requiresGrad that output depends on. */
+export function backward(output: Tensor, options: BackwardOptions = {}): void {
+  if (!output.requiresGrad) {
+    throw new Error(`backward: ${output.describe()} does not depend on any tensor with requiresGrad`);
+  }
+  const seed = options.gradOutput ?? fullLike(output, 1);
+  if (seed.shape.join() !== output.shape.join()) {
+    throw new Error(`backward: gradOutput ${seed.describe()} does not match output ${output.describe()}`);
+  }
+  const order = topologicalOrder(output);
+  const grads = new Map<Tensor, Tensor>([[output, seed.view(output.shape)]]);
+  if (!options.gradOutput) seed.dispose();
+
+  noGrad(() => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i]!;
+      const gradient = grads.get(t);
+      if (!gradient) continue; // t does not influence the output along recorded paths
+      grads.delete(t);
+      const node = t.gradFn;
+      if (!node) {
+        // A leaf: accumulate into .grad, which the leaf owns.
+        if (t.grad) {
+          const sum = add(t.grad, gradient);
+          t.grad.dispose();
+          gradient.dispose();
+          t.grad = keep(sum);
+        } else {
+          t.grad = keep(gradient);
+        }
+        continue;
+      }
+      const inputGrads = scope(() =>
+        node.backward(gradient).map((g, k) => {
+          const input = node.inputs[k]!;
+          if (!g || !input.requiresGrad) return null;
+          if (g.shape.join() !== input.shape.join()) {
+            throw new Error(`${node.op} backward: gradient ${g.describe()} does not match input ${input.describe()}`);
+          }
+          // A view per input: one backward may hand the same tensor to two inputs.
+          return g.view(input.shape);
+        }),
+      );
+      gradient.dispose();
+      node.inputs.forEach((input, k) => {
+        const g = inputGrads[k];
+        if (!g) return;
+        const previous = grads.get(input);
+        if (previous) {
+          grads.set(input, add(previous, g));
+          previous.dispose();
+          g.dispose();
+        } else {
+          grads.set(input, g);
+        }
+      });
+    }
+  });
+  if (!options.retainGraph) for (const t of order) t.releaseGraph();
+}
+
+/**
+ * valueAndGrad(fn)(...inputs) evaluates fn (which must return a scalar) and its gradient with respect to
+ * each input, all inside a scope: intermediates are freed; the value and gradients belong to the caller.
+ */
+export function valueAndGrad<Args extends Tensor[]>(fn: (...inputs: Args) => Tensor) {
+  return (...inputs: Args): { value: Tensor; grads: Tensor[] } => {
+    const saved = inputs.map((t) => ({ requiresGrad: t.requiresGrad, grad: t.grad }));
+    for (const t of inputs) {
+      t.requiresGrad = true;
+      t.grad = null;
+    }
+    try {
+      return scope(() => {
+        const value = fn(...inputs);
+        if (value.size !== 1) throw new Error(`valueAndGrad: fn must return one value, got ${value.describe()}`);
+        backward(value);
+        // An input fn did not use gets a zero gradient.
+        const grads = inputs.map((t) => t.grad ?? keep(fullLike(t, 0)));
+        return { value, grads };
+      });
+    } finally {
+      inputs.forEach((t, k) => {
+        t.requiresGrad = saved[k]!.requiresGrad;
+        t.grad = saved[k]!.grad;
+      });
+    }
+  };
+}
+
+/** grad(fn)(...inputs): the gradients of valueAndGrad, with the value freed. */
+export function grad<Args extends Tensor[]>(fn: (...inputs: Args) => Tensor) {
+  return (...inputs: Args): Tensor[] => {
+    const { value, grads } = valueAndGrad(fn)(...inputs);
+    value.dispose();
+    return grads;
+  };
+}

@@ -1,0 +1,69 @@
+// Shared test helpers: closeness checks that report the worst element, fixture loading, and the
+// backends under test.
+
+import { readFileSync } from "node:fs";
+import { createJsBackend, type AnyBackend, type JsBuffer, type Tensor } from "../src/index.js";
+import { downloadF64 } from "../src/backends/js/index.js";
+
+export const here = new URL(".", import.meta.url).pathname;
+/** The repository root (tests are bundled into build/test/). */
+export const repoRoot = new URL("../../", import.meta.url).pathname;
+
+export function readJson<T>(relativeToRoot: string): T {
+  return JSON.parse(readFileSync(repoRoot + relativeToRoot, "utf8")) as T;
+}
+
+export interface Tolerance {
+  /** Absolute tolerance. */
+  atol: number;
+  /** Relative tolerance (of the expected value). */
+  rtol: number;
+}
+
+/**
+ * Throw unless |actual - expected| <= atol + rtol * |expected| everywhere, naming the worst element.
+ * NaN must match NaN; infinities must match exactly.
+ */
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance, label: string): void {
+  if (actual.length !== expected.length) throw new Error(`${label}: ${actual.length} values, expected ${expected.length}`);
+  let worst = -1, worstExcess = 0, maxAbs = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!, e = expected[i]!;
+    if (Number.isNaN(e) || !Number.isFinite(e)) {
+      if (!Object.is(a, e) && !(Number.isNaN(a) && Number.isNaN(e))) throw new Error(`${label}: element ${i} is ${a}, expected ${e}`);
+      continue;
+    }
+    const diff = Math.abs(a - e);
+    if (!(diff <= tol.atol + tol.rtol * Math.abs(e))) {
+      const excess = diff - (tol.atol + tol.rtol * Math.abs(e));
+      if (worst < 0 || excess > worstExcess || Number.isNaN(diff)) { worst = i; worstExcess = excess; }
+    }
+    if (diff > maxAbs) maxAbs = diff;
+  }
+  if (worst >= 0) {
+    throw new Error(
+      `${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
+        `(max abs diff ${maxAbs.toExponential(3)}, atol ${tol.atol}, rtol ${tol.rtol})`,
+    );
+  }
+}
+
+/** Every backend whose kernels are tested against the reference; later backends join this list. */
+export function backendsUnderTest(): { name: string; backend: AnyBackend; tolerance: Tolerance }[] {
+  return [
+    // f64 arithmetic against PyTorch's f64: only summation order and libm differ (about 1e-15
+    // relative), so 1e-9 catches anything but rounding. (RoPE is the exception, see golden.test.ts.)
+    { name: "js-f64", backend: createJsBackend({ precision: "f64" }), tolerance: { atol: 1e-9, rtol: 1e-9 } },
+    // f32 storage: each stored value is rounded to 2^-24 relative (6e-8); the longest chains here
+    // (a 33-term dot product, softmax then a weighted sum) grow that to a few 1e-7 of the values'
+    // scale, which is O(1) in these fixtures. 2e-5 abs + 2e-5 rel bounds that with margin and still
+    // fails any real bug (a wrong index or sign moves results by O(0.1)).
+    { name: "js", backend: createJsBackend(), tolerance: { atol: 2e-5, rtol: 2e-5 } },
+  ];
+}
+
+/** A tensor's values at full precision: the f64 reference backend's doubles, else `data()`. */
+export async function values(t: Tensor): Promise<ArrayLike<number>> {
+  if (t.backend.name === "js-f64" && t.dtype === "f32") return downloadF64(t.bufferFor("test") as JsBuffer);
+  return t.data();
+}
