@@ -78,6 +78,12 @@ function topologicalOrder(root: Tensor): Tensor[] {
       continue;
     }
     if (visited.has(t)) continue;
+    if (t.graphReleased) {
+      throw new Error(
+        `backward: the graph through ${t.describe()} was already freed by an earlier backward(); ` +
+          "pass { retainGraph: true } to the first call to run backward twice",
+      );
+    }
     visited.add(t);
     stack.push([t, true]);
     for (const input of t.gradFn?.inputs ?? []) if (input.requiresGrad && !visited.has(input)) stack.push([input, false]);

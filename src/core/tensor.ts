@@ -132,6 +132,8 @@ export class Tensor {
   grad: Tensor | null = null;
   /** How this tensor was computed, while the graph is alive. */
   gradFn: GradNode | null = null;
+  /** Set when backward() freed this tensor's gradFn: a later backward through it would be wrong. */
+  graphReleased = false;
   private storage: Storage | null;
 
   /** Internal: use the creation functions (tensor, zeros, ...) or ops instead. */
@@ -203,8 +205,10 @@ export class Tensor {
   /** Drop the autograd record, freeing what the forward pass saved for backward. */
   releaseGraph(): void {
     const node = this.gradFn;
+    if (!node) return;
     this.gradFn = null;
-    if (node) for (const t of node.saved) t.dispose();
+    this.graphReleased = true;
+    for (const t of node.saved) t.dispose();
   }
 
   /** Replace this tensor's contents with `source`'s (same shape and dtype), sharing its storage. */

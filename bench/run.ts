@@ -1,0 +1,64 @@
+// `npm run bench`: throughput of the backends, side by side in one run (the machine is shared and
+// noisy, so compare ratios within a run, not figures across runs).
+//
+// Today there is one backend, the plain-TypeScript reference; the WASM SIMD and WebGPU backends and
+// the peers (TensorFlow.js, tokenizers) join this table as they land.
+
+import Benchmark from "benchmark";
+import { attention, createJsBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
+
+interface Row {
+  name: string;
+  flops: number;
+  run: (backend: AnyBackend) => () => void;
+}
+
+const rows: Row[] = [
+  {
+    name: "matmul 128x128x128",
+    flops: 2 * 128 ** 3,
+    run: (backend) => {
+      const a = randn([128, 128], { seed: 1, backend }), b = randn([128, 128], { seed: 2, backend });
+      return () => scope(() => void matmul(a, b));
+    },
+  },
+  {
+    name: "matmul 1x512x512 (decode GEMV, bf16 weight)",
+    flops: 2 * 512 * 512,
+    run: (backend) => {
+      const x = randn([1, 512], { seed: 1, backend }), w = randn([512, 512], { seed: 2, backend, dtype: "bf16" });
+      return () => scope(() => void matmul(x, w, { transB: true }));
+    },
+  },
+  {
+    name: "attention B1 H4 T64 D32 causal",
+    flops: 4 * 4 * 64 * 64 * 32, // q k^T and p v, full (not halved for the mask)
+    run: (backend) => {
+      const q = randn([1, 4, 64, 32], { seed: 1, backend });
+      return () => scope(() => void attention(q, q, q));
+    },
+  },
+  {
+    name: "layerNorm 64x2048",
+    flops: 64 * 2048 * 5,
+    run: (backend) => {
+      const x = randn([64, 2048], { seed: 1, backend });
+      return () => scope(() => void layerNorm(x));
+    },
+  },
+];
+
+const backends: AnyBackend[] = [createJsBackend()];
+
+console.log(`olmo-js benchmark, node ${process.version}, 1 thread`);
+console.log(`${"case".padEnd(46)} ${"backend".padEnd(8)} ${"ms/op".padStart(9)} ${"GFLOP/s".padStart(8)}`);
+for (const row of rows) {
+  for (const backend of backends) {
+    const fn = noGrad(() => row.run(backend));
+    const bench = new Benchmark(row.name, () => noGrad(fn), { minSamples: 5, maxTime: 1.5 });
+    bench.run();
+    const seconds = bench.stats.mean;
+    const gflops = row.flops / seconds / 1e9;
+    console.log(`${row.name.padEnd(46)} ${backend.name.padEnd(8)} ${(seconds * 1e3).toFixed(3).padStart(9)} ${gflops.toFixed(3).padStart(8)}`);
+  }
+}
