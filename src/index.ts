@@ -7,3 +7,4 @@ export * from "./core/dtype.js";
 export type { Backend, KernelArgs, KernelName, KernelTable, BinaryOp } from "./core/backend.js";
 export * from "./ops/index.js";
 export { createJsBackend, type JsBackendOptions, type JsBuffer } from "./backends/js/index.js";
+export * from "./tokenizer/index.js";

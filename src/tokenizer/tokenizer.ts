@@ -1,0 +1,195 @@
+// The GPT-NeoX byte-level BPE tokenizer that OLMo uses, loaded from a Hugging Face tokenizer.json.
+//
+// encode(text):
+//   1. lone surrogates become U+FFFD (a JS string may hold them; UTF-8 cannot)
+//   2. added tokens with normalized = false (e.g. <|endoftext|>) are cut out of the raw text
+//   3. the rest is NFC-normalised, and added tokens with normalized = true (e.g. OLMo's runs of
+//      spaces) are cut out of it
+//   4. the remaining text is split into words by GPT-2's pattern, each word's UTF-8 bytes are written
+//      as byte-level characters, and BPE turns each word into ids
+// decode(ids): each token's bytes (see tokenBytes), concatenated and read as UTF-8, with U+FFFD for
+// invalid sequences, as `tokenizers` does.
+
+import { AddedTokenMatcher, type Segment } from "./added-tokens.js";
+import { BytePairEncoder } from "./bpe.js";
+import { GPT2_SPLIT, toByteLevel, tokenBytes } from "./byte-level.js";
+import { parseTokenizerJson, type AddedToken, type TokenizerSpec } from "./config.js";
+
+// Rust's String::from_utf8_lossy (what tokenizers' decoder uses) replaces each invalid sequence with
+// U+FFFD, as TextDecoder does, but keeps a leading byte-order mark, which TextDecoder drops unless told.
+const UTF8_LIKE_RUST = { ignoreBOM: true };
+
+/** OLMo's end-of-text id (eos_token_id in the OLMo-1B / 7B / 0424 configs). */
+export const OLMO_EOS_TOKEN_ID = 50279;
+
+export interface TokenizerOptions {
+  /** Id appended by encode(text, { addEos: true }); OLMo's configs use 50279. */
+  eosTokenId?: number;
+}
+
+export interface EncodeOptions {
+  /** Append the EOS id, as OLMo's trainer does between documents. No BOS is ever added. */
+  addEos?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out special tokens (<|endoftext|>, <|padding|>). */
+  skipSpecialTokens?: boolean;
+}
+
+export class Tokenizer {
+  readonly eosTokenId: number;
+  /** Number of ids: one more than the largest id of the vocabulary or the added tokens. */
+  readonly vocabSize: number;
+  private readonly spec: TokenizerSpec;
+  private readonly bpe: BytePairEncoder;
+  private readonly rawMatcher: AddedTokenMatcher;
+  private readonly normalizedMatcher: AddedTokenMatcher;
+  private readonly addedById = new Map<number, AddedToken>();
+  private readonly addedByContent = new Map<string, AddedToken>();
+  private readonly tokenById: (string | undefined)[] = [];
+  private readonly bytesById: (Uint8Array | undefined)[] = [];
+
+  /** From tokenizer.json: its text or the parsed object. */
+  constructor(json: string | object, options: TokenizerOptions = {}) {
+    this.spec = parseTokenizerJson(json);
+    this.bpe = new BytePairEncoder(this.spec.vocab, this.spec.merges);
+    for (const [token, id] of this.spec.vocab) this.tokenById[id] = token;
+    for (const t of this.spec.addedTokens) {
+      this.addedById.set(t.id, t);
+      this.addedByContent.set(t.content, t);
+      this.tokenById[t.id] = t.content;
+    }
+    const normalize = (s: string) => (this.spec.normalizer === "NFC" ? s.normalize("NFC") : s);
+    this.rawMatcher = new AddedTokenMatcher(this.spec.addedTokens.filter((t) => !t.normalized).map((t) => [t.content, t]));
+    this.normalizedMatcher = new AddedTokenMatcher(this.spec.addedTokens.filter((t) => t.normalized).map((t) => [normalize(t.content), t]));
+    this.vocabSize = this.tokenById.length;
+    this.eosTokenId = options.eosTokenId ?? OLMO_EOS_TOKEN_ID;
+    if (!Number.isInteger(this.eosTokenId) || this.eosTokenId < 0) {
+      throw new Error(`Tokenizer: eosTokenId must be a non-negative integer, got ${this.eosTokenId}`);
+    }
+  }
+
+  /** Token ids of `text`. Never throws on a string. */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const ids: number[] = [];
+    for (const raw of this.rawMatcher.split(wellFormed(String(text)))) {
+      if (raw.token) {
+        ids.push(raw.token.id);
+        continue;
+      }
+      const normalized = this.spec.normalizer === "NFC" ? raw.text.normalize("NFC") : raw.text;
+      for (const segment of this.normalizedMatcher.split(normalized)) this.encodeSegment(segment, ids);
+    }
+    if (options.addEos) ids.push(this.eosTokenId);
+    return ids;
+  }
+
+  /** encode for many texts. */
+  encodeBatch(texts: readonly string[], options: EncodeOptions = {}): number[][] {
+    return texts.map((t) => this.encode(t, options));
+  }
+
+  private encodeSegment(segment: Segment, ids: number[]): void {
+    if (segment.token) {
+      ids.push(segment.token.id);
+      return;
+    }
+    const text = this.spec.addPrefixSpace && !segment.text.startsWith(" ") ? " " + segment.text : segment.text;
+    if (!this.spec.useRegex) {
+      for (const id of this.bpe.encodeWord(toByteLevel(text))) ids.push(id);
+      return;
+    }
+    GPT2_SPLIT.lastIndex = 0;
+    for (let m = GPT2_SPLIT.exec(text); m; m = GPT2_SPLIT.exec(text)) {
+      for (const id of this.bpe.encodeWord(toByteLevel(m[0]))) ids.push(id);
+    }
+  }
+
+  /** Text of `ids`. Ids that are in no vocabulary are skipped, as `tokenizers` does. */
+  decode(ids: readonly number[] | Int32Array, options: DecodeOptions = {}): string {
+    return new TextDecoder("utf-8", UTF8_LIKE_RUST).decode(this.bytesOf(ids, options));
+  }
+
+  /** The UTF-8 bytes that ids stand for. */
+  bytesOf(ids: readonly number[] | Int32Array, options: DecodeOptions = {}): Uint8Array {
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const bytes = this.tokenBytesOf(ids[i]!, options);
+      if (bytes) {
+        chunks.push(bytes);
+        length += bytes.length;
+      }
+    }
+    const out = new Uint8Array(length);
+    let offset = 0;
+    for (const c of chunks) {
+      out.set(c, offset);
+      offset += c.length;
+    }
+    return out;
+  }
+
+  /** The bytes of one id, or null if it is skipped (unknown id, or special when skipping). */
+  private tokenBytesOf(id: number, options: DecodeOptions): Uint8Array | null {
+    if (!Number.isInteger(id) || id < 0) throw new RangeError(`decode: token id ${id} is not a non-negative integer`);
+    if (options.skipSpecialTokens && this.addedById.get(id)?.special) return null;
+    const cached = this.bytesById[id];
+    if (cached) return cached;
+    const token = this.tokenById[id];
+    if (token === undefined) return null;
+    return (this.bytesById[id] = this.addedById.has(id) ? new TextEncoder().encode(token) : tokenBytes(token));
+  }
+
+  /** The id of a token string (an added token's content or a byte-level vocabulary entry). */
+  tokenToId(token: string): number | undefined {
+    return this.addedByContent.get(token)?.id ?? this.spec.vocab.get(token);
+  }
+
+  /** The token string of an id (byte-level form for vocabulary entries, e.g. "Ġthe"). */
+  idToToken(id: number): string | undefined {
+    return this.tokenById[id];
+  }
+
+  /** True for special added tokens (<|endoftext|>, <|padding|>). */
+  isSpecial(id: number): boolean {
+    return this.addedById.get(id)?.special === true;
+  }
+
+  /** A decoder for streaming generation: push ids, get text as complete characters become available. */
+  streamDecoder(options: DecodeOptions = {}): StreamDecoder {
+    return new StreamDecoder(this, options);
+  }
+}
+
+/**
+ * Incremental decoding: a token may end in the middle of a multi-byte character (emoji are often split
+ * over several tokens), so text is emitted only up to the last complete character. The concatenation
+ * of everything push() and flush() return equals decode() of all the ids.
+ */
+export class StreamDecoder {
+  private readonly utf8 = new TextDecoder("utf-8", UTF8_LIKE_RUST);
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly options: DecodeOptions,
+  ) {}
+
+  /** Text completed by these ids (possibly ""). */
+  push(...ids: number[]): string {
+    return this.utf8.decode(this.tokenizer.bytesOf(ids, this.options), { stream: true });
+  }
+
+  /** Whatever is left (an incomplete character becomes U+FFFD). */
+  flush(): string {
+    return this.utf8.decode();
+  }
+}
+
+/** Lone surrogates -> U+FFFD (String.prototype.toWellFormed, where the host lacks it). */
+function wellFormed(text: string): string {
+  const native = (text as { toWellFormed?: () => string }).toWellFormed;
+  if (native) return native.call(text);
+  return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+}

@@ -1,0 +1,12 @@
+// The few web-standard globals the core uses. Every host olmo-js targets (Node 20+, browsers, Deno,
+// Bun, edge workers) has them. Declared here instead of pulling in the DOM library, so the type checker
+// rejects anything host-specific (Node's or the browser's) in the core.
+
+declare class TextEncoder {
+  encode(input?: string): Uint8Array;
+}
+
+declare class TextDecoder {
+  constructor(label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean });
+  decode(input?: ArrayBufferView | ArrayBuffer, options?: { stream?: boolean }): string;
+}

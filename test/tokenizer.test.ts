@@ -1,0 +1,198 @@
+// The GPT-NeoX byte-level BPE tokenizer against Hugging Face `tokenizers`, on both OLMo tokenizer files.
+// Fixtures: test/fixtures/tokenizer.json (scripts/golden/make_tokenizer_fixtures.py) and the shared
+// test vectors in ../shared/data/olmo_tokenizer_test_vectors.json.
+
+import { readFileSync } from "node:fs";
+import { test } from "uvu";
+import { Tokenizer } from "../src/index.js";
+import { readJson, repoRoot } from "./helpers.js";
+
+const DATA = `${repoRoot}../shared/data/`;
+interface FileResult { ids: number[]; decoded: string; decodedSkippingSpecial: string; roundTrips: boolean }
+interface CorpusPart { count: number; lengths: number[]; hashes: number[]; secondFileDiffers: number[] }
+const fixture = readJson<{
+  version: number;
+  files: string[];
+  corpus: Record<"lines" | "chunks50", CorpusPart>;
+  cases: { text: string; files: FileResult[] }[];
+  decodeCases: { ids: number[]; decoded: string[] }[];
+  extraAddedTokens: object[];
+  flagCases: { text: string; ids: number[] }[];
+}>("test/fixtures/tokenizer.json");
+interface Vector { text: string; ids?: number[]; ids_pii_special?: number[]; ids_dolma_v1_5?: number[]; tokens?: string[] }
+const vectors = JSON.parse(readFileSync(`${DATA}olmo_tokenizer_test_vectors.json`, "utf8")) as Record<"upstream" | "local", Vector[]>;
+const tokenizers = fixture.files.map((f) => new Tokenizer(readFileSync(DATA + f, "utf8")));
+const shakespeare = readFileSync(`${DATA}tinyshakespeare.txt`, "utf8");
+
+function same(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** FNV-1a 32-bit over each id's 4 little-endian bytes (as the generator computes it). */
+function fnv1a(ids: readonly number[]): number {
+  let h = 0x811c9dc5;
+  for (const id of ids) {
+    for (let shift = 0; shift < 32; shift += 8) {
+      h ^= (id >>> shift) & 0xff;
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+  }
+  return h;
+}
+
+fixture.files.forEach((file, f) => {
+  const tok = tokenizers[f]!;
+
+  test(`${file}: every shared test vector`, () => {
+    let checked = 0;
+    for (const group of ["upstream", "local"] as const) {
+      for (const v of vectors[group]) {
+        // "upstream" vectors hold one list (the files agree on them); "local" ones one list per file.
+        const want = v.ids ?? (f === 0 ? v.ids_pii_special : v.ids_dolma_v1_5);
+        if (!want) throw new Error(`vector ${JSON.stringify(v.text)} has no ids for ${file}`);
+        const ids = tok.encode(v.text);
+        if (!same(ids, want)) throw new Error(`${group} vector ${JSON.stringify(v.text.slice(0, 60))}: got [${ids}], expected [${want}]`);
+        if (v.tokens && v.tokens.join("\u0000") !== ids.map((id) => tok.idToToken(id)).join("\u0000")) {
+          throw new Error(`tokens of ${JSON.stringify(v.text)} differ: ${ids.map((id) => tok.idToToken(id))}`);
+        }
+        checked++;
+      }
+    }
+    if (checked < 10) throw new Error(`only ${checked} vectors found`);
+  });
+
+  test(`${file}: hard cases (ids, decode, skipSpecialTokens, round trip)`, () => {
+    for (const c of fixture.cases) {
+      const want = c.files[f]!;
+      const ids = tok.encode(c.text);
+      if (!same(ids, want.ids)) throw new Error(`${JSON.stringify(c.text)}: got [${ids}], tokenizers gives [${want.ids}]`);
+      const decoded = tok.decode(ids);
+      if (decoded !== want.decoded) throw new Error(`decode of ${JSON.stringify(c.text)}: ${JSON.stringify(decoded)} != ${JSON.stringify(want.decoded)}`);
+      const skipped = tok.decode(ids, { skipSpecialTokens: true });
+      if (skipped !== want.decodedSkippingSpecial) throw new Error(`decode skipping special of ${JSON.stringify(c.text)}: ${JSON.stringify(skipped)}`);
+      if (want.roundTrips && decoded !== c.text.toWellFormed().normalize("NFC")) throw new Error(`${JSON.stringify(c.text)} does not round-trip`);
+    }
+  });
+
+  for (const part of ["lines", "chunks50"] as const) {
+    test(`${file}: tinyshakespeare ${part} match tokenizers exactly`, () => {
+      const lines = shakespeare.split("\n");
+      const texts = part === "lines" ? lines : Array.from({ length: Math.ceil(lines.length / 50) }, (_, i) => lines.slice(i * 50, i * 50 + 50).map((l) => l + "\n").join(""));
+      const expected = fixture.corpus[part];
+      if (texts.length !== expected.count) throw new Error(`${texts.length} ${part}, fixture has ${expected.count}`);
+      if (f === 1 && expected.secondFileDiffers.length) throw new Error("fixture says the second file differs on Shakespeare; store its ids");
+      texts.forEach((text, i) => {
+        const ids = tok.encode(text);
+        if (ids.length !== expected.lengths[i] || fnv1a(ids) !== expected.hashes[i]) {
+          throw new Error(`${part}[${i}] ${JSON.stringify(text.slice(0, 80))}: ${ids.length} ids [${ids.slice(0, 20)}...] differ from tokenizers (${expected.lengths[i]} ids)`);
+        }
+        if (part === "chunks50" && tok.decode(ids) !== text) throw new Error(`chunk ${i} does not round-trip`);
+      });
+    });
+  }
+
+  test(`${file}: invalid UTF-8 decodes to replacement characters as tokenizers does`, () => {
+    for (const c of fixture.decodeCases) {
+      const got = tok.decode(c.ids);
+      if (got !== c.decoded[f]) throw new Error(`decode [${c.ids}]: ${JSON.stringify(got)} != ${JSON.stringify(c.decoded[f])}`);
+    }
+  });
+});
+
+test("the two files differ exactly in ids 0 and 50279", () => {
+  const [pii, dolma] = tokenizers as [Tokenizer, Tokenizer];
+  if (pii.idToToken(0) !== "<|endoftext|>" || pii.idToToken(50279) !== "|||IP_ADDRESS|||") throw new Error("pii-special ids 0 / 50279");
+  if (dolma.idToToken(0) !== "|||IP_ADDRESS|||" || dolma.idToToken(50279) !== "<|endoftext|>") throw new Error("dolma ids 0 / 50279");
+  if (pii.vocabSize !== 50280 || dolma.vocabSize !== 50280) throw new Error(`vocab sizes ${pii.vocabSize}, ${dolma.vocabSize}`);
+  if (dolma.tokenToId("Ġthe") !== 253 || pii.tokenToId("<|padding|>") !== 1) throw new Error("tokenToId");
+});
+
+test("addEos appends OLMo's EOS 50279 and nothing else is added", () => {
+  const tok = tokenizers[1]!;
+  const ids = tok.encode("Hello world", { addEos: true });
+  if (!same(ids, [...tok.encode("Hello world"), 50279])) throw new Error(`got [${ids}]`);
+  if (tok.encode("").length !== 0) throw new Error("empty text must give no ids");
+  const custom = new Tokenizer(readFileSync(DATA + fixture.files[0], "utf8"), { eosTokenId: 0 });
+  if (custom.encode("x", { addEos: true }).at(-1) !== 0) throw new Error("eosTokenId option ignored");
+});
+
+test("the stream decoder emits only complete characters and adds up to decode()", () => {
+  const tok = tokenizers[1]!;
+  for (const text of ["👋🏽 hello 👩‍👩‍👧‍👦 family", "生活的真谛是", "plain ascii", "mixed é 😊 <|endoftext|> end"]) {
+    const ids = tok.encode(text);
+    const stream = tok.streamDecoder();
+    let out = "";
+    for (const id of ids) {
+      const piece = stream.push(id);
+      if (piece.includes("\ufffd")) throw new Error(`stream emitted a partial character for ${JSON.stringify(text)}`);
+      out += piece;
+    }
+    out += stream.flush();
+    if (out !== tok.decode(ids)) throw new Error(`stream gave ${JSON.stringify(out)}, decode ${JSON.stringify(tok.decode(ids))}`);
+  }
+});
+
+test("encode never throws on any JS string", () => {
+  const tok = tokenizers[0]!;
+  let seed = 12345;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  for (let n = 0; n < 300; n++) {
+    let s = "";
+    for (let i = next() % 40; i > 0; i--) s += String.fromCharCode(next() % 0x10000);
+    const ids = tok.encode(s);
+    if (ids.some((id) => !Number.isInteger(id) || id < 0 || id >= tok.vocabSize)) throw new Error("bad id");
+  }
+});
+
+test("malformed tokenizer.json gets an error naming the field", () => {
+  const good = JSON.parse(readFileSync(DATA + fixture.files[1], "utf8")) as Record<string, any>;
+  const expectError = (json: unknown, fragment: string) => {
+    try {
+      new Tokenizer(json as object);
+    } catch (e) {
+      if (!(e as Error).message.includes(fragment)) throw new Error(`error "${(e as Error).message}" lacks "${fragment}"`);
+      return;
+    }
+    throw new Error(`no error for a file that should mention ${fragment}`);
+  };
+  expectError("{not json", "not valid JSON");
+  expectError({ ...good, model: undefined }, "model must be an object");
+  expectError({ ...good, model: { ...good.model, type: "WordPiece" } }, 'model.type must be "BPE"');
+  expectError({ ...good, model: { ...good.model, vocab: undefined } }, "model.vocab must be an object");
+  expectError({ ...good, model: { ...good.model, merges: [1, 2] } }, "model.merges[0]");
+  expectError({ ...good, model: { ...good.model, merges: ["Ġ zzzunknown"] } }, "not in model.vocab");
+  expectError({ ...good, pre_tokenizer: { type: "Whitespace" } }, 'pre_tokenizer.type must be "ByteLevel"');
+  expectError({ ...good, normalizer: { type: "Lowercase" } }, "normalizer must be null");
+  expectError({ ...good, added_tokens: [{ id: -1, content: "x" }] }, "added_tokens[0].id");
+  expectError({ ...good, model: { ...good.model, vocab: { a: "zero" } } }, 'model.vocab["a"]');
+});
+
+test("decode rejects ids that are not non-negative integers and skips unknown ones", () => {
+  const tok = tokenizers[1]!;
+  if (tok.decode([50300]) !== "") throw new Error("an id past the vocabulary should be skipped, as tokenizers does");
+  for (const bad of [-1, 1.5]) {
+    let threw = false;
+    try { tok.decode([bad]); } catch { threw = true; }
+    if (!threw) throw new Error(`decode accepted ${bad}`);
+  }
+});
+
+test("fixture version", () => {
+  if (fixture.version !== 1) throw new Error("regenerate test/fixtures/tokenizer.json");
+});
+
+
+test("added-token flags lstrip, rstrip, single_word and normalized content behave as in tokenizers", () => {
+  const extended = JSON.parse(readFileSync(DATA + fixture.files[0], "utf8")) as { added_tokens: unknown[] };
+  extended.added_tokens.push(...fixture.extraAddedTokens);
+  const tok = new Tokenizer(extended);
+  for (const c of fixture.flagCases) {
+    const ids = tok.encode(c.text);
+    if (!same(ids, c.ids)) throw new Error(`${JSON.stringify(c.text)}: got [${ids}], tokenizers gives [${c.ids}]`);
+  }
+  if (!tok.isSpecial(50280) || tok.decode(tok.encode("a <mask> b"), { skipSpecialTokens: true }) !== "a b") {
+    throw new Error("the special <mask> should be skipped when decoding");
+  }
+});
+
+test.run();
