@@ -24,6 +24,11 @@ const vectors = JSON.parse(readFileSync(`${DATA}olmo_tokenizer_test_vectors.json
 const tokenizers = fixture.files.map((f) => new Tokenizer(readFileSync(DATA + f, "utf8")));
 const shakespeare = readFileSync(`${DATA}tinyshakespeare.txt`, "utf8");
 
+/** Lone surrogates -> U+FFFD, through a UTF-8 round trip (keeping a leading BOM). */
+function wellFormed(s: string): string {
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(new TextEncoder().encode(s));
+}
+
 function same(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
@@ -70,7 +75,7 @@ fixture.files.forEach((file, f) => {
       if (decoded !== want.decoded) throw new Error(`decode of ${JSON.stringify(c.text)}: ${JSON.stringify(decoded)} != ${JSON.stringify(want.decoded)}`);
       const skipped = tok.decode(ids, { skipSpecialTokens: true });
       if (skipped !== want.decodedSkippingSpecial) throw new Error(`decode skipping special of ${JSON.stringify(c.text)}: ${JSON.stringify(skipped)}`);
-      if (want.roundTrips && decoded !== c.text.toWellFormed().normalize("NFC")) throw new Error(`${JSON.stringify(c.text)} does not round-trip`);
+      if (want.roundTrips && decoded !== wellFormed(c.text).normalize("NFC")) throw new Error(`${JSON.stringify(c.text)} does not round-trip`);
     }
   });
 
