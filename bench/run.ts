@@ -1,10 +1,12 @@
 // `npm run bench`: throughput of the backends, side by side in one run (the machine is shared and
 // noisy, so compare ratios within a run, not figures across runs).
 //
-// Today there is one backend, the plain-TypeScript reference; the WASM SIMD and WebGPU backends and
-// the peers (TensorFlow.js, tokenizers) join this table as they land.
+// Today there is one compute backend, the plain-TypeScript reference; the WASM SIMD and WebGPU
+// backends and TensorFlow.js join this table as they land. The tokenizer is compared with
+// @huggingface/tokenizers.
 
 import Benchmark from "benchmark";
+import { benchTokenizer } from "./tokenizer.js";
 import { attention, createJsBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
 
 interface Row {
@@ -61,4 +63,17 @@ for (const row of rows) {
     const gflops = row.flops / seconds / 1e9;
     console.log(`${row.name.padEnd(46)} ${backend.name.padEnd(8)} ${(seconds * 1e3).toFixed(3).padStart(9)} ${gflops.toFixed(3).padStart(8)}`);
   }
+}
+
+// The tokenizer, on the shared data folder beside the repository (skipped, and said, when absent).
+const dataDir = new URL("../../../shared/data", import.meta.url).pathname;
+try {
+  const [ours, theirs] = benchTokenizer(dataDir);
+  console.log(`\ntokenizer encode, tinyshakespeare.txt (1.1 MB), 1 thread`);
+  for (const r of [ours!, theirs!]) {
+    console.log(`${r.name.padEnd(26)} cold ${r.coldMBps.toFixed(2).padStart(6)} MB/s   warm ${r.warmMBps.toFixed(2).padStart(6)} MB/s   ${r.ids} ids`);
+  }
+  console.log(`olmo-js / @huggingface/tokenizers: cold ${(ours!.coldMBps / theirs!.coldMBps).toFixed(2)}x, warm ${(ours!.warmMBps / theirs!.warmMBps).toFixed(2)}x`);
+} catch (e) {
+  console.log(`\ntokenizer benchmark skipped: ${(e as Error).message}`);
 }

@@ -1,6 +1,8 @@
 // The `olmo` command-line tool (Node only). Each command is one entry of the table below.
 
+import { UsageError } from "./args.js";
 import { runDemo } from "./demo.js";
+import { runDetokenize, runTokenize } from "./tokenize.js";
 
 interface Command {
   summary: string;
@@ -9,6 +11,8 @@ interface Command {
 
 const commands: Record<string, Command> = {
   demo: { summary: "train a tiny attention model on a paragraph with the reference backend and sample from it", run: runDemo },
+  tokenize: { summary: "print the token ids of a text or file as a JSON array", run: runTokenize },
+  detokenize: { summary: "print the text of comma-separated token ids", run: runDetokenize },
 };
 
 function usage(): string {
@@ -32,6 +36,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(error.message);
+    process.exitCode = 2;
+    return;
+  }
   console.error(`olmo: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;
 });

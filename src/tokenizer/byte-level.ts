@@ -30,38 +30,6 @@ export const charToByte: Int16Array = (() => {
 export const GPT2_SPLIT =
   /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
 
-/**
- * The byte-level string of a piece of text: its UTF-8 bytes, each replaced by its printable character.
- * Lone surrogates (possible in JS strings) are encoded as U+FFFD, as TextEncoder does.
- */
-export function toByteLevel(piece: string): string {
-  let out = "";
-  for (let i = 0; i < piece.length; i++) {
-    let cp = piece.charCodeAt(i);
-    if (cp < 0x80) {
-      out += byteToChar[cp];
-      continue;
-    }
-    if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < piece.length) {
-      const low = piece.charCodeAt(i + 1);
-      if (low >= 0xdc00 && low <= 0xdfff) {
-        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-        i++;
-      }
-    }
-    if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd; // a lone surrogate
-    if (cp < 0x800) {
-      out += byteToChar[0xc0 | (cp >> 6)]! + byteToChar[0x80 | (cp & 63)]!;
-    } else if (cp < 0x10000) {
-      out += byteToChar[0xe0 | (cp >> 12)]! + byteToChar[0x80 | ((cp >> 6) & 63)]! + byteToChar[0x80 | (cp & 63)]!;
-    } else {
-      out +=
-        byteToChar[0xf0 | (cp >> 18)]! + byteToChar[0x80 | ((cp >> 12) & 63)]! + byteToChar[0x80 | ((cp >> 6) & 63)]! + byteToChar[0x80 | (cp & 63)]!;
-    }
-  }
-  return out;
-}
-
 const utf8 = new TextEncoder();
 
 /**

@@ -5,19 +5,20 @@
 //   2. added tokens with normalized = false (e.g. <|endoftext|>) are cut out of the raw text
 //   3. the rest is NFC-normalised, and added tokens with normalized = true (e.g. OLMo's runs of
 //      spaces) are cut out of it
-//   4. the remaining text is split into words by GPT-2's pattern, each word's UTF-8 bytes are written
-//      as byte-level characters, and BPE turns each word into ids
+//   4. the remaining text is split into words by GPT-2's pattern, and BPE turns each word's UTF-8
+//      bytes into ids
 // decode(ids): each token's bytes (see tokenBytes), concatenated and read as UTF-8, with U+FFFD for
 // invalid sequences, as `tokenizers` does.
 
 import { AddedTokenMatcher, type Segment } from "./added-tokens.js";
 import { BytePairEncoder } from "./bpe.js";
-import { GPT2_SPLIT, toByteLevel, tokenBytes } from "./byte-level.js";
+import { GPT2_SPLIT, tokenBytes } from "./byte-level.js";
 import { parseTokenizerJson, type AddedToken, type TokenizerSpec } from "./config.js";
 
 // Rust's String::from_utf8_lossy (what tokenizers' decoder uses) replaces each invalid sequence with
 // U+FFFD, as TextDecoder does, but keeps a leading byte-order mark, which TextDecoder drops unless told.
 const UTF8_LIKE_RUST = { ignoreBOM: true };
+const UTF8 = new TextEncoder();
 
 /** OLMo's end-of-text id (eos_token_id in the OLMo-1B / 7B / 0424 configs). */
 export const OLMO_EOS_TOKEN_ID = 50279;
@@ -49,6 +50,9 @@ export class Tokenizer {
   private readonly addedByContent = new Map<string, AddedToken>();
   private readonly tokenById: (string | undefined)[] = [];
   private readonly bytesById: (Uint8Array | undefined)[] = [];
+  /** Ids of each word seen, keyed by the word's text (before the byte-level mapping). */
+  private readonly wordCache = new Map<string, number[]>();
+  private static readonly WORD_CACHE_LIMIT = 500_000;
 
   /** From tokenizer.json: its text or the parsed object. */
   constructor(json: string | object, options: TokenizerOptions = {}) {
@@ -97,13 +101,24 @@ export class Tokenizer {
     }
     const text = this.spec.addPrefixSpace && !segment.text.startsWith(" ") ? " " + segment.text : segment.text;
     if (!this.spec.useRegex) {
-      for (const id of this.bpe.encodeWord(toByteLevel(text))) ids.push(id);
+      for (const id of this.wordIds(text)) ids.push(id);
       return;
     }
     GPT2_SPLIT.lastIndex = 0;
     for (let m = GPT2_SPLIT.exec(text); m; m = GPT2_SPLIT.exec(text)) {
-      for (const id of this.bpe.encodeWord(toByteLevel(m[0]))) ids.push(id);
+      const word = this.wordIds(m[0]);
+      for (let i = 0; i < word.length; i++) ids.push(word[i]!);
     }
+  }
+
+  private wordIds(word: string): number[] {
+    let ids = this.wordCache.get(word);
+    if (ids === undefined) {
+      ids = this.bpe.encodeWord(UTF8.encode(word));
+      if (this.wordCache.size >= Tokenizer.WORD_CACHE_LIMIT) this.wordCache.clear(); // bounded memory
+      this.wordCache.set(word, ids);
+    }
+    return ids;
   }
 
   /** Text of `ids`. Ids that are in no vocabulary are skipped, as `tokenizers` does. */
@@ -139,7 +154,7 @@ export class Tokenizer {
     if (cached) return cached;
     const token = this.tokenById[id];
     if (token === undefined) return null;
-    return (this.bytesById[id] = this.addedById.has(id) ? new TextEncoder().encode(token) : tokenBytes(token));
+    return (this.bytesById[id] = this.addedById.has(id) ? UTF8.encode(token) : tokenBytes(token));
   }
 
   /** The id of a token string (an added token's content or a byte-level vocabulary entry). */
