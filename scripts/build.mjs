@@ -14,11 +14,23 @@ const entries = (dir, suffix) =>
 rmSync(join(root, "dist"), { recursive: true, force: true });
 rmSync(join(root, "build"), { recursive: true, force: true });
 
-const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning" };
+// WebAssembly kernels (assembly/), two builds: shared memory + threads, and single-threaded.
+const asc = join(root, "node_modules/assemblyscript/bin/asc.js");
+const ascFlags = ["--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", "--importMemory", "--noExportMemory",
+  "--initialMemory", "2", "--maximumMemory", "65536"];
+for (const [name, extra] of [["kernels-threads", ["--enable", "threads", "--sharedMemory"]], ["kernels-single", []]]) {
+  execFileSync(process.execPath, [asc, join(root, "assembly/index.ts"), "-o", join(root, `build/wasm/${name}.wasm`), ...ascFlags, ...extra], {
+    stdio: "inherit",
+  });
+}
+
+const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning", loader: { ".wasm": "binary" } };
 
 await Promise.all([
   // The core library: no Node built-ins, runs in every JS host.
   build({ ...common, entryPoints: [join(root, "src/index.ts")], outfile: join(root, "dist/index.js"), platform: "neutral" }),
+  // Node-only additions (worker_threads pool).
+  build({ ...common, entryPoints: [join(root, "src/node/index.ts")], outfile: join(root, "dist/node.js"), platform: "node" }),
   // The command-line tool (Node only).
   build({
     ...common,

@@ -56,7 +56,7 @@ function tolerance(c: Case, backend: AnyBackend, base: Tolerance): Tolerance {
   return base;
 }
 
-for (const { name: backendName, backend, tolerance: base } of backendsUnderTest()) {
+for (const { name: backendName, backend, tolerance: base } of await backendsUnderTest()) {
   for (const c of fixture.cases) {
     test(`${backendName}: ${c.name}`, async () => {
       const tol = tolerance(c, backend, base);

@@ -2,7 +2,8 @@
 // backends under test.
 
 import { readFileSync } from "node:fs";
-import { createJsBackend, type AnyBackend, type JsBuffer, type Tensor } from "../src/index.js";
+import { createJsBackend, createWasmBackend, type AnyBackend, type JsBuffer, type Tensor, type WasmBackend } from "../src/index.js";
+import { createNodeWasmBackend } from "../src/node/index.js";
 import { downloadF64 } from "../src/backends/js/index.js";
 
 export const here = new URL(".", import.meta.url).pathname;
@@ -48,9 +49,26 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   }
 }
 
-/** Every backend whose kernels are tested against the reference; later backends join this list. */
-export function backendsUnderTest(): { name: string; backend: AnyBackend; tolerance: Tolerance }[] {
+let wasmBackends: Promise<WasmBackend[]> | null = null;
+
+/**
+ * The WASM backend on 1 thread and on 2 (worker_threads), created once per test file. The 2-thread one
+ * splits even the smallest kernel across its threads, so tiny test shapes exercise the split too.
+ */
+export function wasmBackendsUnderTest(): Promise<WasmBackend[]> {
+  wasmBackends ??= Promise.all([createWasmBackend({ threads: 1 }), createNodeWasmBackend({ threads: 2, parallelMinWork: 0 })]);
+  return wasmBackends;
+}
+
+/** Every backend whose kernels are tested against PyTorch; later backends join this list. */
+export async function backendsUnderTest(): Promise<{ name: string; backend: AnyBackend; tolerance: Tolerance }[]> {
+  const [wasm1, wasm2] = await wasmBackendsUnderTest();
+  // WASM kernels compute in f32 like the js backend (sums in other orders, exp and log in f32 in some
+  // kernels: relative errors of a few 1e-7), so the js backend's f32 tolerance applies.
+  const f32Tolerance = { atol: 2e-5, rtol: 2e-5 };
   return [
+    { name: "wasm-1-thread", backend: wasm1!, tolerance: f32Tolerance },
+    { name: "wasm-2-threads", backend: wasm2!, tolerance: f32Tolerance },
     // f64 arithmetic against PyTorch's f64: only summation order and libm differ (about 1e-15
     // relative), so 1e-9 catches anything but rounding. (RoPE is the exception, see golden.test.ts.)
     { name: "js-f64", backend: createJsBackend({ precision: "f64" }), tolerance: { atol: 1e-9, rtol: 1e-9 } },

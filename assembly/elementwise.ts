@@ -1,0 +1,96 @@
+// Elementwise kernels. Threads take contiguous, 4-aligned ranges of the flat arrays.
+
+import { BF16, F16, F32, I32, f32ToBf16, f32ToF16, loadAsF32, partEnd, partStart } from "./common";
+
+/** out[i] = value, for a buffer of dtype f32 / bf16 / f16 / i32. */
+export function fill(out: usize, dtype: i32, size: i32, value: f64, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  if (dtype == F32) for (let i = i0; i < i1; i++) store<f32>(out + (<usize>i << 2), <f32>value);
+  else if (dtype == I32) for (let i = i0; i < i1; i++) store<i32>(out + (<usize>i << 2), <i32>value);
+  else {
+    const bits = <u16>(dtype == BF16 ? f32ToBf16(<f32>value) : f32ToF16(<f32>value));
+    for (let i = i0; i < i1; i++) store<u16>(out + (<usize>i << 1), bits);
+  }
+}
+
+/** Convert element by element between f32 / bf16 / f16 / i32 (i32 <- float truncates). */
+export function cast(x: usize, from: i32, out: usize, to: i32, size: i32, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  for (let i = i0; i < i1; i++) {
+    const at = <usize>i;
+    const v: f64 = from == I32 ? <f64>load<i32>(x + (at << 2)) : <f64>loadAsF32(x, from, at);
+    if (to == F32) store<f32>(out + (at << 2), <f32>v);
+    else if (to == I32) store<i32>(out + (at << 2), <i32>v);
+    else store<u16>(out + (at << 1), <u16>(to == BF16 ? f32ToBf16(<f32>v) : f32ToF16(<f32>v)));
+  }
+}
+
+/** out[i] = a[i % aSize] op b[i % bSize]; op 0 = add, 1 = sub, 2 = mul. */
+export function binary(op: i32, a: usize, b: usize, out: usize, size: i32, aSize: i32, bSize: i32, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  if (aSize == size && bSize == size) {
+    // The common, unbroadcast case in SIMD.
+    let i = i0;
+    for (; i + 4 <= i1; i += 4) {
+      const at = <usize>i << 2;
+      const u = v128.load(a + at), v = v128.load(b + at);
+      v128.store(out + at, op == 0 ? f32x4.add(u, v) : op == 1 ? f32x4.sub(u, v) : f32x4.mul(u, v));
+    }
+    for (; i < i1; i++) {
+      const at = <usize>i << 2;
+      const u = load<f32>(a + at), v = load<f32>(b + at);
+      store<f32>(out + at, op == 0 ? u + v : op == 1 ? u - v : u * v);
+    }
+    return;
+  }
+  for (let i = i0; i < i1; i++) {
+    const u = load<f32>(a + (<usize>(i % aSize) << 2)), v = load<f32>(b + (<usize>(i % bSize) << 2));
+    store<f32>(out + (<usize>i << 2), op == 0 ? u + v : op == 1 ? u - v : u * v);
+  }
+}
+
+export function scale(x: usize, out: usize, size: i32, factor: f32, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  const f = f32x4.splat(factor);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) v128.store(out + (<usize>i << 2), f32x4.mul(v128.load(x + (<usize>i << 2)), f));
+  for (; i < i1; i++) store<f32>(out + (<usize>i << 2), load<f32>(x + (<usize>i << 2)) * factor);
+}
+
+@inline function sigmoid(x: f32): f32 {
+  return 1 / (1 + Mathf.exp(-x));
+}
+
+export function silu(x: usize, out: usize, size: i32, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  for (let i = i0; i < i1; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    store<f32>(out + (<usize>i << 2), v * sigmoid(v));
+  }
+}
+
+export function siluBackward(x: usize, dout: usize, dx: usize, size: i32, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  for (let i = i0; i < i1; i++) {
+    const at = <usize>i << 2;
+    const v = load<f32>(x + at), s = sigmoid(v);
+    store<f32>(dx + at, load<f32>(dout + at) * s * (1 + v * (1 - s)));
+  }
+}
+
+export function clamp(x: usize, out: usize, size: i32, lo: f32, hi: f32, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  for (let i = i0; i < i1; i++) {
+    const at = <usize>i << 2;
+    store<f32>(out + at, min<f32>(max<f32>(load<f32>(x + at), lo), hi));
+  }
+}
+
+export function clampBackward(x: usize, dout: usize, dx: usize, size: i32, lo: f32, hi: f32, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  for (let i = i0; i < i1; i++) {
+    const at = <usize>i << 2;
+    const v = load<f32>(x + at);
+    store<f32>(dx + at, v >= lo && v <= hi ? load<f32>(dout + at) : 0);
+  }
+}

@@ -1,0 +1,15 @@
+// The WebAssembly kernels of olmo-js: one export per kernel of the backend interface
+// (src/core/backend.ts), each taking (tid, threads) last. See src/backends/wasm for the host side.
+
+export { fill, cast, binary, scale, silu, siluBackward, clamp, clampBackward } from "./elementwise";
+export { matmul, matmulWorkspaceBytes } from "./matmul";
+export { layerNorm, layerNormBackward, softmax, softmaxBackward, logSoftmax, logSoftmaxBackward } from "./normalization";
+export { rotaryEmbedding } from "./rope";
+export { attention, attentionBackward } from "./attention";
+export { embedding, embeddingBackward, crossEntropy, crossEntropyBackward } from "./embedding";
+export { sum, broadcast, permute, slice, sliceAssign } from "./layout";
+
+/** First byte after the static data: the host's allocator starts here. */
+export function heapBase(): usize {
+  return __heap_base;
+}

@@ -1,0 +1,164 @@
+// Layout kernels: reductions, broadcasts, permutes and slices, for any rank up to MAX_RANK.
+// Shapes arrive as i32 arrays in memory (the caller writes them to a small parameter block).
+// Each walks the flat index of the array it writes and derives the other's offset from strides.
+
+import { partEnd, partStart } from "./common";
+
+const MAX_RANK = 8;
+// Per-call scratch on the wasm value stack is not addressable, so coordinates live in a static block;
+// one block per thread (up to 64 threads).
+const coords = memory.data(MAX_RANK * 4 * 64);
+const strideA = memory.data(MAX_RANK * 4 * 64);
+const strideB = memory.data(MAX_RANK * 4 * 64);
+
+@inline function get(ptr: usize, i: i32): i32 {
+  return load<i32>(ptr + (<usize>i << 2));
+}
+@inline function set(ptr: usize, i: i32, v: i32): void {
+  store<i32>(ptr + (<usize>i << 2), v);
+}
+
+/** Row-major strides (in elements) of `shape` into dst. */
+function stridesOf(shape: usize, rank: i32, dst: usize): void {
+  let s = 1;
+  for (let axis = rank - 1; axis >= 0; axis--) {
+    set(dst, axis, s);
+    s *= get(shape, axis);
+  }
+}
+
+/**
+ * Copies elements: for flat index f in [f0, f1) of an array of shape `walk`, dst[dstOffset + f * 1 (in
+ * walk order, or via dstStrides)] = src[srcOffset + coord . srcStrides]. Used by permute and slices.
+ */
+function copyStrided(
+  src: usize, srcOffset: i64, srcStrides: usize, dst: usize, dstOffset: i64, dstStrides: usize, walk: usize, rank: i32,
+  elementBytes: i32, f0: i32, f1: i32, coord: usize,
+): void {
+  // The coordinate of f0, then incremented like an odometer.
+  let rest = f0;
+  for (let axis = rank - 1; axis >= 0; axis--) {
+    const n = get(walk, axis);
+    set(coord, axis, n == 0 ? 0 : rest % n);
+    rest = n == 0 ? 0 : rest / n;
+  }
+  for (let f = f0; f < f1; f++) {
+    let s = srcOffset, d = dstOffset;
+    for (let axis = 0; axis < rank; axis++) {
+      s += <i64>get(coord, axis) * get(srcStrides, axis);
+      d += <i64>get(coord, axis) * get(dstStrides, axis);
+    }
+    if (elementBytes == 4) store<u32>(dst + (<usize>d << 2), load<u32>(src + (<usize>s << 2)));
+    else store<u16>(dst + (<usize>d << 1), load<u16>(src + (<usize>s << 1)));
+    for (let axis = rank - 1; axis >= 0; axis--) {
+      const c = get(coord, axis) + 1;
+      if (c < get(walk, axis)) {
+        set(coord, axis, c);
+        break;
+      }
+      set(coord, axis, 0);
+    }
+  }
+}
+
+function sizeOf(shape: usize, rank: i32): i32 {
+  let n = 1;
+  for (let axis = 0; axis < rank; axis++) n *= get(shape, axis);
+  return n;
+}
+
+@inline function scratch(base: usize, tid: i32): usize {
+  return base + <usize>(tid * MAX_RANK * 4);
+}
+
+/** params: perm[rank]. out.shape[i] = shape[perm[i]]. */
+export function permute(x: usize, elementBytes: i32, out: usize, shape: usize, perm: usize, rank: i32, outShape: usize, tid: i32, threads: i32): void {
+  const inStrides = scratch(strideA, tid), permutedStrides = scratch(strideB, tid), outStrides = scratch(coords, tid);
+  stridesOf(shape, rank, inStrides);
+  // Input stride of each output axis; the output is walked contiguously.
+  for (let i = 0; i < rank; i++) set(permutedStrides, i, get(inStrides, get(perm, i)));
+  stridesOf(outShape, rank, outStrides);
+  const size = sizeOf(outShape, rank);
+  const f0 = partStart(size, tid, threads, 1), f1 = partEnd(size, tid, threads, 1);
+  // copyStrided needs its own coordinate block: reuse inStrides (no longer needed).
+  copyStrided(x, 0, permutedStrides, out, 0, outStrides, outShape, rank, elementBytes, f0, f1, inStrides);
+}
+
+/** out = x[start .. start + outShape] for x of `shape`. */
+export function slice(x: usize, elementBytes: i32, out: usize, shape: usize, start: usize, outShape: usize, rank: i32, tid: i32, threads: i32): void {
+  const xStrides = scratch(strideA, tid), outStrides = scratch(strideB, tid), coord = scratch(coords, tid);
+  stridesOf(shape, rank, xStrides);
+  stridesOf(outShape, rank, outStrides);
+  let offset: i64 = 0;
+  for (let axis = 0; axis < rank; axis++) offset += <i64>get(start, axis) * get(xStrides, axis);
+  const size = sizeOf(outShape, rank);
+  copyStrided(x, offset, xStrides, out, 0, outStrides, outShape, rank, elementBytes, partStart(size, tid, threads, 1), partEnd(size, tid, threads, 1), coord);
+}
+
+/** out[start .. start + xShape] = x, for out of `shape`; other elements untouched. */
+export function sliceAssign(x: usize, elementBytes: i32, out: usize, shape: usize, start: usize, xShape: usize, rank: i32, tid: i32, threads: i32): void {
+  const outStrides = scratch(strideA, tid), xStrides = scratch(strideB, tid), coord = scratch(coords, tid);
+  stridesOf(shape, rank, outStrides);
+  stridesOf(xShape, rank, xStrides);
+  let offset: i64 = 0;
+  for (let axis = 0; axis < rank; axis++) offset += <i64>get(start, axis) * get(outStrides, axis);
+  const size = sizeOf(xShape, rank);
+  copyStrided(x, 0, xStrides, out, offset, outStrides, xShape, rank, elementBytes, partStart(size, tid, threads, 1), partEnd(size, tid, threads, 1), coord);
+}
+
+/**
+ * Sum over the axes where reduce[i] != 0; out has the reduced shape (those axes of size 1).
+ * Threads split the output elements; each sums its elements' inputs.
+ */
+export function sum(x: usize, out: usize, shape: usize, reduce: usize, rank: i32, tid: i32, threads: i32): void {
+  // Split the axes into kept (walked by output index) and reduced (walked per output element).
+  const keptShape = scratch(coords, tid), xStrides = scratch(strideA, tid);
+  stridesOf(shape, rank, xStrides);
+  let outSize = 1, inner = 1;
+  for (let axis = 0; axis < rank; axis++) {
+    const n = get(shape, axis);
+    if (get(reduce, axis) != 0) inner *= n;
+    else outSize *= n;
+    set(keptShape, axis, get(reduce, axis) != 0 ? 1 : n);
+  }
+  const o1 = partEnd(outSize, tid, threads, 1);
+  for (let o = partStart(outSize, tid, threads, 1); o < o1; o++) {
+    // Base offset of output element o in x (reduced axes at 0).
+    let rest = o;
+    let base: i64 = 0;
+    for (let axis = rank - 1; axis >= 0; axis--) {
+      const n = get(keptShape, axis);
+      base += <i64>(rest % n) * get(xStrides, axis);
+      rest /= n;
+    }
+    // Walk the reduced axes.
+    let acc: f64 = 0;
+    for (let r = 0; r < inner; r++) {
+      let restR = r;
+      let offset = base;
+      for (let axis = rank - 1; axis >= 0; axis--) {
+        if (get(reduce, axis) == 0) continue;
+        const n = get(shape, axis);
+        offset += <i64>(restR % n) * get(xStrides, axis);
+        restR /= n;
+      }
+      acc += <f64>load<f32>(x + (<usize>offset << 2));
+    }
+    store<f32>(out + (<usize>o << 2), <f32>acc);
+  }
+}
+
+/** The transpose of sum: out (of `shape`) = x (reduced shape) repeated along the reduced axes. */
+export function broadcast(x: usize, out: usize, shape: usize, reduce: usize, rank: i32, tid: i32, threads: i32): void {
+  const xStrides = scratch(strideA, tid), outStrides = scratch(strideB, tid), coord = scratch(coords, tid);
+  // Strides of the reduced x seen from out's coordinates: 0 along reduced axes.
+  let s = 1;
+  for (let axis = rank - 1; axis >= 0; axis--) {
+    const reduced = get(reduce, axis) != 0;
+    set(xStrides, axis, reduced ? 0 : s);
+    if (!reduced) s *= get(shape, axis);
+  }
+  stridesOf(shape, rank, outStrides);
+  const size = sizeOf(shape, rank);
+  copyStrided(x, 0, xStrides, out, 0, outStrides, shape, rank, 4, partStart(size, tid, threads, 1), partEnd(size, tid, threads, 1), coord);
+}

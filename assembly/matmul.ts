@@ -1,0 +1,276 @@
+// Matrix multiply with 128-bit SIMD.
+//
+//   out[b] = op(A[b]) @ op(B[b]),  op(A): [M, K], op(B): [K, N], out: [M, N], row-major f32.
+//
+// Blocking scheme (Goto / BLIS, sized for a 32 KiB L1 and 512 KiB L2 per core):
+//   for each column block jc of NC = 512 columns           (B block: KC x NC, lives in L2/L3)
+//     for each depth block pc of KC = 256                   pack B[pc:pc+KC, jc:jc+NC] into
+//                                                           panels of NR = 8 columns, zero-padded
+//       for each row block ic of MC = 128 rows              pack A[ic:ic+MC, pc:pc+KC] into
+//                                                           panels of MR = 4 rows, zero-padded
+//         for each B panel jr, each A panel ir:             micro-kernel: a 4 x 8 tile of out in
+//                                                           8 v128 accumulators (4 rows x 2 vectors)
+// Packing makes every micro-kernel load sequential and handles transposes and bf16 / f16 weights in
+// one place (widened to f32 while packing). The micro-kernel does, per k: two v128 loads of B, four
+// broadcast loads of A, eight f32x4.mul and eight f32x4.add. Larger tiles spill registers in V8 and
+// hand unrolling did not help (V8 unrolls); FMA would not help either on 2-FMUL + 2-FADD pipes.
+//
+// M = 1 (decoding one token) takes the GEMV paths instead: no packing, the weight rows are streamed
+// once, bf16 widened in registers with a zero-interleaving shuffle.
+//
+// Threads split the output columns (or the batch, when it has at least one entry per thread); each
+// thread packs into its own workspace.
+
+import { BF16, F16, F32, f16ToF32, loadAsF32, partEnd, partStart } from "./common";
+
+const MR = 4;
+const NR = 8;
+const KC = 256;
+const MC = 128;
+const NC = 512;
+
+/** Bytes of workspace each thread needs: a packed B block, a packed A block, one 4 x 8 tile. */
+export function matmulWorkspaceBytes(): usize {
+  return <usize>(KC * NC + MC * KC + MR * NR) * 4;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The micro-kernel: tile (4 x 8) = Ap panel (kc x 4) x Bp panel (kc x 8), added to the tile when
+// `accumulate`, stored with row stride ldc bytes.
+
+@inline function microKernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  const end = ap + (<usize>kc << 4);
+  while (ap < end) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+    let a = v128.load32_splat(ap);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0));
+    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0));
+    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0));
+    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(ap, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0));
+    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    ap += 16;
+    bp += 32;
+  }
+  const c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+  if (accumulate) {
+    c00 = f32x4.add(c00, v128.load(c));
+    c01 = f32x4.add(c01, v128.load(c, 16));
+    c10 = f32x4.add(c10, v128.load(c1));
+    c11 = f32x4.add(c11, v128.load(c1, 16));
+    c20 = f32x4.add(c20, v128.load(c2));
+    c21 = f32x4.add(c21, v128.load(c2, 16));
+    c30 = f32x4.add(c30, v128.load(c3));
+    c31 = f32x4.add(c31, v128.load(c3, 16));
+  }
+  v128.store(c, c00);
+  v128.store(c, c01, 16);
+  v128.store(c1, c10);
+  v128.store(c1, c11, 16);
+  v128.store(c2, c20);
+  v128.store(c2, c21, 16);
+  v128.store(c3, c30);
+  v128.store(c3, c31, 16);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Packing
+
+/** Pack op(B)[p0 : p0+kc, j0 : j0+nc] into panels of 8 columns: dst[panel][p][0..8], zero-padded. */
+function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, p0: i32, kc: i32, j0: i32, nc: i32): void {
+  for (let jp = 0; jp < nc; jp += NR) {
+    const j = j0 + jp;
+    const full = j + NR <= n;
+    for (let p = 0; p < kc; p++) {
+      const row = <usize>(p0 + p);
+      if (!transB && full && bDType == F32) {
+        const src = b + ((row * <usize>n + <usize>j) << 2);
+        v128.store(dst, v128.load(src));
+        v128.store(dst, v128.load(src, 16), 16);
+      } else {
+        for (let jj = 0; jj < NR; jj++) {
+          const col = j + jj;
+          let v: f32 = 0;
+          if (col < n) v = loadAsF32(b, bDType, transB ? <usize>col * <usize>k + row : row * <usize>n + <usize>col);
+          store<f32>(dst + (<usize>jj << 2), v);
+        }
+      }
+      dst += NR * 4;
+    }
+  }
+}
+
+/** Pack op(A)[i0 : i0+mc, p0 : p0+kc] into panels of 4 rows: dst[panel][p][0..4], zero-padded. */
+function packA(dst: usize, a: usize, transA: bool, m: i32, k: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
+  for (let ip = 0; ip < mc; ip += MR) {
+    for (let p = 0; p < kc; p++) {
+      const col = <usize>(p0 + p);
+      for (let r = 0; r < MR; r++) {
+        const row = i0 + ip + r;
+        let v: f32 = 0;
+        if (row < m) v = load<f32>(a + ((transA ? col * <usize>m + <usize>row : <usize>row * <usize>k + col) << 2));
+        store<f32>(dst + (<usize>r << 2), v);
+      }
+      dst += MR * 4;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// GEMM on one batch entry, columns [n0, n1) of the output.
+
+function gemm(
+  a: usize, b: usize, bDType: i32, out: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool,
+  n0: i32, n1: i32, ws: usize,
+): void {
+  const packedB = ws;
+  const packedA = ws + <usize>(KC * NC * 4);
+  const tile = packedA + <usize>(MC * KC * 4);
+  const ldc = <usize>n << 2;
+  if (k == 0) {
+    for (let i = 0; i < m; i++) memory.fill(out + ((<usize>i * <usize>n + <usize>n0) << 2), 0, <usize>(n1 - n0) << 2);
+    return;
+  }
+  for (let jc = n0; jc < n1; jc += NC) {
+    const nc = min<i32>(NC, n1 - jc);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = min<i32>(KC, k - pc);
+      packB(packedB, b, bDType, transB, k, n, pc, kc, jc, nc);
+      for (let ic = 0; ic < m; ic += MC) {
+        const mc = min<i32>(MC, m - ic);
+        packA(packedA, a, transA, m, k, ic, mc, pc, kc);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const bp = packedB + (<usize>jr * <usize>kc << 2);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const ap = packedA + (<usize>ir * <usize>kc << 2);
+            const row = ic + ir, col = jc + jr;
+            const c = out + ((<usize>row * <usize>n + <usize>col) << 2);
+            if (row + MR <= m && col + NR <= n1) {
+              microKernel(ap, bp, kc, c, ldc, pc > 0);
+            } else {
+              // An edge tile: compute the whole 4 x 8 tile aside, then add the part inside out.
+              microKernel(ap, bp, kc, tile, NR * 4, false);
+              const rows = min<i32>(MR, m - row), cols = min<i32>(NR, n1 - col);
+              for (let r = 0; r < rows; r++) {
+                for (let cc = 0; cc < cols; cc++) {
+                  const dst = c + (<usize>r * ldc) + (<usize>cc << 2);
+                  const v = load<f32>(tile + (<usize>(r * NR + cc) << 2));
+                  store<f32>(dst, pc > 0 ? load<f32>(dst) + v : v);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// GEMV: one row of activations times a weight matrix, columns [n0, n1).
+
+/** Widen 8 bf16 values (one v128) to two f32x4: each bf16 is the top half of an f32. */
+@inline function bf16Low(v: v128): v128 {
+  return i8x16.shuffle(v128.splat<i32>(0), v, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+}
+@inline function bf16High(v: v128): v128 {
+  return i8x16.shuffle(v128.splat<i32>(0), v, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+}
+
+@inline function horizontalSum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/** out[j] = x . W[j, :] for W stored [N, K] (transB), rows streamed once. */
+function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, n1: i32): void {
+  const k8 = k & ~7;
+  for (let j = n0; j < n1; j++) {
+    let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+    let sum: f32 = 0;
+    if (bDType == BF16) {
+      const row = w + ((<usize>j * <usize>k) << 1);
+      for (let p = 0; p < k8; p += 8) {
+        const packed = v128.load(row + (<usize>p << 1));
+        const xp = x + (<usize>p << 2);
+        acc0 = f32x4.add(acc0, f32x4.mul(bf16Low(packed), v128.load(xp)));
+        acc1 = f32x4.add(acc1, f32x4.mul(bf16High(packed), v128.load(xp, 16)));
+      }
+      for (let p = k8; p < k; p++) sum += load<f32>(x + (<usize>p << 2)) * loadAsF32(w, BF16, <usize>j * <usize>k + <usize>p);
+    } else if (bDType == F32) {
+      const row = w + ((<usize>j * <usize>k) << 2);
+      for (let p = 0; p < k8; p += 8) {
+        const xp = x + (<usize>p << 2), wp = row + (<usize>p << 2);
+        acc0 = f32x4.add(acc0, f32x4.mul(v128.load(wp), v128.load(xp)));
+        acc1 = f32x4.add(acc1, f32x4.mul(v128.load(wp, 16), v128.load(xp, 16)));
+      }
+      for (let p = k8; p < k; p++) sum += load<f32>(x + (<usize>p << 2)) * load<f32>(row + (<usize>p << 2));
+    } else {
+      for (let p = 0; p < k; p++) sum += load<f32>(x + (<usize>p << 2)) * f16ToF32(<u32>load<u16>(w + ((<usize>j * <usize>k + <usize>p) << 1)));
+    }
+    store<f32>(out + (<usize>j << 2), horizontalSum(f32x4.add(acc0, acc1)) + sum);
+  }
+}
+
+/** out[j] = sum_p x[p] W[p, j] for W stored [K, N]: rows of W streamed, columns [n0, n1) accumulated. */
+function gemvColumns(x: usize, w: usize, bDType: i32, out: usize, k: i32, n: i32, n0: i32, n1: i32): void {
+  memory.fill(out + (<usize>n0 << 2), 0, <usize>(n1 - n0) << 2);
+  const n8 = n0 + ((n1 - n0) & ~7);
+  for (let p = 0; p < k; p++) {
+    const xv: f32 = load<f32>(x + (<usize>p << 2));
+    const xs = f32x4.splat(xv);
+    const rowIndex = <usize>p * <usize>n;
+    if (bDType == BF16) {
+      for (let j = n0; j < n8; j += 8) {
+        const packed = v128.load(w + ((rowIndex + <usize>j) << 1));
+        const o = out + (<usize>j << 2);
+        v128.store(o, f32x4.add(v128.load(o), f32x4.mul(xs, bf16Low(packed))));
+        v128.store(o, f32x4.add(v128.load(o, 16), f32x4.mul(xs, bf16High(packed))), 16);
+      }
+    } else if (bDType == F32) {
+      for (let j = n0; j < n8; j += 8) {
+        const wp = w + ((rowIndex + <usize>j) << 2);
+        const o = out + (<usize>j << 2);
+        v128.store(o, f32x4.add(v128.load(o), f32x4.mul(xs, v128.load(wp))));
+        v128.store(o, f32x4.add(v128.load(o, 16), f32x4.mul(xs, v128.load(wp, 16))), 16);
+      }
+    }
+    const tailStart = bDType == F16 ? n0 : n8;
+    for (let j = tailStart; j < n1; j++) {
+      const o = out + (<usize>j << 2);
+      store<f32>(o, load<f32>(o) + xv * loadAsF32(w, bDType, rowIndex + <usize>j));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The kernel: see KernelArgs["matmul"] in src/core/backend.ts.
+
+export function matmul(
+  a: usize, b: usize, out: usize, bDType: i32, batch: i32, m: i32, k: i32, n: i32, transA: i32, transB: i32,
+  aBatchStride: usize, bBatchStride: usize, workspace: usize, tid: i32, threads: i32,
+): void {
+  const bElementBytes: usize = bDType == F32 ? 4 : 2;
+  const ws = workspace + <usize>tid * matmulWorkspaceBytes();
+  // With at least one batch entry per thread, threads take whole entries; otherwise they split columns.
+  const splitBatch = batch >= threads;
+  const b0 = splitBatch ? partStart(batch, tid, threads, 1) : 0;
+  const b1 = splitBatch ? partEnd(batch, tid, threads, 1) : batch;
+  const n0 = splitBatch ? 0 : partStart(n, tid, threads, NR);
+  const n1 = splitBatch ? n : partEnd(n, tid, threads, NR);
+  if (n0 >= n1) return;
+  for (let e = b0; e < b1; e++) {
+    const ae = a + ((<usize>e * aBatchStride) << 2);
+    const be = b + <usize>e * bBatchStride * bElementBytes;
+    const oe = out + ((<usize>e * <usize>m * <usize>n) << 2);
+    if (m == 1 && transB != 0) gemvRows(ae, be, bDType, oe, k, n0, n1);
+    else if (m == 1) gemvColumns(ae, be, bDType, oe, k, n, n0, n1);
+    else gemm(ae, be, bDType, oe, m, k, n, transA != 0, transB != 0, n0, n1, ws);
+  }
+}

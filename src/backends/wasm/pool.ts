@@ -1,0 +1,130 @@
+// The thread pool: workers that share the backend's WebAssembly memory and run kernels on request.
+//
+// Each worker instantiates the same module on the same shared memory, then sleeps in Atomics.wait on a
+// control word. A kernel call writes its arguments into a shared block, bumps the generation counter
+// and wakes the workers; every thread, the caller included as thread 0, computes its share (kernels
+// split their output by thread index) and the caller waits until the pending count reaches zero. No
+// message is posted per call. The caller blocks in Atomics.wait, which Node's main thread and Web
+// Workers allow (a browser's main thread does not: run olmo-js in a worker there, or use 1 thread).
+//
+// Control block (Int32Array): [0] generation, [1] pending workers, [2] kernel index (-1 = exit),
+// [3] argument count, [4 + t] result of thread t (kernels that report a bad index return it + 1;
+// -1 = the worker threw). Arguments: a Float64Array beside it.
+
+/** The part of a Worker (web) or worker_threads Worker (Node) the pool uses. */
+export interface PoolWorker {
+  postMessage(message: unknown): void;
+  onMessage(listener: (message: unknown) => void): void;
+  terminate(): void;
+  /** Node: let the process exit while the worker sleeps (called once the worker is ready). */
+  unref?(): void;
+}
+
+/** Starts a worker running `source` (a classic script / CommonJS program). */
+export type SpawnWorker = (source: string) => PoolWorker;
+
+const MAX_ARGS = 32;
+const SPIN_ITERATIONS = 20000; // about 20-50 us of polling before sleeping: kernels come in bursts
+
+// The worker program. It runs as a classic Web Worker or as a CommonJS worker_threads program.
+export const WORKER_SOURCE = `
+const port = typeof require === "function" ? require("node:worker_threads").parentPort : self;
+const listen = (fn) => (typeof require === "function" ? port.on("message", fn) : (self.onmessage = (e) => fn(e.data)));
+listen((init) => {
+  const instance = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
+  const fns = init.kernels.map((name) => instance.exports[name]);
+  const control = new Int32Array(init.control);
+  const args = new Float64Array(init.args);
+  const tid = init.tid, threads = init.threads;
+  port.postMessage("ready");
+  let generation = 0;
+  for (;;) {
+    for (let spin = 0; spin < ${SPIN_ITERATIONS} && Atomics.load(control, 0) === generation; spin++);
+    Atomics.wait(control, 0, generation);
+    generation = Atomics.load(control, 0);
+    const op = control[2];
+    if (op < 0) break;
+    let result = 0;
+    try {
+      const n = control[3];
+      const list = new Array(n + 2);
+      for (let i = 0; i < n; i++) list[i] = args[i];
+      list[n] = tid;
+      list[n + 1] = threads;
+      result = fns[op].apply(null, list) | 0;
+    } catch (e) {
+      result = -1;
+    }
+    Atomics.store(control, 4 + tid, result);
+    if (Atomics.sub(control, 1, 1) === 1) Atomics.notify(control, 1);
+  }
+});
+`;
+
+export class ThreadPool {
+  private readonly control: Int32Array;
+  private readonly args: Float64Array;
+  private readonly workers: PoolWorker[] = [];
+  private closed = false;
+
+  private constructor(readonly threads: number) {
+    this.control = new Int32Array(new SharedArrayBuffer(4 * (4 + threads)));
+    this.args = new Float64Array(new SharedArrayBuffer(8 * MAX_ARGS));
+  }
+
+  /** Start threads - 1 workers (the caller is thread 0) and wait until each has instantiated. */
+  static async start(
+    threads: number, module: WebAssembly.Module, memory: WebAssembly.Memory, kernels: readonly string[], spawn: SpawnWorker,
+  ): Promise<ThreadPool> {
+    const pool = new ThreadPool(threads);
+    const ready: Promise<void>[] = [];
+    for (let tid = 1; tid < threads; tid++) {
+      const worker = spawn(WORKER_SOURCE);
+      pool.workers.push(worker);
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.onMessage((m) => (m === "ready" ? resolve() : reject(new Error(`wasm worker ${tid}: ${String(m)}`))));
+        }),
+      );
+      worker.postMessage({ module, memory, kernels, control: pool.control.buffer, args: pool.args.buffer, tid, threads });
+    }
+    await Promise.all(ready);
+    for (const w of pool.workers) w.unref?.();
+    return pool;
+  }
+
+  /**
+   * Run kernel `index` (`fn` is the caller's own export of it) on every thread with these arguments.
+   * Returns the smallest positive thread result (a reported bad position + 1), or 0.
+   */
+  run(index: number, fn: (...args: number[]) => number | void, args: readonly number[]): number {
+    if (this.closed) throw new Error("wasm backend: the thread pool was shut down (backend.dispose() was called)");
+    if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${args.length} kernel arguments exceed ${MAX_ARGS}`);
+    const c = this.control;
+    for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
+    c[2] = index;
+    c[3] = args.length;
+    for (let t = 0; t < this.threads; t++) c[4 + t] = 0;
+    Atomics.store(c, 1, this.workers.length);
+    Atomics.add(c, 0, 1);
+    Atomics.notify(c, 0);
+    let result = (fn(...args, 0, this.threads) as number | undefined) ?? 0;
+    for (let pending = Atomics.load(c, 1); pending !== 0; pending = Atomics.load(c, 1)) Atomics.wait(c, 1, pending);
+    for (let t = 1; t < this.threads; t++) {
+      const r = c[4 + t]!;
+      if (r < 0) throw new Error(`wasm backend: kernel ${index} failed in worker thread ${t}`);
+      if (r > 0 && (result === 0 || r < result)) result = r;
+    }
+    return result;
+  }
+
+  /** Stop the workers; the process can then exit. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.control[2] = -1;
+    Atomics.add(this.control, 0, 1);
+    Atomics.notify(this.control, 0);
+    for (const w of this.workers) w.terminate();
+  }
+}

@@ -1,0 +1,24 @@
+// olmo-js/node: the Node-only pieces (worker_threads for the WASM backend's thread pool).
+
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { createWasmBackend, type PoolWorker, type WasmBackend, type WasmBackendOptions } from "../backends/wasm/index.js";
+
+/** A worker_threads worker running `source`; once unref'd, a finished program exits on its own. */
+export function spawnNodeWorker(source: string): PoolWorker {
+  const worker = new Worker(source, { eval: true });
+  return {
+    postMessage: (message) => worker.postMessage(message),
+    onMessage: (listener) => {
+      worker.on("message", listener);
+      worker.on("error", (error) => listener(`error: ${error.message}`));
+    },
+    unref: () => worker.unref(),
+    terminate: () => void worker.terminate(),
+  };
+}
+
+/** The WASM SIMD backend with worker_threads; threads default to the machine's cores (at most 8). */
+export function createNodeWasmBackend(options: Omit<WasmBackendOptions, "spawnWorker"> = {}): Promise<WasmBackend> {
+  return createWasmBackend({ threads: Math.min(availableParallelism(), 8), ...options, spawnWorker: spawnNodeWorker });
+}

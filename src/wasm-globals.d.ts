@@ -1,0 +1,32 @@
+// The parts of the WebAssembly JS API that olmo-js uses. TypeScript only declares WebAssembly in its
+// DOM libraries; every host olmo-js targets has it, so it is declared here for the core.
+
+declare namespace WebAssembly {
+  interface MemoryDescriptor {
+    initial: number;
+    maximum?: number;
+    shared?: boolean;
+  }
+  class Memory {
+    constructor(descriptor: MemoryDescriptor);
+    readonly buffer: ArrayBuffer | SharedArrayBuffer;
+    grow(deltaPages: number): number;
+  }
+  class Module {
+    constructor(bytes: BufferSource);
+  }
+  class Instance {
+    constructor(module: Module, imports?: Record<string, Record<string, unknown>>);
+    readonly exports: Record<string, unknown>;
+  }
+  type BufferSource = ArrayBufferView | ArrayBuffer;
+  function validate(bytes: BufferSource): boolean;
+  function compile(bytes: BufferSource): Promise<Module>;
+  function instantiate(module: Module, imports?: Record<string, Record<string, unknown>>): Promise<Instance>;
+}
+
+/** Kernel binaries, embedded by esbuild's binary loader (see scripts/build.mjs). */
+declare module "*.wasm" {
+  const bytes: Uint8Array;
+  export default bytes;
+}
