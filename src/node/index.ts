@@ -6,7 +6,9 @@ import { createWasmBackend, type PoolWorker, type WasmBackend, type WasmBackendO
 
 /** A worker_threads worker running `source`; once unref'd, a finished program exits on its own. */
 export function spawnNodeWorker(source: string): PoolWorker {
-  const worker = new Worker(source, { eval: true });
+  // The worker program is CommonJS; a parent started with --input-type=module would make it a module.
+  const execArgv = process.execArgv.filter((arg) => !arg.startsWith("--input-type"));
+  const worker = new Worker(source, { eval: true, execArgv });
   return {
     postMessage: (message) => worker.postMessage(message),
     onMessage: (listener) => {
