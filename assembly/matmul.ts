@@ -188,33 +188,106 @@ function gemm(
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
-/** out[j] = x . W[j, :] for W stored [N, K] (transB), rows streamed once. */
-function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, n1: i32): void {
-  const k8 = k & ~7;
-  for (let j = n0; j < n1; j++) {
-    let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
-    let sum: f32 = 0;
-    if (bDType == BF16) {
-      const row = w + ((<usize>j * <usize>k) << 1);
-      for (let p = 0; p < k8; p += 8) {
-        const packed = v128.load(row + (<usize>p << 1));
-        const xp = x + (<usize>p << 2);
-        acc0 = f32x4.add(acc0, f32x4.mul(bf16Low(packed), v128.load(xp)));
-        acc1 = f32x4.add(acc1, f32x4.mul(bf16High(packed), v128.load(xp, 16)));
-      }
-      for (let p = k8; p < k; p++) sum += load<f32>(x + (<usize>p << 2)) * loadAsF32(w, BF16, <usize>j * <usize>k + <usize>p);
-    } else if (bDType == F32) {
-      const row = w + ((<usize>j * <usize>k) << 2);
-      for (let p = 0; p < k8; p += 8) {
-        const xp = x + (<usize>p << 2), wp = row + (<usize>p << 2);
-        acc0 = f32x4.add(acc0, f32x4.mul(v128.load(wp), v128.load(xp)));
-        acc1 = f32x4.add(acc1, f32x4.mul(v128.load(wp, 16), v128.load(xp, 16)));
-      }
-      for (let p = k8; p < k; p++) sum += load<f32>(x + (<usize>p << 2)) * load<f32>(row + (<usize>p << 2));
-    } else {
+/** Widen 8 weights at p (bf16 or f32) into two f32x4. */
+@inline function weights8Low(row: usize, p: i32, bf16: bool): v128 {
+  return bf16 ? bf16Low(v128.load(row + (<usize>p << 1))) : v128.load(row + (<usize>p << 2));
+}
+@inline function weights8High(row: usize, p: i32, bf16: bool): v128 {
+  return bf16 ? bf16High(v128.load(row + (<usize>p << 1))) : v128.load(row + (<usize>p << 2), 16);
+}
+
+/**
+ * out[j] = x . W[j, :] for W stored [N, K] (transB), rows streamed once. Four rows at a time share
+ * each load of x and keep eight independent accumulators in flight.
+ */
+function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, n1: i32, xs: usize): void {
+  if (bDType == F16) {
+    for (let j = n0; j < n1; j++) {
+      let sum: f32 = 0;
       for (let p = 0; p < k; p++) sum += load<f32>(x + (<usize>p << 2)) * f16ToF32(<u32>load<u16>(w + ((<usize>j * <usize>k + <usize>p) << 1)));
+      store<f32>(out + (<usize>j << 2), sum);
     }
-    store<f32>(out + (<usize>j << 2), horizontalSum(f32x4.add(acc0, acc1)) + sum);
+    return;
+  }
+  const bf16 = bDType == BF16;
+  const shift: usize = bf16 ? 1 : 2;
+  const k8 = k & ~7;
+  const highHalves = i32x4.splat(0xffff0000);
+  // The four-row bf16 loop reads x reordered from the workspace (xs), which holds any realistic K
+  // (163840 floats); beyond that, every row takes the one-row loop.
+  const fourRows = !bf16 || (<usize>k << 2) <= matmulWorkspaceBytes();
+  if (bf16 && fourRows) {
+    // xs = x with each block of 8 reordered as x0 x2 x4 x6 x1 x3 x5 x7 (see the loop below).
+    for (let p = 0; p < k8; p += 8) {
+      const lo = v128.load(x + (<usize>p << 2)), hi = v128.load(x + (<usize>p << 2), 16);
+      v128.store(xs + (<usize>p << 2), i8x16.shuffle(lo, hi, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27));
+      v128.store(xs + (<usize>p << 2), i8x16.shuffle(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31), 16);
+    }
+  }
+  let j = n0;
+  for (; fourRows && j + 4 <= n1; j += 4) {
+    const r0 = w + ((<usize>j * <usize>k) << shift), stride = <usize>k << shift;
+    const r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride;
+    let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+    if (bf16) {
+      // One 16-byte load holds 8 bf16 weights w0..w7 of a row, as four u32 lanes [w1:w0, w3:w2, ...].
+      // Shifting each lane left 16 bits gives f32 w0, w2, w4, w6; masking the low half off gives f32
+      // w1, w3, w5, w7. Multiplying those by x reordered the same way (done once, into xs) makes the
+      // widening two cheap integer operations per 8 weights.
+      for (let p = 0; p < k8; p += 8) {
+        const xp = xs + (<usize>p << 2), wp = <usize>p << 1;
+        const xe = v128.load(xp), xo = v128.load(xp, 16);
+        const w0 = v128.load(r0 + wp), w1 = v128.load(r1 + wp), w2 = v128.load(r2 + wp), w3 = v128.load(r3 + wp);
+        a0 = f32x4.add(a0, f32x4.mul(i32x4.shl(w0, 16), xe));
+        b0 = f32x4.add(b0, f32x4.mul(v128.and(w0, highHalves), xo));
+        a1 = f32x4.add(a1, f32x4.mul(i32x4.shl(w1, 16), xe));
+        b1 = f32x4.add(b1, f32x4.mul(v128.and(w1, highHalves), xo));
+        a2 = f32x4.add(a2, f32x4.mul(i32x4.shl(w2, 16), xe));
+        b2 = f32x4.add(b2, f32x4.mul(v128.and(w2, highHalves), xo));
+        a3 = f32x4.add(a3, f32x4.mul(i32x4.shl(w3, 16), xe));
+        b3 = f32x4.add(b3, f32x4.mul(v128.and(w3, highHalves), xo));
+      }
+    } else {
+      for (let p = 0; p < k8; p += 8) {
+        const xp = x + (<usize>p << 2), wp = <usize>p << 2;
+        const xl = v128.load(xp), xh = v128.load(xp, 16);
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(r0 + wp), xl));
+        b0 = f32x4.add(b0, f32x4.mul(v128.load(r0 + wp, 16), xh));
+        a1 = f32x4.add(a1, f32x4.mul(v128.load(r1 + wp), xl));
+        b1 = f32x4.add(b1, f32x4.mul(v128.load(r1 + wp, 16), xh));
+        a2 = f32x4.add(a2, f32x4.mul(v128.load(r2 + wp), xl));
+        b2 = f32x4.add(b2, f32x4.mul(v128.load(r2 + wp, 16), xh));
+        a3 = f32x4.add(a3, f32x4.mul(v128.load(r3 + wp), xl));
+        b3 = f32x4.add(b3, f32x4.mul(v128.load(r3 + wp, 16), xh));
+      }
+    }
+    let s0 = horizontalSum(f32x4.add(a0, b0)), s1 = horizontalSum(f32x4.add(a1, b1));
+    let s2 = horizontalSum(f32x4.add(a2, b2)), s3 = horizontalSum(f32x4.add(a3, b3));
+    for (let p = k8; p < k; p++) {
+      const xv = load<f32>(x + (<usize>p << 2));
+      const base = <usize>j * <usize>k + <usize>p;
+      s0 += xv * loadAsF32(w, bDType, base);
+      s1 += xv * loadAsF32(w, bDType, base + <usize>k);
+      s2 += xv * loadAsF32(w, bDType, base + 2 * <usize>k);
+      s3 += xv * loadAsF32(w, bDType, base + 3 * <usize>k);
+    }
+    store<f32>(out + (<usize>j << 2), s0);
+    store<f32>(out + (<usize>(j + 1) << 2), s1);
+    store<f32>(out + (<usize>(j + 2) << 2), s2);
+    store<f32>(out + (<usize>(j + 3) << 2), s3);
+  }
+  for (; j < n1; j++) {
+    const row = w + ((<usize>j * <usize>k) << shift);
+    let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+    for (let p = 0; p < k8; p += 8) {
+      const xp = x + (<usize>p << 2);
+      acc0 = f32x4.add(acc0, f32x4.mul(weights8Low(row, p, bf16), v128.load(xp)));
+      acc1 = f32x4.add(acc1, f32x4.mul(weights8High(row, p, bf16), v128.load(xp, 16)));
+    }
+    let sum = horizontalSum(f32x4.add(acc0, acc1));
+    for (let p = k8; p < k; p++) sum += load<f32>(x + (<usize>p << 2)) * loadAsF32(w, bDType, <usize>j * <usize>k + <usize>p);
+    store<f32>(out + (<usize>j << 2), sum);
   }
 }
 
@@ -269,7 +342,7 @@ export function matmul(
     const ae = a + ((<usize>e * aBatchStride) << 2);
     const be = b + <usize>e * bBatchStride * bElementBytes;
     const oe = out + ((<usize>e * <usize>m * <usize>n) << 2);
-    if (m == 1 && transB != 0) gemvRows(ae, be, bDType, oe, k, n0, n1);
+    if (m == 1 && transB != 0) gemvRows(ae, be, bDType, oe, k, n0, n1, ws);
     else if (m == 1) gemvColumns(ae, be, bDType, oe, k, n, n0, n1);
     else gemm(ae, be, bDType, oe, m, k, n, transA != 0, transB != 0, n0, n1, ws);
   }

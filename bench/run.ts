@@ -1,13 +1,13 @@
 // `npm run bench`: throughput of the backends, side by side in one run (the machine is shared and
 // noisy, so compare ratios within a run, not figures across runs).
 //
-// Today there is one compute backend, the plain-TypeScript reference; the WASM SIMD and WebGPU
-// backends and TensorFlow.js join this table as they land. The tokenizer is compared with
-// @huggingface/tokenizers.
+// Compute: the reference and WASM SIMD backends per op, then matmul against TensorFlow.js's WASM
+// backend. The tokenizer is compared with @huggingface/tokenizers.
 
 import Benchmark from "benchmark";
+import { benchMatmul } from "./matmul.js";
 import { benchTokenizer } from "./tokenizer.js";
-import { attention, createJsBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
+import { attention, createJsBackend, createWasmBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
 
 interface Row {
   name: string;
@@ -50,7 +50,7 @@ const rows: Row[] = [
   },
 ];
 
-const backends: AnyBackend[] = [createJsBackend()];
+const backends: AnyBackend[] = [createJsBackend(), await createWasmBackend({ threads: 1 })];
 
 console.log(`olmo-js benchmark, node ${process.version}, 1 thread`);
 console.log(`${"case".padEnd(46)} ${"backend".padEnd(8)} ${"ms/op".padStart(9)} ${"GFLOP/s".padStart(8)}`);
@@ -64,6 +64,8 @@ for (const row of rows) {
     console.log(`${row.name.padEnd(46)} ${backend.name.padEnd(8)} ${(seconds * 1e3).toFixed(3).padStart(9)} ${gflops.toFixed(3).padStart(8)}`);
   }
 }
+
+await benchMatmul();
 
 // The tokenizer, on the shared data folder beside the repository (skipped, and said, when absent).
 const dataDir = new URL("../../../shared/data", import.meta.url).pathname;

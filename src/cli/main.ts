@@ -1,6 +1,7 @@
 // The `olmo` command-line tool (Node only). Each command is one entry of the table below.
 
 import { UsageError } from "./args.js";
+import { runBench } from "./bench.js";
 import { runDemo } from "./demo.js";
 import { runDetokenize, runTokenize } from "./tokenize.js";
 
@@ -13,6 +14,7 @@ const commands: Record<string, Command> = {
   demo: { summary: "train a tiny attention model on a paragraph with the reference backend and sample from it", run: runDemo },
   tokenize: { summary: "print the token ids of a text or file as a JSON array", run: runTokenize },
   detokenize: { summary: "print the text of comma-separated token ids", run: runDetokenize },
+  bench: { summary: "measure a kernel: olmo bench matmul --m M --k K --n N [--threads T] [--dtype f32|bf16] --json", run: runBench },
 };
 
 function usage(): string {

@@ -1,0 +1,63 @@
+// Matmul throughput: the WASM backend (1 and 2 threads) vs the reference backend vs TensorFlow.js's WASM
+// backend (XNNPACK), side by side in one run. Shapes from issue "WASM SIMD backend": 256^3, 1024^3,
+// 2048^3, prefill 128x2048x8192, decode 1x2048x8192 (f32 and bf16 weights, cycled through 64 MiB).
+
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
+import { backendByName, measureMatmul, type MatmulMeasurement } from "../src/cli/bench.js";
+
+const SHAPES: [number, number, number][] = [[256, 256, 256], [1024, 1024, 1024], [2048, 2048, 2048], [128, 2048, 8192], [1, 2048, 8192]];
+
+/** tfjs-wasm on the same shapes (decode: x @ W^T with W [N, K], cycled like ours). */
+function measureTfjs(m: number, k: number, n: number, minSeconds = 1): number {
+  const decode = m === 1;
+  const copies = decode ? Math.ceil((64 * 2 ** 20) / (k * n * 4)) : 1;
+  const a = tf.randomNormal([m, k]);
+  const weights = Array.from({ length: copies }, () => tf.randomNormal(decode ? [n, k] : [k, n]));
+  // (Not inside tf.tidy: there, dataSync made tfjs-wasm ten times slower in our runs.)
+  const once = (i: number) => {
+    const c = tf.matMul(a, weights[i % copies]!, false, decode);
+    c.dataSync();
+    c.dispose();
+  };
+  once(0);
+  const times: number[] = [];
+  const started = performance.now();
+  for (let i = 0; times.length < 3 || performance.now() - started < minSeconds * 1000; i++) {
+    const t0 = performance.now();
+    once(i);
+    times.push(performance.now() - t0);
+  }
+  a.dispose();
+  weights.forEach((w) => w.dispose());
+  times.sort((x, y) => x - y);
+  return (2 * m * n * k) / (times[Math.floor(times.length / 2)]! / 1000) / 1e9;
+}
+
+export async function benchMatmul(): Promise<void> {
+  tfWasm.setThreadsCount(2);
+  await tf.setBackend("wasm");
+  await tf.ready();
+  const tfThreads = (await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT")) ? tfWasm.getThreadsCount() : 1;
+  const wasm1 = await backendByName("wasm", 1), wasm2 = await backendByName("wasm", 2), js = await backendByName("js", 1);
+  console.log(`\nmatmul, GFLOP/s (median); decode rows also give GB/s of weights read. tfjs-wasm ${tf.version_core} runs ${tfThreads} thread(s) under Node (no multithread support there).`);
+  console.log(
+    `${"M x K x N".padEnd(18)} ${"dtype".padEnd(5)} ${"wasm 1t".padStart(9)} ${"wasm 2t".padStart(9)} ${"js ref".padStart(8)} ${"tfjs-wasm".padStart(9)} ${"2t/tfjs".padStart(8)} ${"1t/tfjs".padStart(8)}`,
+  );
+  for (const [m, k, n] of SHAPES) {
+    for (const dtype of m === 1 ? (["f32", "bf16"] as const) : (["f32"] as const)) {
+      const one: MatmulMeasurement = measureMatmul(wasm1, 1, m, k, n, dtype);
+      const two: MatmulMeasurement = measureMatmul(wasm2, 2, m, k, n, dtype);
+      // The reference backend is too slow beyond 256^3 (about 0.4 GFLOP/s: 40 s for one 2048^3).
+      const ref = m * n * k <= 256 ** 3 || m === 1 ? measureMatmul(js, 1, m, k, n, dtype, 0.5).gflops : NaN;
+      const tfjs = dtype === "f32" ? measureTfjs(m, k, n) : NaN;
+      const fmt = (v: number, width: number) => (Number.isNaN(v) ? "-" : v.toFixed(2)).padStart(width);
+      const gbps = m === 1 ? `   weights: ${one.weightGBps.toFixed(1)} GB/s 1t, ${two.weightGBps.toFixed(1)} GB/s 2t` : "";
+      console.log(
+        `${`${m} x ${k} x ${n}`.padEnd(18)} ${dtype.padEnd(5)} ${fmt(one.gflops, 9)} ${fmt(two.gflops, 9)} ${fmt(ref, 8)} ${fmt(tfjs, 9)} ` +
+          `${fmt(two.gflops / tfjs, 8)} ${fmt(one.gflops / tfjs, 8)}${gbps}`,
+      );
+    }
+  }
+  wasm2.dispose?.();
+}

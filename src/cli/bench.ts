@@ -1,0 +1,106 @@
+// Matmul measurements shared by `olmo bench matmul` and `npm run bench`.
+//
+// out = a @ b with a: [M, K]. For M > 1, b: [K, N] (GEMM). For M = 1 (decoding one token), b is a weight
+// stored as OLMo stores it, [N, K], and multiplied transposed: the GEMV path. Weights are cycled
+// through enough copies to exceed the 32 MiB L3 cache twice, so GEMV figures are streaming-from-memory
+// figures, not cache figures. The result is the median of repeated runs.
+
+import { createJsBackend, createWasmBackend, matmul, noGrad, randn, scope, type AnyBackend, type Tensor } from "../index.js";
+import { createNodeWasmBackend } from "../node/index.js";
+import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+
+export interface MatmulMeasurement {
+  backend: string;
+  threads: number;
+  m: number;
+  k: number;
+  n: number;
+  dtype: "f32" | "bf16";
+  /** Median GFLOP/s (2 M N K flops per product). */
+  gflops: number;
+  /** Weight bytes read per second (GB/s), the figure of merit for GEMV. */
+  weightGBps: number;
+  medianMs: number;
+  runs: number;
+}
+
+const CYCLE_BYTES = 64 * 2 ** 20;
+
+export function measureMatmul(
+  backend: AnyBackend, threads: number, m: number, k: number, n: number, dtype: "f32" | "bf16", minSeconds = 1,
+): MatmulMeasurement {
+  return noGrad(() => {
+    const decode = m === 1;
+    const weightBytes = k * n * (dtype === "bf16" ? 2 : 4);
+    const copies = decode ? Math.max(1, Math.ceil(CYCLE_BYTES / weightBytes)) : 1;
+    const a = randn([m, k], { seed: 1, backend });
+    const weights: Tensor[] = [];
+    for (let i = 0; i < copies; i++) weights.push(randn(decode ? [n, k] : [k, n], { seed: 2 + i, backend, dtype, std: 0.02 }));
+    const once = (i: number) => scope(() => void matmul(a, weights[i % copies]!, { transB: decode }));
+    once(0); // warm up: compile, allocate the output block
+    const times: number[] = [];
+    const started = performance.now();
+    for (let i = 0; times.length < 3 || performance.now() - started < minSeconds * 1000; i++) {
+      const t0 = performance.now();
+      once(i);
+      times.push(performance.now() - t0);
+      if (times.length >= 1000) break;
+    }
+    a.dispose();
+    weights.forEach((w) => w.dispose());
+    times.sort((x, y) => x - y);
+    const medianMs = times[Math.floor(times.length / 2)]!;
+    return {
+      backend: backend.name, threads, m, k, n, dtype, medianMs, runs: times.length,
+      gflops: (2 * m * n * k) / (medianMs / 1000) / 1e9,
+      weightGBps: weightBytes / (medianMs / 1000) / 1e9,
+    };
+  });
+}
+
+/** A backend by name: "wasm" (with `threads` worker threads) or "js". */
+export async function backendByName(name: string, threads: number): Promise<AnyBackend & { dispose?(): void }> {
+  if (name === "js") return createJsBackend();
+  if (name === "wasm") return threads > 1 ? createNodeWasmBackend({ threads }) : createWasmBackend({ threads: 1 });
+  throw new UsageError(`unknown backend "${name}" (expected wasm or js)`);
+}
+
+const spec: Record<string, OptionSpec> = {
+  m: { kind: "value", help: "rows of a (1 = decode GEMV with a [N, K] weight)" },
+  k: { kind: "value", help: "inner size" },
+  n: { kind: "value", help: "columns of the output" },
+  threads: { kind: "value", help: "threads for the wasm backend (default 1)" },
+  backend: { kind: "value", help: "wasm (default) or js" },
+  dtype: { kind: "value", help: "f32 (default) or bf16 weights" },
+  seconds: { kind: "value", help: "minimum measuring time (default 1)" },
+  json: { kind: "flag", help: "print one JSON object" },
+  help: { kind: "flag", help: "show this help" },
+};
+
+export async function runBench(args: string[]): Promise<void> {
+  const [what, ...rest] = args;
+  if (what !== "matmul") throw new UsageError(`olmo bench: expected "olmo bench matmul ...", got "${what ?? ""}"\n\n${usage("bench matmul", spec)}`);
+  const { values, flags } = parseArgs("bench matmul", rest, spec);
+  if (flags.has("help")) return void console.log(usage("bench matmul", spec));
+  const int = (name: string, fallback?: number) => {
+    const raw = values.get(name);
+    if (raw === undefined && fallback !== undefined) return fallback;
+    const v = Number(raw);
+    if (raw === undefined || !Number.isInteger(v) || v < 1) throw new UsageError(`olmo bench matmul: --${name} must be a positive integer, got ${raw ?? "nothing"}`);
+    return v;
+  };
+  const dtype = values.get("dtype") ?? "f32";
+  if (dtype !== "f32" && dtype !== "bf16") throw new UsageError(`olmo bench matmul: --dtype must be f32 or bf16, got ${dtype}`);
+  const threads = int("threads", 1);
+  const seconds = Number(values.get("seconds") ?? 1);
+  const backend = await backendByName(values.get("backend") ?? "wasm", threads);
+  const result = measureMatmul(backend, threads, int("m"), int("k"), int("n"), dtype, seconds);
+  backend.dispose?.();
+  if (flags.has("json")) console.log(JSON.stringify(result));
+  else {
+    console.log(
+      `${result.backend} ${threads} thread(s) ${result.m}x${result.k}x${result.n} ${dtype}: ${result.gflops.toFixed(2)} GFLOP/s, ` +
+        `${result.weightGBps.toFixed(2)} GB/s of weights, median ${result.medianMs.toFixed(3)} ms over ${result.runs} runs`,
+    );
+  }
+}
