@@ -1,7 +1,7 @@
 // Causal scaled-dot-product attention, fused: one query row at a time, scores kept in a per-thread
 // scratch row of Tk floats, never a [Tq, Tk] matrix. The backward pass recomputes the probabilities
 // from the saved log-sum-exp.
-// q: [B, H, Tq, D]; k, v: [B, G, Tk, D]; out: [B, H, Tq, D]; lse: [B, H, Tq]. Query head h reads kv head
+// q: [B, H, Tq, D]; k, v: [B, G, S, D] (first Tk of S rows used); out: [B, H, Tq, D]; lse: [B, H, Tq]. Query head h reads kv head
 // h / (H / G). Query t has position (Tk - Tq) + t and, when causal, sees keys 0 ..= that position.
 // Forward: threads split the query rows. Backward: threads split the (batch, kv head) pairs, since dk
 // and dv of one kv head collect from all the query heads and rows that read it.
@@ -27,7 +27,7 @@ import { partEnd, partStart } from "./common";
 
 export function attention(
   q: usize, k: usize, v: usize, out: usize, lse: usize, batch: i32, heads: i32, kvHeads: i32, queryLen: i32, keyLen: i32,
-  headDim: i32, scale: f32, causal: i32, scratch: usize, tid: i32, threads: i32,
+  kvCapacity: i32, headDim: i32, scale: f32, causal: i32, scratch: usize, tid: i32, threads: i32,
 ): void {
   const groupSize = heads / kvHeads;
   const s = scratch + ((<usize>tid * <usize>keyLen) << 2);
@@ -35,7 +35,7 @@ export function attention(
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
     const t = r % queryLen, bh = r / queryLen, b = bh / heads, h = bh % heads;
-    const kvBase = (b * kvHeads + h / groupSize) * keyLen;
+    const kvBase = (b * kvHeads + h / groupSize) * kvCapacity;
     const visible = visibleKeys(causal, queryLen, keyLen, t);
     const qRow = row(q, r, headDim), outRow = row(out, r, headDim);
     let m: f32 = -Infinity;
@@ -73,7 +73,7 @@ export function attention(
 //   dv_j += p_j do;  dp_j = do . v_j;  ds_j = p_j (dp_j - do . o);  dq += scale ds_j k_j;  dk_j += scale ds_j q.
 export function attentionBackward(
   q: usize, k: usize, v: usize, out: usize, lse: usize, dout: usize, dq: usize, dk: usize, dv: usize,
-  batch: i32, heads: i32, kvHeads: i32, queryLen: i32, keyLen: i32, headDim: i32, scale: f32, causal: i32,
+  batch: i32, heads: i32, kvHeads: i32, queryLen: i32, keyLen: i32, kvCapacity: i32, headDim: i32, scale: f32, causal: i32,
   tid: i32, threads: i32,
 ): void {
   const groupSize = heads / kvHeads;
@@ -81,9 +81,9 @@ export function attentionBackward(
   const p1 = partEnd(pairs, tid, threads, 1);
   for (let pair = partStart(pairs, tid, threads, 1); pair < p1; pair++) {
     const b = pair / kvHeads, g = pair % kvHeads;
-    const kvBase = pair * keyLen;
-    memory.fill(row(dk, kvBase, headDim), 0, (<usize>keyLen * <usize>headDim) << 2);
-    memory.fill(row(dv, kvBase, headDim), 0, (<usize>keyLen * <usize>headDim) << 2);
+    const kvBase = pair * kvCapacity;
+    memory.fill(row(dk, kvBase, headDim), 0, (<usize>kvCapacity * <usize>headDim) << 2);
+    memory.fill(row(dv, kvBase, headDim), 0, (<usize>kvCapacity * <usize>headDim) << 2);
     for (let h = g * groupSize; h < (g + 1) * groupSize; h++) {
       for (let t = 0; t < queryLen; t++) {
         const r = (b * heads + h) * queryLen + t;

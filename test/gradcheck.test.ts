@@ -79,6 +79,11 @@ const checks: Check[] = [
     inputs: () => [f64([2, 1, 3, 5]), f64([2, 1, 1, 5]), f64([2, 1, 1, 5])],
     fn: (q, k, v) => ops.attention(q!, k!, v!, { causal: false, scale: 0.7 }),
   },
+  {
+    name: "attention over the first 5 of 7 cache rows",
+    inputs: () => [f64([1, 2, 2, 3]), f64([1, 2, 7, 3]), f64([1, 2, 7, 3])],
+    fn: (q, k, v) => ops.attention(q!, k!, v!, { keyLength: 5 }),
+  },
   { name: "embedding with repeated ids", inputs: () => [f64([17, 3])], fn: (t) => ops.embedding(t!, ids([4, 0, 4, 16, 4, 1], [2, 3])) },
   {
     name: "crossEntropy masked, normaliser 3",

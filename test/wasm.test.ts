@@ -60,6 +60,11 @@ const cases: Case[] = [
     inputs: [{ shape: [1, 4, 5, 8] }, { shape: [1, 2, 17, 8] }, { shape: [1, 2, 17, 8] }],
     fn: (q, k, v) => ops.attention(q!, k!, v!),
   },
+  {
+    name: "attention over 19 of 40 cache rows, q [1,4,3,8], kv [1,2,40,8]",
+    inputs: [{ shape: [1, 4, 3, 8] }, { shape: [1, 2, 40, 8] }, { shape: [1, 2, 40, 8] }],
+    fn: (q, k, v) => ops.attention(q!, k!, v!, { keyLength: 19 }),
+  },
   { name: "embedding [33,7] ids [3,11]", inputs: [{ shape: [33, 7] }, { shape: [3, 11], dtype: "i32", max: 33 }], fn: (t, ids) => ops.embedding(t!, ids!) },
   { name: "embedding bf16 table", inputs: [{ shape: [33, 9], dtype: "bf16", grad: false }, { shape: [17], dtype: "i32", max: 33 }], fn: (t, ids) => ops.embedding(t!, ids!) },
   {

@@ -91,10 +91,11 @@ export interface KernelArgs<B> {
 
   /**
    * Causal scaled-dot-product attention, fused: out = softmax(scale * q k^T + causal mask) v.
-   * q: [B, H, Tq, D], k, v: [B, G, Tk, D], out: [B, H, Tq, D]; query head h reads kv head
-   * h / (H / G). Query t sits at absolute position (Tk - Tq) + t (the earlier Tk - Tq keys come from a
-   * KV cache) and sees keys at positions <= its own. When given, lse ([B, H, Tq]) receives each row's
-   * log-sum-exp of the scaled scores, so the backward pass can recompute the probabilities.
+   * q: [B, H, Tq, D], k, v: [B, G, S, D] of which the first Tk rows per head are used (S = kvCapacity
+   * >= Tk: a preallocated KV cache), out: [B, H, Tq, D]; query head h reads kv head h / (H / G).
+   * Query t sits at absolute position (Tk - Tq) + t (the earlier Tk - Tq keys come from a KV cache) and
+   * sees keys at positions <= its own. When given, lse ([B, H, Tq]) receives each row's log-sum-exp of
+   * the scaled scores, so the backward pass can recompute the probabilities.
    */
   attention: {
     q: B;
@@ -106,12 +107,13 @@ export interface KernelArgs<B> {
     kvHeads: number;
     queryLen: number;
     keyLen: number;
+    kvCapacity: number;
     headDim: number;
     scale: number;
     causal: boolean;
     lse?: B;
   };
-  /** Gradients of attention with respect to q, k and v, from the saved out and lse. */
+  /** Gradients of attention with respect to q, k and v (dk, dv: [B, G, S, D]; rows past Tk are 0). */
   attentionBackward: {
     q: B;
     k: B;
@@ -127,6 +129,7 @@ export interface KernelArgs<B> {
     kvHeads: number;
     queryLen: number;
     keyLen: number;
+    kvCapacity: number;
     headDim: number;
     scale: number;
     causal: boolean;

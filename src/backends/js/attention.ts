@@ -2,7 +2,7 @@
 // are computed, normalised and applied to v without storing a [Tq, Tk] matrix per head. The backward
 // pass recomputes the probabilities from the saved log-sum-exp (as FlashAttention does).
 //
-// Shapes: q: [B, H, Tq, D]; k, v: [B, G, Tk, D]; out: [B, H, Tq, D]; lse: [B, H, Tq].
+// Shapes: q: [B, H, Tq, D]; k, v: [B, G, S, D], first Tk of S rows used; out: [B, H, Tq, D]; lse: [B, H, Tq].
 // Query head h reads key/value head h / (H / G) (grouped-query attention; G = H is plain MHA).
 // Query t has absolute position (Tk - Tq) + t and, when causal, sees keys 0 ..= that position.
 
@@ -17,6 +17,7 @@ interface Geometry {
   kvHeads: number;
   queryLen: number;
   keyLen: number;
+  kvCapacity: number;
   headDim: number;
   causal: boolean;
 }
@@ -27,7 +28,7 @@ function forEachQueryRow(g: Geometry, visit: (qBase: number, kvBase: number, row
   for (let b = 0; b < g.batch; b++) {
     for (let h = 0; h < g.heads; h++) {
       const kvHead = Math.floor(h / groupSize);
-      const kvBase = (b * g.kvHeads + kvHead) * g.keyLen * g.headDim;
+      const kvBase = (b * g.kvHeads + kvHead) * g.kvCapacity * g.headDim;
       for (let t = 0; t < g.queryLen; t++) {
         const row = (b * g.heads + h) * g.queryLen + t;
         const visibleKeys = g.causal ? Math.min(g.keyLen, g.keyLen - g.queryLen + t + 1) : g.keyLen;
@@ -76,8 +77,8 @@ export function attentionBackward(args: Args<"attentionBackward">): void {
   const dq = floats(args.dq), dk = floats(args.dk), dv = floats(args.dv);
   const d = args.headDim;
   dq.fill(0, 0, args.batch * args.heads * args.queryLen * d);
-  dk.fill(0, 0, args.batch * args.kvHeads * args.keyLen * d);
-  dv.fill(0, 0, args.batch * args.kvHeads * args.keyLen * d);
+  dk.fill(0, 0, args.batch * args.kvHeads * args.kvCapacity * d);
+  dv.fill(0, 0, args.batch * args.kvHeads * args.kvCapacity * d);
   forEachQueryRow(args, (qBase, kvBase, row, visible) => {
     const s = scores(q, k, qBase, kvBase, visible, d, args.scale);
     let doDotO = 0;

@@ -198,7 +198,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       run("rotaryEmbedding", n, p.x.ptr, p.out.ptr, p.batchHeads, p.seqLen, p.headDim, p.positionOffset, p.theta, p.inverse ? 1 : 0);
     },
     attention: (p: A<"attention">) => {
-      const qSize = p.batch * p.heads * p.queryLen * p.headDim, kvSize = p.batch * p.kvHeads * p.keyLen * p.headDim;
+      const qSize = p.batch * p.heads * p.queryLen * p.headDim, kvSize = p.batch * p.kvHeads * p.kvCapacity * p.headDim;
       need("attention", ["q", p.q, f32(qSize)], ["k", p.k, f32(kvSize)], ["v", p.v, f32(kvSize)], ["out", p.out, f32(qSize)],
         ["lse", p.lse, f32(p.batch * p.heads * p.queryLen)]);
       // Each thread's row of scores.
@@ -206,18 +206,18 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       try {
         run(
           "attention", qSize * p.keyLen, p.q.ptr, p.k.ptr, p.v.ptr, p.out.ptr, p.lse?.ptr ?? 0, p.batch, p.heads, p.kvHeads,
-          p.queryLen, p.keyLen, p.headDim, p.scale, p.causal ? 1 : 0, scratch.ptr,
+          p.queryLen, p.keyLen, p.kvCapacity, p.headDim, p.scale, p.causal ? 1 : 0, scratch.ptr,
         );
       } finally {
         arena.release(scratch.ptr, scratch.size);
       }
     },
     attentionBackward: (p: A<"attentionBackward">) => {
-      const qSize = p.batch * p.heads * p.queryLen * p.headDim, kvSize = p.batch * p.kvHeads * p.keyLen * p.headDim;
+      const qSize = p.batch * p.heads * p.queryLen * p.headDim, kvSize = p.batch * p.kvHeads * p.kvCapacity * p.headDim;
       need("attentionBackward", ["dq", p.dq, f32(qSize)], ["dk", p.dk, f32(kvSize)], ["dv", p.dv, f32(kvSize)], ["dout", p.dout, f32(qSize)]);
       run(
         "attentionBackward", qSize * p.keyLen, p.q.ptr, p.k.ptr, p.v.ptr, p.out.ptr, p.lse.ptr, p.dout.ptr, p.dq.ptr, p.dk.ptr,
-        p.dv.ptr, p.batch, p.heads, p.kvHeads, p.queryLen, p.keyLen, p.headDim, p.scale, p.causal ? 1 : 0,
+        p.dv.ptr, p.batch, p.heads, p.kvHeads, p.queryLen, p.keyLen, p.kvCapacity, p.headDim, p.scale, p.causal ? 1 : 0,
       );
     },
     embedding: ({ table, tableDType, ids, out, count, vocab, dim }: A<"embedding">) => {
