@@ -55,12 +55,15 @@ def make_model(config, seed, scale=1.0):
 def greedy_with_margin(model, prompt, steps):
     """HF's greedy generation, plus the smallest top-1 / top-2 logit gap seen on the way."""
     with torch.no_grad():
-        out = model.generate(torch.tensor([prompt]), max_new_tokens=steps, do_sample=False, eos_token_id=None,
-                             pad_token_id=1, min_new_tokens=steps)
+        input_ids = torch.tensor([prompt])
+        # An explicit all-ones mask: otherwise generate() masks out the pad id (1) in the prompt.
+        out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=steps, do_sample=False,
+                             eos_token_id=None, pad_token_id=1)
         ids = out[0].tolist()
         logits = model(torch.tensor([ids[:-1]])).logits[0, len(prompt) - 1 :]
         top2 = logits.topk(2, dim=-1).values
         margin = (top2[:, 0] - top2[:, 1]).min().item()
+        assert logits.argmax(-1).tolist() == ids[len(prompt) :], "generate() disagrees with the forward pass"
     return ids[len(prompt) :], margin
 
 
@@ -90,18 +93,17 @@ def main():
     ]
     expected = {"version": 1, "generator": "scripts/golden/make_olmo_fixtures.py", "prompt": PROMPT, "models": {}}
     for name, config, dtype, scale, shard in specs:
+        folder = os.path.join(OUT, name)
         seed = 0
         while True:
-            model = make_model(config, seed, scale)
-            if dtype != torch.float32:
-                model = model.to(dtype).to(torch.float32)  # round the weights as stored, compute in f32
+            make_model(config, seed, scale).to(dtype).save_pretrained(folder, max_shard_size=shard or "1GB", safe_serialization=True)
+            # Expected values come from the checkpoint as saved, read back in float32 (bf16 widens exactly).
+            model = OlmoForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
             generated, margin = greedy_with_margin(model, PROMPT, 32)
             if margin > MARGIN:
                 break
+            shutil.rmtree(folder)
             seed += 1
-        folder = os.path.join(OUT, name)
-        model.to(dtype).save_pretrained(folder, max_shard_size=shard or "1GB", safe_serialization=True)
-        model = model.to(torch.float32)
         with torch.no_grad():
             logits = model(torch.tensor([PROMPT])).logits[0]
             q = model.model.layers[0].self_attn.q_proj(model.model.layers[0].input_layernorm(model.model.embed_tokens(torch.tensor([PROMPT]))))

@@ -24,3 +24,4 @@ export function spawnNodeWorker(source: string): PoolWorker {
 export function createNodeWasmBackend(options: Omit<WasmBackendOptions, "spawnWorker"> = {}): Promise<WasmBackend> {
   return createWasmBackend({ threads: Math.min(availableParallelism(), 8), ...options, spawnWorker: spawnNodeWorker });
 }
+export { fileSource, folderSource } from "./fs.js";

@@ -8,4 +8,4 @@ export { attention, type AttentionOptions } from "./attention.js";
 export { embedding } from "./embedding.js";
 export { crossEntropy, negativeLogLikelihood, type CrossEntropyOptions } from "./loss.js";
 export { sum, mean, type ReduceOptions } from "./reduce.js";
-export { reshape, permute, transpose, slice, concat } from "./shape.js";
+export { reshape, permute, transpose, slice, concat, writeSlice } from "./shape.js";

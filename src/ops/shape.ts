@@ -1,7 +1,7 @@
 // Layout ops: reshape, permute / transpose, slice and concat. Tensors are always contiguous: reshape is
 // a free view of the same storage, the others copy.
 
-import { record } from "../core/autograd.js";
+import { isGradEnabled, record } from "../core/autograd.js";
 import type { Tensor } from "../core/tensor.js";
 import { fullLike } from "../core/creation.js";
 import { buf, emptyLike, fmt, kernelsFor, sizeOf } from "./util.js";
@@ -102,4 +102,21 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   return record("concat", out, tensors, (g) =>
     tensors.map((t, k) => slice(g, outShape.map((_, i) => (i === ax ? offsets[k]! : 0)), t.shape)),
   );
+}
+
+/**
+ * Write `value` into `target` at `start` in place (no new tensor): target[start ...] = value. Used to
+ * append to a preallocated KV cache. Not differentiable, so it refuses tensors that need gradients.
+ */
+export function writeSlice(target: Tensor, value: Tensor, start: readonly number[]): void {
+  const kernels = kernelsFor("writeSlice", target, value);
+  if (isGradEnabled() && (target.requiresGrad || value.requiresGrad)) {
+    throw new Error("writeSlice: in-place writes are not differentiable; call it under noGrad on tensors without gradients");
+  }
+  const rank = target.shape.length;
+  const fits =
+    value.dtype === target.dtype && value.shape.length === rank && start.length === rank &&
+    value.shape.every((n, axis) => Number.isInteger(start[axis]) && start[axis]! >= 0 && start[axis]! + n <= target.shape[axis]!);
+  if (!fits) throw new Error(`writeSlice: ${fmt(value)} does not fit into ${fmt(target)} at [${start.join(", ")}]`);
+  kernels.sliceAssign({ x: buf(value), dtype: value.dtype, out: buf(target), shape: target.shape, start, xShape: value.shape });
 }

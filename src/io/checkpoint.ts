@@ -1,0 +1,240 @@
+// Loading OLMo checkpoints from the folders users already have.
+//
+// A ModelSource is a folder of files, whatever holds it (a directory on disk, a URL prefix, files a
+// user picked in a browser); this module only asks it for files by name and reads byte ranges, so the
+// same loader runs on every host. Two layouts are understood:
+//   - Hugging Face (`OlmoForCausalLM.save_pretrained`): model.embed_tokens, model.layers.N.self_attn.
+//     {q,k,v,o}_proj, model.layers.N.mlp.{gate,up,down}_proj, lm_head (absent when tied);
+//   - OLMo's own: transformer.wte, transformer.blocks.N.att_proj (q | k | v stacked by rows),
+//     attn_out, ff_proj (up | gate stacked by rows), ff_out, transformer.ff_out (the LM head).
+// in one model.safetensors or sharded with model.safetensors.index.json. Every name, shape and dtype
+// is checked against config.json before any weight is read, and all problems are reported together.
+
+import { BYTES_PER_ELEMENT, narrowFromF32, widenToF32, type DType, type HostArray } from "../core/dtype.js";
+import { Tensor, type AnyBackend } from "../core/tensor.js";
+import { configFromHf, parameterCount, type OlmoConfig } from "../model/config.js";
+import { readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
+
+export interface ModelSource {
+  /** Shown in errors: the folder path or URL. */
+  readonly name: string;
+  /** A file of the folder, or null when there is no such file. */
+  open(file: string): Promise<ByteSource | null>;
+}
+
+export class CheckpointError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`cannot load the checkpoint in ${source}: ${problems.length} problem(s):\n  - ${problems.join("\n  - ")}`);
+    this.name = "CheckpointError";
+  }
+}
+
+/** Names of the model's weights, per layer where they belong to one. */
+export type WeightName = "embed" | "lmHead" | `layers.${number}.${"q" | "k" | "v" | "o" | "gate" | "up" | "down"}`;
+
+export interface LoadOptions {
+  /** Storage of the weights: "f32", "bf16" (f16 files stay f16), or "auto" (default): f32 below 200M parameters. */
+  weightDType?: "f32" | "bf16" | "auto";
+  /** Called as bytes are read. */
+  onProgress?: (bytesRead: number, bytesTotal: number) => void;
+  /** Extra bytes the caller will need on the backend (KV cache, activations), for the fit check. */
+  extraBytes?: number;
+}
+
+export interface LoadedCheckpoint {
+  config: OlmoConfig;
+  weights: Map<WeightName, Tensor>;
+  /** tokenizer.json of the folder, when present. */
+  tokenizerJson: string | null;
+  layout: "hf" | "olmo";
+  weightDType: DType;
+}
+
+export async function readTextFile(source: ModelSource, file: string): Promise<string | null> {
+  const bytes = await source.open(file);
+  if (!bytes) return null;
+  return new TextDecoder().decode(await bytes.read(0, bytes.size));
+}
+
+/** One model weight and where its rows come from in the files. */
+interface Slice {
+  weight: WeightName;
+  shape: [number, number];
+  entry: TensorEntry;
+  /** First row taken from the file tensor (fused OLMo tensors hold several weights). */
+  rowStart: number;
+}
+
+/** The file tensor name(s) each weight comes from, with the expected file shapes. */
+function expectedTensors(c: OlmoConfig, layout: "hf" | "olmo", prefix: string): Map<string, { shape: [number, number]; slices: [WeightName, number, number][] }> {
+  const C = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const m = new Map<string, { shape: [number, number]; slices: [WeightName, number, number][] }>();
+  const add = (name: string, shape: [number, number], slices: [WeightName, number, number][]) => m.set(prefix + name, { shape, slices });
+  if (layout === "hf") {
+    add("model.embed_tokens.weight", [c.vocabSize, C], [["embed", 0, c.vocabSize]]);
+    if (!c.tieWordEmbeddings) add("lm_head.weight", [c.vocabSize, C], [["lmHead", 0, c.vocabSize]]);
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = `model.layers.${i}.`;
+      add(`${p}self_attn.q_proj.weight`, [q, C], [[`layers.${i}.q`, 0, q]]);
+      add(`${p}self_attn.k_proj.weight`, [kv, C], [[`layers.${i}.k`, 0, kv]]);
+      add(`${p}self_attn.v_proj.weight`, [kv, C], [[`layers.${i}.v`, 0, kv]]);
+      add(`${p}self_attn.o_proj.weight`, [C, q], [[`layers.${i}.o`, 0, C]]);
+      add(`${p}mlp.gate_proj.weight`, [I, C], [[`layers.${i}.gate`, 0, I]]);
+      add(`${p}mlp.up_proj.weight`, [I, C], [[`layers.${i}.up`, 0, I]]);
+      add(`${p}mlp.down_proj.weight`, [C, I], [[`layers.${i}.down`, 0, C]]);
+    }
+  } else {
+    add("transformer.wte.weight", [c.vocabSize, C], [["embed", 0, c.vocabSize]]);
+    if (!c.tieWordEmbeddings) add("transformer.ff_out.weight", [c.vocabSize, C], [["lmHead", 0, c.vocabSize]]);
+    for (let i = 0; i < c.numLayers; i++) {
+      const p = `transformer.blocks.${i}.`;
+      add(`${p}att_proj.weight`, [q + 2 * kv, C], [[`layers.${i}.q`, 0, q], [`layers.${i}.k`, q, kv], [`layers.${i}.v`, q + kv, kv]]);
+      add(`${p}attn_out.weight`, [C, q], [[`layers.${i}.o`, 0, C]]);
+      // OLMo's MLP: x, gate = ff_proj(h).chunk(2); act(gate) * x: the first half of the rows is "up".
+      add(`${p}ff_proj.weight`, [2 * I, C], [[`layers.${i}.up`, 0, I], [`layers.${i}.gate`, I, I]]);
+      add(`${p}ff_out.weight`, [C, I], [[`layers.${i}.down`, 0, C]]);
+    }
+  }
+  return m;
+}
+
+/** Open the weight files: model.safetensors, or the shards named by model.safetensors.index.json. */
+async function openWeightFiles(source: ModelSource, problems: string[]): Promise<Map<string, TensorEntry>> {
+  const entries = new Map<string, TensorEntry>();
+  const indexText = await readTextFile(source, "model.safetensors.index.json");
+  let files: string[];
+  let weightMap: Record<string, string> | null = null;
+  if (indexText !== null) {
+    try {
+      weightMap = (JSON.parse(indexText) as { weight_map?: Record<string, string> }).weight_map ?? null;
+    } catch (e) {
+      problems.push(`${source.name}/model.safetensors.index.json: not valid JSON (${(e as Error).message})`);
+      return entries;
+    }
+    if (!weightMap || typeof weightMap !== "object") {
+      problems.push(`${source.name}/model.safetensors.index.json: no "weight_map" object`);
+      return entries;
+    }
+    files = [...new Set(Object.values(weightMap))];
+  } else {
+    files = ["model.safetensors"];
+  }
+  for (const file of files) {
+    const bytes = await source.open(file);
+    if (!bytes) {
+      problems.push(
+        indexText !== null ? `${source.name}/${file}: shard named in model.safetensors.index.json is missing` : `${source.name}: no model.safetensors or model.safetensors.index.json`,
+      );
+      continue;
+    }
+    const header = await readSafetensorsHeader(bytes, problems);
+    for (const [name, entry] of header.tensors) {
+      if (entries.has(name)) problems.push(`${bytes.name}: tensor "${name}" also appears in ${entries.get(name)!.file.name}`);
+      else if (weightMap && weightMap[name] !== undefined && weightMap[name] !== file) {
+        problems.push(`${bytes.name}: tensor "${name}" is listed under ${weightMap[name]} in the index`);
+      } else entries.set(name, entry);
+    }
+  }
+  if (weightMap) {
+    for (const [name, file] of Object.entries(weightMap)) {
+      if (!entries.has(name) && files.includes(file)) problems.push(`${source.name}/${file}: tensor "${name}" is in the index but not in the shard`);
+    }
+  }
+  return entries;
+}
+
+function fitCheck(config: OlmoConfig, backend: AnyBackend, weightBytes: number, extraBytes: number, source: string): void {
+  const usage = (backend as { memoryUsage?: () => { inUse: number; limit: number } }).memoryUsage?.();
+  if (!usage) return;
+  const need = weightBytes + extraBytes;
+  if (usage.inUse + need > usage.limit) {
+    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    throw new Error(
+      `${source}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
+        `${gb(weightBytes)} plus ${gb(extraBytes)} for the KV cache and activations, but one WebAssembly memory holds at most ` +
+        `${gb(usage.limit)} (${gb(usage.inUse)} already in use). Use bf16 weights (--dtype bf16), or the webgpu backend for 7B models.`,
+    );
+  }
+}
+
+/** The host array of a file tensor's bytes converted to the storage dtype. */
+function convert(bytes: Uint8Array, fileDType: string, storage: DType): HostArray {
+  // Views need aligned, exclusive buffers: copy when the reader handed out a shared or unaligned slice.
+  const own = bytes.byteOffset % 4 === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  if (fileDType === "F32") {
+    const values = new Float32Array(own.buffer, own.byteOffset, own.byteLength / 4);
+    return storage === "f32" ? values : narrowFromF32(values, storage as "bf16" | "f16");
+  }
+  const bits = new Uint16Array(own.buffer, own.byteOffset, own.byteLength / 2);
+  const fileStorage = fileDType === "BF16" ? "bf16" : "f16";
+  if (storage === fileStorage) return bits;
+  return storage === "f32" ? widenToF32(bits, fileStorage) : narrowFromF32(widenToF32(bits, fileStorage), storage as "bf16" | "f16");
+}
+
+/** Load an OLMo checkpoint folder onto `backend`. Throws CheckpointError listing every problem found. */
+export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
+  const configText = await readTextFile(source, "config.json");
+  if (configText === null) throw new CheckpointError(source.name, ["config.json is missing"]);
+  const config = configFromHf(configText, `${source.name}/config.json`);
+  const tokenizerJson = await readTextFile(source, "tokenizer.json");
+
+  const problems: string[] = [];
+  const entries = await openWeightFiles(source, problems);
+  const names = [...entries.keys()];
+  const prefix = names.some((n) => n.startsWith("model.transformer.")) ? "model." : "";
+  const layout = names.some((n) => n.startsWith(`${prefix}transformer.`)) ? "olmo" : "hf";
+  const expected = expectedTensors(config, layout, prefix);
+  const slices: Slice[] = [];
+  for (const [name, { shape, slices: parts }] of expected) {
+    const entry = entries.get(name);
+    if (!entry) {
+      if (entries.size > 0 || problems.length === 0) problems.push(`missing tensor "${name}" (${layout === "hf" ? "Hugging Face" : "OLMo"} layout, shape [${shape}])`);
+      continue;
+    }
+    if (entry.shape.join() !== shape.join()) {
+      problems.push(`${entry.file.name}: tensor "${name}" has shape [${entry.shape}], config.json implies [${shape}]`);
+      continue;
+    }
+    if (!["F32", "BF16", "F16"].includes(entry.dtype)) {
+      problems.push(`${entry.file.name}: tensor "${name}" has dtype ${entry.dtype}; expected F32, BF16 or F16`);
+      continue;
+    }
+    for (const [weight, rowStart, rows] of parts) slices.push({ weight, shape: [rows, shape[1]], entry, rowStart });
+  }
+  for (const name of names) {
+    if (expected.has(name)) continue;
+    // A tied checkpoint may still carry its LM head; non-persistent buffers sometimes get saved too.
+    const tiedHead = config.tieWordEmbeddings && (name === `${prefix}lm_head.weight` || name === `${prefix}transformer.ff_out.weight`);
+    if (!tiedHead && !name.endsWith("rotary_emb.inv_freq")) problems.push(`${entries.get(name)!.file.name}: unexpected tensor "${name}"`);
+  }
+  if (problems.length) throw new CheckpointError(source.name, problems);
+
+  const auto = parameterCount(config) < 200e6 ? "f32" : "bf16";
+  const requested = options.weightDType === undefined || options.weightDType === "auto" ? auto : options.weightDType;
+  const storageOf = (fileDType: string): DType => (requested === "f32" ? "f32" : fileDType === "F16" ? "f16" : "bf16");
+  const total = slices.reduce((sum, s) => sum + s.shape[0] * s.shape[1] * BYTES_PER_ELEMENT[storageOf(s.entry.dtype)], 0);
+  fitCheck(config, backend, total, options.extraBytes ?? 0, source.name);
+
+  const weights = new Map<WeightName, Tensor>();
+  let read = 0;
+  try {
+    for (const s of slices) {
+      const elementBytes = s.entry.dtype === "F32" ? 4 : 2;
+      const rowBytes = s.shape[1] * elementBytes;
+      const bytes = await s.entry.file.read(s.entry.begin + s.rowStart * rowBytes, s.shape[0] * rowBytes);
+      const storage = storageOf(s.entry.dtype);
+      const tensor = Tensor.empty(s.shape, storage, backend);
+      backend.upload(tensor.bufferFor("load"), storage, convert(bytes, s.entry.dtype, storage));
+      weights.set(s.weight, tensor);
+      read += tensor.size * BYTES_PER_ELEMENT[storage];
+      options.onProgress?.(read, total);
+    }
+  } catch (e) {
+    for (const t of weights.values()) t.dispose();
+    throw e;
+  }
+  return { config, weights, tokenizerJson, layout, weightDType: requested === "f32" ? "f32" : "bf16" };
+}

@@ -1,0 +1,144 @@
+// The OLMo model, computed exactly as Hugging Face's `OlmoForCausalLM` (transformers, modeling_olmo.py).
+//
+// Shape legend: B = batch, T = new tokens, C = hidden size, H = query heads, G = key/value heads,
+// D = head dim (C / H), I = MLP size, V = vocabulary, P = tokens already in the KV cache.
+//
+//   x = embed[ids]                                                     [B, T, C]
+//   for each layer:
+//     h = LN(x)                     (layer norm without weight or bias, eps 1e-5)
+//     q, k, v = h Wq^T, h Wk^T, h Wv^T, each clamped to +-clip_qkv when set (OLMo-7B-0424)
+//     q, k = RoPE(q), RoPE(k)       (positions P .. P+T-1, half-split layout)
+//     x = x + Wo attention(q, k, v) (causal; k, v also hold the P cached positions)
+//     h = LN(x)
+//     x = x + Wdown (silu(h Wgate^T) * (h Wup^T))                       (SwiGLU)
+//   logits = LN(x) Whead^T, Whead = embed when tied (OLMo-1B)           [B, T, V]
+
+import { noGrad } from "../core/autograd.js";
+import { zeros } from "../core/creation.js";
+import type { AnyBackend, Tensor } from "../core/tensor.js";
+import {
+  add, attention, clamp, embedding, layerNorm, matmul, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
+} from "../ops/index.js";
+import type { OlmoConfig } from "./config.js";
+import type { WeightName } from "../io/checkpoint.js";
+
+/** Keys and values of every layer for the tokens seen so far, preallocated to a fixed capacity. */
+export class KVCache {
+  /** Per layer: [B, G, capacity, D]. */
+  readonly keys: Tensor[] = [];
+  readonly values: Tensor[] = [];
+  /** Tokens stored so far. */
+  length = 0;
+
+  constructor(
+    config: OlmoConfig,
+    backend: AnyBackend,
+    readonly batch: number,
+    readonly capacity: number,
+  ) {
+    const shape = [batch, config.numKvHeads, capacity, config.headDim];
+    for (let i = 0; i < config.numLayers; i++) {
+      this.keys.push(zeros(shape, { backend }));
+      this.values.push(zeros(shape, { backend }));
+    }
+  }
+
+  /** Bytes a cache of this size takes. */
+  static bytes(config: OlmoConfig, batch: number, capacity: number): number {
+    return 2 * config.numLayers * batch * config.numKvHeads * capacity * config.headDim * 4;
+  }
+
+  dispose(): void {
+    for (const t of [...this.keys, ...this.values]) t.dispose();
+  }
+}
+
+export class Olmo {
+  constructor(
+    readonly config: OlmoConfig,
+    readonly weights: Map<WeightName, Tensor>,
+  ) {}
+
+  get backend(): AnyBackend {
+    return this.weight("embed").backend;
+  }
+
+  weight(name: WeightName): Tensor {
+    const w = this.weights.get(name);
+    if (!w) throw new Error(`Olmo: weight ${name} is missing`);
+    return w;
+  }
+
+  /** A KV cache for `batch` sequences of up to `capacity` tokens (default: the model's context). */
+  createCache(batch = 1, capacity = this.config.maxPositionEmbeddings): KVCache {
+    return new KVCache(this.config, this.backend, batch, capacity);
+  }
+
+  /**
+   * Logits for token ids [B, T]: [B, T, V], or only the last position's [B, 1, V] with lastOnly.
+   * With a cache, the T tokens follow the cache's tokens, and their keys and values are appended to it.
+   */
+  forward(ids: Tensor, options: { cache?: KVCache; lastOnly?: boolean } = {}): Tensor {
+    const { cache, lastOnly = false } = options;
+    const [B, T] = ids.shape as [number, number];
+    const C = this.config.hiddenSize;
+    const position = cache?.length ?? 0;
+    if (ids.shape.length !== 2) throw new Error(`Olmo.forward: ids must be [batch, time], got [${ids.shape}]`);
+    if (position + T > (cache?.capacity ?? this.config.maxPositionEmbeddings)) {
+      throw new Error(`Olmo.forward: ${position + T} tokens exceed the ${cache ? "KV cache capacity" : "context length"} (${cache?.capacity ?? this.config.maxPositionEmbeddings})`);
+    }
+    if (cache && cache.batch !== B) throw new Error(`Olmo.forward: batch ${B} does not match the KV cache's ${cache.batch}`);
+
+    let x = embedding(this.weight("embed"), ids);
+    for (let i = 0; i < this.config.numLayers; i++) {
+      x = add(x, this.attentionBlock(i, layerNorm(x), position, cache));
+      x = add(x, this.mlpBlock(i, layerNorm(x)));
+    }
+    if (lastOnly) x = slice(x, [0, T - 1, 0], [B, 1, C]);
+    const head = this.config.tieWordEmbeddings ? this.weight("embed") : this.weight("lmHead");
+    const logits = matmul(layerNorm(x), head, { transB: true });
+    if (cache) cache.length += T;
+    return logits;
+  }
+
+  /** x W^T for the weight `name` of layer i (bias-free linear layer). */
+  private linear(i: number, name: "q" | "k" | "v" | "o" | "gate" | "up" | "down", x: Tensor): Tensor {
+    return matmul(x, this.weight(`layers.${i}.${name}`), { transB: true });
+  }
+
+  private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined): Tensor {
+    const { numHeads: H, numKvHeads: G, headDim: D, clipQkv, ropeTheta } = this.config;
+    const [B, T] = h.shape as [number, number];
+    let q = this.linear(i, "q", h), k = this.linear(i, "k", h), v = this.linear(i, "v", h);
+    if (clipQkv !== null) {
+      q = clamp(q, -clipQkv, clipQkv);
+      k = clamp(k, -clipQkv, clipQkv);
+      v = clamp(v, -clipQkv, clipQkv);
+    }
+    // [B, T, n * D] -> [B, n, T, D]
+    const heads = (t: Tensor, n: number) => permute(reshape(t, [B, T, n, D]), [0, 2, 1, 3]);
+    const rope = { theta: ropeTheta, positionOffset: position };
+    q = rotaryEmbedding(heads(q, H), rope);
+    k = rotaryEmbedding(heads(k, G), rope);
+    v = heads(v, G);
+    let attended: Tensor;
+    if (cache) {
+      noGrad(() => {
+        writeSlice(cache.keys[i]!, k, [0, 0, position, 0]);
+        writeSlice(cache.values[i]!, v, [0, 0, position, 0]);
+      });
+      attended = attention(q, cache.keys[i]!, cache.values[i]!, { keyLength: position + T });
+    } else {
+      attended = attention(q, k, v);
+    }
+    return this.linear(i, "o", reshape(permute(attended, [0, 2, 1, 3]), [B, T, H * D]));
+  }
+
+  private mlpBlock(i: number, h: Tensor): Tensor {
+    return this.linear(i, "down", mul(silu(this.linear(i, "gate", h)), this.linear(i, "up", h)));
+  }
+
+  dispose(): void {
+    for (const w of this.weights.values()) w.dispose();
+  }
+}
