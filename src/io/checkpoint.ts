@@ -146,16 +146,21 @@ async function openWeightFiles(source: ModelSource, problems: string[]): Promise
   return entries;
 }
 
-function fitCheck(config: OlmoConfig, backend: AnyBackend, weightBytes: number, extraBytes: number, source: string): void {
+/**
+ * Throw, with the numbers, when a model's weights (stored as `storage`) plus `extraBytes` (KV cache,
+ * activations) cannot fit the backend's memory; backends without a limit accept everything.
+ */
+export function checkFits(config: OlmoConfig, storage: "f32" | "bf16", backend: AnyBackend, extraBytes: number, name: string): void {
   const usage = (backend as { memoryUsage?: () => { inUse: number; limit: number } }).memoryUsage?.();
   if (!usage) return;
-  const need = weightBytes + extraBytes;
-  if (usage.inUse + need > usage.limit) {
+  const weightBytes = parameterCount(config) * (storage === "f32" ? 4 : 2);
+  if (usage.inUse + weightBytes + extraBytes > usage.limit) {
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
     throw new Error(
-      `${source}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
-        `${gb(weightBytes)} plus ${gb(extraBytes)} for the KV cache and activations, but one WebAssembly memory holds at most ` +
-        `${gb(usage.limit)} (${gb(usage.inUse)} already in use). Use bf16 weights (--dtype bf16), or the webgpu backend for 7B models.`,
+      `${name}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
+        `${gb(weightBytes)} in ${storage} plus ${gb(extraBytes)} for the KV cache and activations, but one WebAssembly memory holds ` +
+        `at most ${gb(usage.limit)} (${gb(usage.inUse)} already in use). ` +
+        (storage === "f32" ? "Store the weights in bf16 (--dtype bf16)." : "Use the webgpu backend for models of this size."),
     );
   }
 }
@@ -216,7 +221,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const requested = options.weightDType === undefined || options.weightDType === "auto" ? auto : options.weightDType;
   const storageOf = (fileDType: string): DType => (requested === "f32" ? "f32" : fileDType === "F16" ? "f16" : "bf16");
   const total = slices.reduce((sum, s) => sum + s.shape[0] * s.shape[1] * BYTES_PER_ELEMENT[storageOf(s.entry.dtype)], 0);
-  fitCheck(config, backend, total, options.extraBytes ?? 0, source.name);
+  checkFits(config, requested, backend, options.extraBytes ?? 0, source.name);
 
   const weights = new Map<WeightName, Tensor>();
   let read = 0;
