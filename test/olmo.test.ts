@@ -5,7 +5,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
+import { spawnSync } from "node:child_process";
 import {
+  banRepeatedNgrams, topKFilter, topPFilter,
   CheckpointError, createJsBackend, generate, loadOlmo, memory, noGrad, OLMO_PRESETS, scope, tensor, type AnyBackend,
   checkFits,
 } from "../src/index.js";
@@ -13,7 +15,8 @@ import { folderSource } from "../src/node/index.js";
 import { assertClose, readJson, repoRoot, wasmBackendsUnderTest } from "./helpers.js";
 
 const FIXTURES = `${repoRoot}test/fixtures/olmo`;
-const expected = readJson<{ prompt: number[]; models: Record<string, { logits: number[]; shape: number[]; greedy: number[]; fractionOfQueriesClipped: number }> }>(
+interface ProcessorCase { scores: number[]; ids: number[]; topK: number; topP: number; temperature: number; noRepeatNgramSize: number; kept: number[] }
+const expected = readJson<{ processors: ProcessorCase[]; prompt: number[]; models: Record<string, { logits: number[]; shape: number[]; greedy: number[]; fractionOfQueriesClipped: number }> }>(
   "test/fixtures/olmo/expected.json",
 );
 const [wasm1, wasm2] = await wasmBackendsUnderTest();
@@ -172,6 +175,65 @@ test("a model that cannot fit the WASM memory is refused before loading, with th
   expectAll(message, "OLMo-7B: the model does not fit the wasm backend", "13.", "GB", "4.29 GB");
   checkFits(OLMO_PRESETS["OLMo-1B"]!, "bf16", wasm1!, 0, "OLMo-1B"); // 2.35 GB fits
   if (!new CheckpointError("x", ["a", "b"]).message.includes("2 problem(s)")) throw new Error("CheckpointError message");
+});
+
+test("no_repeat_ngram_size, temperature, top-k and top-p keep the tokens transformers keeps", () => {
+  for (const c of expected.processors) {
+    const logits = Float32Array.from(c.scores);
+    banRepeatedNgrams(logits, c.ids, c.noRepeatNgramSize);
+    for (let i = 0; i < logits.length; i++) logits[i]! /= c.temperature;
+    topKFilter(logits, c.topK);
+    topPFilter(logits, c.topP);
+    const kept = [...logits.keys()].filter((i) => logits[i] !== -Infinity);
+    if (kept.join() !== c.kept.join()) throw new Error(`k ${c.topK} p ${c.topP} n ${c.noRepeatNgramSize}: kept [${kept}], transformers [${c.kept}]`);
+  }
+});
+
+test("sampling is reproducible by seed, respects top-k 1 and no_repeat_ngram_size, stops at EOS", async () => {
+  const { model } = await loadOlmo(folderSource(`${FIXTURES}/gqa-sharded`), wasm1!);
+  const run = (o: object) => generate(model, expected.prompt, { maxNewTokens: 20, eosTokenId: null, ...o }).then((r) => r.newIds);
+  const a = await run({ doSample: true, seed: 3 }), b = await run({ doSample: true, seed: 3 }), c = await run({ doSample: true, seed: 4 });
+  if (a.join() !== b.join() || a.join() === c.join()) throw new Error(`seeded sampling: ${a} / ${b} / ${c}`);
+  const greedy = await run({});
+  if ((await run({ doSample: true, topK: 1, seed: 9 })).join() !== greedy.join()) throw new Error("top-k 1 sampling must equal greedy");
+  const noRepeat = await run({ noRepeatNgramSize: 2 });
+  const all = [...expected.prompt, ...noRepeat];
+  const pairs = new Set<string>();
+  for (let i = 0; i + 1 < all.length; i++) {
+    const pair = `${all[i]},${all[i + 1]}`;
+    if (pairs.has(pair)) throw new Error(`bigram ${pair} repeated with no_repeat_ngram_size 2: ${all}`);
+    pairs.add(pair);
+  }
+  const eos = greedy[5]!;
+  const stopped = await generate(model, expected.prompt, { maxNewTokens: 20, eosTokenId: eos });
+  if (stopped.newIds.join() !== greedy.slice(0, greedy.indexOf(eos) + 1).join()) throw new Error(`EOS stop: ${stopped.newIds}`);
+  const capped = await generate(model, expected.prompt, { maxLength: 10, eosTokenId: null });
+  if (capped.ids.length !== 10) throw new Error(`maxLength 10 gave ${capped.ids.length} tokens`);
+  model.dispose();
+});
+
+test("olmo generate --json and olmo logits --out write what the library computes", () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { encoding: "utf8" });
+  const model = `${FIXTURES}/f32-untied-clip`;
+  const r = cli("generate", "--model", model, "--ids", expected.prompt.join(","), "--max-new-tokens", "32", "--threads", "2", "--json");
+  const out = JSON.parse(r.stdout) as Record<string, unknown>;
+  if ((out.ids as number[]).slice(expected.prompt.length).join() !== expected.models["f32-untied-clip"]!.greedy.join()) throw new Error(r.stdout + r.stderr);
+  for (const key of ["prompt_tokens", "new_tokens", "prefill_tokens_per_s", "decode_tokens_per_s", "load_s"]) {
+    if (typeof out[key] !== "number") throw new Error(`--json lacks ${key}: ${r.stdout}`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), "olmo-logits-"));
+  const l = cli("logits", "--model", model, "--ids", expected.prompt.join(","), "--backend", "js", "--out", `${dir}/l.npy`);
+  if (l.status !== 0) throw new Error(l.stderr);
+  const npy = readFileSync(`${dir}/l.npy`);
+  const headerLength = npy.readUInt16LE(8);
+  const header = npy.subarray(10, 10 + headerLength).toString();
+  if (!header.includes("'descr': '<f4'") || !header.includes("'shape': (7, 96)") || (10 + headerLength) % 64 !== 0) throw new Error(header);
+  const values = new Float32Array(npy.buffer.slice(npy.byteOffset + 10 + headerLength, npy.byteOffset + npy.length));
+  const want = expected.models["f32-untied-clip"]!.logits;
+  assertClose(values, want, { atol: 1e-4 * Math.max(...want.map(Math.abs)), rtol: 0 }, "npy logits");
+  rmSync(dir, { recursive: true });
+  const bad = cli("generate", "--model", `${FIXTURES}/nope`, "--ids", "1");
+  if (bad.status === 0 || !bad.stderr.includes("config.json is missing")) throw new Error(bad.stderr);
 });
 
 test.run();

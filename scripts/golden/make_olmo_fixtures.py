@@ -83,6 +83,31 @@ def native_state_dict(model, config):
     return {k: v.contiguous() for k, v in out.items()}
 
 
+def processor_cases():
+    """transformers' logits processors and warpers on random scores (with ties and -inf)."""
+    from transformers.generation.logits_process import (
+        NoRepeatNGramLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+    g = torch.Generator().manual_seed(5)
+    cases = []
+    for k, p, temperature, n in [(5, 1.0, 1.0, 0), (1, 1.0, 1.0, 0), (50, 0.9, 0.7, 2), (3, 0.5, 1.3, 3), (0, 0.3, 1.0, 0), (12, 0.95, 2.0, 1)]:
+        scores = torch.randn(1, 40, generator=g) * 3
+        scores[0, 7] = scores[0, 8]  # a tie
+        ids = torch.randint(0, 40, (1, 25), generator=g)
+        out = scores.clone()
+        if n:
+            out = NoRepeatNGramLogitsProcessor(n)(ids, out)
+        if temperature != 1.0:
+            out = TemperatureLogitsWarper(temperature)(ids, out)
+        if k:
+            out = TopKLogitsWarper(k)(ids, out)
+        if p < 1.0:
+            out = TopPLogitsWarper(p)(ids, out)
+        kept = [i for i, v in enumerate(out[0].tolist()) if v != float("-inf")]
+        cases.append({"scores": scores[0].tolist(), "ids": ids[0].tolist(), "topK": k, "topP": p, "temperature": temperature,
+                      "noRepeatNgramSize": n, "kept": kept})
+    return cases
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
@@ -118,6 +143,7 @@ def main():
             save_file(native_state_dict(model, config), os.path.join(native, "model.safetensors"), metadata={"format": "pt"})
             shutil.copy(os.path.join(folder, "config.json"), os.path.join(native, "config.json"))
             expected["models"]["native-layout"] = expected["models"][name]
+    expected["processors"] = processor_cases()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f)
     for name in expected["models"]:

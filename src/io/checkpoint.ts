@@ -41,7 +41,7 @@ export interface LoadOptions {
   /** Called as bytes are read. */
   onProgress?: (bytesRead: number, bytesTotal: number) => void;
   /** Extra bytes the caller will need on the backend (KV cache, activations), for the fit check. */
-  extraBytes?: number;
+  extraBytes?: number | ((config: OlmoConfig) => number);
 }
 
 export interface LoadedCheckpoint {
@@ -221,7 +221,8 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const requested = options.weightDType === undefined || options.weightDType === "auto" ? auto : options.weightDType;
   const storageOf = (fileDType: string): DType => (requested === "f32" ? "f32" : fileDType === "F16" ? "f16" : "bf16");
   const total = slices.reduce((sum, s) => sum + s.shape[0] * s.shape[1] * BYTES_PER_ELEMENT[storageOf(s.entry.dtype)], 0);
-  checkFits(config, requested, backend, options.extraBytes ?? 0, source.name);
+  const extra = typeof options.extraBytes === "function" ? options.extraBytes(config) : (options.extraBytes ?? 0);
+  checkFits(config, requested, backend, extra, source.name);
 
   const weights = new Map<WeightName, Tensor>();
   let read = 0;
