@@ -13,3 +13,4 @@ export { sum, broadcast, permute, slice, sliceAssign } from "./layout";
 export function heapBase(): usize {
   return __heap_base;
 }
+export { streamRead } from "./diagnostics";

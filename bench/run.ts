@@ -6,6 +6,7 @@
 
 import Benchmark from "benchmark";
 import { benchMatmul } from "./matmul.js";
+import { benchOlmo1b } from "./olmo.js";
 import { benchTokenizer } from "./tokenizer.js";
 import { attention, createJsBackend, createWasmBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
 
@@ -66,6 +67,7 @@ for (const row of rows) {
 }
 
 await benchMatmul();
+await benchOlmo1b(2);
 
 // The tokenizer, on the shared data folder beside the repository (skipped, and said, when absent).
 const dataDir = new URL("../../../shared/data", import.meta.url).pathname;

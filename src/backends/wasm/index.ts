@@ -43,13 +43,15 @@ export interface WasmBackend extends Backend<WasmBuffer> {
   memoryUsage(): { inUse: number; reserved: number; limit: number };
   /** Stop the worker threads. */
   dispose(): void;
+  /** Streaming-read bandwidth of this backend's threads over a `bytes` buffer, in GB/s (median of runs). */
+  measureReadBandwidth(bytes?: number, runs?: number): number;
 }
 
 const KERNELS = [
   "fill", "cast", "binary", "scale", "silu", "siluBackward", "clamp", "clampBackward", "matmul", "layerNorm",
   "layerNormBackward", "softmax", "softmaxBackward", "logSoftmax", "logSoftmaxBackward", "rotaryEmbedding", "attention",
   "attentionBackward", "embedding", "embeddingBackward", "crossEntropy", "crossEntropyBackward", "sum", "broadcast",
-  "permute", "slice", "sliceAssign",
+  "permute", "slice", "sliceAssign", "streamRead",
 ] as const;
 type WasmKernel = (typeof KERNELS)[number];
 type Exports = Record<WasmKernel, (...args: number[]) => number> & {
@@ -298,5 +300,21 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     downloadSync: read,
     memoryUsage: () => ({ inUse: arena.inUse, reserved: arena.reserved, limit }),
     dispose: () => pool?.close(),
+    measureReadBandwidth: (bytes = 256 * 2 ** 20, runs = 9) => {
+      const block = arena.allocate(bytes, "the bandwidth probe");
+      try {
+        new Uint8Array(memory.buffer, block.ptr, bytes).fill(1); // touch every page first
+        const times: number[] = [];
+        for (let r = 0; r < runs; r++) {
+          const t0 = performance.now();
+          run("streamRead", Infinity, block.ptr, bytes);
+          times.push(performance.now() - t0);
+        }
+        times.sort((a, b) => a - b);
+        return bytes / (times[Math.floor(runs / 2)]! / 1000) / 1e9;
+      } finally {
+        arena.release(block.ptr, block.size);
+      }
+    },
   };
 }
