@@ -88,7 +88,27 @@ function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, 
   for (let jp = 0; jp < nc; jp += NR) {
     const j = j0 + jp;
     const full = j + NR <= n;
-    for (let p = 0; p < kc; p++) {
+    let p = 0;
+    if (transB && full && bDType != F16) {
+      // Weights stored [N, K] (x @ W^T): each of the panel's 8 columns is a contiguous row of W.
+      // Load 4 consecutive k of 4 rows, transpose the 4 x 4 block in registers, store 4 panel rows.
+      for (; p + 4 <= kc; p += 4) {
+        for (let half = 0; half < 2; half++) {
+          const row = <usize>(j + half * 4) * <usize>k + <usize>(p0 + p);
+          const r0 = load4(b, bDType, row), r1 = load4(b, bDType, row + <usize>k);
+          const r2 = load4(b, bDType, row + 2 * <usize>k), r3 = load4(b, bDType, row + 3 * <usize>k);
+          const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
+          const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
+          const out = dst + (<usize>half << 4);
+          v128.store(out, v128.shuffle<i32>(t0, t1, 0, 1, 4, 5));
+          v128.store(out, v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), NR * 4);
+          v128.store(out, v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), 2 * NR * 4);
+          v128.store(out, v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), 3 * NR * 4);
+        }
+        dst += 4 * NR * 4;
+      }
+    }
+    for (; p < kc; p++) {
       const row = <usize>(p0 + p);
       if (!transB && full && bDType == F32) {
         const src = b + ((row * <usize>n + <usize>j) << 2);
@@ -105,6 +125,12 @@ function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, 
       dst += NR * 4;
     }
   }
+}
+
+/** Four consecutive elements at `index` of an f32 or bf16 array, as f32x4. */
+@inline function load4(ptr: usize, dtype: i32, index: usize): v128 {
+  if (dtype == F32) return v128.load(ptr + (index << 2));
+  return i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(ptr + (index << 1))), 16);
 }
 
 /** Pack op(A)[i0 : i0+mc, p0 : p0+kc] into panels of 4 rows: dst[panel][p][0..4], zero-padded. */
