@@ -94,3 +94,24 @@ export function clampBackward(x: usize, dout: usize, dx: usize, size: i32, lo: f
     store<f32>(dx + at, v >= lo && v <= hi ? load<f32>(dout + at) : 0);
   }
 }
+
+/** One AdamW step in place, as torch.optim.AdamW (see KernelArgs["adamw"] in src/core/backend.ts). */
+export function adamw(
+  param: usize, grad: usize, m: usize, v: usize, size: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weightDecay: f64, step: i32,
+  tid: i32, threads: i32,
+): void {
+  const stepSize = lr / (1 - Math.pow(beta1, <f64>step));
+  const correction2Sqrt = Math.sqrt(1 - Math.pow(beta2, <f64>step));
+  const decay = 1 - lr * weightDecay;
+  const i1 = partEnd(size, tid, threads, 4);
+  for (let i = partStart(size, tid, threads, 4); i < i1; i++) {
+    const at = <usize>i << 2;
+    const g = <f64>load<f32>(grad + at);
+    const mi = beta1 * <f64>load<f32>(m + at) + (1 - beta1) * g;
+    const vi = beta2 * <f64>load<f32>(v + at) + (1 - beta2) * g * g;
+    store<f32>(m + at, <f32>mi);
+    store<f32>(v + at, <f32>vi);
+    const p = <f64>load<f32>(param + at) * decay;
+    store<f32>(param + at, <f32>(p - (stepSize * mi) / (Math.sqrt(vi) / correction2Sqrt + eps)));
+  }
+}

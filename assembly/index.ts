@@ -1,7 +1,7 @@
 // The WebAssembly kernels of olmo-js: one export per kernel of the backend interface
 // (src/core/backend.ts), each taking (tid, threads) last. See src/backends/wasm for the host side.
 
-export { fill, cast, binary, scale, silu, siluBackward, clamp, clampBackward } from "./elementwise";
+export { fill, cast, binary, scale, silu, siluBackward, clamp, clampBackward, adamw } from "./elementwise";
 export { matmul, matmulWorkspaceBytes } from "./matmul";
 export { layerNorm, layerNormBackward, softmax, softmaxBackward, logSoftmax, logSoftmaxBackward } from "./normalization";
 export { rotaryEmbedding } from "./rope";

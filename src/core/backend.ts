@@ -164,6 +164,25 @@ export interface KernelArgs<B> {
   /** The transpose of `sum`: out (of `shape`) takes x (reduced shape) repeated along the reduced axes. */
   broadcast: { x: B; out: B; shape: readonly number[]; reduce: readonly boolean[] };
 
+  /**
+   * One AdamW step in place, as torch.optim.AdamW (decoupled weight decay):
+   *   param *= 1 - lr * weightDecay;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+   *   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+   */
+  adamw: {
+    param: B;
+    grad: B;
+    m: B;
+    v: B;
+    size: number;
+    lr: number;
+    beta1: number;
+    beta2: number;
+    eps: number;
+    weightDecay: number;
+    step: number;
+  };
+
   /** out = x with its axes reordered: out.shape[i] = shape[perm[i]]. */
   permute: { x: B; dtype: DType; out: B; shape: readonly number[]; perm: readonly number[] };
   /** out = x[start[0] : start[0] + outShape[0], ...] for x of `shape`. */

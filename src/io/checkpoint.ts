@@ -68,6 +68,15 @@ interface Slice {
   rowStart: number;
 }
 
+/** The Hugging Face tensor name of a weight (as OlmoForCausalLM.save_pretrained writes it). */
+export function hfTensorName(weight: WeightName): string {
+  if (weight === "embed") return "model.embed_tokens.weight";
+  if (weight === "lmHead") return "lm_head.weight";
+  const [, layer, part] = weight.split(".") as [string, string, string];
+  const module = ["q", "k", "v", "o"].includes(part) ? `self_attn.${part}_proj` : `mlp.${part}_proj`;
+  return `model.layers.${layer}.${module}.weight`;
+}
+
 /** The file tensor name(s) each weight comes from, with the expected file shapes. */
 function expectedTensors(c: OlmoConfig, layout: "hf" | "olmo", prefix: string): Map<string, { shape: [number, number]; slices: [WeightName, number, number][] }> {
   const C = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;

@@ -58,3 +58,16 @@ export function clampBackward({ x, dout, dx, size, min, max }: Args<"clampBackwa
   const xs = floats(x), g = floats(dout), o = floats(dx);
   for (let i = 0; i < size; i++) o[i] = xs[i]! >= min && xs[i]! <= max ? g[i]! : 0;
 }
+
+// AdamW as torch.optim.AdamW's single-tensor path (see KernelArgs["adamw"]).
+export function adamw({ param, grad, m, v, size, lr, beta1, beta2, eps, weightDecay, step }: Args<"adamw">): void {
+  const p = floats(param), g = floats(grad), ms = floats(m), vs = floats(v);
+  const stepSize = lr / (1 - beta1 ** step);
+  const correction2Sqrt = Math.sqrt(1 - beta2 ** step);
+  for (let i = 0; i < size; i++) {
+    p[i] = p[i]! * (1 - lr * weightDecay);
+    ms[i] = beta1 * ms[i]! + (1 - beta1) * g[i]!;
+    vs[i] = beta2 * vs[i]! + (1 - beta2) * g[i]! * g[i]!;
+    p[i] = p[i]! - (stepSize * ms[i]!) / (Math.sqrt(vs[i]!) / correction2Sqrt + eps);
+  }
+}

@@ -6,7 +6,7 @@ import type { Backend, KernelTable } from "../../core/backend.js";
 import type { DType, HostArray } from "../../core/dtype.js";
 import { attention, attentionBackward } from "./attention.js";
 import type { JsBuffer } from "./buffer.js";
-import { binary, cast, clamp, clampBackward, fill, scale, silu, siluBackward } from "./elementwise.js";
+import { adamw, binary, cast, clamp, clampBackward, fill, scale, silu, siluBackward } from "./elementwise.js";
 import { crossEntropy, crossEntropyBackward, embedding, embeddingBackward } from "./embedding.js";
 import { broadcast, permute, slice, sliceAssign, sum } from "./layout.js";
 import { matmul } from "./matmul.js";
@@ -23,6 +23,7 @@ const kernels: KernelTable<JsBuffer> = {
   attention, attentionBackward,
   embedding, embeddingBackward, crossEntropy, crossEntropyBackward,
   sum, broadcast, permute, slice, sliceAssign,
+  adamw,
 };
 
 export interface JsBackendOptions {

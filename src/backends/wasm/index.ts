@@ -51,7 +51,7 @@ const KERNELS = [
   "fill", "cast", "binary", "scale", "silu", "siluBackward", "clamp", "clampBackward", "matmul", "layerNorm",
   "layerNormBackward", "softmax", "softmaxBackward", "logSoftmax", "logSoftmaxBackward", "rotaryEmbedding", "attention",
   "attentionBackward", "embedding", "embeddingBackward", "crossEntropy", "crossEntropyBackward", "sum", "broadcast",
-  "permute", "slice", "sliceAssign", "streamRead",
+  "permute", "slice", "sliceAssign", "adamw", "streamRead",
 ] as const;
 type WasmKernel = (typeof KERNELS)[number];
 type Exports = Record<WasmKernel, (...args: number[]) => number> & {
@@ -240,6 +240,10 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     crossEntropyBackward: ({ logits, targets, lse, dnll, dlogits, rows, vocab }: A<"crossEntropyBackward">) => {
       need("crossEntropyBackward", ["logits", logits, f32(rows * vocab)], ["dlogits", dlogits, f32(rows * vocab)], ["dnll", dnll, f32(rows)]);
       run("crossEntropyBackward", rows * vocab, logits.ptr, targets.ptr, lse.ptr, dnll.ptr, dlogits.ptr, rows, vocab);
+    },
+    adamw: ({ param, grad, m, v, size: n, lr, beta1, beta2, eps, weightDecay, step }: A<"adamw">) => {
+      need("adamw", ["param", param, f32(n)], ["grad", grad, f32(n)], ["m", m, f32(n)], ["v", v, f32(n)]);
+      run("adamw", n, param.ptr, grad.ptr, m.ptr, v.ptr, n, lr, beta1, beta2, eps, weightDecay, step);
     },
     sum: ({ x, out, shape, reduce }: A<"sum">) => {
       need("sum", ["x", x, f32(size(shape))], ["out", out, f32(size(shape.map((n, i) => (reduce[i] ? 1 : n))))]);

@@ -1,0 +1,82 @@
+// OLMo's fine-tuning data: `input_ids.npy` and `label_mask.npy` are raw little-endian memmaps without
+// an .npy header (uint16 ids by default, or uint32; the mask one byte per token), cut into instances of
+// seq_len tokens with the remainder dropped. Instances are visited in a seeded random order, one
+// permutation per epoch (seed + epoch), or in file order with shuffle off: step k (1-based) then uses
+// instances (k-1)B ... kB-1, modulo the instance count.
+
+import { Random } from "../core/random.js";
+
+export type IdDType = "uint16" | "uint32";
+
+export class DataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DataError";
+  }
+}
+
+export class TokenDataset {
+  readonly instances: number;
+
+  constructor(
+    readonly ids: Uint16Array | Uint32Array,
+    readonly mask: Uint8Array | null,
+    readonly seqLen: number,
+    vocabSize: number,
+    source = "input_ids",
+  ) {
+    if (!Number.isInteger(seqLen) || seqLen < 2) throw new DataError(`seq_len must be an integer >= 2, got ${seqLen}`);
+    if (mask && mask.length !== ids.length) {
+      throw new DataError(`label mask has ${mask.length} entries but ${source} has ${ids.length} tokens: they must match one to one`);
+    }
+    this.instances = Math.floor(ids.length / seqLen);
+    if (this.instances === 0) throw new DataError(`${source} has ${ids.length} tokens, fewer than one instance of seq_len ${seqLen}`);
+    for (let i = 0; i < this.instances * seqLen; i++) {
+      if (ids[i]! >= vocabSize) throw new DataError(`${source}: token ${i} is id ${ids[i]}, outside the model's vocabulary [0, ${vocabSize})`);
+    }
+  }
+
+  /** Read raw memmap bytes (the file contents) as ids of `dtype`. */
+  static idsFromBytes(bytes: Uint8Array, dtype: IdDType, source: string): Uint16Array | Uint32Array {
+    const size = dtype === "uint16" ? 2 : 4;
+    if (bytes.length % size !== 0) throw new DataError(`${source}: ${bytes.length} bytes is not a whole number of ${dtype} ids (${size} bytes each)`);
+    const copy = bytes.slice(); // aligned, owned
+    return dtype === "uint16" ? new Uint16Array(copy.buffer, 0, copy.length / 2) : new Uint32Array(copy.buffer, 0, copy.length / 4);
+  }
+
+  /** The instance index at position `i` of the visiting order. */
+  instanceAt(i: number, shuffle: boolean, seed: number): number {
+    if (!shuffle) return i % this.instances;
+    const epoch = Math.floor(i / this.instances);
+    return this.permutation(seed + epoch)[i % this.instances]!;
+  }
+
+  private cached: { seed: number; order: Uint32Array } | null = null;
+
+  /** A Fisher-Yates permutation of the instances from core/random.ts's generator. */
+  private permutation(seed: number): Uint32Array {
+    if (this.cached?.seed === seed) return this.cached.order;
+    const order = Uint32Array.from({ length: this.instances }, (_, i) => i);
+    const random = new Random(seed);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random.uniform() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    this.cached = { seed, order };
+    return order;
+  }
+
+  /** Ids [B * seqLen] and mask [B * seqLen] (1 where the label counts) of `count` instances starting at visiting position `start`. */
+  batch(start: number, count: number, shuffle: boolean, seed: number): { ids: Int32Array; mask: Float32Array } {
+    const T = this.seqLen;
+    const ids = new Int32Array(count * T), mask = new Float32Array(count * T);
+    for (let b = 0; b < count; b++) {
+      const base = this.instanceAt(start + b, shuffle, seed) * T;
+      for (let t = 0; t < T; t++) {
+        ids[b * T + t] = this.ids[base + t]!;
+        mask[b * T + t] = this.mask ? (this.mask[base + t] ? 1 : 0) : 1;
+      }
+    }
+    return { ids, mask };
+  }
+}

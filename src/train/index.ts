@@ -1,0 +1,2 @@
+export { TokenDataset, DataError, type IdDType } from "./data.js";
+export { Trainer, olmoLoss, trainableParameters, NaNLossError, type TrainOptions, type StepMetrics } from "./trainer.js";

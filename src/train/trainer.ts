@@ -1,0 +1,124 @@
+// The training loop, with OLMo's trainer semantics (olmo/train.py):
+//   - loss: cross-entropy of position t-1 predicting token t, summed over targets whose label_mask[t]
+//     is set, divided by all B * seq_len tokens of the (global) batch;
+//   - a batch of B instances may run as micro-batches of b; gradients add up to the whole batch's;
+//   - then global-norm clipping, the scheduled learning rate, and one AdamW update.
+// Everything here is host-neutral; saving checkpoints is a callback (Node's is in src/node).
+
+import { backward, noGrad, requireGrad } from "../core/autograd.js";
+import { tensor } from "../core/creation.js";
+import { scope, type Tensor } from "../core/tensor.js";
+import { crossEntropy, slice } from "../ops/index.js";
+import type { Olmo } from "../model/olmo.js";
+import { AdamW, clipGradientNorm, type Parameter } from "../optim/adamw.js";
+import { learningRate, type ScheduleName } from "../optim/schedule.js";
+import type { TokenDataset } from "./data.js";
+
+export interface TrainOptions {
+  steps: number;
+  batchSize: number;
+  microBatchSize?: number;
+  lr: number;
+  warmup?: number;
+  schedule?: ScheduleName;
+  tMax?: number;
+  alphaF?: number;
+  weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
+  /** Clip the global gradient norm to this (default 1.0; 0 disables). */
+  maxGradNorm?: number;
+  /** Decay the embedding too (OLMo-7B-0424); by default it is not decayed. */
+  decayEmbeddings?: boolean;
+  shuffle?: boolean;
+  seed?: number;
+}
+
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  grad_norm: number;
+  lr: number;
+  tokens_per_s: number;
+}
+
+/**
+ * The loss of instances ids [b, T] (i32) with label mask [b, T] (f32), normalised by `batchTokens`
+ * (B * T of the whole batch). Logits of positions 0 .. T-2 need only the first T-1 tokens (causal).
+ */
+export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: number): Tensor {
+  const [b, T] = ids.shape as [number, number];
+  const logits = model.forward(slice(ids, [0, 0], [b, T - 1]));
+  return crossEntropy(logits, slice(ids, [0, 1], [b, T - 1]), { mask: slice(mask, [0, 1], [b, T - 1]), normalizer: batchTokens });
+}
+
+/** The model's weights as trainable parameters (f32, requiresGrad), in OLMo's decay groups. */
+export function trainableParameters(model: Olmo, decayEmbeddings = false): Parameter[] {
+  return [...model.weights].map(([name, t]) => ({ name, tensor: requireGrad(t), decay: name !== "embed" || decayEmbeddings }));
+}
+
+export class NaNLossError extends Error {
+  constructor(step: number) {
+    super(`training stopped: the loss at step ${step} is not a finite number (lower the learning rate or check the data); the last good checkpoint is kept`);
+    this.name = "NaNLossError";
+  }
+}
+
+/** A trainer: the model, its parameters and optimizer, and where it is in the data. */
+export class Trainer {
+  readonly params: Parameter[];
+  readonly optimizer: AdamW;
+  /** Updates done; the next is step + 1. */
+  step = 0;
+
+  constructor(
+    readonly model: Olmo,
+    readonly data: TokenDataset,
+    readonly options: TrainOptions,
+  ) {
+    const b = options.microBatchSize ?? options.batchSize;
+    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new Error(`train: batch size must be a positive integer, got ${options.batchSize}`);
+    if (!Number.isInteger(b) || b < 1 || options.batchSize % b !== 0) {
+      throw new Error(`train: micro-batch size ${b} must divide the batch size ${options.batchSize}`);
+    }
+    if (data.seqLen > model.config.maxPositionEmbeddings) throw new Error(`train: seq_len ${data.seqLen} exceeds the context length ${model.config.maxPositionEmbeddings}`);
+    this.params = trainableParameters(model, options.decayEmbeddings);
+    this.optimizer = new AdamW(this.params, { betas: options.betas, eps: options.eps, weightDecay: options.weightDecay });
+  }
+
+  lrAt(step: number): number {
+    const o = this.options;
+    return learningRate(step, { lr: o.lr, warmup: o.warmup, schedule: o.schedule, tMax: o.tMax ?? o.steps, alphaF: o.alphaF });
+  }
+
+  /** One update: forward and backward over the micro-batches, clip, AdamW. */
+  async trainStep(): Promise<StepMetrics> {
+    const o = this.options;
+    const step = this.step + 1;
+    const started = performance.now();
+    const micro = o.microBatchSize ?? o.batchSize;
+    const T = this.data.seqLen;
+    const backend = this.model.backend;
+    let loss = 0;
+    for (let offset = 0; offset < o.batchSize; offset += micro) {
+      const { ids, mask } = this.data.batch((step - 1) * o.batchSize + offset, micro, o.shuffle ?? true, o.seed ?? 0);
+      const value = scope(() => {
+        const l = olmoLoss(this.model, tensor(ids, [micro, T], { backend }), tensor(mask, [micro, T], { backend }), o.batchSize * T);
+        backward(l);
+        return l;
+      });
+      loss += await value.item();
+      value.dispose();
+    }
+    if (!Number.isFinite(loss)) throw new NaNLossError(step);
+    const gradNorm = o.maxGradNorm === 0 ? NaN : await clipGradientNorm(this.params, o.maxGradNorm ?? 1.0);
+    const lr = this.lrAt(step);
+    noGrad(() => this.optimizer.update(lr));
+    for (const p of this.params) {
+      p.tensor.grad?.dispose();
+      p.tensor.grad = null;
+    }
+    this.step = step;
+    return { step, loss, grad_norm: gradNorm, lr, tokens_per_s: (o.batchSize * T) / ((performance.now() - started) / 1000) };
+  }
+}

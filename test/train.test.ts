@@ -1,0 +1,107 @@
+// Training against PyTorch + transformers (test/fixtures/train, from scripts/golden/make_training_fixtures.py),
+// on every backend; gradient accumulation; schedules.
+
+import { test } from "uvu";
+import { createJsBackend, hfTensorName, learningRate, loadOlmo, TokenDataset, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
+import { folderSource } from "../src/node/index.js";
+import { readJson, repoRoot, wasmBackendsUnderTest } from "./helpers.js";
+
+interface Fixture {
+  options: TrainOptions & { seqLen: number };
+  ids: number[];
+  mask: number[];
+  steps: { loss: number; gradNorm: number; lr: number }[];
+  final: Record<string, number[]>;
+}
+const fixture = readJson<Fixture>("test/fixtures/train/expected.json");
+const INIT = `${repoRoot}test/fixtures/train/init`;
+const [wasm1, wasm2] = await wasmBackendsUnderTest();
+const backends: [string, AnyBackend][] = [["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!]];
+
+async function trainer(backend: AnyBackend, overrides: Partial<TrainOptions> = {}) {
+  const { model } = await loadOlmo(folderSource(INIT), backend, { weightDType: "f32" });
+  const data = new TokenDataset(Uint16Array.from(fixture.ids), Uint8Array.from(fixture.mask), fixture.options.seqLen, model.config.vocabSize);
+  return new Trainer(model, data, { ...fixture.options, shuffle: false, ...overrides });
+}
+
+async function weights(t: Trainer): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, w] of t.model.weights) out.set(hfTensorName(name), Float32Array.from(await w.data()));
+  return out;
+}
+
+function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0, norm = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff += (a[i]! - b[i]!) ** 2;
+    norm += b[i]! ** 2;
+  }
+  return Math.sqrt(diff / norm);
+}
+
+test("the schedule matches OLMo's warmup and cosine / linear decay", () => {
+  const o = { lr: 1, warmup: 4, tMax: 14, alphaF: 0.1 };
+  const near = (a: number, b: number) => Math.abs(a - b) < 1e-12;
+  if (!near(learningRate(1, o), 0.1 + 0.9 / 4) || !near(learningRate(4, o), 1)) throw new Error("warmup");
+  if (!near(learningRate(9, o), 0.1 + 0.9 * 0.5) || !near(learningRate(14, o), 0.1) || !near(learningRate(99, o), 0.1)) throw new Error("cosine");
+  if (!near(learningRate(9, { ...o, schedule: "linear" }), 0.55) || !near(learningRate(9, { ...o, schedule: "constant" }), 1)) throw new Error("linear / constant");
+  fixture.steps.forEach((s, k) => {
+    if (!near(learningRate(k + 1, { ...fixture.options, tMax: fixture.options.tMax! }), s.lr)) throw new Error(`step ${k + 1} lr`);
+  });
+});
+
+for (const [name, backend] of backends) {
+  test(`${name}: 10 steps match PyTorch (losses, gradient norms, weight updates)`, async () => {
+    const t = await trainer(backend);
+    const initial = await weights(t);
+    for (const [k, want] of fixture.steps.entries()) {
+      const m = await t.trainStep();
+      // f32 losses of O(1) computed in other orders agree to ~1e-6; 1e-4 relative as the issue asks.
+      if (Math.abs(m.loss - want.loss) > 1e-4 * Math.abs(want.loss)) throw new Error(`step ${k + 1}: loss ${m.loss}, PyTorch ${want.loss}`);
+      if (Math.abs(m.grad_norm - want.gradNorm) > 1e-3 * want.gradNorm) throw new Error(`step ${k + 1}: grad norm ${m.grad_norm}, PyTorch ${want.gradNorm}`);
+    }
+    const final = await weights(t);
+    for (const [tensorName, want] of Object.entries(fixture.final)) {
+      const init = initial.get(tensorName)!, got = final.get(tensorName)!;
+      // The update (final - initial) agrees to 1% of its norm (the issue's criterion); Adam divides
+      // by sqrt(v) + 1e-5, which amplifies f32 differences in tiny gradients, hence not tighter.
+      const wantDelta = want.map((v, i) => v - init[i]!), gotDelta = Array.from(got, (v, i) => v - init[i]!);
+      const rel = relativeDifference(gotDelta, wantDelta);
+      if (!(rel < 0.01)) throw new Error(`${tensorName}: update differs from PyTorch's by ${(100 * rel).toFixed(2)}% of its norm`);
+    }
+    t.model.dispose();
+    t.optimizer.dispose();
+  });
+}
+
+test("gradient accumulation over micro-batches gives the whole batch's update", async () => {
+  const whole = await trainer(wasm1!, { batchSize: 4 });
+  const split = await trainer(wasm1!, { batchSize: 4, microBatchSize: 1 });
+  for (let i = 0; i < 3; i++) {
+    const a = await whole.trainStep(), b = await split.trainStep();
+    if (Math.abs(a.loss - b.loss) > 1e-5 * a.loss) throw new Error(`step ${i + 1}: loss ${a.loss} vs ${b.loss}`);
+  }
+  const [wa, wb] = [await weights(whole), await weights(split)];
+  for (const [name, a] of wa) {
+    const rel = relativeDifference(wb.get(name)!, a);
+    if (!(rel < 1e-5)) throw new Error(`${name}: accumulated weights differ by ${rel}`);
+  }
+});
+
+test("bad data: size not a multiple of the dtype, mask of the wrong length, ids past the vocabulary", () => {
+  const expectError = (fn: () => unknown, fragment: string) => {
+    try {
+      fn();
+    } catch (e) {
+      if (!(e as Error).message.includes(fragment)) throw new Error(`"${(e as Error).message}" lacks "${fragment}"`);
+      return;
+    }
+    throw new Error(`no error mentioning ${fragment}`);
+  };
+  expectError(() => TokenDataset.idsFromBytes(new Uint8Array(7), "uint16", "input_ids.npy"), "input_ids.npy: 7 bytes is not a whole number of uint16 ids");
+  expectError(() => new TokenDataset(new Uint16Array(20), new Uint8Array(19), 4, 64), "label mask has 19 entries but input_ids has 20 tokens");
+  expectError(() => new TokenDataset(Uint16Array.from([1, 2, 3, 64]), null, 2, 64), "token 3 is id 64, outside the model's vocabulary [0, 64)");
+  expectError(() => new TokenDataset(new Uint16Array(3), null, 4, 64), "fewer than one instance of seq_len 4");
+});
+
+test.run();
