@@ -5,6 +5,7 @@ import { runBench } from "./bench.js";
 import { runDemo } from "./demo.js";
 import { runGenerate, runLogits } from "./generate.js";
 import { runDetokenize, runTokenize } from "./tokenize.js";
+import { runPrepareData, runTrain } from "./train.js";
 
 interface Command {
   summary: string;
@@ -15,6 +16,8 @@ const commands: Record<string, Command> = {
   demo: { summary: "train a tiny attention model on a paragraph with the reference backend and sample from it", run: runDemo },
   generate: { summary: "generate text with an OLMo model folder: --model DIR (--prompt TEXT | --ids 1,2,3) [--json]", run: runGenerate },
   logits: { summary: "write the logits of token ids as a .npy file: --model DIR --ids 1,2,3 --out FILE.npy", run: runLogits },
+  "prepare-data": { summary: "tokenize text or JSONL into OLMo's input_ids.npy / label_mask.npy", run: runPrepareData },
+  train: { summary: "train or fine-tune an OLMo model (AdamW, OLMo schedules, checkpoints): see olmo train --help", run: runTrain },
   tokenize: { summary: "print the token ids of a text or file as a JSON array", run: runTokenize },
   detokenize: { summary: "print the text of comma-separated token ids", run: runDetokenize },
   bench: { summary: "measure a kernel: olmo bench matmul --m M --k K --n N [--threads T] [--dtype f32|bf16] --json", run: runBench },

@@ -25,3 +25,4 @@ export function createNodeWasmBackend(options: Omit<WasmBackendOptions, "spawnWo
   return createWasmBackend({ threads: Math.min(availableParallelism(), 8), ...options, spawnWorker: spawnNodeWorker });
 }
 export { fileSource, folderSource } from "./fs.js";
+export { saveTrainingCheckpoint, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, type TrainerState } from "./checkpoint.js";

@@ -1,0 +1,273 @@
+// `olmo prepare-data` and `olmo train`.
+
+import { appendFile, copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { basename, join } from "node:path";
+import {
+  configFromHf, NaNLossError, Olmo, OLMO_PRESETS, randn, Random, TokenDataset, Tokenizer, Trainer, type IdDType, type OlmoConfig,
+  type AnyBackend, type StepMetrics, type TrainOptions, type WeightName,
+} from "../index.js";
+import { loadTrainableModel, restoreTrainerState, saveTrainingCheckpoint } from "../node/index.js";
+import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import { backendByName } from "./bench.js";
+
+// ---------------------------------------------------------------------------------------------------
+// prepare-data
+
+const prepareSpec: Record<string, OptionSpec> = {
+  tokenizer: { kind: "value", help: "tokenizer.json" },
+  input: { kind: "value", help: "a text file (one document) or JSONL: {\"text\": ...} or {\"messages\": [{role, content}]} per line" },
+  "seq-len": { kind: "value", help: "instance length (chat examples are padded / cut to it)" },
+  out: { kind: "value", help: "output folder for input_ids.npy and label_mask.npy" },
+  "ids-dtype": { kind: "value", help: "uint16 (default) or uint32" },
+  help: { kind: "flag", help: "show this help" },
+};
+
+/**
+ * A chat example as OLMo's Tulu preparation (scripts/prepare_tulu_data.py) builds it: EOS first, then
+ * per message "<|role|>\n" and the stripped content + "\n"; assistant content also ends with EOS and
+ * only its tokens (not the final "\n") are labels. Padded with pad id 1 or cut to seq_len.
+ */
+export function chatExample(tokenizer: Tokenizer, messages: { role: string; content: string }[], seqLen: number, eos: number): { ids: number[]; mask: number[] } {
+  const ids = [eos], mask = [0];
+  for (const message of messages) {
+    const role = tokenizer.encode(`<|${message.role}|>\n`);
+    ids.push(...role);
+    mask.push(...role.map(() => 0));
+    if (message.role === "assistant") {
+      const content = [...tokenizer.encode(message.content.trim()), eos, ...tokenizer.encode("\n")];
+      ids.push(...content);
+      mask.push(...content.map((_, i) => (i < content.length - 1 ? 1 : 0)));
+    } else {
+      const content = tokenizer.encode(message.content.trim() + "\n");
+      ids.push(...content);
+      mask.push(...content.map(() => 0));
+    }
+  }
+  while (ids.length < seqLen) {
+    ids.push(1);
+    mask.push(0);
+  }
+  return { ids: ids.slice(0, seqLen), mask: mask.slice(0, seqLen) };
+}
+
+export async function runPrepareData(args: string[]): Promise<void> {
+  const { values, flags } = parseArgs("prepare-data", args, prepareSpec);
+  if (flags.has("help")) return void console.log(usage("prepare-data", prepareSpec));
+  const tokenizerFile = values.get("tokenizer"), input = values.get("input"), out = values.get("out");
+  const seqLen = Number(values.get("seq-len"));
+  if (!tokenizerFile || !input || !out) throw new UsageError("olmo prepare-data: --tokenizer, --input, --seq-len and --out are required");
+  if (!Number.isInteger(seqLen) || seqLen < 2) throw new UsageError(`--seq-len must be an integer >= 2, got ${values.get("seq-len")}`);
+  const dtype = (values.get("ids-dtype") ?? "uint16") as IdDType;
+  if (dtype !== "uint16" && dtype !== "uint32") throw new UsageError(`--ids-dtype must be uint16 or uint32, got ${dtype}`);
+  const tokenizer = new Tokenizer(await readFile(tokenizerFile, "utf8"));
+  const eos = tokenizer.eosTokenId;
+  const text = await readFile(input, "utf8");
+  const ids: number[] = [], mask: number[] = [];
+  if (input.endsWith(".jsonl")) {
+    text.split("\n").forEach((line, n) => {
+      if (!line.trim()) return;
+      let record: { text?: string; messages?: { role: string; content: string }[] };
+      try {
+        record = JSON.parse(line);
+      } catch (e) {
+        throw new Error(`${input}:${n + 1}: not valid JSON (${(e as Error).message})`);
+      }
+      if (Array.isArray(record.messages)) {
+        const example = chatExample(tokenizer, record.messages, seqLen, eos);
+        ids.push(...example.ids);
+        mask.push(...example.mask);
+      } else if (typeof record.text === "string") {
+        const doc = tokenizer.encode(record.text, { addEos: true });
+        ids.push(...doc);
+        mask.push(...doc.map(() => 1));
+      } else throw new Error(`${input}:${n + 1}: expected a "text" string or a "messages" array`);
+    });
+  } else {
+    const doc = tokenizer.encode(text, { addEos: true });
+    ids.push(...doc);
+    mask.push(...doc.map(() => 1));
+  }
+  const limit = dtype === "uint16" ? 65535 : 2 ** 32 - 1;
+  const tooBig = ids.find((id) => id > limit);
+  if (tooBig !== undefined) throw new Error(`token id ${tooBig} does not fit ${dtype}; use --ids-dtype uint32`);
+  await mkdir(out, { recursive: true });
+  const idArray = dtype === "uint16" ? Uint16Array.from(ids) : Uint32Array.from(ids);
+  await writeFile(join(out, "input_ids.npy"), new Uint8Array(idArray.buffer));
+  await writeFile(join(out, "label_mask.npy"), Uint8Array.from(mask));
+  console.log(`wrote ${ids.length} tokens (${Math.floor(ids.length / seqLen)} instances of ${seqLen}) to ${out}/input_ids.npy (${dtype}, no header) and label_mask.npy`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// train
+
+const trainSpec: Record<string, OptionSpec> = {
+  model: { kind: "value", help: "start from this model folder (fine-tuning)" },
+  config: { kind: "value", help: "start from scratch: a preset (OLMo-1B, ...) or a config.json file" },
+  tokenizer: { kind: "value", help: "tokenizer.json to copy into each checkpoint" },
+  data: { kind: "value", help: "folder with input_ids.npy [+ label_mask.npy], or the ids file itself" },
+  "label-mask": { kind: "value", help: "label mask file (default: label_mask.npy beside the ids, or all ones)" },
+  "ids-dtype": { kind: "value", help: "uint16 (default) or uint32" },
+  "seq-len": { kind: "value", help: "instance length" },
+  "batch-size": { kind: "value", help: "instances per update" },
+  "micro-batch-size": { kind: "value", help: "instances per forward / backward pass (gradient accumulation)" },
+  steps: { kind: "value", help: "updates to run (in all, counting a resumed run's)" },
+  lr: { kind: "value", help: "peak learning rate" },
+  warmup: { kind: "value", help: "warmup steps (from 0.1 lr)" },
+  schedule: { kind: "value", help: "cosine (default), linear or constant" },
+  "t-max": { kind: "value", help: "step where decay ends (default: --steps)" },
+  "alpha-f": { kind: "value", help: "final lr fraction (default 0.1)" },
+  "weight-decay": { kind: "value", help: "default 0.1" },
+  betas: { kind: "value", help: "default 0.9,0.95" },
+  eps: { kind: "value", help: "default 1e-5" },
+  "max-grad-norm": { kind: "value", help: "clip the global gradient norm (default 1.0; 0 disables)" },
+  "decay-embeddings": { kind: "flag", help: "weight-decay the embedding too" },
+  "no-shuffle": { kind: "flag", help: "visit instances in file order" },
+  seed: { kind: "value", help: "data order and initialisation seed (default 0)" },
+  backend: { kind: "value", help: "js or wasm (default)" },
+  threads: { kind: "value", help: "threads of the wasm backend (default 2)" },
+  save: { kind: "value", help: "checkpoint folder (required)" },
+  "save-every": { kind: "value", help: "save every K steps (default: only at the end)" },
+  load: { kind: "value", help: "resume from a checkpoint folder or --save directory" },
+  "reset-trainer-state": { kind: "flag", help: "with --load: keep weights and optimizer, restart step, schedule, data" },
+  help: { kind: "flag", help: "show this help" },
+};
+
+/** From-scratch initialisation: every weight N(0, 0.02) (transformers' initializer_range), seeded. */
+function initialModel(config: OlmoConfig, seed: number, backend: AnyBackend): Olmo {
+  const random = new Random(seed);
+  const C = config.hiddenSize, I = config.intermediateSize, q = config.numHeads * config.headDim, kv = config.numKvHeads * config.headDim;
+  const shapes = new Map<WeightName, number[]>([["embed", [config.vocabSize, C]]]);
+  if (!config.tieWordEmbeddings) shapes.set("lmHead", [config.vocabSize, C]);
+  for (let i = 0; i < config.numLayers; i++) {
+    shapes.set(`layers.${i}.q`, [q, C]).set(`layers.${i}.k`, [kv, C]).set(`layers.${i}.v`, [kv, C]).set(`layers.${i}.o`, [C, q]);
+    shapes.set(`layers.${i}.gate`, [I, C]).set(`layers.${i}.up`, [I, C]).set(`layers.${i}.down`, [C, I]);
+  }
+  const weights = new Map([...shapes].map(([name, shape]) => [name, randn(shape, { seed: random, std: 0.02, backend })] as const));
+  return new Olmo(config, weights);
+}
+
+async function configFromArg(arg: string): Promise<OlmoConfig> {
+  const preset = OLMO_PRESETS[arg];
+  if (preset) return { ...preset };
+  if (!existsSync(arg)) throw new UsageError(`--config ${arg}: neither a preset (${Object.keys(OLMO_PRESETS).join(", ")}) nor a file`);
+  return configFromHf(await readFile(arg, "utf8"), arg);
+}
+
+/** The loss curve as a small SVG line chart. */
+export function lossCurveSvg(points: { step: number; loss: number }[]): string {
+  const width = 640, height = 320, pad = 44;
+  if (points.length === 0) return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"/>`;
+  const steps = points.map((p) => p.step), losses = points.map((p) => p.loss);
+  const [s0, s1] = [Math.min(...steps), Math.max(...steps, Math.min(...steps) + 1)];
+  const [l0, l1] = [Math.min(...losses), Math.max(...losses, Math.min(...losses) + 1e-6)];
+  const x = (s: number) => pad + ((s - s0) / (s1 - s0)) * (width - 2 * pad);
+  const y = (l: number) => height - pad - ((l - l0) / (l1 - l0)) * (height - 2 * pad);
+  const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.step).toFixed(1)},${y(p.loss).toFixed(1)}`).join(" ");
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<line x1="${pad}" y1="${height - pad}" x2="${width - pad}" y2="${height - pad}" stroke="black"/>`,
+    `<line x1="${pad}" y1="${pad}" x2="${pad}" y2="${height - pad}" stroke="black"/>`,
+    `<text x="${width / 2}" y="${height - 10}" text-anchor="middle">step</text>`,
+    `<text x="12" y="${height / 2}" transform="rotate(-90 12 ${height / 2})" text-anchor="middle">training loss</text>`,
+    `<text x="${pad - 4}" y="${y(l1) + 4}" text-anchor="end">${l1.toFixed(2)}</text>`,
+    `<text x="${pad - 4}" y="${y(l0) + 4}" text-anchor="end">${l0.toFixed(2)}</text>`,
+    `<text x="${x(s0)}" y="${height - pad + 16}" text-anchor="middle">${s0}</text>`,
+    `<text x="${x(s1)}" y="${height - pad + 16}" text-anchor="middle">${s1}</text>`,
+    `<path d="${path}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>`,
+    `</svg>`,
+  ].join("\n");
+}
+
+export async function runTrain(args: string[]): Promise<void> {
+  const { values, flags } = parseArgs("train", args, trainSpec);
+  if (flags.has("help")) return void console.log(usage("train", trainSpec));
+  const num = (name: string, fallback?: number): number => {
+    const raw = values.get(name);
+    if (raw === undefined) {
+      if (fallback === undefined) throw new UsageError(`olmo train: --${name} is required`);
+      return fallback;
+    }
+    const v = Number(raw);
+    if (!Number.isFinite(v)) throw new UsageError(`olmo train: --${name} must be a number, got ${raw}`);
+    return v;
+  };
+  const save = values.get("save");
+  if (!save) throw new UsageError("olmo train: --save DIR is required");
+  const data = values.get("data");
+  if (!data) throw new UsageError("olmo train: --data DIR_OR_FILE is required");
+  const from = [values.get("model"), values.get("config"), values.get("load")].filter((v) => v !== undefined);
+  if (from.length !== 1) throw new UsageError("olmo train: give exactly one of --model DIR, --config PRESET_OR_JSON or --load DIR");
+  const betas = (values.get("betas") ?? "0.9,0.95").split(",").map(Number);
+  if (betas.length !== 2 || betas.some((b) => !(b >= 0 && b < 1))) throw new UsageError(`--betas must be two numbers in [0, 1), got ${values.get("betas")}`);
+  const schedule = values.get("schedule") ?? "cosine";
+  if (!["cosine", "linear", "constant"].includes(schedule)) throw new UsageError(`--schedule must be cosine, linear or constant, got ${schedule}`);
+  const seed = num("seed", 0);
+  const options: TrainOptions = {
+    steps: num("steps"), batchSize: num("batch-size"), microBatchSize: values.has("micro-batch-size") ? num("micro-batch-size") : undefined,
+    lr: num("lr"), warmup: num("warmup", 0), schedule: schedule as TrainOptions["schedule"], tMax: values.has("t-max") ? num("t-max") : undefined,
+    alphaF: num("alpha-f", 0.1), weightDecay: num("weight-decay", 0.1), betas: betas as [number, number], eps: num("eps", 1e-5),
+    maxGradNorm: num("max-grad-norm", 1.0), decayEmbeddings: flags.has("decay-embeddings"), shuffle: !flags.has("no-shuffle"), seed,
+  };
+  const seqLen = num("seq-len");
+
+  const backendName = values.get("backend") ?? "wasm";
+  if (backendName === "webgpu") throw new UsageError("the webgpu backend is not available yet; use --backend wasm or js");
+  const backend = await backendByName(backendName, num("threads", 2));
+  try {
+    // The model: a checkpoint to resume or fine-tune, or a fresh initialisation.
+    let model: Olmo, resumeFolder: string | null = null;
+    if (values.has("config")) model = initialModel(await configFromArg(values.get("config")!), seed, backend);
+    else {
+      const loaded = await loadTrainableModel((values.get("load") ?? values.get("model"))!, backend);
+      model = loaded.model;
+      if (values.has("load")) resumeFolder = loaded.folder;
+    }
+    // The data.
+    const isDir = (await stat(data)).isDirectory();
+    const idsFile = isDir ? join(data, "input_ids.npy") : data;
+    const maskFile = values.get("label-mask") ?? (isDir && existsSync(join(data, "label_mask.npy")) ? join(data, "label_mask.npy") : null);
+    const ids = TokenDataset.idsFromBytes(await readFile(idsFile), (values.get("ids-dtype") ?? "uint16") as IdDType, idsFile);
+    const mask = maskFile ? new Uint8Array(await readFile(maskFile)) : null;
+    const dataset = new TokenDataset(ids, mask, seqLen, model.config.vocabSize, basename(idsFile));
+    const trainer = new Trainer(model, dataset, options);
+    if (resumeFolder) await restoreTrainerState(resumeFolder, trainer, flags.has("reset-trainer-state"));
+
+    await mkdir(save, { recursive: true });
+    const metricsFile = join(save, "metrics.jsonl");
+    const tokenizer = values.get("tokenizer");
+    const saveEvery = num("save-every", 0);
+    const runOptions = { ...options, seqLen, data, seed };
+    const history: { step: number; loss: number }[] = existsSync(metricsFile)
+      ? (await readFile(metricsFile, "utf8")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as StepMetrics).filter((m) => m.step <= trainer.step)
+      : [];
+    const saveNow = async () => {
+      const folder = await saveTrainingCheckpoint(save, trainer, runOptions);
+      if (tokenizer) await copyFile(tokenizer, join(folder, "tokenizer.json"));
+      await writeFile(join(save, "loss.svg"), lossCurveSvg(history));
+    };
+    console.error(`olmo train: ${dataset.instances} instances of ${seqLen} tokens, steps ${trainer.step + 1}..${options.steps}, ${backend.name} backend`);
+    while (trainer.step < options.steps) {
+      let m: StepMetrics;
+      try {
+        m = await trainer.trainStep();
+      } catch (e) {
+        if (e instanceof NaNLossError) throw new Error(`${e.message} (in ${save})`);
+        throw e;
+      }
+      history.push({ step: m.step, loss: m.loss });
+      await appendFile(metricsFile, JSON.stringify(m) + "\n");
+      const line = `step ${m.step}/${options.steps}  loss ${m.loss.toFixed(4)}  grad_norm ${m.grad_norm.toFixed(3)}  lr ${m.lr.toExponential(2)}  ${m.tokens_per_s.toFixed(0)} tokens/s`;
+      if (process.stderr.isTTY) process.stderr.write(`\r${line}   `);
+      else console.error(line);
+      if (saveEvery > 0 && m.step % saveEvery === 0 && m.step < options.steps) await saveNow();
+    }
+    if (process.stderr.isTTY) process.stderr.write("\n");
+    await saveNow();
+    trainer.optimizer.dispose();
+    model.dispose();
+  } finally {
+    backend.dispose?.();
+  }
+}
