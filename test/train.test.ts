@@ -1,9 +1,13 @@
 // Training against PyTorch + transformers (test/fixtures/train, from scripts/golden/make_training_fixtures.py),
 // on every backend; gradient accumulation; schedules.
 
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "uvu";
-import { createJsBackend, hfTensorName, learningRate, loadOlmo, TokenDataset, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
-import { folderSource } from "../src/node/index.js";
+import { createJsBackend, hfTensorName, learningRate, loadOlmo, TokenDataset, Tokenizer, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
+import { folderSource, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel } from "../src/node/index.js";
 import { readJson, repoRoot, wasmBackendsUnderTest } from "./helpers.js";
 
 interface Fixture {
@@ -102,6 +106,65 @@ test("bad data: size not a multiple of the dtype, mask of the wrong length, ids 
   expectError(() => new TokenDataset(new Uint16Array(20), new Uint8Array(19), 4, 64), "label mask has 19 entries but input_ids has 20 tokens");
   expectError(() => new TokenDataset(Uint16Array.from([1, 2, 3, 64]), null, 2, 64), "token 3 is id 64, outside the model's vocabulary [0, 64)");
   expectError(() => new TokenDataset(new Uint16Array(3), null, 4, 64), "fewer than one instance of seq_len 4");
+});
+
+test("N steps, or N/2 + save + resume + N/2, give identical weights", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-resume-"));
+  const options = { steps: 6, tMax: 6, shuffle: true, seed: 5 };
+  const straight = await trainer(wasm2!, options);
+  for (let i = 0; i < 6; i++) await straight.trainStep();
+  const first = await trainer(wasm2!, options);
+  for (let i = 0; i < 3; i++) await first.trainStep();
+  await saveTrainingCheckpoint(dir, first, {});
+  const { model, folder } = await loadTrainableModel(dir, wasm2!);
+  if (!folder.endsWith("step-3")) throw new Error(`latest is ${folder}`);
+  const data = new TokenDataset(Uint16Array.from(fixture.ids), Uint8Array.from(fixture.mask), fixture.options.seqLen, 64);
+  const resumed = new Trainer(model, data, { ...fixture.options, ...options });
+  await restoreTrainerState(folder, resumed, false);
+  if (resumed.step !== 3 || resumed.optimizer.step !== 3) throw new Error(`resumed at ${resumed.step} / ${resumed.optimizer.step}`);
+  for (let i = 0; i < 3; i++) await resumed.trainStep();
+  const [a, b] = [await weights(straight), await weights(resumed)];
+  for (const [name, w] of a) if (w.join() !== b.get(name)!.join()) throw new Error(`${name} differs after resuming`);
+  // --reset-trainer-state keeps weights and optimizer moments but restarts the step.
+  const { model: again } = await loadTrainableModel(dir, wasm2!);
+  const reset = new Trainer(again, data, { ...fixture.options, ...options });
+  await restoreTrainerState(folder, reset, true);
+  if (reset.step !== 0 || reset.optimizer.step !== 3) throw new Error(`reset: step ${reset.step}, optimizer step ${reset.optimizer.step}`);
+  rmSync(dir, { recursive: true });
+});
+
+test("olmo train: metrics, loss curve, HF checkpoint; a NaN loss stops with the last good checkpoint kept", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-train-cli-"));
+  writeFileSync(join(dir, "input_ids.npy"), new Uint8Array(Uint16Array.from(fixture.ids).buffer));
+  writeFileSync(join(dir, "label_mask.npy"), Uint8Array.from(fixture.mask));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, "train", "--model", INIT, "--data", dir, "--seq-len", "8", "--batch-size", "2", "--threads", "1", ...args], { encoding: "utf8" });
+  const ok = cli("--steps", "4", "--lr", "1e-3", "--save", join(dir, "run"), "--save-every", "2");
+  if (ok.status !== 0) throw new Error(ok.stderr);
+  const lines = readFileSync(join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  if (lines.length !== 4 || !["step", "loss", "grad_norm", "lr", "tokens_per_s"].every((k) => typeof lines[3][k] === "number")) throw new Error(JSON.stringify(lines));
+  if (!readFileSync(join(dir, "run", "loss.svg"), "utf8").startsWith("<svg")) throw new Error("no loss curve");
+  if (readFileSync(join(dir, "run", "latest"), "utf8").trim() !== "step-4" || !existsSync(join(dir, "run", "step-2", "model.safetensors"))) throw new Error("checkpoints");
+  const nan = cli("--steps", "5", "--lr", "1e30", "--warmup", "0", "--max-grad-norm", "0", "--save", join(dir, "nan"), "--save-every", "1");
+  if (nan.status === 0 || !nan.stderr.includes("is not a finite number")) throw new Error(`status ${nan.status}: ${nan.stderr}`);
+  const latest = readFileSync(join(dir, "nan", "latest"), "utf8").trim();
+  if (!existsSync(join(dir, "nan", latest, "model.safetensors")) || existsSync(join(dir, "nan", `${latest}.tmp`))) throw new Error(`latest ${latest}`);
+  rmSync(dir, { recursive: true });
+});
+
+test("olmo prepare-data: text joined with EOS; chat JSONL masks only the assistant turns", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-prep-"));
+  const tok = `${repoRoot}../shared/data/allenai_gpt-neox-olmo-dolma-v1_5.json`;
+  writeFileSync(join(dir, "chat.jsonl"), JSON.stringify({ messages: [{ role: "user", content: "Hi there" }, { role: "assistant", content: "Hello!" }] }) + "\n");
+  const r = spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, "prepare-data", "--tokenizer", tok, "--input", join(dir, "chat.jsonl"), "--seq-len", "32", "--out", join(dir, "out")], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(r.stderr);
+  const ids = new Uint16Array(Uint8Array.from(readFileSync(join(dir, "out", "input_ids.npy"))).buffer);
+  const mask = readFileSync(join(dir, "out", "label_mask.npy"));
+  if (ids.length !== 32 || mask.length !== 32) throw new Error(`lengths ${ids.length}, ${mask.length}`);
+  const t = new Tokenizer(readFileSync(tok, "utf8"));
+  const labelled = [...ids].filter((_, i) => mask[i]);
+  if (t.decode(labelled) !== "Hello!<|endoftext|>") throw new Error(`labelled tokens decode to ${JSON.stringify(t.decode(labelled))}`);
+  if (ids[0] !== 50279 || ids[31] !== 1) throw new Error("expected EOS first and padding last");
+  rmSync(dir, { recursive: true });
 });
 
 test.run();

@@ -64,6 +64,13 @@ export async function runPrepareData(args: string[]): Promise<void> {
   const eos = tokenizer.eosTokenId;
   const text = await readFile(input, "utf8");
   const ids: number[] = [], mask: number[] = [];
+  // (A loop, not push(...doc): spreading a whole book's ids overflows the call stack.)
+  const append = (docIds: readonly number[], docMask: readonly number[]) => {
+    for (let i = 0; i < docIds.length; i++) {
+      ids.push(docIds[i]!);
+      mask.push(docMask[i]!);
+    }
+  };
   if (input.endsWith(".jsonl")) {
     text.split("\n").forEach((line, n) => {
       if (!line.trim()) return;
@@ -75,18 +82,15 @@ export async function runPrepareData(args: string[]): Promise<void> {
       }
       if (Array.isArray(record.messages)) {
         const example = chatExample(tokenizer, record.messages, seqLen, eos);
-        ids.push(...example.ids);
-        mask.push(...example.mask);
+        append(example.ids, example.mask);
       } else if (typeof record.text === "string") {
         const doc = tokenizer.encode(record.text, { addEos: true });
-        ids.push(...doc);
-        mask.push(...doc.map(() => 1));
+        append(doc, doc.map(() => 1));
       } else throw new Error(`${input}:${n + 1}: expected a "text" string or a "messages" array`);
     });
   } else {
     const doc = tokenizer.encode(text, { addEos: true });
-    ids.push(...doc);
-    mask.push(...doc.map(() => 1));
+    append(doc, doc.map(() => 1));
   }
   const limit = dtype === "uint16" ? 65535 : 2 ** 32 - 1;
   const tooBig = ids.find((id) => id > limit);
