@@ -7,6 +7,7 @@
 import Benchmark from "benchmark";
 import { benchMatmul } from "./matmul.js";
 import { benchOlmo1b } from "./olmo.js";
+import { benchTraining } from "./train.js";
 import { benchTokenizer } from "./tokenizer.js";
 import { attention, createJsBackend, createWasmBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
 
@@ -68,6 +69,7 @@ for (const row of rows) {
 
 await benchMatmul();
 await benchOlmo1b(2);
+await benchTraining();
 
 // The tokenizer, on the shared data folder beside the repository (skipped, and said, when absent).
 const dataDir = new URL("../../../shared/data", import.meta.url).pathname;

@@ -10,7 +10,7 @@ import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./bench.js";
 
 const modelOptions: Record<string, OptionSpec> = {
-  model: { kind: "value", help: "model folder (config.json + safetensors [+ tokenizer.json])" },
+  model: { kind: "value", help: "model folder (config.json + safetensors [+ tokenizer.json]); default: the bundled tiny Shakespeare model" },
   backend: { kind: "value", help: "js, wasm (default) or webgpu" },
   threads: { kind: "value", help: "threads of the wasm backend (default: cores, at most 8)" },
   dtype: { kind: "value", help: "weight storage: auto (default: f32 under 200M parameters), f32 or bf16" },
@@ -30,9 +30,12 @@ function progressBar(label: string): (read: number, total: number) => void {
   };
 }
 
+/** The default model shipped in the package (see models/olmo-tiny-shakespeare/RECIPE.md). */
+export const DEFAULT_MODEL = new URL("../models/olmo-tiny-shakespeare", import.meta.url).pathname;
+
 async function openModel(values: Map<string, string>) {
-  const dir = values.get("model");
-  if (!dir) throw new UsageError("--model DIR is required (a folder with config.json and model.safetensors)");
+  const dir = values.get("model") ?? DEFAULT_MODEL;
+  if (!values.has("model")) console.error(`olmo: no --model given, using the default model ${dir}`);
   const backendName = values.get("backend") ?? "wasm";
   if (backendName === "webgpu") throw new UsageError("the webgpu backend is not available yet; use --backend wasm or js");
   const threadsRaw = values.get("threads");

@@ -6,6 +6,8 @@
 // split their output by thread index) and the caller waits until the pending count reaches zero. No
 // message is posted per call. The caller blocks in Atomics.wait, which Node's main thread and Web
 // Workers allow (a browser's main thread does not: run olmo-js in a worker there, or use 1 thread).
+// Waits are bounded (POLL_MS) and re-check the counters: we saw a stress loop of tiny kernels hang
+// once with unbounded waits under CPU contention, so no wake-up is relied upon alone.
 //
 // Control block (Int32Array): [0] generation, [1] pending workers, [2] kernel index (-1 = exit),
 // [3] argument count, [4 + t] result of thread t (kernels that report a bad index return it + 1;
@@ -24,7 +26,10 @@ export interface PoolWorker {
 export type SpawnWorker = (source: string) => PoolWorker;
 
 const MAX_ARGS = 32;
+/** Longest a kernel may keep a worker busy before the pool gives up (a wedged worker must not hang the caller). */
+const WORKER_TIMEOUT_MS = 120_000;
 const SPIN_ITERATIONS = 20000; // about 20-50 us of polling before sleeping: kernels come in bursts
+const POLL_MS = 20;
 
 // The worker program. It runs as a classic Web Worker or as a CommonJS worker_threads program.
 export const WORKER_SOURCE = `
@@ -39,8 +44,11 @@ listen((init) => {
   port.postMessage("ready");
   let generation = 0;
   for (;;) {
-    for (let spin = 0; spin < ${SPIN_ITERATIONS} && Atomics.load(control, 0) === generation; spin++);
-    Atomics.wait(control, 0, generation);
+    // Poll briefly, then sleep in short waits: every wake-up re-checks the counter, so a lost
+    // notification costs at most ${POLL_MS} ms instead of a hang.
+    for (let spin = 0; Atomics.load(control, 0) === generation; spin++) {
+      if (spin > ${SPIN_ITERATIONS}) Atomics.wait(control, 0, generation, ${POLL_MS});
+    }
     generation = Atomics.load(control, 0);
     const op = control[2];
     if (op < 0) break;
@@ -108,14 +116,35 @@ export class ThreadPool {
     Atomics.store(c, 1, this.workers.length);
     Atomics.add(c, 0, 1);
     Atomics.notify(c, 0);
-    let result = (fn(...args, 0, this.threads) as number | undefined) ?? 0;
-    for (let pending = Atomics.load(c, 1); pending !== 0; pending = Atomics.load(c, 1)) Atomics.wait(c, 1, pending);
+    let result = 0;
+    try {
+      result = (fn(...args, 0, this.threads) as number | undefined) ?? 0;
+    } finally {
+      // Even when this thread's share failed, the workers must finish before the control block is reused.
+      this.waitForWorkers(index);
+    }
     for (let t = 1; t < this.threads; t++) {
       const r = c[4 + t]!;
       if (r < 0) throw new Error(`wasm backend: kernel ${index} failed in worker thread ${t}`);
       if (r > 0 && (result === 0 || r < result)) result = r;
     }
     return result;
+  }
+
+  /** Block until every worker has finished the current kernel; a worker that never does is an error, not a hang. */
+  private waitForWorkers(index: number): void {
+    const c = this.control;
+    const deadline = performance.now() + WORKER_TIMEOUT_MS;
+    for (let pending = Atomics.load(c, 1); pending !== 0; pending = Atomics.load(c, 1)) {
+      if (performance.now() > deadline) {
+        this.close();
+        throw new Error(
+          `wasm backend: ${pending} worker thread(s) did not finish kernel ${index} within ${WORKER_TIMEOUT_MS / 1000} s ` +
+            `(generation ${Atomics.load(c, 0)}); the thread pool was shut down`,
+        );
+      }
+      Atomics.wait(c, 1, pending, POLL_MS); // re-checked on every wake-up, as in the workers
+    }
   }
 
   /** Stop the workers; the process can then exit. */
