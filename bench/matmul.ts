@@ -4,7 +4,7 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
-import { backendByName, measureMatmul, type MatmulMeasurement } from "../src/cli/bench.js";
+import { backendByName, measureMatmul, medianTime, type MatmulMeasurement } from "../src/cli/bench.js";
 
 const SHAPES: [number, number, number][] = [[256, 256, 256], [1024, 1024, 1024], [2048, 2048, 2048], [128, 2048, 8192], [1, 2048, 8192]];
 
@@ -15,23 +15,14 @@ function measureTfjs(m: number, k: number, n: number, minSeconds = 1): number {
   const a = tf.randomNormal([m, k]);
   const weights = Array.from({ length: copies }, () => tf.randomNormal(decode ? [n, k] : [k, n]));
   // (Not inside tf.tidy: there, dataSync made tfjs-wasm ten times slower in our runs.)
-  const once = (i: number) => {
+  const { medianMs } = medianTime((i) => {
     const c = tf.matMul(a, weights[i % copies]!, false, decode);
     c.dataSync();
     c.dispose();
-  };
-  once(0);
-  const times: number[] = [];
-  const started = performance.now();
-  for (let i = 0; times.length < 3 || performance.now() - started < minSeconds * 1000; i++) {
-    const t0 = performance.now();
-    once(i);
-    times.push(performance.now() - t0);
-  }
+  }, minSeconds);
   a.dispose();
   weights.forEach((w) => w.dispose());
-  times.sort((x, y) => x - y);
-  return (2 * m * n * k) / (times[Math.floor(times.length / 2)]! / 1000) / 1e9;
+  return (2 * m * n * k) / (medianMs / 1000) / 1e9;
 }
 
 export async function benchMatmul(): Promise<void> {

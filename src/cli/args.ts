@@ -34,3 +34,12 @@ export function usage(command: string, spec: Record<string, OptionSpec>): string
   const lines = Object.entries(spec).map(([name, o]) => `  --${name}${o.kind === "value" ? " VALUE" : ""}`.padEnd(28) + o.help);
   return [`usage: olmo ${command} [options]`, ...lines].join("\n");
 }
+
+/** Comma-separated token ids ("1552,310,247"), each a non-negative integer. */
+export function parseIdList(flag: string, raw: string): number[] {
+  return raw.split(",").map((s, i) => {
+    const v = Number(s.trim());
+    if (s.trim() === "" || !Number.isInteger(v) || v < 0) throw new UsageError(`${flag} item ${i} ("${s}") is not a token id`);
+    return v;
+  });
+}

@@ -26,6 +26,20 @@ export interface MatmulMeasurement {
 
 const CYCLE_BYTES = 64 * 2 ** 20;
 
+/** Median milliseconds of `once(i)` over repeated runs (at least 3, for at least minSeconds), after one warm-up run. */
+export function medianTime(once: (i: number) => void, minSeconds: number): { medianMs: number; runs: number } {
+  once(0); // warm up: compile, allocate
+  const times: number[] = [];
+  const started = performance.now();
+  for (let i = 1; times.length < 3 || (performance.now() - started < minSeconds * 1000 && times.length < 1000); i++) {
+    const t0 = performance.now();
+    once(i);
+    times.push(performance.now() - t0);
+  }
+  times.sort((x, y) => x - y);
+  return { medianMs: times[Math.floor(times.length / 2)]!, runs: times.length };
+}
+
 export function measureMatmul(
   backend: AnyBackend, threads: number, m: number, k: number, n: number, dtype: "f32" | "bf16", minSeconds = 1,
 ): MatmulMeasurement {
@@ -36,22 +50,11 @@ export function measureMatmul(
     const a = randn([m, k], { seed: 1, backend });
     const weights: Tensor[] = [];
     for (let i = 0; i < copies; i++) weights.push(randn(decode ? [n, k] : [k, n], { seed: 2 + i, backend, dtype, std: 0.02 }));
-    const once = (i: number) => scope(() => void matmul(a, weights[i % copies]!, { transB: decode }));
-    once(0); // warm up: compile, allocate the output block
-    const times: number[] = [];
-    const started = performance.now();
-    for (let i = 0; times.length < 3 || performance.now() - started < minSeconds * 1000; i++) {
-      const t0 = performance.now();
-      once(i);
-      times.push(performance.now() - t0);
-      if (times.length >= 1000) break;
-    }
+    const { medianMs, runs } = medianTime((i) => scope(() => void matmul(a, weights[i % copies]!, { transB: decode })), minSeconds);
     a.dispose();
     weights.forEach((w) => w.dispose());
-    times.sort((x, y) => x - y);
-    const medianMs = times[Math.floor(times.length / 2)]!;
     return {
-      backend: backend.name, threads, m, k, n, dtype, medianMs, runs: times.length,
+      backend: backend.name, threads, m, k, n, dtype, medianMs, runs,
       gflops: (2 * m * n * k) / (medianMs / 1000) / 1e9,
       weightGBps: weightBytes / (medianMs / 1000) / 1e9,
     };

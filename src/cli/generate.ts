@@ -6,7 +6,7 @@ import {
   generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions,
 } from "../index.js";
 import { folderSource } from "../node/index.js";
-import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import { parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./bench.js";
 
 const modelOptions: Record<string, OptionSpec> = {
@@ -54,14 +54,6 @@ async function openModel(values: Map<string, string>) {
   return { ...loaded, backend, loadSeconds: (performance.now() - started) / 1000 };
 }
 
-function parseIds(raw: string): number[] {
-  return raw.split(",").map((s, i) => {
-    const v = Number(s.trim());
-    if (s.trim() === "" || !Number.isInteger(v) || v < 0) throw new UsageError(`--ids item ${i} ("${s}") is not a token id`);
-    return v;
-  });
-}
-
 const generateSpec: Record<string, OptionSpec> = {
   ...modelOptions,
   prompt: { kind: "value", help: "prompt text (needs tokenizer.json in the folder, or --tokenizer)" },
@@ -96,7 +88,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     const tokenizerFile = values.get("tokenizer");
     const tokenizer = tokenizerFile ? new Tokenizer(readFileSync(tokenizerFile, "utf8"), { eosTokenId: model.config.eosTokenId }) : folderTokenizer;
     if (prompt !== undefined && !tokenizer) throw new UsageError(`${values.get("model")} has no tokenizer.json: pass --tokenizer FILE or use --ids`);
-    const promptIds = prompt !== undefined ? tokenizer!.encode(prompt) : parseIds(idsRaw!);
+    const promptIds = prompt !== undefined ? tokenizer!.encode(prompt) : parseIdList("--ids", idsRaw!);
     const stream = tokenizer?.streamDecoder();
     const json = flags.has("json");
     const options: GenerateOptions = {
@@ -162,7 +154,7 @@ export async function runLogits(args: string[]): Promise<void> {
   if (flags.has("help")) return void console.log(usage("logits", logitsSpec));
   const idsRaw = values.get("ids"), out = values.get("out");
   if (idsRaw === undefined || out === undefined) throw new UsageError("olmo logits: --ids 1,2,3 and --out FILE.npy are required");
-  const ids = parseIds(idsRaw);
+  const ids = parseIdList("--ids", idsRaw);
   const { model, backend } = await openModel(values);
   try {
     if (ids.length > model.config.maxPositionEmbeddings) throw new UsageError(`--ids has ${ids.length} tokens, more than the context length ${model.config.maxPositionEmbeddings}`);

@@ -2,7 +2,7 @@
 
 import { readFileSync } from "node:fs";
 import { Tokenizer } from "../index.js";
-import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import { parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
 
 function loadTokenizer(command: string, path: string | undefined): Tokenizer {
   if (!path) throw new UsageError(`olmo ${command}: --tokenizer FILE.json is required`);
@@ -50,10 +50,6 @@ export async function runDetokenize(args: string[]): Promise<void> {
   const tokenizer = loadTokenizer("detokenize", values.get("tokenizer"));
   const raw = values.get("ids");
   if (raw === undefined) throw new UsageError("olmo detokenize: --ids 1,2,3 is required");
-  const ids = raw.split(",").map((s, i) => {
-    const id = Number(s.trim());
-    if (s.trim() === "" || !Number.isInteger(id) || id < 0) throw new UsageError(`olmo detokenize: --ids item ${i} ("${s}") is not a token id`);
-    return id;
-  });
+  const ids = parseIdList("olmo detokenize: --ids", raw);
   process.stdout.write(tokenizer.decode(ids, { skipSpecialTokens: flags.has("skip-special-tokens") }) + "\n");
 }

@@ -20,6 +20,19 @@ import type { DType, HostArray, StorageDType } from "./dtype.js";
 
 export type BinaryOp = "add" | "sub" | "mul";
 
+/** The sizes of an attention call (see KernelArgs["attention"]): B, H, G, Tq, Tk, S, D. */
+export interface AttentionGeometry {
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  queryLen: number;
+  keyLen: number;
+  kvCapacity: number;
+  headDim: number;
+  scale: number;
+  causal: boolean;
+}
+
 /** Arguments of each kernel. Buffers are of the backend's own type B. */
 export interface KernelArgs<B> {
   /** out[i] = value for i < size. */
@@ -97,43 +110,9 @@ export interface KernelArgs<B> {
    * sees keys at positions <= its own. When given, lse ([B, H, Tq]) receives each row's log-sum-exp of
    * the scaled scores, so the backward pass can recompute the probabilities.
    */
-  attention: {
-    q: B;
-    k: B;
-    v: B;
-    out: B;
-    batch: number;
-    heads: number;
-    kvHeads: number;
-    queryLen: number;
-    keyLen: number;
-    kvCapacity: number;
-    headDim: number;
-    scale: number;
-    causal: boolean;
-    lse?: B;
-  };
+  attention: AttentionGeometry & { q: B; k: B; v: B; out: B; lse?: B };
   /** Gradients of attention with respect to q, k and v (dk, dv: [B, G, S, D]; rows past Tk are 0). */
-  attentionBackward: {
-    q: B;
-    k: B;
-    v: B;
-    out: B;
-    lse: B;
-    dout: B;
-    dq: B;
-    dk: B;
-    dv: B;
-    batch: number;
-    heads: number;
-    kvHeads: number;
-    queryLen: number;
-    keyLen: number;
-    kvCapacity: number;
-    headDim: number;
-    scale: number;
-    causal: boolean;
-  };
+  attentionBackward: AttentionGeometry & { q: B; k: B; v: B; out: B; lse: B; dout: B; dq: B; dk: B; dv: B };
 
   /** Softmax over the last axis of x: [N, C]. */
   softmax: { x: B; out: B; rows: number; cols: number };

@@ -6,24 +6,13 @@
 // Query head h reads key/value head h / (H / G) (grouped-query attention; G = H is plain MHA).
 // Query t has absolute position (Tk - Tq) + t and, when causal, sees keys 0 ..= that position.
 
-import type { KernelArgs } from "../../core/backend.js";
+import type { AttentionGeometry, KernelArgs } from "../../core/backend.js";
 import { floats, type JsBuffer } from "./buffer.js";
 
 type Args<K extends keyof KernelArgs<JsBuffer>> = KernelArgs<JsBuffer>[K];
 
-interface Geometry {
-  batch: number;
-  heads: number;
-  kvHeads: number;
-  queryLen: number;
-  keyLen: number;
-  kvCapacity: number;
-  headDim: number;
-  causal: boolean;
-}
-
 /** Calls visit(qBase, kvBase, row, visibleKeys) for every query row of every (batch, head). */
-function forEachQueryRow(g: Geometry, visit: (qBase: number, kvBase: number, row: number, visibleKeys: number) => void): void {
+function forEachQueryRow(g: AttentionGeometry, visit: (qBase: number, kvBase: number, row: number, visibleKeys: number) => void): void {
   const groupSize = g.heads / g.kvHeads;
   for (let b = 0; b < g.batch; b++) {
     for (let h = 0; h < g.heads; h++) {
