@@ -10,7 +10,8 @@ import { once } from "node:events";
 import { configToHf, encodeSafetensors, generate, loadOlmo, narrowFromF32, OLMO_PRESETS, parameterCount, randn, type OlmoConfig, type TensorToWrite, createJsBackend } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 
-const DIR = new URL("../olmo-1b-random", import.meta.url).pathname; // build/olmo-1b-random
+// Kept outside build/ (which every build wipes) so the 2.35 GB file is written once.
+const DIR = new URL("../../.cache/olmo-1b-random", import.meta.url).pathname;
 
 function tensorsOf(c: OlmoConfig): { name: string; shape: [number, number] }[] {
   const C = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
