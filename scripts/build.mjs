@@ -45,6 +45,6 @@ await Promise.all([
 ]);
 
 // Type declarations for the package's `exports`.
-execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.json"), "--emitDeclarationOnly"], {
+execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.types.json")], {
   stdio: "inherit",
 });
