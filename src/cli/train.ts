@@ -243,9 +243,11 @@ export async function runTrain(args: string[]): Promise<void> {
     const tokenizer = values.get("tokenizer");
     const saveEvery = num("save-every", 0);
     const runOptions = { ...options, seqLen, data, seed };
-    const history: { step: number; loss: number }[] = existsSync(metricsFile)
+    // Steps a crashed run logged past the checkpoint it resumes from are dropped: they will be redone.
+    const history: StepMetrics[] = existsSync(metricsFile)
       ? (await readFile(metricsFile, "utf8")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as StepMetrics).filter((m) => m.step <= trainer.step)
       : [];
+    await writeFile(metricsFile, history.map((m) => JSON.stringify(m) + "\n").join(""));
     const saveNow = async () => {
       const folder = await saveTrainingCheckpoint(save, trainer, runOptions);
       if (tokenizer) await copyFile(tokenizer, join(folder, "tokenizer.json"));
@@ -260,7 +262,7 @@ export async function runTrain(args: string[]): Promise<void> {
         if (e instanceof NaNLossError) throw new Error(`${e.message} (in ${save})`);
         throw e;
       }
-      history.push({ step: m.step, loss: m.loss });
+      history.push(m);
       await appendFile(metricsFile, JSON.stringify(m) + "\n");
       const line = `step ${m.step}/${options.steps}  loss ${m.loss.toFixed(4)}  grad_norm ${m.grad_norm.toFixed(3)}  lr ${m.lr.toExponential(2)}  ${m.tokens_per_s.toFixed(0)} tokens/s`;
       if (process.stderr.isTTY) process.stderr.write(`\r${line}   `);

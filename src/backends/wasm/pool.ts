@@ -1,17 +1,21 @@
 // The thread pool: workers that share the backend's WebAssembly memory and run kernels on request.
 //
-// Each worker instantiates the same module on the same shared memory, then sleeps in Atomics.wait on a
-// control word. A kernel call writes its arguments into a shared block, bumps the generation counter
-// and wakes the workers; every thread, the caller included as thread 0, computes its share (kernels
-// split their output by thread index) and the caller waits until the pending count reaches zero. No
-// message is posted per call. The caller blocks in Atomics.wait, which Node's main thread and Web
-// Workers allow (a browser's main thread does not: run olmo-js in a worker there, or use 1 thread).
-// Waits are bounded (POLL_MS) and re-check the counters: we saw a stress loop of tiny kernels hang
-// once with unbounded waits under CPU contention, so no wake-up is relied upon alone.
+// Each worker instantiates the same module on the same shared memory, then sleeps on a control word.
+// A kernel call writes its arguments into a shared block, bumps the generation counter and wakes the
+// workers; every thread, the caller included as thread 0, computes its share (kernels split their
+// output by thread index). Each worker then writes the generation it finished into its own slot, and
+// the caller waits until every slot shows the current generation. No message is posted per call.
+// The caller blocks in Atomics.wait, which Node's main thread and Web Workers allow (a browser's main
+// thread does not: run olmo-js in a worker there, or use 1 thread).
 //
-// Control block (Int32Array): [0] generation, [1] pending workers, [2] kernel index (-1 = exit),
-// [3] argument count, [4 + t] result of thread t (kernels that report a bad index return it + 1;
-// -1 = the worker threw). Arguments: a Float64Array beside it.
+// Completion is per-worker generation numbers rather than one shared "pending" counter: with a
+// counter we saw it driven to -1 under CPU contention (a decrement counted against the wrong call),
+// which hung the caller. Waits are bounded (POLL_MS) and re-check the words, so no single wake-up is
+// relied upon, and a worker that never finishes is an error after WORKER_TIMEOUT_MS, not a hang.
+//
+// Control block (Int32Array): [0] generation, [1] unused, [2] kernel index (-1 = exit), [3] argument
+// count, [4 + t] result of thread t (kernels that report a bad index return it + 1; -1 = the worker
+// threw), [4 + threads + t] last generation worker t finished. Arguments: a Float64Array beside it.
 
 /** The part of a Worker (web) or worker_threads Worker (Node) the pool uses. */
 export interface PoolWorker {
@@ -42,14 +46,15 @@ listen((init) => {
   const args = new Float64Array(init.args);
   const tid = init.tid, threads = init.threads;
   port.postMessage("ready");
-  let generation = 0;
+  let last = 0;
+  const doneSlot = 4 + threads + tid;
   for (;;) {
-    // Poll briefly, then sleep in short waits: every wake-up re-checks the counter, so a lost
-    // notification costs at most ${POLL_MS} ms instead of a hang.
-    for (let spin = 0; Atomics.load(control, 0) === generation; spin++) {
-      if (spin > ${SPIN_ITERATIONS}) Atomics.wait(control, 0, generation, ${POLL_MS});
+    // Poll briefly, then sleep in short waits; every wake-up re-checks the generation.
+    let generation;
+    for (let spin = 0; (generation = Atomics.load(control, 0)) === last; spin++) {
+      if (spin > ${SPIN_ITERATIONS}) Atomics.wait(control, 0, last, ${POLL_MS});
     }
-    generation = Atomics.load(control, 0);
+    last = generation;
     const op = control[2];
     if (op < 0) break;
     let result = 0;
@@ -64,7 +69,8 @@ listen((init) => {
       result = -1;
     }
     Atomics.store(control, 4 + tid, result);
-    if (Atomics.sub(control, 1, 1) === 1) Atomics.notify(control, 1);
+    Atomics.store(control, doneSlot, generation);
+    Atomics.notify(control, doneSlot);
   }
 });
 `;
@@ -76,7 +82,7 @@ export class ThreadPool {
   private closed = false;
 
   private constructor(readonly threads: number) {
-    this.control = new Int32Array(new SharedArrayBuffer(4 * (4 + threads)));
+    this.control = new Int32Array(new SharedArrayBuffer(4 * (4 + 2 * threads)));
     this.args = new Float64Array(new SharedArrayBuffer(8 * MAX_ARGS));
   }
 
@@ -113,15 +119,14 @@ export class ThreadPool {
     c[2] = index;
     c[3] = args.length;
     for (let t = 0; t < this.threads; t++) c[4 + t] = 0;
-    Atomics.store(c, 1, this.workers.length);
-    Atomics.add(c, 0, 1);
+    const generation = Atomics.add(c, 0, 1) + 1;
     Atomics.notify(c, 0);
     let result = 0;
     try {
       result = (fn(...args, 0, this.threads) as number | undefined) ?? 0;
     } finally {
-      // Even when this thread's share failed, the workers must finish before the control block is reused.
-      this.waitForWorkers(index);
+      // Even when this thread's share failed, the workers must finish before the blocks are reused.
+      this.waitForWorkers(index, generation);
     }
     for (let t = 1; t < this.threads; t++) {
       const r = c[4 + t]!;
@@ -131,19 +136,22 @@ export class ThreadPool {
     return result;
   }
 
-  /** Block until every worker has finished the current kernel; a worker that never does is an error, not a hang. */
-  private waitForWorkers(index: number): void {
+  /** Block until every worker has finished `generation`; a worker that never does is an error, not a hang. */
+  private waitForWorkers(index: number, generation: number): void {
     const c = this.control;
     const deadline = performance.now() + WORKER_TIMEOUT_MS;
-    for (let pending = Atomics.load(c, 1); pending !== 0; pending = Atomics.load(c, 1)) {
-      if (performance.now() > deadline) {
-        this.close();
-        throw new Error(
-          `wasm backend: ${pending} worker thread(s) did not finish kernel ${index} within ${WORKER_TIMEOUT_MS / 1000} s ` +
-            `(generation ${Atomics.load(c, 0)}); the thread pool was shut down`,
-        );
+    for (let t = 1; t < this.threads; t++) {
+      const slot = 4 + this.threads + t;
+      for (let done = Atomics.load(c, slot); done !== generation; done = Atomics.load(c, slot)) {
+        if (performance.now() > deadline) {
+          this.close();
+          throw new Error(
+            `wasm backend: worker thread ${t} did not finish kernel ${index} (call ${generation}, it last finished ${done}) ` +
+              `within ${WORKER_TIMEOUT_MS / 1000} s; the thread pool was shut down`,
+          );
+        }
+        Atomics.wait(c, slot, done, POLL_MS);
       }
-      Atomics.wait(c, 1, pending, POLL_MS); // re-checked on every wake-up, as in the workers
     }
   }
 
