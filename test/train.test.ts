@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
-import { createJsBackend, hfTensorName, learningRate, loadOlmo, TokenDataset, Tokenizer, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
+import { createJsBackend, hfTensorName, learningRate, loadOlmo, memory, TokenDataset, Tokenizer, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
 import { folderSource, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel } from "../src/node/index.js";
 import { readJson, repoRoot, wasmBackendsUnderTest } from "./helpers.js";
 
@@ -77,6 +77,17 @@ for (const [name, backend] of backends) {
     t.optimizer.dispose();
   });
 }
+
+test("training steps with clipping and accumulation keep live tensors and bytes flat", async () => {
+  const t = await trainer(wasm1!, { batchSize: 4, microBatchSize: 2, maxGradNorm: 0.1 });
+  await t.trainStep();
+  const after1 = memory();
+  for (let i = 0; i < 5; i++) await t.trainStep();
+  const after6 = memory();
+  if (after6.tensors !== after1.tensors || after6.bytes !== after1.bytes) throw new Error(`memory grew: ${JSON.stringify(after1)} -> ${JSON.stringify(after6)}`);
+  t.model.dispose();
+  t.optimizer.dispose();
+});
 
 test("gradient accumulation over micro-batches gives the whole batch's update", async () => {
   const whole = await trainer(wasm1!, { batchSize: 4 });

@@ -82,9 +82,12 @@ export async function clipGradientNorm(params: readonly Parameter[], maxNorm: nu
   const norm = await gradientNorm(params);
   const coef = Math.min(1, maxNorm / (norm + 1e-6));
   if (coef < 1) {
-    noGrad(() => {
-      for (const p of params) if (p.tensor.grad) p.tensor.grad.assign(scope(() => scale(p.tensor.grad!, coef)));
-    });
+    noGrad(() =>
+      scope(() => {
+        // The scaled copy's storage moves into .grad; the copy itself goes with the scope.
+        for (const p of params) if (p.tensor.grad) p.tensor.grad.assign(scale(p.tensor.grad, coef));
+      }),
+    );
   }
   return norm;
 }
