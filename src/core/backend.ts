@@ -190,7 +190,7 @@ export interface Backend<B = unknown> {
   free(buffer: B): void;
   /** Copy host data (the raw bits of `dtype`) into the buffer. */
   upload(buffer: B, dtype: DType, data: HostArray): void;
-  /** Read a buffer back to the host as the raw bits of `dtype`. */
+  /** Read a buffer back to the host as the raw bits of `dtype`: a fresh array the caller owns. */
   download(buffer: B, dtype: DType, size: number): Promise<HostArray>;
   /** CPU backends can read synchronously. */
   downloadSync?(buffer: B, dtype: DType, size: number): HostArray;

@@ -147,9 +147,9 @@ export async function generate(model: Olmo, prompt: readonly number[], options: 
     const logits = noGrad(() =>
       scope(() => model.forward(tensor(Int32Array.from(tokens), [1, tokens.length], { backend: model.backend }), { cache, lastOnly: true })),
     );
-    const data = (await logits.data()) as Float32Array;
+    const data = (await logits.data()) as Float32Array; // a fresh host copy: chooseToken may modify it
     logits.dispose();
-    return Float32Array.from(data);
+    return data;
   };
 
   try {
