@@ -83,3 +83,13 @@ try {
 } catch (e) {
   console.log(`\ntokenizer benchmark skipped: ${(e as Error).message}`);
 }
+
+// Size of the core bundle as a browser would ship it (minified, gzip), WebAssembly kernels included.
+{
+  const { build } = await import("esbuild");
+  const { gzipSync } = await import("node:zlib");
+  const entry = new URL("../../src/index.ts", import.meta.url).pathname;
+  const result = await build({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "neutral", write: false, loader: { ".wasm": "binary" } });
+  const bytes = result.outputFiles[0]!.contents;
+  console.log(`\ncore bundle (dist/index.js equivalent): ${(bytes.length / 1024).toFixed(0)} KiB minified, ${(gzipSync(bytes, { level: 9 }).length / 1024).toFixed(1)} KiB gzip`);
+}

@@ -2,7 +2,7 @@
 // test and benchmark bundles. Run with `npm run build` (also the `prepare` script).
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
-import { readdirSync, rmSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -28,7 +28,10 @@ const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true,
 
 await Promise.all([
   // The core library: no Node built-ins, runs in every JS host.
-  build({ ...common, entryPoints: [join(root, "src/index.ts")], outfile: join(root, "dist/index.js"), platform: "neutral" }),
+  build({ ...common, entryPoints: [join(root, "src/index.ts")], outfile: join(root, "dist/index.js"), platform: "neutral", metafile: true }).then(
+    // The import graph, so a test can prove the core bundle imports nothing (no Node built-ins).
+    (result) => writeFileSync(join(root, "dist/index.meta.json"), JSON.stringify(result.metafile)),
+  ),
   // Node-only additions (worker_threads pool).
   build({ ...common, entryPoints: [join(root, "src/node/index.ts")], outfile: join(root, "dist/node.js"), platform: "node" }),
   // The command-line tool (Node only).
