@@ -162,7 +162,7 @@ test("olmo train: metrics, loss curve, HF checkpoint; a NaN loss stops with the 
   rmSync(dir, { recursive: true });
 });
 
-test("olmo prepare-data: text joined with EOS; chat JSONL masks only the assistant turns", () => {
+test("olmo prepare-data: chat JSONL labels only the final answer and its EOS, as OLMo's Tulu script", () => {
   const dir = mkdtempSync(join(tmpdir(), "olmo-prep-"));
   const tok = `${repoRoot}../shared/data/allenai_gpt-neox-olmo-dolma-v1_5.json`;
   writeFileSync(join(dir, "chat.jsonl"), JSON.stringify({ messages: [{ role: "user", content: "Hi there" }, { role: "assistant", content: "Hello!" }] }) + "\n");
@@ -174,7 +174,10 @@ test("olmo prepare-data: text joined with EOS; chat JSONL masks only the assista
   const t = new Tokenizer(readFileSync(tok, "utf8"));
   const labelled = [...ids].filter((_, i) => mask[i]);
   if (t.decode(labelled) !== "Hello!<|endoftext|>") throw new Error(`labelled tokens decode to ${JSON.stringify(t.decode(labelled))}`);
-  if (ids[0] !== 50279 || ids[31] !== 1) throw new Error("expected EOS first and padding last");
+  // As OLMo's prepare_tulu_data.py: the prompt is "<|user|>\nHi there\n<|assistant|>\n", then the answer and EOS, then padding.
+  if (t.decode([...ids].filter((_, i) => !mask[i] && ids[i] !== 1)) !== "<|user|>\nHi there\n<|assistant|>\n" || ids[31] !== 1) {
+    throw new Error(`unexpected layout: ${t.decode([...ids])}`);
+  }
   rmSync(dir, { recursive: true });
 });
 

@@ -16,7 +16,7 @@ import { backendByName } from "./bench.js";
 
 const prepareSpec: Record<string, OptionSpec> = {
   tokenizer: { kind: "value", help: "tokenizer.json" },
-  input: { kind: "value", help: "a text file (one document) or JSONL: {\"text\": ...} or {\"messages\": [{role, content}]} per line" },
+  input: { kind: "value", help: "a text file (one document) or JSONL: {\"text\": ...} or {\"messages\": [{role, content}]} per line (the last message is the labelled answer)" },
   "seq-len": { kind: "value", help: "instance length (chat examples are padded / cut to it)" },
   out: { kind: "value", help: "output folder for input_ids.npy and label_mask.npy" },
   "ids-dtype": { kind: "value", help: "uint16 (default) or uint32" },
@@ -24,31 +24,23 @@ const prepareSpec: Record<string, OptionSpec> = {
 };
 
 /**
- * A chat example as OLMo's Tulu preparation (scripts/prepare_tulu_data.py) builds it: EOS first, then
- * per message "<|role|>\n" and the stripped content + "\n"; assistant content also ends with EOS and
- * only its tokens (not the final "\n") are labels. Padded with pad id 1 or cut to seq_len.
+ * A chat example as OLMo's scripts/prepare_tulu_data.py builds it: every message becomes "<|role|>"
+ * and its content; all but the last message's content, joined with newlines and ending in one, are
+ * the prompt (not labels); the last message (the assistant's answer) followed by EOS is the
+ * completion (labels). Padded with the pad id 1, or cut, to seq_len.
  */
-export function chatExample(tokenizer: Tokenizer, messages: { role: string; content: string }[], seqLen: number, eos: number): { ids: number[]; mask: number[] } {
-  const ids = [eos], mask = [0];
-  for (const message of messages) {
-    const role = tokenizer.encode(`<|${message.role}|>\n`);
-    ids.push(...role);
-    mask.push(...role.map(() => 0));
-    if (message.role === "assistant") {
-      const content = [...tokenizer.encode(message.content.trim()), eos, ...tokenizer.encode("\n")];
-      ids.push(...content);
-      mask.push(...content.map((_, i) => (i < content.length - 1 ? 1 : 0)));
-    } else {
-      const content = tokenizer.encode(message.content.trim() + "\n");
-      ids.push(...content);
-      mask.push(...content.map(() => 0));
-    }
-  }
+export function chatExample(tokenizer: Tokenizer, messages: { role: string; content: string }[], seqLen: number): { ids: number[]; mask: number[] } {
+  if (messages.length === 0) throw new Error("a chat example needs at least one message");
+  const parts = messages.flatMap((m) => [`<|${m.role}|>`, m.content]);
+  const prompt = tokenizer.encode(parts.slice(0, -1).join("\n") + "\n");
+  const completion = tokenizer.encode(parts[parts.length - 1]!, { addEos: true });
+  const ids = [...prompt, ...completion].slice(0, seqLen);
+  const mask = [...prompt.map(() => 0), ...completion.map(() => 1)].slice(0, seqLen);
   while (ids.length < seqLen) {
     ids.push(1);
     mask.push(0);
   }
-  return { ids: ids.slice(0, seqLen), mask: mask.slice(0, seqLen) };
+  return { ids, mask };
 }
 
 export async function runPrepareData(args: string[]): Promise<void> {
@@ -61,7 +53,6 @@ export async function runPrepareData(args: string[]): Promise<void> {
   const dtype = (values.get("ids-dtype") ?? "uint16") as IdDType;
   if (dtype !== "uint16" && dtype !== "uint32") throw new UsageError(`--ids-dtype must be uint16 or uint32, got ${dtype}`);
   const tokenizer = new Tokenizer(await readFile(tokenizerFile, "utf8"));
-  const eos = tokenizer.eosTokenId;
   const text = await readFile(input, "utf8");
   const ids: number[] = [], mask: number[] = [];
   // (A loop, not push(...doc): spreading a whole book's ids overflows the call stack.)
@@ -81,7 +72,7 @@ export async function runPrepareData(args: string[]): Promise<void> {
         throw new Error(`${input}:${n + 1}: not valid JSON (${(e as Error).message})`);
       }
       if (Array.isArray(record.messages)) {
-        const example = chatExample(tokenizer, record.messages, seqLen, eos);
+        const example = chatExample(tokenizer, record.messages, seqLen);
         append(example.ids, example.mask);
       } else if (typeof record.text === "string") {
         const doc = tokenizer.encode(record.text, { addEos: true });
