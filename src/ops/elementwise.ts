@@ -14,8 +14,11 @@ import { sumLeadingTo } from "./reduce.js";
 /** The output shape of a broadcasting binary op, or an error naming both shapes. */
 function broadcastShape(op: string, a: Tensor, b: Tensor): readonly number[] {
   if (sameShape(a.shape, b.shape)) return a.shape;
-  const [big, small] = a.size >= b.size ? [a.shape, b.shape] : [b.shape, a.shape];
-  const trimmed = small.slice(small.findIndex((n) => n !== 1) === -1 ? small.length : small.findIndex((n) => n !== 1));
+  // The larger operand (on a tie, the one with more axes: [1, C] with [C] gives [1, C]) sets the shape.
+  const aIsBig = a.size > b.size || (a.size === b.size && a.shape.length >= b.shape.length);
+  const [big, small] = aIsBig ? [a.shape, b.shape] : [b.shape, a.shape];
+  const firstNonOne = small.findIndex((n) => n !== 1);
+  const trimmed = firstNonOne === -1 ? [] : small.slice(firstNonOne);
   const suffix = big.slice(big.length - trimmed.length);
   if (trimmed.length > big.length || !sameShape(trimmed, suffix)) {
     throw new Error(
