@@ -1,0 +1,21 @@
+// Run by Deno (see test/hosts.test.ts): greedy generation on the default model with the core bundle
+// and the WASM backend, reading the model folder through Deno's own file API. Prints the new ids.
+import { createWasmBackend, generate, loadOlmo } from "../../dist/index.js";
+
+const [dir, prompt] = Deno.args;
+const source = {
+  name: dir,
+  open: async (file) => {
+    try {
+      const bytes = await Deno.readFile(`${dir}/${file}`);
+      return { name: `${dir}/${file}`, size: bytes.length, read: async (offset, length) => bytes.slice(offset, offset + length) };
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  },
+};
+const backend = await createWasmBackend({ threads: 1 });
+const { model, tokenizer } = await loadOlmo(source, backend);
+const result = await generate(model, tokenizer.encode(prompt), { maxNewTokens: 24 });
+console.log(JSON.stringify({ ids: result.newIds, features: backend.features }));
