@@ -17,15 +17,23 @@ async function nodeIds(): Promise<number[]> {
   return ids;
 }
 
+/** Runs a host's script (test/hosts/) and returns the ids it printed. */
+function hostIds(command: string, args: string[]): number[] {
+  const run = spawnSync(command, args, { encoding: "utf8", timeout: 60000 });
+  if (run.status !== 0) throw new Error(`${command} exited with ${run.status}: ${run.stderr}`);
+  return (JSON.parse(run.stdout.trim().split("\n").pop()!) as { ids: number[] }).ids;
+}
+
+const want = nodeIds();
+
 test("Deno: greedy generation on the default model equals Node's", async () => {
-  const deno = spawnSync(`${repoRoot}node_modules/.bin/deno`, ["run", `--allow-read=${repoRoot}`, `${repoRoot}test/hosts/deno-generate.mjs`, MODEL, PROMPT], {
-    encoding: "utf8",
-    timeout: 60000,
-  });
-  if (deno.status !== 0) throw new Error(`deno exited with ${deno.status}: ${deno.stderr}`);
-  const { ids } = JSON.parse(deno.stdout.trim().split("\n").pop()!) as { ids: number[] };
-  const want = await nodeIds();
-  if (ids.join() !== want.join()) throw new Error(`Deno generated [${ids}], Node [${want}]`);
+  const ids = hostIds(`${repoRoot}node_modules/.bin/deno`, ["run", `--allow-read=${repoRoot}`, `${repoRoot}test/hosts/deno-generate.mjs`, MODEL, PROMPT]);
+  if (ids.join() !== (await want).join()) throw new Error(`Deno generated [${ids}], Node [${await want}]`);
+});
+
+test("Bun: greedy generation on the default model equals Node's", async () => {
+  const ids = hostIds(`${repoRoot}node_modules/.bin/bun`, [`${repoRoot}test/hosts/bun-generate.mjs`, MODEL, PROMPT]);
+  if (ids.join() !== (await want).join()) throw new Error(`Bun generated [${ids}], Node [${await want}]`);
 });
 
 test.run();
