@@ -8,7 +8,7 @@ export type { Backend, KernelArgs, KernelName, KernelTable, BinaryOp } from "./c
 export * from "./ops/index.js";
 export { createJsBackend, type JsBackendOptions, type JsBuffer } from "./backends/js/index.js";
 export * from "./tokenizer/index.js";
-export { createWasmBackend, probeWasmFeatures, WasmOutOfMemoryError } from "./backends/wasm/index.js";
+export { createWasmBackend, probeWasmFeatures, spawnWebWorker, WasmOutOfMemoryError } from "./backends/wasm/index.js";
 export type { WasmBackend, WasmBackendOptions, WasmBuffer, WasmFeatures, SpawnWorker, PoolWorker } from "./backends/wasm/index.js";
 export * from "./model/index.js";
 export { loadCheckpoint, readTextFile, checkFits, hfTensorName, CheckpointError, type ModelSource, type LoadOptions, type LoadedCheckpoint, type WeightName } from "./io/checkpoint.js";

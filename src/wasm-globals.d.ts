@@ -30,3 +30,15 @@ declare module "*.wasm" {
   const bytes: Uint8Array;
   export default bytes;
 }
+
+/**
+ * A Web Worker (browsers, Deno, Bun). Declared here rather than in web-globals.d.ts because Node's
+ * types have no global Worker either (only worker_threads'), and both configurations need it.
+ */
+declare class Worker {
+  constructor(url: string, options?: { type?: "module" | "classic" });
+  postMessage(message: unknown): void;
+  terminate(): void;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onerror: ((event: { message: string }) => void) | null;
+}

@@ -12,3 +12,9 @@ declare class TextDecoder {
 }
 
 declare const performance: { now(): number };
+
+// Blob URLs, for the WASM backend's Web Worker threads (Worker itself is in wasm-globals.d.ts).
+declare class Blob {
+  constructor(parts: string[], options?: { type?: string });
+}
+declare const URL: { createObjectURL(blob: Blob): string };

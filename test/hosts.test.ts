@@ -26,14 +26,17 @@ function hostIds(command: string, args: string[]): number[] {
 
 const want = nodeIds();
 
-test("Deno: greedy generation on the default model equals Node's", async () => {
-  const ids = hostIds(`${repoRoot}node_modules/.bin/deno`, ["run", `--allow-read=${repoRoot}`, `${repoRoot}test/hosts/deno-generate.mjs`, MODEL, PROMPT]);
-  if (ids.join() !== (await want).join()) throw new Error(`Deno generated [${ids}], Node [${await want}]`);
-});
+for (const threads of ["1", "2"]) {
+  const how = threads === "1" ? "1 thread" : "2 threads (Web Workers)";
+  test(`Deno, ${how}: greedy generation on the default model equals Node's`, async () => {
+    const ids = hostIds(`${repoRoot}node_modules/.bin/deno`, ["run", `--allow-read=${repoRoot}`, `${repoRoot}test/hosts/deno-generate.mjs`, MODEL, PROMPT, threads]);
+    if (ids.join() !== (await want).join()) throw new Error(`Deno generated [${ids}], Node [${await want}]`);
+  });
 
-test("Bun: greedy generation on the default model equals Node's", async () => {
-  const ids = hostIds(`${repoRoot}node_modules/.bin/bun`, [`${repoRoot}test/hosts/bun-generate.mjs`, MODEL, PROMPT]);
-  if (ids.join() !== (await want).join()) throw new Error(`Bun generated [${ids}], Node [${await want}]`);
-});
+  test(`Bun, ${how}: greedy generation on the default model equals Node's`, async () => {
+    const ids = hostIds(`${repoRoot}node_modules/.bin/bun`, [`${repoRoot}test/hosts/bun-generate.mjs`, MODEL, PROMPT, threads]);
+    if (ids.join() !== (await want).join()) throw new Error(`Bun generated [${ids}], Node [${await want}]`);
+  });
+}
 
 test.run();

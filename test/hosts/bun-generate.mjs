@@ -1,8 +1,8 @@
 // Run by Bun (see test/hosts.test.ts): greedy generation on the default model with the core bundle
 // and the WASM backend, reading byte ranges of the model files through Bun.file. Prints the new ids.
-import { createWasmBackend, generate, loadOlmo } from "../../dist/index.js";
+import { createWasmBackend, generate, loadOlmo, spawnWebWorker } from "../../dist/index.js";
 
-const [dir, prompt] = process.argv.slice(2);
+const [dir, prompt, threads = "1"] = process.argv.slice(2);
 const source = {
   name: dir,
   open: async (file) => {
@@ -15,7 +15,9 @@ const source = {
     };
   },
 };
-const backend = await createWasmBackend({ threads: 1 });
+// With threads > 1, Web Workers share the memory (parallelMinWork 0: every kernel is split).
+const backend = await createWasmBackend({ threads: Number(threads), spawnWorker: spawnWebWorker, parallelMinWork: 0 });
 const { model, tokenizer } = await loadOlmo(source, backend);
 const result = await generate(model, tokenizer.encode(prompt), { maxNewTokens: 24 });
 console.log(JSON.stringify({ ids: result.newIds, features: backend.features }));
+backend.dispose();

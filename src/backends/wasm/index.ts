@@ -16,6 +16,7 @@ import singleKernels from "../../../build/wasm/kernels-single.wasm";
 export { probeWasmFeatures, type WasmFeatures } from "./features.js";
 export { WasmOutOfMemoryError } from "./arena.js";
 export type { SpawnWorker, PoolWorker } from "./pool.js";
+export { spawnWebWorker } from "./web-worker.js";
 
 export interface WasmBuffer {
   readonly ptr: number;
