@@ -1,16 +1,17 @@
 // `olmo generate` and `olmo logits`: load a model folder, then generate text or write logits.
 
 import { rename, writeFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import {
   generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions,
 } from "../index.js";
-import { folderSource } from "../node/index.js";
+import { cachedHubSource, folderSource } from "../node/index.js";
 import { parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./bench.js";
 
 const modelOptions: Record<string, OptionSpec> = {
-  model: { kind: "value", help: "model folder (config.json + safetensors [+ tokenizer.json]); default: the bundled tiny Shakespeare model" },
+  model: { kind: "value", help: "model folder, or a Hub repo owner/name (HF_ENDPOINT overrides the server); default: the bundled tiny Shakespeare model" },
+  revision: { kind: "value", help: "Hub revision: branch, tag or commit (default main)" },
   backend: { kind: "value", help: "js, wasm (default) or webgpu" },
   threads: { kind: "value", help: "threads of the wasm backend (default: cores, at most 8)" },
   dtype: { kind: "value", help: "weight storage: auto (default: f32 under 200M parameters), f32 or bf16" },
@@ -45,7 +46,18 @@ async function openModel(values: Map<string, string>) {
   const dtype = values.get("dtype") ?? "auto";
   if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
   const started = performance.now();
-  const loaded = await loadOlmo(folderSource(dir), backend, {
+  // A path that exists is a folder; otherwise "owner/name" is a Hub repo, downloaded into the cache.
+  const isHubRepo = !existsSync(dir) && /^[\w.-]+\/[\w.-]+$/.test(dir);
+  if (values.has("revision") && !isHubRepo) throw new UsageError(`--revision needs --model to be a Hub repo (owner/name); ${dir} is a folder`);
+  const bars = new Map<string, (read: number, total: number) => void>();
+  const onProgress = (file: string, read: number, total: number) => {
+    if (!bars.has(file)) bars.set(file, progressBar(`downloading ${file}`));
+    bars.get(file)!(read, total);
+  };
+  const source = isHubRepo
+    ? cachedHubSource({ repo: dir, revision: values.get("revision"), endpoint: process.env.HF_ENDPOINT, onProgress })
+    : folderSource(dir);
+  const loaded = await loadOlmo(source, backend, {
     weightDType: dtype,
     onProgress: progressBar(`loading ${dir}`),
     // Room for a KV cache of the whole context, plus activations.
