@@ -15,4 +15,4 @@ export { loadCheckpoint, readTextFile, checkFits, hfTensorName, CheckpointError,
 export { readSafetensorsHeader, encodeSafetensors, type ByteSource, type TensorEntry, type TensorToWrite } from "./io/safetensors.js";
 export * from "./optim/index.js";
 export * from "./train/index.js";
-export { hubSource, hubFileUrl, remoteFile, HubError, DEFAULT_HUB_ENDPOINT, type HubOptions, type FetchLike, type ResponseLike } from "./io/hub.js";
+export { hubSource, hubFileUrl, remoteFile, urlSource, HubError, DEFAULT_HUB_ENDPOINT, type HubOptions, type FetchLike, type ResponseLike } from "./io/hub.js";

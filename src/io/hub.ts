@@ -85,3 +85,11 @@ export function hubSource(options: HubOptions): ModelSource {
     open: (file) => remoteFile(hubFileUrl(options, file), fetch),
   };
 }
+
+/** A model folder at a URL (a static server, a CDN): `${baseUrl}/${file}`, read with Range requests. */
+export function urlSource(baseUrl: string, fetch?: FetchLike): ModelSource {
+  const f = fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
+  if (!f) throw new HubError("urlSource: this host has no fetch; pass one");
+  const base = baseUrl.replace(/\/+$/, "");
+  return { name: base, open: (file) => remoteFile(`${base}/${file}`, f) };
+}

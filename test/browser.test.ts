@@ -1,0 +1,50 @@
+// Headless Chromium (Debian's chromium, driven by playwright-core): the default model generates the
+// same greedy ids as in Node, in a module Web Worker with no Node globals, on 1 and 2 threads.
+
+import { test } from "uvu";
+import { chromium } from "playwright-core";
+import { createWasmBackend, generate, loadOlmo } from "../src/index.js";
+import { folderSource } from "../src/node/index.js";
+import { repoRoot } from "./helpers.js";
+// @ts-expect-error: a plain .mjs script without type declarations
+import { startServer } from "../scripts/serve.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+test("headless Chromium: greedy generation on the default model equals Node's, on 1 and 2 threads", async () => {
+  const { model, tokenizer } = await loadOlmo(folderSource(`${repoRoot}models/olmo-tiny-shakespeare`), await createWasmBackend({ threads: 1 }));
+  const want = (await generate(model, tokenizer!.encode("ROMEO:"), { maxNewTokens: 24 })).newIds;
+  model.dispose();
+
+  const server = (await startServer(0, repoRoot)) as import("node:http").Server;
+  const port = (server.address() as { port: number }).port;
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Flags from ../shared/WEBGPU.md: no sandbox as root, no background network (there is none here).
+    args: ["--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+  });
+  try {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on("pageerror", (e) => problems.push(e.message));
+    page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
+    const response = await page.goto(`http://127.0.0.1:${port}/test/hosts/browser.html`);
+    if (!response?.ok()) throw new Error(`the page answered ${response?.status()}`);
+    try {
+      await page.waitForFunction("window.result !== undefined", undefined, { timeout: 60000 });
+    } catch (e) {
+      throw new Error(`no result from the page (${(e as Error).message}); page errors: ${problems.join("; ")}`);
+    }
+    const result = (await page.evaluate("window.result")) as Record<string, unknown>;
+    if (result.error) throw new Error(`in the browser: ${result.error}`);
+    if (result.hasNodeGlobals !== false || result.crossOriginIsolated !== true) throw new Error(`environment: ${JSON.stringify(result)}`);
+    for (const key of ["ids1", "ids2"]) {
+      if ((result[key] as number[]).join() !== want.join()) throw new Error(`${key}: browser [${result[key]}], Node [${want}]`);
+    }
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
+test.run();
