@@ -1,6 +1,6 @@
 // `olmo prepare-data` and `olmo train`.
 
-import { appendFile, copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
@@ -212,13 +212,17 @@ export async function runTrain(args: string[]): Promise<void> {
   const backend = await backendByName(backendName, num("threads", 2));
   try {
     // The model: a checkpoint to resume or fine-tune, or a fresh initialisation.
-    let model: Olmo, resumeFolder: string | null = null;
+    let model: Olmo, resumeFolder: string | null = null, tokenizerJson: string | null = null;
     if (values.has("config")) model = initialModel(await configFromArg(values.get("config")!), seed, backend);
     else {
       const loaded = await loadTrainableModel((values.get("load") ?? values.get("model"))!, backend);
       model = loaded.model;
+      tokenizerJson = loaded.tokenizerJson;
       if (values.has("load")) resumeFolder = loaded.folder;
     }
+    // Checkpoints carry the tokenizer: --tokenizer, else the one of the folder the run started from.
+    const tokenizerFile = values.get("tokenizer");
+    if (tokenizerFile) tokenizerJson = await readFile(tokenizerFile, "utf8");
     // The data.
     const isDir = (await stat(data)).isDirectory();
     const idsFile = isDir ? join(data, "input_ids.npy") : data;
@@ -231,7 +235,6 @@ export async function runTrain(args: string[]): Promise<void> {
 
     await mkdir(save, { recursive: true });
     const metricsFile = join(save, "metrics.jsonl");
-    const tokenizer = values.get("tokenizer");
     const saveEvery = num("save-every", 0);
     const runOptions = { ...options, seqLen, data, seed };
     // Steps a crashed run logged past the checkpoint it resumes from are dropped: they will be redone.
@@ -240,8 +243,7 @@ export async function runTrain(args: string[]): Promise<void> {
       : [];
     await writeFile(metricsFile, history.map((m) => JSON.stringify(m) + "\n").join(""));
     const saveNow = async () => {
-      const folder = await saveTrainingCheckpoint(save, trainer, runOptions);
-      if (tokenizer) await copyFile(tokenizer, join(folder, "tokenizer.json"));
+      await saveTrainingCheckpoint(save, trainer, runOptions, tokenizerJson ? { "tokenizer.json": tokenizerJson } : {});
       await writeFile(join(save, "loss.svg"), lossCurveSvg(history));
     };
     console.error(`olmo train: ${dataset.instances} instances of ${seqLen} tokens, steps ${trainer.step + 1}..${options.steps}, ${backend.name} backend`);

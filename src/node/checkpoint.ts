@@ -39,8 +39,13 @@ async function f32Tensor(name: string, t: Tensor): Promise<TensorToWrite> {
   return { name, dtype: "F32", shape: t.shape, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
-/** Save the trainer's model, optimizer and position as DIR/step-N, then point DIR/latest at it. */
-export async function saveTrainingCheckpoint(dir: string, trainer: Trainer, options: Record<string, unknown>): Promise<string> {
+/**
+ * Save the trainer's model, optimizer and position (plus `extraFiles`, e.g. tokenizer.json: name ->
+ * contents) as DIR/step-N, then point DIR/latest at it.
+ */
+export async function saveTrainingCheckpoint(
+  dir: string, trainer: Trainer, options: Record<string, unknown>, extraFiles: Record<string, string> = {},
+): Promise<string> {
   const name = `step-${trainer.step}`;
   const folder = join(dir, name), tmp = `${folder}.tmp`;
   await mkdir(dir, { recursive: true });
@@ -59,6 +64,7 @@ export async function saveTrainingCheckpoint(dir: string, trainer: Trainer, opti
   await writeFileAtomic(join(tmp, "optimizer.safetensors"), encodeSafetensors(moments, { format: "pt", step: String(trainer.optimizer.step) }));
   const state: TrainerState = { step: trainer.step, options };
   await writeFile(join(tmp, "trainer_state.json"), JSON.stringify(state, null, 2) + "\n");
+  for (const [name, contents] of Object.entries(extraFiles)) await writeFile(join(tmp, name), contents);
   await rm(folder, { recursive: true, force: true });
   await rename(tmp, folder);
   await writeFileAtomic(join(dir, "latest"), [new TextEncoder().encode(name + "\n")]);
