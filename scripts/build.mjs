@@ -2,7 +2,7 @@
 // test and benchmark bundles. Run with `npm run build` (also the `prepare` script).
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -42,6 +42,10 @@ await Promise.all([
     platform: "node",
     banner: { js: "#!/usr/bin/env node" },
   }),
+  // The demo page (examples/browser): its script and worker, with index.html beside them.
+  build({ ...common, entryPoints: [join(root, "examples/browser/main.ts"), join(root, "examples/browser/worker.ts")], outdir: join(root, "dist/demo"), platform: "browser" }).then(
+    () => copyFileSync(join(root, "examples/browser/index.html"), join(root, "dist/demo/index.html")),
+  ),
   // Tests and benchmarks, one bundle per file; packages stay external.
   build({ ...common, entryPoints: entries("test", ".test.ts"), outdir: join(root, "build/test"), platform: "node", packages: "external" }),
   build({ ...common, entryPoints: entries("bench", ".ts"), outdir: join(root, "build/bench"), platform: "node", packages: "external" }),

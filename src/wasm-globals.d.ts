@@ -25,11 +25,7 @@ declare namespace WebAssembly {
   function instantiate(module: Module, imports?: Record<string, Record<string, unknown>>): Promise<Instance>;
 }
 
-/** Kernel binaries, embedded by esbuild's binary loader (see scripts/build.mjs). */
-declare module "*.wasm" {
-  const bytes: Uint8Array;
-  export default bytes;
-}
+
 
 /**
  * A Web Worker (browsers, Deno, Bun). Declared here rather than in web-globals.d.ts because Node's

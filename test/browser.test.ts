@@ -1,6 +1,7 @@
 // Headless Chromium (Debian's chromium, driven by playwright-core): the default model generates the
 // same greedy ids as in Node, in a module Web Worker with no Node globals, on 1 and 2 threads.
 
+import { mkdirSync } from "node:fs";
 import { test } from "uvu";
 import { chromium } from "playwright-core";
 import { createWasmBackend, generate, loadOlmo } from "../src/index.js";
@@ -41,6 +42,40 @@ test("headless Chromium: greedy generation on the default model equals Node's, o
     for (const key of ["ids1", "ids2"]) {
       if ((result[key] as number[]).join() !== want.join()) throw new Error(`${key}: browser [${result[key]}], Node [${want}]`);
     }
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
+test("the demo page: generates text, and a few training steps lower the loss; screenshot in out/", async () => {
+  const server = (await startServer(0, repoRoot)) as import("node:http").Server;
+  const port = (server.address() as { port: number }).port;
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    await page.goto(`http://127.0.0.1:${port}/dist/demo/index.html`);
+    await page.fill("#tokens", "24");
+    await page.click("#run");
+    await page.waitForFunction("window.demo.generated || window.demo.error", undefined, { timeout: 60000 });
+    const generated = (await page.evaluate("window.demo")) as { generated?: { tokens: number }; error?: string };
+    if (generated.error || generated.generated?.tokens !== 24) throw new Error(`generate: ${JSON.stringify(generated)}`);
+    const text = await page.textContent("#output");
+    if (!text || text.length <= "ROMEO:".length) throw new Error(`no text shown: ${text}`);
+    await page.click("#tab-train");
+    await page.fill("#steps", "8");
+    await page.click("#train-run");
+    await page.waitForFunction("window.demo.losses || window.demo.error", undefined, { timeout: 90000 });
+    const trained = (await page.evaluate("window.demo")) as { losses?: number[]; error?: string };
+    if (trained.error || !trained.losses) throw new Error(`train: ${JSON.stringify(trained)}`);
+    const [first, last] = [trained.losses[0]!, trained.losses[trained.losses.length - 1]!];
+    if (!(last < first)) throw new Error(`the loss did not fall: ${trained.losses}`);
+    if (!(await page.innerHTML("#curve")).includes("<svg")) throw new Error("no loss curve drawn");
+    mkdirSync(`${repoRoot}out`, { recursive: true });
+    await page.screenshot({ path: `${repoRoot}out/demo.png`, fullPage: true });
   } finally {
     await browser.close();
     server.close();

@@ -1,2 +1,3 @@
 export { TokenDataset, DataError, type IdDType } from "./data.js";
 export { Trainer, olmoLoss, trainableParameters, NaNLossError, type TrainOptions, type StepMetrics } from "./trainer.js";
+export { lossCurveSvg } from "./plot.js";

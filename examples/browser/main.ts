@@ -1,0 +1,54 @@
+// The demo page: a Web Worker does the work (browsers only let workers block in Atomics.wait, which
+// the WASM backend's threads use); this page sends it requests and shows what comes back.
+
+const $ = (id: string) => document.getElementById(id) as HTMLElement & { value: string };
+const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+// What the page has produced, for people poking in the console and for the browser test.
+const state: Record<string, unknown> = {};
+(window as unknown as { demo: unknown }).demo = state;
+
+for (const tab of ["generate", "train"]) {
+  $(`tab-${tab}`).onclick = () => {
+    for (const other of ["generate", "train"]) {
+      $(other).classList.toggle("active", other === tab);
+      $(`tab-${other}`).classList.toggle("active", other === tab);
+    }
+  };
+}
+
+worker.onmessage = ({ data }) => {
+  switch (data.type) {
+    case "env":
+      $("env").textContent = `Threads: ${data.threads}${data.threads === 1 ? " (no cross-origin isolation: SharedArrayBuffer unavailable)" : ""}.`;
+      break;
+    case "status":
+      $(data.target === "train" ? "train-status" : "status").textContent = data.text;
+      break;
+    case "text":
+      $("output").textContent += data.text;
+      break;
+    case "generated":
+      $("status").textContent = `${data.tokens} tokens, ${data.tokensPerSecond.toFixed(1)} tokens/s`;
+      state.generated = data;
+      break;
+    case "loss":
+      $("curve").innerHTML = data.svg;
+      $("train-status").textContent = `step ${data.step}: loss ${data.loss.toFixed(3)}`;
+      break;
+    case "trained":
+      state.losses = data.losses;
+      break;
+    case "error":
+      $(data.target === "train" ? "train-status" : "status").textContent = `error: ${data.message}`;
+      state.error = data.message;
+      break;
+  }
+};
+
+$("run").onclick = () => {
+  $("output").textContent = $("prompt").value;
+  worker.postMessage({ type: "generate", model: new URL($("model").value, location.href).href, prompt: $("prompt").value, maxNewTokens: Number($("tokens").value) });
+};
+$("train-run").onclick = () => {
+  worker.postMessage({ type: "train", model: new URL($("model").value, location.href).href, text: $("text").value, steps: Number($("steps").value) });
+};
