@@ -3,7 +3,7 @@
 
 import { mkdirSync } from "node:fs";
 import { test } from "uvu";
-import { chromium } from "playwright-core";
+import { chromium, type Page } from "playwright-core";
 import { createWasmBackend, generate, loadOlmo } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { repoRoot } from "./helpers.js";
@@ -12,24 +12,33 @@ import { startServer } from "../scripts/serve.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
-test("headless Chromium: greedy generation on the default model equals Node's, on 1 and 2 threads", async () => {
-  const { model, tokenizer } = await loadOlmo(folderSource(`${repoRoot}models/olmo-tiny-shakespeare`), await createWasmBackend({ threads: 1 }));
-  const want = (await generate(model, tokenizer!.encode("ROMEO:"), { maxNewTokens: 24 })).newIds;
-  model.dispose();
-
+/** Serve the repository (with COOP/COEP) and run `fn` with a headless Chromium page and the server's origin. */
+async function withBrowser(fn: (page: Page, origin: string) => Promise<void>): Promise<void> {
   const server = (await startServer(0, repoRoot)) as import("node:http").Server;
-  const port = (server.address() as { port: number }).port;
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     // Flags from ../shared/WEBGPU.md: no sandbox as root, no background network (there is none here).
     args: ["--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
   });
   try {
-    const page = await browser.newPage();
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    await fn(page, `http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+test("headless Chromium: greedy generation on the default model equals Node's, on 1 and 2 threads", async () => {
+  const { model, tokenizer } = await loadOlmo(folderSource(`${repoRoot}models/olmo-tiny-shakespeare`), await createWasmBackend({ threads: 1 }));
+  const want = (await generate(model, tokenizer!.encode("ROMEO:"), { maxNewTokens: 24 })).newIds;
+  model.dispose();
+
+  await withBrowser(async (page, origin) => {
     const problems: string[] = [];
     page.on("pageerror", (e) => problems.push(e.message));
     page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
-    const response = await page.goto(`http://127.0.0.1:${port}/test/hosts/browser.html`);
+    const response = await page.goto(`${origin}/test/hosts/browser.html`);
     if (!response?.ok()) throw new Error(`the page answered ${response?.status()}`);
     try {
       await page.waitForFunction("window.result !== undefined", undefined, { timeout: 60000 });
@@ -42,22 +51,12 @@ test("headless Chromium: greedy generation on the default model equals Node's, o
     for (const key of ["ids1", "ids2"]) {
       if ((result[key] as number[]).join() !== want.join()) throw new Error(`${key}: browser [${result[key]}], Node [${want}]`);
     }
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  });
 });
 
 test("the demo page: generates text, and a few training steps lower the loss; screenshot in out/", async () => {
-  const server = (await startServer(0, repoRoot)) as import("node:http").Server;
-  const port = (server.address() as { port: number }).port;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-  });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
-    await page.goto(`http://127.0.0.1:${port}/dist/demo/index.html`);
+  await withBrowser(async (page, origin) => {
+    await page.goto(`${origin}/dist/demo/index.html`);
     await page.fill("#tokens", "24");
     await page.click("#run");
     await page.waitForFunction("window.demo.generated || window.demo.error", undefined, { timeout: 60000 });
@@ -76,10 +75,7 @@ test("the demo page: generates text, and a few training steps lower the loss; sc
     if (!(await page.innerHTML("#curve")).includes("<svg")) throw new Error("no loss curve drawn");
     mkdirSync(`${repoRoot}out`, { recursive: true });
     await page.screenshot({ path: `${repoRoot}out/demo.png`, fullPage: true });
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  });
 });
 
 test.run();
