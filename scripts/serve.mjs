@@ -10,9 +10,10 @@ import { extname, join, normalize } from "node:path";
 const REPO_ROOT = new URL("..", import.meta.url).pathname;
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json", ".wasm": "application/wasm", ".svg": "image/svg+xml" };
 
-/** Start serving `root` (default: the repository) on 127.0.0.1:port (0: any free port). */
-export function startServer(port = 0, root = REPO_ROOT) {
+/** Start serving `root` (default: the repository) on 127.0.0.1:port (0: any free port); `log` collects "METHOD path". */
+export function startServer(port = 0, root = REPO_ROOT, log = null) {
   const server = createServer((req, res) => {
+    log?.push(`${req.method} ${req.url}`);
     const path = normalize(join(root, decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname)));
     let size;
     try {

@@ -16,3 +16,4 @@ export { readSafetensorsHeader, encodeSafetensors, type ByteSource, type TensorE
 export * from "./optim/index.js";
 export * from "./train/index.js";
 export { hubSource, hubFileUrl, remoteFile, urlSource, HubError, DEFAULT_HUB_ENDPOINT, type HubOptions, type FetchLike, type ResponseLike } from "./io/hub.js";
+export { blobSource, fileListSource, cachedUrlSource, type CachedUrlOptions } from "./io/browser.js";

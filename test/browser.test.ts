@@ -11,10 +11,12 @@ import { repoRoot } from "./helpers.js";
 import { startServer } from "../scripts/serve.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const MODEL = `${repoRoot}models/olmo-tiny-shakespeare`;
 
 /** Serve the repository (with COOP/COEP) and run `fn` with a headless Chromium page and the server's origin. */
-async function withBrowser(fn: (page: Page, origin: string) => Promise<void>): Promise<void> {
-  const server = (await startServer(0, repoRoot)) as import("node:http").Server;
+async function withBrowser(fn: (page: Page, origin: string, requests: string[]) => Promise<void>): Promise<void> {
+  const requests: string[] = [];
+  const server = (await startServer(0, repoRoot, requests)) as import("node:http").Server;
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     // Flags from ../shared/WEBGPU.md: no sandbox as root, no background network (there is none here).
@@ -22,17 +24,22 @@ async function withBrowser(fn: (page: Page, origin: string) => Promise<void>): P
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
-    await fn(page, `http://127.0.0.1:${(server.address() as { port: number }).port}`);
+    await fn(page, `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests);
   } finally {
     await browser.close();
     server.close();
   }
 }
 
-test("headless Chromium: greedy generation on the default model equals Node's, on 1 and 2 threads", async () => {
-  const { model, tokenizer } = await loadOlmo(folderSource(`${repoRoot}models/olmo-tiny-shakespeare`), await createWasmBackend({ threads: 1 }));
-  const want = (await generate(model, tokenizer!.encode("ROMEO:"), { maxNewTokens: 24 })).newIds;
+async function nodeGreedy(): Promise<number[]> {
+  const { model, tokenizer } = await loadOlmo(folderSource(MODEL), await createWasmBackend({ threads: 1 }));
+  const ids = (await generate(model, tokenizer!.encode("ROMEO:"), { maxNewTokens: 24 })).newIds;
   model.dispose();
+  return ids;
+}
+
+test("headless Chromium: greedy generation on the default model equals Node's, on 1 and 2 threads", async () => {
+  const want = await nodeGreedy();
 
   await withBrowser(async (page, origin) => {
     const problems: string[] = [];
@@ -75,6 +82,25 @@ test("the demo page: generates text, and a few training steps lower the loss; sc
     if (!(await page.innerHTML("#curve")).includes("<svg")) throw new Error("no loss curve drawn");
     mkdirSync(`${repoRoot}out`, { recursive: true });
     await page.screenshot({ path: `${repoRoot}out/demo.png`, fullPage: true });
+  });
+});
+
+test("browser sources: the Cache API keeps a downloaded model for the next load; picked files load too", async () => {
+  const want = await nodeGreedy();
+  await withBrowser(async (page, origin, requests) => {
+    await page.goto(`${origin}/test/hosts/sources.html`);
+    await page.waitForFunction("typeof window.runPicked === 'function'");
+    const weightGets = () => requests.filter((r) => r.startsWith("GET") && r.endsWith("/model.safetensors")).length;
+    const first = (await page.evaluate("window.runCached()")) as { ids: number[]; progressReports: number };
+    const afterFirst = weightGets();
+    const second = (await page.evaluate("window.runCached()")) as { ids: number[] };
+    if (afterFirst !== 1 || weightGets() !== 1) throw new Error(`weights fetched ${afterFirst} then ${weightGets()} times (expected once)`);
+    if (first.ids.join() !== want.join() || second.ids.join() !== want.join() || first.progressReports === 0) {
+      throw new Error(`cached: ${JSON.stringify(first)} / ${second.ids}, Node ${want}`);
+    }
+    await page.setInputFiles("#files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => `${MODEL}/${f}`));
+    const picked = (await page.evaluate("window.runPicked()")) as number[];
+    if (picked.join() !== want.join()) throw new Error(`picked files: [${picked}], Node [${want}]`);
   });
 });
 

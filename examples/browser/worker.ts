@@ -1,7 +1,7 @@
 // The demo's Web Worker: loads a model folder by URL, generates with streaming, and fine-tunes.
 
 import {
-  createWasmBackend, generate, loadOlmo, lossCurveSvg, spawnWebWorker, TokenDataset, Trainer, urlSource, type Olmo, type Tokenizer,
+  cachedUrlSource, createWasmBackend, generate, loadOlmo, lossCurveSvg, spawnWebWorker, TokenDataset, Trainer, type Olmo, type Tokenizer,
   type WasmBackend,
 } from "../../src/index.js";
 
@@ -23,7 +23,10 @@ async function modelAt(url: string, target: string): Promise<{ model: Olmo; toke
   if (loaded?.url !== url) {
     postMessage({ type: "status", target, text: `loading ${url} ...` });
     loaded?.model.dispose();
-    const { model, tokenizer } = await loadOlmo(urlSource(url), backend, { weightDType: "f32" });
+    // Downloaded once with progress, then read from the Cache API (also on the next visit).
+    const onProgress = (file: string, received: number, total: number) =>
+      postMessage({ type: "status", target, text: `downloading ${file}: ${(received / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB` });
+    const { model, tokenizer } = await loadOlmo(cachedUrlSource(url, { onProgress }), backend, { weightDType: "f32" });
     if (!tokenizer) throw new Error(`${url} has no tokenizer.json`);
     loaded = { url, model, tokenizer };
   }

@@ -1,0 +1,92 @@
+// Model folders in browsers: fetched once and kept in the Cache API for the next visit, or files a user
+// picked with <input type="file" multiple>. Both read byte ranges from Blobs (which browsers keep on
+// disk), so a checkpoint never has to sit in memory whole.
+//
+// Only web APIs are used, reached through globalThis, so the core keeps compiling without the DOM types.
+
+import type { ModelSource } from "./checkpoint.js";
+import type { ByteSource } from "./safetensors.js";
+import { HubError } from "./hub.js";
+
+/** The parts of Blob / File / Response / Cache this module uses. */
+interface BlobLike {
+  readonly size: number;
+  slice(start: number, end: number): { arrayBuffer(): Promise<ArrayBuffer> };
+}
+interface FileLike extends BlobLike {
+  readonly name: string;
+}
+interface ResponseLike {
+  ok: boolean;
+  status: number;
+  headers: { get(name: string): string | null };
+  body: { getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }> } } | null;
+  blob(): Promise<BlobLike>;
+}
+interface CacheLike {
+  match(url: string): Promise<ResponseLike | undefined>;
+  put(url: string, response: unknown): Promise<void>;
+}
+interface WebGlobals {
+  fetch(url: string): Promise<ResponseLike>;
+  caches?: { open(name: string): Promise<CacheLike> };
+  Blob: new (parts: Uint8Array[]) => BlobLike;
+  Response: new (body: BlobLike, init?: { headers?: Record<string, string> }) => unknown;
+}
+
+/** A ByteSource over a Blob or File. */
+export function blobSource(name: string, blob: BlobLike): ByteSource {
+  return {
+    name,
+    size: blob.size,
+    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
+  };
+}
+
+/** Files a user picked (e.g. a whole model folder), found by their names. */
+export function fileListSource(files: ArrayLike<FileLike>, name = "picked files"): ModelSource {
+  const byName = new Map<string, FileLike>();
+  for (let i = 0; i < files.length; i++) byName.set(files[i]!.name, files[i]!);
+  return { name, open: async (file) => (byName.has(file) ? blobSource(`${name}/${file}`, byName.get(file)!) : null) };
+}
+
+export interface CachedUrlOptions {
+  /** Cache API cache to use (default "olmo-js"). */
+  cacheName?: string;
+  /** Bytes received of the file being downloaded. */
+  onProgress?: (file: string, received: number, total: number) => void;
+}
+
+/**
+ * A model folder at a URL, each file downloaded once (with progress) into the browser's Cache API and
+ * read from there afterwards, also on the next visit.
+ */
+export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {}): ModelSource {
+  const web = globalThis as unknown as WebGlobals;
+  if (!web.caches) throw new HubError("cachedUrlSource: this host has no Cache API (it needs a secure context: https or localhost)");
+  const base = baseUrl.replace(/\/+$/, "");
+  return {
+    name: base,
+    open: async (file) => {
+      const url = `${base}/${file}`;
+      const cache = await web.caches!.open(options.cacheName ?? "olmo-js");
+      const hit = await cache.match(url);
+      if (hit) return blobSource(url, await hit.blob());
+      const response = await web.fetch(url);
+      if (response.status === 404) return null;
+      if (!response.ok || !response.body) throw new HubError(`GET ${url} answered ${response.status}`);
+      const total = Number(response.headers.get("content-length") ?? NaN);
+      const reader = response.body.getReader();
+      const chunks: Uint8Array[] = [];
+      let received = 0;
+      for (let part = await reader.read(); !part.done; part = await reader.read()) {
+        chunks.push(part.value!);
+        received += part.value!.length;
+        options.onProgress?.(file, received, total);
+      }
+      const blob = new web.Blob(chunks);
+      await cache.put(url, new web.Response(blob, { headers: { "content-length": String(blob.size) } }));
+      return blobSource(url, blob);
+    },
+  };
+}
