@@ -32,8 +32,18 @@ await Promise.all([
     // The import graph, so a test can prove the core bundle imports nothing (no Node built-ins).
     (result) => writeFileSync(join(root, "dist/index.meta.json"), JSON.stringify(result.metafile)),
   ),
-  // Node-only additions (worker_threads pool).
-  build({ ...common, entryPoints: [join(root, "src/node/index.ts")], outfile: join(root, "dist/node.js"), platform: "node" }),
+  // Node-only additions (worker_threads, files, the Hub cache, checkpoints). Their imports of the core
+  // resolve to ./index.js at run time, so a program using both entries has one copy of the core (one
+  // Tensor class, one memory counter).
+  build({
+    ...common, entryPoints: [join(root, "src/node/index.ts")], outfile: join(root, "dist/node.js"), platform: "node",
+    plugins: [{
+      name: "core-from-index",
+      setup(b) {
+        b.onResolve({ filter: /^\.\.\// }, (args) => (args.importer.includes("/src/node/") ? { path: "./index.js", external: true } : undefined));
+      },
+    }],
+  }),
   // The command-line tool (Node only).
   build({
     ...common,
