@@ -2,7 +2,7 @@
 // test and benchmark bundles. Run with `npm run build` (also the `prepare` script).
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -60,6 +60,9 @@ await Promise.all([
   build({ ...common, entryPoints: entries("test", ".test.ts"), outdir: join(root, "build/test"), platform: "node", packages: "external" }),
   build({ ...common, entryPoints: entries("bench", ".ts"), outdir: join(root, "build/bench"), platform: "node", packages: "external" }),
 ]);
+
+// The `olmo` bin must be executable (npx runs it directly).
+chmodSync(join(root, "dist/cli.js"), 0o755);
 
 // Type declarations for the package's `exports`.
 execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.types.json")], {
