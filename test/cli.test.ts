@@ -53,6 +53,11 @@ test("bad arguments and files get clear errors and a non-zero status", () => {
   }
 });
 
+test("the olmo bin is executable and runs through npx (the README's main-job command)", () => {
+  const r = spawnSync("npx", ["--no-install", "olmo", "--help"], { cwd: repoRoot, encoding: "utf8" });
+  if (r.status !== 0 || !r.stdout.includes("usage: olmo")) throw new Error(`npx olmo: status ${r.status}: ${r.stderr}`);
+});
+
 test("olmo --help lists the commands", () => {
   const r = olmo("--help");
   for (const c of ["demo", "tokenize", "detokenize"]) if (!r.stdout.includes(c)) throw new Error(r.stdout);
