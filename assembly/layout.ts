@@ -84,26 +84,34 @@ export function permute(x: usize, elementBytes: i32, out: usize, shape: usize, p
   copyStrided(x, 0, permutedStrides, out, 0, outStrides, outShape, rank, elementBytes, f0, f1, inStrides);
 }
 
+/**
+ * Copy between a block of a larger array and a smaller contiguous one: the block of `big` (shape
+ * bigShape) at `start` with the small array's shape. toSmall: small = block (slice); else block =
+ * small (sliceAssign). Threads split the small array's elements.
+ */
+function copyBlock(
+  big: usize, bigShape: usize, start: usize, small: usize, smallShape: usize, rank: i32, elementBytes: i32, toSmall: bool,
+  tid: i32, threads: i32,
+): void {
+  const bigStrides = scratch(strideA, tid), smallStrides = scratch(strideB, tid), coord = scratch(coords, tid);
+  stridesOf(bigShape, rank, bigStrides);
+  stridesOf(smallShape, rank, smallStrides);
+  let offset: i64 = 0;
+  for (let axis = 0; axis < rank; axis++) offset += <i64>get(start, axis) * get(bigStrides, axis);
+  const size = sizeOf(smallShape, rank);
+  const f0 = partStart(size, tid, threads, 1), f1 = partEnd(size, tid, threads, 1);
+  if (toSmall) copyStrided(big, offset, bigStrides, small, 0, smallStrides, smallShape, rank, elementBytes, f0, f1, coord);
+  else copyStrided(small, 0, smallStrides, big, offset, bigStrides, smallShape, rank, elementBytes, f0, f1, coord);
+}
+
 /** out = x[start .. start + outShape] for x of `shape`. */
 export function slice(x: usize, elementBytes: i32, out: usize, shape: usize, start: usize, outShape: usize, rank: i32, tid: i32, threads: i32): void {
-  const xStrides = scratch(strideA, tid), outStrides = scratch(strideB, tid), coord = scratch(coords, tid);
-  stridesOf(shape, rank, xStrides);
-  stridesOf(outShape, rank, outStrides);
-  let offset: i64 = 0;
-  for (let axis = 0; axis < rank; axis++) offset += <i64>get(start, axis) * get(xStrides, axis);
-  const size = sizeOf(outShape, rank);
-  copyStrided(x, offset, xStrides, out, 0, outStrides, outShape, rank, elementBytes, partStart(size, tid, threads, 1), partEnd(size, tid, threads, 1), coord);
+  copyBlock(x, shape, start, out, outShape, rank, elementBytes, true, tid, threads);
 }
 
 /** out[start .. start + xShape] = x, for out of `shape`; other elements untouched. */
 export function sliceAssign(x: usize, elementBytes: i32, out: usize, shape: usize, start: usize, xShape: usize, rank: i32, tid: i32, threads: i32): void {
-  const outStrides = scratch(strideA, tid), xStrides = scratch(strideB, tid), coord = scratch(coords, tid);
-  stridesOf(shape, rank, outStrides);
-  stridesOf(xShape, rank, xStrides);
-  let offset: i64 = 0;
-  for (let axis = 0; axis < rank; axis++) offset += <i64>get(start, axis) * get(outStrides, axis);
-  const size = sizeOf(xShape, rank);
-  copyStrided(x, 0, xStrides, out, offset, outStrides, xShape, rank, elementBytes, partStart(size, tid, threads, 1), partEnd(size, tid, threads, 1), coord);
+  copyBlock(out, shape, start, x, xShape, rank, elementBytes, false, tid, threads);
 }
 
 /**
