@@ -11,14 +11,8 @@ export type ComputeDType = "f32" | "i32";
 export type StorageDType = "bf16" | "f16";
 export type DType = ComputeDType | StorageDType;
 
-export const DTYPES: readonly DType[] = ["f32", "i32", "bf16", "f16"];
-
 /** Bytes per element. */
 export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, bf16: 2, f16: 2 };
-
-export function isFloatDType(dtype: DType): boolean {
-  return dtype !== "i32";
-}
 
 /** The typed array that holds each dtype's raw bits on the host. */
 export type HostArray<D extends DType = DType> = D extends "f32"
