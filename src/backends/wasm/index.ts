@@ -124,6 +124,15 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   };
 
   type A<K extends keyof KernelArgs<WasmBuffer>> = KernelArgs<WasmBuffer>[K];
+  // Softmax and log-softmax share their argument shapes: x -> out, and (y, dout) -> dx, over [rows, cols].
+  const rowwise = (name: "softmax" | "logSoftmax") => ({ x, out, rows, cols }: A<"softmax">) => {
+    need(name, ["x", x, f32(rows * cols)], ["out", out, f32(rows * cols)]);
+    run(name, rows * cols, x.ptr, out.ptr, rows, cols);
+  };
+  const rowwiseBackward = (name: "softmaxBackward" | "logSoftmaxBackward") => ({ y, dout, dx, rows, cols }: A<"softmaxBackward">) => {
+    need(name, ["y", y, f32(rows * cols)], ["dout", dout, f32(rows * cols)], ["dx", dx, f32(rows * cols)]);
+    run(name, rows * cols, y.ptr, dout.ptr, dx.ptr, rows, cols);
+  };
   const kernels: KernelTable<WasmBuffer> = {
     fill: ({ out, dtype, size: n, value }: A<"fill">) => {
       need("fill", ["out", out, n * BYTES_PER_ELEMENT[dtype]]);
@@ -179,22 +188,10 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       need("layerNormBackward", ["x", x, f32(rows * cols)], ["dout", dout, f32(rows * cols)], ["dx", dx, f32(rows * cols)]);
       run("layerNormBackward", rows * cols, x.ptr, mean.ptr, rstd.ptr, dout.ptr, dx.ptr, rows, cols);
     },
-    softmax: ({ x, out, rows, cols }: A<"softmax">) => {
-      need("softmax", ["x", x, f32(rows * cols)], ["out", out, f32(rows * cols)]);
-      run("softmax", rows * cols, x.ptr, out.ptr, rows, cols);
-    },
-    softmaxBackward: ({ y, dout, dx, rows, cols }: A<"softmaxBackward">) => {
-      need("softmaxBackward", ["y", y, f32(rows * cols)], ["dout", dout, f32(rows * cols)], ["dx", dx, f32(rows * cols)]);
-      run("softmaxBackward", rows * cols, y.ptr, dout.ptr, dx.ptr, rows, cols);
-    },
-    logSoftmax: ({ x, out, rows, cols }: A<"logSoftmax">) => {
-      need("logSoftmax", ["x", x, f32(rows * cols)], ["out", out, f32(rows * cols)]);
-      run("logSoftmax", rows * cols, x.ptr, out.ptr, rows, cols);
-    },
-    logSoftmaxBackward: ({ y, dout, dx, rows, cols }: A<"logSoftmaxBackward">) => {
-      need("logSoftmaxBackward", ["y", y, f32(rows * cols)], ["dout", dout, f32(rows * cols)], ["dx", dx, f32(rows * cols)]);
-      run("logSoftmaxBackward", rows * cols, y.ptr, dout.ptr, dx.ptr, rows, cols);
-    },
+    softmax: rowwise("softmax"),
+    softmaxBackward: rowwiseBackward("softmaxBackward"),
+    logSoftmax: rowwise("logSoftmax"),
+    logSoftmaxBackward: rowwiseBackward("logSoftmaxBackward"),
     rotaryEmbedding: (p: A<"rotaryEmbedding">) => {
       const n = p.batchHeads * p.seqLen * p.headDim;
       need("rotaryEmbedding", ["x", p.x, f32(n)], ["out", p.out, f32(n)]);
