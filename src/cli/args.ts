@@ -43,3 +43,12 @@ export function parseIdList(flag: string, raw: string): number[] {
     return v;
   });
 }
+
+/** The number given for --name, or undefined when the flag is absent; anything not a finite number is a usage error. */
+export function numberOption(command: string, values: Map<string, string>, name: string): number | undefined {
+  const raw = values.get(name);
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(v)) throw new UsageError(`olmo ${command}: --${name} must be a number, got ${raw}`);
+  return v;
+}

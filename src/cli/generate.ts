@@ -6,7 +6,7 @@ import {
   generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions,
 } from "../index.js";
 import { cachedHubSource, folderSource } from "../node/index.js";
-import { parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
+import { numberOption, parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./bench.js";
 
 const modelOptions: Record<string, OptionSpec> = {
@@ -88,13 +88,7 @@ export async function runGenerate(args: string[]): Promise<void> {
   if (flags.has("help")) return void console.log(usage("generate", generateSpec));
   const prompt = values.get("prompt"), idsRaw = values.get("ids");
   if ((prompt === undefined) === (idsRaw === undefined)) throw new UsageError("olmo generate: give exactly one of --prompt TEXT or --ids 1,2,3");
-  const number = (name: string): number | undefined => {
-    const raw = values.get(name);
-    if (raw === undefined) return undefined;
-    const v = Number(raw);
-    if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got ${raw}`);
-    return v;
-  };
+  const number = (name: string) => numberOption("generate", values, name);
   const { model, tokenizer: folderTokenizer, backend, loadSeconds } = await openModel(values);
   try {
     const tokenizerFile = values.get("tokenizer");

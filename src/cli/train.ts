@@ -9,7 +9,7 @@ import {
 } from "../index.js";
 import { loadTrainableModel, restoreTrainerState, saveTrainingCheckpoint } from "../node/index.js";
 import { lossCurveSvg } from "../train/plot.js";
-import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./bench.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -154,13 +154,8 @@ export async function runTrain(args: string[]): Promise<void> {
   const { values, flags } = parseArgs("train", args, trainSpec);
   if (flags.has("help")) return void console.log(usage("train", trainSpec));
   const num = (name: string, fallback?: number): number => {
-    const raw = values.get(name);
-    if (raw === undefined) {
-      if (fallback === undefined) throw new UsageError(`olmo train: --${name} is required`);
-      return fallback;
-    }
-    const v = Number(raw);
-    if (!Number.isFinite(v)) throw new UsageError(`olmo train: --${name} must be a number, got ${raw}`);
+    const v = numberOption("train", values, name) ?? fallback;
+    if (v === undefined) throw new UsageError(`olmo train: --${name} is required`);
     return v;
   };
   const save = values.get("save");
