@@ -24,7 +24,7 @@ for (const [name, extra] of [["kernels-threads", ["--enable", "threads", "--shar
   });
 }
 
-const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning", loader: { ".wasm": "binary" } };
+const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning", loader: { ".wasm": "binary", ".wgsl": "text" } };
 
 await Promise.all([
   // The core library: no Node built-ins, runs in every JS host.
@@ -36,7 +36,7 @@ await Promise.all([
   // resolve to ./index.js at run time, so a program using both entries has one copy of the core (one
   // Tensor class, one memory counter).
   build({
-    ...common, entryPoints: [join(root, "src/node/index.ts")], outfile: join(root, "dist/node.js"), platform: "node",
+    ...common, entryPoints: [join(root, "src/node/index.ts")], outfile: join(root, "dist/node.js"), platform: "node", external: ["webgpu"],
     plugins: [{
       name: "core-from-index",
       setup(b) {
@@ -50,6 +50,7 @@ await Promise.all([
     entryPoints: [join(root, "src/cli/main.ts")],
     outfile: join(root, "dist/cli.js"),
     platform: "node",
+    external: ["webgpu"], // Dawn's native addon, an optional peer dependency
     banner: { js: "#!/usr/bin/env node" },
   }),
   // The demo page (examples/browser): its script and worker, with index.html beside them.

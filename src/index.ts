@@ -17,3 +17,4 @@ export * from "./optim/index.js";
 export * from "./train/index.js";
 export { hubSource, hubFileUrl, remoteFile, urlSource, HubError, DEFAULT_HUB_ENDPOINT, type HubOptions, type FetchLike, type ResponseLike } from "./io/hub.js";
 export { blobSource, fileListSource, cachedUrlSource, type CachedUrlOptions } from "./io/browser.js";
+export { createWebGpuBackend, requestWebGpuDevice, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions, type GpuBuffer } from "./backends/webgpu/index.js";

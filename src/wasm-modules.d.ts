@@ -5,3 +5,9 @@ declare module "*.wasm" {
   const bytes: Uint8Array<ArrayBuffer>;
   export default bytes;
 }
+
+/** WGSL shader sources, embedded as text by esbuild's text loader (see scripts/build.mjs). */
+declare module "*.wgsl" {
+  const source: string;
+  export default source;
+}

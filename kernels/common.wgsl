@@ -1,0 +1,92 @@
+// Helpers shared by every kernel file: the WebGPU backend (src/backends/webgpu/shaders.ts) puts this
+// text in front of each file before compiling it. WGSL has no #include, so this is the include.
+//
+// Conventions of all kernel files:
+//   - binding 0 is the `Params` uniform of the file (one struct per file; the backend reads its field
+//     names from the WGSL text and fills them by name);
+//   - storage bindings have distinct numbers within a file, so any entry point may use any subset;
+//   - 16-bit tensors (bf16, f16) are stored packed, two per u32, element 2i in the low half;
+//   - large 1-D dispatches use a 2-D grid (at most 65535 workgroups per dimension): see flatGroup.
+
+/** The linear workgroup number of a 2-D grid of workgroups, row-major. */
+fn flatGroup(group: vec3u, groups: vec3u) -> u32 {
+  return group.y * groups.x + group.x;
+}
+
+/** Element i of a rank-8 vector stored as two vec4s (uniform arrays need 16-byte elements). */
+fn dim8(v: array<vec4u, 2>, i: u32) -> u32 {
+  return v[i / 4u][i % 4u];
+}
+
+/** The 16-bit element `index` of a packed array, given the u32 word that holds it. */
+fn half16(word: u32, index: u32) -> u32 {
+  return (word >> ((index & 1u) * 16u)) & 0xffffu;
+}
+
+fn bf16ToF32(bits: u32) -> f32 {
+  return bitcast<f32>(bits << 16u);
+}
+
+/** f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN (as PyTorch and src/core/dtype.ts). */
+fn f32ToBf16(x: f32) -> u32 {
+  let bits = bitcast<u32>(x);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) {
+    return 0x7fc0u | ((bits >> 16u) & 0x8000u);
+  }
+  return (bits + 0x7fffu + ((bits >> 16u) & 1u)) >> 16u;
+}
+
+fn f16ToF32(bits: u32) -> f32 {
+  let sign = (bits & 0x8000u) << 16u;
+  let exponent = (bits >> 10u) & 0x1fu;
+  let mantissa = bits & 0x3ffu;
+  if (exponent == 0u) {
+    // Zero or subnormal: mantissa * 2^-24, exact in f32 (and a normal f32, so no flush to zero).
+    let magnitude = f32(mantissa) * 5.9604644775390625e-8;
+    return select(magnitude, -magnitude, sign != 0u);
+  }
+  if (exponent == 31u) {
+    return bitcast<f32>(sign | 0x7f800000u | (mantissa << 13u)); // inf or NaN
+  }
+  return bitcast<f32>(sign | ((exponent + 112u) << 23u) | (mantissa << 13u));
+}
+
+/** f32 -> f16 bits, round to nearest even, overflow to infinity (as src/core/dtype.ts). */
+fn f32ToF16(x: f32) -> u32 {
+  let bits = bitcast<u32>(x);
+  let sign = (bits >> 16u) & 0x8000u;
+  let magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) {
+    return sign | 0x7e00u; // NaN
+  }
+  if (magnitude >= 0x477ff000u) {
+    return sign | 0x7c00u; // >= 65520 rounds to infinity
+  }
+  if (magnitude >= 0x38800000u) {
+    // A normal f16: rebias the exponent (127 -> 15) and round the mantissa at bit 13, to even.
+    let rounded = magnitude + 0x0fffu + ((magnitude >> 13u) & 1u);
+    return sign | ((rounded - 0x38000000u) >> 13u);
+  }
+  // A subnormal f16 (units of 2^-24) or zero: shift the full mantissa right, rounding to even.
+  let exponent = magnitude >> 23u;
+  let shift = 126u - exponent; // >= 14 here
+  if (shift > 24u) {
+    return sign; // below half the smallest subnormal
+  }
+  let mantissa = (magnitude & 0x7fffffu) | 0x800000u;
+  var q = mantissa >> shift;
+  let rest = mantissa & ((1u << shift) - 1u);
+  let halfway = 1u << (shift - 1u);
+  if (rest > halfway || (rest == halfway && (q & 1u) == 1u)) {
+    q += 1u;
+  }
+  return sign | q;
+}
+
+// A quiet NaN, the result of bad input (an id out of range). WGSL rejects NaN in constant expressions,
+// so it is made from a private variable at run time.
+var<private> quietNaNBits: u32 = 0x7fc00000u;
+
+fn quietNaN() -> f32 {
+  return bitcast<f32>(quietNaNBits);
+}

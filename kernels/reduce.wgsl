@@ -1,0 +1,59 @@
+// Sum over a set of axes. Reference: src/backends/js/layout.ts (sum). Its transpose, broadcast, is a
+// strided gather (layout.wgsl).
+//
+// The backend splits x's axes into kept ones (the output's) and reduced ones, each with x's strides.
+// One 64-wide workgroup per output element: each invocation sums a strided share of the reduced
+// elements, then the workgroup adds the 64 partial sums in workgroup memory.
+
+struct Params {
+  outSize: u32,
+  reducedCount: u32,
+  keptRank: u32,
+  reducedRank: u32,
+  keptShape: array<vec4u, 2>,
+  keptStrides: array<vec4u, 2>,
+  reducedShape: array<vec4u, 2>,
+  reducedStrides: array<vec4u, 2>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> scratch: array<f32, 64>;
+
+/** The offset in x of element `index` of a sub-shape, given that sub-shape's strides in x. */
+fn offsetOf(index: u32, rank: u32, shape: array<vec4u, 2>, strides: array<vec4u, 2>) -> u32 {
+  var rest = index;
+  var offset = 0u;
+  for (var axis = i32(rank) - 1; axis >= 0; axis--) {
+    let size = dim8(shape, u32(axis));
+    offset += (rest % size) * dim8(strides, u32(axis));
+    rest /= size;
+  }
+  return offset;
+}
+
+@compute @workgroup_size(64)
+fn sum(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) groups: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let o = flatGroup(group, groups);
+  if (o >= p.outSize) {
+    return;
+  }
+  let base = offsetOf(o, p.keptRank, p.keptShape, p.keptStrides);
+  var total = 0.0;
+  for (var r = lane; r < p.reducedCount; r += 64u) {
+    total += x[base + offsetOf(r, p.reducedRank, p.reducedShape, p.reducedStrides)];
+  }
+  scratch[lane] = total;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) {
+      scratch[lane] += scratch[lane + stride];
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u) {
+    out[o] = scratch[0];
+  }
+}

@@ -1,0 +1,470 @@
+// The WebGPU backend: every kernel of the backend interface as a WGSL compute shader (kernels/*.wgsl),
+// on whatever GPU the host's WebGPU offers: browsers' and Deno's navigator.gpu, or Dawn in Node
+// (createNodeWebGpuBackend in olmo-js/node).
+//
+// Tensors live in GPU buffers (bf16 / f16 packed two per u32, widened in the shaders); kernels are
+// recorded into batches and run when a result is read back (runtime.ts). A buffer larger than the
+// device's largest storage binding (maxStorageBufferBindingSize, 128 MiB on many GPUs) is bound in
+// pieces by the kernels that meet such buffers in OLMo: the elementwise ones and AdamW, the embedding
+// table and its gradient, and a [N, K] weight in matmul (OLMo-1B's 50304 x 2048 output layer).
+
+import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
+import { BYTES_PER_ELEMENT, f32ToBf16, f32ToF16, type DType, type HostArray } from "../../core/dtype.js";
+import { formatBytes, grid, GpuRuntime, type BindingResource, type Dispatch, type GpuBuffer } from "./runtime.js";
+import type { FamilyName } from "./shaders.js";
+
+export type { GpuBuffer } from "./runtime.js";
+
+export interface WebGpuBackendOptions {
+  /** The WebGPU entry point; default `navigator.gpu`. Node: see createNodeWebGpuBackend. */
+  gpu?: GPU;
+  powerPreference?: GPUPowerPreference;
+  /** Bind at most this many bytes per storage binding (below the device's limit): tests use it to exercise splitting. */
+  maxBindingBytes?: number;
+  /** Freed buffers kept for reuse, in bytes (default 512 MiB). */
+  poolLimitBytes?: number;
+}
+
+export interface WebGpuBackend extends Backend<GpuBuffer> {
+  /** The adapter in words: vendor, architecture, device and driver description as the host reports them. */
+  readonly adapter: string;
+  readonly limits: { maxStorageBufferBindingSize: number; maxBufferSize: number };
+  /** Wait for every recorded kernel to finish; throws errors the GPU reported. */
+  sync(): Promise<void>;
+  memoryUsage(): { inUse: number; pooled: number };
+  /** Release the device. */
+  dispose(): void;
+}
+
+/** What the kernels need from a device, beyond WebGPU's defaults. */
+const REQUIRED = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupStorageSize: 12 * 1024 };
+/** attention.wgsl keeps a query row in workgroup memory and four output dimensions per invocation. */
+const MAX_HEAD_DIM = 256;
+const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3 };
+const BINARY_CODE = { add: 0, sub: 1, mul: 2 } as const;
+const MAX_RANK = 8;
+
+/** Find an adapter and open a device on it, or explain why not. */
+export async function requestWebGpuDevice(options: WebGpuBackendOptions = {}): Promise<{ device: GPUDevice; adapter: string }> {
+  const gpu = options.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!gpu) {
+    throw new Error(
+      "webgpu backend: this host has no WebGPU (navigator.gpu is missing). Browsers need WebGPU (Chrome / Edge 113+, " +
+        "or a flag); Deno has it built in; in Node use createNodeWebGpuBackend from olmo-js/node (Dawn, from the `webgpu` package).",
+    );
+  }
+  const adapter = await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : undefined);
+  if (!adapter) {
+    throw new Error(
+      "webgpu backend: no GPU adapter: WebGPU is present but found no usable GPU or driver. On Linux without a GPU, " +
+        "install a Vulkan driver (Debian: apt-get install libvulkan1 mesa-vulkan-drivers, Mesa 23 or newer for Dawn) " +
+        "or point VK_ICD_FILENAMES at one.",
+    );
+  }
+  for (const [name, needed] of Object.entries(REQUIRED)) {
+    const has = adapter.limits[name as keyof GPUSupportedLimits] as number;
+    if (has < needed) throw new Error(`webgpu backend: the adapter's ${name} is ${has}; the kernels need ${needed}`);
+  }
+  const info = adapter.info ?? { vendor: "", architecture: "", device: "", description: "" };
+  const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(" ") || "unknown adapter";
+  // The two size limits are asked for in full: model weights and activations are what they are.
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+    },
+  });
+  return { device, adapter: description };
+}
+
+export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+  const { device, adapter } = await requestWebGpuDevice(options);
+  return webGpuBackendOn(device, adapter, options);
+}
+
+/** A backend on a device the caller opened (it must have the limits requestWebGpuDevice asks for). */
+export function webGpuBackendOn(device: GPUDevice, adapter: string, options: WebGpuBackendOptions = {}): WebGpuBackend {
+  const gpu = new GpuRuntime(device, options);
+  const run = (family: FamilyName, entry: string, d: Dispatch) => gpu.run(family, entry, d);
+  const bytesOf = (dtype: DType, size: number) => size * BYTES_PER_ELEMENT[dtype];
+
+  /**
+   * Run an elementwise entry point over `size` elements. When an operand is larger than one storage
+   * binding, the elements go in chunks (a multiple of 256 elements, so every offset is aligned for
+   * every dtype), each operand bound at its chunk's byte range. `shape(count)` gives the Params and
+   * the number of invocations for a chunk of `count` elements.
+   */
+  const elementwise = (
+    family: FamilyName,
+    entry: string,
+    size: number,
+    operands: Record<string, [GpuBuffer, DType]>,
+    shape: (count: number) => { params: Dispatch["params"]; invocations: number },
+  ) => {
+    if (size === 0) return;
+    const largest = Math.max(...Object.values(operands).map(([b]) => b.bytes));
+    const chunk = largest <= gpu.maxBindingBytes ? size : Math.floor(gpu.maxBindingBytes / 4 / 256) * 256;
+    for (let start = 0; start < size; start += chunk) {
+      const count = Math.min(chunk, size - start);
+      const buffers: Record<string, BindingResource> = {};
+      for (const [name, [buffer, dtype]] of Object.entries(operands)) {
+        const bpe = BYTES_PER_ELEMENT[dtype];
+        buffers[name] = chunk === size ? buffer : { buffer, offset: start * bpe, size: Math.ceil((count * bpe) / 4) * 4 };
+      }
+      const { params, invocations } = shape(count);
+      run(family, entry, { params, buffers, groups: grid(Math.ceil(invocations / 256)) });
+    }
+  };
+
+  const f32Unary = (entry: string, x: GpuBuffer, out: GpuBuffer, size: number, extra: { factor?: number; low?: number; high?: number } = {}) =>
+    elementwise("elementwise", entry, size, { a: [x, "f32"], out: [out, "f32"] }, (count) => ({
+      params: { size: count, aSize: count, bSize: count, op: 0, factor: extra.factor ?? 0, low: extra.low ?? 0, high: extra.high ?? 0 },
+      invocations: count,
+    }));
+
+  const f32Backward = (entry: string, x: GpuBuffer, dout: GpuBuffer, dx: GpuBuffer, size: number, low = 0, high = 0) =>
+    elementwise("elementwise", entry, size, { a: [x, "f32"], b: [dout, "f32"], out: [dx, "f32"] }, (count) => ({
+      params: { size: count, aSize: count, bSize: count, op: 0, factor: 0, low, high },
+      invocations: count,
+    }));
+
+  // Cos / sin tables for RoPE, per (theta, head dimension), grown as longer positions are needed.
+  const ropeTables = new Map<string, { buffer: GpuBuffer; positions: number }>();
+  const ropeTable = (theta: number, headDim: number, positionsNeeded: number): GpuBuffer => {
+    const key = `${theta}:${headDim}`;
+    const found = ropeTables.get(key);
+    if (found && found.positions >= positionsNeeded) return found.buffer;
+    const positions = Math.max(positionsNeeded, 2 * (found?.positions ?? 0), 256);
+    const half = headDim / 2;
+    // As the reference (src/backends/js/rope.ts): inv_freq and angles rounded to f32 as PyTorch does.
+    const invFreq = Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / headDim))));
+    const table = new Float32Array(positions * half * 2);
+    for (let pos = 0; pos < positions; pos++) {
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(pos * invFreq[i]!);
+        table[(pos * half + i) * 2] = Math.cos(angle);
+        table[(pos * half + i) * 2 + 1] = Math.sin(angle);
+      }
+    }
+    const buffer = gpu.allocate(table.byteLength, `the RoPE table (${positions} positions)`);
+    gpu.write(buffer, table);
+    if (found) gpu.release(found.buffer);
+    ropeTables.set(key, { buffer, positions });
+    return buffer;
+  };
+
+  const stridesOf = (shape: readonly number[]) => {
+    const strides = new Array<number>(shape.length);
+    let s = 1;
+    for (let i = shape.length - 1; i >= 0; i--) {
+      strides[i] = s;
+      s *= shape[i]!;
+    }
+    return strides;
+  };
+  const product = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+  const checkRank = (kernel: string, shape: readonly number[]) => {
+    if (shape.length > MAX_RANK) throw new Error(`webgpu backend: ${kernel} supports rank <= ${MAX_RANK}, got ${shape.length}`);
+  };
+
+  /** A strided gather or scatter of layout.wgsl; unset fields are zero. */
+  const layout = (entry: "gather32" | "gather16" | "scatter32" | "scatter16", x: GpuBuffer, out: GpuBuffer, fields: {
+    size: number; rank: number; base?: number; shape: number[]; strides?: number[]; outShape?: number[]; start?: number[]; xStrides?: number[];
+  }) => {
+    const words = Math.ceil(fields.size / 2);
+    const invocations = entry.endsWith("16") ? words : fields.size;
+    run("layout", entry, {
+      params: {
+        size: fields.size, words, rank: fields.rank, base: fields.base ?? 0, shape: fields.shape, strides: fields.strides ?? [],
+        outShape: fields.outShape ?? [], start: fields.start ?? [], xStrides: fields.xStrides ?? [],
+      },
+      buffers: { x, out },
+      groups: grid(Math.ceil(invocations / 256)),
+    });
+  };
+
+  const is16 = (dtype: DType) => dtype === "bf16" || dtype === "f16";
+
+  const kernels: KernelTable<GpuBuffer> = {
+    fill: ({ out, dtype, size, value }) => {
+      const bits = new Uint32Array(1);
+      if (dtype === "f32") new Float32Array(bits.buffer)[0] = value;
+      else if (dtype === "i32") bits[0] = value | 0;
+      else {
+        const half = new Uint16Array(2);
+        // One value, encoded on the host by the same rounding the reference uses, repeated in both halves.
+        half[0] = half[1] = dtype === "bf16" ? f32ToBf16(value) : f32ToF16(value);
+        bits[0] = new Uint32Array(half.buffer)[0]!;
+      }
+      elementwise("convert", "fill", size, { out: [out, dtype] }, (count) => {
+        const words = is16(dtype) ? Math.ceil(count / 2) : count;
+        return { params: { size: count, fromType: 0, toType: DTYPE_CODE[dtype], valueBits: bits[0]!, words }, invocations: words };
+      });
+    },
+    cast: ({ x, from, out, to, size }) =>
+      elementwise("convert", "convert", size, { x: [x, from], out: [out, to] }, (count) => {
+        const words = is16(to) ? Math.ceil(count / 2) : count;
+        return { params: { size: count, fromType: DTYPE_CODE[from], toType: DTYPE_CODE[to], valueBits: 0, words }, invocations: words };
+      }),
+    binary: ({ op, a, b, out, size, aSize, bSize }) => {
+      if (aSize === size && bSize === size) {
+        elementwise("elementwise", "binary", size, { a: [a, "f32"], b: [b, "f32"], out: [out, "f32"] }, (count) => ({
+          params: { size: count, aSize: count, bSize: count, op: BINARY_CODE[op], factor: 0, low: 0, high: 0 },
+          invocations: count,
+        }));
+      } else {
+        run("elementwise", "binary", {
+          params: { size, aSize, bSize, op: BINARY_CODE[op], factor: 0, low: 0, high: 0 },
+          buffers: { a, b, out },
+          groups: grid(Math.ceil(size / 256)),
+        });
+      }
+    },
+    scale: ({ x, out, size, factor }) => f32Unary("scale", x, out, size, { factor }),
+    silu: ({ x, out, size }) => f32Unary("silu", x, out, size),
+    siluBackward: ({ x, dout, dx, size }) => f32Backward("siluBackward", x, dout, dx, size),
+    clamp: ({ x, out, size, min, max }) => f32Unary("clampValues", x, out, size, { low: min, high: max }),
+    clampBackward: ({ x, dout, dx, size, min, max }) => f32Backward("clampBackward", x, dout, dx, size, min, max),
+
+    matmul: (args) => matmul(args),
+
+    layerNorm: ({ x, out, rows, cols, eps, mean, rstd }) =>
+      run("layernorm", "layerNorm", {
+        params: { rows, cols, eps, saveStats: mean && rstd ? 1 : 0 },
+        buffers: { x, out, meanOut: mean ?? gpu.placeholder("meanOut"), rstdOut: rstd ?? gpu.placeholder("rstdOut") },
+        groups: grid(rows),
+      }),
+    layerNormBackward: ({ x, mean, rstd, dout, dx, rows, cols }) =>
+      run("layernorm", "layerNormBackward", {
+        params: { rows, cols, eps: 0, saveStats: 0 },
+        buffers: { x, meanIn: mean, rstdIn: rstd, dout, out: dx },
+        groups: grid(rows),
+      }),
+
+    rotaryEmbedding: ({ x, out, batchHeads, seqLen, headDim, positionOffset, theta, inverse }) => {
+      const cosSin = ropeTable(theta, headDim, positionOffset + seqLen);
+      run("rope", "rotaryEmbedding", {
+        params: { batchHeads, seqLen, headDim, positionOffset, inverse: inverse ? 1 : 0 },
+        buffers: { x, cosSin, out },
+        groups: grid(Math.ceil((batchHeads * seqLen * (headDim / 2)) / 256)),
+      });
+    },
+
+    attention: ({ q, k, v, out, lse, ...g }) => {
+      run("attention", "attention", {
+        params: attentionParams("attention", g, lse !== undefined),
+        buffers: { q, k, v, outW: out, lseW: lse ?? gpu.placeholder("lseW") },
+        groups: grid(g.batch * g.heads * g.queryLen),
+      });
+    },
+    attentionBackward: ({ q, k, v, out, lse, dout, dq, dk, dv, ...g }) => {
+      const params = attentionParams("attentionBackward", g, false);
+      const delta = gpu.allocate(g.batch * g.heads * g.queryLen * 4, "attention backward's row sums");
+      run("attention", "attentionBackwardQueries", {
+        params,
+        buffers: { q, k, v, out, lse, dout, dq, deltaW: delta },
+        groups: grid(g.batch * g.heads * g.queryLen),
+      });
+      run("attention", "attentionBackwardKeys", {
+        params,
+        buffers: { q, k, v, lse, dout, deltaIn: delta, dk, dv },
+        groups: grid(g.batch * g.kvHeads * g.kvCapacity),
+      });
+      gpu.release(delta);
+    },
+
+    softmax: ({ x, out, rows, cols }) => run("softmax", "softmax", { params: { rows, cols }, buffers: { x, out }, groups: grid(rows) }),
+    softmaxBackward: ({ y, dout, dx, rows, cols }) =>
+      run("softmax", "softmaxBackward", { params: { rows, cols }, buffers: { y, dout, out: dx }, groups: grid(rows) }),
+    logSoftmax: ({ x, out, rows, cols }) => run("softmax", "logSoftmax", { params: { rows, cols }, buffers: { x, out }, groups: grid(rows) }),
+    logSoftmaxBackward: ({ y, dout, dx, rows, cols }) =>
+      run("softmax", "logSoftmaxBackward", { params: { rows, cols }, buffers: { y, dout, out: dx }, groups: grid(rows) }),
+    crossEntropy: ({ logits, targets, nll, lse, rows, vocab }) =>
+      run("softmax", "crossEntropy", {
+        params: { rows, cols: vocab },
+        buffers: { x: logits, targets, nll, lseOut: lse, status: gpu.status },
+        groups: grid(rows),
+      }),
+    crossEntropyBackward: ({ logits, targets, lse, dnll, dlogits, rows, vocab }) =>
+      run("softmax", "crossEntropyBackward", {
+        params: { rows, cols: vocab },
+        buffers: { x: logits, targets, lseIn: lse, dnll, out: dlogits },
+        groups: grid(rows),
+      }),
+
+    embedding: ({ table, tableDType, ids, out, count, vocab, dim }) => {
+      for (const block of rowBlocks(table, vocab, dim, tableDType)) {
+        run("embedding", "embedding", {
+          params: { count, vocab, dim, vocabStart: block.start, vocabRows: block.rows },
+          buffers: { ids, table: block.resource, out, status: gpu.status },
+          groups: grid(Math.ceil((count * dim) / 256)),
+          constants: { TABLE_DTYPE: DTYPE_CODE[tableDType] },
+        });
+      }
+    },
+    embeddingBackward: ({ ids, dout, dtable, count, vocab, dim }) => {
+      for (const block of rowBlocks(dtable, vocab, dim, "f32")) {
+        const params = { count, vocab, dim, vocabStart: block.start, vocabRows: block.rows };
+        run("embedding", "embeddingBackwardZero", { params, buffers: { dtable: block.resource }, groups: grid(Math.ceil((block.rows * dim) / 256)) });
+        run("embedding", "embeddingBackward", { params, buffers: { ids, dout, dtable: block.resource }, groups: grid(Math.ceil(dim / 256)) });
+      }
+    },
+
+    sum: ({ x, out, shape, reduce }) => {
+      checkRank("sum", shape);
+      const strides = stridesOf(shape);
+      const kept = shape.map((_, i) => i).filter((i) => !reduce[i]);
+      const reduced = shape.map((_, i) => i).filter((i) => reduce[i]);
+      const outSize = product(kept.map((i) => shape[i]!));
+      const reducedCount = product(reduced.map((i) => shape[i]!));
+      if (reducedCount === 0) {
+        kernels.fill({ out, dtype: "f32", size: outSize, value: 0 });
+        return;
+      }
+      run("reduce", "sum", {
+        params: {
+          outSize, reducedCount, keptRank: kept.length, reducedRank: reduced.length,
+          keptShape: kept.map((i) => shape[i]!), keptStrides: kept.map((i) => strides[i]!),
+          reducedShape: reduced.map((i) => shape[i]!), reducedStrides: reduced.map((i) => strides[i]!),
+        },
+        buffers: { x, out },
+        groups: grid(outSize),
+      });
+    },
+    broadcast: ({ x, out, shape, reduce }) => {
+      checkRank("broadcast", shape);
+      const xStrides = stridesOf(shape.map((n, i) => (reduce[i] ? 1 : n)));
+      layout("gather32", x, out, { size: product(shape), rank: shape.length, shape: [...shape], strides: xStrides.map((s, i) => (reduce[i] ? 0 : s)) });
+    },
+    permute: ({ x, dtype, out, shape, perm }) => {
+      checkRank("permute", shape);
+      const strides = stridesOf(shape);
+      layout(is16(dtype) ? "gather16" : "gather32", x, out, {
+        size: product(shape), rank: shape.length, shape: perm.map((p) => shape[p]!), strides: perm.map((p) => strides[p]!),
+      });
+    },
+    slice: ({ x, dtype, out, shape, start, outShape }) => {
+      checkRank("slice", shape);
+      const strides = stridesOf(shape);
+      layout(is16(dtype) ? "gather16" : "gather32", x, out, {
+        size: product(outShape), rank: shape.length, shape: [...outShape], strides, base: start.reduce((s, v, i) => s + v * strides[i]!, 0),
+      });
+    },
+    sliceAssign: ({ x, dtype, out, shape, start, xShape }) => {
+      checkRank("sliceAssign", shape);
+      const outStrides = stridesOf(shape);
+      if (is16(dtype)) {
+        layout("scatter16", x, out, {
+          size: product(shape), rank: shape.length, shape: [...xShape], outShape: [...shape], start: [...start], xStrides: stridesOf(xShape),
+        });
+      } else {
+        layout("scatter32", x, out, {
+          size: product(xShape), rank: shape.length, shape: [...xShape], strides: outStrides,
+          base: start.reduce((s, v, i) => s + v * outStrides[i]!, 0),
+        });
+      }
+    },
+
+    adamw: ({ param, grad, m, v, size, lr, beta1, beta2, eps, weightDecay, step }) => {
+      // The bias corrections in f64 on the host, as the reference computes them.
+      const stepSize = lr / (1 - beta1 ** step);
+      const correction2Sqrt = Math.sqrt(1 - beta2 ** step);
+      elementwise("adamw", "adamw", size, { param: [param, "f32"], grad: [grad, "f32"], m: [m, "f32"], v: [v, "f32"] }, (count) => ({
+        params: { size: count, lr, beta1, beta2, eps, weightDecay, stepSize, correction2Sqrt },
+        invocations: count,
+      }));
+    },
+  };
+
+  function attentionParams(kernel: string, g: Omit<KernelArgs<GpuBuffer>["attention"], "q" | "k" | "v" | "out" | "lse">, saveLse: boolean) {
+    if (g.headDim > MAX_HEAD_DIM) throw new Error(`webgpu backend: ${kernel} supports head dimensions up to ${MAX_HEAD_DIM}, got ${g.headDim}`);
+    if (g.heads % g.kvHeads !== 0) throw new Error(`webgpu backend: ${kernel}: ${g.heads} query heads do not split into ${g.kvHeads} kv heads`);
+    if (g.queryLen > g.keyLen || g.keyLen > g.kvCapacity) {
+      throw new Error(`webgpu backend: ${kernel}: needs queryLen <= keyLen <= kvCapacity, got ${g.queryLen}, ${g.keyLen}, ${g.kvCapacity}`);
+    }
+    return {
+      batch: g.batch, heads: g.heads, kvHeads: g.kvHeads, queryLen: g.queryLen, keyLen: g.keyLen, kvCapacity: g.kvCapacity,
+      headDim: g.headDim, scale: g.scale, causal: g.causal ? 1 : 0, saveLse: saveLse ? 1 : 0,
+    };
+  }
+
+  /** A [rows, dim] table as blocks of whole rows that each fit one storage binding (one block if it fits). */
+  function rowBlocks(table: GpuBuffer, rows: number, dim: number, dtype: DType): { start: number; rows: number; resource: BindingResource }[] {
+    if (table.bytes <= gpu.maxBindingBytes) return [{ start: 0, rows, resource: table }];
+    const rowBytes = dim * BYTES_PER_ELEMENT[dtype];
+    // Blocks of a multiple of 256 rows keep every offset aligned (256 * rowBytes is a multiple of 256).
+    const perBlock = Math.floor(gpu.maxBindingBytes / rowBytes / 256) * 256;
+    if (perBlock === 0) throw new Error(`webgpu backend: 256 rows of ${formatBytes(rowBytes)} exceed one storage binding (${formatBytes(gpu.maxBindingBytes)})`);
+    const blocks = [];
+    for (let start = 0; start < rows; start += perBlock) {
+      const n = Math.min(perBlock, rows - start);
+      blocks.push({ start, rows: n, resource: { buffer: table, offset: start * rowBytes, size: Math.ceil((n * rowBytes) / 4) * 4 } });
+    }
+    return blocks;
+  }
+
+  function matmul({ a, b, out, bDType, batch, m, k, n, transA, transB, aBatchStride, bBatchStride }: KernelArgs<GpuBuffer>["matmul"]): void {
+    const strides = {
+      aBatchStride, aRowStride: transA ? 1 : k, aColStride: transA ? m : 1,
+      bBatchStride, bRowStride: transB ? 1 : n, bColStride: transB ? k : 1,
+    };
+    const constants = { B_DTYPE: DTYPE_CODE[bDType] };
+    const dispatch = (bResource: BindingResource, columns: number, nOffset: number, kBlock = k, kOffset = 0) => {
+      const params = { m, n: columns, k: kBlock, ...strides, outColumns: n, nOffset, kOffset, accumulate: kOffset > 0 ? 1 : 0 };
+      const buffers = { a, b: bResource, out };
+      if (m === 1 && strides.bRowStride === 1) {
+        run("matmul", "gemvRows", { params, buffers, groups: grid(Math.ceil(columns / 8), batch), constants });
+      } else if (m === 1 && strides.bColStride === 1) {
+        run("matmul", "gemvCols", { params, buffers, groups: grid(Math.ceil(columns / 256), batch), constants });
+      } else {
+        const groups: [number, number, number] = [Math.ceil(columns / 64), Math.ceil(m / 64), batch];
+        if (groups.some((g) => g > 65535)) throw new Error(`webgpu backend: matmul of [${batch}, ${m}, ${k}] x [${k}, ${n}] needs more than 65535 workgroups in one dimension`);
+        run("matmul", "matmul", { params, buffers, groups, constants });
+      }
+    };
+    if (b.bytes <= gpu.maxBindingBytes) {
+      dispatch(b, n, 0);
+      return;
+    }
+    // A weight larger than one binding, shared by the batch: an [N, K] weight (transB) in blocks of
+    // output columns, a [K, N] one in blocks of k whose products are added up.
+    if (batch > 1 && bBatchStride !== 0) {
+      throw new Error(`webgpu backend: matmul: a batch of ${formatBytes(b.bytes)} b matrices, more than one storage binding (${formatBytes(gpu.maxBindingBytes)})`);
+    }
+    if (transB) for (const block of rowBlocks(b, n, k, bDType)) dispatch(block.resource, block.rows, block.start);
+    else for (const block of rowBlocks(b, k, n, bDType)) dispatch(block.resource, n, 0, block.rows, block.start);
+  }
+
+  const name = "webgpu";
+  return {
+    name,
+    adapter,
+    limits: { maxStorageBufferBindingSize: gpu.maxBindingBytes, maxBufferSize: device.limits.maxBufferSize },
+    allocate: (dtype, size) => gpu.allocate(bytesOf(dtype, size), `a ${dtype} tensor of ${size} elements`),
+    free: (buffer) => gpu.release(buffer),
+    upload: (buffer, dtype, data) => {
+      if (data.byteLength > buffer.capacity) throw new Error(`webgpu backend: upload of ${data.byteLength} bytes into a ${buffer.bytes}-byte ${dtype} buffer`);
+      gpu.write(buffer, data);
+    },
+    download: async (buffer, dtype, size) => {
+      const bytes = await gpu.read(buffer, bytesOf(dtype, size));
+      return hostArray(dtype, bytes);
+    },
+    kernels,
+    sync: () => gpu.sync(),
+    memoryUsage: () => gpu.memoryUsage(),
+    dispose: () => gpu.dispose(),
+  };
+}
+
+function hostArray(dtype: DType, bytes: ArrayBuffer): HostArray {
+  switch (dtype) {
+    case "f32":
+      return new Float32Array(bytes);
+    case "i32":
+      return new Int32Array(bytes);
+    case "bf16":
+    case "f16":
+      return new Uint16Array(bytes);
+  }
+}

@@ -1,0 +1,85 @@
+// The WGSL kernel files (kernels/*.wgsl), embedded as text at build time, and what the backend needs to
+// know about each: the fields of its `Params` uniform and its storage bindings, read from the WGSL
+// itself so the two sides cannot drift apart (a field the host passes that the shader lacks, or the
+// reverse, is an error naming both).
+
+import common from "../../../kernels/common.wgsl";
+import adamw from "../../../kernels/adamw.wgsl";
+import attention from "../../../kernels/attention.wgsl";
+import convert from "../../../kernels/convert.wgsl";
+import elementwise from "../../../kernels/elementwise.wgsl";
+import embedding from "../../../kernels/embedding.wgsl";
+import layernorm from "../../../kernels/layernorm.wgsl";
+import layout from "../../../kernels/layout.wgsl";
+import matmul from "../../../kernels/matmul.wgsl";
+import reduce from "../../../kernels/reduce.wgsl";
+import rope from "../../../kernels/rope.wgsl";
+import softmax from "../../../kernels/softmax.wgsl";
+
+const SOURCES = { adamw, attention, convert, elementwise, embedding, layernorm, layout, matmul, reduce, rope, softmax };
+export type FamilyName = keyof typeof SOURCES;
+
+export interface ParamField {
+  name: string;
+  /** Offset in 32-bit words within the uniform block. */
+  offset: number;
+  /** Words: 1 for a scalar, 8 for array<vec4u, 2>. */
+  words: number;
+  type: "u32" | "i32" | "f32";
+}
+
+export interface Family {
+  name: FamilyName;
+  /** common.wgsl followed by the file. */
+  code: string;
+  params: ParamField[];
+  /** Byte size of the Params block. */
+  paramBytes: number;
+  /** Storage bindings by variable name. */
+  bindings: Map<string, { binding: number; writable: boolean }>;
+}
+
+/** Read `struct Params { ... }` and the storage bindings out of a kernel file. */
+export function parseFamily(name: FamilyName, source: string): Family {
+  const struct = /struct Params\s*\{([^}]*)\}/.exec(source);
+  if (!struct) throw new Error(`kernels/${name}.wgsl has no struct Params`);
+  const params: ParamField[] = [];
+  let offset = 0;
+  for (const match of struct[1]!.replace(/\/\/[^\n]*/g, "").matchAll(/(\w+)\s*:\s*(array<[^>]*>|\w+)\s*,/g)) {
+    const [, field, rawType] = match;
+    const type = rawType!.trim();
+    if (type === "u32" || type === "i32" || type === "f32") {
+      params.push({ name: field!, offset, words: 1, type });
+      offset += 1;
+    } else if (type === "array<vec4u, 2>") {
+      // Uniform arrays are 16-byte aligned.
+      offset = Math.ceil(offset / 4) * 4;
+      params.push({ name: field!, offset, words: 8, type: "u32" });
+      offset += 8;
+    } else {
+      throw new Error(`kernels/${name}.wgsl: Params field ${field} has type ${type}; the backend fills u32, i32, f32, array<vec4u, 2>`);
+    }
+  }
+  const hasArray = params.some((f) => f.words > 1);
+  const paramBytes = Math.ceil((offset * 4) / (hasArray ? 16 : 4)) * (hasArray ? 16 : 4);
+  const bindings = new Map<string, { binding: number; writable: boolean }>();
+  for (const m of source.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read|read_write)>\s*(\w+)/g)) {
+    bindings.set(m[3]!, { binding: Number(m[1]), writable: m[2] === "read_write" });
+  }
+  return { name, code: `${common}\n${source}`, params, paramBytes, bindings };
+}
+
+const parsed = new Map<FamilyName, Family>();
+
+/** A kernel file, parsed on first use (so a bad file fails the backend, not the library's import). */
+export function family(name: FamilyName): Family {
+  let found = parsed.get(name);
+  if (!found) parsed.set(name, (found = parseFamily(name, SOURCES[name])));
+  return found;
+}
+
+/** Kernel codes the shaders write into the status buffer when they meet a bad id. */
+export const STATUS_KERNELS: Record<number, { kernel: string; what: string }> = {
+  1: { kernel: "embedding", what: "token id" },
+  2: { kernel: "crossEntropy", what: "target id" },
+};

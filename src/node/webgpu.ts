@@ -1,0 +1,27 @@
+// The WebGPU backend in Node, through Dawn (Google's WebGPU implementation) from the `webgpu` npm
+// package, an optional peer dependency: `npm install webgpu`. Dawn needs a GPU driver: Vulkan on Linux
+// (a GPU-less Linux machine can use Mesa's lavapipe: apt-get install libvulkan1 mesa-vulkan-drivers,
+// Mesa 23 or newer), Metal on macOS, D3D12 on Windows.
+
+import { createWebGpuBackend, type WebGpuBackend, type WebGpuBackendOptions } from "../backends/webgpu/index.js";
+
+interface DawnModule {
+  create(flags: string[]): GPU;
+  globals: object;
+}
+
+/** The WebGPU backend on Dawn. `dawnFlags` go to Dawn's create() ("backend=vulkan", say). */
+export async function createNodeWebGpuBackend(options: Omit<WebGpuBackendOptions, "gpu"> & { dawnFlags?: string[] } = {}): Promise<WebGpuBackend> {
+  let dawn: DawnModule;
+  try {
+    dawn = (await import("webgpu")) as unknown as DawnModule;
+  } catch (e) {
+    throw new Error(
+      `webgpu backend: Node needs the \`webgpu\` package (Dawn) for WebGPU: npm install webgpu (${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+  const gpu = dawn.create(options.dawnFlags ?? []);
+  const backend = await createWebGpuBackend({ ...options, gpu });
+  // Dawn's GPU object must outlive the device; the backend keeps it reachable.
+  return Object.assign(backend, { dawn: gpu });
+}
