@@ -2,8 +2,8 @@
 // backends under test.
 
 import { readFileSync } from "node:fs";
-import { createJsBackend, createWasmBackend, type AnyBackend, type JsBuffer, type Tensor, type WasmBackend } from "../src/index.js";
-import { createNodeWasmBackend } from "../src/node/index.js";
+import { createJsBackend, createWasmBackend, type AnyBackend, type JsBuffer, type Tensor, type WasmBackend, type WebGpuBackend } from "../src/index.js";
+import { createNodeWasmBackend, createNodeWebGpuBackend } from "../src/node/index.js";
 import { downloadF64 } from "../src/backends/js/index.js";
 
 export const here = new URL(".", import.meta.url).pathname;
@@ -58,6 +58,14 @@ let wasmBackends: Promise<WasmBackend[]> | null = null;
 export function wasmBackendsUnderTest(): Promise<WasmBackend[]> {
   wasmBackends ??= Promise.all([createWasmBackend({ threads: 1 }), createNodeWasmBackend({ threads: 2, parallelMinWork: 0 })]);
   return wasmBackends;
+}
+
+let webGpuBackend: Promise<WebGpuBackend> | null = null;
+
+/** The WebGPU backend through Dawn (on Mesa's lavapipe in CI), created once per test file. */
+export function webGpuBackendUnderTest(): Promise<WebGpuBackend> {
+  webGpuBackend ??= createNodeWebGpuBackend();
+  return webGpuBackend;
 }
 
 /** Every backend whose kernels are tested against PyTorch; later backends join this list. */

@@ -12,7 +12,7 @@ import {
   checkFits,
 } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
-import { assertClose, readJson, repoRoot, wasmBackendsUnderTest } from "./helpers.js";
+import { assertClose, readJson, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
 const FIXTURES = `${repoRoot}test/fixtures/olmo`;
 interface ProcessorCase { scores: number[]; ids: number[]; topK: number; topP: number; temperature: number; noRepeatNgramSize: number; kept: number[] }
@@ -20,7 +20,8 @@ const expected = readJson<{ processors: ProcessorCase[]; prompt: number[]; model
   "test/fixtures/olmo/expected.json",
 );
 const [wasm1, wasm2] = await wasmBackendsUnderTest();
-const backends: [string, AnyBackend][] = [["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!]];
+const webgpu = await webGpuBackendUnderTest();
+const backends: [string, AnyBackend][] = [["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!], ["webgpu", webgpu]];
 
 test("the fixtures exercise clip_qkv, tying, grouped heads, shards and both layouts", () => {
   if (!(expected.models["f32-untied-clip"]!.fractionOfQueriesClipped > 0.1)) throw new Error("clip_qkv is not active in the fixture");
@@ -234,6 +235,26 @@ test("olmo generate --json and olmo logits --out write what the library computes
   rmSync(dir, { recursive: true });
   const bad = cli("generate", "--model", `${FIXTURES}/nope`, "--ids", "1");
   if (bad.status === 0 || !bad.stderr.includes("config.json is missing")) throw new Error(bad.stderr);
+});
+
+test("olmo logits and olmo generate run on --backend webgpu and agree with transformers", () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { encoding: "utf8" });
+  const model = `${FIXTURES}/bf16-tied`;
+  const want = expected.models["bf16-tied"]!;
+  const r = cli("generate", "--model", model, "--ids", expected.prompt.join(","), "--max-new-tokens", "32", "--backend", "webgpu", "--json");
+  if (r.status !== 0) throw new Error(r.stderr);
+  if (!r.stderr.includes("webgpu adapter:")) throw new Error(`the adapter is not named: ${r.stderr}`);
+  const ids = (JSON.parse(r.stdout) as { ids: number[] }).ids;
+  if (ids.slice(expected.prompt.length).join() !== want.greedy.join()) throw new Error(r.stdout + r.stderr);
+  const dir = mkdtempSync(join(tmpdir(), "olmo-logits-"));
+  const l = cli("logits", "--model", model, "--ids", expected.prompt.join(","), "--backend", "webgpu", "--out", `${dir}/l.npy`);
+  if (l.status !== 0) throw new Error(l.stderr);
+  const npy = readFileSync(`${dir}/l.npy`);
+  const dataStart = 10 + npy.readUInt16LE(8);
+  const values = new Float32Array(npy.buffer.slice(npy.byteOffset + dataStart, npy.byteOffset + npy.length));
+  // The same tolerance as the library-level test above: 1e-4 of the logit scale.
+  assertClose(values, want.logits, { atol: 1e-4 * Math.max(...want.logits.map(Math.abs)), rtol: 0 }, "webgpu npy logits");
+  rmSync(dir, { recursive: true });
 });
 
 test.run();

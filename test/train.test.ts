@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import { createJsBackend, hfTensorName, learningRate, loadOlmo, memory, TokenDataset, Tokenizer, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
 import { folderSource, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel } from "../src/node/index.js";
-import { readJson, repoRoot, wasmBackendsUnderTest } from "./helpers.js";
+import { readJson, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
 interface Fixture {
   options: TrainOptions & { seqLen: number };
@@ -20,7 +20,8 @@ interface Fixture {
 const fixture = readJson<Fixture>("test/fixtures/train/expected.json");
 const INIT = `${repoRoot}test/fixtures/train/init`;
 const [wasm1, wasm2] = await wasmBackendsUnderTest();
-const backends: [string, AnyBackend][] = [["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!]];
+const webgpu = await webGpuBackendUnderTest();
+const backends: [string, AnyBackend][] = [["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!], ["webgpu", webgpu]];
 
 async function trainer(backend: AnyBackend, overrides: Partial<TrainOptions> = {}) {
   const { model } = await loadOlmo(folderSource(INIT), backend, { weightDType: "f32" });

@@ -6,7 +6,7 @@
 // figures, not cache figures. The result is the median of repeated runs.
 
 import { createJsBackend, createWasmBackend, matmul, noGrad, randn, scope, type AnyBackend, type Tensor } from "../index.js";
-import { createNodeWasmBackend } from "../node/index.js";
+import { createNodeWasmBackend, createNodeWebGpuBackend } from "../node/index.js";
 import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 
 export interface MatmulMeasurement {
@@ -61,11 +61,55 @@ export function measureMatmul(
   });
 }
 
-/** A backend by name: "wasm" (with `threads` worker threads) or "js". */
+/**
+ * The same measurement on a backend that queues its work (WebGPU): each sample records `repeat`
+ * products and waits for the GPU to finish them, so the time covers execution, not recording.
+ * `repeat` is chosen from a warm-up so one sample takes about 20 ms.
+ */
+export async function measureMatmulQueued(
+  backend: AnyBackend & { sync(): Promise<void> }, m: number, k: number, n: number, dtype: "f32" | "bf16", minSeconds = 1,
+): Promise<MatmulMeasurement> {
+  const decode = m === 1;
+  const weightBytes = k * n * (dtype === "bf16" ? 2 : 4);
+  const copies = decode ? Math.max(1, Math.ceil(CYCLE_BYTES / weightBytes)) : 1;
+  const a = randn([m, k], { seed: 1, backend });
+  const weights: Tensor[] = [];
+  for (let i = 0; i < copies; i++) weights.push(randn(decode ? [n, k] : [k, n], { seed: 2 + i, backend, dtype, std: 0.02 }));
+  let product = 0;
+  const sample = async (repeat: number) => {
+    const t0 = performance.now();
+    noGrad(() => scope(() => {
+      for (let r = 0; r < repeat; r++) void matmul(a, weights[product++ % copies]!, { transB: decode });
+    }));
+    await backend.sync();
+    return (performance.now() - t0) / repeat;
+  };
+  await sample(1); // compile pipelines, fill the buffer pool
+  const repeat = Math.min(200, Math.max(1, Math.ceil(20 / (await sample(1)))));
+  const times: number[] = [];
+  const started = performance.now();
+  while (times.length < 3 || (performance.now() - started < minSeconds * 1000 && times.length < 200)) times.push(await sample(repeat));
+  a.dispose();
+  weights.forEach((w) => w.dispose());
+  times.sort((x, y) => x - y);
+  const medianMs = times[Math.floor(times.length / 2)]!;
+  return {
+    backend: backend.name, threads: 1, m, k, n, dtype, medianMs, runs: times.length * repeat,
+    gflops: (2 * m * n * k) / (medianMs / 1000) / 1e9,
+    weightGBps: weightBytes / (medianMs / 1000) / 1e9,
+  };
+}
+
+/** A backend by name: "wasm" (with `threads` worker threads), "webgpu" (Dawn) or "js". */
 export async function backendByName(name: string, threads: number): Promise<AnyBackend & { dispose?(): void }> {
   if (name === "js") return createJsBackend();
   if (name === "wasm") return threads > 1 ? createNodeWasmBackend({ threads }) : createWasmBackend({ threads: 1 });
-  throw new UsageError(`unknown backend "${name}" (expected wasm or js)`);
+  if (name === "webgpu") {
+    const backend = await createNodeWebGpuBackend();
+    console.error(`olmo: webgpu adapter: ${backend.adapter}`);
+    return backend;
+  }
+  throw new UsageError(`unknown backend "${name}" (expected wasm, webgpu or js)`);
 }
 
 const spec: Record<string, OptionSpec> = {
@@ -73,7 +117,7 @@ const spec: Record<string, OptionSpec> = {
   k: { kind: "value", help: "inner size" },
   n: { kind: "value", help: "columns of the output" },
   threads: { kind: "value", help: "threads for the wasm backend (default 1)" },
-  backend: { kind: "value", help: "wasm (default) or js" },
+  backend: { kind: "value", help: "wasm (default), webgpu or js" },
   dtype: { kind: "value", help: "f32 (default) or bf16 weights" },
   seconds: { kind: "value", help: "minimum measuring time (default 1)" },
   json: { kind: "flag", help: "print one JSON object" },
@@ -97,7 +141,10 @@ export async function runBench(args: string[]): Promise<void> {
   const threads = int("threads", 1);
   const seconds = Number(values.get("seconds") ?? 1);
   const backend = await backendByName(values.get("backend") ?? "wasm", threads);
-  const result = measureMatmul(backend, threads, int("m"), int("k"), int("n"), dtype, seconds);
+  const result =
+    "sync" in backend
+      ? await measureMatmulQueued(backend as AnyBackend & { sync(): Promise<void> }, int("m"), int("k"), int("n"), dtype, seconds)
+      : measureMatmul(backend, threads, int("m"), int("k"), int("n"), dtype, seconds);
   backend.dispose?.();
   if (flags.has("json")) console.log(JSON.stringify(result));
   else {

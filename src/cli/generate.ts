@@ -38,7 +38,6 @@ async function openModel(values: Map<string, string>) {
   const dir = values.get("model") ?? DEFAULT_MODEL;
   if (!values.has("model")) console.error(`olmo: no --model given, using the default model ${dir}`);
   const backendName = values.get("backend") ?? "wasm";
-  if (backendName === "webgpu") throw new UsageError("the webgpu backend is not available yet; use --backend wasm or js");
   const threadsRaw = values.get("threads");
   const threads = threadsRaw === undefined ? undefined : Number(threadsRaw);
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new UsageError(`--threads must be a positive integer, got ${threadsRaw}`);

@@ -120,7 +120,7 @@ const trainSpec: Record<string, OptionSpec> = {
   "decay-embeddings": { kind: "flag", help: "weight-decay the embedding too" },
   "no-shuffle": { kind: "flag", help: "visit instances in file order" },
   seed: { kind: "value", help: "data order and initialisation seed (default 0)" },
-  backend: { kind: "value", help: "js or wasm (default)" },
+  backend: { kind: "value", help: "js, wasm (default) or webgpu" },
   threads: { kind: "value", help: "threads of the wasm backend (default 2)" },
   save: { kind: "value", help: "checkpoint folder (required)" },
   "save-every": { kind: "value", help: "save every K steps (default: only at the end)" },
@@ -178,7 +178,6 @@ export async function runTrain(args: string[]): Promise<void> {
   const seqLen = num("seq-len");
 
   const backendName = values.get("backend") ?? "wasm";
-  if (backendName === "webgpu") throw new UsageError("the webgpu backend is not available yet; use --backend wasm or js");
   const backend = await backendByName(backendName, num("threads", 2));
   try {
     // The model: a checkpoint to resume or fine-tune, or a fresh initialisation.

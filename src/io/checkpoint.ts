@@ -160,8 +160,8 @@ async function openWeightFiles(source: ModelSource, problems: string[]): Promise
  * activations) cannot fit the backend's memory; backends without a limit accept everything.
  */
 export function checkFits(config: OlmoConfig, storage: "f32" | "bf16", backend: AnyBackend, extraBytes: number, name: string): void {
-  const usage = (backend as { memoryUsage?: () => { inUse: number; limit: number } }).memoryUsage?.();
-  if (!usage) return;
+  const usage = (backend as { memoryUsage?: () => { inUse: number; limit?: number } }).memoryUsage?.();
+  if (!usage || usage.limit === undefined) return;
   const weightBytes = parameterCount(config) * (storage === "f32" ? 4 : 2);
   if (usage.inUse + weightBytes + extraBytes > usage.limit) {
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
