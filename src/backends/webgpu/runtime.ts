@@ -162,12 +162,13 @@ export class GpuRuntime {
     this.check();
     this.flush(); // writeBuffer runs before commands not yet submitted, which may read the old contents
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (bytes.byteLength % 4 !== 0) {
+    // writeBuffer takes whole 4-byte words from an unshared ArrayBuffer: copy when that is not so.
+    if (bytes.byteLength % 4 !== 0 || !(bytes.buffer instanceof ArrayBuffer)) {
       const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
       padded.set(bytes);
       bytes = padded;
     }
-    this.device.queue.writeBuffer(target.buffer, byteOffset, bytes);
+    this.device.queue.writeBuffer(target.buffer, byteOffset, bytes as Uint8Array<ArrayBuffer>);
   }
 
   /** The first `bytes` of a buffer, after every command recorded so far; throws collected errors. */
