@@ -57,6 +57,8 @@ await Promise.all([
   build({ ...common, entryPoints: [join(root, "examples/browser/main.ts"), join(root, "examples/browser/worker.ts")], outdir: join(root, "dist/demo"), platform: "browser" }).then(
     () => copyFileSync(join(root, "examples/browser/index.html"), join(root, "dist/demo/index.html")),
   ),
+  // The WebGPU parity check for Deno and Chromium (test/hosts/): one module with the library inside.
+  build({ ...common, entryPoints: [join(root, "test/hosts/webgpu-parity.ts")], outfile: join(root, "build/hosts/webgpu-parity.js"), platform: "neutral" }),
   // Tests and benchmarks, one bundle per file; packages stay external.
   build({ ...common, entryPoints: entries("test", ".test.ts"), outdir: join(root, "build/test"), platform: "node", packages: "external" }),
   build({ ...common, entryPoints: entries("bench", ".ts"), outdir: join(root, "build/bench"), platform: "node", packages: "external" }),

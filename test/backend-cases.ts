@@ -5,7 +5,7 @@
 
 import * as ops from "../src/index.js";
 import { backward, createJsBackend, randn, requireGrad, scope, tensor, type AnyBackend, type Tensor } from "../src/index.js";
-import { assertClose } from "./helpers.js";
+import { assertClose } from "./assert.js";
 
 const reference = createJsBackend();
 

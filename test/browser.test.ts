@@ -20,7 +20,11 @@ async function withBrowser(fn: (page: Page, origin: string, requests: string[]) 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     // Flags from ../shared/WEBGPU.md: no sandbox as root, no background network (there is none here).
-    args: ["--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    // WebGPU on SwiftShader (Chromium's own CPU Vulkan): the only adapter on a machine without a GPU.
+    args: [
+      "--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+      "--disable-quic", "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
@@ -57,6 +61,28 @@ test("headless Chromium: greedy generation on the default model equals Node's, o
     if (result.hasNodeGlobals !== false || result.crossOriginIsolated !== true) throw new Error(`environment: ${JSON.stringify(result)}`);
     for (const key of ["ids1", "ids2"]) {
       if ((result[key] as number[]).join() !== want.join()) throw new Error(`${key}: browser [${result[key]}], Node [${want}]`);
+    }
+  });
+});
+
+test("headless Chromium WebGPU (SwiftShader): every op case matches the reference backend; greedy ids match too", async () => {
+  await withBrowser(async (page, origin) => {
+    const problems: string[] = [];
+    page.on("pageerror", (e) => problems.push(e.message));
+    await page.goto(`${origin}/test/hosts/webgpu.html`);
+    try {
+      await page.waitForFunction("window.result !== undefined", undefined, { timeout: 300000 });
+    } catch (e) {
+      throw new Error(`no result from the page (${(e as Error).message}); page errors: ${problems.join("; ")}`);
+    }
+    const report = (await page.evaluate("window.result")) as {
+      error?: string; adapter: string; passed: number; failures: { name: string; error: string }[]; webgpuIds: number[]; referenceIds: number[];
+    };
+    if (report.error) throw new Error(`in the browser: ${report.error}`);
+    if (report.failures.length > 0) throw new Error(`on ${report.adapter}: ${report.failures.map((f) => `${f.name}: ${f.error}`).join("\n")}`);
+    if (report.passed < 40) throw new Error(`only ${report.passed} op cases ran`);
+    if (report.webgpuIds.length !== 24 || report.webgpuIds.join() !== report.referenceIds.join()) {
+      throw new Error(`greedy ids: webgpu [${report.webgpuIds}], reference [${report.referenceIds}]`);
     }
   });
 });

@@ -5,6 +5,9 @@ import { readFileSync } from "node:fs";
 import { createJsBackend, createWasmBackend, type AnyBackend, type JsBuffer, type Tensor, type WasmBackend, type WebGpuBackend } from "../src/index.js";
 import { createNodeWasmBackend, createNodeWebGpuBackend } from "../src/node/index.js";
 import { downloadF64 } from "../src/backends/js/index.js";
+import type { Tolerance } from "./assert.js";
+
+export { assertClose, type Tolerance } from "./assert.js";
 
 export const here = new URL(".", import.meta.url).pathname;
 /** The repository root (tests are bundled into build/test/). */
@@ -12,41 +15,6 @@ export const repoRoot = new URL("../../", import.meta.url).pathname;
 
 export function readJson<T>(relativeToRoot: string): T {
   return JSON.parse(readFileSync(repoRoot + relativeToRoot, "utf8")) as T;
-}
-
-export interface Tolerance {
-  /** Absolute tolerance. */
-  atol: number;
-  /** Relative tolerance (of the expected value). */
-  rtol: number;
-}
-
-/**
- * Throw unless |actual - expected| <= atol + rtol * |expected| everywhere, naming the worst element.
- * NaN must match NaN; infinities must match exactly.
- */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance, label: string): void {
-  if (actual.length !== expected.length) throw new Error(`${label}: ${actual.length} values, expected ${expected.length}`);
-  let worst = -1, worstExcess = 0, maxAbs = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!, e = expected[i]!;
-    if (Number.isNaN(e) || !Number.isFinite(e)) {
-      if (!Object.is(a, e) && !(Number.isNaN(a) && Number.isNaN(e))) throw new Error(`${label}: element ${i} is ${a}, expected ${e}`);
-      continue;
-    }
-    const diff = Math.abs(a - e);
-    if (!(diff <= tol.atol + tol.rtol * Math.abs(e))) {
-      const excess = diff - (tol.atol + tol.rtol * Math.abs(e));
-      if (worst < 0 || excess > worstExcess || Number.isNaN(diff)) { worst = i; worstExcess = excess; }
-    }
-    if (diff > maxAbs) maxAbs = diff;
-  }
-  if (worst >= 0) {
-    throw new Error(
-      `${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} ` +
-        `(max abs diff ${maxAbs.toExponential(3)}, atol ${tol.atol}, rtol ${tol.rtol})`,
-    );
-  }
 }
 
 let wasmBackends: Promise<WasmBackend[]> | null = null;

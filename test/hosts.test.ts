@@ -39,4 +39,20 @@ for (const threads of ["1", "2"]) {
   });
 }
 
+test("Deno WebGPU (navigator.gpu): every op case matches the reference backend; greedy ids match too", () => {
+  const run = spawnSync(`${repoRoot}node_modules/.bin/deno`, ["run", `--allow-read=${repoRoot}`, `${repoRoot}test/hosts/deno-webgpu.mjs`, MODEL], {
+    encoding: "utf8",
+    timeout: 300000,
+  });
+  if (run.status !== 0) throw new Error(`deno exited with ${run.status}: ${run.stderr}`);
+  const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
+    adapter: string; passed: number; failures: { name: string; error: string }[]; webgpuIds: number[]; referenceIds: number[];
+  };
+  if (report.failures.length > 0) throw new Error(`on ${report.adapter}: ${report.failures.map((f) => `${f.name}: ${f.error}`).join("\n")}`);
+  if (report.passed < 40) throw new Error(`only ${report.passed} op cases ran`);
+  if (report.webgpuIds.length !== 24 || report.webgpuIds.join() !== report.referenceIds.join()) {
+    throw new Error(`greedy ids: webgpu [${report.webgpuIds}], reference [${report.referenceIds}]`);
+  }
+});
+
 test.run();
