@@ -11,7 +11,7 @@ import { configToHf, encodeSafetensors, generate, loadOlmo, narrowFromF32, OLMO_
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 
 // Kept outside build/ (which every build wipes) so the 2.35 GB file is written once.
-const DIR = new URL("../../.cache/olmo-1b-random", import.meta.url).pathname;
+export const DIR = new URL("../../.cache/olmo-1b-random", import.meta.url).pathname;
 
 function tensorsOf(c: OlmoConfig): { name: string; shape: [number, number] }[] {
   const C = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
@@ -29,7 +29,7 @@ function tensorsOf(c: OlmoConfig): { name: string; shape: [number, number] }[] {
 }
 
 /** Write the random checkpoint unless it is already there. */
-async function ensureCheckpoint(c: OlmoConfig): Promise<void> {
+export async function ensureCheckpoint(c: OlmoConfig): Promise<void> {
   if (existsSync(`${DIR}/model.safetensors`)) return;
   mkdirSync(DIR, { recursive: true });
   const block = narrowFromF32(randn([1 << 20], { seed: 1, std: 0.02, backend: createJsBackend() }).dataSync(), "bf16");

@@ -2,13 +2,14 @@
 // noisy, so compare ratios within a run, not figures across runs).
 //
 // Compute: the reference and WASM SIMD backends per op, then matmul against TensorFlow.js's WASM
-// backend. The tokenizer is compared with @huggingface/tokenizers.
+// backend, then the WebGPU backend on whatever adapter the machine has. The tokenizer is compared with @huggingface/tokenizers.
 
 import Benchmark from "benchmark";
 import { benchMatmul } from "./matmul.js";
 import { benchOlmo1b } from "./olmo.js";
 import { benchTraining } from "./train.js";
 import { benchTokenizer } from "./tokenizer.js";
+import { benchWebGpu } from "./webgpu.js";
 import { attention, createJsBackend, createWasmBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
 
 interface Row {
@@ -70,6 +71,7 @@ for (const row of rows) {
 await benchMatmul();
 await benchOlmo1b(2);
 await benchTraining();
+await benchWebGpu();
 
 // The tokenizer, on the shared data folder beside the repository (skipped, and said, when absent).
 const dataDir = new URL("../../../shared/data", import.meta.url).pathname;
@@ -89,7 +91,7 @@ try {
   const { build } = await import("esbuild");
   const { gzipSync } = await import("node:zlib");
   const entry = new URL("../../src/index.ts", import.meta.url).pathname;
-  const result = await build({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "neutral", write: false, loader: { ".wasm": "binary" } });
+  const result = await build({ entryPoints: [entry], bundle: true, minify: true, format: "esm", platform: "neutral", write: false, loader: { ".wasm": "binary", ".wgsl": "text" } });
   const bytes = result.outputFiles[0]!.contents;
   console.log(`\ncore bundle (dist/index.js equivalent): ${(bytes.length / 1024).toFixed(0)} KiB minified, ${(gzipSync(bytes, { level: 9 }).length / 1024).toFixed(1)} KiB gzip`);
 }

@@ -45,6 +45,8 @@ export async function backendsUnderTest(): Promise<{ name: string; backend: AnyB
   return [
     { name: "wasm-1-thread", backend: wasm1!, tolerance: f32Tolerance },
     { name: "wasm-2-threads", backend: wasm2!, tolerance: f32Tolerance },
+    // WGSL computes in f32 with other summation orders and the GPU's exp / log (a few ulps), like WASM.
+    { name: "webgpu", backend: await webGpuBackendUnderTest(), tolerance: f32Tolerance },
     // f64 arithmetic against PyTorch's f64: only summation order and libm differ (about 1e-15
     // relative), so 1e-9 catches anything but rounding. (RoPE is the exception, see golden.test.ts.)
     { name: "js-f64", backend: createJsBackend({ precision: "f64" }), tolerance: { atol: 1e-9, rtol: 1e-9 } },
