@@ -87,16 +87,30 @@ test("headless Chromium WebGPU (SwiftShader): every op case matches the referenc
   });
 });
 
-test("the demo page: generates text, and a few training steps lower the loss; screenshot in out/", async () => {
+test("the demo page: generates text on wasm and webgpu and from a picked folder, and a few training steps lower the loss; screenshot in out/", async () => {
   await withBrowser(async (page, origin) => {
     await page.goto(`${origin}/dist/demo/index.html`);
     await page.fill("#tokens", "24");
     await page.click("#run");
     await page.waitForFunction("window.demo.generated || window.demo.error", undefined, { timeout: 60000 });
-    const generated = (await page.evaluate("window.demo")) as { generated?: { tokens: number }; error?: string };
+    const generated = (await page.evaluate("window.demo")) as { generated?: { tokens: number; ids: number[] }; error?: string };
     if (generated.error || generated.generated?.tokens !== 24) throw new Error(`generate: ${JSON.stringify(generated)}`);
     const text = await page.textContent("#output");
     if (!text || text.length <= "ROMEO:".length) throw new Error(`no text shown: ${text}`);
+    // The same request on WebGPU (SwiftShader here), then from a picked model folder: the same ids.
+    const wasmIds = generated.generated.ids.join();
+    for (const how of ["webgpu", "webgpu, picked folder"]) {
+      if (how === "webgpu") await page.selectOption("#backend", "webgpu");
+      else await page.setInputFiles("#folder", MODEL); // a directory input takes the folder itself
+      await page.click("#run");
+      await page.waitForFunction("window.demo.generated || window.demo.error", undefined, { timeout: 120000 });
+      const again = (await page.evaluate("window.demo")) as { generated?: { ids: number[] }; error?: string };
+      if (again.error || again.generated?.ids.join() !== wasmIds) throw new Error(`${how}: ${JSON.stringify(again)}, wasm gave [${wasmIds}]`);
+    }
+    if (!(await page.textContent("#backend-info"))?.includes("adapter:")) throw new Error("the WebGPU adapter is not shown");
+    // Training on SwiftShader's CPU-emulated GPU takes minutes; the demo trains on wasm here (Node's
+    // tests train on WebGPU through lavapipe).
+    await page.selectOption("#backend", "wasm");
     await page.click("#tab-train");
     await page.fill("#steps", "8");
     await page.click("#train-run");

@@ -18,8 +18,15 @@ for (const tab of ["generate", "train"]) {
 
 worker.onmessage = ({ data }) => {
   switch (data.type) {
-    case "env":
+    case "env": {
       $("env").textContent = `Threads: ${data.threads}${data.threads === 1 ? " (no cross-origin isolation: SharedArrayBuffer unavailable)" : ""}.`;
+      const option = document.querySelector<HTMLOptionElement>('#backend option[value="webgpu"]')!;
+      option.disabled = !data.webgpu;
+      option.textContent = data.webgpu ? "webgpu (GPU)" : "webgpu (this browser has no WebGPU)";
+      break;
+    }
+    case "backend":
+      $("backend-info").textContent = data.adapter ? `adapter: ${data.adapter}` : "";
       break;
     case "status":
       $(data.target === "train" ? "train-status" : "status").textContent = data.text;
@@ -45,10 +52,21 @@ worker.onmessage = ({ data }) => {
   }
 };
 
+// The model: the folder the user picked, if any, else the folder URL. Files go to the worker as File
+// objects (structured clone), read there a tensor at a time.
+let picked: File[] | null = null;
+const folder = $("folder") as unknown as HTMLInputElement;
+folder.onchange = () => {
+  picked = folder.files && folder.files.length > 0 ? Array.from(folder.files) : null;
+  $("picked").textContent = picked ? `using the picked folder (${picked.length} files)` : "";
+};
+const model = () => ({ backend: $("backend").value, model: new URL($("model").value, location.href).href, ...(picked ? { files: picked } : {}) });
+
 $("run").onclick = () => {
   $("output").textContent = $("prompt").value;
-  worker.postMessage({ type: "generate", model: new URL($("model").value, location.href).href, prompt: $("prompt").value, maxNewTokens: Number($("tokens").value) });
+  state.generated = undefined;
+  worker.postMessage({ type: "generate", ...model(), prompt: $("prompt").value, maxNewTokens: Number($("tokens").value) });
 };
 $("train-run").onclick = () => {
-  worker.postMessage({ type: "train", model: new URL($("model").value, location.href).href, text: $("text").value, steps: Number($("steps").value) });
+  worker.postMessage({ type: "train", ...model(), text: $("text").value, steps: Number($("steps").value) });
 };

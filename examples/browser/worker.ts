@@ -1,34 +1,53 @@
-// The demo's Web Worker: loads a model folder by URL, generates with streaming, and fine-tunes.
+// The demo's Web Worker: loads a model (a folder URL, or files the user picked) onto the chosen backend
+// (wasm or webgpu), generates with streaming, and fine-tunes.
 
 import {
-  cachedUrlSource, createWasmBackend, generate, loadOlmo, lossCurveSvg, spawnWebWorker, TokenDataset, Trainer, type Olmo, type Tokenizer,
-  type WasmBackend,
+  cachedUrlSource, createWasmBackend, createWebGpuBackend, fileListSource, generate, loadOlmo, lossCurveSvg, spawnWebWorker, TokenDataset,
+  Trainer, type AnyBackend, type Olmo, type Tokenizer,
 } from "../../src/index.js";
 
 // The worker's global scope (typed here: the DOM library describes a window, not a worker).
 const scope = self as unknown as {
   crossOriginIsolated?: boolean;
+  navigator: { gpu?: GPU };
   postMessage(message: unknown): void;
   onmessage: ((event: { data: any }) => void) | null;
 };
 const postMessage = (message: unknown) => scope.postMessage(message);
 const threads = scope.crossOriginIsolated ? 2 : 1;
-postMessage({ type: "env", threads });
+postMessage({ type: "env", threads, webgpu: scope.navigator.gpu !== undefined });
 
-let backend: WasmBackend | null = null;
-let loaded: { url: string; model: Olmo; tokenizer: Tokenizer } | null = null;
+const backends = new Map<string, Promise<AnyBackend>>();
+let loaded: { key: string; model: Olmo; tokenizer: Tokenizer } | null = null;
 
-async function modelAt(url: string, target: string): Promise<{ model: Olmo; tokenizer: Tokenizer }> {
-  backend ??= await createWasmBackend({ threads, spawnWorker: spawnWebWorker });
-  if (loaded?.url !== url) {
-    postMessage({ type: "status", target, text: `loading ${url} ...` });
+function backendNamed(name: string): Promise<AnyBackend> {
+  let backend = backends.get(name);
+  if (!backend) {
+    backend = name === "webgpu" ? createWebGpuBackend({ gpu: scope.navigator.gpu }) : createWasmBackend({ threads, spawnWorker: spawnWebWorker });
+    backends.set(name, backend);
+    backend.then(
+      (b) => postMessage({ type: "backend", name, adapter: (b as { adapter?: string }).adapter }),
+      () => backends.delete(name), // let a later request try again
+    );
+  }
+  return backend;
+}
+
+/** The model of this request: a folder URL (cached in the Cache API) or the files the user picked. */
+async function modelFor(data: { backend: string; model: string; files?: File[] }, target: string): Promise<{ model: Olmo; tokenizer: Tokenizer }> {
+  const backend = await backendNamed(data.backend);
+  const key = `${data.backend} ${data.files ? `picked:${data.files.map((f) => f.name).join(",")}` : data.model}`;
+  if (loaded?.key !== key) {
+    postMessage({ type: "status", target, text: `loading ${data.files ? "the picked folder" : data.model} onto ${data.backend} ...` });
     loaded?.model.dispose();
-    // Downloaded once with progress, then read from the Cache API (also on the next visit).
+    loaded = null;
+    // A URL is downloaded once with progress, then read from the Cache API (also on the next visit).
     const onProgress = (file: string, received: number, total: number) =>
       postMessage({ type: "status", target, text: `downloading ${file}: ${(received / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB` });
-    const { model, tokenizer } = await loadOlmo(cachedUrlSource(url, { onProgress }), backend, { weightDType: "f32" });
-    if (!tokenizer) throw new Error(`${url} has no tokenizer.json`);
-    loaded = { url, model, tokenizer };
+    const source = data.files ? fileListSource(data.files, "the picked folder") : cachedUrlSource(data.model, { onProgress });
+    const { model, tokenizer } = await loadOlmo(source, backend, { weightDType: "f32" });
+    if (!tokenizer) throw new Error(`${source.name} has no tokenizer.json`);
+    loaded = { key, model, tokenizer };
   }
   return loaded;
 }
@@ -36,7 +55,7 @@ async function modelAt(url: string, target: string): Promise<{ model: Olmo; toke
 scope.onmessage = async ({ data }) => {
   const target = data.type;
   try {
-    const { model, tokenizer } = await modelAt(data.model, target);
+    const { model, tokenizer } = await modelFor(data, target);
     if (data.type === "generate") {
       postMessage({ type: "status", target, text: "generating ..." });
       const stream = tokenizer.streamDecoder();
