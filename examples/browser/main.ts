@@ -16,6 +16,11 @@ for (const tab of ["generate", "train"]) {
   };
 }
 
+// The WebGPU adapter's name, shown while the webgpu backend is selected.
+let adapter = "";
+const showAdapter = () => ($("backend-info").textContent = $("backend").value === "webgpu" && adapter ? `adapter: ${adapter}` : "");
+$("backend").onchange = showAdapter;
+
 worker.onmessage = ({ data }) => {
   switch (data.type) {
     case "env": {
@@ -26,7 +31,8 @@ worker.onmessage = ({ data }) => {
       break;
     }
     case "backend":
-      $("backend-info").textContent = data.adapter ? `adapter: ${data.adapter}` : "";
+      if (data.adapter) adapter = data.adapter;
+      showAdapter();
       break;
     case "status":
       $(data.target === "train" ? "train-status" : "status").textContent = data.text;
