@@ -110,7 +110,7 @@ test("an allocation over the device's maxBufferSize fails at once with the numbe
 });
 
 test("a lost device makes the next call throw instead of hanging", async () => {
-  const { device, adapter } = await requestWebGpuDevice({ gpu: (gpu as unknown as { dawn: GPU }).dawn });
+  const { device, adapter } = await requestWebGpuDevice({ gpu: gpu.dawn });
   const backend = webGpuBackendOn(device, adapter);
   const x = randn([4], { backend });
   await x.data();

@@ -27,4 +27,4 @@ export function createNodeWasmBackend(options: Omit<WasmBackendOptions, "spawnWo
 export { fileSource, folderSource } from "./fs.js";
 export { saveTrainingCheckpoint, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, type TrainerState } from "./checkpoint.js";
 export { cachedHubSource, defaultHubCacheDir, type CachedHubOptions } from "./hub.js";
-export { createNodeWebGpuBackend } from "./webgpu.js";
+export { createNodeWebGpuBackend, type NodeWebGpuBackend } from "./webgpu.js";

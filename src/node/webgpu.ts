@@ -10,8 +10,13 @@ interface DawnModule {
   globals: object;
 }
 
+export interface NodeWebGpuBackend extends WebGpuBackend {
+  /** Dawn's GPU object: it must outlive the device, so the backend keeps it (and a test may open a second device on it). */
+  readonly dawn: GPU;
+}
+
 /** The WebGPU backend on Dawn. `dawnFlags` go to Dawn's create() ("backend=vulkan", say). */
-export async function createNodeWebGpuBackend(options: Omit<WebGpuBackendOptions, "gpu"> & { dawnFlags?: string[] } = {}): Promise<WebGpuBackend> {
+export async function createNodeWebGpuBackend(options: Omit<WebGpuBackendOptions, "gpu"> & { dawnFlags?: string[] } = {}): Promise<NodeWebGpuBackend> {
   let dawn: DawnModule;
   try {
     dawn = (await import("webgpu")) as unknown as DawnModule;
@@ -22,6 +27,5 @@ export async function createNodeWebGpuBackend(options: Omit<WebGpuBackendOptions
   }
   const gpu = dawn.create(options.dawnFlags ?? []);
   const backend = await createWebGpuBackend({ ...options, gpu });
-  // Dawn's GPU object must outlive the device; the backend keeps it reachable.
   return Object.assign(backend, { dawn: gpu });
 }

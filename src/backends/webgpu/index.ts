@@ -443,7 +443,7 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     allocate: (dtype, size) => gpu.allocate(bytesOf(dtype, size), `a ${dtype} tensor of ${size} elements`),
     free: (buffer) => gpu.release(buffer),
     upload: (buffer, dtype, data) => {
-      if (data.byteLength > buffer.capacity) throw new Error(`webgpu backend: upload of ${data.byteLength} bytes into a ${buffer.bytes}-byte ${dtype} buffer`);
+      if (data.byteLength > buffer.bytes) throw new Error(`webgpu backend: upload of ${data.byteLength} bytes into a ${buffer.bytes}-byte ${dtype} buffer`);
       gpu.write(buffer, data);
     },
     download: async (buffer, dtype, size) => {

@@ -294,34 +294,30 @@ export class GpuRuntime {
     for (const name of Object.keys(d.params)) {
       if (!family.params.some((f) => f.name === name)) throw new Error(`webgpu backend: kernels/${familyName}.wgsl has no parameter "${name}"`);
     }
-    // Bindings, by name.
+    // Bindings, by name. WebGPU forbids a buffer that one binding writes from being bound again in the
+    // same dispatch, so that is refused here with the names rather than by a validation error later.
     const names = Object.keys(d.buffers).sort();
-    const writableBuffers = new Set<GPUBuffer>();
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.paramBuffer, offset: 0, size: PARAM_SLOT } }];
+    const bound: { name: string; buffer: GPUBuffer; writable: boolean }[] = [];
     for (const name of names) {
       const binding = family.bindings.get(name);
       if (!binding) throw new Error(`webgpu backend: kernels/${familyName}.wgsl has no storage binding "${name}"`);
       const resource = d.buffers[name]!;
       const range = "offset" in resource ? resource : { buffer: resource, offset: 0, size: resource.capacity };
-      const size = Math.min(range.size, range.buffer.capacity - range.offset);
       if (range.buffer.bytes > this.maxBindingBytes && !("offset" in resource)) {
         throw new Error(
           `webgpu backend: ${entry}: "${name}" is ${formatBytes(range.buffer.bytes)}, more than this device's largest storage ` +
             `binding (maxStorageBufferBindingSize ${formatBytes(this.maxBindingBytes)}), and this kernel does not split it`,
         );
       }
-      if (binding.writable) {
-        if (writableBuffers.has(range.buffer.buffer)) throw new Error(`webgpu backend: ${entry}: "${name}" is written through two bindings`);
-        writableBuffers.add(range.buffer.buffer);
+      const size = Math.min(range.size, range.buffer.capacity - range.offset, this.maxBindingBytes);
+      entries.push({ binding: binding.binding, resource: { buffer: range.buffer.buffer, offset: range.offset, size } });
+      for (const other of bound) {
+        if (other.buffer === range.buffer.buffer && (other.writable || binding.writable)) {
+          throw new Error(`webgpu backend: ${entry}: "${name}" and "${other.name}" are the same buffer, and one of them is written`);
+        }
       }
-      entries.push({ binding: binding.binding, resource: { buffer: range.buffer.buffer, offset: range.offset, size: Math.min(size, this.maxBindingBytes) } });
-    }
-    for (const e of entries.slice(1)) {
-      const buffer = (e.resource as GPUBufferBinding).buffer;
-      const name = names.find((n) => family.bindings.get(n)!.binding === e.binding)!;
-      if (!family.bindings.get(name)!.writable && writableBuffers.has(buffer)) {
-        throw new Error(`webgpu backend: ${entry}: "${name}" is also an output of the same call; pass a copy`);
-      }
+      bound.push({ name, buffer: range.buffer.buffer, writable: binding.writable });
     }
     const { pipeline, layout } = this.pipeline(family, entry, names, d.constants);
     const bindGroup = this.device.createBindGroup({ layout, entries });
