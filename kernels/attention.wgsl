@@ -57,6 +57,18 @@ fn keyEnd(t: u32) -> u32 {
   return select(p.keyLen, p.keyLen - p.queryLen + t + 1u, p.causal == 1u);
 }
 
+/** Query row `row` of the flattened [B, H, Tq]: its batch entry, position t and kv head. */
+struct QueryRow {
+  batch: u32,
+  t: u32,
+  kvHead: u32,
+}
+
+fn queryRow(row: u32) -> QueryRow {
+  let h = (row / p.queryLen) % p.heads;
+  return QueryRow(row / (p.queryLen * p.heads), row % p.queryLen, h / (p.heads / p.kvHeads));
+}
+
 fn kvRowBase(batch: u32, kvHead: u32, j: u32) -> u32 {
   return ((batch * p.kvHeads + kvHead) * p.kvCapacity + j) * p.headDim;
 }
@@ -67,12 +79,11 @@ fn attention(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) group
   if (row >= p.batch * p.heads * p.queryLen) {
     return;
   }
-  let t = row % p.queryLen;
-  let h = (row / p.queryLen) % p.heads;
-  let b = row / (p.queryLen * p.heads);
-  let kvHead = h / (p.heads / p.kvHeads);
+  let query = queryRow(row);
+  let b = query.batch;
+  let kvHead = query.kvHead;
   let qBase = row * p.headDim;
-  let end = keyEnd(t);
+  let end = keyEnd(query.t);
   for (var d = lane; d < p.headDim; d += BLOCK) {
     rowA[d] = q[qBase + d];
   }
@@ -138,12 +149,11 @@ fn attentionBackwardQueries(@builtin(workgroup_id) group: vec3u, @builtin(num_wo
   if (row >= p.batch * p.heads * p.queryLen) {
     return;
   }
-  let t = row % p.queryLen;
-  let h = (row / p.queryLen) % p.heads;
-  let b = row / (p.queryLen * p.heads);
-  let kvHead = h / (p.heads / p.kvHeads);
+  let query = queryRow(row);
+  let b = query.batch;
+  let kvHead = query.kvHead;
   let qBase = row * p.headDim;
-  let end = keyEnd(t);
+  let end = keyEnd(query.t);
   for (var d = lane; d < p.headDim; d += BLOCK) {
     rowA[d] = q[qBase + d];
     rowB[d] = dout[qBase + d];

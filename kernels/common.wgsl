@@ -5,6 +5,7 @@
 //   - binding 0 is the `Params` uniform of the file (one struct per file; the backend reads its field
 //     names from the WGSL text and fills them by name);
 //   - storage bindings have distinct numbers within a file, so any entry point may use any subset;
+//     binding 15 is the status buffer declared here, for kernels that report bad ids;
 //   - 16-bit tensors (bf16, f16) are stored packed, two per u32, element 2i in the low half;
 //   - large 1-D dispatches use a 2-D grid (at most 65535 workgroups per dimension): see flatGroup.
 
@@ -89,4 +90,56 @@ var<private> quietNaNBits: u32 = 0x7fc00000u;
 
 fn quietNaN() -> f32 {
   return bitcast<f32>(quietNaNBits);
+}
+
+// Reductions over a 64-wide workgroup (row kernels: layer norm, softmax, sum). Every invocation of
+// the workgroup must call them (they contain barriers), and each gets the result.
+var<workgroup> scratch: array<f32, 64>;
+
+fn workgroupSum(value: f32, lane: u32) -> f32 {
+  scratch[lane] = value;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) {
+      scratch[lane] += scratch[lane + stride];
+    }
+    workgroupBarrier();
+  }
+  let total = scratch[0];
+  workgroupBarrier();
+  return total;
+}
+
+fn workgroupMax(value: f32, lane: u32) -> f32 {
+  scratch[lane] = value;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) {
+      scratch[lane] = max(scratch[lane], scratch[lane + stride]);
+    }
+    workgroupBarrier();
+  }
+  let total = scratch[0];
+  workgroupBarrier();
+  return total;
+}
+
+// Bad-input reports: [kernel code, position, value, limit] of the first bad id a kernel met. The
+// backend reads it with every read-back and throws (src/backends/webgpu/runtime.ts, STATUS_KERNELS).
+@group(0) @binding(15) var<storage, read_write> status: array<atomic<u32>, 4>;
+
+/** Record the first bad id (a weak compare-exchange may fail spuriously, hence the loop). */
+fn report(code: u32, position: u32, value: i32, limit: u32) {
+  loop {
+    let attempt = atomicCompareExchangeWeak(&status[0], 0u, code);
+    if (attempt.exchanged) {
+      atomicStore(&status[1], position);
+      atomicStore(&status[2], bitcast<u32>(value));
+      atomicStore(&status[3], limit);
+      break;
+    }
+    if (attempt.old_value != 0u) {
+      break;
+    }
+  }
 }

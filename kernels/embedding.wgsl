@@ -17,8 +17,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> dout: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dtable: array<f32>;
-// Bad-input report, read by the backend when it next reads back: [kernel code, position, value, limit].
-@group(0) @binding(6) var<storage, read_write> status: array<atomic<u32>, 4>;
 
 /** 0: f32, 1: bf16, 2: f16. */
 override TABLE_DTYPE: u32 = 0u;
@@ -33,22 +31,6 @@ fn readTable(index: u32) -> f32 {
     return f16ToF32(half16(table[index / 2u], index));
   }
   return bitcast<f32>(table[index]);
-}
-
-/** Record the first bad id (a weak compare-exchange may fail spuriously, hence the loop). */
-fn report(code: u32, position: u32, value: i32, limit: u32) {
-  loop {
-    let attempt = atomicCompareExchangeWeak(&status[0], 0u, code);
-    if (attempt.exchanged) {
-      atomicStore(&status[1], position);
-      atomicStore(&status[2], bitcast<u32>(value));
-      atomicStore(&status[3], limit);
-      break;
-    }
-    if (attempt.old_value != 0u) {
-      break;
-    }
-  }
 }
 
 // out[n, c] = table[ids[n], c]; one invocation per output element. A bad id gives NaN and a report.

@@ -20,23 +20,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> rstdOut: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 
-var<workgroup> scratch: array<f32, 64>;
-
-/** The sum of `value` over the workgroup's 64 invocations, returned to all of them. */
-fn workgroupSum(value: f32, lane: u32) -> f32 {
-  scratch[lane] = value;
-  workgroupBarrier();
-  for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (lane < stride) {
-      scratch[lane] += scratch[lane + stride];
-    }
-    workgroupBarrier();
-  }
-  let total = scratch[0];
-  workgroupBarrier();
-  return total;
-}
-
 // out = (x - mean) * rstd,  rstd = 1 / sqrt(var + eps)
 @compute @workgroup_size(64)
 fn layerNorm(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) groups: vec3u, @builtin(local_invocation_index) lane: u32) {

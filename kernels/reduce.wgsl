@@ -3,7 +3,7 @@
 //
 // The backend splits x's axes into kept ones (the output's) and reduced ones, each with x's strides.
 // One 64-wide workgroup per output element: each invocation sums a strided share of the reduced
-// elements, then the workgroup adds the 64 partial sums in workgroup memory.
+// elements, then the workgroup adds the 64 partial sums (workgroupSum, common.wgsl).
 
 struct Params {
   outSize: u32,
@@ -19,8 +19,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-
-var<workgroup> scratch: array<f32, 64>;
 
 /** The offset in x of element `index` of a sub-shape, given that sub-shape's strides in x. */
 fn offsetOf(index: u32, rank: u32, shape: array<vec4u, 2>, strides: array<vec4u, 2>) -> u32 {
@@ -45,15 +43,8 @@ fn sum(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) groups: vec
   for (var r = lane; r < p.reducedCount; r += 64u) {
     total += x[base + offsetOf(r, p.reducedRank, p.reducedShape, p.reducedStrides)];
   }
-  scratch[lane] = total;
-  workgroupBarrier();
-  for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (lane < stride) {
-      scratch[lane] += scratch[lane + stride];
-    }
-    workgroupBarrier();
-  }
+  let sum = workgroupSum(total, lane);
   if (lane == 0u) {
-    out[o] = scratch[0];
+    out[o] = sum;
   }
 }

@@ -18,38 +18,6 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 @group(0) @binding(8) var<storage, read_write> nll: array<f32>;
 @group(0) @binding(9) var<storage, read_write> lseOut: array<f32>;
-// Bad-input report, read by the backend when it next reads back: [kernel code, position, value, limit].
-@group(0) @binding(10) var<storage, read_write> status: array<atomic<u32>, 4>;
-
-var<workgroup> scratch: array<f32, 64>;
-
-fn workgroupSum(value: f32, lane: u32) -> f32 {
-  scratch[lane] = value;
-  workgroupBarrier();
-  for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (lane < stride) {
-      scratch[lane] += scratch[lane + stride];
-    }
-    workgroupBarrier();
-  }
-  let total = scratch[0];
-  workgroupBarrier();
-  return total;
-}
-
-fn workgroupMax(value: f32, lane: u32) -> f32 {
-  scratch[lane] = value;
-  workgroupBarrier();
-  for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (lane < stride) {
-      scratch[lane] = max(scratch[lane], scratch[lane + stride]);
-    }
-    workgroupBarrier();
-  }
-  let total = scratch[0];
-  workgroupBarrier();
-  return total;
-}
 
 /** The row's max and sum of exp(x - max), both returned to every invocation. */
 fn rowMaxAndSum(base: u32, lane: u32) -> vec2f {
@@ -129,22 +97,6 @@ fn logSoftmaxBackward(@builtin(workgroup_id) group: vec3u, @builtin(num_workgrou
 }
 
 const CROSS_ENTROPY_CODE = 2u; // the backend's name for this kernel in reports (see shaders.ts)
-
-/** Record the first bad id (a weak compare-exchange may fail spuriously, hence the loop). */
-fn report(code: u32, position: u32, value: i32, limit: u32) {
-  loop {
-    let attempt = atomicCompareExchangeWeak(&status[0], 0u, code);
-    if (attempt.exchanged) {
-      atomicStore(&status[1], position);
-      atomicStore(&status[2], bitcast<u32>(value));
-      atomicStore(&status[3], limit);
-      break;
-    }
-    if (attempt.old_value != 0u) {
-      break;
-    }
-  }
-}
 
 // nll = logsumexp(x) - x[target]; lse saved for the backward pass. A target id outside [0, C) is
 // reported (the first one) and gives NaN.

@@ -40,24 +40,34 @@ export function medianTime(once: (i: number) => void, minSeconds: number): { med
   return { medianMs: times[Math.floor(times.length / 2)]!, runs: times.length };
 }
 
+/** The operands of one measurement: a: [M, K] and enough weight copies to cycle through memory. */
+function matmulOperands(backend: AnyBackend, m: number, k: number, n: number, dtype: "f32" | "bf16") {
+  const decode = m === 1;
+  const weightBytes = k * n * (dtype === "bf16" ? 2 : 4);
+  const copies = decode ? Math.max(1, Math.ceil(CYCLE_BYTES / weightBytes)) : 1;
+  const a = randn([m, k], { seed: 1, backend });
+  const weights: Tensor[] = [];
+  for (let i = 0; i < copies; i++) weights.push(randn(decode ? [n, k] : [k, n], { seed: 2 + i, backend, dtype, std: 0.02 }));
+  return {
+    /** The i-th product (weights cycle); its result is freed by the enclosing scope. */
+    product: (i: number) => void matmul(a, weights[i % copies]!, { transB: decode }),
+    dispose: () => [a, ...weights].forEach((t) => t.dispose()),
+    measurement: (threads: number, medianMs: number, runs: number): MatmulMeasurement => ({
+      backend: backend.name, threads, m, k, n, dtype, medianMs, runs,
+      gflops: (2 * m * n * k) / (medianMs / 1000) / 1e9,
+      weightGBps: weightBytes / (medianMs / 1000) / 1e9,
+    }),
+  };
+}
+
 export function measureMatmul(
   backend: AnyBackend, threads: number, m: number, k: number, n: number, dtype: "f32" | "bf16", minSeconds = 1,
 ): MatmulMeasurement {
   return noGrad(() => {
-    const decode = m === 1;
-    const weightBytes = k * n * (dtype === "bf16" ? 2 : 4);
-    const copies = decode ? Math.max(1, Math.ceil(CYCLE_BYTES / weightBytes)) : 1;
-    const a = randn([m, k], { seed: 1, backend });
-    const weights: Tensor[] = [];
-    for (let i = 0; i < copies; i++) weights.push(randn(decode ? [n, k] : [k, n], { seed: 2 + i, backend, dtype, std: 0.02 }));
-    const { medianMs, runs } = medianTime((i) => scope(() => void matmul(a, weights[i % copies]!, { transB: decode })), minSeconds);
-    a.dispose();
-    weights.forEach((w) => w.dispose());
-    return {
-      backend: backend.name, threads, m, k, n, dtype, medianMs, runs,
-      gflops: (2 * m * n * k) / (medianMs / 1000) / 1e9,
-      weightGBps: weightBytes / (medianMs / 1000) / 1e9,
-    };
+    const operands = matmulOperands(backend, m, k, n, dtype);
+    const { medianMs, runs } = medianTime((i) => scope(() => operands.product(i)), minSeconds);
+    operands.dispose();
+    return operands.measurement(threads, medianMs, runs);
   });
 }
 
@@ -69,17 +79,12 @@ export function measureMatmul(
 export async function measureMatmulQueued(
   backend: AnyBackend & { sync(): Promise<void> }, m: number, k: number, n: number, dtype: "f32" | "bf16", minSeconds = 1,
 ): Promise<MatmulMeasurement> {
-  const decode = m === 1;
-  const weightBytes = k * n * (dtype === "bf16" ? 2 : 4);
-  const copies = decode ? Math.max(1, Math.ceil(CYCLE_BYTES / weightBytes)) : 1;
-  const a = randn([m, k], { seed: 1, backend });
-  const weights: Tensor[] = [];
-  for (let i = 0; i < copies; i++) weights.push(randn(decode ? [n, k] : [k, n], { seed: 2 + i, backend, dtype, std: 0.02 }));
+  const operands = matmulOperands(backend, m, k, n, dtype);
   let product = 0;
   const sample = async (repeat: number) => {
     const t0 = performance.now();
     noGrad(() => scope(() => {
-      for (let r = 0; r < repeat; r++) void matmul(a, weights[product++ % copies]!, { transB: decode });
+      for (let r = 0; r < repeat; r++) operands.product(product++);
     }));
     await backend.sync();
     return (performance.now() - t0) / repeat;
@@ -89,15 +94,9 @@ export async function measureMatmulQueued(
   const times: number[] = [];
   const started = performance.now();
   while (times.length < 3 || (performance.now() - started < minSeconds * 1000 && times.length < 200)) times.push(await sample(repeat));
-  a.dispose();
-  weights.forEach((w) => w.dispose());
+  operands.dispose();
   times.sort((x, y) => x - y);
-  const medianMs = times[Math.floor(times.length / 2)]!;
-  return {
-    backend: backend.name, threads: 1, m, k, n, dtype, medianMs, runs: times.length * repeat,
-    gflops: (2 * m * n * k) / (medianMs / 1000) / 1e9,
-    weightGBps: weightBytes / (medianMs / 1000) / 1e9,
-  };
+  return operands.measurement(1, times[Math.floor(times.length / 2)]!, times.length * repeat);
 }
 
 /** A backend by name: "wasm" (with `threads` worker threads), "webgpu" (Dawn) or "js". */

@@ -13,9 +13,7 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
-export function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
+export { sizeOf } from "../core/shape.js";
 
 /**
  * The kernels of the backend all inputs live on. Throws if an input was disposed or inputs live on

@@ -1,20 +1,10 @@
 // Run by Deno (see test/hosts.test.ts): greedy generation on the default model with the core bundle
 // and the WASM backend, reading the model folder through Deno's own file API. Prints the new ids.
 import { createWasmBackend, generate, loadOlmo, spawnWebWorker } from "../../dist/index.js";
+import { denoFolderSource } from "./deno-source.mjs";
 
 const [dir, prompt, threads = "1"] = Deno.args;
-const source = {
-  name: dir,
-  open: async (file) => {
-    try {
-      const bytes = await Deno.readFile(`${dir}/${file}`);
-      return { name: `${dir}/${file}`, size: bytes.length, read: async (offset, length) => bytes.slice(offset, offset + length) };
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
-  },
-};
+const source = denoFolderSource(dir);
 // With threads > 1, Web Workers share the memory (parallelMinWork 0: every kernel is split).
 const backend = await createWasmBackend({ threads: Number(threads), spawnWorker: spawnWebWorker, parallelMinWork: 0 });
 const { model, tokenizer } = await loadOlmo(source, backend);

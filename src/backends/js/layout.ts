@@ -3,23 +3,10 @@
 // per-axis strides (row-major: the last axis has stride 1).
 
 import type { KernelArgs } from "../../core/backend.js";
+import { sizeOf, stridesOf } from "../../core/shape.js";
 import { floats, type JsBuffer } from "./buffer.js";
 
 type Args<K extends keyof KernelArgs<JsBuffer>> = KernelArgs<JsBuffer>[K];
-
-function stridesOf(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let stride = 1;
-  for (let axis = shape.length - 1; axis >= 0; axis--) {
-    strides[axis] = stride;
-    stride *= shape[axis]!;
-  }
-  return strides;
-}
-
-function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
 
 /** Calls visit(flat, coordinate) for every element of `shape` in row-major order. */
 function forEachIndex(shape: readonly number[], visit: (flat: number, coord: readonly number[]) => void): void {

@@ -10,6 +10,7 @@
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BYTES_PER_ELEMENT, f32ToBf16, f32ToF16, type DType, type HostArray } from "../../core/dtype.js";
+import { sizeOf, stridesOf } from "../../core/shape.js";
 import { formatBytes, grid, GpuRuntime, type BindingResource, type Dispatch, type GpuBuffer } from "./runtime.js";
 import type { FamilyName } from "./shaders.js";
 
@@ -153,16 +154,6 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     return buffer;
   };
 
-  const stridesOf = (shape: readonly number[]) => {
-    const strides = new Array<number>(shape.length);
-    let s = 1;
-    for (let i = shape.length - 1; i >= 0; i--) {
-      strides[i] = s;
-      s *= shape[i]!;
-    }
-    return strides;
-  };
-  const product = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
   const checkRank = (kernel: string, shape: readonly number[]) => {
     if (shape.length > MAX_RANK) throw new Error(`webgpu backend: ${kernel} supports rank <= ${MAX_RANK}, got ${shape.length}`);
   };
@@ -315,8 +306,8 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
       const strides = stridesOf(shape);
       const kept = shape.map((_, i) => i).filter((i) => !reduce[i]);
       const reduced = shape.map((_, i) => i).filter((i) => reduce[i]);
-      const outSize = product(kept.map((i) => shape[i]!));
-      const reducedCount = product(reduced.map((i) => shape[i]!));
+      const outSize = sizeOf(kept.map((i) => shape[i]!));
+      const reducedCount = sizeOf(reduced.map((i) => shape[i]!));
       if (reducedCount === 0) {
         kernels.fill({ out, dtype: "f32", size: outSize, value: 0 });
         return;
@@ -334,20 +325,20 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     broadcast: ({ x, out, shape, reduce }) => {
       checkRank("broadcast", shape);
       const xStrides = stridesOf(shape.map((n, i) => (reduce[i] ? 1 : n)));
-      layout("gather32", x, out, { size: product(shape), rank: shape.length, shape: [...shape], strides: xStrides.map((s, i) => (reduce[i] ? 0 : s)) });
+      layout("gather32", x, out, { size: sizeOf(shape), rank: shape.length, shape: [...shape], strides: xStrides.map((s, i) => (reduce[i] ? 0 : s)) });
     },
     permute: ({ x, dtype, out, shape, perm }) => {
       checkRank("permute", shape);
       const strides = stridesOf(shape);
       layout(is16(dtype) ? "gather16" : "gather32", x, out, {
-        size: product(shape), rank: shape.length, shape: perm.map((p) => shape[p]!), strides: perm.map((p) => strides[p]!),
+        size: sizeOf(shape), rank: shape.length, shape: perm.map((p) => shape[p]!), strides: perm.map((p) => strides[p]!),
       });
     },
     slice: ({ x, dtype, out, shape, start, outShape }) => {
       checkRank("slice", shape);
       const strides = stridesOf(shape);
       layout(is16(dtype) ? "gather16" : "gather32", x, out, {
-        size: product(outShape), rank: shape.length, shape: [...outShape], strides, base: start.reduce((s, v, i) => s + v * strides[i]!, 0),
+        size: sizeOf(outShape), rank: shape.length, shape: [...outShape], strides, base: start.reduce((s, v, i) => s + v * strides[i]!, 0),
       });
     },
     sliceAssign: ({ x, dtype, out, shape, start, xShape }) => {
@@ -355,11 +346,11 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
       const outStrides = stridesOf(shape);
       if (is16(dtype)) {
         layout("scatter16", x, out, {
-          size: product(shape), rank: shape.length, shape: [...xShape], outShape: [...shape], start: [...start], xStrides: stridesOf(xShape),
+          size: sizeOf(shape), rank: shape.length, shape: [...xShape], outShape: [...shape], start: [...start], xStrides: stridesOf(xShape),
         });
       } else {
         layout("scatter32", x, out, {
-          size: product(xShape), rank: shape.length, shape: [...xShape], strides: outStrides,
+          size: sizeOf(xShape), rank: shape.length, shape: [...xShape], strides: outStrides,
           base: start.reduce((s, v, i) => s + v * outStrides[i]!, 0),
         });
       }

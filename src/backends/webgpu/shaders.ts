@@ -35,7 +35,7 @@ export interface Family {
   params: ParamField[];
   /** Byte size of the Params block. */
   paramBytes: number;
-  /** Storage bindings by variable name. */
+  /** Storage bindings by variable name (the file's and common.wgsl's status buffer). */
   bindings: Map<string, { binding: number; writable: boolean }>;
 }
 
@@ -62,11 +62,12 @@ export function parseFamily(name: FamilyName, source: string): Family {
   }
   const hasArray = params.some((f) => f.words > 1);
   const paramBytes = Math.ceil((offset * 4) / (hasArray ? 16 : 4)) * (hasArray ? 16 : 4);
+  const code = `${common}\n${source}`;
   const bindings = new Map<string, { binding: number; writable: boolean }>();
-  for (const m of source.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read|read_write)>\s*(\w+)/g)) {
+  for (const m of code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read|read_write)>\s*(\w+)/g)) {
     bindings.set(m[3]!, { binding: Number(m[1]), writable: m[2] === "read_write" });
   }
-  return { name, code: `${common}\n${source}`, params, paramBytes, bindings };
+  return { name, code, params, paramBytes, bindings };
 }
 
 const parsed = new Map<FamilyName, Family>();
