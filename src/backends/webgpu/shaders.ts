@@ -62,6 +62,7 @@ export function parseFamily(name: FamilyName, source: string): Family {
   }
   const hasArray = params.some((f) => f.words > 1);
   const paramBytes = Math.ceil((offset * 4) / (hasArray ? 16 : 4)) * (hasArray ? 16 : 4);
+  if (paramBytes > 256) throw new Error(`kernels/${name}.wgsl: Params takes ${paramBytes} bytes; each dispatch has a 256-byte slot`);
   const code = `${common}\n${source}`;
   const bindings = new Map<string, { binding: number; writable: boolean }>();
   for (const m of code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*(read|read_write)>\s*(\w+)/g)) {
