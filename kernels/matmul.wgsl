@@ -5,9 +5,12 @@
 // and element (k, j) of op(B) is b[batch * bBatchStride + k * bRowStride + j * bColStride], so one
 // kernel serves all four transpose combinations; a batch stride of 0 reuses one matrix (weights).
 // B may be f32, or bf16 / f16 packed two per u32 (B_DTYPE), widened to f32 as it is read.
-// out: [batch, m, outColumns]; this call writes columns nOffset .. nOffset + n. A weight larger than
-// one storage binding is bound in blocks: of output columns for [N, K] (nOffset), or of k for [K, N]
-// (kOffset: where this block's k starts in A; accumulate: add to out instead of overwriting it).
+// out: [batch, m, outColumns]; this call writes columns nOffset .. nOffset + n.
+//
+// Operands larger than one storage binding are bound in blocks (see matmul in
+// src/backends/webgpu/index.ts): blocks of rows of A and out (m), of k (partial products added up:
+// accumulate), or of columns of an [N, K] weight (n). The offsets say where this call's block starts in
+// an operand that is bound whole: aRowOffset and aKOffset in A, bKOffset in B.
 //
 // Three entry points:
 //   matmul    tiled: a 16x16 workgroup computes a 64x64 block of out, each invocation a 4x4 block
@@ -29,7 +32,9 @@ struct Params {
   bColStride: u32,
   outColumns: u32,
   nOffset: u32,
-  kOffset: u32,
+  aRowOffset: u32,
+  aKOffset: u32,
+  bKOffset: u32,
   accumulate: u32,
 }
 
@@ -55,9 +60,9 @@ fn outIndex(batch: u32, row: u32, column: u32) -> u32 {
   return (batch * p.m + row) * p.outColumns + p.nOffset + column;
 }
 
-/** Element (row, kk) of op(A), kk counted within this call's block of k. */
+/** Element (row, kk) of op(A), row and kk counted within this call's blocks. */
 fn readA(aBase: u32, row: u32, kk: u32) -> f32 {
-  return a[aBase + row * p.aRowStride + (p.kOffset + kk) * p.aColStride];
+  return a[aBase + (p.aRowOffset + row) * p.aRowStride + (p.aKOffset + kk) * p.aColStride];
 }
 
 fn store(index: u32, value: f32) {
@@ -112,7 +117,7 @@ fn matmul(
       }
       var bValue = 0.0;
       if (col0 + j < p.n && k0 + kb < p.k) {
-        bValue = readB(bBase + (k0 + kb) * p.bRowStride + (col0 + j) * p.bColStride);
+        bValue = readB(bBase + (p.bKOffset + k0 + kb) * p.bRowStride + (col0 + j) * p.bColStride);
       }
       tileB[kb][j] = bValue;
     }
@@ -161,7 +166,7 @@ fn gemvRows(
     let aBase = batch * p.aBatchStride;
     let bBase = batch * p.bBatchStride + column * p.bColStride;
     for (var kk = sub; kk < p.k; kk += 32u) {
-      sum = fma(readA(aBase, 0u, kk), readB(bBase + kk), sum);
+      sum = fma(readA(aBase, 0u, kk), readB(bBase + p.bKOffset + kk), sum);
     }
   }
   partial[lane] = sum;
@@ -193,7 +198,7 @@ fn gemvCols(
   let bBase = batch * p.bBatchStride + column;
   var sum = 0.0;
   for (var kk = 0u; kk < p.k; kk++) {
-    sum = fma(readA(aBase, 0u, kk), readB(bBase + kk * p.bRowStride), sum);
+    sum = fma(readA(aBase, 0u, kk), readB(bBase + (p.bKOffset + kk) * p.bRowStride), sum);
   }
   store(outIndex(batch, 0u, column), sum);
 }

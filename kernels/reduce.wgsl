@@ -2,11 +2,14 @@
 // strided gather (layout.wgsl).
 //
 // The backend splits x's axes into kept ones (the output's) and reduced ones, each with x's strides.
+// An x larger than one storage binding, summed over every axis, is summed in blocks into partial sums
+// (outOffset), which a second call adds up.
 // One 64-wide workgroup per output element: each invocation sums a strided share of the reduced
 // elements, then the workgroup adds the 64 partial sums (workgroupSum, common.wgsl).
 
 struct Params {
   outSize: u32,
+  outOffset: u32, // where this call's outputs start in out (partial sums of a split x)
   reducedCount: u32,
   keptRank: u32,
   reducedRank: u32,
@@ -45,6 +48,6 @@ fn sum(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) groups: vec
   }
   let sum = workgroupSum(total, lane);
   if (lane == 0u) {
-    out[o] = sum;
+    out[p.outOffset + o] = sum;
   }
 }

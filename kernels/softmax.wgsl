@@ -6,6 +6,7 @@
 struct Params {
   rows: u32,
   cols: u32,
+  rowOffset: u32, // where this call's block of rows starts (for reports; see rowwise in index.ts)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -116,7 +117,7 @@ fn crossEntropy(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) gr
       nll[row] = lse - x[base + u32(targetId)];
     } else {
       nll[row] = quietNaN();
-      report(CROSS_ENTROPY_CODE, row, targetId, p.cols);
+      report(CROSS_ENTROPY_CODE, p.rowOffset + row, targetId, p.cols);
     }
   }
 }

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import { createJsBackend, hfTensorName, learningRate, loadOlmo, memory, TokenDataset, Tokenizer, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
-import { folderSource, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel } from "../src/node/index.js";
+import { createNodeWebGpuBackend, folderSource, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel } from "../src/node/index.js";
 import { readJson, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
 interface Fixture {
@@ -21,7 +21,12 @@ const fixture = readJson<Fixture>("test/fixtures/train/expected.json");
 const INIT = `${repoRoot}test/fixtures/train/init`;
 const [wasm1, wasm2] = await wasmBackendsUnderTest();
 const webgpu = await webGpuBackendUnderTest();
-const backends: [string, AnyBackend][] = [["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!], ["webgpu", webgpu]];
+// WebGPU again with 2 KiB storage bindings: the embedding, LM head, their gradients and optimizer
+// state (6 KiB each) and the logits are split into blocks, as OLMo-1B's are on a 128 MiB device.
+const webgpuSplit = await createNodeWebGpuBackend({ maxBindingBytes: 2048 });
+const backends: [string, AnyBackend][] = [
+  ["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!], ["webgpu", webgpu], ["webgpu, 2 KiB bindings", webgpuSplit],
+];
 
 async function trainer(backend: AnyBackend, overrides: Partial<TrainOptions> = {}) {
   const { model } = await loadOlmo(folderSource(INIT), backend, { weightDType: "f32" });

@@ -61,7 +61,7 @@ function matmulF32(kernels: KernelTable<unknown>, a: Tensor, b: Tensor, transA: 
   });
   const backward = (g: Tensor) => [
     a.requiresGrad ? unbroadcastBatch(gradA(g, b, transA, transB), a.shape) : null,
-    b.requiresGrad ? unbroadcastBatch(gradB(g, a, transA, transB), b.shape) : null,
+    b.requiresGrad ? unbroadcastBatch(gradB(g, a, transA, transB, b.shape), b.shape) : null,
   ];
   return record("matmul", out, [a, b], backward, saved);
 }
@@ -73,7 +73,13 @@ function gradA(g: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
 }
 
 /** Gradient with respect to b (in b's own layout). */
-function gradB(g: Tensor, a: Tensor, transA: boolean, transB: boolean): Tensor {
+function gradB(g: Tensor, a: Tensor, transA: boolean, transB: boolean, bShape: readonly number[]): Tensor {
+  // A weight shared by a batch of row blocks ([B, T, K] @ W): fold the batch into the rows, so one
+  // product sums the per-batch gradients instead of materialising [B, ...W] and summing it after.
+  if (bShape.length === 2 && a.shape.length > 2 && !transA) {
+    a = reshape(a, [-1, a.shape[a.shape.length - 1]!]);
+    g = reshape(g, [-1, g.shape[g.shape.length - 1]!]);
+  }
   // d op(b) = op(a)^T g; when b was transposed, db = g^T op(a).
   return transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
 }

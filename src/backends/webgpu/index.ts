@@ -5,8 +5,11 @@
 // Tensors live in GPU buffers (bf16 / f16 packed two per u32, widened in the shaders); kernels are
 // recorded into batches and run when a result is read back (runtime.ts). A buffer larger than the
 // device's largest storage binding (maxStorageBufferBindingSize, 128 MiB on many GPUs) is bound in
-// pieces by the kernels that meet such buffers in OLMo: the elementwise ones and AdamW, the embedding
-// table and its gradient, and a [N, K] weight in matmul (OLMo-1B's 50304 x 2048 output layer).
+// blocks by the kernels that meet such buffers in OLMo: the elementwise ones and AdamW, the row kernels
+// (layer norm, softmax, cross-entropy: large logits), sums over every axis (gradient norms), the
+// embedding table and its gradient, and every operand of an unbatched matmul (OLMo-1B's 50304 x 2048
+// output layer and its gradient). Attention and layout kernels bind whole buffers and say so when one
+// is too large.
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BYTES_PER_ELEMENT, f32ToBf16, f32ToF16, type DType, type HostArray } from "../../core/dtype.js";
@@ -68,11 +71,13 @@ export async function requestWebGpuDevice(options: WebGpuBackendOptions = {}): P
   }
   const info = adapter.info ?? { vendor: "", architecture: "", device: "", description: "" };
   const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(" ") || "unknown adapter";
-  // The two size limits are asked for in full: model weights and activations are what they are.
+  // The two size limits are asked for in full (model weights and activations are what they are), and
+  // the finest storage offset alignment the adapter has (buffers split into blocks start at such offsets).
   const device = await adapter.requestDevice({
     requiredLimits: {
       maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
       maxBufferSize: adapter.limits.maxBufferSize,
+      minStorageBufferOffsetAlignment: adapter.limits.minStorageBufferOffsetAlignment,
     },
   });
   return { device, adapter: description };
@@ -90,8 +95,26 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
   const bytesOf = (dtype: DType, size: number) => size * BYTES_PER_ELEMENT[dtype];
 
   /**
+   * How many rows a block of a split buffer must be a multiple of, so that every block starts at a
+   * byte offset the device accepts (minStorageBufferOffsetAlignment), for rows of these byte sizes.
+   */
+  const rowMultiple = (...rowBytes: number[]) => {
+    const gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
+    return rowBytes.reduce((multiple, bytes) => {
+      const own = gpu.offsetAlignment / gcd(gpu.offsetAlignment, bytes);
+      return (multiple * own) / gcd(multiple, own);
+    }, 1);
+  };
+  /** Rows of `rowBytes` (the widest operand split this way) per block, a multiple of `multiple`. */
+  const rowsPerBlock = (what: string, rowBytes: number, multiple: number) => {
+    const rows = Math.floor(gpu.maxBindingBytes / rowBytes / multiple) * multiple;
+    if (rows === 0) throw new Error(`webgpu backend: ${what}: ${multiple} rows of ${formatBytes(rowBytes)} exceed one storage binding (${formatBytes(gpu.maxBindingBytes)})`);
+    return rows;
+  };
+
+  /**
    * Run an elementwise entry point over `size` elements. When an operand is larger than one storage
-   * binding, the elements go in chunks (a multiple of 256 elements, so every offset is aligned for
+   * binding, the elements go in chunks (sized by rowsPerBlock, so every offset is aligned for
    * every dtype), each operand bound at its chunk's byte range. `shape(count)` gives the Params and
    * the number of invocations for a chunk of `count` elements.
    */
@@ -104,7 +127,8 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
   ) => {
     if (size === 0) return;
     const largest = Math.max(...Object.values(operands).map(([b]) => b.bytes));
-    const chunk = largest <= gpu.maxBindingBytes ? size : Math.floor(gpu.maxBindingBytes / 4 / 256) * 256;
+    const elementBytes = Object.values(operands).map(([, dtype]) => BYTES_PER_ELEMENT[dtype]);
+    const chunk = largest <= gpu.maxBindingBytes ? size : rowsPerBlock(entry, Math.max(...elementBytes), rowMultiple(...elementBytes));
     for (let start = 0; start < size; start += chunk) {
       const count = Math.min(chunk, size - start);
       const buffers: Record<string, BindingResource> = {};
@@ -129,13 +153,41 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
       invocations: count,
     }));
 
+  /**
+   * Run a row kernel (one workgroup per row) over `rows` rows. Operands are [rows, ...] arrays given
+   * with their bytes per row; when one is larger than a storage binding, the rows go in blocks (a
+   * multiple of rowMultiple, so every offset is aligned), each operand bound at its block. `other` buffers
+   * are bound whole.
+   */
+  const rowwise = (
+    family: FamilyName,
+    entry: string,
+    rows: number,
+    perRow: Record<string, [GpuBuffer, number]>,
+    other: Record<string, GpuBuffer>,
+    params: (rowOffset: number, blockRows: number) => Dispatch["params"],
+  ) => {
+    const largest = Math.max(...Object.values(perRow).map(([b]) => b.bytes));
+    const widest = Math.max(...Object.values(perRow).map(([, rowBytes]) => rowBytes));
+    const block = largest <= gpu.maxBindingBytes ? rows : rowsPerBlock(entry, widest, rowMultiple(...Object.values(perRow).map(([, b]) => b)));
+    for (let r0 = 0; r0 < rows; r0 += block) {
+      const count = Math.min(block, rows - r0);
+      const buffers: Record<string, BindingResource> = { ...other };
+      for (const [name, [buffer, rowBytes]] of Object.entries(perRow)) {
+        buffers[name] = block === rows ? buffer : { buffer, offset: r0 * rowBytes, size: Math.ceil((count * rowBytes) / 4) * 4 };
+      }
+      run(family, entry, { params: params(r0, count), buffers, groups: grid(count) });
+    }
+  };
+  const softmaxParams = (cols: number) => (rowOffset: number, rows: number) => ({ rows, cols, rowOffset });
+
   // Cos / sin tables for RoPE, per (theta, head dimension), grown as longer positions are needed.
   const ropeTables = new Map<string, { buffer: GpuBuffer; positions: number }>();
   const ropeTable = (theta: number, headDim: number, positionsNeeded: number): GpuBuffer => {
     const key = `${theta}:${headDim}`;
     const found = ropeTables.get(key);
     if (found && found.positions >= positionsNeeded) return found.buffer;
-    const positions = Math.max(positionsNeeded, 2 * (found?.positions ?? 0), 256);
+    const positions = Math.max(positionsNeeded, 2 * (found?.positions ?? 0));
     const half = headDim / 2;
     // As the reference (src/backends/js/rope.ts): inv_freq and angles rounded to f32 as PyTorch does.
     const invFreq = Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / headDim))));
@@ -219,18 +271,18 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
 
     matmul: (args) => matmul(args),
 
-    layerNorm: ({ x, out, rows, cols, eps, mean, rstd }) =>
-      run("layernorm", "layerNorm", {
-        params: { rows, cols, eps, saveStats: mean && rstd ? 1 : 0 },
-        buffers: { x, out, meanOut: mean ?? gpu.placeholder("meanOut"), rstdOut: rstd ?? gpu.placeholder("rstdOut") },
-        groups: grid(rows),
-      }),
+    layerNorm: ({ x, out, rows, cols, eps, mean, rstd }) => {
+      // Mean and rstd are [rows] arrays split with the rows; without them, placeholders take their bindings.
+      const stats: Record<string, [GpuBuffer, number]> = mean && rstd ? { meanOut: [mean, 4], rstdOut: [rstd, 4] } : {};
+      const placeholders: Record<string, GpuBuffer> = mean && rstd ? {} : { meanOut: gpu.placeholder("meanOut"), rstdOut: gpu.placeholder("rstdOut") };
+      rowwise("layernorm", "layerNorm", rows, { x: [x, cols * 4], out: [out, cols * 4], ...stats }, placeholders, (_, count) => ({
+        rows: count, cols, eps, saveStats: mean && rstd ? 1 : 0,
+      }));
+    },
     layerNormBackward: ({ x, mean, rstd, dout, dx, rows, cols }) =>
-      run("layernorm", "layerNormBackward", {
-        params: { rows, cols, eps: 0, saveStats: 0 },
-        buffers: { x, meanIn: mean, rstdIn: rstd, dout, out: dx },
-        groups: grid(rows),
-      }),
+      rowwise("layernorm", "layerNormBackward", rows,
+        { x: [x, cols * 4], meanIn: [mean, 4], rstdIn: [rstd, 4], dout: [dout, cols * 4], out: [dx, cols * 4] }, {},
+        (_, count) => ({ rows: count, cols, eps: 0, saveStats: 0 })),
 
     rotaryEmbedding: ({ x, out, batchHeads, seqLen, headDim, positionOffset, theta, inverse }) => {
       const cosSin = ropeTable(theta, headDim, positionOffset + seqLen);
@@ -264,24 +316,20 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
       gpu.release(delta);
     },
 
-    softmax: ({ x, out, rows, cols }) => run("softmax", "softmax", { params: { rows, cols }, buffers: { x, out }, groups: grid(rows) }),
+    softmax: ({ x, out, rows, cols }) =>
+      rowwise("softmax", "softmax", rows, { x: [x, cols * 4], out: [out, cols * 4] }, {}, softmaxParams(cols)),
     softmaxBackward: ({ y, dout, dx, rows, cols }) =>
-      run("softmax", "softmaxBackward", { params: { rows, cols }, buffers: { y, dout, out: dx }, groups: grid(rows) }),
-    logSoftmax: ({ x, out, rows, cols }) => run("softmax", "logSoftmax", { params: { rows, cols }, buffers: { x, out }, groups: grid(rows) }),
+      rowwise("softmax", "softmaxBackward", rows, { y: [y, cols * 4], dout: [dout, cols * 4], out: [dx, cols * 4] }, {}, softmaxParams(cols)),
+    logSoftmax: ({ x, out, rows, cols }) =>
+      rowwise("softmax", "logSoftmax", rows, { x: [x, cols * 4], out: [out, cols * 4] }, {}, softmaxParams(cols)),
     logSoftmaxBackward: ({ y, dout, dx, rows, cols }) =>
-      run("softmax", "logSoftmaxBackward", { params: { rows, cols }, buffers: { y, dout, out: dx }, groups: grid(rows) }),
+      rowwise("softmax", "logSoftmaxBackward", rows, { y: [y, cols * 4], dout: [dout, cols * 4], out: [dx, cols * 4] }, {}, softmaxParams(cols)),
     crossEntropy: ({ logits, targets, nll, lse, rows, vocab }) =>
-      run("softmax", "crossEntropy", {
-        params: { rows, cols: vocab },
-        buffers: { x: logits, targets, nll, lseOut: lse, status: gpu.status },
-        groups: grid(rows),
-      }),
+      rowwise("softmax", "crossEntropy", rows, { x: [logits, vocab * 4], targets: [targets, 4], nll: [nll, 4], lseOut: [lse, 4] },
+        { status: gpu.status }, softmaxParams(vocab)),
     crossEntropyBackward: ({ logits, targets, lse, dnll, dlogits, rows, vocab }) =>
-      run("softmax", "crossEntropyBackward", {
-        params: { rows, cols: vocab },
-        buffers: { x: logits, targets, lseIn: lse, dnll, out: dlogits },
-        groups: grid(rows),
-      }),
+      rowwise("softmax", "crossEntropyBackward", rows,
+        { x: [logits, vocab * 4], targets: [targets, 4], lseIn: [lse, 4], dnll: [dnll, 4], out: [dlogits, vocab * 4] }, {}, softmaxParams(vocab)),
 
     embedding: ({ table, tableDType, ids, out, count, vocab, dim }) => {
       for (const block of rowBlocks(table, vocab, dim, tableDType)) {
@@ -312,9 +360,22 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
         kernels.fill({ out, dtype: "f32", size: outSize, value: 0 });
         return;
       }
+      if (x.bytes > gpu.maxBindingBytes && outSize === 1) {
+        // Every axis reduced (a gradient norm's sum of squares): blocks of x into partial sums first.
+        const block = rowsPerBlock("sum", 4, rowMultiple(4));
+        const blocks = Math.ceil(reducedCount / block);
+        const partial = gpu.allocate(blocks * 4, "partial sums");
+        for (let i = 0; i < blocks; i++) {
+          const count = Math.min(block, reducedCount - i * block);
+          sumAll({ buffer: x, offset: i * block * 4, size: count * 4 }, count, partial, i);
+        }
+        sumAll(partial, blocks, out, 0);
+        gpu.release(partial);
+        return;
+      }
       run("reduce", "sum", {
         params: {
-          outSize, reducedCount, keptRank: kept.length, reducedRank: reduced.length,
+          outSize, outOffset: 0, reducedCount, keptRank: kept.length, reducedRank: reduced.length,
           keptShape: kept.map((i) => shape[i]!), keptStrides: kept.map((i) => strides[i]!),
           reducedShape: reduced.map((i) => shape[i]!), reducedStrides: reduced.map((i) => strides[i]!),
         },
@@ -379,13 +440,23 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     };
   }
 
+  /** out[outOffset] = the sum of the `count` values of x. */
+  function sumAll(x: BindingResource, count: number, out: GpuBuffer, outOffset: number): void {
+    run("reduce", "sum", {
+      params: {
+        outSize: 1, outOffset, reducedCount: count, keptRank: 0, reducedRank: 1,
+        keptShape: [], keptStrides: [], reducedShape: [count], reducedStrides: [1],
+      },
+      buffers: { x, out },
+      groups: [1, 1, 1],
+    });
+  }
+
   /** A [rows, dim] table as blocks of whole rows that each fit one storage binding (one block if it fits). */
   function rowBlocks(table: GpuBuffer, rows: number, dim: number, dtype: DType): { start: number; rows: number; resource: BindingResource }[] {
     if (table.bytes <= gpu.maxBindingBytes) return [{ start: 0, rows, resource: table }];
     const rowBytes = dim * BYTES_PER_ELEMENT[dtype];
-    // Blocks of a multiple of 256 rows keep every offset aligned (256 * rowBytes is a multiple of 256).
-    const perBlock = Math.floor(gpu.maxBindingBytes / rowBytes / 256) * 256;
-    if (perBlock === 0) throw new Error(`webgpu backend: 256 rows of ${formatBytes(rowBytes)} exceed one storage binding (${formatBytes(gpu.maxBindingBytes)})`);
+    const perBlock = rowsPerBlock("a table", rowBytes, rowMultiple(rowBytes));
     const blocks = [];
     for (let start = 0; start < rows; start += perBlock) {
       const n = Math.min(perBlock, rows - start);
@@ -394,36 +465,69 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     return blocks;
   }
 
-  function matmul({ a, b, out, bDType, batch, m, k, n, transA, transB, aBatchStride, bBatchStride }: KernelArgs<GpuBuffer>["matmul"]): void {
+  function matmul(args: KernelArgs<GpuBuffer>["matmul"]): void {
+    let { batch, m, aBatchStride } = args;
+    const { a, b, out, bDType, k, n, transA, transB, bBatchStride } = args;
+    // A batch of row blocks times one shared weight ([B, T, C] @ W) is one [B * T, C] product.
+    if (batch > 1 && bBatchStride === 0 && !transA && aBatchStride === m * k) {
+      m *= batch;
+      batch = 1;
+      aBatchStride = 0;
+    }
     const strides = {
       aBatchStride, aRowStride: transA ? 1 : k, aColStride: transA ? m : 1,
       bBatchStride, bRowStride: transB ? 1 : n, bColStride: transB ? k : 1,
     };
     const constants = { B_DTYPE: DTYPE_CODE[bDType] };
-    const dispatch = (bResource: BindingResource, columns: number, nOffset: number, kBlock = k, kOffset = 0) => {
-      const params = { m, n: columns, k: kBlock, ...strides, outColumns: n, nOffset, kOffset, accumulate: kOffset > 0 ? 1 : 0 };
-      const buffers = { a, b: bResource, out };
-      if (m === 1 && strides.bRowStride === 1) {
-        run("matmul", "gemvRows", { params, buffers, groups: grid(Math.ceil(columns / 8), batch), constants });
-      } else if (m === 1 && strides.bColStride === 1) {
-        run("matmul", "gemvCols", { params, buffers, groups: grid(Math.ceil(columns / 256), batch), constants });
-      } else {
-        const groups: [number, number, number] = [Math.ceil(columns / 64), Math.ceil(m / 64), batch];
-        if (groups.some((g) => g > 65535)) throw new Error(`webgpu backend: matmul of [${batch}, ${m}, ${k}] x [${k}, ${n}] needs more than 65535 workgroups in one dimension`);
-        run("matmul", "matmul", { params, buffers, groups, constants });
+    const max = gpu.maxBindingBytes;
+    const bBytes = BYTES_PER_ELEMENT[bDType];
+    // An operand larger than one binding is bound in blocks of its stored rows: A [M, K] by m, A^T
+    // stored [K, M] by k, B [K, N] by k, B^T stored [N, K] by n; out [M, N] by m.
+    const aSplit = a.bytes <= max ? null : transA ? "k" : "m";
+    const bSplit = b.bytes <= max ? null : transB ? "n" : "k";
+    const splitM = aSplit === "m" || out.bytes > max;
+    const splitK = aSplit === "k" || bSplit === "k";
+    if ((splitM || splitK || bSplit) && batch > 1) {
+      throw new Error(`webgpu backend: matmul: a batch of ${batch} products with an operand over one storage binding (${formatBytes(max)}) is not split`);
+    }
+    // Block sizes: as many rows as fit the widest operand split along that axis, in multiples that keep
+    // every binding offset aligned.
+    const block = (axis: string, ...rowBytes: number[]) => rowsPerBlock(`matmul (blocks of ${axis})`, Math.max(...rowBytes), rowMultiple(...rowBytes));
+    const mBlock = splitM ? block("m", ...(aSplit === "m" ? [k * 4] : []), n * 4) : m;
+    const kBlock = splitK ? block("k", ...(aSplit === "k" ? [m * 4] : []), ...(bSplit === "k" ? [n * bBytes] : [])) : k;
+    const nBlock = bSplit === "n" ? block("n", k * bBytes) : n;
+    const rows = (buffer: GpuBuffer, rowBytes: number, start: number, count: number): BindingResource => ({
+      buffer, offset: start * rowBytes, size: Math.ceil((count * rowBytes) / 4) * 4,
+    });
+    for (let m0 = 0; m0 < m; m0 += mBlock) {
+      const mb = Math.min(mBlock, m - m0);
+      for (let k0 = 0; k0 < k || k0 === 0; k0 += kBlock) {
+        const kb = Math.min(kBlock, k - k0);
+        for (let n0 = 0; n0 < n; n0 += nBlock) {
+          const nb = Math.min(nBlock, n - n0);
+          const params = {
+            m: mb, n: nb, k: kb, ...strides, outColumns: n, nOffset: n0,
+            aRowOffset: aSplit === "m" ? 0 : m0, aKOffset: aSplit === "k" ? 0 : k0, bKOffset: bSplit === "k" ? 0 : k0,
+            accumulate: k0 > 0 ? 1 : 0,
+          };
+          const buffers = {
+            a: aSplit === "m" ? rows(a, k * 4, m0, mb) : aSplit === "k" ? rows(a, m * 4, k0, kb) : a,
+            b: bSplit === "n" ? rows(b, k * bBytes, n0, nb) : bSplit === "k" ? rows(b, n * bBytes, k0, kb) : b,
+            out: splitM ? rows(out, n * 4, m0, mb) : out,
+          };
+          if (mb === 1 && strides.bRowStride === 1) {
+            run("matmul", "gemvRows", { params, buffers, groups: grid(Math.ceil(nb / 8), batch), constants });
+          } else if (mb === 1 && strides.bColStride === 1) {
+            run("matmul", "gemvCols", { params, buffers, groups: grid(Math.ceil(nb / 256), batch), constants });
+          } else {
+            const groups: [number, number, number] = [Math.ceil(nb / 64), Math.ceil(mb / 64), batch];
+            if (groups.some((g) => g > 65535)) throw new Error(`webgpu backend: matmul of [${batch}, ${m}, ${k}] x [${k}, ${n}] needs more than 65535 workgroups in one dimension`);
+            run("matmul", "matmul", { params, buffers, groups, constants });
+          }
+        }
+        if (k === 0) break;
       }
-    };
-    if (b.bytes <= gpu.maxBindingBytes) {
-      dispatch(b, n, 0);
-      return;
     }
-    // A weight larger than one binding, shared by the batch: an [N, K] weight (transB) in blocks of
-    // output columns, a [K, N] one in blocks of k whose products are added up.
-    if (batch > 1 && bBatchStride !== 0) {
-      throw new Error(`webgpu backend: matmul: a batch of ${formatBytes(b.bytes)} b matrices, more than one storage binding (${formatBytes(gpu.maxBindingBytes)})`);
-    }
-    if (transB) for (const block of rowBlocks(b, n, k, bDType)) dispatch(block.resource, block.rows, block.start);
-    else for (const block of rowBlocks(b, k, n, bDType)) dispatch(block.resource, n, 0, block.rows, block.start);
   }
 
   const name = "webgpu";
