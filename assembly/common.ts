@@ -76,3 +76,12 @@ export function f32ToF16(value: f32): u32 {
   const bits = <u32>load<u16>(ptr + (i << 1));
   return dtype == BF16 ? bf16ToF32(bits) : f16ToF32(bits);
 }
+
+/**
+ * c + a * b on f32x4 lanes. In the relaxed-SIMD builds (compiled with --enable relaxed-simd, where the
+ * compile-time constant ASC_FEATURE_RELAXED_SIMD is true) this is f32x4.relaxed_madd: one fused
+ * multiply-add where the CPU has FMA, rounding once instead of twice; otherwise mul then add.
+ */
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? f32x4.relaxed_madd(a, b, c) : f32x4.add(c, f32x4.mul(a, b));
+}

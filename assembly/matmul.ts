@@ -13,7 +13,13 @@
 // Packing makes every micro-kernel load sequential and handles transposes and bf16 / f16 weights in
 // one place (widened to f32 while packing). The micro-kernel does, per k: two v128 loads of B, four
 // broadcast loads of A, eight f32x4.mul and eight f32x4.add. Larger tiles spill registers in V8 and
-// hand unrolling did not help (V8 unrolls); FMA would not help either on 2-FMUL + 2-FADD pipes.
+// hand unrolling did not help (V8 unrolls).
+//
+// The relaxed-SIMD builds (hosts with relaxed SIMD, when asked for: WasmBackendOptions.relaxedSimd)
+// replace each mul + add by one f32x4.relaxed_madd (madd in common.ts), a fused multiply-add on CPUs
+// with FMA: 1024^3 on one thread went from 29-30 to 32 GFLOP/s here. Fused results round once, so they
+// differ from the plain builds' in the last bits. Alone, a 6 x 8 fused tile is faster still
+// (bench/microkernel: up to 46 GFLOP/s), but inside this GEMM it measured 16-17 GFLOP/s: not used.
 //
 // M = 1 (decoding one token) takes the GEMV paths instead: no packing, the weight rows are streamed
 // once, bf16 widened in registers with a zero-interleaving shuffle.
@@ -21,12 +27,12 @@
 // Threads split the output columns (or the batch, when it has at least one entry per thread); each
 // thread packs into its own workspace.
 
-import { BF16, F16, F32, f16ToF32, loadAsF32, partEnd, partStart } from "./common";
+import { BF16, F16, F32, f16ToF32, loadAsF32, madd, partEnd, partStart } from "./common";
 
 const MR = 4;
 const NR = 8;
 const KC = 256;
-const MC = 128;
+const MC = 128; // a multiple of MR: row blocks never share a tile
 const NC = 512;
 
 /** Bytes of workspace each thread needs: a packed B block, a packed A block, one 4 x 8 tile. */
@@ -45,17 +51,17 @@ export function matmulWorkspaceBytes(): usize {
   while (ap < end) {
     const b0 = v128.load(bp), b1 = v128.load(bp, 16);
     let a = v128.load32_splat(ap);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
     a = v128.load32_splat(ap, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
     a = v128.load32_splat(ap, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
     a = v128.load32_splat(ap, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30);
+    c31 = madd(a, b1, c31);
     ap += 16;
     bp += 32;
   }
@@ -181,7 +187,7 @@ function gemm(
             if (row + MR <= m && col + NR <= n1) {
               microKernel(ap, bp, kc, c, ldc, pc > 0);
             } else {
-              // An edge tile: compute the whole 4 x 8 tile aside, then add the part inside out.
+              // An edge tile: compute the whole MR x NR tile aside, then add the part inside out.
               microKernel(ap, bp, kc, tile, NR * 4, false);
               const rows = min<i32>(MR, m - row), cols = min<i32>(NR, n1 - col);
               for (let r = 0; r < rows; r++) {
@@ -265,27 +271,27 @@ function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, 
         const xp = xs + (<usize>p << 2), wp = <usize>p << 1;
         const xe = v128.load(xp), xo = v128.load(xp, 16);
         const w0 = v128.load(r0 + wp), w1 = v128.load(r1 + wp), w2 = v128.load(r2 + wp), w3 = v128.load(r3 + wp);
-        a0 = f32x4.add(a0, f32x4.mul(i32x4.shl(w0, 16), xe));
-        b0 = f32x4.add(b0, f32x4.mul(v128.and(w0, highHalves), xo));
-        a1 = f32x4.add(a1, f32x4.mul(i32x4.shl(w1, 16), xe));
-        b1 = f32x4.add(b1, f32x4.mul(v128.and(w1, highHalves), xo));
-        a2 = f32x4.add(a2, f32x4.mul(i32x4.shl(w2, 16), xe));
-        b2 = f32x4.add(b2, f32x4.mul(v128.and(w2, highHalves), xo));
-        a3 = f32x4.add(a3, f32x4.mul(i32x4.shl(w3, 16), xe));
-        b3 = f32x4.add(b3, f32x4.mul(v128.and(w3, highHalves), xo));
+        a0 = madd(i32x4.shl(w0, 16), xe, a0);
+        b0 = madd(v128.and(w0, highHalves), xo, b0);
+        a1 = madd(i32x4.shl(w1, 16), xe, a1);
+        b1 = madd(v128.and(w1, highHalves), xo, b1);
+        a2 = madd(i32x4.shl(w2, 16), xe, a2);
+        b2 = madd(v128.and(w2, highHalves), xo, b2);
+        a3 = madd(i32x4.shl(w3, 16), xe, a3);
+        b3 = madd(v128.and(w3, highHalves), xo, b3);
       }
     } else {
       for (let p = 0; p < k8; p += 8) {
         const xp = x + (<usize>p << 2), wp = <usize>p << 2;
         const xl = v128.load(xp), xh = v128.load(xp, 16);
-        a0 = f32x4.add(a0, f32x4.mul(v128.load(r0 + wp), xl));
-        b0 = f32x4.add(b0, f32x4.mul(v128.load(r0 + wp, 16), xh));
-        a1 = f32x4.add(a1, f32x4.mul(v128.load(r1 + wp), xl));
-        b1 = f32x4.add(b1, f32x4.mul(v128.load(r1 + wp, 16), xh));
-        a2 = f32x4.add(a2, f32x4.mul(v128.load(r2 + wp), xl));
-        b2 = f32x4.add(b2, f32x4.mul(v128.load(r2 + wp, 16), xh));
-        a3 = f32x4.add(a3, f32x4.mul(v128.load(r3 + wp), xl));
-        b3 = f32x4.add(b3, f32x4.mul(v128.load(r3 + wp, 16), xh));
+        a0 = madd(v128.load(r0 + wp), xl, a0);
+        b0 = madd(v128.load(r0 + wp, 16), xh, b0);
+        a1 = madd(v128.load(r1 + wp), xl, a1);
+        b1 = madd(v128.load(r1 + wp, 16), xh, b1);
+        a2 = madd(v128.load(r2 + wp), xl, a2);
+        b2 = madd(v128.load(r2 + wp, 16), xh, b2);
+        a3 = madd(v128.load(r3 + wp), xl, a3);
+        b3 = madd(v128.load(r3 + wp, 16), xh, b3);
       }
     }
     let s0 = horizontalSum(f32x4.add(a0, b0)), s1 = horizontalSum(f32x4.add(a1, b1));
@@ -308,8 +314,8 @@ function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, 
     let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
     for (let p = 0; p < k8; p += 8) {
       const xp = x + (<usize>p << 2);
-      acc0 = f32x4.add(acc0, f32x4.mul(weights8Low(row, p, bf16), v128.load(xp)));
-      acc1 = f32x4.add(acc1, f32x4.mul(weights8High(row, p, bf16), v128.load(xp, 16)));
+      acc0 = madd(weights8Low(row, p, bf16), v128.load(xp), acc0);
+      acc1 = madd(weights8High(row, p, bf16), v128.load(xp, 16), acc1);
     }
     let sum = horizontalSum(f32x4.add(acc0, acc1));
     for (let p = k8; p < k; p++) sum += load<f32>(x + (<usize>p << 2)) * loadAsF32(w, bDType, <usize>j * <usize>k + <usize>p);

@@ -1,5 +1,5 @@
-// Matmul throughput: the WASM backend (1 and 2 threads) vs the reference backend vs TensorFlow.js's WASM
-// backend (XNNPACK), side by side in one run. Shapes from issue "WASM SIMD backend": 256^3, 1024^3,
+// Matmul throughput: the WASM backend (1 and 2 threads; default build and relaxed-SIMD build with fused
+// multiply-adds) vs the reference backend vs TensorFlow.js's WASM backend (XNNPACK), side by side in one run. Shapes from issue "WASM SIMD backend": 256^3, 1024^3,
 // 2048^3, prefill 128x2048x8192, decode 1x2048x8192 (f32 and bf16 weights, cycled through 64 MiB).
 
 import * as tf from "@tensorflow/tfjs-core";
@@ -31,24 +31,30 @@ export async function benchMatmul(): Promise<void> {
   await tf.ready();
   const tfThreads = (await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT")) ? tfWasm.getThreadsCount() : 1;
   const wasm1 = await backendByName("wasm", 1), wasm2 = await backendByName("wasm", 2), js = await backendByName("js", 1);
+  const fma1 = await backendByName("wasm", 1, { relaxedSimd: true }), fma2 = await backendByName("wasm", 2, { relaxedSimd: true });
   console.log(`\nmatmul, GFLOP/s (median); decode rows also give GB/s of weights read. tfjs-wasm ${tf.version_core} runs ${tfThreads} thread(s) under Node (no multithread support there).`);
   console.log(
-    `${"M x K x N".padEnd(18)} ${"dtype".padEnd(5)} ${"wasm 1t".padStart(9)} ${"wasm 2t".padStart(9)} ${"js ref".padStart(8)} ${"tfjs-wasm".padStart(9)} ${"2t/tfjs".padStart(8)} ${"1t/tfjs".padStart(8)}`,
+    `${"M x K x N".padEnd(18)} ${"dtype".padEnd(5)} ${"wasm 1t".padStart(9)} ${"wasm 2t".padStart(9)} ${"fma 1t".padStart(8)} ${"fma 2t".padStart(8)} ` +
+      `${"js ref".padStart(8)} ${"tfjs-wasm".padStart(9)} ${"2t/tfjs".padStart(8)} ${"1t/tfjs".padStart(8)} ${"fma1t/tfjs".padStart(10)}`,
   );
   for (const [m, k, n] of SHAPES) {
     for (const dtype of m === 1 ? (["f32", "bf16"] as const) : (["f32"] as const)) {
       const one: MatmulMeasurement = measureMatmul(wasm1, 1, m, k, n, dtype);
       const two: MatmulMeasurement = measureMatmul(wasm2, 2, m, k, n, dtype);
+      const fmaOne = measureMatmul(fma1, 1, m, k, n, dtype), fmaTwo = measureMatmul(fma2, 2, m, k, n, dtype);
       // The reference backend is too slow beyond 256^3 (about 0.4 GFLOP/s: 40 s for one 2048^3).
       const ref = m * n * k <= 256 ** 3 || m === 1 ? measureMatmul(js, 1, m, k, n, dtype, 0.5).gflops : NaN;
       const tfjs = dtype === "f32" ? measureTfjs(m, k, n) : NaN;
       const fmt = (v: number, width: number) => (Number.isNaN(v) ? "-" : v.toFixed(2)).padStart(width);
-      const gbps = m === 1 ? `   weights: ${one.weightGBps.toFixed(1)} GB/s 1t, ${two.weightGBps.toFixed(1)} GB/s 2t` : "";
+      const gbps = m === 1
+        ? `   weights GB/s: ${one.weightGBps.toFixed(1)} 1t, ${two.weightGBps.toFixed(1)} 2t, fma ${fmaOne.weightGBps.toFixed(1)} 1t, ${fmaTwo.weightGBps.toFixed(1)} 2t`
+        : "";
       console.log(
-        `${`${m} x ${k} x ${n}`.padEnd(18)} ${dtype.padEnd(5)} ${fmt(one.gflops, 9)} ${fmt(two.gflops, 9)} ${fmt(ref, 8)} ${fmt(tfjs, 9)} ` +
-          `${fmt(two.gflops / tfjs, 8)} ${fmt(one.gflops / tfjs, 8)}${gbps}`,
+        `${`${m} x ${k} x ${n}`.padEnd(18)} ${dtype.padEnd(5)} ${fmt(one.gflops, 9)} ${fmt(two.gflops, 9)} ${fmt(fmaOne.gflops, 8)} ${fmt(fmaTwo.gflops, 8)} ` +
+          `${fmt(ref, 8)} ${fmt(tfjs, 9)} ${fmt(two.gflops / tfjs, 8)} ${fmt(one.gflops / tfjs, 8)} ${fmt(fmaOne.gflops / tfjs, 10)}${gbps}`,
       );
     }
   }
   wasm2.dispose?.();
+  fma2.dispose?.();
 }

@@ -18,7 +18,12 @@ rmSync(join(root, "build"), { recursive: true, force: true });
 const asc = join(root, "node_modules/assemblyscript/bin/asc.js");
 const ascFlags = ["--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", "--importMemory", "--noExportMemory",
   "--initialMemory", "2", "--maximumMemory", "65536"];
-for (const [name, extra] of [["kernels-threads", ["--enable", "threads", "--sharedMemory"]], ["kernels-single", []]]) {
+// Each also in a relaxed-SIMD variant (fused multiply-add; see assembly/matmul.ts), used when asked for.
+const threadsFlags = ["--enable", "threads", "--sharedMemory"], relaxedFlags = ["--enable", "relaxed-simd"];
+for (const [name, extra] of [
+  ["kernels-threads", threadsFlags], ["kernels-single", []],
+  ["kernels-threads-relaxed", [...threadsFlags, ...relaxedFlags]], ["kernels-single-relaxed", relaxedFlags],
+]) {
   execFileSync(process.execPath, [asc, join(root, "assembly/index.ts"), "-o", join(root, `build/wasm/${name}.wasm`), ...ascFlags, ...extra], {
     stdio: "inherit",
   });

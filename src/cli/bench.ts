@@ -5,7 +5,7 @@
 // through enough copies to exceed the 32 MiB L3 cache twice, so GEMV figures are streaming-from-memory
 // figures, not cache figures. The result is the median of repeated runs.
 
-import { createJsBackend, createWasmBackend, matmul, noGrad, randn, scope, type AnyBackend, type Tensor } from "../index.js";
+import { createJsBackend, matmul, noGrad, randn, scope, type AnyBackend, type Tensor } from "../index.js";
 import { createNodeWasmBackend, createNodeWebGpuBackend } from "../node/index.js";
 import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 
@@ -16,6 +16,8 @@ export interface MatmulMeasurement {
   k: number;
   n: number;
   dtype: "f32" | "bf16";
+  /** The wasm backend's relaxed-SIMD build (fused multiply-add) was used. */
+  relaxedSimd: boolean;
   /** Median GFLOP/s (2 M N K flops per product). */
   gflops: number;
   /** Weight bytes read per second (GB/s), the figure of merit for GEMV. */
@@ -53,7 +55,7 @@ function matmulOperands(backend: AnyBackend, m: number, k: number, n: number, dt
     product: (i: number) => void matmul(a, weights[i % copies]!, { transB: decode }),
     dispose: () => [a, ...weights].forEach((t) => t.dispose()),
     measurement: (threads: number, medianMs: number, runs: number): MatmulMeasurement => ({
-      backend: backend.name, threads, m, k, n, dtype, medianMs, runs,
+      backend: backend.name, threads, m, k, n, dtype, medianMs, runs, relaxedSimd: (backend as { relaxedSimd?: boolean }).relaxedSimd === true,
       gflops: (2 * m * n * k) / (medianMs / 1000) / 1e9,
       weightGBps: weightBytes / (medianMs / 1000) / 1e9,
     }),
@@ -100,9 +102,9 @@ export async function measureMatmulQueued(
 }
 
 /** A backend by name: "wasm" (with `threads` worker threads), "webgpu" (Dawn) or "js". */
-export async function backendByName(name: string, threads: number): Promise<AnyBackend & { dispose?(): void }> {
+export async function backendByName(name: string, threads: number, options: { relaxedSimd?: boolean } = {}): Promise<AnyBackend & { dispose?(): void }> {
   if (name === "js") return createJsBackend();
-  if (name === "wasm") return threads > 1 ? createNodeWasmBackend({ threads }) : createWasmBackend({ threads: 1 });
+  if (name === "wasm") return createNodeWasmBackend({ threads, relaxedSimd: options.relaxedSimd === true });
   if (name === "webgpu") {
     const backend = await createNodeWebGpuBackend();
     console.error(`olmo: webgpu adapter: ${backend.adapter}`);
@@ -119,6 +121,7 @@ const spec: Record<string, OptionSpec> = {
   backend: { kind: "value", help: "wasm (default), webgpu or js" },
   dtype: { kind: "value", help: "f32 (default) or bf16 weights" },
   seconds: { kind: "value", help: "minimum measuring time (default 1)" },
+  "relaxed-simd": { kind: "flag", help: "wasm: the relaxed-SIMD build (fused multiply-add), where the host has it" },
   json: { kind: "flag", help: "print one JSON object" },
   help: { kind: "flag", help: "show this help" },
 };
@@ -139,7 +142,7 @@ export async function runBench(args: string[]): Promise<void> {
   if (dtype !== "f32" && dtype !== "bf16") throw new UsageError(`olmo bench matmul: --dtype must be f32 or bf16, got ${dtype}`);
   const threads = int("threads", 1);
   const seconds = Number(values.get("seconds") ?? 1);
-  const backend = await backendByName(values.get("backend") ?? "wasm", threads);
+  const backend = await backendByName(values.get("backend") ?? "wasm", threads, { relaxedSimd: flags.has("relaxed-simd") });
   const result =
     "sync" in backend
       ? await measureMatmulQueued(backend as AnyBackend & { sync(): Promise<void> }, int("m"), int("k"), int("n"), dtype, seconds)

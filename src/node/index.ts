@@ -2,7 +2,8 @@
 
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { createWasmBackend, type PoolWorker, type WasmBackend, type WasmBackendOptions } from "../backends/wasm/index.js";
+import { setFlagsFromString } from "node:v8";
+import { createWasmBackend, probeWasmFeatures, type PoolWorker, type WasmBackend, type WasmBackendOptions } from "../backends/wasm/index.js";
 
 /** A worker_threads worker running `source`; once unref'd, a finished program exits on its own. */
 export function spawnNodeWorker(source: string): PoolWorker {
@@ -20,8 +21,13 @@ export function spawnNodeWorker(source: string): PoolWorker {
   };
 }
 
-/** The WASM SIMD backend with worker_threads; threads default to the machine's cores (at most 8). */
+/**
+ * The WASM SIMD backend with worker_threads; threads default to the machine's cores (at most 8). With
+ * relaxedSimd, Node 20 (which has relaxed SIMD only behind a V8 flag) gets that flag turned on for
+ * this process first; Node 22 and later have it on already.
+ */
 export function createNodeWasmBackend(options: Omit<WasmBackendOptions, "spawnWorker"> = {}): Promise<WasmBackend> {
+  if (options.relaxedSimd && !probeWasmFeatures().relaxedSimd) setFlagsFromString("--experimental-wasm-relaxed-simd");
   return createWasmBackend({ threads: Math.min(availableParallelism(), 8), ...options, spawnWorker: spawnNodeWorker });
 }
 export { fileSource, folderSource } from "./fs.js";

@@ -6,7 +6,7 @@ export interface WasmFeatures {
   simd: boolean;
   /** Shared memory and atomics with SharedArrayBuffer (browsers need cross-origin isolation). */
   threads: boolean;
-  /** Relaxed SIMD (FMA and friends); probed and reported, not used by the kernels yet. */
+  /** Relaxed SIMD (fused multiply-add and friends): the relaxed builds need it (WasmBackendOptions.relaxedSimd). */
   relaxedSimd: boolean;
 }
 

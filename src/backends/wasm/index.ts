@@ -3,7 +3,10 @@
 //
 // Two builds are embedded in the bundle: one with shared memory and atomics (threads) and one without
 // (hosts without SharedArrayBuffer, such as browser pages that are not cross-origin isolated). Both
-// need SIMD; a host without it gets a clear error (the js backend still works there).
+// need SIMD; a host without it gets a clear error (the js backend still works there). Each also comes
+// in a relaxed-SIMD variant (fused multiply-adds in matmul), used when options.relaxedSimd asks for it
+// and the host has relaxed SIMD. It is opt-in because fused results differ in the last bits from the
+// plain build's, and hosts differ in whether they have it (Node 20 only behind a flag).
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
@@ -12,6 +15,8 @@ import { probeWasmFeatures, type WasmFeatures } from "./features.js";
 import { ThreadPool, type SpawnWorker } from "./pool.js";
 import threadedKernels from "../../../build/wasm/kernels-threads.wasm";
 import singleKernels from "../../../build/wasm/kernels-single.wasm";
+import threadedRelaxedKernels from "../../../build/wasm/kernels-threads-relaxed.wasm";
+import singleRelaxedKernels from "../../../build/wasm/kernels-single-relaxed.wasm";
 
 export { probeWasmFeatures, type WasmFeatures } from "./features.js";
 export { WasmOutOfMemoryError } from "./arena.js";
@@ -35,11 +40,18 @@ export interface WasmBackendOptions {
   maxMemoryBytes?: number;
   /** Work (elements, or multiply-adds) below which a kernel runs on the calling thread alone. */
   parallelMinWork?: number;
+  /**
+   * Use the relaxed-SIMD build (fused multiply-add matmul) if the host has relaxed SIMD: faster where
+   * the CPU has FMA, results differ from the default build in the last bits. Default false.
+   */
+  relaxedSimd?: boolean;
 }
 
 export interface WasmBackend extends Backend<WasmBuffer> {
   readonly threads: number;
   readonly features: WasmFeatures;
+  /** Whether this backend runs the relaxed-SIMD build (options.relaxedSimd on a host that has it). */
+  readonly relaxedSimd: boolean;
   /** Bytes held by live buffers, and reserved by the heap (its high-water mark). */
   memoryUsage(): { inUse: number; reserved: number; limit: number };
   /** Stop the worker threads. */
@@ -80,7 +92,10 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const limit = Math.min(options.maxMemoryBytes ?? MAX_WASM_BYTES, MAX_WASM_BYTES);
   const shared = features.threads;
   const memory = new WebAssembly.Memory({ initial: 2, maximum: Math.ceil(limit / WASM_PAGE), shared } as WebAssembly.MemoryDescriptor);
-  const module = await WebAssembly.compile(shared ? threadedKernels : singleKernels);
+  const relaxed = options.relaxedSimd === true && features.relaxedSimd;
+  const module = await WebAssembly.compile(
+    relaxed ? (shared ? threadedRelaxedKernels : singleRelaxedKernels) : shared ? threadedKernels : singleKernels,
+  );
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const exports = instance.exports as unknown as Exports;
   const arena = new Arena(memory, exports.heapBase(), limit);
@@ -287,6 +302,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     name: "wasm",
     threads,
     features,
+    relaxedSimd: relaxed,
     kernels,
     allocate: (dtype, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
