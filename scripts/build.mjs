@@ -14,16 +14,14 @@ const entries = (dir, suffix) =>
 rmSync(join(root, "dist"), { recursive: true, force: true });
 rmSync(join(root, "build"), { recursive: true, force: true });
 
-// WebAssembly kernels (assembly/), two builds: shared memory + threads, and single-threaded.
+// WebAssembly kernels (assembly/): a plain-SIMD build and a relaxed-SIMD one (fused multiply-add; see
+// assembly/matmul.ts). The kernels use no atomics, so a shared-memory (threads) build differs from
+// these only in one flag of the memory import: src/backends/wasm/module.ts sets it at run time
+// instead of embedding two more copies.
 const asc = join(root, "node_modules/assemblyscript/bin/asc.js");
 const ascFlags = ["--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", "--importMemory", "--noExportMemory",
   "--initialMemory", "2", "--maximumMemory", "65536"];
-// Each also in a relaxed-SIMD variant (fused multiply-add; see assembly/matmul.ts), used when asked for.
-const threadsFlags = ["--enable", "threads", "--sharedMemory"], relaxedFlags = ["--enable", "relaxed-simd"];
-for (const [name, extra] of [
-  ["kernels-threads", threadsFlags], ["kernels-single", []],
-  ["kernels-threads-relaxed", [...threadsFlags, ...relaxedFlags]], ["kernels-single-relaxed", relaxedFlags],
-]) {
+for (const [name, extra] of [["kernels", []], ["kernels-relaxed", ["--enable", "relaxed-simd"]]]) {
   execFileSync(process.execPath, [asc, join(root, "assembly/index.ts"), "-o", join(root, `build/wasm/${name}.wasm`), ...ascFlags, ...extra], {
     stdio: "inherit",
   });

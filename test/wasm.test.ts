@@ -3,11 +3,15 @@
 // threads; plus its memory limit, kernel argument checks and clean shutdown.
 
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "uvu";
 import * as ops from "../src/index.js";
 import { createWasmBackend, randn, scope, tensor, type WasmBuffer } from "../src/index.js";
 import { expectSameAsReference, opCases } from "./backend-cases.js";
 import { createNodeWasmBackend } from "../src/node/index.js";
+import { withSharedMemory } from "../src/backends/wasm/module.js";
 import { repoRoot, wasmBackendsUnderTest } from "./helpers.js";
 
 const [wasm1, wasm2] = await wasmBackendsUnderTest();
@@ -27,6 +31,20 @@ for (const c of opCases) {
       ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!], ["wasm relaxed SIMD, 1 thread", relaxed1], ["wasm relaxed SIMD, 2 threads", relaxed2],
     ]));
 }
+
+test("the shared-memory binary made at run time is byte for byte what asc builds with --sharedMemory", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-asc-"));
+  const asc = `${repoRoot}node_modules/assemblyscript/bin/asc.js`;
+  const flags = ["--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", "--importMemory", "--noExportMemory", "--initialMemory", "2", "--maximumMemory", "65536"];
+  for (const [name, extra] of [["kernels", []], ["kernels-relaxed", ["--enable", "relaxed-simd"]]] as const) {
+    const out = `${dir}/${name}.wasm`;
+    const r = spawnSync(process.execPath, [asc, `${repoRoot}assembly/index.ts`, "-o", out, ...flags, ...extra, "--enable", "threads", "--sharedMemory"], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(r.stderr);
+    const want = readFileSync(out), got = withSharedMemory(readFileSync(`${repoRoot}build/wasm/${name}.wasm`));
+    if (Buffer.compare(want, Buffer.from(got)) !== 0) throw new Error(`${name}: the run-time shared build differs from asc's`);
+  }
+  rmSync(dir, { recursive: true });
+});
 
 test("an allocation past the memory limit fails with the numbers", async () => {
   const small = await createWasmBackend({ maxMemoryBytes: 64 * 2 ** 20 });

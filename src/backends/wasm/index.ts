@@ -1,22 +1,22 @@
 // The WASM SIMD backend: the kernels of assembly/ compiled to WebAssembly with 128-bit SIMD, on one
 // WebAssembly memory that holds every tensor, optionally shared by a pool of worker threads.
 //
-// Two builds are embedded in the bundle: one with shared memory and atomics (threads) and one without
-// (hosts without SharedArrayBuffer, such as browser pages that are not cross-origin isolated). Both
-// need SIMD; a host without it gets a clear error (the js backend still works there). Each also comes
-// in a relaxed-SIMD variant (fused multiply-adds in matmul), used when options.relaxedSimd asks for it
-// and the host has relaxed SIMD. It is opt-in because fused results differ in the last bits from the
-// plain build's, and hosts differ in whether they have it (Node 20 only behind a flag).
+// The kernels run on a shared memory where the host has SharedArrayBuffer and shared WebAssembly
+// memories (threads), else on an unshared one (browser pages that are not cross-origin isolated): the
+// same binary, with its memory import marked shared or not (module.ts). Both need SIMD; a host without
+// it gets a clear error (the js backend still works there). A second binary uses relaxed SIMD (fused
+// multiply-adds in matmul), when options.relaxedSimd asks for it and the host has relaxed SIMD. It is
+// opt-in because fused results differ in the last bits from the plain build's, and hosts differ in
+// whether they have it (Node 20 only behind a flag).
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
 import { Arena, formatBytes, MAX_WASM_BYTES, WASM_PAGE } from "./arena.js";
 import { probeWasmFeatures, type WasmFeatures } from "./features.js";
 import { ThreadPool, type SpawnWorker } from "./pool.js";
-import threadedKernels from "../../../build/wasm/kernels-threads.wasm";
-import singleKernels from "../../../build/wasm/kernels-single.wasm";
-import threadedRelaxedKernels from "../../../build/wasm/kernels-threads-relaxed.wasm";
-import singleRelaxedKernels from "../../../build/wasm/kernels-single-relaxed.wasm";
+import plainKernels from "../../../build/wasm/kernels.wasm";
+import relaxedKernels from "../../../build/wasm/kernels-relaxed.wasm";
+import { withSharedMemory } from "./module.js";
 
 export { probeWasmFeatures, type WasmFeatures } from "./features.js";
 export { WasmOutOfMemoryError } from "./arena.js";
@@ -93,9 +93,8 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const shared = features.threads;
   const memory = new WebAssembly.Memory({ initial: 2, maximum: Math.ceil(limit / WASM_PAGE), shared } as WebAssembly.MemoryDescriptor);
   const relaxed = options.relaxedSimd === true && features.relaxedSimd;
-  const module = await WebAssembly.compile(
-    relaxed ? (shared ? threadedRelaxedKernels : singleRelaxedKernels) : shared ? threadedKernels : singleKernels,
-  );
+  const binary = relaxed ? relaxedKernels : plainKernels;
+  const module = await WebAssembly.compile(shared ? withSharedMemory(binary) : binary);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const exports = instance.exports as unknown as Exports;
   const arena = new Arena(memory, exports.heapBase(), limit);
