@@ -7,15 +7,11 @@
 // does the top of the heap move up, growing the memory. A WebAssembly memory holds at most 4 GiB: past
 // that, allocation fails with the numbers.
 
+import { formatBytes } from "../../core/format.js";
+
 export const WASM_PAGE = 65536;
 export const MAX_WASM_BYTES = 65536 * WASM_PAGE; // 4 GiB
 const ALIGN = 64;
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  return `${bytes} bytes`;
-}
 
 export class WasmOutOfMemoryError extends Error {
   constructor(message: string) {

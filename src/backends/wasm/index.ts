@@ -11,7 +11,8 @@
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
-import { Arena, formatBytes, MAX_WASM_BYTES, WASM_PAGE } from "./arena.js";
+import { formatBytes } from "../../core/format.js";
+import { Arena, MAX_WASM_BYTES, WASM_PAGE } from "./arena.js";
 import { probeWasmFeatures, type WasmFeatures } from "./features.js";
 import { ThreadPool, type SpawnWorker } from "./pool.js";
 import plainKernels from "../../../build/wasm/kernels.wasm";

@@ -14,7 +14,8 @@
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BYTES_PER_ELEMENT, f32ToBf16, f32ToF16, type DType, type HostArray } from "../../core/dtype.js";
 import { sizeOf, stridesOf } from "../../core/shape.js";
-import { formatBytes, grid, GpuRuntime, type BindingResource, type Dispatch, type GpuBuffer } from "./runtime.js";
+import { formatBytes } from "../../core/format.js";
+import { grid, GpuRuntime, type BindingResource, type Dispatch, type GpuBuffer } from "./runtime.js";
 import type { FamilyName } from "./shaders.js";
 
 export type { GpuBuffer } from "./runtime.js";
@@ -38,6 +39,13 @@ export interface WebGpuBackend extends Backend<GpuBuffer> {
   memoryUsage(): { inUse: number; pooled: number };
   /** Release the device. */
   dispose(): void;
+}
+
+/** Rows [start, start + count) of operands bound in blocks; `whole` when there is one block, bound as the whole buffer. */
+interface Block {
+  start: number;
+  count: number;
+  whole: boolean;
 }
 
 /** What the kernels need from a device, beyond WebGPU's defaults. */
@@ -105,17 +113,28 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
       return (multiple * own) / gcd(multiple, own);
     }, 1);
   };
-  /** Rows of `rowBytes` (the widest operand split this way) per block, a multiple of `multiple`. */
-  const rowsPerBlock = (what: string, rowBytes: number, multiple: number) => {
-    const rows = Math.floor(gpu.maxBindingBytes / rowBytes / multiple) * multiple;
-    if (rows === 0) throw new Error(`webgpu backend: ${what}: ${multiple} rows of ${formatBytes(rowBytes)} exceed one storage binding (${formatBytes(gpu.maxBindingBytes)})`);
-    return rows;
+  /**
+   * The blocks of rows in which to bind [rows, ...] operands, given with their bytes per row: one block
+   * when every operand fits one storage binding, else as many rows as the widest row allows, in a
+   * multiple of rowMultiple so that every block starts at an aligned offset.
+   */
+  const blocksOf = (what: string, rows: number, operands: [GpuBuffer, number][]): Block[] => {
+    if (operands.every(([buffer]) => buffer.bytes <= gpu.maxBindingBytes)) return [{ start: 0, count: rows, whole: true }];
+    const rowBytes = operands.map(([, bytes]) => bytes);
+    const widest = Math.max(...rowBytes), multiple = rowMultiple(...rowBytes);
+    const perBlock = Math.floor(gpu.maxBindingBytes / widest / multiple) * multiple;
+    if (perBlock === 0) throw new Error(`webgpu backend: ${what}: ${multiple} rows of ${formatBytes(widest)} exceed one storage binding (${formatBytes(gpu.maxBindingBytes)})`);
+    const blocks: Block[] = [];
+    for (let start = 0; start < rows; start += perBlock) blocks.push({ start, count: Math.min(perBlock, rows - start), whole: false });
+    return blocks;
   };
+  /** A block of rows of a [rows, ...] buffer with `rowBytes` per row, as a binding (the whole buffer for a whole block). */
+  const rowRange = (buffer: GpuBuffer, rowBytes: number, { start, count, whole }: Block): BindingResource =>
+    whole ? buffer : { buffer, offset: start * rowBytes, size: Math.ceil((count * rowBytes) / 4) * 4 };
 
   /**
    * Run an elementwise entry point over `size` elements. When an operand is larger than one storage
-   * binding, the elements go in chunks (sized by rowsPerBlock, so every offset is aligned for
-   * every dtype), each operand bound at its chunk's byte range. `shape(count)` gives the Params and
+   * binding, the elements go in blocks (blocksOf), each operand bound at its block's byte range. `shape(count)` gives the Params and
    * the number of invocations for a chunk of `count` elements.
    */
   const elementwise = (
@@ -126,17 +145,10 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     shape: (count: number) => { params: Dispatch["params"]; invocations: number },
   ) => {
     if (size === 0) return;
-    const largest = Math.max(...Object.values(operands).map(([b]) => b.bytes));
-    const elementBytes = Object.values(operands).map(([, dtype]) => BYTES_PER_ELEMENT[dtype]);
-    const chunk = largest <= gpu.maxBindingBytes ? size : rowsPerBlock(entry, Math.max(...elementBytes), rowMultiple(...elementBytes));
-    for (let start = 0; start < size; start += chunk) {
-      const count = Math.min(chunk, size - start);
-      const buffers: Record<string, BindingResource> = {};
-      for (const [name, [buffer, dtype]] of Object.entries(operands)) {
-        const bpe = BYTES_PER_ELEMENT[dtype];
-        buffers[name] = chunk === size ? buffer : { buffer, offset: start * bpe, size: Math.ceil((count * bpe) / 4) * 4 };
-      }
-      const { params, invocations } = shape(count);
+    const elements = Object.entries(operands).map(([name, [buffer, dtype]]) => [name, buffer, BYTES_PER_ELEMENT[dtype]] as const);
+    for (const block of blocksOf(entry, size, elements.map(([, buffer, bytes]) => [buffer, bytes]))) {
+      const buffers = Object.fromEntries(elements.map(([name, buffer, bytes]) => [name, rowRange(buffer, bytes, block)]));
+      const { params, invocations } = shape(block.count);
       run(family, entry, { params, buffers, groups: grid(Math.ceil(invocations / 256)) });
     }
   };
@@ -155,9 +167,8 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
 
   /**
    * Run a row kernel (one workgroup per row) over `rows` rows. Operands are [rows, ...] arrays given
-   * with their bytes per row; when one is larger than a storage binding, the rows go in blocks (a
-   * multiple of rowMultiple, so every offset is aligned), each operand bound at its block. `other` buffers
-   * are bound whole.
+   * with their bytes per row; when one is larger than a storage binding, the rows go in blocks
+   * (blocksOf), each operand bound at its block. `other` buffers are bound whole.
    */
   const rowwise = (
     family: FamilyName,
@@ -167,16 +178,10 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     other: Record<string, GpuBuffer>,
     params: (rowOffset: number, blockRows: number) => Dispatch["params"],
   ) => {
-    const largest = Math.max(...Object.values(perRow).map(([b]) => b.bytes));
-    const widest = Math.max(...Object.values(perRow).map(([, rowBytes]) => rowBytes));
-    const block = largest <= gpu.maxBindingBytes ? rows : rowsPerBlock(entry, widest, rowMultiple(...Object.values(perRow).map(([, b]) => b)));
-    for (let r0 = 0; r0 < rows; r0 += block) {
-      const count = Math.min(block, rows - r0);
+    for (const block of blocksOf(entry, rows, Object.values(perRow))) {
       const buffers: Record<string, BindingResource> = { ...other };
-      for (const [name, [buffer, rowBytes]] of Object.entries(perRow)) {
-        buffers[name] = block === rows ? buffer : { buffer, offset: r0 * rowBytes, size: Math.ceil((count * rowBytes) / 4) * 4 };
-      }
-      run(family, entry, { params: params(r0, count), buffers, groups: grid(count) });
+      for (const [name, [buffer, rowBytes]] of Object.entries(perRow)) buffers[name] = rowRange(buffer, rowBytes, block);
+      run(family, entry, { params: params(block.start, block.count), buffers, groups: grid(block.count) });
     }
   };
   const softmaxParams = (cols: number) => (rowOffset: number, rows: number) => ({ rows, cols, rowOffset });
@@ -332,20 +337,22 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
         { x: [logits, vocab * 4], targets: [targets, 4], lseIn: [lse, 4], dnll: [dnll, 4], out: [dlogits, vocab * 4] }, {}, softmaxParams(vocab)),
 
     embedding: ({ table, tableDType, ids, out, count, vocab, dim }) => {
-      for (const block of rowBlocks(table, vocab, dim, tableDType)) {
+      const rowBytes = dim * BYTES_PER_ELEMENT[tableDType];
+      for (const block of blocksOf("embedding", vocab, [[table, rowBytes]])) {
         run("embedding", "embedding", {
-          params: { count, vocab, dim, vocabStart: block.start, vocabRows: block.rows },
-          buffers: { ids, table: block.resource, out, status: gpu.status },
+          params: { count, vocab, dim, vocabStart: block.start, vocabRows: block.count },
+          buffers: { ids, table: rowRange(table, rowBytes, block), out, status: gpu.status },
           groups: grid(Math.ceil((count * dim) / 256)),
           constants: { TABLE_DTYPE: DTYPE_CODE[tableDType] },
         });
       }
     },
     embeddingBackward: ({ ids, dout, dtable, count, vocab, dim }) => {
-      for (const block of rowBlocks(dtable, vocab, dim, "f32")) {
-        const params = { count, vocab, dim, vocabStart: block.start, vocabRows: block.rows };
-        run("embedding", "embeddingBackwardZero", { params, buffers: { dtable: block.resource }, groups: grid(Math.ceil((block.rows * dim) / 256)) });
-        run("embedding", "embeddingBackward", { params, buffers: { ids, dout, dtable: block.resource }, groups: grid(Math.ceil(dim / 256)) });
+      for (const block of blocksOf("embeddingBackward", vocab, [[dtable, dim * 4]])) {
+        const params = { count, vocab, dim, vocabStart: block.start, vocabRows: block.count };
+        const rows = rowRange(dtable, dim * 4, block);
+        run("embedding", "embeddingBackwardZero", { params, buffers: { dtable: rows }, groups: grid(Math.ceil((block.count * dim) / 256)) });
+        run("embedding", "embeddingBackward", { params, buffers: { ids, dout, dtable: rows }, groups: grid(Math.ceil(dim / 256)) });
       }
     },
 
@@ -362,14 +369,10 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
       }
       if (x.bytes > gpu.maxBindingBytes && outSize === 1) {
         // Every axis reduced (a gradient norm's sum of squares): blocks of x into partial sums first.
-        const block = rowsPerBlock("sum", 4, rowMultiple(4));
-        const blocks = Math.ceil(reducedCount / block);
-        const partial = gpu.allocate(blocks * 4, "partial sums");
-        for (let i = 0; i < blocks; i++) {
-          const count = Math.min(block, reducedCount - i * block);
-          sumAll({ buffer: x, offset: i * block * 4, size: count * 4 }, count, partial, i);
-        }
-        sumAll(partial, blocks, out, 0);
+        const blocks = blocksOf("sum", reducedCount, [[x, 4]]);
+        const partial = gpu.allocate(blocks.length * 4, "partial sums");
+        blocks.forEach((block, i) => sumAll(rowRange(x, 4, block), block.count, partial, i));
+        sumAll(partial, blocks.length, out, 0);
         gpu.release(partial);
         return;
       }
@@ -452,19 +455,6 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     });
   }
 
-  /** A [rows, dim] table as blocks of whole rows that each fit one storage binding (one block if it fits). */
-  function rowBlocks(table: GpuBuffer, rows: number, dim: number, dtype: DType): { start: number; rows: number; resource: BindingResource }[] {
-    if (table.bytes <= gpu.maxBindingBytes) return [{ start: 0, rows, resource: table }];
-    const rowBytes = dim * BYTES_PER_ELEMENT[dtype];
-    const perBlock = rowsPerBlock("a table", rowBytes, rowMultiple(rowBytes));
-    const blocks = [];
-    for (let start = 0; start < rows; start += perBlock) {
-      const n = Math.min(perBlock, rows - start);
-      blocks.push({ start, rows: n, resource: { buffer: table, offset: start * rowBytes, size: Math.ceil((n * rowBytes) / 4) * 4 } });
-    }
-    return blocks;
-  }
-
   function matmul(args: KernelArgs<GpuBuffer>["matmul"]): void {
     let { batch, m, aBatchStride } = args;
     const { a, b, out, bDType, k, n, transA, transB, bBatchStride } = args;
@@ -490,42 +480,35 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     if ((splitM || splitK || bSplit) && batch > 1) {
       throw new Error(`webgpu backend: matmul: a batch of ${batch} products with an operand over one storage binding (${formatBytes(max)}) is not split`);
     }
-    // Block sizes: as many rows as fit the widest operand split along that axis, in multiples that keep
-    // every binding offset aligned.
-    const block = (axis: string, ...rowBytes: number[]) => rowsPerBlock(`matmul (blocks of ${axis})`, Math.max(...rowBytes), rowMultiple(...rowBytes));
-    const mBlock = splitM ? block("m", ...(aSplit === "m" ? [k * 4] : []), n * 4) : m;
-    const kBlock = splitK ? block("k", ...(aSplit === "k" ? [m * 4] : []), ...(bSplit === "k" ? [n * bBytes] : [])) : k;
-    const nBlock = bSplit === "n" ? block("n", k * bBytes) : n;
-    const rows = (buffer: GpuBuffer, rowBytes: number, start: number, count: number): BindingResource => ({
-      buffer, offset: start * rowBytes, size: Math.ceil((count * rowBytes) / 4) * 4,
-    });
-    for (let m0 = 0; m0 < m; m0 += mBlock) {
-      const mb = Math.min(mBlock, m - m0);
-      for (let k0 = 0; k0 < k || k0 === 0; k0 += kBlock) {
-        const kb = Math.min(kBlock, k - k0);
-        for (let n0 = 0; n0 < n; n0 += nBlock) {
-          const nb = Math.min(nBlock, n - n0);
+    // Blocks along each axis, for the operands split along it (none: one block).
+    const mBlocks = blocksOf("matmul (blocks of m)", m, [...(aSplit === "m" ? [[a, k * 4] as [GpuBuffer, number]] : []), [out, n * 4]]);
+    const kBlocks = blocksOf("matmul (blocks of k)", k, [
+      ...(aSplit === "k" ? [[a, m * 4] as [GpuBuffer, number]] : []), ...(bSplit === "k" ? [[b, n * bBytes] as [GpuBuffer, number]] : []),
+    ]);
+    const nBlocks = blocksOf("matmul (blocks of n)", n, bSplit === "n" ? [[b, k * bBytes]] : []);
+    for (const mb of mBlocks) {
+      for (const kb of kBlocks) {
+        for (const nb of nBlocks) {
           const params = {
-            m: mb, n: nb, k: kb, ...strides, outColumns: n, nOffset: n0,
-            aRowOffset: aSplit === "m" ? 0 : m0, aKOffset: aSplit === "k" ? 0 : k0, bKOffset: bSplit === "k" ? 0 : k0,
-            accumulate: k0 > 0 ? 1 : 0,
+            m: mb.count, n: nb.count, k: kb.count, ...strides, outColumns: n, nOffset: nb.start,
+            aRowOffset: aSplit === "m" ? 0 : mb.start, aKOffset: aSplit === "k" ? 0 : kb.start, bKOffset: bSplit === "k" ? 0 : kb.start,
+            accumulate: kb.start > 0 ? 1 : 0,
           };
           const buffers = {
-            a: aSplit === "m" ? rows(a, k * 4, m0, mb) : aSplit === "k" ? rows(a, m * 4, k0, kb) : a,
-            b: bSplit === "n" ? rows(b, k * bBytes, n0, nb) : bSplit === "k" ? rows(b, n * bBytes, k0, kb) : b,
-            out: splitM ? rows(out, n * 4, m0, mb) : out,
+            a: aSplit === "m" ? rowRange(a, k * 4, mb) : aSplit === "k" ? rowRange(a, m * 4, kb) : a,
+            b: bSplit === "n" ? rowRange(b, k * bBytes, nb) : bSplit === "k" ? rowRange(b, n * bBytes, kb) : b,
+            out: rowRange(out, n * 4, mb),
           };
-          if (mb === 1 && strides.bRowStride === 1) {
-            run("matmul", "gemvRows", { params, buffers, groups: grid(Math.ceil(nb / 8), batch), constants });
-          } else if (mb === 1 && strides.bColStride === 1) {
-            run("matmul", "gemvCols", { params, buffers, groups: grid(Math.ceil(nb / 256), batch), constants });
+          if (mb.count === 1 && strides.bRowStride === 1) {
+            run("matmul", "gemvRows", { params, buffers, groups: grid(Math.ceil(nb.count / 8), batch), constants });
+          } else if (mb.count === 1 && strides.bColStride === 1) {
+            run("matmul", "gemvCols", { params, buffers, groups: grid(Math.ceil(nb.count / 256), batch), constants });
           } else {
-            const groups: [number, number, number] = [Math.ceil(nb / 64), Math.ceil(mb / 64), batch];
+            const groups: [number, number, number] = [Math.ceil(nb.count / 64), Math.ceil(mb.count / 64), batch];
             if (groups.some((g) => g > 65535)) throw new Error(`webgpu backend: matmul of [${batch}, ${m}, ${k}] x [${k}, ${n}] needs more than 65535 workgroups in one dimension`);
             run("matmul", "matmul", { params, buffers, groups, constants });
           }
         }
-        if (k === 0) break;
       }
     }
   }

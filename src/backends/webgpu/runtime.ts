@@ -11,6 +11,7 @@
 // with error scopes and thrown by the next read-back (`read`), together with any bad ids the kernels
 // reported in the status buffer. A lost device makes every later call throw at once.
 
+import { formatBytes } from "../../core/format.js";
 import { family as kernelFile, STATUS_KERNELS, type Family, type FamilyName } from "./shaders.js";
 
 // WebGPU's flag values (GPUBufferUsage, GPUMapMode, GPUShaderStage), spelled out so this file does not
@@ -42,12 +43,6 @@ export interface Dispatch {
   groups: readonly [number, number, number];
   /** Pipeline-overridable constants (WGSL `override`). */
   constants?: Record<string, number>;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes >= 2 ** 20) return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  return `${bytes} bytes`;
 }
 
 /** A 1-D count of workgroups as a 2-D grid (kernels recover the index with flatGroup). */
