@@ -7,6 +7,7 @@ import { chromium, type Page } from "playwright-core";
 import { createWasmBackend, generate, loadOlmo } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { repoRoot } from "./helpers.js";
+import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
 // @ts-expect-error: a plain .mjs script without type declarations
 import { startServer } from "../scripts/serve.mjs";
 
@@ -76,15 +77,9 @@ test("headless Chromium WebGPU (SwiftShader): every op case matches the referenc
     } catch (e) {
       throw new Error(`no result from the page (${(e as Error).message}); page errors: ${problems.join("; ")}`);
     }
-    const report = (await page.evaluate("window.result")) as {
-      error?: string; adapter: string; passed: number; failures: { name: string; error: string }[]; webgpuIds: number[]; referenceIds: number[];
-    };
+    const report = (await page.evaluate("window.result")) as ParityReport & { error?: string };
     if (report.error) throw new Error(`in the browser: ${report.error}`);
-    if (report.failures.length > 0) throw new Error(`on ${report.adapter}: ${report.failures.map((f) => `${f.name}: ${f.error}`).join("\n")}`);
-    if (report.passed < 40) throw new Error(`only ${report.passed} op cases ran`);
-    if (report.webgpuIds.join() !== want.join() || report.referenceIds.join() !== want.join()) {
-      throw new Error(`greedy ids: webgpu [${report.webgpuIds}], reference in the browser [${report.referenceIds}], Node [${want}]`);
-    }
+    expectParity(report, "the browser", want);
   });
 });
 

@@ -6,6 +6,7 @@ import { test } from "uvu";
 import { createWasmBackend, generate, loadOlmo } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { repoRoot } from "./helpers.js";
+import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
 
 const MODEL = `${repoRoot}models/olmo-tiny-shakespeare`;
 const PROMPT = "ROMEO:";
@@ -45,14 +46,7 @@ test("Deno WebGPU (navigator.gpu): every op case matches the reference backend; 
     timeout: 300000,
   });
   if (run.status !== 0) throw new Error(`deno exited with ${run.status}: ${run.stderr}`);
-  const report = JSON.parse(run.stdout.trim().split("\n").pop()!) as {
-    adapter: string; passed: number; failures: { name: string; error: string }[]; webgpuIds: number[]; referenceIds: number[];
-  };
-  if (report.failures.length > 0) throw new Error(`on ${report.adapter}: ${report.failures.map((f) => `${f.name}: ${f.error}`).join("\n")}`);
-  if (report.passed < 40) throw new Error(`only ${report.passed} op cases ran`);
-  if (report.webgpuIds.join() !== (await want).join() || report.referenceIds.join() !== (await want).join()) {
-    throw new Error(`greedy ids: webgpu [${report.webgpuIds}], reference in Deno [${report.referenceIds}], Node [${await want}]`);
-  }
+  expectParity(JSON.parse(run.stdout.trim().split("\n").pop()!) as ParityReport, "Deno", await want);
 });
 
 test.run();

@@ -36,3 +36,12 @@ export async function webGpuParity(gpu: GPU, model: ModelSource, prompt = "ROMEO
   backend.dispose();
   return report;
 }
+
+/** Throw unless every op case passed on `host` and both backends there generated Node's greedy ids. */
+export function expectParity(report: ParityReport, host: string, nodeIds: readonly number[]): void {
+  if (report.failures.length > 0) throw new Error(`on ${report.adapter}: ${report.failures.map((f) => `${f.name}: ${f.error}`).join("\n")}`);
+  if (report.passed !== opCases.length) throw new Error(`${report.passed} of ${opCases.length} op cases ran`);
+  if (report.webgpuIds.join() !== nodeIds.join() || report.referenceIds.join() !== nodeIds.join()) {
+    throw new Error(`greedy ids: webgpu [${report.webgpuIds}], reference in ${host} [${report.referenceIds}], Node [${nodeIds}]`);
+  }
+}
