@@ -256,10 +256,15 @@ function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, 
       v128.store(xs + (<usize>p << 2), i8x16.shuffle(lo, hi, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31), 16);
     }
   }
-  let j = n0;
-  for (; fourRows && j + 4 <= n1; j += 4) {
-    const r0 = w + ((<usize>j * <usize>k) << shift), stride = <usize>k << shift;
-    const r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride;
+  // The four rows taken together come from the four quarters of [n0, n1): four sequential streams
+  // far apart in memory. One core reads memory faster that way than along one stream (about 1.7x
+  // here, bench/microkernel/streams), and faster than four adjacent rows, whose streams would each
+  // end at the next row.
+  const quarter = fourRows ? (n1 - n0) >> 2 : 0;
+  for (let t = 0; t < quarter; t++) {
+    const j0 = n0 + t, j1 = j0 + quarter, j2 = j1 + quarter, j3 = j2 + quarter;
+    const r0 = w + ((<usize>j0 * <usize>k) << shift), r1 = w + ((<usize>j1 * <usize>k) << shift);
+    const r2 = w + ((<usize>j2 * <usize>k) << shift), r3 = w + ((<usize>j3 * <usize>k) << shift);
     let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
     let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
     if (bf16) {
@@ -298,18 +303,18 @@ function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, 
     let s2 = horizontalSum(f32x4.add(a2, b2)), s3 = horizontalSum(f32x4.add(a3, b3));
     for (let p = k8; p < k; p++) {
       const xv = load<f32>(x + (<usize>p << 2));
-      const base = <usize>j * <usize>k + <usize>p;
-      s0 += xv * loadAsF32(w, bDType, base);
-      s1 += xv * loadAsF32(w, bDType, base + <usize>k);
-      s2 += xv * loadAsF32(w, bDType, base + 2 * <usize>k);
-      s3 += xv * loadAsF32(w, bDType, base + 3 * <usize>k);
+      s0 += xv * loadAsF32(w, bDType, <usize>j0 * <usize>k + <usize>p);
+      s1 += xv * loadAsF32(w, bDType, <usize>j1 * <usize>k + <usize>p);
+      s2 += xv * loadAsF32(w, bDType, <usize>j2 * <usize>k + <usize>p);
+      s3 += xv * loadAsF32(w, bDType, <usize>j3 * <usize>k + <usize>p);
     }
-    store<f32>(out + (<usize>j << 2), s0);
-    store<f32>(out + (<usize>(j + 1) << 2), s1);
-    store<f32>(out + (<usize>(j + 2) << 2), s2);
-    store<f32>(out + (<usize>(j + 3) << 2), s3);
+    store<f32>(out + (<usize>j0 << 2), s0);
+    store<f32>(out + (<usize>j1 << 2), s1);
+    store<f32>(out + (<usize>j2 << 2), s2);
+    store<f32>(out + (<usize>j3 << 2), s3);
   }
-  for (; j < n1; j++) {
+  // The rows the quarters left over, one at a time.
+  for (let j = n0 + 4 * quarter; j < n1; j++) {
     const row = w + ((<usize>j * <usize>k) << shift);
     let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
     for (let p = 0; p < k8; p += 8) {
