@@ -3,48 +3,109 @@
 //   out[b] = op(A[b]) @ op(B[b]),  op(A): [M, K], op(B): [K, N], out: [M, N], row-major f32.
 //
 // Blocking scheme (Goto / BLIS, sized for a 32 KiB L1 and 512 KiB L2 per core):
-//   for each column block jc of NC = 512 columns           (B block: KC x NC, lives in L2/L3)
+//   for each column block jc of <= NC = 1920 columns       (B block: KC x NC, lives in L3)
 //     for each depth block pc of KC = 256                   pack B[pc:pc+KC, jc:jc+NC] into
-//                                                           panels of NR = 8 columns, zero-padded
-//       for each row block ic of MC = 128 rows              pack A[ic:ic+MC, pc:pc+KC] into
-//                                                           panels of MR = 4 rows, zero-padded
-//         for each B panel jr, each A panel ir:             micro-kernel: a 4 x 8 tile of out in
-//                                                           8 v128 accumulators (4 rows x 2 vectors)
+//                                                           panels of NR columns, zero-padded
+//       for each row block ic of MC = 120 rows              pack A[ic:ic+MC, pc:pc+KC] into
+//                                                           panels of MR rows, zero-padded
+//         for each B panel jr (KC x NR, stays in L1),
+//           for each A panel ir (KC x MR, from L2):         micro-kernel: an MR x NR tile of out
+//                                                           in MR * NR / 4 v128 accumulators
 // Packing makes every micro-kernel load sequential and handles transposes and bf16 / f16 weights in
-// one place (widened to f32 while packing). The micro-kernel does, per k: two v128 loads of B, four
-// broadcast loads of A, eight f32x4.mul and eight f32x4.add. Larger tiles spill registers in V8 and
-// hand unrolling did not help (V8 unrolls).
+// one place (widened to f32 while packing). Per k, the micro-kernel loads NR / 4 vectors of B,
+// broadcasts MR floats of A and does MR * NR / 4 multiply-adds.
 //
-// The relaxed-SIMD builds (hosts with relaxed SIMD, when asked for: WasmBackendOptions.relaxedSimd)
-// replace each mul + add by one f32x4.relaxed_madd (madd in common.ts), a fused multiply-add on CPUs
-// with FMA: 1024^3 on one thread went from 29-30 to 32 GFLOP/s here. Fused results round once, so they
-// differ from the plain builds' in the last bits. Alone, a 6 x 8 fused tile is faster still
-// (bench/microkernel: up to 46 GFLOP/s), but inside this GEMM it measured 16-17 GFLOP/s: not used.
+// The tile: 3 x 12 in the relaxed-SIMD builds, 4 x 8 in the plain ones. V8 gives WebAssembly 15 of
+// x64's 16 vector registers, and its scheduler issues all of an iteration's loads first, so the
+// accumulators, the B vectors and all MR broadcasts of A are live at once; one more and V8 spills an
+// accumulator to the stack inside the hot loop (a 6 x 8 tile measured 16 GFLOP/s that way).
+//   - Relaxed SIMD: f32x4.relaxed_madd (madd in common.ts) is one fused multiply-add. It takes 4
+//     cycles on this CPU (AMD Zen 3) and two start per cycle, so at least 8 independent accumulators
+//     keep both units busy. 3 x 12: 9 accumulators + 3 B + 3 A = 15 registers. (4 x 8 has exactly 8
+//     accumulators, no slack: alone 28-43 GFLOP/s on one thread here against 45-47 for 3 x 12,
+//     bench/microkernel; inside this GEMM the two measured within this machine's noise, 36-42.)
+//   - Plain SIMD: f32x4.mul then f32x4.add needs one more register for the product, so 3 x 12 spills
+//     (17 GFLOP/s); 4 x 8: 8 accumulators + 2 B + 4 A + 1 product = 15.
+// Fused results round once, so the two builds differ in the last bits. Hand unrolling does not help
+// (V8 unrolls).
 //
 // M = 1 (decoding one token) takes the GEMV paths instead: no packing, the weight rows are streamed
-// once, bf16 widened in registers with a zero-interleaving shuffle.
+// once, bf16 widened in registers.
 //
 // Threads split the output columns (or the batch, when it has at least one entry per thread); each
 // thread packs into its own workspace.
 
 import { BF16, F16, F32, f16ToF32, loadAsF32, madd, partEnd, partStart } from "./common";
 
-const MR = 4;
-const NR = 8;
+// The register tile: 3 x 12 where multiply-add is one instruction, 4 x 8 where it is two (see above).
+const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 3 : 4;
+const NR: i32 = ASC_FEATURE_RELAXED_SIMD ? 12 : 8;
 const KC = 256;
-const MC = 128; // a multiple of MR: row blocks never share a tile
-const NC = 512;
+const MC = 120; // a multiple of both MRs: row blocks never share a tile
+const NC = 1920; // a multiple of both NRs: column blocks never share a panel
 
-/** Bytes of workspace each thread needs: a packed B block, a packed A block, one 4 x 8 tile. */
+/** Bytes of workspace each thread needs: a packed B block, a packed A block, one MR x NR tile. */
 export function matmulWorkspaceBytes(): usize {
   return <usize>(KC * NC + MC * KC + MR * NR) * 4;
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The micro-kernel: tile (4 x 8) = Ap panel (kc x 4) x Bp panel (kc x 8), added to the tile when
+// The micro-kernels: tile (MR x NR) = Ap panel (kc x MR) x Bp panel (kc x NR), added to the tile when
 // `accumulate`, stored with row stride ldc bytes.
 
 @inline function microKernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
+  if (ASC_FEATURE_RELAXED_SIMD) microKernel3x12(ap, bp, kc, c, ldc, accumulate);
+  else microKernel4x8(ap, bp, kc, c, ldc, accumulate);
+}
+
+/** The 3 x 12 tile: 9 accumulators + 3 B vectors + 3 A broadcasts = 15 registers. */
+@inline function microKernel3x12(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0);
+  const end = ap + <usize>kc * 12;
+  while (ap < end) {
+    const b0 = v128.load(bp), b1 = v128.load(bp, 16), b2 = v128.load(bp, 32);
+    let a = v128.load32_splat(ap);
+    c00 = madd(a, b0, c00);
+    c01 = madd(a, b1, c01);
+    c02 = madd(a, b2, c02);
+    a = v128.load32_splat(ap, 4);
+    c10 = madd(a, b0, c10);
+    c11 = madd(a, b1, c11);
+    c12 = madd(a, b2, c12);
+    a = v128.load32_splat(ap, 8);
+    c20 = madd(a, b0, c20);
+    c21 = madd(a, b1, c21);
+    c22 = madd(a, b2, c22);
+    ap += 12;
+    bp += 48;
+  }
+  const c1 = c + ldc, c2 = c1 + ldc;
+  if (accumulate) {
+    c00 = f32x4.add(c00, v128.load(c));
+    c01 = f32x4.add(c01, v128.load(c, 16));
+    c02 = f32x4.add(c02, v128.load(c, 32));
+    c10 = f32x4.add(c10, v128.load(c1));
+    c11 = f32x4.add(c11, v128.load(c1, 16));
+    c12 = f32x4.add(c12, v128.load(c1, 32));
+    c20 = f32x4.add(c20, v128.load(c2));
+    c21 = f32x4.add(c21, v128.load(c2, 16));
+    c22 = f32x4.add(c22, v128.load(c2, 32));
+  }
+  v128.store(c, c00);
+  v128.store(c, c01, 16);
+  v128.store(c, c02, 32);
+  v128.store(c1, c10);
+  v128.store(c1, c11, 16);
+  v128.store(c1, c12, 32);
+  v128.store(c2, c20);
+  v128.store(c2, c21, 16);
+  v128.store(c2, c22, 32);
+}
+
+/** The 4 x 8 tile: 8 accumulators + 2 B vectors + 4 A broadcasts + 1 product = 15 registers. */
+@inline function microKernel4x8(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   const end = ap + (<usize>kc << 4);
@@ -65,7 +126,7 @@ export function matmulWorkspaceBytes(): usize {
     ap += 16;
     bp += 32;
   }
-  const c1 = c + ldc, c2 = c + 2 * ldc, c3 = c + 3 * ldc;
+  const c1 = c + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
   if (accumulate) {
     c00 = f32x4.add(c00, v128.load(c));
     c01 = f32x4.add(c01, v128.load(c, 16));
@@ -89,23 +150,24 @@ export function matmulWorkspaceBytes(): usize {
 // ---------------------------------------------------------------------------------------------------
 // Packing
 
-/** Pack op(B)[p0 : p0+kc, j0 : j0+nc] into panels of 8 columns: dst[panel][p][0..8], zero-padded. */
+/** Pack op(B)[p0 : p0+kc, j0 : j0+nc] into panels of NR columns: dst[panel][p][0..NR], zero-padded. */
 function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, p0: i32, kc: i32, j0: i32, nc: i32): void {
   for (let jp = 0; jp < nc; jp += NR) {
     const j = j0 + jp;
     const full = j + NR <= n;
     let p = 0;
     if (transB && full && bDType != F16) {
-      // Weights stored [N, K] (x @ W^T): each of the panel's 8 columns is a contiguous row of W.
-      // Load 4 consecutive k of 4 rows, transpose the 4 x 4 block in registers, store 4 panel rows.
+      // Weights stored [N, K] (x @ W^T): each of the panel's NR columns is a contiguous row of W.
+      // For each group of 4 columns, load 4 consecutive k of its 4 rows, transpose the 4 x 4 block in
+      // registers and store it into 4 panel rows.
       for (; p + 4 <= kc; p += 4) {
-        for (let half = 0; half < 2; half++) {
-          const row = <usize>(j + half * 4) * <usize>k + <usize>(p0 + p);
+        for (let group = 0; group < NR / 4; group++) {
+          const row = <usize>(j + group * 4) * <usize>k + <usize>(p0 + p);
           const r0 = load4(b, bDType, row), r1 = load4(b, bDType, row + <usize>k);
           const r2 = load4(b, bDType, row + 2 * <usize>k), r3 = load4(b, bDType, row + 3 * <usize>k);
           const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
           const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
-          const out = dst + (<usize>half << 4);
+          const out = dst + (<usize>group << 4);
           v128.store(out, v128.shuffle<i32>(t0, t1, 0, 1, 4, 5));
           v128.store(out, v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), NR * 4);
           v128.store(out, v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), 2 * NR * 4);
@@ -118,8 +180,7 @@ function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, 
       const row = <usize>(p0 + p);
       if (!transB && full && bDType == F32) {
         const src = b + ((row * <usize>n + <usize>j) << 2);
-        v128.store(dst, v128.load(src));
-        v128.store(dst, v128.load(src, 16), 16);
+        for (let v = 0; v < NR / 4; v++) v128.store(dst + (<usize>v << 4), v128.load(src + (<usize>v << 4)));
       } else {
         for (let jj = 0; jj < NR; jj++) {
           const col = j + jj;
@@ -139,15 +200,42 @@ function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, 
   return i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(ptr + (index << 1))), 16);
 }
 
-/** Pack op(A)[i0 : i0+mc, p0 : p0+kc] into panels of 4 rows: dst[panel][p][0..4], zero-padded. */
+/** Pack op(A)[i0 : i0+mc, p0 : p0+kc] into panels of MR rows: dst[panel][p][0..MR], zero-padded. */
 function packA(dst: usize, a: usize, transA: bool, m: i32, k: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
   for (let ip = 0; ip < mc; ip += MR) {
-    for (let p = 0; p < kc; p++) {
+    const row = i0 + ip;
+    let p = 0;
+    if (!transA && row + MR <= m) {
+      // Rows of A are contiguous in k: load 4 k of each row and interleave them into the panel's
+      // order with shuffles (a 4 x 4 transpose for MR = 4).
+      const x = a + ((<usize>row * <usize>k + <usize>p0) << 2), y = x + (<usize>k << 2), z = y + (<usize>k << 2);
+      for (; p + 4 <= kc; p += 4) {
+        const offset = <usize>p << 2;
+        const rx = v128.load(x + offset), ry = v128.load(y + offset), rz = v128.load(z + offset);
+        const xy01 = v128.shuffle<i32>(rx, ry, 0, 4, 1, 5), xy23 = v128.shuffle<i32>(rx, ry, 2, 6, 3, 7);
+        if (MR == 3) {
+          // x0 y0 z0 x1 | y1 z1 x2 y2 | z2 x3 y3 z3
+          v128.store(dst, v128.shuffle<i32>(xy01, rz, 0, 1, 4, 2));
+          v128.store(dst, v128.shuffle<i32>(v128.shuffle<i32>(xy01, rz, 3, 5, 3, 5), xy23, 0, 1, 4, 5), 16);
+          v128.store(dst, v128.shuffle<i32>(rz, xy23, 2, 6, 7, 3), 32);
+        } else {
+          // x0 y0 z0 w0 | x1 y1 z1 w1 | x2 y2 z2 w2 | x3 y3 z3 w3
+          const rw = v128.load(z + (<usize>k << 2) + offset);
+          const zw01 = v128.shuffle<i32>(rz, rw, 0, 4, 1, 5), zw23 = v128.shuffle<i32>(rz, rw, 2, 6, 3, 7);
+          v128.store(dst, v128.shuffle<i32>(xy01, zw01, 0, 1, 4, 5));
+          v128.store(dst, v128.shuffle<i32>(xy01, zw01, 2, 3, 6, 7), 16);
+          v128.store(dst, v128.shuffle<i32>(xy23, zw23, 0, 1, 4, 5), 32);
+          v128.store(dst, v128.shuffle<i32>(xy23, zw23, 2, 3, 6, 7), 48);
+        }
+        dst += 4 * MR * 4;
+      }
+    }
+    for (; p < kc; p++) {
       const col = <usize>(p0 + p);
       for (let r = 0; r < MR; r++) {
-        const row = i0 + ip + r;
+        const i = row + r;
         let v: f32 = 0;
-        if (row < m) v = load<f32>(a + ((transA ? col * <usize>m + <usize>row : <usize>row * <usize>k + col) << 2));
+        if (i < m) v = load<f32>(a + ((transA ? col * <usize>m + <usize>i : <usize>i * <usize>k + col) << 2));
         store<f32>(dst + (<usize>r << 2), v);
       }
       dst += MR * 4;
@@ -170,8 +258,12 @@ function gemm(
     for (let i = 0; i < m; i++) memory.fill(out + ((<usize>i * <usize>n + <usize>n0) << 2), 0, <usize>(n1 - n0) << 2);
     return;
   }
-  for (let jc = n0; jc < n1; jc += NC) {
-    const nc = min<i32>(NC, n1 - jc);
+  // Column blocks of equal width (a multiple of NR, at most NC): a thread's columns split into
+  // 1920 + 128 would pack all of A twice for little work in the second block.
+  const blocks = (n1 - n0 + NC - 1) / NC;
+  const blockWidth = ((n1 - n0 + blocks - 1) / blocks + NR - 1) / NR * NR;
+  for (let jc = n0; jc < n1; jc += blockWidth) {
+    const nc = min<i32>(blockWidth, n1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min<i32>(KC, k - pc);
       packB(packedB, b, bDType, transB, k, n, pc, kc, jc, nc);

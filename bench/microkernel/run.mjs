@@ -14,7 +14,7 @@ for (const [build, flags] of [["mul + add", []], ["relaxed madd", ["--enable", "
   const out = `/tmp/olmo-js-microkernel-${flags.length}.wasm`;
   execFileSync(process.execPath, [asc, `${here}kernels.ts`, "-o", out, "--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", ...flags, "--initialMemory", "16"]);
   const { instance } = await WebAssembly.instantiate(readFileSync(out), {});
-  for (const [name, mr, nr] of [["k4x8", 4, 8], ["k6x8", 6, 8]]) {
+  for (const [name, mr, nr] of [["k4x8", 4, 8], ["k6x8", 6, 8], ["k3x12", 3, 12]]) {
     const kernel = instance.exports[name];
     let best = 0;
     for (let trial = 0; trial < 3; trial++) {
