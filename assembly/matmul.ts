@@ -246,6 +246,12 @@ function packA(dst: usize, a: usize, transA: bool, m: i32, k: i32, i0: i32, mc: 
 // ---------------------------------------------------------------------------------------------------
 // GEMM on one batch entry, columns [n0, n1) of the output.
 
+/** The size of equal blocks covering `total`: a multiple of `align`, at most `max` (a multiple of align). */
+@inline function equalBlocks(total: i32, max: i32, align: i32): i32 {
+  const blocks = (total + max - 1) / max;
+  return ((total + blocks - 1) / blocks + align - 1) / align * align;
+}
+
 function gemm(
   a: usize, b: usize, bDType: i32, out: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool,
   n0: i32, n1: i32, ws: usize,
@@ -254,21 +260,22 @@ function gemm(
   const packedA = ws + <usize>(KC * NC * 4);
   const tile = packedA + <usize>(MC * KC * 4);
   const ldc = <usize>n << 2;
+  if (m == 0) return;
   if (k == 0) {
     for (let i = 0; i < m; i++) memory.fill(out + ((<usize>i * <usize>n + <usize>n0) << 2), 0, <usize>(n1 - n0) << 2);
     return;
   }
-  // Column blocks of equal width (a multiple of NR, at most NC): a thread's columns split into
-  // 1920 + 128 would pack all of A twice for little work in the second block.
-  const blocks = (n1 - n0 + NC - 1) / NC;
-  const blockWidth = ((n1 - n0 + blocks - 1) / blocks + NR - 1) / NR * NR;
+  // Column and row blocks of equal size (multiples of NR and MR, at most NC and MC): 2048 columns
+  // split into 1920 + 128 would pack all of A twice for little work in the second block, and 128 rows
+  // into 120 + 8 would stream the whole B block through the cache for 8 rows.
+  const blockWidth = equalBlocks(n1 - n0, NC, NR), blockHeight = equalBlocks(m, MC, MR);
   for (let jc = n0; jc < n1; jc += blockWidth) {
     const nc = min<i32>(blockWidth, n1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min<i32>(KC, k - pc);
       packB(packedB, b, bDType, transB, k, n, pc, kc, jc, nc);
-      for (let ic = 0; ic < m; ic += MC) {
-        const mc = min<i32>(MC, m - ic);
+      for (let ic = 0; ic < m; ic += blockHeight) {
+        const mc = min<i32>(blockHeight, m - ic);
         packA(packedA, a, transA, m, k, ic, mc, pc, kc);
         for (let jr = 0; jr < nc; jr += NR) {
           const bp = packedB + (<usize>jr * <usize>kc << 2);

@@ -27,7 +27,9 @@ export interface Case {
 }
 
 export const opCases: Case[] = [
-  { name: "matmul 129x257 @ 257x521 (crosses MC, KC, NC)", inputs: [{ shape: [129, 257] }, { shape: [257, 521] }], fn: (a, b) => ops.matmul(a!, b!) },
+  { name: "matmul 129x257 @ 257x521 (crosses MC, KC)", inputs: [{ shape: [129, 257] }, { shape: [257, 521] }], fn: (a, b) => ops.matmul(a!, b!) },
+  // Over 1920 columns per thread: equal column blocks, each packing its own B block, on 1 and 2 threads.
+  { name: "matmul 5x20 @ 20x3900 (crosses NC)", inputs: [{ shape: [5, 20] }, { shape: [20, 3900] }], fn: (a, b) => ops.matmul(a!, b!) },
   { name: "matmul transA transB 5x3^T @ 17x5^T", inputs: [{ shape: [5, 3] }, { shape: [17, 5] }], fn: (a, b) => ops.matmul(a!, b!, { transA: true, transB: true }) },
   { name: "matmul batched [3,7,9] @ [3,9,13]", inputs: [{ shape: [3, 7, 9] }, { shape: [3, 9, 13] }], fn: (a, b) => ops.matmul(a!, b!) },
   { name: "matmul shared weight transB [2,5,33] @ [31,33]^T", inputs: [{ shape: [2, 5, 33] }, { shape: [31, 33] }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },

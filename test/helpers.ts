@@ -20,12 +20,21 @@ export function readJson<T>(relativeToRoot: string): T {
 let wasmBackends: Promise<WasmBackend[]> | null = null;
 
 /**
- * The WASM backend on 1 thread and on 2 (worker_threads), created once per test file. The 2-thread one
- * splits even the smallest kernel across its threads, so tiny test shapes exercise the split too.
+ * The WASM backend as users get it (the relaxed-SIMD build: createNodeWasmBackend turns on Node 20's
+ * flag) on 1 thread and on 2 (worker_threads), created once per test file. The 2-thread one splits even
+ * the smallest kernel across its threads, so tiny test shapes exercise the split too.
  */
 export function wasmBackendsUnderTest(): Promise<WasmBackend[]> {
-  wasmBackends ??= Promise.all([createWasmBackend({ threads: 1 }), createNodeWasmBackend({ threads: 2, parallelMinWork: 0 })]);
+  wasmBackends ??= Promise.all([createNodeWasmBackend({ threads: 1 }), createNodeWasmBackend({ threads: 2, parallelMinWork: 0 })]);
   return wasmBackends;
+}
+
+let plainWasmBackend: Promise<WasmBackend> | null = null;
+
+/** The plain-SIMD build (hosts without relaxed SIMD) on 2 threads, splitting every kernel. */
+export function plainWasmBackendUnderTest(): Promise<WasmBackend> {
+  plainWasmBackend ??= createNodeWasmBackend({ threads: 2, parallelMinWork: 0, relaxedSimd: false });
+  return plainWasmBackend;
 }
 
 let webGpuBackend: Promise<WebGpuBackend> | null = null;
@@ -45,6 +54,7 @@ export async function backendsUnderTest(): Promise<{ name: string; backend: AnyB
   return [
     { name: "wasm-1-thread", backend: wasm1!, tolerance: f32Tolerance },
     { name: "wasm-2-threads", backend: wasm2!, tolerance: f32Tolerance },
+    { name: "wasm-plain-simd-2-threads", backend: await plainWasmBackendUnderTest(), tolerance: f32Tolerance },
     // WGSL computes in f32 with other summation orders and the GPU's exp / log (a few ulps), like WASM.
     { name: "webgpu", backend: await webGpuBackendUnderTest(), tolerance: f32Tolerance },
     // f64 arithmetic against PyTorch's f64: only summation order and libm differ (about 1e-15

@@ -1,7 +1,9 @@
 // Micro-kernel experiment (not part of the library): the register tile of the WASM backend's matmul
 // (assembly/matmul.ts) in isolation, on packed panels that stay in L1, so its speed is the ceiling of
-// the whole GEMM. Two tiles, 4x8 (the library's) and 6x8, each built twice: with f32x4.mul + f32x4.add
-// and with relaxed SIMD's f32x4.relaxed_madd (a fused multiply-add where the CPU has one).
+// the whole GEMM. Three tiles: 4x8 (the plain-SIMD build's), 3x12 (the relaxed-SIMD build's) and 6x8
+// (fast alone, but V8 spills its accumulators inside the GEMM; see matmul.ts), each built twice: with
+// f32x4.mul + f32x4.add and with relaxed SIMD's f32x4.relaxed_madd (a fused multiply-add where the CPU
+// has one).
 // Run: node bench/microkernel/run.mjs
 
 /** c + a * b: fused when compiled with --enable relaxed-simd (ASC_FEATURE_RELAXED_SIMD is a compile-time constant). */

@@ -16,7 +16,7 @@ export interface MatmulMeasurement {
   k: number;
   n: number;
   dtype: "f32" | "bf16";
-  /** The wasm backend's relaxed-SIMD build (fused multiply-add) was used. */
+  /** The wasm backend ran its relaxed-SIMD build (fused multiply-adds), not the plain-SIMD one. */
   relaxedSimd: boolean;
   /** Median GFLOP/s (2 M N K flops per product). */
   gflops: number;
@@ -104,7 +104,7 @@ export async function measureMatmulQueued(
 /** A backend by name: "wasm" (with `threads` worker threads), "webgpu" (Dawn) or "js". */
 export async function backendByName(name: string, threads: number, options: { relaxedSimd?: boolean } = {}): Promise<AnyBackend & { dispose?(): void }> {
   if (name === "js") return createJsBackend();
-  if (name === "wasm") return createNodeWasmBackend({ threads, relaxedSimd: options.relaxedSimd === true });
+  if (name === "wasm") return createNodeWasmBackend({ threads, relaxedSimd: options.relaxedSimd });
   if (name === "webgpu") {
     const backend = await createNodeWebGpuBackend();
     console.error(`olmo: webgpu adapter: ${backend.adapter}`);
@@ -121,7 +121,7 @@ const spec: Record<string, OptionSpec> = {
   backend: { kind: "value", help: "wasm (default), webgpu or js" },
   dtype: { kind: "value", help: "f32 (default) or bf16 weights" },
   seconds: { kind: "value", help: "minimum measuring time (default 1)" },
-  "relaxed-simd": { kind: "flag", help: "wasm: the relaxed-SIMD build (fused multiply-add), where the host has it" },
+  "plain-simd": { kind: "flag", help: "wasm: the plain-SIMD build (mul + add) instead of the relaxed-SIMD one" },
   json: { kind: "flag", help: "print one JSON object" },
   help: { kind: "flag", help: "show this help" },
 };
@@ -142,7 +142,7 @@ export async function runBench(args: string[]): Promise<void> {
   if (dtype !== "f32" && dtype !== "bf16") throw new UsageError(`olmo bench matmul: --dtype must be f32 or bf16, got ${dtype}`);
   const threads = int("threads", 1);
   const seconds = Number(values.get("seconds") ?? 1);
-  const backend = await backendByName(values.get("backend") ?? "wasm", threads, { relaxedSimd: flags.has("relaxed-simd") });
+  const backend = await backendByName(values.get("backend") ?? "wasm", threads, { relaxedSimd: !flags.has("plain-simd") });
   const result =
     "sync" in backend
       ? await measureMatmulQueued(backend as AnyBackend & { sync(): Promise<void> }, int("m"), int("k"), int("n"), dtype, seconds)

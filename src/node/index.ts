@@ -22,12 +22,12 @@ export function spawnNodeWorker(source: string): PoolWorker {
 }
 
 /**
- * The WASM SIMD backend with worker_threads; threads default to the machine's cores (at most 8). With
- * relaxedSimd, Node 20 (which has relaxed SIMD only behind a V8 flag) gets that flag turned on for
- * this process first; Node 22 and later have it on already.
+ * The WASM SIMD backend with worker_threads; threads default to the machine's cores (at most 8).
+ * Unless relaxedSimd is false, Node 20 (which has relaxed SIMD only behind a V8 flag) gets that flag
+ * turned on for this process first, so it runs the relaxed-SIMD build like Node 22 and later do.
  */
 export function createNodeWasmBackend(options: Omit<WasmBackendOptions, "spawnWorker"> = {}): Promise<WasmBackend> {
-  if (options.relaxedSimd && !probeWasmFeatures().relaxedSimd) setFlagsFromString("--experimental-wasm-relaxed-simd");
+  if (options.relaxedSimd !== false && !probeWasmFeatures().relaxedSimd) setFlagsFromString("--experimental-wasm-relaxed-simd");
   return createWasmBackend({ threads: Math.min(availableParallelism(), 8), ...options, spawnWorker: spawnNodeWorker });
 }
 export { fileSource, folderSource } from "./fs.js";

@@ -4,10 +4,11 @@
 // The kernels run on a shared memory where the host has SharedArrayBuffer and shared WebAssembly
 // memories (threads), else on an unshared one (browser pages that are not cross-origin isolated): the
 // same binary, with its memory import marked shared or not (module.ts). Both need SIMD; a host without
-// it gets a clear error (the js backend still works there). A second binary uses relaxed SIMD (fused
-// multiply-adds in matmul), when options.relaxedSimd asks for it and the host has relaxed SIMD. It is
-// opt-in because fused results differ in the last bits from the plain build's, and hosts differ in
-// whether they have it (Node 20 only behind a flag).
+// it gets a clear error (the js backend still works there). Two binaries: one with relaxed SIMD (fused
+// multiply-adds in matmul and the GEMVs: about 1.4x the plain build's matmul here), used wherever the
+// host has relaxed SIMD (Chromium 114+, Firefox 120+, Node 22+, Deno; Node 20 behind a flag, which
+// createNodeWasmBackend turns on), and the plain one for the other hosts or when options.relaxedSimd
+// is false. Fused results round once, so the two differ in the last bits.
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
@@ -42,8 +43,8 @@ export interface WasmBackendOptions {
   /** Work (elements, or multiply-adds) below which a kernel runs on the calling thread alone. */
   parallelMinWork?: number;
   /**
-   * Use the relaxed-SIMD build (fused multiply-add matmul) if the host has relaxed SIMD: faster where
-   * the CPU has FMA, results differ from the default build in the last bits. Default false.
+   * Run the relaxed-SIMD build (fused multiply-adds) if the host has relaxed SIMD (the default), or
+   * the plain-SIMD build (false): results differ between the two in the last bits.
    */
   relaxedSimd?: boolean;
 }
@@ -51,7 +52,7 @@ export interface WasmBackendOptions {
 export interface WasmBackend extends Backend<WasmBuffer> {
   readonly threads: number;
   readonly features: WasmFeatures;
-  /** Whether this backend runs the relaxed-SIMD build (options.relaxedSimd on a host that has it). */
+  /** Whether this backend runs the relaxed-SIMD build (a host with relaxed SIMD, options.relaxedSimd not false). */
   readonly relaxedSimd: boolean;
   /** Bytes held by live buffers, and reserved by the heap (its high-water mark). */
   memoryUsage(): { inUse: number; reserved: number; limit: number };
@@ -93,7 +94,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const limit = Math.min(options.maxMemoryBytes ?? MAX_WASM_BYTES, MAX_WASM_BYTES);
   const shared = features.threads;
   const memory = new WebAssembly.Memory({ initial: 2, maximum: Math.ceil(limit / WASM_PAGE), shared } as WebAssembly.MemoryDescriptor);
-  const relaxed = options.relaxedSimd === true && features.relaxedSimd;
+  const relaxed = options.relaxedSimd !== false && features.relaxedSimd;
   const binary = relaxed ? relaxedKernels : plainKernels;
   const module = await WebAssembly.compile(shared ? withSharedMemory(binary) : binary);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
