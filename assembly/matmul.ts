@@ -22,8 +22,9 @@
 //   - Relaxed SIMD: f32x4.relaxed_madd (madd in common.ts) is one fused multiply-add. It takes 4
 //     cycles on this CPU (AMD Zen 3) and two start per cycle, so at least 8 independent accumulators
 //     keep both units busy. 3 x 12: 9 accumulators + 3 B + 3 A = 15 registers. (4 x 8 has exactly 8
-//     accumulators, no slack: alone 28-43 GFLOP/s on one thread here against 45-47 for 3 x 12,
-//     bench/microkernel; inside this GEMM the two measured within this machine's noise, 36-42.)
+//     accumulators, no slack: alone, 3 x 12 ran 1.2-1.6x as fast in the same runs, up to 47 GFLOP/s
+//     on one thread, bench/microkernel; inside this GEMM the two measured within this machine's
+//     noise of each other, 36-42.)
 //   - Plain SIMD: f32x4.mul then f32x4.add needs one more register for the product, so 3 x 12 spills
 //     (17 GFLOP/s); 4 x 8: 8 accumulators + 2 B + 4 A + 1 product = 15.
 // Fused results round once, so the two builds differ in the last bits. Hand unrolling does not help
