@@ -5,10 +5,10 @@
 // memories (threads), else on an unshared one (browser pages that are not cross-origin isolated): the
 // same binary, with its memory import marked shared or not (module.ts). Both need SIMD; a host without
 // it gets a clear error (the js backend still works there). Two binaries: one with relaxed SIMD (fused
-// multiply-adds in matmul and the GEMVs: about 1.4x the plain build's matmul here), used wherever the
-// host has relaxed SIMD (Chromium 114+, Firefox 120+, Node 22+, Deno; Node 20 behind a flag, which
-// createNodeWasmBackend turns on), and the plain one for the other hosts or when options.relaxedSimd
-// is false. Fused results round once, so the two differ in the last bits.
+// multiply-adds in matmul and the GEMVs: 1.2-1.7x the plain build's matmul on one thread here), used
+// wherever the host has relaxed SIMD (Chromium 114+, Firefox 120+, Node 22+, Deno; Node 20 behind a
+// flag, which createNodeWasmBackend turns on), and the plain one for the other hosts or when
+// options.relaxedSimd is false. Fused results round once, so the two differ in the last bits.
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
