@@ -244,6 +244,26 @@ function packA(dst: usize, a: usize, transA: bool, m: i32, k: i32, i0: i32, mc: 
         }
         dst += 4 * MR * 4;
       }
+    } else if (transA && row + 4 <= m) {
+      // op(A) = A^T: the panel's rows are contiguous in each row of A, so one v128 load per k holds
+      // them (and, when MR = 3, one float of the next panel, dropped by the shuffles).
+      const src = a + ((<usize>p0 * <usize>m + <usize>row) << 2), stride = <usize>m << 2;
+      if (MR == 4) {
+        for (; p < kc; p++) {
+          v128.store(dst, v128.load(src + <usize>p * stride));
+          dst += 16;
+        }
+      } else {
+        for (; p + 4 <= kc; p += 4) {
+          const k0 = src + <usize>p * stride;
+          const v0 = v128.load(k0), v1 = v128.load(k0 + stride), v2 = v128.load(k0 + 2 * stride), v3 = v128.load(k0 + 3 * stride);
+          // k0: a b c, k1: d e f, k2: g h i, k3: j k l  ->  a b c d | e f g h | i j k l
+          v128.store(dst, v128.shuffle<i32>(v0, v1, 0, 1, 2, 4));
+          v128.store(dst, v128.shuffle<i32>(v1, v2, 1, 2, 4, 5), 16);
+          v128.store(dst, v128.shuffle<i32>(v2, v3, 2, 4, 5, 6), 32);
+          dst += 48;
+        }
+      }
     }
     for (; p < kc; p++) {
       const col = <usize>(p0 + p);
