@@ -1,6 +1,6 @@
 // Elementwise kernels. Threads take contiguous, 4-aligned ranges of the flat arrays.
 
-import { BF16, F16, F32, I32, f32ToBf16, f32ToF16, loadAsF32, partEnd, partStart } from "./common";
+import { BF16, F16, F32, I32, expF32x4, f32ToBf16, f32ToF16, loadAsF32, partEnd, partStart } from "./common";
 
 /** out[i] = value, for a buffer of dtype f32 / bf16 / f16 / i32. */
 export function fill(out: usize, dtype: i32, size: i32, value: f64, tid: i32, threads: i32): void {
@@ -61,17 +61,36 @@ export function scale(x: usize, out: usize, size: i32, factor: f32, tid: i32, th
   return 1 / (1 + Mathf.exp(-x));
 }
 
+/** 1 / (1 + e^-x) on four lanes (for x < -88.3, a tiny positive number instead of 0: see expF32x4). */
+@inline function sigmoidF32x4(x: v128): v128 {
+  const one = f32x4.splat(1);
+  return f32x4.div(one, f32x4.add(one, expF32x4(f32x4.neg(x))));
+}
+
 export function silu(x: usize, out: usize, size: i32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
-  for (let i = i0; i < i1; i++) {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    v128.store(out + (<usize>i << 2), f32x4.mul(v, sigmoidF32x4(v)));
+  }
+  for (; i < i1; i++) {
     const v = load<f32>(x + (<usize>i << 2));
     store<f32>(out + (<usize>i << 2), v * sigmoid(v));
   }
 }
 
+/** dx = dout * s * (1 + x (1 - s)), s = sigmoid(x). */
 export function siluBackward(x: usize, dout: usize, dx: usize, size: i32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
-  for (let i = i0; i < i1; i++) {
+  const one = f32x4.splat(1);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const at = <usize>i << 2;
+    const v = v128.load(x + at), s = sigmoidF32x4(v);
+    v128.store(dx + at, f32x4.mul(f32x4.mul(v128.load(dout + at), s), f32x4.add(one, f32x4.mul(v, f32x4.sub(one, s)))));
+  }
+  for (; i < i1; i++) {
     const at = <usize>i << 2;
     const v = load<f32>(x + at), s = sigmoid(v);
     store<f32>(dx + at, load<f32>(dout + at) * s * (1 + v * (1 - s)));

@@ -3,7 +3,7 @@
 // An id out of range makes the kernel return its position + 1 (0 means success), so the caller can
 // name it in an error; threads write nothing for out-of-range ids.
 
-import { F32, loadAsF32, partEnd, partStart } from "./common";
+import { expF32x4, F32, loadAsF32, partEnd, partStart } from "./common";
 import { rowLogSumExp } from "./normalization";
 
 export function embedding(table: usize, tableDType: i32, ids: usize, out: usize, count: i32, vocab: i32, dim: i32, tid: i32, threads: i32): i32 {
@@ -48,10 +48,13 @@ export function crossEntropyBackward(logits: usize, targets: usize, lse: usize, 
   for (let n = partStart(rows, tid, threads, 1); n < r1; n++) {
     const t = load<i32>(targets + (<usize>n << 2));
     const rowLse = load<f32>(lse + (<usize>n << 2)), g = load<f32>(dnll + (<usize>n << 2));
-    const base = <usize>n * <usize>vocab;
-    for (let j = 0; j < vocab; j++) {
-      const p = Mathf.exp(load<f32>(logits + ((base + <usize>j) << 2)) - rowLse);
-      store<f32>(dlogits + ((base + <usize>j) << 2), g * (p - (j == t ? 1 : 0)));
+    // dlogits = g * (softmax - onehot(t)): the softmax four at a time, then the target's entry.
+    const src = logits + ((<usize>n * <usize>vocab) << 2), dst = dlogits + ((<usize>n * <usize>vocab) << 2);
+    const v4 = vocab & ~3, lseLanes = f32x4.splat(rowLse), gLanes = f32x4.splat(g);
+    for (let j = 0; j < v4; j += 4) {
+      v128.store(dst + (<usize>j << 2), f32x4.mul(gLanes, expF32x4(f32x4.sub(v128.load(src + (<usize>j << 2)), lseLanes))));
     }
+    for (let j = v4; j < vocab; j++) store<f32>(dst + (<usize>j << 2), g * Mathf.exp(load<f32>(src + (<usize>j << 2)) - rowLse));
+    if (t >= 0 && t < vocab) store<f32>(dst + (<usize>t << 2), g * (Mathf.exp(load<f32>(src + (<usize>t << 2)) - rowLse) - 1));
   }
 }

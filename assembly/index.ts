@@ -7,7 +7,7 @@ export { layerNorm, layerNormBackward, softmax, softmaxBackward, logSoftmax, log
 export { rotaryEmbedding } from "./rope";
 export { attention, attentionBackward } from "./attention";
 export { embedding, embeddingBackward, crossEntropy, crossEntropyBackward } from "./embedding";
-export { sum, broadcast, permute, slice, sliceAssign } from "./layout";
+export { sum, sumAll, sumPartials, broadcast, permute, slice, sliceAssign } from "./layout";
 
 /** First byte after the static data: the host's allocator starts here. */
 export function heapBase(): usize {

@@ -114,6 +114,34 @@ export function sliceAssign(x: usize, elementBytes: i32, out: usize, shape: usiz
   copyBlock(out, shape, start, x, xShape, rank, elementBytes, false, tid, threads);
 }
 
+// Per-thread partial sums of sumAll, read by the caller once every thread is done.
+const partials = memory.data(8 * 64);
+
+/** Where sumAll leaves thread t's partial sum: an f64 at sumPartials() + 8 t. */
+export function sumPartials(): usize {
+  return partials;
+}
+
+/**
+ * The sum of all `size` elements of x, in `threads` parts: thread t sums its contiguous share into
+ * partials[t] (in f64, four lanes at a time); the caller adds the parts. A sum to one element cannot
+ * be split by output elements like `sum` below, which would leave all the work to one thread.
+ */
+export function sumAll(x: usize, size: i32, tid: i32, threads: i32): void {
+  const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
+  let low = f64x2.splat(0), high = f64x2.splat(0);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    low = f64x2.add(low, f64x2.promote_low_f32x4(v));
+    high = f64x2.add(high, f64x2.promote_low_f32x4(v128.shuffle<i32>(v, v, 2, 3, 2, 3)));
+  }
+  const lanes = f64x2.add(low, high);
+  let total = f64x2.extract_lane(lanes, 0) + f64x2.extract_lane(lanes, 1);
+  for (; i < i1; i++) total += <f64>load<f32>(x + (<usize>i << 2));
+  store<f64>(partials + (<usize>tid << 3), total);
+}
+
 /**
  * Sum over the axes where reduce[i] != 0; out has the reduced shape (those axes of size 1).
  * Threads split the output elements; each sums its elements' inputs.

@@ -1,7 +1,7 @@
 // Row-wise normalisations: layer norm (no weight or bias), softmax, log-softmax, forward and backward.
 // x: [rows, cols] f32; threads take whole rows. Sums accumulate in f64 so long rows stay accurate.
 
-import { partEnd, partStart } from "./common";
+import { expF32x4, partEnd, partStart } from "./common";
 
 @inline function at(base: usize, row: i32, cols: i32, c: i32): usize {
   return base + ((<usize>row * <usize>cols + <usize>c) << 2);
@@ -44,21 +44,50 @@ export function layerNormBackward(x: usize, mean: usize, rstd: usize, dout: usiz
   }
 }
 
+/** The largest element of one row (NaN if any is NaN). */
+export function rowMax(x: usize, row: i32, cols: i32): f32 {
+  const base = at(x, row, cols, 0), c4 = cols & ~3;
+  let lanes = f32x4.splat(-Infinity);
+  for (let c = 0; c < c4; c += 4) lanes = f32x4.max(lanes, v128.load(base + (<usize>c << 2)));
+  let m = max<f32>(max<f32>(f32x4.extract_lane(lanes, 0), f32x4.extract_lane(lanes, 1)), max<f32>(f32x4.extract_lane(lanes, 2), f32x4.extract_lane(lanes, 3)));
+  for (let c = c4; c < cols; c++) m = max<f32>(m, load<f32>(base + (<usize>c << 2)));
+  return m;
+}
+
+/** sum(exp(x - m)) of one row: exponentials four at a time in f32 (expF32x4), summed in f64. */
+export function rowSumExp(x: usize, row: i32, cols: i32, m: f32): f64 {
+  const base = at(x, row, cols, 0), c4 = cols & ~3, shift = f32x4.splat(m);
+  let low = f64x2.splat(0), high = f64x2.splat(0);
+  for (let c = 0; c < c4; c += 4) {
+    const e = expF32x4(f32x4.sub(v128.load(base + (<usize>c << 2)), shift));
+    low = f64x2.add(low, f64x2.promote_low_f32x4(e));
+    high = f64x2.add(high, f64x2.promote_low_f32x4(v128.shuffle<i32>(e, e, 2, 3, 2, 3)));
+  }
+  const lanes = f64x2.add(low, high);
+  let sum = f64x2.extract_lane(lanes, 0) + f64x2.extract_lane(lanes, 1);
+  for (let c = c4; c < cols; c++) sum += Math.exp(<f64>(load<f32>(base + (<usize>c << 2)) - m));
+  return sum;
+}
+
 /** log(sum(exp(x - max))) + max of one row. */
 export function rowLogSumExp(x: usize, row: i32, cols: i32): f64 {
-  let m: f64 = -Infinity;
-  for (let c = 0; c < cols; c++) m = max<f64>(m, <f64>load<f32>(at(x, row, cols, c)));
+  const m = rowMax(x, row, cols);
   if (m == -Infinity) return m;
-  let sum: f64 = 0;
-  for (let c = 0; c < cols; c++) sum += Math.exp(<f64>load<f32>(at(x, row, cols, c)) - m);
-  return m + Math.log(sum);
+  return <f64>m + Math.log(rowSumExp(x, row, cols, m));
 }
 
 export function softmax(x: usize, out: usize, rows: i32, cols: i32, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
-    const lse = rowLogSumExp(x, r, cols);
-    for (let c = 0; c < cols; c++) store<f32>(at(out, r, cols, c), <f32>Math.exp(<f64>load<f32>(at(x, r, cols, c)) - lse));
+    // out = exp(x - m - log(sum)): x - m is exact enough in f32, and log(sum) is small.
+    const m = rowMax(x, r, cols);
+    const logSum = m == -Infinity ? <f32>0 : <f32>Math.log(rowSumExp(x, r, cols, m));
+    const src = at(x, r, cols, 0), dst = at(out, r, cols, 0), c4 = cols & ~3;
+    const mv = f32x4.splat(m), lv = f32x4.splat(logSum);
+    for (let c = 0; c < c4; c += 4) {
+      v128.store(dst + (<usize>c << 2), expF32x4(f32x4.sub(f32x4.sub(v128.load(src + (<usize>c << 2)), mv), lv)));
+    }
+    for (let c = c4; c < cols; c++) store<f32>(dst + (<usize>c << 2), <f32>Math.exp(<f64>(load<f32>(src + (<usize>c << 2)) - m) - logSum));
   }
 }
 

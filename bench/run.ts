@@ -10,7 +10,8 @@ import { benchOlmo1b } from "./olmo.js";
 import { benchTraining } from "./train.js";
 import { benchTokenizer } from "./tokenizer.js";
 import { benchWebGpu } from "./webgpu.js";
-import { attention, createJsBackend, createWasmBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
+import { attention, createJsBackend, layerNorm, matmul, noGrad, randn, scope, type AnyBackend } from "../src/index.js";
+import { createNodeWasmBackend } from "../src/node/index.js";
 
 interface Row {
   name: string;
@@ -53,7 +54,7 @@ const rows: Row[] = [
   },
 ];
 
-const backends: AnyBackend[] = [createJsBackend(), await createWasmBackend({ threads: 1 })];
+const backends: AnyBackend[] = [createJsBackend(), await createNodeWasmBackend({ threads: 1 })];
 
 console.log(`olmo-js benchmark, node ${process.version}, 1 thread`);
 console.log(`${"case".padEnd(46)} ${"backend".padEnd(8)} ${"ms/op".padStart(9)} ${"GFLOP/s".padStart(8)}`);

@@ -43,9 +43,12 @@ export const opCases: Case[] = [
   { name: "mul broadcast [17] * [5,17]", inputs: [{ shape: [17] }, { shape: [5, 17] }], fn: (a, b) => ops.mul(a!, b!) },
   { name: "scale [1003]", inputs: [{ shape: [1003] }], fn: (x) => ops.scale(x!, 0.3) },
   { name: "silu [3,333]", inputs: [{ shape: [3, 333], low: -6, high: 6 }], fn: (x) => ops.silu(x!) },
+  // Inputs across the whole range of f32's exp (the WASM kernels' vector exp clamps below -87.3 and above 88.3).
+  { name: "silu wide range [2,101]", inputs: [{ shape: [2, 101], low: -120, high: 120 }], fn: (x) => ops.silu(x!) },
   { name: "clamp [999]", inputs: [{ shape: [999], low: -3, high: 3 }], fn: (x) => ops.clamp(x!, -1, 1.5) },
   { name: "layerNorm [17,257]", inputs: [{ shape: [17, 257], low: 2, high: 5 }], fn: (x) => ops.layerNorm(x!) },
   { name: "softmax [5,1001]", inputs: [{ shape: [5, 1001], low: -8, high: 8 }], fn: (x) => ops.softmax(x!) },
+  { name: "softmax wide range [3,203]", inputs: [{ shape: [3, 203], low: -150, high: 150 }], fn: (x) => ops.softmax(x!) },
   { name: "logSoftmax [3,33]", inputs: [{ shape: [3, 33], low: -8, high: 8 }], fn: (x) => ops.logSoftmax(x!) },
   { name: "rope [2,3,17,10] offset 9", inputs: [{ shape: [2, 3, 17, 10] }], fn: (x) => ops.rotaryEmbedding(x!, { positionOffset: 9 }) },
   {
@@ -69,6 +72,11 @@ export const opCases: Case[] = [
     name: "crossEntropy masked [3,5,257]",
     inputs: [{ shape: [3, 5, 257], low: -4, high: 4 }, { shape: [3, 5], dtype: "i32", max: 257 }, { shape: [3, 5], dtype: "i32", max: 2 }],
     fn: (x, t, m) => ops.crossEntropy(x!, t!, { mask: m! }),
+  },
+  {
+    name: "crossEntropy wide range [2,3,131]",
+    inputs: [{ shape: [2, 3, 131], low: -90, high: 90 }, { shape: [2, 3], dtype: "i32", max: 131 }],
+    fn: (x, t) => ops.crossEntropy(x!, t!),
   },
   { name: "sum axes 0,2 [5,3,17]", inputs: [{ shape: [5, 3, 17] }], fn: (x) => ops.sum(x!, [0, 2]) },
   { name: "mean all [33,33]", inputs: [{ shape: [33, 33] }], fn: (x) => ops.mean(x!) },

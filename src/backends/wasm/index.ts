@@ -65,13 +65,14 @@ export interface WasmBackend extends Backend<WasmBuffer> {
 const KERNELS = [
   "fill", "cast", "binary", "scale", "silu", "siluBackward", "clamp", "clampBackward", "matmul", "layerNorm",
   "layerNormBackward", "softmax", "softmaxBackward", "logSoftmax", "logSoftmaxBackward", "rotaryEmbedding", "attention",
-  "attentionBackward", "embedding", "embeddingBackward", "crossEntropy", "crossEntropyBackward", "sum", "broadcast",
+  "attentionBackward", "embedding", "embeddingBackward", "crossEntropy", "crossEntropyBackward", "sum", "sumAll", "broadcast",
   "permute", "slice", "sliceAssign", "adamw", "streamRead",
 ] as const;
 type WasmKernel = (typeof KERNELS)[number];
 type Exports = Record<WasmKernel, (...args: number[]) => number> & {
   heapBase(): number;
   matmulWorkspaceBytes(): number;
+  sumPartials(): number;
 };
 
 const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3 };
@@ -107,8 +108,10 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const params = arena.allocate(4 * MAX_RANK * 4, "kernel parameters").ptr;
 
   const parallelMinWork = options.parallelMinWork ?? DEFAULT_PARALLEL_MIN_WORK;
+  /** The threads a kernel with this much work runs on. */
+  const threadsFor = (work: number) => (pool && work >= parallelMinWork ? threads : 1);
   const run = (name: WasmKernel, work: number, ...args: number[]): number =>
-    pool && work >= parallelMinWork ? pool.run(KERNELS.indexOf(name), exports[name], args) : exports[name](...args, 0, 1) | 0;
+    threadsFor(work) > 1 ? pool!.run(KERNELS.indexOf(name), exports[name], args) : exports[name](...args, 0, 1) | 0;
 
   /** Throws unless each buffer holds the bytes the kernel will touch: a wrong call fails here, not in memory. */
   const need = (kernel: string, ...checks: [string, WasmBuffer | undefined, number][]) => {
@@ -261,6 +264,14 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     },
     sum: ({ x, out, shape, reduce }: A<"sum">) => {
       need("sum", ["x", x, f32(size(shape))], ["out", out, f32(size(shape.map((n, i) => (reduce[i] ? 1 : n))))]);
+      if (shape.every((n, i) => reduce[i] || n === 1)) {
+        // Everything summed into one element: each thread sums a share, then the shares are added here.
+        const n = size(shape);
+        run("sumAll", n, x.ptr, n);
+        const parts = new Float64Array(memory.buffer, exports.sumPartials(), threadsFor(n));
+        new Float32Array(memory.buffer, out.ptr, 1)[0] = parts.reduce((total, part) => total + part, 0);
+        return;
+      }
       const [shapePtr, reducePtr] = writeParams("sum", shape, reduce);
       run("sum", size(shape), x.ptr, out.ptr, shapePtr!, reducePtr!, shape.length);
     },
