@@ -4,7 +4,7 @@
 // workgroups), plus the helper that runs one case on a backend.
 
 import * as ops from "../src/index.js";
-import { backward, createJsBackend, randn, requireGrad, scope, tensor, type AnyBackend, type Tensor } from "../src/index.js";
+import { AdamW, backward, createJsBackend, randn, requireGrad, scope, tensor, type AnyBackend, type Tensor } from "../src/index.js";
 import { assertClose } from "./assert.js";
 
 const reference = createJsBackend();
@@ -141,7 +141,6 @@ export async function runCase(c: Case, backend: AnyBackend): Promise<{ out: Floa
   return result;
 }
 
-
 /** Run `c` on the reference backend and on each of `backends`; outputs and input gradients must agree. */
 export async function expectSameAsReference(c: Case, backends: [string, AnyBackend][]): Promise<void> {
   const want = await runCase(c, reference);
@@ -157,4 +156,24 @@ export async function expectSameAsReference(c: Case, backends: [string, AnyBacke
       assertClose(got.grads[k]!, g, tol, `${label} d input ${k}`);
     });
   }
+}
+
+/** Values in [-1, 1) from a seed, as a plain array (the same on every backend). */
+function values(size: number, seed: number): number[] {
+  return Array.from(randn([size], { seed, backend: reference }).dataSync(), (v) => Math.tanh(v));
+}
+
+/** A parameter of `size` after three AdamW steps with weight decay, on `backend`. */
+export async function adamwSteps(backend: AnyBackend, size: number): Promise<Float32Array> {
+  const param = requireGrad(tensor(values(size, 1), [size], { backend }));
+  const optimizer = new AdamW([{ name: "w", tensor: param, decay: true }], { weightDecay: 0.1 });
+  for (let step = 0; step < 3; step++) {
+    param.grad?.dispose();
+    param.grad = tensor(values(size, 10 + step), [size], { backend });
+    optimizer.update(0.01);
+  }
+  const result = (await param.data()) as Float32Array;
+  optimizer.dispose();
+  param.dispose();
+  return result;
 }

@@ -9,11 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as ops from "../src/index.js";
-import { createWasmBackend, randn, scope, tensor, type WasmBuffer } from "../src/index.js";
-import { expectSameAsReference, opCases } from "./backend-cases.js";
+import { createJsBackend, createWasmBackend, randn, scope, tensor, type WasmBuffer } from "../src/index.js";
+import { adamwSteps, expectSameAsReference, opCases } from "./backend-cases.js";
 import { createNodeWasmBackend } from "../src/node/index.js";
 import { withSharedMemory } from "../src/backends/wasm/module.js";
-import { plainWasmBackendUnderTest, repoRoot, wasmBackendsUnderTest } from "./helpers.js";
+import { assertClose, plainWasmBackendUnderTest, repoRoot, wasmBackendsUnderTest } from "./helpers.js";
 
 // The default backends run the relaxed-SIMD build (fused multiply-adds; Node 20 gets the V8 flag from
 // createNodeWasmBackend); relaxedSimd: false gives the plain-SIMD build that hosts without it run.
@@ -32,6 +32,16 @@ for (const c of opCases) {
       ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!], ["wasm plain SIMD, 1 thread", plain1], ["wasm plain SIMD, 2 threads", plain2],
     ]));
 }
+
+test("wasm = js: three AdamW steps with weight decay, both builds, 1 and 2 threads", async () => {
+  // The kernel updates four parameters at a time in f32 arithmetic, the reference in f64 rounded to
+  // f32 storage: relative differences of a few 1e-7 of values in [-1, 1]; 1e-6 is several times that.
+  // 1001 parameters: the 2-thread split and the scalar tail both run.
+  const want = await adamwSteps(createJsBackend(), 1001);
+  for (const [label, backend] of [["1 thread", wasm1!], ["2 threads", wasm2!], ["plain, 1 thread", plain1], ["plain, 2 threads", plain2]] as const) {
+    assertClose(await adamwSteps(backend, 1001), want, { atol: 1e-6, rtol: 1e-6 }, `AdamW on wasm ${label}`);
+  }
+});
 
 test("the shared-memory binary made at run time is byte for byte what asc builds with --sharedMemory", () => {
   const dir = mkdtempSync(join(tmpdir(), "olmo-asc-"));

@@ -5,10 +5,10 @@
 import { test } from "uvu";
 import * as ops from "../src/index.js";
 import {
-  AdamW, createJsBackend, createWebGpuBackend, randn, requestWebGpuDevice, requireGrad, tensor, webGpuBackendOn, type AnyBackend, type Tensor,
+  createJsBackend, createWebGpuBackend, randn, requestWebGpuDevice, tensor, webGpuBackendOn, type Tensor,
 } from "../src/index.js";
 import { createNodeWebGpuBackend } from "../src/node/index.js";
-import { expectSameAsReference, opCases } from "./backend-cases.js";
+import { adamwSteps, expectSameAsReference, opCases } from "./backend-cases.js";
 import { assertClose } from "./helpers.js";
 
 const reference = createJsBackend();
@@ -17,22 +17,6 @@ console.log(`webgpu tests on: ${gpu.adapter}`);
 
 for (const c of opCases) {
   test(`webgpu = js: ${c.name}`, () => expectSameAsReference(c, [["webgpu", gpu]]));
-}
-
-/** Values in [-1, 1) from a seed, as a plain array (the same on every backend). */
-function values(size: number, seed: number): number[] {
-  return Array.from(randn([size], { seed, backend: reference }).dataSync(), (v) => Math.tanh(v));
-}
-
-async function adamwSteps(backend: AnyBackend, size: number): Promise<Float32Array> {
-  const param = requireGrad(tensor(values(size, 1), [size], { backend }));
-  const optimizer = new AdamW([{ name: "w", tensor: param, decay: true }], { weightDecay: 0.1 });
-  for (let step = 0; step < 3; step++) {
-    param.grad?.dispose();
-    param.grad = tensor(values(size, 10 + step), [size], { backend });
-    optimizer.update(0.01);
-  }
-  return (await param.data()) as Float32Array;
 }
 
 test("webgpu = js: three AdamW steps with weight decay", async () => {
