@@ -87,26 +87,36 @@ export function f32ToF16(value: f32): u32 {
 }
 
 /**
- * e^x on four f32 lanes, within 1 ulp of the exact value for x in [-87.3, 88.3] (largest error 0.99
- * ulp over 12 million points of that range, against f64 Math.exp). Range reduction: x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2
- * (ln2 split into a short high part and a low correction so n ln2 is subtracted exactly); e^r by the
- * degree-6 polynomial of the Cephes library's expf; then 2^n added into the exponent bits. Below
- * -87.3 the result is 0 (e^x < 1.2e-38 there: the subnormal range is not kept); above 88.3 it is
- * e^88.3 (3e38), not infinity, which the callers (softmax, sigmoid) never distinguish.
+ * e^x on four f32 lanes, within about 1 ulp of the exact value for x in [-87.3, 88.3] (largest error
+ * over 12 million points of that range, against f64 Math.exp: 0.99 ulp in the plain build, 1.01 with
+ * fused multiply-adds). Range reduction: x = n ln2 + r
+ * with n = round(x / ln2), |r| <= ln2 / 2 (ln2 split into a short high part and a low correction so
+ * n ln2 is subtracted exactly); e^r by the degree-6 polynomial of the Cephes library's expf; then 2^n
+ * added into the exponent bits. Below -87.3 the result is 0 (e^x < 1.2e-38 there: the subnormal range
+ * is not kept); above 88.3 it is e^88.3 (3e38), not infinity, which the callers (softmax, sigmoid)
+ * never distinguish. NaN stays NaN.
+ *
+ * Cheap instructions only: pmin / pmax (one x64 instruction each, where min / max need several for
+ * their NaN rules; with x first, a NaN x passes through), and rounding by adding 1.5 * 2^23, which
+ * leaves round(t) both as a float (after subtracting it again) and in the low bits of the sum's
+ * integer view (after subtracting the sum's bits), for |t| < 2^22. 3.7 -> 3.1 ns per element here
+ * against min / max / nearest / trunc_sat, 2.2 with fused multiply-adds.
  */
 @inline export function expF32x4(x: v128): v128 {
-  const clamped = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.3));
-  const n = f32x4.nearest(f32x4.mul(clamped, f32x4.splat(1.44269504089)));
-  let r = f32x4.sub(clamped, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  const clamped = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.3)), f32x4.splat(88.3));
+  const shifter = f32x4.splat(12582912); // 1.5 * 2^23
+  const t = madd(clamped, f32x4.splat(1.44269504089), shifter);
+  const n = f32x4.sub(t, shifter);
+  let r = madd(n, f32x4.splat(-0.693359375), clamped);
+  r = madd(n, f32x4.splat(2.12194440e-4), r);
   let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  const er = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  p = madd(p, r, f32x4.splat(1.3981999507e-3));
+  p = madd(p, r, f32x4.splat(8.3334519073e-3));
+  p = madd(p, r, f32x4.splat(4.1665795894e-2));
+  p = madd(p, r, f32x4.splat(1.6666665459e-1));
+  p = madd(p, r, f32x4.splat(5.0000001201e-1));
+  const er = f32x4.add(madd(f32x4.mul(p, r), r, r), f32x4.splat(1));
   // 2^n: n + 127 in the exponent field of a float (n in [-126, 127] after the clamp).
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  const scale = i32x4.shl(i32x4.add(i32x4.sub(t, shifter), i32x4.splat(127)), 23);
   return v128.andnot(f32x4.mul(er, scale), f32x4.lt(x, f32x4.splat(-87.3)));
 }
