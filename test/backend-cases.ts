@@ -1,7 +1,8 @@
 // The op cases every faster backend is checked on against the reference backend: each op forward and
-// backward on random inputs with odd sizes and sizes that cross kernel tiles (the WASM matmul's MR 4,
-// NR 8, KC 256, MC 128, NC 512; the WebGPU matmul's 64x64 tiles and 16-deep k steps; 64- and 256-wide
-// workgroups), plus the helper that runs one case on a backend.
+// backward on random inputs with odd sizes and sizes that cross kernel tiles (the WASM matmul's MR x NR
+// 3 x 12 and 4 x 8, KC 256, MC 120, NC 1920, its four-lane loops with scalar tails; the WebGPU matmul's
+// 64x64 tiles and 16-deep k steps; 64- and 256-wide workgroups), plus the helpers that run one case,
+// or three AdamW steps, on a backend.
 
 import * as ops from "../src/index.js";
 import { AdamW, backward, createJsBackend, randn, requireGrad, scope, tensor, type AnyBackend, type Tensor } from "../src/index.js";

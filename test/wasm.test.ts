@@ -1,7 +1,7 @@
 // The WASM backend against the reference backend: every op forward and backward on random inputs with
 // odd sizes and sizes that cross the matmul tiles (MR x NR 3 x 12 relaxed, 4 x 8 plain; KC 256, MC 120,
 // NC 1920), on 1 and 2 threads, in both builds (relaxed SIMD, the default, and plain SIMD); plus its
-// memory limit, kernel argument checks and clean shutdown.
+// AdamW; its memory limit, kernel argument checks and clean shutdown.
 
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
