@@ -30,27 +30,47 @@ function stridesOf(shape: usize, rank: i32, dst: usize): void {
 /**
  * Copies elements: for flat index f in [f0, f1) of an array of shape `walk`, dst[dstOffset + f * 1 (in
  * walk order, or via dstStrides)] = src[srcOffset + coord . srcStrides]. Used by permute and slices.
+ * Works a run along the last axis at a time: the offsets are computed once per run, and a run that is
+ * contiguous on both sides (heads moved between [T, H, D] and [H, T, D], rows into a KV cache) is one
+ * memory.copy. (Element by element, with the offsets recomputed for each, a 64-token prefill of
+ * OLMo-1B spent 8% of its time here.)
  */
 function copyStrided(
   src: usize, srcOffset: i64, srcStrides: usize, dst: usize, dstOffset: i64, dstStrides: usize, walk: usize, rank: i32,
   elementBytes: i32, f0: i32, f1: i32, coord: usize,
 ): void {
-  // The coordinate of f0, then incremented like an odometer.
+  if (f0 >= f1) return;
+  if (rank == 0) {
+    memory.copy(dst + <usize>dstOffset * elementBytes, src + <usize>srcOffset * elementBytes, elementBytes);
+    return;
+  }
+  // The coordinate of f0, then advanced run by run like an odometer.
   let rest = f0;
   for (let axis = rank - 1; axis >= 0; axis--) {
     const n = get(walk, axis);
-    set(coord, axis, n == 0 ? 0 : rest % n);
-    rest = n == 0 ? 0 : rest / n;
+    set(coord, axis, rest % n);
+    rest /= n;
   }
-  for (let f = f0; f < f1; f++) {
+  const last = rank - 1, runLength = get(walk, last);
+  const srcStep = get(srcStrides, last), dstStep = get(dstStrides, last);
+  for (let f = f0; f < f1; ) {
     let s = srcOffset, d = dstOffset;
     for (let axis = 0; axis < rank; axis++) {
       s += <i64>get(coord, axis) * get(srcStrides, axis);
       d += <i64>get(coord, axis) * get(dstStrides, axis);
     }
-    if (elementBytes == 4) store<u32>(dst + (<usize>d << 2), load<u32>(src + (<usize>s << 2)));
-    else store<u16>(dst + (<usize>d << 1), load<u16>(src + (<usize>s << 1)));
-    for (let axis = rank - 1; axis >= 0; axis--) {
+    const start = get(coord, last), count = min<i32>(runLength - start, f1 - f);
+    if (srcStep == 1 && dstStep == 1) {
+      memory.copy(dst + <usize>d * elementBytes, src + <usize>s * elementBytes, <usize>count * elementBytes);
+    } else if (elementBytes == 4) {
+      for (let i = 0; i < count; i++) store<u32>(dst + (<usize>(d + <i64>i * dstStep) << 2), load<u32>(src + (<usize>(s + <i64>i * srcStep) << 2)));
+    } else {
+      for (let i = 0; i < count; i++) store<u16>(dst + (<usize>(d + <i64>i * dstStep) << 1), load<u16>(src + (<usize>(s + <i64>i * srcStep) << 1)));
+    }
+    f += count;
+    // Next run: the last axis back to 0 and a carry into the axes before it.
+    set(coord, last, 0);
+    for (let axis = last - 1; axis >= 0; axis--) {
       const c = get(coord, axis) + 1;
       if (c < get(walk, axis)) {
         set(coord, axis, c);
