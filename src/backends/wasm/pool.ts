@@ -35,8 +35,8 @@ const MAX_ARGS = 32;
 const WORKER_TIMEOUT_MS = 120_000;
 const SPIN_ITERATIONS = 20000; // about 20-50 us of polling before sleeping: kernels come in bursts
 // The caller polls as long before it sleeps: waking from Atomics.wait costs tens of microseconds on
-// this machine, and a decode step's GEMVs take a few hundred each (OLMo-1B decode went from 8.6 to
-// 11.5-11.8 tokens/s on 2 threads when the caller stopped sleeping at once).
+// this machine, and a decode step's GEMVs take a few hundred each (OLMo-1B decode on 2 threads went
+// from 8.6 to 11.5-11.8 tokens/s in back-to-back runs when the caller stopped sleeping at once).
 const CALLER_SPIN_ITERATIONS = 20000;
 const POLL_MS = 20;
 
