@@ -89,7 +89,7 @@ export function f32ToF16(value: f32): u32 {
 /**
  * e^x on four f32 lanes, within about 1 ulp of the exact value for x in [-87.3, 88.3] (largest error
  * over 12 million points of that range, against f64 Math.exp: 0.99 ulp in the plain build, 1.01 with
- * fused multiply-adds). Range reduction: x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2 (ln2
+ * fused multiply-adds; bench/microkernel/exp.mjs). Range reduction: x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2 (ln2
  * split into a short high part and a low correction so n ln2 is subtracted exactly); e^r by the
  * degree-6 polynomial of the Cephes library's expf; then 2^n added into the exponent bits. Below -87.3 the result is 0 (e^x < 1.2e-38 there: the subnormal range
  * is not kept); above 88.3 it is e^88.3 (3e38), not infinity, which the callers (softmax, sigmoid)
