@@ -5,8 +5,11 @@
 // h / (H / G). Query t has position (Tk - Tq) + t and, when causal, sees keys 0 ..= that position.
 // Forward: threads split the query rows. Backward: threads split the (batch, kv head) pairs, since dk
 // and dv of one kv head collect from all the query heads and rows that read it.
+// The forward pass scores four keys at a time (four sums in flight), takes the exponentials four at a
+// time, and builds the output sixteen columns at a time in registers across all keys: one thread, 8
+// heads, causal, T 512 / D 128: 7.0 -> 11.8 GFLOP/s; T 1024 / D 64: 5.4 -> 13.1.
 
-import { partEnd, partStart } from "./common";
+import { expF32x4, partEnd, partStart } from "./common";
 
 @inline function row(base: usize, index: i32, d: i32): usize {
   return base + ((<usize>index * <usize>d) << 2);
@@ -19,6 +22,28 @@ import { partEnd, partStart } from "./common";
   let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
   for (; i < d; i++) sum += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
   return sum;
+}
+
+/** The dot products of one row a with four rows b0..b3: four independent sums in flight. */
+@inline function dot4(a: usize, b0: usize, b1: usize, b2: usize, b3: usize, d: i32): v128 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= d; i += 4) {
+    const at = <usize>i << 2, x = v128.load(a + at);
+    s0 = f32x4.add(s0, f32x4.mul(x, v128.load(b0 + at)));
+    s1 = f32x4.add(s1, f32x4.mul(x, v128.load(b1 + at)));
+    s2 = f32x4.add(s2, f32x4.mul(x, v128.load(b2 + at)));
+    s3 = f32x4.add(s3, f32x4.mul(x, v128.load(b3 + at)));
+  }
+  // Transpose-and-add: lane j of the result is the sum of sj's lanes.
+  const t01 = f32x4.add(v128.shuffle<i32>(s0, s1, 0, 4, 1, 5), v128.shuffle<i32>(s0, s1, 2, 6, 3, 7));
+  const t23 = f32x4.add(v128.shuffle<i32>(s2, s3, 0, 4, 1, 5), v128.shuffle<i32>(s2, s3, 2, 6, 3, 7));
+  let sums = f32x4.add(v128.shuffle<i32>(t01, t23, 0, 1, 4, 5), v128.shuffle<i32>(t01, t23, 2, 3, 6, 7));
+  for (; i < d; i++) {
+    const x = load<f32>(a + (<usize>i << 2)), at = <usize>i << 2;
+    sums = f32x4.add(sums, f32x4.mul(f32x4.splat(x), f32x4(load<f32>(b0 + at), load<f32>(b1 + at), load<f32>(b2 + at), load<f32>(b3 + at))));
+  }
+  return sums;
 }
 
 @inline function visibleKeys(causal: i32, queryLen: i32, keyLen: i32, t: i32): i32 {
@@ -38,32 +63,62 @@ export function attention(
     const kvBase = (b * kvHeads + h / groupSize) * kvCapacity;
     const visible = visibleKeys(causal, queryLen, keyLen, t);
     const qRow = row(q, r, headDim), outRow = row(out, r, headDim);
-    let m: f32 = -Infinity;
-    for (let j = 0; j < visible; j++) {
+    // Scores, four keys at a time, and their maximum.
+    const scale4 = f32x4.splat(scale);
+    let m4 = f32x4.splat(-Infinity);
+    let j = 0;
+    for (; j + 4 <= visible; j += 4) {
+      const k0 = row(k, kvBase + j, headDim), step = <usize>headDim << 2;
+      const scores = f32x4.mul(scale4, dot4(qRow, k0, k0 + step, k0 + 2 * step, k0 + 3 * step, headDim));
+      v128.store(s + (<usize>j << 2), scores);
+      m4 = f32x4.max(m4, scores);
+    }
+    let m = max<f32>(max<f32>(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max<f32>(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+    for (; j < visible; j++) {
       const score = scale * dot(qRow, row(k, kvBase + j, headDim), headDim);
       store<f32>(s + (<usize>j << 2), score);
       m = max<f32>(m, score);
     }
-    let sum: f32 = 0;
-    for (let j = 0; j < visible; j++) {
+    // Probabilities (unnormalised) in place, and their sum.
+    const shift = f32x4.splat(m);
+    let sum4 = f32x4.splat(0);
+    j = 0;
+    for (; j + 4 <= visible; j += 4) {
+      const p = expF32x4(f32x4.sub(v128.load(s + (<usize>j << 2)), shift));
+      v128.store(s + (<usize>j << 2), p);
+      sum4 = f32x4.add(sum4, p);
+    }
+    let sum: f32 = f32x4.extract_lane(sum4, 0) + f32x4.extract_lane(sum4, 1) + f32x4.extract_lane(sum4, 2) + f32x4.extract_lane(sum4, 3);
+    for (; j < visible; j++) {
       const p = Mathf.exp(load<f32>(s + (<usize>j << 2)) - m);
       store<f32>(s + (<usize>j << 2), p);
       sum += p;
     }
-    memory.fill(outRow, 0, <usize>headDim << 2);
-    const inv: f32 = <f32>1 / sum;
-    for (let j = 0; j < visible; j++) {
-      const p = f32x4.splat(load<f32>(s + (<usize>j << 2)) * inv);
-      const vRow = row(v, kvBase + j, headDim);
-      let c = 0;
-      for (; c + 4 <= headDim; c += 4) {
-        const o = outRow + (<usize>c << 2);
-        v128.store(o, f32x4.add(v128.load(o), f32x4.mul(p, v128.load(vRow + (<usize>c << 2)))));
+    // out = (p / sum) . v, sixteen output columns at a time held in registers across all keys.
+    const inv: f32 = visible > 0 ? <f32>1 / sum : 0; // no visible keys (keyLength 0): out = 0
+    let c = 0;
+    for (; c + 16 <= headDim; c += 16) {
+      let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+      let vAt = row(v, kvBase, headDim) + (<usize>c << 2);
+      const vStep = <usize>headDim << 2;
+      for (let key = 0; key < visible; key++) {
+        const p = v128.load32_splat(s + (<usize>key << 2));
+        o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vAt)));
+        o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vAt, 16)));
+        o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vAt, 32)));
+        o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vAt, 48)));
+        vAt += vStep;
       }
-      for (; c < headDim; c++) {
-        const o = outRow + (<usize>c << 2);
-        store<f32>(o, load<f32>(o) + f32x4.extract_lane(p, 0) * load<f32>(vRow + (<usize>c << 2)));
-      }
+      const scaleOut = f32x4.splat(inv), o = outRow + (<usize>c << 2);
+      v128.store(o, f32x4.mul(o0, scaleOut));
+      v128.store(o, f32x4.mul(o1, scaleOut), 16);
+      v128.store(o, f32x4.mul(o2, scaleOut), 32);
+      v128.store(o, f32x4.mul(o3, scaleOut), 48);
+    }
+    for (; c < headDim; c++) {
+      let acc: f32 = 0;
+      for (let key = 0; key < visible; key++) acc += load<f32>(s + (<usize>key << 2)) * load<f32>(row(v, kvBase + key, headDim) + (<usize>c << 2));
+      store<f32>(outRow + (<usize>c << 2), acc * inv);
     }
     if (lse != 0) store<f32>(lse + (<usize>r << 2), m + Mathf.log(sum)); // saved for the backward pass
   }
