@@ -7,7 +7,9 @@
 // and dv of one kv head collect from all the query heads and rows that read it.
 // The forward pass scores four keys at a time (four sums in flight), takes the exponentials four at a
 // time, and builds the output sixteen columns at a time in registers across all keys: one thread, 8
-// heads, causal, T 512 / D 128: 7.0 -> 11.8 GFLOP/s; T 1024 / D 64: 5.4 -> 13.1.
+// heads, causal, T 512 / D 128: 7.0 -> 11.8 GFLOP/s; T 1024 / D 64: 5.4 -> 13.1. The backward pass
+// also scores four keys at a time and updates dq, dk, dv four columns at a time: forward + backward
+// 485 -> 140 ms (T 512 / D 128), 963 -> 306 ms (T 1024 / D 64).
 
 import { expF32x4, partEnd, partStart } from "./common";
 
@@ -124,6 +126,27 @@ export function attention(
   }
 }
 
+/** One key's share of the gradients: dv_j += p do;  dq += scaledDs k_j;  dk_j += scaledDs q. */
+@inline function accumulateKey(
+  key: i32, p: f32, scaledDs: f32, qRow: usize, doRow: usize, dqRow: usize, k: usize, dk: usize, dv: usize, headDim: i32,
+): void {
+  const kRow = row(k, key, headDim), dkRow = row(dk, key, headDim), dvRow = row(dv, key, headDim);
+  const p4 = f32x4.splat(p), ds4 = f32x4.splat(scaledDs);
+  let c = 0;
+  for (; c + 4 <= headDim; c += 4) {
+    const o = <usize>c << 2;
+    v128.store(dvRow + o, f32x4.add(v128.load(dvRow + o), f32x4.mul(p4, v128.load(doRow + o))));
+    v128.store(dqRow + o, f32x4.add(v128.load(dqRow + o), f32x4.mul(ds4, v128.load(kRow + o))));
+    v128.store(dkRow + o, f32x4.add(v128.load(dkRow + o), f32x4.mul(ds4, v128.load(qRow + o))));
+  }
+  for (; c < headDim; c++) {
+    const o = <usize>c << 2;
+    store<f32>(dvRow + o, load<f32>(dvRow + o) + p * load<f32>(doRow + o));
+    store<f32>(dqRow + o, load<f32>(dqRow + o) + scaledDs * load<f32>(kRow + o));
+    store<f32>(dkRow + o, load<f32>(dkRow + o) + scaledDs * load<f32>(qRow + o));
+  }
+}
+
 // With p = softmax(s), s = scale q k^T, o = p v:
 //   dv_j += p_j do;  dp_j = do . v_j;  ds_j = p_j (dp_j - do . o);  dq += scale ds_j k_j;  dk_j += scale ds_j q.
 export function attentionBackward(
@@ -147,17 +170,22 @@ export function attentionBackward(
         const doDotO = dot(doRow, row(out, r, headDim), headDim);
         memory.fill(dqRow, 0, <usize>headDim << 2);
         const visible = visibleKeys(causal, queryLen, keyLen, t);
-        for (let j = 0; j < visible; j++) {
-          const kRow = row(k, kvBase + j, headDim), vRow = row(v, kvBase + j, headDim);
-          const p = Mathf.exp(scale * dot(qRow, kRow, headDim) - rowLse);
-          const ds = p * (dot(doRow, vRow, headDim) - doDotO);
-          const dkRow = row(dk, kvBase + j, headDim), dvRow = row(dv, kvBase + j, headDim);
-          for (let c = 0; c < headDim; c++) {
-            const o = <usize>c << 2;
-            store<f32>(dvRow + o, load<f32>(dvRow + o) + p * load<f32>(doRow + o));
-            store<f32>(dqRow + o, load<f32>(dqRow + o) + scale * ds * load<f32>(kRow + o));
-            store<f32>(dkRow + o, load<f32>(dkRow + o) + scale * ds * load<f32>(qRow + o));
-          }
+        let j = 0;
+        // Four keys at a time: their scores, probabilities and ds in one pass of four sums each.
+        const step = <usize>headDim << 2, lse4 = f32x4.splat(rowLse), doDotO4 = f32x4.splat(doDotO);
+        for (; j + 4 <= visible; j += 4) {
+          const k0 = row(k, kvBase + j, headDim), v0 = row(v, kvBase + j, headDim);
+          const p = expF32x4(f32x4.sub(f32x4.mul(f32x4.splat(scale), dot4(qRow, k0, k0 + step, k0 + 2 * step, k0 + 3 * step, headDim)), lse4));
+          const ds = f32x4.mul(p, f32x4.sub(dot4(doRow, v0, v0 + step, v0 + 2 * step, v0 + 3 * step, headDim), doDotO4));
+          accumulateKey(kvBase + j, f32x4.extract_lane(p, 0), scale * f32x4.extract_lane(ds, 0), qRow, doRow, dqRow, k, dk, dv, headDim);
+          accumulateKey(kvBase + j + 1, f32x4.extract_lane(p, 1), scale * f32x4.extract_lane(ds, 1), qRow, doRow, dqRow, k, dk, dv, headDim);
+          accumulateKey(kvBase + j + 2, f32x4.extract_lane(p, 2), scale * f32x4.extract_lane(ds, 2), qRow, doRow, dqRow, k, dk, dv, headDim);
+          accumulateKey(kvBase + j + 3, f32x4.extract_lane(p, 3), scale * f32x4.extract_lane(ds, 3), qRow, doRow, dqRow, k, dk, dv, headDim);
+        }
+        for (; j < visible; j++) {
+          const p = Mathf.exp(scale * dot(qRow, row(k, kvBase + j, headDim), headDim) - rowLse);
+          const ds = p * (dot(doRow, row(v, kvBase + j, headDim), headDim) - doDotO);
+          accumulateKey(kvBase + j, p, scale * ds, qRow, doRow, dqRow, k, dk, dv, headDim);
         }
       }
     }
