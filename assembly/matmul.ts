@@ -60,7 +60,7 @@ export function matmulWorkspaceBytes(): usize {
 }
 
 /** The 3 x 12 tile: 9 accumulators + 3 B vectors + 3 A broadcasts = 15 registers. */
-@inline function microKernel3x12(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
+@inline export function microKernel3x12(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0);
@@ -106,7 +106,7 @@ export function matmulWorkspaceBytes(): usize {
 }
 
 /** The 4 x 8 tile: 8 accumulators + 2 B vectors + 4 A broadcasts + 1 product = 15 registers. */
-@inline function microKernel4x8(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
+@inline export function microKernel4x8(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   const end = ap + (<usize>kc << 4);
@@ -188,8 +188,8 @@ function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, 
             const row = b + ((<usize>(j + group * 4) * <usize>k + <usize>(p0 + p)) << 1), stride = <usize>k << 1;
             const w0 = v128.load(row), w1 = v128.load(row + stride), w2 = v128.load(row + 2 * stride), w3 = v128.load(row + 3 * stride);
             const out = dst + (<usize>group << 4);
-            transpose4x4(out, widenLow(w0), widenLow(w1), widenLow(w2), widenLow(w3));
-            transpose4x4(out + 4 * NR * 4, widenHigh(w0), widenHigh(w1), widenHigh(w2), widenHigh(w3));
+            transpose4x4(out, bf16Low(w0), bf16Low(w1), bf16Low(w2), bf16Low(w3));
+            transpose4x4(out + 4 * NR * 4, bf16High(w0), bf16High(w1), bf16High(w2), bf16High(w3));
           }
           dst += 8 * NR * 4;
         }
@@ -227,18 +227,18 @@ function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, 
   v128.store(out, v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), 3 * NR * 4);
 }
 
-/** The low / high four of 8 bf16 values (one v128) as f32x4: each bf16 is the top half of an f32. */
-@inline function widenLow(v: v128): v128 {
-  return i32x4.shl(i32x4.extend_low_i16x8_u(v), 16);
+/** Widen 8 bf16 values (one v128) to two f32x4: each bf16 is the top half of an f32. */
+@inline function bf16Low(v: v128): v128 {
+  return i8x16.shuffle(v128.splat<i32>(0), v, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
 }
-@inline function widenHigh(v: v128): v128 {
-  return i32x4.shl(i32x4.extend_high_i16x8_u(v), 16);
+@inline function bf16High(v: v128): v128 {
+  return i8x16.shuffle(v128.splat<i32>(0), v, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
 }
 
 /** Four consecutive elements at `index` of an f32 or bf16 array, as f32x4. */
 @inline function load4(ptr: usize, dtype: i32, index: usize): v128 {
   if (dtype == F32) return v128.load(ptr + (index << 2));
-  return i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(ptr + (index << 1))), 16);
+  return bf16Low(v128.load64_zero(ptr + (index << 1)));
 }
 
 /** Pack op(A)[i0 : i0+mc, p0 : p0+kc] into panels of MR rows: dst[panel][p][0..MR], zero-padded. */
@@ -367,14 +367,6 @@ function gemm(
 
 // ---------------------------------------------------------------------------------------------------
 // GEMV: one row of activations times a weight matrix, columns [n0, n1).
-
-/** Widen 8 bf16 values (one v128) to two f32x4: each bf16 is the top half of an f32. */
-@inline function bf16Low(v: v128): v128 {
-  return i8x16.shuffle(v128.splat<i32>(0), v, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
-}
-@inline function bf16High(v: v128): v128 {
-  return i8x16.shuffle(v128.splat<i32>(0), v, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
-}
 
 @inline function horizontalSum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
