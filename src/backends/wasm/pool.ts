@@ -33,11 +33,11 @@ export type SpawnWorker = (source: string) => PoolWorker;
 const MAX_ARGS = 32;
 /** Longest a kernel may keep a worker busy before the pool gives up (a wedged worker must not hang the caller). */
 const WORKER_TIMEOUT_MS = 120_000;
-const SPIN_ITERATIONS = 20000; // about 20-50 us of polling before sleeping: kernels come in bursts
-// The caller polls as long before it sleeps: waking from Atomics.wait costs tens of microseconds on
-// this machine, and a decode step's GEMVs take a few hundred each (OLMo-1B decode on 2 threads went
-// from 8.6 to 11.5-11.8 tokens/s in back-to-back runs when the caller stopped sleeping at once).
-const CALLER_SPIN_ITERATIONS = 20000;
+// About 20-50 us of polling before sleeping, for workers waiting for a kernel (kernels come in bursts)
+// and for the caller waiting for workers: waking from Atomics.wait costs tens of microseconds on this
+// machine, and a decode step's GEMVs take a few hundred each (OLMo-1B decode on 2 threads went from
+// 8.6 to 11.5-11.8 tokens/s in back-to-back runs when the caller stopped sleeping at once).
+const SPIN_ITERATIONS = 20000;
 const POLL_MS = 20;
 
 // The worker program. It runs as a classic Web Worker or as a CommonJS worker_threads program.
@@ -147,7 +147,7 @@ export class ThreadPool {
     const deadline = performance.now() + WORKER_TIMEOUT_MS;
     for (let t = 1; t < this.threads; t++) {
       const slot = 4 + this.threads + t;
-      for (let spin = 0; spin < CALLER_SPIN_ITERATIONS && Atomics.load(c, slot) !== generation; spin++);
+      for (let spin = 0; spin < SPIN_ITERATIONS && Atomics.load(c, slot) !== generation; spin++);
       for (let done = Atomics.load(c, slot); done !== generation; done = Atomics.load(c, slot)) {
         if (performance.now() > deadline) {
           this.close();
