@@ -4,7 +4,7 @@ export { tensor, zeros, ones, full, fullLike, randn, rand, type CreateOptions, t
 export { backward, grad, valueAndGrad, noGrad, isGradEnabled, requireGrad, type BackwardOptions } from "./core/autograd.js";
 export { Random } from "./core/random.js";
 export * from "./core/dtype.js";
-export type { Backend, KernelArgs, KernelName, KernelTable, BinaryOp } from "./core/backend.js";
+export type { Backend, KernelArgs, KernelName, KernelTable, BinaryOp, MemoryUsage } from "./core/backend.js";
 export * from "./ops/index.js";
 export { createJsBackend, type JsBackendOptions, type JsBuffer } from "./backends/js/index.js";
 export * from "./tokenizer/index.js";

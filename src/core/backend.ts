@@ -182,6 +182,16 @@ export type KernelName = keyof KernelArgs<unknown>;
 /** One function per kernel: leaving one out is a compile error. */
 export type KernelTable<B> = { readonly [K in KernelName]: (args: KernelArgs<B>[K]) => void };
 
+/** Bytes a backend holds: in live buffers, reserved from its host (live + free blocks kept for reuse), and its limit. */
+export interface MemoryUsage {
+  /** Bytes in live buffers. */
+  inUse: number;
+  /** Bytes taken from the host: live buffers plus freed blocks kept for reuse (reserved - inUse is the slack). */
+  reserved: number;
+  /** The most this backend can hold (Infinity where the host sets no limit the backend knows of). */
+  limit: number;
+}
+
 export interface Backend<B = unknown> {
   /** Short name used in messages and on the command line: "js", "wasm", "webgpu". */
   readonly name: string;
@@ -195,4 +205,9 @@ export interface Backend<B = unknown> {
   /** CPU backends can read synchronously. */
   downloadSync?(buffer: B, dtype: DType, size: number): HostArray;
   readonly kernels: KernelTable<B>;
+  /** Resolves once every kernel called so far has finished (a GPU's queue drained); throws errors it reported. */
+  sync(): Promise<void>;
+  memoryUsage(): MemoryUsage;
+  /** Release what the backend holds (worker threads, a GPU device). It must not be used afterwards. */
+  dispose(): void;
 }

@@ -50,11 +50,17 @@ export function createJsBackend(options: JsBackendOptions = {}): Backend<JsBuffe
     // f64-precision buffers are rounded to f32 on the way out, so callers always see HostArray types.
     return data instanceof Float64Array ? Float32Array.from(data) : (data.slice() as HostArray);
   };
+  let inUse = 0;
   return {
     name: precision === "f64" ? "js-f64" : "js",
-    allocate: (dtype, size) => ({ dtype, data: newArray(dtype, size) }),
-    free: () => {
-      // Typed arrays are garbage-collected; the core's byte counter tracks what is live.
+    allocate: (dtype, size) => {
+      const data = newArray(dtype, size);
+      inUse += data.byteLength;
+      return { dtype, data };
+    },
+    free: (buffer) => {
+      // The typed array itself is garbage-collected; only the count changes.
+      inUse -= buffer.data.byteLength;
     },
     upload: (buffer, dtype, data) => {
       if (buffer.dtype !== dtype) throw new Error(`js backend: buffer holds ${buffer.dtype}, upload gave ${dtype}`);
@@ -63,6 +69,10 @@ export function createJsBackend(options: JsBackendOptions = {}): Backend<JsBuffe
     download: async (buffer, dtype, size) => toHost(buffer, dtype, size),
     downloadSync: toHost,
     kernels,
+    // Kernels run when called and nothing is kept for reuse: no queue to wait for, nothing to release.
+    sync: async () => {},
+    memoryUsage: () => ({ inUse, reserved: inUse, limit: Infinity }),
+    dispose: () => {},
   };
 }
 

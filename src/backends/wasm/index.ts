@@ -11,6 +11,7 @@
 // options.relaxedSimd is false. Fused results round once, so the two differ in the last bits.
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
+import { BINARY_CODE, DTYPE_CODE, MAX_RANK } from "../codes.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
 import { formatBytes } from "../../core/format.js";
 import { Arena, MAX_WASM_BYTES, WASM_PAGE } from "./arena.js";
@@ -54,10 +55,6 @@ export interface WasmBackend extends Backend<WasmBuffer> {
   readonly features: WasmFeatures;
   /** Whether this backend runs the relaxed-SIMD build (a host with relaxed SIMD, options.relaxedSimd not false). */
   readonly relaxedSimd: boolean;
-  /** Bytes held by live buffers, and reserved by the heap (its high-water mark). */
-  memoryUsage(): { inUse: number; reserved: number; limit: number };
-  /** Stop the worker threads. */
-  dispose(): void;
   /** Streaming-read bandwidth of this backend's threads over a `bytes` buffer, in GB/s (median of runs). */
   measureReadBandwidth(bytes?: number, runs?: number): number;
 }
@@ -75,11 +72,8 @@ type Exports = Record<WasmKernel, (...args: number[]) => number> & {
   sumPartials(): number;
 };
 
-const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3 };
-const BINARY_CODE = { add: 0, sub: 1, mul: 2 } as const;
 /** Below this much work (elements, or multiply-adds for matmul) one thread is faster than waking others. */
 const DEFAULT_PARALLEL_MIN_WORK = 1 << 15;
-const MAX_RANK = 8;
 
 export async function createWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
   const features = probeWasmFeatures();
@@ -329,6 +323,8 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     download: async (buffer, dtype, n) => read(buffer, dtype, n),
     downloadSync: read,
     memoryUsage: () => ({ inUse: arena.inUse, reserved: arena.reserved, limit }),
+    // Kernels run to completion before they return (the caller waits for its workers).
+    sync: async () => {},
     dispose: () => pool?.close(),
     measureReadBandwidth: (bytes = 256 * 2 ** 20, runs = 9) => {
       const block = arena.allocate(bytes, "the bandwidth probe");

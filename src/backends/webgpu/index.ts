@@ -12,6 +12,7 @@
 // is too large.
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
+import { BINARY_CODE, DTYPE_CODE, MAX_RANK } from "../codes.js";
 import { BYTES_PER_ELEMENT, f32ToBf16, f32ToF16, type DType, type HostArray } from "../../core/dtype.js";
 import { sizeOf, stridesOf } from "../../core/shape.js";
 import { formatBytes } from "../../core/format.js";
@@ -34,11 +35,6 @@ export interface WebGpuBackend extends Backend<GpuBuffer> {
   /** The adapter in words: vendor, architecture, device and driver description as the host reports them. */
   readonly adapter: string;
   readonly limits: { maxStorageBufferBindingSize: number; maxBufferSize: number };
-  /** Wait for every recorded kernel to finish; throws errors the GPU reported. */
-  sync(): Promise<void>;
-  memoryUsage(): { inUse: number; pooled: number };
-  /** Release the device. */
-  dispose(): void;
 }
 
 /** Rows [start, start + count) of operands bound in blocks; `whole` when there is one block, bound as the whole buffer. */
@@ -52,9 +48,6 @@ interface Block {
 const REQUIRED = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupStorageSize: 12 * 1024 };
 /** attention.wgsl keeps a query row in workgroup memory and four output dimensions per invocation. */
 const MAX_HEAD_DIM = 256;
-const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3 };
-const BINARY_CODE = { add: 0, sub: 1, mul: 2 } as const;
-const MAX_RANK = 8;
 
 /** Find an adapter and open a device on it, or explain why not. */
 export async function requestWebGpuDevice(options: WebGpuBackendOptions = {}): Promise<{ device: GPUDevice; adapter: string }> {

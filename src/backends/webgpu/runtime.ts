@@ -11,6 +11,7 @@
 // with error scopes and thrown by the next read-back (`read`), together with any bad ids the kernels
 // reported in the status buffer. A lost device makes every later call throw at once.
 
+import type { MemoryUsage } from "../../core/backend.js";
 import { formatBytes } from "../../core/format.js";
 import { family as kernelFile, STATUS_KERNELS, type Family, type FamilyName } from "./shaders.js";
 
@@ -148,8 +149,9 @@ export class GpuRuntime {
   }
 
   /** Bytes held by live buffers and by the pool of freed ones. */
-  memoryUsage(): { inUse: number; pooled: number } {
-    return { inUse: this.liveBytes, pooled: this.pooledBytes };
+  memoryUsage(): MemoryUsage {
+    // The device's memory is not known to WebGPU; the largest buffer it allows is the only limit we can name.
+    return { inUse: this.liveBytes, reserved: this.liveBytes + this.pooledBytes, limit: Infinity };
   }
 
   /** Copy host bytes into the start of a buffer. */

@@ -1,0 +1,13 @@
+// Numbers the host passes to compiled kernels, defined once for TypeScript. The kernels' own copies are
+// in assembly/common.ts (AssemblyScript) and kernels/common.wgsl (WGSL); test/codes.test.ts checks that
+// the three languages agree.
+
+import type { BinaryOp } from "../core/backend.js";
+import type { DType } from "../core/dtype.js";
+
+/** The dtype of a buffer, as a kernel argument. */
+export const DTYPE_CODE: Readonly<Record<DType, number>> = { f32: 0, bf16: 1, f16: 2, i32: 3 };
+/** The operation of the `binary` kernel. */
+export const BINARY_CODE: Readonly<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2 };
+/** The largest rank the layout kernels (sum, broadcast, permute, slice) take. */
+export const MAX_RANK = 8;
