@@ -70,7 +70,7 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
   console.log(`  prefill: ${(result.promptTokens / result.prefillSeconds).toFixed(1)} tokens/s (${result.promptTokens} tokens)`);
   console.log(`  decode:  ${decodeTokensPerS.toFixed(2)} tokens/s over ${result.newIds.length - 1} steps = ${((decodeTokensPerS * weightBytes) / 1e9).toFixed(1)} GB/s of weights`);
   console.log(`  streaming-read bandwidth here: ${bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s; decode reaches ${((100 * decodeTokensPerS) / bound).toFixed(0)}% of it`);
-  console.log(`  peak WebAssembly memory: ${(usage.reserved / 2 ** 30).toFixed(2)} GiB of ${(usage.limit / 2 ** 30).toFixed(0)} GiB; process RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
+  console.log(`  peak WebAssembly memory: ${(usage.peak / 2 ** 30).toFixed(2)} GiB of ${(usage.limit / 2 ** 30).toFixed(0)} GiB; process RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
   model.dispose();
   backend.dispose();
 }

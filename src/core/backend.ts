@@ -188,6 +188,8 @@ export interface MemoryUsage {
   inUse: number;
   /** Bytes taken from the host: live buffers plus freed blocks kept for reuse (reserved - inUse is the slack). */
   reserved: number;
+  /** The highest `reserved` has been. */
+  peak: number;
   /** The most this backend can hold (Infinity where the host sets no limit the backend knows of). */
   limit: number;
 }

@@ -13,9 +13,9 @@
 //     x = x + Wdown (silu(h Wgate^T) * (h Wup^T))                       (SwiGLU)
 //   logits = LN(x) Whead^T, Whead = embed when tied (OLMo-1B)           [B, T, V]
 
-import { noGrad } from "../core/autograd.js";
+import { needsGrad, noGrad } from "../core/autograd.js";
 import { zeros } from "../core/creation.js";
-import type { AnyBackend, Tensor } from "../core/tensor.js";
+import { scope, type AnyBackend, type Tensor } from "../core/tensor.js";
 import {
   add, attention, clamp, embedding, layerNorm, matmul, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
 } from "../ops/index.js";
@@ -90,9 +90,22 @@ export class Olmo {
     if (cache && cache.batch !== B) throw new Error(`Olmo.forward: batch ${B} does not match the KV cache's ${cache.batch}`);
 
     let x = embedding(this.weight("embed"), ids);
+    // Without autograd nothing of a layer is needed after it, so each layer runs in its own scope and
+    // frees its activations (and the previous residual) before the next starts: a long prompt then
+    // needs one layer's activations at a time, not all of them. Training keeps them for backward.
+    const inference = !needsGrad(...this.weights.values());
     for (let i = 0; i < this.config.numLayers; i++) {
-      x = add(x, this.attentionBlock(i, layerNorm(x), position, cache));
-      x = add(x, this.mlpBlock(i, layerNorm(x)));
+      const layer = (input: Tensor) => {
+        const mid = add(input, this.attentionBlock(i, layerNorm(input), position, cache));
+        return add(mid, this.mlpBlock(i, layerNorm(mid)));
+      };
+      if (inference) {
+        const next = scope(() => layer(x));
+        x.dispose();
+        x = next;
+      } else {
+        x = layer(x);
+      }
     }
     if (lastOnly) x = slice(x, [0, T - 1, 0], [B, 1, C]);
     const head = this.config.tieWordEmbeddings ? this.weight("embed") : this.weight("lmHead");

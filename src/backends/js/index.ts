@@ -50,12 +50,13 @@ export function createJsBackend(options: JsBackendOptions = {}): Backend<JsBuffe
     // f64-precision buffers are rounded to f32 on the way out, so callers always see HostArray types.
     return data instanceof Float64Array ? Float32Array.from(data) : (data.slice() as HostArray);
   };
-  let inUse = 0;
+  let inUse = 0, peak = 0;
   return {
     name: precision === "f64" ? "js-f64" : "js",
     allocate: (dtype, size) => {
       const data = newArray(dtype, size);
       inUse += data.byteLength;
+      peak = Math.max(peak, inUse);
       return { dtype, data };
     },
     free: (buffer) => {
@@ -71,7 +72,7 @@ export function createJsBackend(options: JsBackendOptions = {}): Backend<JsBuffe
     kernels,
     // Kernels run when called and nothing is kept for reuse: no queue to wait for, nothing to release.
     sync: async () => {},
-    memoryUsage: () => ({ inUse, reserved: inUse, limit: Infinity }),
+    memoryUsage: () => ({ inUse, reserved: inUse, peak, limit: Infinity }),
     dispose: () => {},
   };
 }

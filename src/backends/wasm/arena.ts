@@ -1,11 +1,17 @@
 // The memory arena: every tensor of the wasm backend lives inside the one WebAssembly memory, so
 // kernels read and write it in place with no copy per op.
 //
-// Blocks are 64-byte aligned (a cache line; v128 loads want 16). Freed blocks go to a free list per
-// size and are reused by the next allocation of that size (a training step allocates the same sizes
-// every step, so memory stays flat); otherwise the smallest larger free block is taken, and only then
-// does the top of the heap move up, growing the memory. A WebAssembly memory holds at most 4 GiB: past
-// that, allocation fails with the numbers.
+// A best-fit allocator over [base, top) that never leaves two free neighbours apart:
+//   - blocks are 64-byte aligned (a cache line; v128 loads want 16);
+//   - a request takes a free block of exactly its size when there is one (a training or decode step
+//     asks for the same sizes every time, so the steady state is a lookup), else the smallest free
+//     block that is larger, split so that the rest stays free, else fresh memory at the top;
+//   - a released block merges with the free blocks right before and after it, and a free block that
+//     ends at the top lowers the top instead of staying in the free list.
+// So the free list holds only holes between live blocks, and a pattern of varying sizes (a long prompt's
+// activations, then short decode steps) reuses the same bytes instead of piling up blocks of each size.
+// A WebAssembly memory holds at most 4 GiB and never shrinks: past the limit, allocation fails with
+// the numbers, and `reserved` (the top) minus `inUse` is the memory lost to holes.
 
 import { formatBytes } from "../../core/format.js";
 
@@ -21,10 +27,16 @@ export class WasmOutOfMemoryError extends Error {
 }
 
 export class Arena {
+  /** End of the highest block ever handed out and not yet returned to the top. */
   private top: number;
-  private readonly free = new Map<number, number[]>();
+  /** Free blocks: start -> size, end -> start (for merging), and size -> starts (for exact-size reuse). */
+  private readonly freeSize = new Map<number, number>();
+  private readonly freeEndingAt = new Map<number, number>();
+  private readonly freeBySize = new Map<number, Set<number>>();
   /** Bytes in live blocks (as requested, rounded to the alignment). */
   inUse = 0;
+  /** The highest the top has been: the memory the heap has touched. */
+  highWater: number;
 
   constructor(
     private readonly memory: WebAssembly.Memory,
@@ -32,47 +44,86 @@ export class Arena {
     private readonly limit = MAX_WASM_BYTES,
   ) {
     this.top = Math.ceil(base / ALIGN) * ALIGN;
+    this.highWater = this.top;
   }
 
   /** Start of a block of at least `bytes` bytes. `what` describes it for the out-of-memory error. */
   allocate(bytes: number, what: string): { ptr: number; size: number } {
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
-    let ptr = this.free.get(size)?.pop();
-    let blockSize = size;
+    const exact = this.freeBySize.get(size);
+    let ptr: number | undefined = exact?.values().next().value;
     if (ptr === undefined) {
-      if (this.top + size > this.limit) {
-        // Out of fresh memory: fall back to the smallest free block that is large enough.
-        let best = Infinity;
-        for (const [s, list] of this.free) if (s >= size && s < best && list.length) best = s;
-        if (best === Infinity) {
-          throw new WasmOutOfMemoryError(
-            `wasm backend: cannot allocate ${formatBytes(size)} for ${what}: ${formatBytes(this.inUse)} of the ` +
-              `${formatBytes(this.limit)} WebAssembly memory limit are in use (${formatBytes(this.top)} reserved). ` +
-              "Store weights in bf16, use a smaller model or batch, or the webgpu backend.",
-          );
-        }
-        ptr = this.free.get(best)!.pop()!;
-        blockSize = best;
-      } else {
-        this.ensureCapacity(this.top + size, what);
-        ptr = this.top;
-        this.top += size;
+      let best = Infinity;
+      for (const [start, s] of this.freeSize) if (s > size && s < best) (best = s), (ptr = start);
+      if (ptr !== undefined) {
+        // Split: the front is handed out, the rest stays free where it was.
+        this.removeFree(ptr, best);
+        this.addFree(ptr + size, best - size);
       }
+    } else {
+      this.removeFree(ptr, size);
     }
-    this.inUse += blockSize;
-    return { ptr, size: blockSize };
+    if (ptr === undefined) {
+      // A free block at the top would have lowered the top, so fresh memory starts at the top.
+      if (this.top + size > this.limit) {
+        throw new WasmOutOfMemoryError(
+          `wasm backend: cannot allocate ${formatBytes(size)} for ${what}: ${formatBytes(this.inUse)} of the ` +
+            `${formatBytes(this.limit)} WebAssembly memory limit are in use (${formatBytes(this.top - this.inUse)} in free blocks, ` +
+            `the largest ${formatBytes(this.largestFree())}). Store weights in bf16, use a smaller model or batch, or the webgpu backend.`,
+        );
+      }
+      this.ensureCapacity(this.top + size, what);
+      ptr = this.top;
+      this.top += size;
+      this.highWater = Math.max(this.highWater, this.top);
+    }
+    this.inUse += size;
+    return { ptr, size };
   }
 
   release(ptr: number, size: number): void {
-    let list = this.free.get(size);
-    if (!list) this.free.set(size, (list = []));
-    list.push(ptr);
     this.inUse -= size;
+    let start = ptr, end = ptr + size;
+    const before = this.freeEndingAt.get(start);
+    if (before !== undefined) {
+      this.removeFree(before, start - before);
+      start = before;
+    }
+    const afterSize = this.freeSize.get(end);
+    if (afterSize !== undefined) {
+      this.removeFree(end, afterSize);
+      end += afterSize;
+    }
+    if (end === this.top) this.top = start;
+    else this.addFree(start, end - start);
   }
 
-  /** Bytes reserved so far (the high-water mark of the heap). */
+  /** Bytes from the heap's base to its top: live blocks plus the free holes between them. */
   get reserved(): number {
     return this.top;
+  }
+
+  /** Size of the largest free hole below the top. */
+  largestFree(): number {
+    let largest = 0;
+    for (const s of this.freeSize.values()) largest = Math.max(largest, s);
+    return largest;
+  }
+
+  private addFree(start: number, size: number): void {
+    this.freeSize.set(start, size);
+    this.freeEndingAt.set(start + size, start);
+    let starts = this.freeBySize.get(size);
+    if (!starts) this.freeBySize.set(size, (starts = new Set()));
+    starts.add(start);
+  }
+
+  private removeFree(start: number, size: number): void {
+    this.freeSize.delete(start);
+    this.freeEndingAt.delete(start + size);
+    const starts = this.freeBySize.get(size)!;
+    starts.delete(start);
+    if (starts.size === 0) this.freeBySize.delete(size);
   }
 
   private ensureCapacity(end: number, what: string): void {

@@ -322,7 +322,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     },
     download: async (buffer, dtype, n) => read(buffer, dtype, n),
     downloadSync: read,
-    memoryUsage: () => ({ inUse: arena.inUse, reserved: arena.reserved, limit }),
+    memoryUsage: () => ({ inUse: arena.inUse, reserved: arena.reserved, peak: arena.highWater, limit }),
     // Kernels run to completion before they return (the caller waits for its workers).
     sync: async () => {},
     dispose: () => pool?.close(),

@@ -64,6 +64,7 @@ export class GpuRuntime {
   private readonly pool = new Map<number, GPUBuffer[]>();
   private pooledBytes = 0;
   private liveBytes = 0;
+  private peakBytes = 0;
   private readonly poolLimitBytes: number;
 
   private readonly modules = new Map<FamilyName, GPUShaderModule>();
@@ -130,6 +131,7 @@ export class GpuRuntime {
       );
     }
     this.liveBytes += capacity;
+    this.peakBytes = Math.max(this.peakBytes, this.liveBytes + this.pooledBytes);
     return { buffer, bytes, capacity };
   }
 
@@ -151,7 +153,7 @@ export class GpuRuntime {
   /** Bytes held by live buffers and by the pool of freed ones. */
   memoryUsage(): MemoryUsage {
     // The device's memory is not known to WebGPU; the largest buffer it allows is the only limit we can name.
-    return { inUse: this.liveBytes, reserved: this.liveBytes + this.pooledBytes, limit: Infinity };
+    return { inUse: this.liveBytes, reserved: this.liveBytes + this.pooledBytes, peak: this.peakBytes, limit: Infinity };
   }
 
   /** Copy host bytes into the start of a buffer. */
