@@ -206,6 +206,12 @@ export interface Backend<B = unknown> {
   download(buffer: B, dtype: DType, size: number): Promise<HostArray>;
   /** CPU backends can read synchronously. */
   downloadSync?(buffer: B, dtype: DType, size: number): HostArray;
+  /**
+   * The buffer's bytes as a host view that may be written directly (a loader reads a file straight into
+   * it: no intermediate copy), for backends whose buffers live in host memory and hold the raw bits of
+   * `dtype`; absent or null otherwise (use upload). The view is valid until the next allocation.
+   */
+  rawBytes?(buffer: B, dtype: DType, size: number): Uint8Array | null;
   readonly kernels: KernelTable<B>;
   /** Resolves once every kernel called so far has finished (a GPU's queue drained); throws errors it reported. */
   sync(): Promise<void>;

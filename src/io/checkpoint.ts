@@ -13,7 +13,7 @@
 import { BYTES_PER_ELEMENT, narrowFromF32, widenToF32, type DType, type HostArray } from "../core/dtype.js";
 import { Tensor, type AnyBackend } from "../core/tensor.js";
 import { configFromHf, parameterCount, type OlmoConfig } from "../model/config.js";
-import { readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
+import { readInto, readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
 
 export interface ModelSource {
   /** Shown in errors: the folder path or URL. */
@@ -174,6 +174,53 @@ export function checkFits(config: OlmoConfig, storage: "f32" | "bf16", backend: 
   }
 }
 
+/** The safetensors dtypes the loader reads, as the engine's dtypes. */
+const FILE_DTYPE = { F32: { dtype: "f32", bytes: 4 }, BF16: { dtype: "bf16", bytes: 2 }, F16: { dtype: "f16", bytes: 2 } } as const;
+
+/** Bytes read per step, so progress moves while a large tensor (an embedding of 200 MB) streams in. */
+const READ_CHUNK_BYTES = 32 * 2 ** 20;
+
+/**
+ * One weight from a file onto the backend, as `storage`. Where the backend's buffers are host memory
+ * (wasm, js), the file's bytes are read straight into the tensor — or, when the dtype changes, into a
+ * staging tensor of the file's dtype that the backend's `cast` kernel converts (on every thread) — so
+ * the bytes are copied once, by the read itself. Elsewhere (WebGPU) they are read, converted on the
+ * host and uploaded. Both paths give the same bits: cast rounds f32 to bf16 to nearest even, as
+ * narrowFromF32 does, and widening is exact.
+ */
+async function loadTensor(
+  file: ByteSource, offset: number, shape: [number, number], fileDType: string, storage: DType, backend: AnyBackend, progress: (bytes: number) => void,
+): Promise<Tensor> {
+  const from = FILE_DTYPE[fileDType as keyof typeof FILE_DTYPE].dtype;
+  const tensor = Tensor.empty(shape, storage, backend);
+  const staging = from === storage || !backend.rawBytes ? tensor : Tensor.empty(shape, from, backend);
+  try {
+    if (backend.rawBytes?.(staging.bufferFor("load"), from, staging.size)) {
+      const length = staging.size * BYTES_PER_ELEMENT[from];
+      for (let done = 0; done < length; done += READ_CHUNK_BYTES) {
+        // Asked for again each time: growing a WebAssembly memory may replace its ArrayBuffer.
+        const view = backend.rawBytes(staging.bufferFor("load"), from, staging.size)!;
+        const chunk = Math.min(READ_CHUNK_BYTES, length - done);
+        await readInto(file, offset + done, view.subarray(done, done + chunk));
+        progress(chunk * (BYTES_PER_ELEMENT[storage] / BYTES_PER_ELEMENT[from]));
+      }
+      if (staging !== tensor) {
+        backend.kernels.cast({ x: staging.bufferFor("load"), from, out: tensor.bufferFor("load"), to: storage, size: tensor.size });
+      }
+    } else {
+      const bytes = await file.read(offset, tensor.size * BYTES_PER_ELEMENT[from]);
+      backend.upload(tensor.bufferFor("load"), storage, convert(bytes, fileDType, storage));
+      progress(tensor.size * BYTES_PER_ELEMENT[storage]);
+    }
+  } catch (e) {
+    tensor.dispose();
+    throw e;
+  } finally {
+    if (staging !== tensor) staging.dispose();
+  }
+  return tensor;
+}
+
 /** The host array of a file tensor's bytes converted to the storage dtype. */
 function convert(bytes: Uint8Array, fileDType: string, storage: DType): HostArray {
   // Views need aligned, exclusive buffers: copy when the reader handed out a shared or unaligned slice.
@@ -235,17 +282,12 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
 
   const weights = new Map<WeightName, Tensor>();
   let read = 0;
+  const progress = (bytes: number) => options.onProgress?.((read += bytes), total);
   try {
     for (const s of slices) {
-      const elementBytes = s.entry.dtype === "F32" ? 4 : 2;
-      const rowBytes = s.shape[1] * elementBytes;
-      const bytes = await s.entry.file.read(s.entry.begin + s.rowStart * rowBytes, s.shape[0] * rowBytes);
-      const storage = storageOf(s.entry.dtype);
-      const tensor = Tensor.empty(s.shape, storage, backend);
-      backend.upload(tensor.bufferFor("load"), storage, convert(bytes, s.entry.dtype, storage));
+      const rowBytes = s.shape[1] * FILE_DTYPE[s.entry.dtype as keyof typeof FILE_DTYPE].bytes;
+      const tensor = await loadTensor(s.entry.file, s.entry.begin + s.rowStart * rowBytes, s.shape, s.entry.dtype, storageOf(s.entry.dtype), backend, progress);
       weights.set(s.weight, tensor);
-      read += tensor.size * BYTES_PER_ELEMENT[storage];
-      options.onProgress?.(read, total);
     }
   } catch (e) {
     for (const t of weights.values()) t.dispose();

@@ -11,6 +11,14 @@ export interface ByteSource {
   readonly name: string;
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Read target.length bytes at offset straight into target (sources that can avoid a copy). */
+  readInto?(offset: number, target: Uint8Array): Promise<void>;
+}
+
+/** Fill `target` with the bytes at `offset`: straight into it where the source can, else through a copy. */
+export async function readInto(source: ByteSource, offset: number, target: Uint8Array): Promise<void> {
+  if (source.readInto) await source.readInto(offset, target);
+  else target.set(await source.read(offset, target.length));
 }
 
 export type SafetensorsDType = "F32" | "BF16" | "F16";

@@ -20,20 +20,25 @@ export async function fileSource(path: string): Promise<ByteSource | null> {
     name: path,
     size,
     read: async (offset, length) => {
-      const handle = await open(path, "r");
-      try {
-        const bytes = new Uint8Array(length);
-        for (let done = 0; done < length; ) {
-          const { bytesRead } = await handle.read(bytes, done, length - done, offset + done);
-          if (bytesRead === 0) throw new Error(`${path}: file ended at byte ${offset + done}, expected ${offset + length}`);
-          done += bytesRead;
-        }
-        return bytes;
-      } finally {
-        await handle.close();
-      }
+      const bytes = new Uint8Array(length);
+      await readInto(offset, bytes);
+      return bytes;
     },
+    readInto,
   };
+
+  async function readInto(offset: number, target: Uint8Array): Promise<void> {
+    const handle = await open(path, "r");
+    try {
+      for (let done = 0; done < target.length; ) {
+        const { bytesRead } = await handle.read(target, done, target.length - done, offset + done);
+        if (bytesRead === 0) throw new Error(`${path}: file ended at byte ${offset + done}, expected ${offset + target.length}`);
+        done += bytesRead;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
 }
 
 /** A model folder on disk. */

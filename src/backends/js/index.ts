@@ -67,6 +67,9 @@ export function createJsBackend(options: JsBackendOptions = {}): Backend<JsBuffe
       if (buffer.dtype !== dtype) throw new Error(`js backend: buffer holds ${buffer.dtype}, upload gave ${dtype}`);
       buffer.data.set(data);
     },
+    // f64-precision f32 buffers do not hold f32 bits, so they take the upload path.
+    rawBytes: (buffer, dtype, size) =>
+      buffer.dtype !== dtype || buffer.data instanceof Float64Array ? null : new Uint8Array(buffer.data.buffer, buffer.data.byteOffset, size * buffer.data.BYTES_PER_ELEMENT),
     download: async (buffer, dtype, size) => toHost(buffer, dtype, size),
     downloadSync: toHost,
     kernels,

@@ -320,6 +320,11 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       need("upload", ["buffer", buffer, data.byteLength]);
       new Uint8Array(memory.buffer, buffer.ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     },
+    rawBytes: (buffer, dtype, n) => {
+      const bytes = n * BYTES_PER_ELEMENT[dtype];
+      need("rawBytes", ["buffer", buffer, bytes]);
+      return new Uint8Array(memory.buffer, buffer.ptr, bytes);
+    },
     download: async (buffer, dtype, n) => read(buffer, dtype, n),
     downloadSync: read,
     memoryUsage: () => ({ inUse: arena.inUse, reserved: arena.reserved, peak: arena.highWater, limit }),

@@ -1,0 +1,98 @@
+// The loader's fast path (file bytes read straight into the backend's memory, dtype changes done by the
+// backend's cast kernel) gives bit-identical weights to the plain path (read into a host array, convert
+// on the host, upload), for every file dtype (F32, BF16, F16), both storage choices, sharded files and
+// OLMo's own layout, on the js backend and on wasm with 1 and 2 threads.
+
+import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "uvu";
+import {
+  createJsBackend, encodeSafetensors, loadCheckpoint, narrowFromF32, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
+} from "../src/index.js";
+import { folderSource } from "../src/node/index.js";
+import { repoRoot, wasmBackendsUnderTest } from "./helpers.js";
+
+const FIXTURES = `${repoRoot}test/fixtures/olmo`;
+
+/** f32-untied-clip re-encoded as F16 (no F16 checkpoint is committed; the values are small, so F16 holds them). */
+async function f16Fixture(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-f16-"));
+  const file = (await folderSource(`${FIXTURES}/f32-untied-clip`).open("model.safetensors"))!;
+  const problems: string[] = [];
+  const header = await readSafetensorsHeader(file, problems);
+  if (problems.length) throw new Error(problems.join("\n"));
+  const tensors = [];
+  for (const [name, entry] of header.tensors) {
+    const bytes = await file.read(entry.begin, entry.end - entry.begin);
+    const f16 = narrowFromF32(new Float32Array(bytes.slice().buffer), "f16");
+    tensors.push({ name, dtype: "F16" as const, shape: entry.shape, bytes: new Uint8Array(f16.buffer) });
+  }
+  writeFileSync(join(dir, "model.safetensors"), Buffer.concat(encodeSafetensors(tensors)));
+  copyFileSync(`${FIXTURES}/f32-untied-clip/config.json`, join(dir, "config.json"));
+  return dir;
+}
+
+/** The same folder without `readInto`: every read returns a fresh host array. */
+function plainSource(source: ModelSource): ModelSource {
+  return {
+    name: source.name,
+    open: async (file) => {
+      const bytes = await source.open(file);
+      return bytes && ({ name: bytes.name, size: bytes.size, read: (o, n) => bytes.read(o, n) } satisfies ByteSource);
+    },
+  };
+}
+
+/** Every weight's raw bits (f32 / bf16 / f16 as stored), by weight name. */
+async function rawWeights(source: ModelSource, backend: AnyBackend, weightDType: "f32" | "bf16"): Promise<Map<string, Uint8Array>> {
+  const loaded = await loadCheckpoint(source, backend, { weightDType });
+  const out = new Map<string, Uint8Array>();
+  for (const [name, t] of loaded.weights) {
+    const data = await t.data(); // f32 values; for 16-bit storage compare the stored bits too
+    out.set(name, new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)));
+    if (t.dtype !== "f32") {
+      const bits = await t.backend.download(t.bufferFor("test"), t.dtype, t.size);
+      out.set(`${name} (${t.dtype} bits)`, new Uint8Array(bits.buffer.slice(0)));
+    }
+    t.dispose();
+  }
+  return out;
+}
+
+test("every load path gives the plain path's bits (all dtypes, sharded, OLMo layout; js and wasm on 1 and 2 threads)", async () => {
+  const [wasm1, wasm2] = await wasmBackendsUnderTest();
+  const folders = ["bf16-tied", "f32-untied-clip", "gqa-sharded", "native-layout"].map((f) => `${FIXTURES}/${f}`);
+  folders.push(await f16Fixture());
+  // The reference: a backend with no rawBytes, so the loader reads, converts on the host and uploads.
+  const { rawBytes: _, ...plainJs } = createJsBackend();
+  const fast: [string, AnyBackend][] = [["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!]];
+  let compared = 0;
+  for (const folder of folders) {
+    for (const weightDType of ["f32", "bf16"] as const) {
+      const want = await rawWeights(plainSource(folderSource(folder)), plainJs, weightDType);
+      for (const [name, backend] of fast) {
+        const got = await rawWeights(folderSource(folder), backend, weightDType);
+        if (got.size !== want.size) throw new Error(`${folder} ${weightDType} ${name}: ${got.size} weights, expected ${want.size}`);
+        for (const [weight, bits] of want) {
+          const other = got.get(weight)!;
+          const at = bits.findIndex((b, i) => other[i] !== b);
+          if (other.length !== bits.length || at >= 0) throw new Error(`${folder}, ${weightDType}, ${name}: ${weight} differs at byte ${at}`);
+          compared++;
+        }
+      }
+    }
+  }
+  if (compared < 5 * 2 * 3 * 20) throw new Error(`only ${compared} weights compared`);
+});
+
+test("progress counts every byte once and ends at the total", async () => {
+  const [, wasm2] = await wasmBackendsUnderTest();
+  const seen: [number, number][] = [];
+  const loaded = await loadCheckpoint(folderSource(`${FIXTURES}/gqa-sharded`), wasm2!, { weightDType: "bf16", onProgress: (read, total) => seen.push([read, total]) });
+  const bytes = [...loaded.weights.values()].reduce((s, t) => s + t.size * 2, 0);
+  for (const t of loaded.weights.values()) t.dispose();
+  if (seen.at(-1)![0] !== bytes || seen.some(([r, t], i) => t !== bytes || (i > 0 && r <= seen[i - 1]![0]))) throw new Error(JSON.stringify(seen));
+});
+
+test.run();
