@@ -1,13 +1,18 @@
 // OLMo-1B-shaped inference on the WASM backend: a random checkpoint with OLMo-1B's exact shapes
-// (generated locally into build/, never committed), loaded in bf16, prefill and decode speed, peak
-// memory, and the memory-bandwidth bound of decoding measured in the same run.
+// (generated locally into .cache/, never committed), loaded in bf16; load speed beside the speed of
+// writing fresh memory, prefill at 64 / 512 / 2048 tokens beside the GEMM bound, decode beside the
+// memory-bandwidth bound, and peak memory — each bound measured in the same run.
 //
 // Weights are random bf16 values (a 1M-value block drawn from N(0, 0.02), tiled with a different
 // offset per tensor); speed does not depend on the values.
 
 import { createWriteStream, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
-import { configToHf, encodeSafetensors, generate, loadOlmo, narrowFromF32, OLMO_PRESETS, parameterCount, randn, type OlmoConfig, type TensorToWrite, createJsBackend } from "../src/index.js";
+import {
+  configToHf, createJsBackend, encodeSafetensors, generate, loadOlmo, matmul, narrowFromF32, noGrad, OLMO_PRESETS, parameterCount, randn, scope, tensor,
+  type Olmo, type OlmoConfig, type TensorToWrite,
+} from "../src/index.js";
+import { measureMatmul, medianTime } from "../src/cli/bench.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 
 // Kept outside build/ (which every build wipes) so the 2.35 GB file is written once.
@@ -48,29 +53,88 @@ export async function ensureCheckpoint(c: OlmoConfig): Promise<void> {
   writeFileSync(`${DIR}/config.json`, JSON.stringify({ ...configToHf(c), torch_dtype: "bfloat16" }, null, 2));
 }
 
+/** Write speed into fresh WebAssembly memory (first touch of every page): the floor of any loader here. */
+function freshMemoryGBps(bytes = 256 * 2 ** 20): number {
+  const memory = new WebAssembly.Memory({ initial: bytes / 65536, maximum: bytes / 65536, shared: true } as WebAssembly.MemoryDescriptor);
+  const t0 = performance.now();
+  new Uint8Array(memory.buffer).fill(1);
+  return bytes / ((performance.now() - t0) / 1000) / 1e9;
+}
+
+/** Multiply-adds x 2 of one prompt token in a T-token prefill: the layers' linear maps and causal attention. */
+function prefillFlopsPerToken(c: OlmoConfig, promptTokens: number): number {
+  const C = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const linear = C * (q + 2 * kv) + q * C + 3 * C * c.intermediateSize;
+  // q k^T and p v over on average T / 2 earlier positions (causal), per head.
+  const attention = 2 * c.numHeads * c.headDim * (promptTokens / 2);
+  return 2 * c.numLayers * (linear + attention);
+}
+
+/** Seconds of one prefill of `tokens` tokens (a cache of the context's size, last position's logits only). */
+async function prefillSeconds(model: Olmo, tokens: number): Promise<number> {
+  const ids = Array.from({ length: tokens }, (_, i) => (i * 7919) % model.config.vocabSize);
+  const cache = model.createCache(1, model.config.maxPositionEmbeddings);
+  try {
+    const t0 = performance.now();
+    const logits = noGrad(() => scope(() => model.forward(tensor(Int32Array.from(ids), [1, tokens], { backend: model.backend }), { cache, lastOnly: true })));
+    await logits.data();
+    logits.dispose();
+    return (performance.now() - t0) / 1000;
+  } finally {
+    cache.dispose();
+  }
+}
+
 export async function benchOlmo1b(threads = 2): Promise<void> {
   const config = OLMO_PRESETS["OLMo-1B"]!;
   const started = performance.now();
   await ensureCheckpoint(config);
   const writeSeconds = (performance.now() - started) / 1000;
+  const freshGBps = freshMemoryGBps();
   const backend = await createNodeWasmBackend({ threads });
+  const weightBytes = parameterCount(config) * 2;
   const loadStart = performance.now();
   const { model } = await loadOlmo(folderSource(DIR), backend, { weightDType: "bf16" });
   const loadSeconds = (performance.now() - loadStart) / 1000;
+  // The GEMM bound of prefill, measured in this run on the same threads: f32 1024^3, and the shape of
+  // OLMo-1B's MLP in a 512-token prefill with bf16 weights as stored ([N, K], transposed).
+  const gemm = measureMatmul(backend, threads, 1024, 1024, 1024, "f32").gflops;
+  const mlpShape = noGrad(() => {
+    const x = randn([512, 2048], { seed: 1, backend }), w = randn([8192, 2048], { seed: 2, backend, dtype: "bf16", std: 0.02 });
+    const { medianMs } = medianTime(() => scope(() => void matmul(x, w, { transB: true })), 2);
+    x.dispose();
+    w.dispose();
+    return (2 * 512 * 2048 * 8192) / (medianMs / 1000) / 1e9;
+  });
+  const prefill = [];
+  for (const tokens of [64, 512, 2048]) {
+    const seconds = await prefillSeconds(model, tokens);
+    const tokensPerS = tokens / seconds;
+    const bound = gemm / (prefillFlopsPerToken(config, tokens) / 1e9);
+    prefill.push({ tokens, tokensPerS, bound, gflops: (tokens * prefillFlopsPerToken(config, tokens)) / seconds / 1e9 });
+  }
   const prompt = Array.from({ length: 64 }, (_, i) => (i * 7919) % 50000);
   const result = await generate(model, prompt, { maxNewTokens: 16, eosTokenId: null });
   const decodeTokensPerS = (result.newIds.length - 1) / result.decodeSeconds;
   const bandwidth = backend.measureReadBandwidth();
   // A decode step reads every weight once: the layers plus the (tied) embedding as the LM head.
-  const weightBytes = parameterCount(config) * 2;
-  const bound = bandwidth / (weightBytes / 1e9);
+  const decodeBound = bandwidth / (weightBytes / 1e9);
   const usage = backend.memoryUsage();
   console.log(`\nOLMo-1B shapes (${(parameterCount(config) / 1e9).toFixed(2)}B parameters), bf16 weights, wasm backend, ${threads} threads`);
-  console.log(`  checkpoint: ${(weightBytes / 1e9).toFixed(2)} GB (${writeSeconds > 1 ? `written in ${writeSeconds.toFixed(1)} s` : "cached"}), loaded in ${loadSeconds.toFixed(1)} s`);
-  console.log(`  prefill: ${(result.promptTokens / result.prefillSeconds).toFixed(1)} tokens/s (${result.promptTokens} tokens)`);
+  console.log(
+    `  load: ${(weightBytes / 1e9).toFixed(2)} GB (${writeSeconds > 1 ? `written in ${writeSeconds.toFixed(1)} s` : "cached"}) in ${loadSeconds.toFixed(1)} s = ` +
+      `${(weightBytes / loadSeconds / 1e9).toFixed(2)} GB/s; writing fresh WebAssembly memory runs ${freshGBps.toFixed(2)} GB/s here (${((100 * weightBytes) / loadSeconds / 1e9 / freshGBps).toFixed(0)}% of it)`,
+  );
+  console.log(`  GEMM in this run, ${threads} threads: f32 1024^3 ${gemm.toFixed(1)} GFLOP/s; bf16-weight 512x2048x8192 (transposed) ${mlpShape.toFixed(1)} GFLOP/s`);
+  for (const p of prefill) {
+    console.log(
+      `  prefill ${String(p.tokens).padStart(4)} tokens: ${p.tokensPerS.toFixed(1).padStart(6)} tokens/s = ${p.gflops.toFixed(1)} GFLOP/s; ` +
+        `the f32 GEMM bound is ${p.bound.toFixed(1)} tokens/s: ${((100 * p.tokensPerS) / p.bound).toFixed(0)}% of it`,
+    );
+  }
   console.log(`  decode:  ${decodeTokensPerS.toFixed(2)} tokens/s over ${result.newIds.length - 1} steps = ${((decodeTokensPerS * weightBytes) / 1e9).toFixed(1)} GB/s of weights`);
-  console.log(`  streaming-read bandwidth here: ${bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s; decode reaches ${((100 * decodeTokensPerS) / bound).toFixed(0)}% of it`);
-  console.log(`  peak WebAssembly memory: ${(usage.peak / 2 ** 30).toFixed(2)} GiB of ${(usage.limit / 2 ** 30).toFixed(0)} GiB; process RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
+  console.log(`  streaming-read bandwidth here: ${bandwidth.toFixed(1)} GB/s -> bound ${decodeBound.toFixed(2)} tokens/s; decode reaches ${((100 * decodeTokensPerS) / decodeBound).toFixed(0)}% of it`);
+  console.log(`  peak WebAssembly memory: ${(usage.peak / 2 ** 30).toFixed(2)} GiB of ${(usage.limit / 2 ** 30).toFixed(0)} GiB (2048-token prefill included); process RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
   model.dispose();
   backend.dispose();
 }
