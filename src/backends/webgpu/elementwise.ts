@@ -79,7 +79,7 @@ export function siluBackward(gpu: GpuRuntime, { x, dout, dx, size }: Args<"siluB
   f32MapBackward(gpu, "siluBackward", x, dout, dx, size);
 }
 
-// The entry point is `clampValues`: `clamp` is a WGSL built-in function.
+// The entry point is `clampValues`: a function named `clamp` would hide WGSL's built-in clamp in the file.
 export function clamp(gpu: GpuRuntime, { x, out, size, min, max }: Args<"clamp">): void {
   f32Map(gpu, "clampValues", x, out, size, { low: min, high: max });
 }
