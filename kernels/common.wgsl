@@ -9,13 +9,31 @@
 //   - 16-bit tensors (bf16, f16) are stored packed, two per u32, element 2i in the low half;
 //   - large 1-D dispatches use a 2-D grid (at most 65535 workgroups per dimension): see flatGroup.
 
+// Numbers the host passes to the kernels, defined once for WGSL. The TypeScript ones are in
+// src/backends/codes.ts; test/codes.test.ts checks that the languages agree.
+
+// The dtype of a buffer (matmul's B_DTYPE, embedding's TABLE_DTYPE, elementwise-cast.wgsl's types).
+const DTYPE_F32: u32 = 0u;
+const DTYPE_BF16: u32 = 1u;
+const DTYPE_F16: u32 = 2u;
+const DTYPE_I32: u32 = 3u;
+// The operation of elementwise.wgsl's `binary`.
+const BINARY_ADD: u32 = 0u;
+const BINARY_SUB: u32 = 1u;
+const BINARY_MUL: u32 = 2u;
+// The largest rank of the shapes and strides in Params (layout.wgsl, layout-sum.wgsl).
+const MAX_RANK: u32 = 8u;
+
 /** The linear workgroup number of a 2-D grid of workgroups, row-major. */
 fn flatGroup(group: vec3u, groups: vec3u) -> u32 {
   return group.y * groups.x + group.x;
 }
 
-/** Element i of a rank-8 vector stored as two vec4s (uniform arrays need 16-byte elements). */
-fn dim8(v: array<vec4u, 2>, i: u32) -> u32 {
+/** A shape or strides of up to MAX_RANK axes, four to a vec4 (uniform arrays need 16-byte elements). */
+alias Dims = array<vec4u, MAX_RANK / 4u>;
+
+/** Axis i of a Dims. */
+fn dimAt(v: Dims, i: u32) -> u32 {
   return v[i / 4u][i % 4u];
 }
 
@@ -125,8 +143,12 @@ fn workgroupMax(value: f32, lane: u32) -> f32 {
 }
 
 // Bad-input reports: [kernel code, position, value, limit] of the first bad id a kernel met. The
-// backend reads it with every read-back and throws (src/backends/webgpu/runtime.ts, STATUS_KERNELS).
+// backend reads it with every read-back and throws (src/backends/webgpu/runtime.ts); the kernel codes
+// are STATUS_KERNELS's in src/backends/webgpu/shaders.ts.
 @group(0) @binding(15) var<storage, read_write> status: array<atomic<u32>, 4>;
+
+const STATUS_EMBEDDING = 1u;
+const STATUS_CROSS_ENTROPY = 2u;
 
 /** Record the first bad id (a weak compare-exchange may fail spuriously, hence the loop). */
 fn report(code: u32, position: u32, value: i32, limit: u32) {

@@ -6,7 +6,7 @@ struct Params {
   size: u32,
   aSize: u32,   // binary: a repeats every aSize elements (broadcast over leading axes)
   bSize: u32,
-  op: u32,      // binary: 0 add, 1 sub, 2 mul
+  op: u32,      // binary: BINARY_ADD, BINARY_SUB or BINARY_MUL
   factor: f32,  // scale
   low: f32,     // clamp bounds
   high: f32,
@@ -31,9 +31,9 @@ fn binary(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) groups: 
   let u = a[i % p.aSize];
   let v = b[i % p.bSize];
   switch (p.op) {
-    case 0u: { out[i] = u + v; }
-    case 1u: { out[i] = u - v; }
-    default: { out[i] = u * v; }
+    case BINARY_ADD: { out[i] = u + v; }
+    case BINARY_SUB: { out[i] = u - v; }
+    case BINARY_MUL, default: { out[i] = u * v; }
   }
 }
 

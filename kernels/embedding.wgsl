@@ -18,16 +18,14 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dtable: array<f32>;
 
-/** 0: f32, 1: bf16, 2: f16. */
-override TABLE_DTYPE: u32 = 0u;
-
-const EMBEDDING_CODE = 1u; // the backend's name for this kernel in reports (see shaders.ts)
+/** DTYPE_F32, DTYPE_BF16 or DTYPE_F16 (a pipeline-creation constant, as matmul.wgsl's B_DTYPE). */
+override TABLE_DTYPE: u32 = DTYPE_F32;
 
 fn readTable(index: u32) -> f32 {
-  if (TABLE_DTYPE == 1u) {
+  if (TABLE_DTYPE == DTYPE_BF16) {
     return bf16ToF32(half16(table[index / 2u], index));
   }
-  if (TABLE_DTYPE == 2u) {
+  if (TABLE_DTYPE == DTYPE_F16) {
     return f16ToF32(half16(table[index / 2u], index));
   }
   return bitcast<f32>(table[index]);
@@ -46,7 +44,7 @@ fn embedding(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) group
   if (id < 0 || u32(id) >= p.vocab) {
     out[e] = quietNaN();
     if (c == 0u) {
-      report(EMBEDDING_CODE, n, id, p.vocab);
+      report(STATUS_EMBEDDING, n, id, p.vocab);
     }
     return;
   }

@@ -15,11 +15,11 @@ struct Params {
   words: u32,        // output words (16-bit variants)
   rank: u32,
   base: u32,
-  shape: array<vec4u, 2>,
-  strides: array<vec4u, 2>,
-  outShape: array<vec4u, 2>,  // scatter16: out's shape,
-  start: array<vec4u, 2>,     //   the region's start in out
-  xStrides: array<vec4u, 2>,  //   and x's strides (the region's shape is `shape`)
+  shape: Dims,
+  strides: Dims,
+  outShape: Dims,  // scatter16: out's shape,
+  start: Dims,     //   the region's start in out
+  xStrides: Dims,  //   and x's strides (the region's shape is `shape`)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,8 +30,8 @@ fn stridedOffset(index: u32) -> u32 {
   var rest = index;
   var offset = p.base;
   for (var axis = i32(p.rank) - 1; axis >= 0; axis--) {
-    let size = dim8(p.shape, u32(axis));
-    offset += (rest % size) * dim8(p.strides, u32(axis));
+    let size = dimAt(p.shape, u32(axis));
+    offset += (rest % size) * dimAt(p.strides, u32(axis));
     rest /= size;
   }
   return offset;
@@ -78,13 +78,13 @@ fn scatteredHalf(e: u32, old: u32) -> u32 {
   var xIndex = 0u;
   for (var axis = i32(p.rank) - 1; axis >= 0; axis--) {
     let a = u32(axis);
-    let coord = rest % dim8(p.outShape, a);
-    rest /= dim8(p.outShape, a);
-    let begin = dim8(p.start, a);
-    if (coord < begin || coord >= begin + dim8(p.shape, a)) {
+    let coord = rest % dimAt(p.outShape, a);
+    rest /= dimAt(p.outShape, a);
+    let begin = dimAt(p.start, a);
+    if (coord < begin || coord >= begin + dimAt(p.shape, a)) {
       return old;
     }
-    xIndex += (coord - begin) * dim8(p.xStrides, a);
+    xIndex += (coord - begin) * dimAt(p.xStrides, a);
   }
   return half16(x[xIndex / 2u], xIndex);
 }

@@ -8,7 +8,7 @@
 // out: [batch, m, outColumns]; this call writes columns nOffset .. nOffset + n.
 //
 // Operands larger than one storage binding are bound in blocks (see matmul in
-// src/backends/webgpu/index.ts): blocks of rows of A and out (m), of k (partial products added up:
+// src/backends/webgpu/matmul.ts): blocks of rows of A and out (m), of k (partial products added up:
 // accumulate), or of columns of an [N, K] weight (n). The offsets say where this call's block starts in
 // an operand that is bound whole: aRowOffset and aKOffset in A, bKOffset in B.
 //
@@ -43,14 +43,14 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-/** 0: f32, 1: bf16, 2: f16 (a pipeline-creation constant: each variant compiles without the others). */
-override B_DTYPE: u32 = 0u;
+/** DTYPE_F32, DTYPE_BF16 or DTYPE_F16 (a pipeline-creation constant: each variant compiles without the others). */
+override B_DTYPE: u32 = DTYPE_F32;
 
 fn readB(index: u32) -> f32 {
-  if (B_DTYPE == 1u) {
+  if (B_DTYPE == DTYPE_BF16) {
     return bf16ToF32(half16(b[index / 2u], index));
   }
-  if (B_DTYPE == 2u) {
+  if (B_DTYPE == DTYPE_F16) {
     return f16ToF32(half16(b[index / 2u], index));
   }
   return bitcast<f32>(b[index]);

@@ -1,6 +1,6 @@
 // The machinery under the WebGPU kernels: buffers and their pool, compiled pipelines, and command
-// batching. The kernel table (index.ts) only says "run entry E of kernel file F with these parameters
-// and buffers on this many workgroups"; this file turns that into WebGPU calls.
+// batching. The kernels (the family files beside this one) only say "run entry E of kernel file F with
+// these parameters and buffers on this many workgroups"; this file turns that into WebGPU calls.
 //
 // Batching: dispatches are recorded into one compute pass and submitted together, when a batch is
 // full, before an upload (queue.writeBuffer runs ahead of unsubmitted commands), or when the host
@@ -13,7 +13,7 @@
 
 import type { MemoryUsage } from "../../core/backend.js";
 import { formatBytes } from "../../core/format.js";
-import { family as kernelFile, STATUS_KERNELS, type Family, type FamilyName } from "./shaders.js";
+import { kernelFile, STATUS_KERNELS, type KernelFile, type KernelFileName } from "./shaders.js";
 
 // WebGPU's flag values (GPUBufferUsage, GPUMapMode, GPUShaderStage), spelled out so this file does not
 // depend on those globals existing (Node's Dawn binding installs them only on request).
@@ -67,7 +67,7 @@ export class GpuRuntime {
   private peakBytes = 0;
   private readonly poolLimitBytes: number;
 
-  private readonly modules = new Map<FamilyName, GPUShaderModule>();
+  private readonly modules = new Map<KernelFileName, GPUShaderModule>();
   private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout; names: string[] }>();
   private readonly placeholders = new Map<string, GpuBuffer>();
 
@@ -78,7 +78,7 @@ export class GpuRuntime {
   private readonly paramFloats = new Float32Array(this.paramWords.buffer);
   private readonly paramInts = new Int32Array(this.paramWords.buffer);
   private readonly paramBuffer: GPUBuffer;
-  /** [kernel code, position, value, limit] of the first bad id a kernel met (see softmax.wgsl). */
+  /** [kernel code, position, value, limit] of the first bad id a kernel met (see common.wgsl). */
   readonly status: GpuBuffer;
 
   private errors: Promise<string | null>[] = [];
@@ -238,22 +238,22 @@ export class GpuRuntime {
   // -------------------------------------------------------------------------------------------------
   // Pipelines and dispatches
 
-  private pipeline(family: Family, entry: string, names: string[], constants: Record<string, number> | undefined) {
-    const key = `${family.name}:${entry}:${names.join(",")}:${constants ? JSON.stringify(constants) : ""}`;
+  private pipeline(file: KernelFile, entry: string, names: string[], constants: Record<string, number> | undefined) {
+    const key = `${file.name}:${entry}:${names.join(",")}:${constants ? JSON.stringify(constants) : ""}`;
     let found = this.pipelines.get(key);
     if (!found) {
-      let module = this.modules.get(family.name);
-      if (!module) this.modules.set(family.name, (module = this.device.createShaderModule({ label: `kernels/${family.name}.wgsl`, code: family.code })));
+      let module = this.modules.get(file.name);
+      if (!module) this.modules.set(file.name, (module = this.device.createShaderModule({ label: `kernels/${file.name}.wgsl`, code: file.code })));
       const entries: GPUBindGroupLayoutEntry[] = [
-        { binding: 0, visibility: STAGE_COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: family.paramBytes } },
+        { binding: 0, visibility: STAGE_COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: file.paramBytes } },
       ];
       for (const name of names) {
-        const { binding, writable } = family.bindings.get(name)!;
+        const { binding, writable } = file.bindings.get(name)!;
         entries.push({ binding, visibility: STAGE_COMPUTE, buffer: { type: writable ? "storage" : "read-only-storage" } });
       }
       const layout = this.device.createBindGroupLayout({ entries });
       const pipeline = this.device.createComputePipeline({
-        label: `${family.name}.${entry}`,
+        label: `${file.name}.${entry}`,
         layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module, entryPoint: entry, ...(constants ? { constants } : {}) },
       });
@@ -262,21 +262,21 @@ export class GpuRuntime {
     return found;
   }
 
-  /** Record one dispatch of entry point `entry` of kernels/<family>.wgsl. */
-  run(familyName: FamilyName, entry: string, d: Dispatch): void {
+  /** Record one dispatch of entry point `entry` of kernels/<fileName>.wgsl. */
+  run(fileName: KernelFileName, entry: string, d: Dispatch): void {
     this.check();
-    const family = kernelFile(familyName);
+    const file = kernelFile(fileName);
     if (d.groups[0] === 0 || d.groups[1] === 0 || d.groups[2] === 0) return;
     // Params, by name, into this dispatch's slot.
     const slot = this.dispatches;
     const base = (slot * PARAM_SLOT) / 4;
     this.paramWords.fill(0, base, base + PARAM_SLOT / 4);
-    for (const field of family.params) {
+    for (const field of file.params) {
       const value = d.params[field.name];
-      if (value === undefined) throw new Error(`webgpu backend: ${familyName}.${entry}: missing parameter "${field.name}"`);
+      if (value === undefined) throw new Error(`webgpu backend: ${fileName}.${entry}: missing parameter "${field.name}"`);
       if (field.words > 1) {
         const values = value as readonly number[];
-        if (values.length > field.words) throw new Error(`webgpu backend: ${familyName}.${entry}: "${field.name}" holds at most ${field.words} values, got ${values.length}`);
+        if (values.length > field.words) throw new Error(`webgpu backend: ${fileName}.${entry}: "${field.name}" holds at most ${field.words} values, got ${values.length}`);
         values.forEach((v, i) => (this.paramWords[base + field.offset + i] = v));
       } else if (field.type === "f32") {
         this.paramFloats[base + field.offset] = Number(value);
@@ -285,13 +285,13 @@ export class GpuRuntime {
       } else {
         const n = Number(value);
         if (!(n >= 0 && n <= 0xffffffff && Number.isInteger(n))) {
-          throw new Error(`webgpu backend: ${familyName}.${entry}: parameter "${field.name}" must be a u32, got ${n}`);
+          throw new Error(`webgpu backend: ${fileName}.${entry}: parameter "${field.name}" must be a u32, got ${n}`);
         }
         this.paramWords[base + field.offset] = n;
       }
     }
     for (const name of Object.keys(d.params)) {
-      if (!family.params.some((f) => f.name === name)) throw new Error(`webgpu backend: kernels/${familyName}.wgsl has no parameter "${name}"`);
+      if (!file.params.some((f) => f.name === name)) throw new Error(`webgpu backend: kernels/${fileName}.wgsl has no parameter "${name}"`);
     }
     // Bindings, by name. WebGPU forbids a buffer that one binding writes from being bound again in the
     // same dispatch, so that is refused here with the names rather than by a validation error later.
@@ -299,8 +299,8 @@ export class GpuRuntime {
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.paramBuffer, offset: 0, size: PARAM_SLOT } }];
     const bound: { name: string; buffer: GPUBuffer; writable: boolean }[] = [];
     for (const name of names) {
-      const binding = family.bindings.get(name);
-      if (!binding) throw new Error(`webgpu backend: kernels/${familyName}.wgsl has no storage binding "${name}"`);
+      const binding = file.bindings.get(name);
+      if (!binding) throw new Error(`webgpu backend: kernels/${fileName}.wgsl has no storage binding "${name}"`);
       const resource = d.buffers[name]!;
       const range = "offset" in resource ? resource : { buffer: resource, offset: 0, size: resource.capacity };
       if (range.buffer.bytes > this.maxBindingBytes && !("offset" in resource)) {
@@ -318,7 +318,7 @@ export class GpuRuntime {
       }
       bound.push({ name, buffer: range.buffer.buffer, writable: binding.writable });
     }
-    const { pipeline, layout } = this.pipeline(family, entry, names, d.constants);
+    const { pipeline, layout } = this.pipeline(file, entry, names, d.constants);
     const bindGroup = this.device.createBindGroup({ layout, entries });
     if (!this.pass) {
       this.encoder ??= this.device.createCommandEncoder();

@@ -13,10 +13,10 @@ struct Params {
   reducedCount: u32,
   keptRank: u32,
   reducedRank: u32,
-  keptShape: array<vec4u, 2>,
-  keptStrides: array<vec4u, 2>,
-  reducedShape: array<vec4u, 2>,
-  reducedStrides: array<vec4u, 2>,
+  keptShape: Dims,
+  keptStrides: Dims,
+  reducedShape: Dims,
+  reducedStrides: Dims,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -24,12 +24,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 /** The offset in x of element `index` of a sub-shape, given that sub-shape's strides in x. */
-fn offsetOf(index: u32, rank: u32, shape: array<vec4u, 2>, strides: array<vec4u, 2>) -> u32 {
+fn offsetOf(index: u32, rank: u32, shape: Dims, strides: Dims) -> u32 {
   var rest = index;
   var offset = 0u;
   for (var axis = i32(rank) - 1; axis >= 0; axis--) {
-    let size = dim8(shape, u32(axis));
-    offset += (rest % size) * dim8(strides, u32(axis));
+    let size = dimAt(shape, u32(axis));
+    offset += (rest % size) * dimAt(strides, u32(axis));
     rest /= size;
   }
   return offset;
