@@ -3,12 +3,12 @@
 // on the host, upload), for every file dtype (F32, BF16, F16), both storage choices, sharded files and
 // OLMo's own layout, on the js backend and on wasm with 1 and 2 threads.
 
-import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import {
-  createJsBackend, encodeSafetensors, loadCheckpoint, narrowFromF32, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
+  createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
 } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { repoRoot, wasmBackendsUnderTest } from "./helpers.js";
@@ -84,6 +84,22 @@ test("every load path gives the plain path's bits (all dtypes, sharded, OLMo lay
     }
   }
   if (compared < 5 * 2 * 3 * 20) throw new Error(`only ${compared} weights compared`);
+});
+
+test("files picked in a browser (Blobs, streamed) load the same bits", async () => {
+  const [, wasm2] = await wasmBackendsUnderTest();
+  const { rawBytes: _, ...plainJs } = createJsBackend();
+  for (const fixture of ["gqa-sharded", "bf16-tied"]) {
+    const dir = `${FIXTURES}/${fixture}`;
+    const files = readdirSync(dir).map((name) => new File([readFileSync(join(dir, name))], name));
+    for (const weightDType of ["f32", "bf16"] as const) {
+      const want = await rawWeights(plainSource(folderSource(dir)), plainJs, weightDType);
+      const got = await rawWeights(fileListSource(files, fixture), wasm2!, weightDType);
+      for (const [weight, bits] of want) {
+        if (Buffer.compare(Buffer.from(bits), Buffer.from(got.get(weight)!)) !== 0) throw new Error(`${fixture} ${weightDType}: ${weight} differs`);
+      }
+    }
+  }
 });
 
 test("progress counts every byte once and ends at the total", async () => {

@@ -11,7 +11,7 @@ import { HubError } from "./hub.js";
 /** The parts of Blob / File / Response / Cache this module uses. */
 interface BlobLike {
   readonly size: number;
-  slice(start: number, end: number): { arrayBuffer(): Promise<ArrayBuffer> };
+  slice(start: number, end: number): { arrayBuffer(): Promise<ArrayBuffer>; stream?(): { getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }> } } };
 }
 interface FileLike extends BlobLike {
   readonly name: string;
@@ -40,6 +40,18 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
     name,
     size: blob.size,
     read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
+    // Streamed in the browser's own chunks straight into the target: no ArrayBuffer of the whole range.
+    readInto: async (offset, target) => {
+      const part = blob.slice(offset, offset + target.length);
+      if (!part.stream) return target.set(new Uint8Array(await part.arrayBuffer()));
+      const reader = part.stream().getReader();
+      let filled = 0;
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        target.set(chunk.value!, filled);
+        filled += chunk.value!.length;
+      }
+      if (filled !== target.length) throw new Error(`${name}: read ${filled} bytes at ${offset}, expected ${target.length}`);
+    },
   };
 }
 
