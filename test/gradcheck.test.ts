@@ -9,6 +9,7 @@
 import { test } from "uvu";
 import * as ops from "../src/index.js";
 import { backward, createJsBackend, noGrad, Random, requireGrad, scope, tensor, type JsBuffer, type Tensor } from "../src/index.js";
+import { record } from "../src/core/autograd.js";
 import { assertClose } from "./helpers.js";
 
 const backend = createJsBackend({ precision: "f64" });
@@ -106,10 +107,15 @@ function dataOf(t: Tensor): Float64Array {
   return (t.bufferFor("test") as JsBuffer).data as Float64Array;
 }
 
-for (const check of checks) {
-  test(`gradcheck: ${check.name}`, async () => {
-    scope(() => {
-      const inputs = check.inputs().map((t) => requireGrad(t));
+/**
+ * The harness: runs check.fn, backpropagates a random upstream gradient R through it, and compares every
+ * input's gradient with the central difference of L = sum(f(x) * R). Throws (from assertClose, naming
+ * the worst element) when they differ.
+ */
+function gradcheck(check: Check): void {
+  scope(() => {
+    const inputs = check.inputs().map((t) => requireGrad(t));
+    try {
       const out = check.fn(...inputs);
       const upstream = f64([...out.shape]);
       backward(out, { gradOutput: upstream });
@@ -139,21 +145,49 @@ for (const check of checks) {
         if (!x.grad) throw new Error(`input ${k} got no gradient`);
         assertClose(dataOf(x.grad), numeric, { atol: 1e-6, rtol: 1e-6 }, `d input ${k}`);
       }
+    } finally {
       for (const x of inputs) x.dispose();
-    });
+    }
   });
 }
 
-test("gradcheck harness catches a wrong gradient", () => {
-  // Guard against a harness that cannot fail: a numeric derivative of 2x must not match 3x.
-  const wrong = [3, 3, 3];
-  let threw = false;
+for (const check of checks) test(`gradcheck: ${check.name}`, () => gradcheck(check));
+
+// Guard against a harness that cannot fail: the same harness on an op whose backward is deliberately
+// wrong must report failure, and on the same op with the right backward must pass. The op is
+// square(x) = x * x, recorded with the autograd API as every library op is; its backward should be
+// 2 * x * g.
+function squareWithBackwardFactor(factor: number): (x: Tensor) => Tensor {
+  return (x) => {
+    const out = noGrad(() => ops.mul(x, x)); // the forward, not recorded by mul itself
+    return record("square", out, [x], (g) => [ops.scale(ops.mul(g, x), factor)]);
+  };
+}
+
+/** The harness's verdict on `fn`: the error it threw, or null when it passed. */
+function verdict(fn: (x: Tensor) => Tensor): Error | null {
   try {
-    assertClose(wrong, [2, 2, 2], { atol: 1e-6, rtol: 1e-6 }, "wrong");
-  } catch {
-    threw = true;
+    gradcheck({ name: "square", inputs: () => [f64([3, 17])], fn: (x) => fn(x!) });
+    return null;
+  } catch (e) {
+    return e as Error;
   }
-  if (!threw) throw new Error("assertClose accepted a wrong gradient");
+}
+
+test("gradcheck harness passes a right backward and catches wrong ones (off by a factor, a sign, a small slip)", () => {
+  const right = verdict(squareWithBackwardFactor(2));
+  if (right) throw new Error(`the harness rejected the right backward of square: ${right.message}`);
+  // 3x and -2x are the gross mistakes (a wrong factor, a wrong sign); 2.001x is a slip of 5e-4 relative,
+  // hundreds of times the harness's 1e-6 tolerance, and still caught: the tolerance is tight because a
+  // correct backward differs from the central difference by only about 1e-9 (see the top of the file).
+  for (const factor of [3, -2, 2.001]) {
+    const error = verdict(squareWithBackwardFactor(factor));
+    if (!error) throw new Error(`the harness accepted a backward of ${factor} * x * g for square(x) = x * x`);
+    if (!error.message.includes("d input 0")) throw new Error(`the harness failed for another reason than the gradient: ${error.message}`);
+  }
+  // And a backward that forgets an input altogether.
+  const none = verdict((x) => record("square", noGrad(() => ops.mul(x, x)), [x], () => [null]));
+  if (!none?.message.includes("got no gradient")) throw new Error(`a missing gradient was not reported: ${none?.message}`);
 });
 
 test.run();
