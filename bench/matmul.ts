@@ -6,7 +6,8 @@
 
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
-import { backendByName, measureMatmul, medianTime, type MatmulMeasurement } from "../src/cli/bench.js";
+import { measureMatmul, medianTime, type MatmulMeasurement } from "../src/cli/bench.js";
+import { backendByName } from "../src/cli/backends.js";
 
 const SHAPES: [number, number, number][] = [[256, 256, 256], [1024, 1024, 1024], [2048, 2048, 2048], [128, 2048, 8192], [1, 2048, 8192]];
 

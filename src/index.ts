@@ -11,7 +11,7 @@ export * from "./tokenizer/index.js";
 export { createWasmBackend, probeWasmFeatures, spawnWebWorker, WasmOutOfMemoryError } from "./backends/wasm/index.js";
 export type { WasmBackend, WasmBackendOptions, WasmBuffer, WasmFeatures, SpawnWorker, PoolWorker } from "./backends/wasm/index.js";
 export * from "./model/index.js";
-export { loadCheckpoint, readTextFile, checkFits, hfTensorName, CheckpointError, type ModelSource, type LoadOptions, type LoadedCheckpoint, type WeightName } from "./io/checkpoint.js";
+export { loadCheckpoint, loadOlmo, readTextFile, checkFits, hfTensorName, CheckpointError, type ModelSource, type LoadOptions, type LoadedCheckpoint } from "./io/checkpoint.js";
 export { readSafetensorsHeader, encodeSafetensors, type ByteSource, type TensorEntry, type TensorToWrite } from "./io/safetensors.js";
 export * from "./optim/index.js";
 export * from "./train/index.js";

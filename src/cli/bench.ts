@@ -5,9 +5,9 @@
 // through enough copies to exceed the 32 MiB L3 cache twice, so GEMV figures are streaming-from-memory
 // figures, not cache figures. The result is the median of repeated runs.
 
-import { createJsBackend, matmul, noGrad, randn, scope, type AnyBackend, type Tensor } from "../index.js";
-import { createNodeWasmBackend, createNodeWebGpuBackend } from "../node/index.js";
+import { matmul, noGrad, randn, scope, type AnyBackend, type Tensor } from "../index.js";
 import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import { backendByName } from "./backends.js";
 
 export interface MatmulMeasurement {
   backend: string;
@@ -79,7 +79,7 @@ export function measureMatmul(
  * `repeat` is chosen from a warm-up so one sample takes about 20 ms.
  */
 export async function measureMatmulQueued(
-  backend: AnyBackend & { sync(): Promise<void> }, m: number, k: number, n: number, dtype: "f32" | "bf16", minSeconds = 1,
+  backend: AnyBackend, m: number, k: number, n: number, dtype: "f32" | "bf16", minSeconds = 1,
 ): Promise<MatmulMeasurement> {
   const operands = matmulOperands(backend, m, k, n, dtype);
   let product = 0;
@@ -99,18 +99,6 @@ export async function measureMatmulQueued(
   operands.dispose();
   times.sort((x, y) => x - y);
   return operands.measurement(1, times[Math.floor(times.length / 2)]!, times.length * repeat);
-}
-
-/** A backend by name: "wasm" (with `threads` worker threads), "webgpu" (Dawn) or "js". */
-export async function backendByName(name: string, threads: number, options: { relaxedSimd?: boolean } = {}): Promise<AnyBackend & { dispose?(): void }> {
-  if (name === "js") return createJsBackend();
-  if (name === "wasm") return createNodeWasmBackend({ threads, relaxedSimd: options.relaxedSimd });
-  if (name === "webgpu") {
-    const backend = await createNodeWebGpuBackend();
-    console.error(`olmo: webgpu adapter: ${backend.adapter}`);
-    return backend;
-  }
-  throw new UsageError(`unknown backend "${name}" (expected wasm, webgpu or js)`);
 }
 
 const spec: Record<string, OptionSpec> = {
@@ -143,11 +131,12 @@ export async function runBench(args: string[]): Promise<void> {
   const threads = int("threads", 1);
   const seconds = Number(values.get("seconds") ?? 1);
   const backend = await backendByName(values.get("backend") ?? "wasm", threads, { relaxedSimd: !flags.has("plain-simd") });
-  const result =
-    "sync" in backend
-      ? await measureMatmulQueued(backend as AnyBackend & { sync(): Promise<void> }, int("m"), int("k"), int("n"), dtype, seconds)
-      : measureMatmul(backend, threads, int("m"), int("k"), int("n"), dtype, seconds);
-  backend.dispose?.();
+  // A backend that reads back synchronously runs each kernel when it is called, so timing the calls
+  // times the work; one without (WebGPU) queues kernels, and is timed up to sync().
+  const result = backend.downloadSync
+    ? measureMatmul(backend, threads, int("m"), int("k"), int("n"), dtype, seconds)
+    : await measureMatmulQueued(backend, int("m"), int("k"), int("n"), dtype, seconds);
+  backend.dispose();
   if (flags.has("json")) console.log(JSON.stringify(result));
   else {
     console.log(

@@ -7,7 +7,7 @@ import {
 } from "../index.js";
 import { cachedHubSource, folderSource } from "../node/index.js";
 import { numberOption, parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
-import { backendByName } from "./bench.js";
+import { backendByName } from "./backends.js";
 
 const modelOptions: Record<string, OptionSpec> = {
   model: { kind: "value", help: "model folder, or a Hub repo owner/name (HF_ENDPOINT overrides the server); default: the bundled tiny Shakespeare model" },
@@ -41,7 +41,7 @@ async function openModel(values: Map<string, string>) {
   const threadsRaw = values.get("threads");
   const threads = threadsRaw === undefined ? undefined : Number(threadsRaw);
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new UsageError(`--threads must be a positive integer, got ${threadsRaw}`);
-  const backend: AnyBackend & { dispose?(): void } = await backendByName(backendName, threads ?? Math.min(8, (await import("node:os")).availableParallelism()));
+  const backend: AnyBackend = await backendByName(backendName, threads ?? Math.min(8, (await import("node:os")).availableParallelism()));
   const dtype = values.get("dtype") ?? "auto";
   if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
   const started = performance.now();
@@ -131,7 +131,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     }
   } finally {
     model.dispose();
-    backend.dispose?.();
+    backend.dispose();
   }
 }
 
@@ -174,7 +174,7 @@ export async function runLogits(args: string[]): Promise<void> {
     console.error(`wrote ${out}: float32 [${ids.length}, ${model.config.vocabSize}]`);
   } finally {
     model.dispose();
-    backend.dispose?.();
+    backend.dispose();
   }
 }
 

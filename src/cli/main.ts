@@ -13,7 +13,7 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
-  demo: { summary: "train a tiny attention model on a paragraph with the reference backend and sample from it", run: runDemo },
+  demo: { summary: "train a one-block OLMo over characters on a paragraph with the reference backend and sample from it", run: runDemo },
   generate: { summary: "generate text with an OLMo model folder: --model DIR (--prompt TEXT | --ids 1,2,3) [--json]", run: runGenerate },
   logits: { summary: "write the logits of token ids as a .npy file: --model DIR --ids 1,2,3 --out FILE.npy", run: runLogits },
   "prepare-data": { summary: "tokenize text or JSONL into OLMo's input_ids.npy / label_mask.npy", run: runPrepareData },

@@ -1,16 +1,15 @@
 // `olmo prepare-data` and `olmo train`.
 
-import { appendFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import {
-  configFromHf, NaNLossError, Olmo, OLMO_PRESETS, randn, Random, TokenDataset, Tokenizer, Trainer, type IdDType, type OlmoConfig,
-  type AnyBackend, type StepMetrics, type TrainOptions, type WeightName,
+  configFromHf, initialWeights, lossCurveSvg, NaNLossError, Olmo, OLMO_PRESETS, prepareTrainingData, Tokenizer, Trainer,
+  type IdDType, type OlmoConfig, type StepMetrics, type TrainOptions,
 } from "../index.js";
-import { loadTrainableModel, restoreTrainerState, saveTrainingCheckpoint } from "../node/index.js";
-import { lossCurveSvg } from "../train/plot.js";
+import { loadTrainableModel, readTokenDataset, restoreTrainerState, saveTrainingCheckpoint, writeTokenData } from "../node/index.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
-import { backendByName } from "./bench.js";
+import { backendByName } from "./backends.js";
 
 // ---------------------------------------------------------------------------------------------------
 // prepare-data
@@ -24,26 +23,6 @@ const prepareSpec: Record<string, OptionSpec> = {
   help: { kind: "flag", help: "show this help" },
 };
 
-/**
- * A chat example as OLMo's scripts/prepare_tulu_data.py builds it: every message becomes "<|role|>"
- * and its content; all but the last message's content, joined with newlines and ending in one, are
- * the prompt (not labels); the last message (the assistant's answer) followed by EOS is the
- * completion (labels). Padded with the pad id 1, or cut, to seq_len.
- */
-export function chatExample(tokenizer: Tokenizer, messages: { role: string; content: string }[], seqLen: number): { ids: number[]; mask: number[] } {
-  if (messages.length === 0) throw new Error("a chat example needs at least one message");
-  const parts = messages.flatMap((m) => [`<|${m.role}|>`, m.content]);
-  const prompt = tokenizer.encode(parts.slice(0, -1).join("\n") + "\n");
-  const completion = tokenizer.encode(parts[parts.length - 1]!, { addEos: true });
-  const ids = [...prompt, ...completion].slice(0, seqLen);
-  const mask = [...prompt.map(() => 0), ...completion.map(() => 1)].slice(0, seqLen);
-  while (ids.length < seqLen) {
-    ids.push(1);
-    mask.push(0);
-  }
-  return { ids, mask };
-}
-
 export async function runPrepareData(args: string[]): Promise<void> {
   const { values, flags } = parseArgs("prepare-data", args, prepareSpec);
   if (flags.has("help")) return void console.log(usage("prepare-data", prepareSpec));
@@ -55,42 +34,8 @@ export async function runPrepareData(args: string[]): Promise<void> {
   if (dtype !== "uint16" && dtype !== "uint32") throw new UsageError(`--ids-dtype must be uint16 or uint32, got ${dtype}`);
   const tokenizer = new Tokenizer(await readFile(tokenizerFile, "utf8"));
   const text = await readFile(input, "utf8");
-  const ids: number[] = [], mask: number[] = [];
-  // (A loop, not push(...doc): spreading a whole book's ids overflows the call stack.)
-  const append = (docIds: readonly number[], docMask: readonly number[]) => {
-    for (let i = 0; i < docIds.length; i++) {
-      ids.push(docIds[i]!);
-      mask.push(docMask[i]!);
-    }
-  };
-  if (input.endsWith(".jsonl")) {
-    text.split("\n").forEach((line, n) => {
-      if (!line.trim()) return;
-      let record: { text?: string; messages?: { role: string; content: string }[] };
-      try {
-        record = JSON.parse(line);
-      } catch (e) {
-        throw new Error(`${input}:${n + 1}: not valid JSON (${(e as Error).message})`);
-      }
-      if (Array.isArray(record.messages)) {
-        const example = chatExample(tokenizer, record.messages, seqLen);
-        append(example.ids, example.mask);
-      } else if (typeof record.text === "string") {
-        const doc = tokenizer.encode(record.text, { addEos: true });
-        append(doc, doc.map(() => 1));
-      } else throw new Error(`${input}:${n + 1}: expected a "text" string or a "messages" array`);
-    });
-  } else {
-    const doc = tokenizer.encode(text, { addEos: true });
-    append(doc, doc.map(() => 1));
-  }
-  const limit = dtype === "uint16" ? 65535 : 2 ** 32 - 1;
-  const tooBig = ids.find((id) => id > limit);
-  if (tooBig !== undefined) throw new Error(`token id ${tooBig} does not fit ${dtype}; use --ids-dtype uint32`);
-  await mkdir(out, { recursive: true });
-  const idArray = dtype === "uint16" ? Uint16Array.from(ids) : Uint32Array.from(ids);
-  await writeFile(join(out, "input_ids.npy"), new Uint8Array(idArray.buffer));
-  await writeFile(join(out, "label_mask.npy"), Uint8Array.from(mask));
+  const { ids, mask } = prepareTrainingData(tokenizer, text, { jsonl: input.endsWith(".jsonl"), seqLen, dtype, source: input });
+  await writeTokenData(out, ids, mask);
   console.log(`wrote ${ids.length} tokens (${Math.floor(ids.length / seqLen)} instances of ${seqLen}) to ${out}/input_ids.npy (${dtype}, no header) and label_mask.npy`);
 }
 
@@ -128,20 +73,6 @@ const trainSpec: Record<string, OptionSpec> = {
   "reset-trainer-state": { kind: "flag", help: "with --load: keep weights and optimizer, restart step, schedule, data" },
   help: { kind: "flag", help: "show this help" },
 };
-
-/** From-scratch initialisation: every weight N(0, 0.02) (transformers' initializer_range), seeded. */
-function initialModel(config: OlmoConfig, seed: number, backend: AnyBackend): Olmo {
-  const random = new Random(seed);
-  const C = config.hiddenSize, I = config.intermediateSize, q = config.numHeads * config.headDim, kv = config.numKvHeads * config.headDim;
-  const shapes = new Map<WeightName, number[]>([["embed", [config.vocabSize, C]]]);
-  if (!config.tieWordEmbeddings) shapes.set("lmHead", [config.vocabSize, C]);
-  for (let i = 0; i < config.numLayers; i++) {
-    shapes.set(`layers.${i}.q`, [q, C]).set(`layers.${i}.k`, [kv, C]).set(`layers.${i}.v`, [kv, C]).set(`layers.${i}.o`, [C, q]);
-    shapes.set(`layers.${i}.gate`, [I, C]).set(`layers.${i}.up`, [I, C]).set(`layers.${i}.down`, [C, I]);
-  }
-  const weights = new Map([...shapes].map(([name, shape]) => [name, randn(shape, { seed: random, std: 0.02, backend })] as const));
-  return new Olmo(config, weights);
-}
 
 async function configFromArg(arg: string): Promise<OlmoConfig> {
   const preset = OLMO_PRESETS[arg];
@@ -182,8 +113,10 @@ export async function runTrain(args: string[]): Promise<void> {
   try {
     // The model: a checkpoint to resume or fine-tune, or a fresh initialisation.
     let model: Olmo, resumeFolder: string | null = null, tokenizerJson: string | null = null;
-    if (values.has("config")) model = initialModel(await configFromArg(values.get("config")!), seed, backend);
-    else {
+    if (values.has("config")) {
+      const config = await configFromArg(values.get("config")!);
+      model = new Olmo(config, initialWeights(config, seed, backend));
+    } else {
       const loaded = await loadTrainableModel((values.get("load") ?? values.get("model"))!, backend);
       model = loaded.model;
       tokenizerJson = loaded.tokenizerJson;
@@ -193,12 +126,9 @@ export async function runTrain(args: string[]): Promise<void> {
     const tokenizerFile = values.get("tokenizer");
     if (tokenizerFile) tokenizerJson = await readFile(tokenizerFile, "utf8");
     // The data.
-    const isDir = (await stat(data)).isDirectory();
-    const idsFile = isDir ? join(data, "input_ids.npy") : data;
-    const maskFile = values.get("label-mask") ?? (isDir && existsSync(join(data, "label_mask.npy")) ? join(data, "label_mask.npy") : null);
-    const ids = TokenDataset.idsFromBytes(await readFile(idsFile), (values.get("ids-dtype") ?? "uint16") as IdDType, idsFile);
-    const mask = maskFile ? new Uint8Array(await readFile(maskFile)) : null;
-    const dataset = new TokenDataset(ids, mask, seqLen, model.config.vocabSize, basename(idsFile));
+    const dataset = await readTokenDataset(data, {
+      labelMask: values.get("label-mask"), idsDType: (values.get("ids-dtype") ?? "uint16") as IdDType, seqLen, vocabSize: model.config.vocabSize,
+    });
     const trainer = new Trainer(model, dataset, options);
     if (resumeFolder) await restoreTrainerState(resumeFolder, trainer, flags.has("reset-trainer-state"));
 
@@ -236,6 +166,6 @@ export async function runTrain(args: string[]): Promise<void> {
     trainer.optimizer.dispose();
     model.dispose();
   } finally {
-    backend.dispose?.();
+    backend.dispose();
   }
 }

@@ -13,7 +13,6 @@
 import { keep, scope, Tensor } from "./tensor.js";
 import type { GradNode } from "./tensor.js";
 import { fullLike } from "./creation.js";
-import { add } from "../ops/elementwise.js";
 
 let gradEnabled = true;
 
@@ -98,6 +97,23 @@ export interface BackwardOptions {
   retainGraph?: boolean;
 }
 
+/**
+ * a + b for two gradients of one tensor (same shape, f32), into a new tensor. The core sits below the
+ * ops (src/ops imports the core, never the reverse), so the tape calls the backend's `binary` kernel
+ * itself rather than ops' `add`: gradients of one tensor never broadcast and are summed under noGrad,
+ * so add's broadcasting and recording have nothing to do here.
+ */
+function addGradients(a: Tensor, b: Tensor): Tensor {
+  if (a.shape.join() !== b.shape.join() || a.dtype !== "f32" || b.dtype !== "f32" || a.backend !== b.backend) {
+    throw new Error(`backward: cannot add gradients ${a.describe()} and ${b.describe()}: they must be f32 of one shape on one backend`);
+  }
+  const out = Tensor.empty(a.shape, "f32", a.backend);
+  a.backend.kernels.binary({
+    op: "add", a: a.bufferFor("backward"), b: b.bufferFor("backward"), out: out.bufferFor("backward"), size: out.size, aSize: a.size, bSize: b.size,
+  });
+  return out;
+}
+
 /** Accumulate d(output)/d(leaf) into `leaf.grad` for every leaf with requiresGrad that output depends on. */
 export function backward(output: Tensor, options: BackwardOptions = {}): void {
   if (!output.requiresGrad) {
@@ -121,7 +137,7 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
       if (!node) {
         // A leaf: accumulate into .grad, which the leaf owns.
         if (t.grad) {
-          const sum = add(t.grad, gradient);
+          const sum = addGradients(t.grad, gradient);
           t.grad.dispose();
           gradient.dispose();
           t.grad = keep(sum);
@@ -147,7 +163,7 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
         if (!g) return;
         const previous = grads.get(input);
         if (previous) {
-          grads.set(input, add(previous, g));
+          grads.set(input, addGradients(previous, g));
           previous.dispose();
           g.dispose();
         } else {

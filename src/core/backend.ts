@@ -9,7 +9,8 @@
 //   - a fresh buffer's contents are unspecified: kernels write every element of `out`.
 //
 // `KernelTable<B>` maps every kernel name to a function, so a backend that lacks one does not compile
-// (see STYLE.md: typed tables, not string registries that fail at run time).
+// (typed tables, not string registries that fail at run time; see "A fact lives in one place" in
+// CONTRIBUTING.md).
 //
 // Shape legend used in the comments below:
 //   N = rows, C = columns / channels, M K N (matmul) = out rows, inner, out columns

@@ -13,6 +13,9 @@
 import { BYTES_PER_ELEMENT, narrowFromF32, widenToF32, type DType, type HostArray } from "../core/dtype.js";
 import { Tensor, type AnyBackend } from "../core/tensor.js";
 import { configFromHf, parameterCount, type OlmoConfig } from "../model/config.js";
+import { Olmo } from "../model/olmo.js";
+import { weightShapes, type WeightName } from "../model/weights.js";
+import { Tokenizer } from "../tokenizer/index.js";
 import { readInto, readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
 
 export interface ModelSource {
@@ -31,9 +34,6 @@ export class CheckpointError extends Error {
     this.name = "CheckpointError";
   }
 }
-
-/** Names of the model's weights, per layer where they belong to one. */
-export type WeightName = "embed" | "lmHead" | `layers.${number}.${"q" | "k" | "v" | "o" | "gate" | "up" | "down"}`;
 
 export interface LoadOptions {
   /** Storage of the weights: "f32", "bf16" (f16 files stay f16), or "auto" (default): f32 below 200M parameters. */
@@ -79,32 +79,31 @@ export function hfTensorName(weight: WeightName): string {
 
 /** The file tensor name(s) each weight comes from, with the expected file shapes. */
 function expectedTensors(c: OlmoConfig, layout: "hf" | "olmo", prefix: string): Map<string, { shape: [number, number]; slices: [WeightName, number, number][] }> {
-  const C = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const shapes = weightShapes(c);
   const m = new Map<string, { shape: [number, number]; slices: [WeightName, number, number][] }>();
-  const add = (name: string, shape: [number, number], slices: [WeightName, number, number][]) => m.set(prefix + name, { shape, slices });
+  /** One file tensor holding `weights` stacked by rows, in this order. */
+  const add = (name: string, weights: WeightName[]) => {
+    const columns = shapes.get(weights[0]!)![1];
+    let rows = 0;
+    const slices: [WeightName, number, number][] = weights.map((w) => {
+      const start = rows;
+      rows += shapes.get(w)![0];
+      return [w, start, shapes.get(w)![0]];
+    });
+    m.set(prefix + name, { shape: [rows, columns], slices });
+  };
   if (layout === "hf") {
-    add("model.embed_tokens.weight", [c.vocabSize, C], [["embed", 0, c.vocabSize]]);
-    if (!c.tieWordEmbeddings) add("lm_head.weight", [c.vocabSize, C], [["lmHead", 0, c.vocabSize]]);
-    for (let i = 0; i < c.numLayers; i++) {
-      const p = `model.layers.${i}.`;
-      add(`${p}self_attn.q_proj.weight`, [q, C], [[`layers.${i}.q`, 0, q]]);
-      add(`${p}self_attn.k_proj.weight`, [kv, C], [[`layers.${i}.k`, 0, kv]]);
-      add(`${p}self_attn.v_proj.weight`, [kv, C], [[`layers.${i}.v`, 0, kv]]);
-      add(`${p}self_attn.o_proj.weight`, [C, q], [[`layers.${i}.o`, 0, C]]);
-      add(`${p}mlp.gate_proj.weight`, [I, C], [[`layers.${i}.gate`, 0, I]]);
-      add(`${p}mlp.up_proj.weight`, [I, C], [[`layers.${i}.up`, 0, I]]);
-      add(`${p}mlp.down_proj.weight`, [C, I], [[`layers.${i}.down`, 0, C]]);
-    }
+    for (const weight of shapes.keys()) add(hfTensorName(weight), [weight]);
   } else {
-    add("transformer.wte.weight", [c.vocabSize, C], [["embed", 0, c.vocabSize]]);
-    if (!c.tieWordEmbeddings) add("transformer.ff_out.weight", [c.vocabSize, C], [["lmHead", 0, c.vocabSize]]);
+    add("transformer.wte.weight", ["embed"]);
+    if (!c.tieWordEmbeddings) add("transformer.ff_out.weight", ["lmHead"]);
     for (let i = 0; i < c.numLayers; i++) {
       const p = `transformer.blocks.${i}.`;
-      add(`${p}att_proj.weight`, [q + 2 * kv, C], [[`layers.${i}.q`, 0, q], [`layers.${i}.k`, q, kv], [`layers.${i}.v`, q + kv, kv]]);
-      add(`${p}attn_out.weight`, [C, q], [[`layers.${i}.o`, 0, C]]);
+      add(`${p}att_proj.weight`, [`layers.${i}.q`, `layers.${i}.k`, `layers.${i}.v`]);
+      add(`${p}attn_out.weight`, [`layers.${i}.o`]);
       // OLMo's MLP: x, gate = ff_proj(h).chunk(2); act(gate) * x: the first half of the rows is "up".
-      add(`${p}ff_proj.weight`, [2 * I, C], [[`layers.${i}.up`, 0, I], [`layers.${i}.gate`, I, I]]);
-      add(`${p}ff_out.weight`, [C, I], [[`layers.${i}.down`, 0, C]]);
+      add(`${p}ff_proj.weight`, [`layers.${i}.up`, `layers.${i}.gate`]);
+      add(`${p}ff_out.weight`, [`layers.${i}.down`]);
     }
   }
   return m;
@@ -157,19 +156,19 @@ async function openWeightFiles(source: ModelSource, problems: string[]): Promise
 
 /**
  * Throw, with the numbers, when a model's weights (stored as `storage`) plus `extraBytes` (KV cache,
- * activations) cannot fit the backend's memory; backends without a limit accept everything.
+ * activations) cannot fit what the backend can still hold (its memoryUsage() limit less what is in
+ * use); a backend whose limit is Infinity accepts everything.
  */
 export function checkFits(config: OlmoConfig, storage: "f32" | "bf16", backend: AnyBackend, extraBytes: number, name: string): void {
-  const usage = (backend as { memoryUsage?: () => { inUse: number; limit?: number } }).memoryUsage?.();
-  if (!usage || usage.limit === undefined) return;
+  const usage = backend.memoryUsage();
   const weightBytes = parameterCount(config) * (storage === "f32" ? 4 : 2);
   if (usage.inUse + weightBytes + extraBytes > usage.limit) {
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
     throw new Error(
       `${name}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
-        `${gb(weightBytes)} in ${storage} plus ${gb(extraBytes)} for the KV cache and activations, but one WebAssembly memory holds ` +
+        `${gb(weightBytes)} in ${storage} plus ${gb(extraBytes)} for the KV cache and activations, but the ${backend.name} backend holds ` +
         `at most ${gb(usage.limit)} (${gb(usage.inUse)} already in use). ` +
-        (storage === "f32" ? "Store the weights in bf16 (--dtype bf16)." : "Use the webgpu backend for models of this size."),
+        (storage === "f32" ? "Store the weights in bf16 (--dtype bf16)." : "Use a backend with more memory (webgpu on a GPU) for models of this size."),
     );
   }
 }
@@ -294,4 +293,16 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
     throw e;
   }
   return { config, weights, tokenizerJson, layout, weightDType: requested === "f32" ? "f32" : "bf16" };
+}
+
+/** Load a model folder: the model on `backend`, and its tokenizer when the folder has tokenizer.json. */
+export async function loadOlmo(
+  source: ModelSource,
+  backend: AnyBackend,
+  options: LoadOptions = {},
+): Promise<{ model: Olmo; tokenizer: Tokenizer | null; layout: "hf" | "olmo" }> {
+  const checkpoint = await loadCheckpoint(source, backend, options);
+  const model = new Olmo(checkpoint.config, checkpoint.weights);
+  const tokenizer = checkpoint.tokenizerJson ? new Tokenizer(checkpoint.tokenizerJson, { eosTokenId: checkpoint.config.eosTokenId }) : null;
+  return { model, tokenizer, layout: checkpoint.layout };
 }

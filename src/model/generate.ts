@@ -82,7 +82,7 @@ export function topKFilter(logits: Float32Array, k: number): void {
 export function topPFilter(logits: Float32Array, p: number): void {
   if (p >= 1) return;
   const order = Array.from(logits.keys()).sort((a, b) => logits[a]! - logits[b]! || a - b);
-  const probs = softmax(Float32Array.from(order, (i) => logits[i]!));
+  const probs = hostSoftmax(Float32Array.from(order, (i) => logits[i]!));
   let cumulative = 0;
   for (let r = 0; r < order.length - 1; r++) {
     cumulative += probs[r]!;
@@ -90,7 +90,11 @@ export function topPFilter(logits: Float32Array, p: number): void {
   }
 }
 
-export function softmax(logits: Float32Array): Float64Array {
+/**
+ * Probabilities of one row of logits on the host, in float64 (sampling reads logits back to the host
+ * anyway; a tensor op would cost a round trip per token). Not the `softmax` op of src/ops.
+ */
+function hostSoftmax(logits: Float32Array): Float64Array {
   let max = -Infinity;
   for (const v of logits) max = Math.max(max, v);
   const out = new Float64Array(logits.length);
@@ -100,7 +104,8 @@ export function softmax(logits: Float32Array): Float64Array {
   return out;
 }
 
-export function argmax(values: ArrayLike<number>): number {
+/** The first index of the largest value (torch.argmax's tie rule), on the host. */
+function firstIndexOfMax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
   return best;
@@ -109,19 +114,19 @@ export function argmax(values: ArrayLike<number>): number {
 /** The next token from one step's logits (modified in place). */
 export function chooseToken(logits: Float32Array, ids: readonly number[], o: GenerateOptions, random: Random): number {
   banRepeatedNgrams(logits, ids, o.noRepeatNgramSize ?? 0);
-  if (!o.doSample) return argmax(logits);
+  if (!o.doSample) return firstIndexOfMax(logits);
   const temperature = o.temperature ?? 1;
   if (temperature !== 1) for (let i = 0; i < logits.length; i++) logits[i]! /= temperature;
   topKFilter(logits, o.topK ?? 50);
   topPFilter(logits, o.topP ?? 1);
-  const probs = softmax(logits);
+  const probs = hostSoftmax(logits);
   const u = random.uniform();
   let cumulative = 0;
   for (let i = 0; i < probs.length; i++) {
     cumulative += probs[i]!;
     if (u < cumulative) return i;
   }
-  return argmax(probs); // u landed in rounding slack at the top end
+  return firstIndexOfMax(probs); // u landed in rounding slack at the top end
 }
 
 /** Generate a continuation of `prompt` (token ids). */

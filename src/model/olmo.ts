@@ -20,7 +20,7 @@ import {
   add, attention, clamp, embedding, layerNorm, matmul, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
 } from "../ops/index.js";
 import type { OlmoConfig } from "./config.js";
-import type { WeightName } from "../io/checkpoint.js";
+import type { BlockWeight, WeightName } from "./weights.js";
 
 /** Keys and values of every layer for the tokens seen so far, preallocated to a fixed capacity. */
 export class KVCache {
@@ -115,7 +115,7 @@ export class Olmo {
   }
 
   /** x W^T for the weight `name` of layer i (bias-free linear layer). */
-  private linear(i: number, name: "q" | "k" | "v" | "o" | "gate" | "up" | "down", x: Tensor): Tensor {
+  private linear(i: number, name: BlockWeight, x: Tensor): Tensor {
     return matmul(x, this.weight(`layers.${i}.${name}`), { transB: true });
   }
 

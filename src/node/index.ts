@@ -34,3 +34,4 @@ export { fileSource, folderSource } from "./fs.js";
 export { saveTrainingCheckpoint, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, type TrainerState } from "./checkpoint.js";
 export { cachedHubSource, defaultHubCacheDir, type CachedHubOptions } from "./hub.js";
 export { createNodeWebGpuBackend, type NodeWebGpuBackend } from "./webgpu.js";
+export { readTokenDataset, writeTokenData, type TokenDatasetFiles } from "./data.js";

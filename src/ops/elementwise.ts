@@ -9,7 +9,6 @@ import type { BinaryOp } from "../core/backend.js";
 import type { DType } from "../core/dtype.js";
 import type { Tensor } from "../core/tensor.js";
 import { buf, emptyLike, expectDType, fmt, kernelsFor, sameShape, sizeOf } from "./util.js";
-import { sumLeadingTo } from "./reduce.js";
 
 /** The output shape of a broadcasting binary op, or an error naming both shapes. */
 function broadcastShape(op: string, a: Tensor, b: Tensor): readonly number[] {
@@ -37,8 +36,22 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor, backward: (g: Tensor) => [Te
   kernels.binary({ op, a: buf(a), b: buf(b), out: buf(out), size: out.size, aSize: a.size, bSize: b.size });
   return record(op, out, [a, b], (g) => {
     const [ga, gb] = backward(g);
-    return [sumLeadingTo(ga, a.shape), sumLeadingTo(gb, b.shape)];
+    return [sumOverRepeats(ga, a.shape), sumOverRepeats(gb, b.shape)];
   });
+}
+
+/**
+ * The gradient of an operand of `shape` that was repeated over leading axes: g summed over them (g
+ * itself when nothing was repeated). It calls the `sum` kernel directly instead of reduce.ts's `sum` op
+ * because reduce builds `mean` from `scale` here: elementwise sits below reduce. Backward runs under
+ * noGrad, so there is nothing to record.
+ */
+function sumOverRepeats(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const inner = sizeOf(shape);
+  const out = emptyLike(g, shape);
+  kernelsFor("broadcast backward", g).sum({ x: buf(g), out: buf(out), shape: [g.size / inner, inner], reduce: [true, false] });
+  return out;
 }
 
 /** a + b (broadcasting over leading axes). */

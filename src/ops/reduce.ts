@@ -5,7 +5,7 @@ import { record } from "../core/autograd.js";
 import type { Tensor } from "../core/tensor.js";
 import { scale } from "./elementwise.js";
 import { reshape } from "./shape.js";
-import { buf, emptyLike, expectDType, fmt, kernelsFor, sameShape } from "./util.js";
+import { buf, emptyLike, expectDType, fmt, kernelsFor } from "./util.js";
 
 export interface ReduceOptions {
   /** Keep reduced axes as size 1 (default false: they are removed). */
@@ -54,14 +54,4 @@ function broadcastAlong(g: Tensor, shape: readonly number[], reduce: readonly bo
     kernelsFor("broadcast backward", gg).sum({ x: buf(gg), out: buf(summed), shape, reduce });
     return [reshape(summed, g.shape)];
   });
-}
-
-/**
- * The gradient of a broadcasting binary op for an operand of `shape`: g summed over the leading axes
- * that the operand was repeated along. Returns g itself when no axes were broadcast.
- */
-export function sumLeadingTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(g.shape, shape)) return g;
-  const inner = shape.reduce((a, b) => a * b, 1);
-  return reshape(sum(reshape(g, [g.size / inner, inner]), 0), shape);
 }

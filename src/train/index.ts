@@ -1,3 +1,4 @@
 export { TokenDataset, DataError, type IdDType } from "./data.js";
+export { chatExample, prepareTrainingData, type ChatMessage } from "./prepare.js";
 export { Trainer, olmoLoss, trainableParameters, NaNLossError, type TrainOptions, type StepMetrics } from "./trainer.js";
 export { lossCurveSvg } from "./plot.js";
