@@ -273,9 +273,14 @@ test("olmo generate --json and olmo logits --out write what the library computes
   const r = cli("generate", "--model", model, "--ids", expected.prompt.join(","), "--max-new-tokens", "32", "--threads", "2", "--json");
   const out = JSON.parse(r.stdout) as Record<string, unknown>;
   if ((out.ids as number[]).slice(expected.prompt.length).join() !== expected.models["f32-untied-clip"]!.greedy.join()) throw new Error(r.stdout + r.stderr);
-  for (const key of ["prompt_tokens", "new_tokens", "prefill_tokens_per_s", "decode_tokens_per_s", "load_s"]) {
+  for (const key of ["prompt_tokens", "new_tokens", "prefill_tokens_per_s", "decode_tokens_per_s", "load_s", "load_bytes_per_s", "first_token_s"]) {
     if (typeof out[key] !== "number") throw new Error(`--json lacks ${key}: ${r.stdout}`);
   }
+  // The first token comes after loading and the prefill; the fixture's weights are f32.
+  const file = readFileSync(`${model}/model.safetensors`);
+  const weightBytes = file.length - 8 - Number(file.readBigUInt64LE(0)); // the data section: f32 weights, loaded as f32
+  if (!((out.first_token_s as number) > (out.load_s as number))) throw new Error(`first_token_s ${out.first_token_s} <= load_s ${out.load_s}`);
+  if (Math.abs((out.load_bytes_per_s as number) * (out.load_s as number) - weightBytes) > 0.02 * weightBytes) throw new Error(`load_bytes_per_s x load_s != ${weightBytes}: ${r.stdout}`);
   const dir = mkdtempSync(join(tmpdir(), "olmo-logits-"));
   const l = cli("logits", "--model", model, "--ids", expected.prompt.join(","), "--backend", "js", "--out", `${dir}/l.npy`);
   if (l.status !== 0) throw new Error(l.stderr);

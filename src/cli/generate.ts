@@ -3,7 +3,7 @@
 import { rename, writeFile } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import {
-  generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions,
+  BYTES_PER_ELEMENT, generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions,
 } from "../index.js";
 import { cachedHubSource, folderSource } from "../node/index.js";
 import { numberOption, parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
@@ -62,7 +62,8 @@ async function openModel(values: Map<string, string>) {
     // Room for a KV cache of the whole context, plus activations.
     extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,
   });
-  return { ...loaded, backend, loadSeconds: (performance.now() - started) / 1000 };
+  const loadBytes = [...loaded.model.weights.values()].reduce((sum, w) => sum + w.size * BYTES_PER_ELEMENT[w.dtype], 0);
+  return { ...loaded, backend, loadStarted: started, loadSeconds: (performance.now() - started) / 1000, loadBytes };
 }
 
 const generateSpec: Record<string, OptionSpec> = {
@@ -88,7 +89,7 @@ export async function runGenerate(args: string[]): Promise<void> {
   const prompt = values.get("prompt"), idsRaw = values.get("ids");
   if ((prompt === undefined) === (idsRaw === undefined)) throw new UsageError("olmo generate: give exactly one of --prompt TEXT or --ids 1,2,3");
   const number = (name: string) => numberOption("generate", values, name);
-  const { model, tokenizer: folderTokenizer, backend, loadSeconds } = await openModel(values);
+  const { model, tokenizer: folderTokenizer, backend, loadStarted, loadSeconds, loadBytes } = await openModel(values);
   try {
     const tokenizerFile = values.get("tokenizer");
     const tokenizer = tokenizerFile ? new Tokenizer(readFileSync(tokenizerFile, "utf8"), { eosTokenId: model.config.eosTokenId }) : folderTokenizer;
@@ -96,6 +97,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     const promptIds = prompt !== undefined ? tokenizer!.encode(prompt) : parseIdList("--ids", idsRaw!);
     const stream = tokenizer?.streamDecoder();
     const json = flags.has("json");
+    let firstTokenAt: number | undefined;
     const options: GenerateOptions = {
       maxNewTokens: number("max-new-tokens"),
       maxLength: number("max-length"),
@@ -106,6 +108,7 @@ export async function runGenerate(args: string[]): Promise<void> {
       seed: number("seed"),
       noRepeatNgramSize: number("no-repeat-ngram-size"),
       onToken: (id) => {
+        firstTokenAt ??= performance.now();
         if (json) return;
         process.stdout.write(stream ? stream.push(id) : `${id} `);
       },
@@ -123,6 +126,9 @@ export async function runGenerate(args: string[]): Promise<void> {
           prefill_tokens_per_s: result.promptTokens / result.prefillSeconds,
           decode_tokens_per_s: decodeSteps > 0 ? decodeSteps / result.decodeSeconds : null,
           load_s: loadSeconds,
+          load_bytes_per_s: loadBytes / loadSeconds,
+          // From the start of loading to the first new token: what a user waits for.
+          first_token_s: firstTokenAt === undefined ? null : (firstTokenAt - loadStarted) / 1000,
           backend: backend.name,
         }),
       );
