@@ -6,7 +6,8 @@ export { matmul, matmulWorkspaceBytes } from "./matmul";
 export { layerNorm, layerNormBackward, softmax, softmaxBackward, logSoftmax, logSoftmaxBackward } from "./normalization";
 export { rotaryEmbedding } from "./rope";
 export { attention, attentionBackward } from "./attention";
-export { embedding, embeddingBackward, crossEntropy, crossEntropyBackward } from "./embedding";
+export { embedding, embeddingBackward } from "./embedding";
+export { crossEntropy, crossEntropyBackward } from "./loss";
 export { sum, sumAll, sumPartials, broadcast, permute, slice, sliceAssign } from "./layout";
 
 /** First byte after the static data: the host's allocator starts here. */
