@@ -2,7 +2,8 @@
 // (src/core/backend.ts), each taking (tid, threads) last. See src/backends/wasm for the host side.
 
 export { fill, cast, binary, scale, silu, siluBackward, clamp, clampBackward, adamw } from "./elementwise";
-export { matmul, matmulWorkspaceBytes } from "./matmul";
+export { matmul } from "./matmul";
+export { matmulWorkspaceBytes } from "./gemm";
 export { layerNorm, layerNormBackward, softmax, softmaxBackward, logSoftmax, logSoftmaxBackward } from "./normalization";
 export { rotaryEmbedding } from "./rope";
 export { attention, attentionBackward } from "./attention";

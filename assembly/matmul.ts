@@ -12,8 +12,6 @@ import { DTYPE_F32, partEnd, partStart, Pointer } from "./common";
 import { gemm, matmulWorkspaceBytes, NR } from "./gemm";
 import { gemvColumns, gemvRows } from "./gemv";
 
-export { matmulWorkspaceBytes };
-
 export function matmul(
   a: Pointer, b: Pointer, out: Pointer, bDType: i32, batch: i32, m: i32, k: i32, n: i32, transA: i32, transB: i32,
   aBatchStride: usize, bBatchStride: usize, workspace: Pointer, tid: i32, threads: i32,
