@@ -122,7 +122,7 @@ export function f32ToF16(value: f32): u32 {
  * is not kept); above 88.3 it is e^88.3 (3e38), not infinity, which the callers (softmax, sigmoid)
  * never distinguish. NaN stays NaN.
  *
- * Cheap instructions only, since softmax, cross-entropy and SiLU spend most of their time here: pmin /
+ * Cheap instructions only, since softmax, cross-entropy and SiLU call it for every element: pmin /
  * pmax (one x64 instruction each, where min / max need several for their NaN rules; with x first, a
  * NaN x passes through), and rounding by adding 1.5 * 2^23, which leaves round(t) both as a float
  * (after subtracting it again) and in the low bits of the sum's integer view (after subtracting the
