@@ -350,7 +350,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     },
     rawBytes: (buffer, dtype, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
-      need("rawBytes", ["buffer", buffer, bytes]);
+      checkHostAccess("rawBytes", "buffer", buffer, bytes);
       return new Uint8Array(memory.buffer, buffer.ptr, bytes);
     },
     download: async (buffer, dtype, n) => read(buffer, dtype, n),
