@@ -5,13 +5,13 @@
 // h / (H / G). Query t has position (Tk - Tq) + t and, when causal, sees keys 0 ..= that position.
 // Forward: threads split the query rows. Backward: threads split the (batch, kv head) pairs, since dk
 // and dv of one kv head collect from all the query heads and rows that read it.
-// The forward pass scores four keys at a time (four sums in flight), takes the exponentials four at a
-// time, and builds the output sixteen columns at a time in registers across all keys: one thread, 8
-// heads, causal, T 512 / D 128: 7.0 -> 11.8 GFLOP/s; T 1024 / D 64: 5.4 -> 13.1. The backward pass
-// also scores four keys at a time and updates dq, dk, dv four columns at a time: forward + backward
-// 485 -> 140 ms (T 512 / D 128), 963 -> 306 ms (T 1024 / D 64).
+// The forward pass scores four keys at a time (four independent sums in flight, where one sum would
+// wait on each add's latency), takes the exponentials four at a time, and builds the output sixteen
+// columns at a time in registers across all keys (each probability loaded once per sixteen columns,
+// not once per column). The backward pass also scores four keys at a time and updates dq, dk, dv four
+// columns at a time.
 
-import { expF32x4, partEnd, partStart } from "./common";
+import { expF32x4, OptionalPointer, partEnd, partStart, Pointer } from "./common";
 
 @inline function row(base: usize, index: i32, d: i32): usize {
   return base + ((<usize>index * <usize>d) << 2);
@@ -53,8 +53,8 @@ import { expF32x4, partEnd, partStart } from "./common";
 }
 
 export function attention(
-  q: usize, k: usize, v: usize, out: usize, lse: usize, batch: i32, heads: i32, kvHeads: i32, queryLen: i32, keyLen: i32,
-  kvCapacity: i32, headDim: i32, scale: f32, causal: i32, scratch: usize, tid: i32, threads: i32,
+  q: Pointer, k: Pointer, v: Pointer, out: Pointer, lse: OptionalPointer, batch: i32, heads: i32, kvHeads: i32, queryLen: i32, keyLen: i32,
+  kvCapacity: i32, headDim: i32, scale: f32, causal: i32, scratch: Pointer, tid: i32, threads: i32,
 ): void {
   const groupSize = heads / kvHeads;
   const s = scratch + ((<usize>tid * <usize>keyLen) << 2);
@@ -150,7 +150,7 @@ export function attention(
 // With p = softmax(s), s = scale q k^T, o = p v:
 //   dv_j += p_j do;  dp_j = do . v_j;  ds_j = p_j (dp_j - do . o);  dq += scale ds_j k_j;  dk_j += scale ds_j q.
 export function attentionBackward(
-  q: usize, k: usize, v: usize, out: usize, lse: usize, dout: usize, dq: usize, dk: usize, dv: usize,
+  q: Pointer, k: Pointer, v: Pointer, out: Pointer, lse: Pointer, dout: Pointer, dq: Pointer, dk: Pointer, dv: Pointer,
   batch: i32, heads: i32, kvHeads: i32, queryLen: i32, keyLen: i32, kvCapacity: i32, headDim: i32, scale: f32, causal: i32,
   tid: i32, threads: i32,
 ): void {

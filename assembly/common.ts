@@ -1,7 +1,32 @@
-// Helpers shared by the kernels: the slice of work one thread takes, and 16-bit float widening.
+// What the kernels share: the codes the host passes, the types of their buffer arguments, the slice of
+// work one thread takes, 16-bit float conversions, and the four-lane multiply-add and exp.
 //
 // Every exported kernel takes (tid, threads) last: thread `tid` of `threads` computes its share of the
 // output, all threads writing disjoint ranges of one shared memory.
+
+/**
+ * A buffer argument: the address of bytes in the shared memory that the kernel reads or writes. It is
+ * a usize to the compiler; the name is for scripts/build.mjs, which reads each exported kernel's
+ * signature and has the host check, before every call, that each Pointer argument's buffer holds the
+ * bytes the kernel touches (src/backends/wasm/boundary.ts).
+ */
+export type Pointer = usize;
+/** A buffer argument the caller may leave out by passing 0 (outputs saved only for a backward pass). */
+export type OptionalPointer = usize;
+
+// The codes the host passes, under the names test/codes.test.ts reads; src/backends/codes.ts holds the
+// host's copy.
+/** Storage dtypes. */
+export const DTYPE_F32: i32 = 0;
+export const DTYPE_BF16: i32 = 1;
+export const DTYPE_F16: i32 = 2;
+export const DTYPE_I32: i32 = 3;
+/** The operation of the binary kernel. */
+export const BINARY_ADD: i32 = 0;
+export const BINARY_SUB: i32 = 1;
+export const BINARY_MUL: i32 = 2;
+/** The largest rank the layout kernels take (their per-thread coordinate blocks hold this many). */
+export const MAX_RANK: i32 = 8;
 
 /** [start, end) of the tid-th of `threads` near-equal parts of [0, total), in multiples of `align`. */
 @inline export function partStart(total: i32, tid: i32, threads: i32, align: i32): i32 {
@@ -13,15 +38,17 @@
   return partStart(total, tid + 1, threads, align);
 }
 
-/** Storage dtype codes shared with src/backends/wasm (f32 = 0, bf16 = 1, f16 = 2, i32 = 3). */
-export const F32: i32 = 0;
-export const BF16: i32 = 1;
-export const F16: i32 = 2;
-export const I32: i32 = 3;
-
 /** bf16 bits -> f32 (the top half of an f32). */
 @inline export function bf16ToF32(bits: u32): f32 {
   return reinterpret<f32>(bits << 16);
+}
+
+/** Widen 8 bf16 values (one v128) to two f32x4: each bf16 is the top half of an f32. */
+@inline export function bf16Low(v: v128): v128 {
+  return i8x16.shuffle(v128.splat<i32>(0), v, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+}
+@inline export function bf16High(v: v128): v128 {
+  return i8x16.shuffle(v128.splat<i32>(0), v, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
 }
 
 /** IEEE half bits -> f32, exact. */
@@ -72,9 +99,9 @@ export function f32ToF16(value: f32): u32 {
 
 /** Element i of a buffer of dtype f32 / bf16 / f16, as f32. */
 @inline export function loadAsF32(ptr: usize, dtype: i32, i: usize): f32 {
-  if (dtype == F32) return load<f32>(ptr + (i << 2));
+  if (dtype == DTYPE_F32) return load<f32>(ptr + (i << 2));
   const bits = <u32>load<u16>(ptr + (i << 1));
-  return dtype == BF16 ? bf16ToF32(bits) : f16ToF32(bits);
+  return dtype == DTYPE_BF16 ? bf16ToF32(bits) : f16ToF32(bits);
 }
 
 /**
@@ -87,19 +114,19 @@ export function f32ToF16(value: f32): u32 {
 }
 
 /**
- * e^x on four f32 lanes, within about 1 ulp of the exact value for x in [-87.3, 88.3] (largest error
- * over 12 million points of that range, against f64 Math.exp: 0.99 ulp in the plain build, 1.01 with
- * fused multiply-adds; bench/microkernel/exp.mjs). Range reduction: x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2 (ln2
- * split into a short high part and a low correction so n ln2 is subtracted exactly); e^r by the
- * degree-6 polynomial of the Cephes library's expf; then 2^n added into the exponent bits. Below -87.3 the result is 0 (e^x < 1.2e-38 there: the subnormal range
+ * e^x on four f32 lanes, within about 1 ulp of the exact value for x in [-87.3, 88.3] (test/exp.test.ts
+ * measures the largest error over that range and asserts its bound). Range reduction: x = n ln2 + r
+ * with n = round(x / ln2), |r| <= ln2 / 2 (ln2 split into a short high part and a low correction so
+ * n ln2 is subtracted exactly); e^r by the degree-6 polynomial of the Cephes library's expf; then 2^n
+ * added into the exponent bits. Below -87.3 the result is 0 (e^x < 1.2e-38 there: the subnormal range
  * is not kept); above 88.3 it is e^88.3 (3e38), not infinity, which the callers (softmax, sigmoid)
  * never distinguish. NaN stays NaN.
  *
- * Cheap instructions only: pmin / pmax (one x64 instruction each, where min / max need several for
- * their NaN rules; with x first, a NaN x passes through), and rounding by adding 1.5 * 2^23, which
- * leaves round(t) both as a float (after subtracting it again) and in the low bits of the sum's
- * integer view (after subtracting the sum's bits), for |t| < 2^22. 3.7 -> 3.1 ns per element here
- * against min / max / nearest / trunc_sat, 2.2 with fused multiply-adds.
+ * Cheap instructions only, since softmax, cross-entropy and SiLU call it for every element: pmin /
+ * pmax (one x64 instruction each, where min / max need several for their NaN rules; with x first, a
+ * NaN x passes through), and rounding by adding 1.5 * 2^23, which leaves round(t) both as a float
+ * (after subtracting it again) and in the low bits of the sum's integer view (after subtracting the
+ * sum's bits), for |t| < 2^22, instead of nearest + trunc_sat.
  */
 @inline export function expF32x4(x: v128): v128 {
   const clamped = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.3)), f32x4.splat(88.3));

@@ -1,7 +1,7 @@
 // Diagnostics for the benchmarks: the bandwidth of streaming reads from memory, which bounds how fast
 // a decode step (reading every weight once) can be.
 
-import { partEnd, partStart } from "./common";
+import { partEnd, partStart, Pointer } from "./common";
 
 // The sums land here so the loads cannot be optimised away.
 let sink: f32 = 0;
@@ -9,9 +9,9 @@ let sink: f32 = 0;
 /**
  * Read this thread's share of [ptr, ptr + bytes) with v128 loads, as four sequential streams (its
  * quarters) read side by side: one core reads memory faster that way than along one stream, and the
- * decode GEMV (gemvRows in matmul.ts) reads its weights the same way.
+ * decode GEMV (gemvRows in gemv.ts) reads its weights the same way.
  */
-export function streamRead(ptr: usize, bytes: i32, tid: i32, threads: i32): void {
+export function streamRead(ptr: Pointer, bytes: i32, tid: i32, threads: i32): void {
   const blocks = bytes >> 6; // 64-byte blocks
   const b0 = partStart(blocks, tid, threads, 1), b1 = partEnd(blocks, tid, threads, 1);
   const quarter = <usize>((b1 - b0) >> 2) << 6;

@@ -1,32 +1,32 @@
 // Elementwise kernels. Threads take contiguous, 4-aligned ranges of the flat arrays.
 
-import { BF16, F16, F32, I32, expF32x4, f32ToBf16, f32ToF16, loadAsF32, partEnd, partStart } from "./common";
+import { BINARY_ADD, BINARY_SUB, DTYPE_BF16, DTYPE_F16, DTYPE_F32, DTYPE_I32, expF32x4, f32ToBf16, f32ToF16, loadAsF32, partEnd, partStart, Pointer } from "./common";
 
 /** out[i] = value, for a buffer of dtype f32 / bf16 / f16 / i32. */
-export function fill(out: usize, dtype: i32, size: i32, value: f64, tid: i32, threads: i32): void {
+export function fill(out: Pointer, dtype: i32, size: i32, value: f64, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
-  if (dtype == F32) for (let i = i0; i < i1; i++) store<f32>(out + (<usize>i << 2), <f32>value);
-  else if (dtype == I32) for (let i = i0; i < i1; i++) store<i32>(out + (<usize>i << 2), <i32>value);
+  if (dtype == DTYPE_F32) for (let i = i0; i < i1; i++) store<f32>(out + (<usize>i << 2), <f32>value);
+  else if (dtype == DTYPE_I32) for (let i = i0; i < i1; i++) store<i32>(out + (<usize>i << 2), <i32>value);
   else {
-    const bits = <u16>(dtype == BF16 ? f32ToBf16(<f32>value) : f32ToF16(<f32>value));
+    const bits = <u16>(dtype == DTYPE_BF16 ? f32ToBf16(<f32>value) : f32ToF16(<f32>value));
     for (let i = i0; i < i1; i++) store<u16>(out + (<usize>i << 1), bits);
   }
 }
 
 /** Convert element by element between f32 / bf16 / f16 / i32 (i32 <- float truncates). */
-export function cast(x: usize, from: i32, out: usize, to: i32, size: i32, tid: i32, threads: i32): void {
+export function cast(x: Pointer, from: i32, out: Pointer, to: i32, size: i32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   for (let i = i0; i < i1; i++) {
     const at = <usize>i;
-    const v: f64 = from == I32 ? <f64>load<i32>(x + (at << 2)) : <f64>loadAsF32(x, from, at);
-    if (to == F32) store<f32>(out + (at << 2), <f32>v);
-    else if (to == I32) store<i32>(out + (at << 2), <i32>v);
-    else store<u16>(out + (at << 1), <u16>(to == BF16 ? f32ToBf16(<f32>v) : f32ToF16(<f32>v)));
+    const v: f64 = from == DTYPE_I32 ? <f64>load<i32>(x + (at << 2)) : <f64>loadAsF32(x, from, at);
+    if (to == DTYPE_F32) store<f32>(out + (at << 2), <f32>v);
+    else if (to == DTYPE_I32) store<i32>(out + (at << 2), <i32>v);
+    else store<u16>(out + (at << 1), <u16>(to == DTYPE_BF16 ? f32ToBf16(<f32>v) : f32ToF16(<f32>v)));
   }
 }
 
-/** out[i] = a[i % aSize] op b[i % bSize]; op 0 = add, 1 = sub, 2 = mul. */
-export function binary(op: i32, a: usize, b: usize, out: usize, size: i32, aSize: i32, bSize: i32, tid: i32, threads: i32): void {
+/** out[i] = a[i % aSize] op b[i % bSize]; op is BINARY_ADD, BINARY_SUB or BINARY_MUL. */
+export function binary(op: i32, a: Pointer, b: Pointer, out: Pointer, size: i32, aSize: i32, bSize: i32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   if (aSize == size && bSize == size) {
     // The common, unbroadcast case in SIMD.
@@ -34,22 +34,22 @@ export function binary(op: i32, a: usize, b: usize, out: usize, size: i32, aSize
     for (; i + 4 <= i1; i += 4) {
       const at = <usize>i << 2;
       const u = v128.load(a + at), v = v128.load(b + at);
-      v128.store(out + at, op == 0 ? f32x4.add(u, v) : op == 1 ? f32x4.sub(u, v) : f32x4.mul(u, v));
+      v128.store(out + at, op == BINARY_ADD ? f32x4.add(u, v) : op == BINARY_SUB ? f32x4.sub(u, v) : f32x4.mul(u, v));
     }
     for (; i < i1; i++) {
       const at = <usize>i << 2;
       const u = load<f32>(a + at), v = load<f32>(b + at);
-      store<f32>(out + at, op == 0 ? u + v : op == 1 ? u - v : u * v);
+      store<f32>(out + at, op == BINARY_ADD ? u + v : op == BINARY_SUB ? u - v : u * v);
     }
     return;
   }
   for (let i = i0; i < i1; i++) {
     const u = load<f32>(a + (<usize>(i % aSize) << 2)), v = load<f32>(b + (<usize>(i % bSize) << 2));
-    store<f32>(out + (<usize>i << 2), op == 0 ? u + v : op == 1 ? u - v : u * v);
+    store<f32>(out + (<usize>i << 2), op == BINARY_ADD ? u + v : op == BINARY_SUB ? u - v : u * v);
   }
 }
 
-export function scale(x: usize, out: usize, size: i32, factor: f32, tid: i32, threads: i32): void {
+export function scale(x: Pointer, out: Pointer, size: i32, factor: f32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   const f = f32x4.splat(factor);
   let i = i0;
@@ -67,7 +67,7 @@ export function scale(x: usize, out: usize, size: i32, factor: f32, tid: i32, th
   return f32x4.div(one, f32x4.add(one, expF32x4(f32x4.neg(x))));
 }
 
-export function silu(x: usize, out: usize, size: i32, tid: i32, threads: i32): void {
+export function silu(x: Pointer, out: Pointer, size: i32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
@@ -81,7 +81,7 @@ export function silu(x: usize, out: usize, size: i32, tid: i32, threads: i32): v
 }
 
 /** dx = dout * s * (1 + x (1 - s)), s = sigmoid(x). */
-export function siluBackward(x: usize, dout: usize, dx: usize, size: i32, tid: i32, threads: i32): void {
+export function siluBackward(x: Pointer, dout: Pointer, dx: Pointer, size: i32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   const one = f32x4.splat(1);
   let i = i0;
@@ -97,7 +97,7 @@ export function siluBackward(x: usize, dout: usize, dx: usize, size: i32, tid: i
   }
 }
 
-export function clamp(x: usize, out: usize, size: i32, lo: f32, hi: f32, tid: i32, threads: i32): void {
+export function clamp(x: Pointer, out: Pointer, size: i32, lo: f32, hi: f32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   for (let i = i0; i < i1; i++) {
     const at = <usize>i << 2;
@@ -105,7 +105,7 @@ export function clamp(x: usize, out: usize, size: i32, lo: f32, hi: f32, tid: i3
   }
 }
 
-export function clampBackward(x: usize, dout: usize, dx: usize, size: i32, lo: f32, hi: f32, tid: i32, threads: i32): void {
+export function clampBackward(x: Pointer, dout: Pointer, dx: Pointer, size: i32, lo: f32, hi: f32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   for (let i = i0; i < i1; i++) {
     const at = <usize>i << 2;
@@ -116,7 +116,7 @@ export function clampBackward(x: usize, dout: usize, dx: usize, size: i32, lo: f
 
 /** One AdamW step in place, as torch.optim.AdamW (see KernelArgs["adamw"] in src/core/backend.ts). */
 export function adamw(
-  param: usize, grad: usize, m: usize, v: usize, size: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weightDecay: f64, step: i32,
+  param: Pointer, grad: Pointer, m: Pointer, v: Pointer, size: i32, lr: f64, beta1: f64, beta2: f64, eps: f64, weightDecay: f64, step: i32,
   tid: i32, threads: i32,
 ): void {
   const stepSize = lr / (1 - Math.pow(beta1, <f64>step));

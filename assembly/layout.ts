@@ -2,9 +2,8 @@
 // Shapes arrive as i32 arrays in memory (the caller writes them to a small parameter block).
 // Each walks the flat index of the array it writes and derives the other's offset from strides.
 
-import { partEnd, partStart } from "./common";
+import { MAX_RANK, partEnd, partStart, Pointer } from "./common";
 
-const MAX_RANK = 8;
 // Per-call scratch on the wasm value stack is not addressable, so coordinates live in a static block;
 // one block per thread (up to 64 threads).
 const coords = memory.data(MAX_RANK * 4 * 64);
@@ -32,8 +31,8 @@ function stridesOf(shape: usize, rank: i32, dst: usize): void {
  * walk order, or via dstStrides)] = src[srcOffset + coord . srcStrides]. Used by permute and slices.
  * Works a run along the last axis at a time: the offsets are computed once per run, and a run that is
  * contiguous on both sides (heads moved between [T, H, D] and [H, T, D], rows into a KV cache) is one
- * memory.copy. (Element by element, with the offsets recomputed for each, a 64-token prefill of
- * OLMo-1B spent 8% of its time here.)
+ * memory.copy. Prefill moves every head's rows this way, so per-element offset arithmetic would show in
+ * a model's profile.
  */
 function copyStrided(
   src: usize, srcOffset: i64, srcStrides: usize, dst: usize, dstOffset: i64, dstStrides: usize, walk: usize, rank: i32,
@@ -92,7 +91,7 @@ function sizeOf(shape: usize, rank: i32): i32 {
 }
 
 /** params: perm[rank]. out.shape[i] = shape[perm[i]]. */
-export function permute(x: usize, elementBytes: i32, out: usize, shape: usize, perm: usize, rank: i32, outShape: usize, tid: i32, threads: i32): void {
+export function permute(x: Pointer, elementBytes: i32, out: Pointer, shape: Pointer, perm: Pointer, rank: i32, outShape: Pointer, tid: i32, threads: i32): void {
   const inStrides = scratch(strideA, tid), permutedStrides = scratch(strideB, tid), outStrides = scratch(coords, tid);
   stridesOf(shape, rank, inStrides);
   // Input stride of each output axis; the output is walked contiguously.
@@ -125,12 +124,12 @@ function copyBlock(
 }
 
 /** out = x[start .. start + outShape] for x of `shape`. */
-export function slice(x: usize, elementBytes: i32, out: usize, shape: usize, start: usize, outShape: usize, rank: i32, tid: i32, threads: i32): void {
+export function slice(x: Pointer, elementBytes: i32, out: Pointer, shape: Pointer, start: Pointer, outShape: Pointer, rank: i32, tid: i32, threads: i32): void {
   copyBlock(x, shape, start, out, outShape, rank, elementBytes, true, tid, threads);
 }
 
 /** out[start .. start + xShape] = x, for out of `shape`; other elements untouched. */
-export function sliceAssign(x: usize, elementBytes: i32, out: usize, shape: usize, start: usize, xShape: usize, rank: i32, tid: i32, threads: i32): void {
+export function sliceAssign(x: Pointer, elementBytes: i32, out: Pointer, shape: Pointer, start: Pointer, xShape: Pointer, rank: i32, tid: i32, threads: i32): void {
   copyBlock(out, shape, start, x, xShape, rank, elementBytes, false, tid, threads);
 }
 
@@ -147,7 +146,7 @@ export function sumPartials(): usize {
  * partials[t] (in f64, four lanes at a time); the caller adds the parts. A sum to one element cannot
  * be split by output elements like `sum` below, which would leave all the work to one thread.
  */
-export function sumAll(x: usize, size: i32, tid: i32, threads: i32): void {
+export function sumAll(x: Pointer, size: i32, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   let low = f64x2.splat(0), high = f64x2.splat(0);
   let i = i0;
@@ -166,7 +165,7 @@ export function sumAll(x: usize, size: i32, tid: i32, threads: i32): void {
  * Sum over the axes where reduce[i] != 0; out has the reduced shape (those axes of size 1).
  * Threads split the output elements; each sums its elements' inputs.
  */
-export function sum(x: usize, out: usize, shape: usize, reduce: usize, rank: i32, tid: i32, threads: i32): void {
+export function sum(x: Pointer, out: Pointer, shape: Pointer, reduce: Pointer, rank: i32, tid: i32, threads: i32): void {
   // Split the axes into kept (walked by output index) and reduced (walked per output element).
   const keptShape = scratch(coords, tid), xStrides = scratch(strideA, tid);
   stridesOf(shape, rank, xStrides);
@@ -205,7 +204,7 @@ export function sum(x: usize, out: usize, shape: usize, reduce: usize, rank: i32
 }
 
 /** The transpose of sum: out (of `shape`) = x (reduced shape) repeated along the reduced axes. */
-export function broadcast(x: usize, out: usize, shape: usize, reduce: usize, rank: i32, tid: i32, threads: i32): void {
+export function broadcast(x: Pointer, out: Pointer, shape: Pointer, reduce: Pointer, rank: i32, tid: i32, threads: i32): void {
   const xStrides = scratch(strideA, tid), outStrides = scratch(strideB, tid), coord = scratch(coords, tid);
   // Strides of the reduced x seen from out's coordinates: 0 along reduced axes.
   let s = 1;

@@ -1,13 +1,13 @@
 // Row-wise normalisations: layer norm (no weight or bias), softmax, log-softmax, forward and backward.
 // x: [rows, cols] f32; threads take whole rows. Sums accumulate in f64 so long rows stay accurate.
 
-import { expF32x4, partEnd, partStart } from "./common";
+import { expF32x4, OptionalPointer, partEnd, partStart, Pointer } from "./common";
 
 @inline function at(base: usize, row: i32, cols: i32, c: i32): usize {
   return base + ((<usize>row * <usize>cols + <usize>c) << 2);
 }
 
-export function layerNorm(x: usize, out: usize, rows: i32, cols: i32, eps: f64, mean: usize, rstd: usize, tid: i32, threads: i32): void {
+export function layerNorm(x: Pointer, out: Pointer, rows: i32, cols: i32, eps: f64, mean: OptionalPointer, rstd: OptionalPointer, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
     let sum: f64 = 0;
@@ -25,7 +25,7 @@ export function layerNorm(x: usize, out: usize, rows: i32, cols: i32, eps: f64, 
   }
 }
 
-export function layerNormBackward(x: usize, mean: usize, rstd: usize, dout: usize, dx: usize, rows: i32, cols: i32, tid: i32, threads: i32): void {
+export function layerNormBackward(x: Pointer, mean: Pointer, rstd: Pointer, dout: Pointer, dx: Pointer, rows: i32, cols: i32, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
     const mu = <f64>load<f32>(mean + (<usize>r << 2)), inv = <f64>load<f32>(rstd + (<usize>r << 2));
@@ -76,7 +76,7 @@ export function rowLogSumExp(x: usize, row: i32, cols: i32): f64 {
   return <f64>m + Math.log(rowSumExp(x, row, cols, m));
 }
 
-export function softmax(x: usize, out: usize, rows: i32, cols: i32, tid: i32, threads: i32): void {
+export function softmax(x: Pointer, out: Pointer, rows: i32, cols: i32, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
     // out = exp(x - m - log(sum)): x - m is exact enough in f32, and log(sum) is small.
@@ -91,7 +91,7 @@ export function softmax(x: usize, out: usize, rows: i32, cols: i32, tid: i32, th
   }
 }
 
-export function softmaxBackward(y: usize, dout: usize, dx: usize, rows: i32, cols: i32, tid: i32, threads: i32): void {
+export function softmaxBackward(y: Pointer, dout: Pointer, dx: Pointer, rows: i32, cols: i32, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
     let dot: f64 = 0;
@@ -102,7 +102,7 @@ export function softmaxBackward(y: usize, dout: usize, dx: usize, rows: i32, col
   }
 }
 
-export function logSoftmax(x: usize, out: usize, rows: i32, cols: i32, tid: i32, threads: i32): void {
+export function logSoftmax(x: Pointer, out: Pointer, rows: i32, cols: i32, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
     const lse = rowLogSumExp(x, r, cols);
@@ -110,7 +110,7 @@ export function logSoftmax(x: usize, out: usize, rows: i32, cols: i32, tid: i32,
   }
 }
 
-export function logSoftmaxBackward(y: usize, dout: usize, dx: usize, rows: i32, cols: i32, tid: i32, threads: i32): void {
+export function logSoftmaxBackward(y: Pointer, dout: Pointer, dx: Pointer, rows: i32, cols: i32, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
     let sum: f64 = 0;

@@ -2,10 +2,10 @@
 // inverse = 1 rotates by the negative angle (the backward pass). Threads take whole (bh, t) rows.
 // inv_freq and the angles are rounded to f32 as HF computes them; cos and sin are taken in f64.
 
-import { partEnd, partStart } from "./common";
+import { partEnd, partStart, Pointer } from "./common";
 
 export function rotaryEmbedding(
-  x: usize, out: usize, batchHeads: i32, seqLen: i32, headDim: i32, positionOffset: i32, theta: f64, inverse: i32,
+  x: Pointer, out: Pointer, batchHeads: i32, seqLen: i32, headDim: i32, positionOffset: i32, theta: f64, inverse: i32,
   tid: i32, threads: i32,
 ): void {
   const half = headDim / 2;

@@ -2,8 +2,9 @@
 // test and benchmark bundles. Run with `npm run build` (also the `prepare` script).
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { GENERATED_PATH, readKernelSignatures, renderKernelSignatures } from "./wasm-signatures.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const entries = (dir, suffix) =>
@@ -14,17 +15,29 @@ const entries = (dir, suffix) =>
 rmSync(join(root, "dist"), { recursive: true, force: true });
 rmSync(join(root, "build"), { recursive: true, force: true });
 
+// The host's view of the kernels' signatures (src/backends/wasm/kernel-signatures.generated.ts), read
+// from assembly/ before anything compiles against it; written only when it changed.
+const signatures = renderKernelSignatures(readKernelSignatures(root));
+const signaturesPath = join(root, GENERATED_PATH);
+if (!existsSync(signaturesPath) || readFileSync(signaturesPath, "utf8") !== signatures) writeFileSync(signaturesPath, signatures);
+
 // WebAssembly kernels (assembly/): a plain-SIMD build and a relaxed-SIMD one (fused multiply-add; see
-// assembly/matmul.ts). The kernels use no atomics, so a shared-memory (threads) build differs from
+// assembly/gemm.ts). The kernels use no atomics, so a shared-memory (threads) build differs from
 // these only in one flag of the memory import: src/backends/wasm/module.ts sets it at run time
-// instead of embedding two more copies.
+// instead of embedding two more copies. The same two builds of bench/microkernel/exp.ts (the kernels'
+// four-lane exp over an array, with its own memory) go beside them for test/exp.test.ts and the exp
+// benchmark; they are not part of the library.
 const asc = join(root, "node_modules/assemblyscript/bin/asc.js");
-const ascFlags = ["--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", "--importMemory", "--noExportMemory",
-  "--initialMemory", "2", "--maximumMemory", "65536"];
-for (const [name, extra] of [["kernels", []], ["kernels-relaxed", ["--enable", "relaxed-simd"]]]) {
-  execFileSync(process.execPath, [asc, join(root, "assembly/index.ts"), "-o", join(root, `build/wasm/${name}.wasm`), ...ascFlags, ...extra], {
-    stdio: "inherit",
-  });
+const ascFlags = ["--runtime", "stub", "-O3", "--noAssert", "--enable", "simd"];
+const kernelFlags = ["--importMemory", "--noExportMemory", "--initialMemory", "2", "--maximumMemory", "65536"];
+const relaxedFlags = ["--enable", "relaxed-simd"];
+for (const [entry, output, extra] of [
+  ["assembly/index.ts", "kernels", kernelFlags],
+  ["assembly/index.ts", "kernels-relaxed", [...kernelFlags, ...relaxedFlags]],
+  ["bench/microkernel/exp.ts", "exp", []],
+  ["bench/microkernel/exp.ts", "exp-relaxed", relaxedFlags],
+]) {
+  execFileSync(process.execPath, [asc, join(root, entry), "-o", join(root, `build/wasm/${output}.wasm`), ...ascFlags, ...extra], { stdio: "inherit" });
 }
 
 const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning", loader: { ".wasm": "binary", ".wgsl": "text" } };

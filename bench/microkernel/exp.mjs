@@ -1,13 +1,12 @@
-// Builds bench/microkernel/exp.ts twice (plain SIMD, relaxed SIMD: fused multiply-adds) and prints, for
-// each, expF32x4's largest error in ulps against f64 Math.exp over 4M evenly spaced points of each of
-// three ranges, its results for special inputs, and its time per element.
-import { execFileSync } from "node:child_process";
+// Runs the two builds of bench/microkernel/exp.ts that `npm run build` makes (build/wasm/exp.wasm, plain
+// SIMD; exp-relaxed.wasm, fused multiply-adds) and prints, for each, expF32x4's largest error in ulps
+// against f64 Math.exp over 4M evenly spaced points of each of three ranges, its results for special
+// inputs, and its time per element. test/exp.test.ts asserts the error bound.
 import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 
 setFlagsFromString("--experimental-wasm-relaxed-simd");
-const here = new URL(".", import.meta.url).pathname;
-const asc = new URL("../../node_modules/assemblyscript/bin/asc.js", import.meta.url).pathname;
+const builds = new URL("../../build/wasm/", import.meta.url).pathname;
 const N = 1 << 22;
 
 /** One ulp of the f32 nearest v (v > 0). */
@@ -17,10 +16,8 @@ function ulp(v) {
   return f[0] - at;
 }
 
-for (const [build, flags] of [["plain", []], ["relaxed (fused)", ["--enable", "relaxed-simd"]]]) {
-  const out = `/tmp/olmo-js-exp-${flags.length}.wasm`;
-  execFileSync(process.execPath, [asc, `${here}exp.ts`, "-o", out, "--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", ...flags]);
-  const { instance } = await WebAssembly.instantiate(readFileSync(out), {});
+for (const [build, file] of [["plain", "exp.wasm"], ["relaxed (fused)", "exp-relaxed.wasm"]]) {
+  const { instance } = await WebAssembly.instantiate(readFileSync(builds + file), {});
   const { expArray, memory } = instance.exports;
   memory.grow(Math.ceil((8 * N + 1024) / 65536) + 1);
   const xs = new Float32Array(memory.buffer, 1024, N), ys = new Float32Array(memory.buffer, 1024 + 4 * N, N);

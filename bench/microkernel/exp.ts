@@ -1,5 +1,6 @@
-// Accuracy and speed experiment (not part of the library): the WASM kernels' four-lane exp
-// (expF32x4 in assembly/common.ts) over an array. Run: node bench/microkernel/exp.mjs
+// The WASM kernels' four-lane exp (expF32x4 in assembly/common.ts) over an array, for its accuracy test
+// (test/exp.test.ts) and benchmark (node bench/microkernel/exp.mjs). Not part of the library: npm run
+// build compiles it into build/wasm/exp.wasm and exp-relaxed.wasm, beside the kernels, not into them.
 
 import { expF32x4 } from "../../assembly/common";
 

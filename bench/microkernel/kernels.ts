@@ -1,13 +1,13 @@
 // Micro-kernel experiment (not part of the library): the register tiles of the WASM backend's matmul
-// (assembly/matmul.ts) in isolation, on packed panels that stay in L1, so their speed is the ceiling
+// (assembly/gemm.ts) in isolation, on packed panels that stay in L1, so their speed is the ceiling
 // of the whole GEMM. Three tiles: the library's own 4x8 (the plain-SIMD build's) and 3x12 (the
-// relaxed-SIMD build's), imported from matmul.ts, and a 6x8 kept here (fast alone, but V8 spills its
-// accumulators inside the GEMM; see matmul.ts). Each is built twice: with f32x4.mul + f32x4.add and
+// relaxed-SIMD build's), imported from gemm.ts, and a 6x8 kept here (fast alone, but V8 spills its
+// accumulators inside the GEMM; see gemm.ts). Each is built twice: with f32x4.mul + f32x4.add and
 // with relaxed SIMD's f32x4.relaxed_madd (madd in assembly/common.ts).
 // Run: node bench/microkernel/run.mjs
 
 import { madd } from "../../assembly/common";
-import { microKernel3x12, microKernel4x8 } from "../../assembly/matmul";
+import { microKernel3x12, microKernel4x8 } from "../../assembly/gemm";
 
 // The tile is stored contiguously at c (row stride = one tile row), overwriting it.
 export function k4x8(ap: usize, bp: usize, kc: i32, c: usize): void {

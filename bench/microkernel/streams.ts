@@ -1,6 +1,6 @@
 // Memory-read experiment (not part of the library): how fast one thread reads a buffer much larger than
 // the caches when it reads it as S sequential streams side by side (S equal parts of the buffer, 64
-// bytes of each per step) rather than front to back. The decode GEMV (gemvRows in assembly/matmul.ts)
+// bytes of each per step) rather than front to back. The decode GEMV (gemvRows in assembly/gemv.ts)
 // and the bandwidth probe (assembly/diagnostics.ts) read four streams per thread because of it.
 // Run: node bench/microkernel/streams.mjs
 

@@ -5,10 +5,12 @@
 // memories (threads), else on an unshared one (browser pages that are not cross-origin isolated): the
 // same binary, with its memory import marked shared or not (module.ts). Both need SIMD; a host without
 // it gets a clear error (the js backend still works there). Two binaries: one with relaxed SIMD (fused
-// multiply-adds in matmul and the GEMVs: 1.2-1.7x the plain build's matmul on one thread here), used
+// multiply-adds in matmul and the GEMVs, faster where the CPU fuses them: bench/NOTES.md), used
 // wherever the host has relaxed SIMD (Chromium 114+, Firefox 120+, Node 22+, Deno; Node 20 behind a
 // flag, which createNodeWasmBackend turns on), and the plain one for the other hosts or when
 // options.relaxedSimd is false. Fused results round once, so the two differ in the last bits.
+//
+// Each kernel is called with its arguments by name, every buffer checked first (boundary.ts).
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
 import { BINARY_CODE, DTYPE_CODE, MAX_RANK } from "../codes.js";
@@ -20,6 +22,8 @@ import { ThreadPool, type SpawnWorker } from "./pool.js";
 import plainKernels from "../../../build/wasm/kernels.wasm";
 import relaxedKernels from "../../../build/wasm/kernels-relaxed.wasm";
 import { withSharedMemory } from "./module.js";
+import { checkRegions, type BytesNeeded, type KernelExport, type Region } from "./boundary.js";
+import { WASM_KERNEL_NAMES, WASM_KERNELS, type WasmKernelArguments, type WasmKernelName, type WASM_QUERIES } from "./kernel-signatures.generated.js";
 
 export { probeWasmFeatures, type WasmFeatures } from "./features.js";
 export { WasmOutOfMemoryError } from "./arena.js";
@@ -59,18 +63,7 @@ export interface WasmBackend extends Backend<WasmBuffer> {
   measureReadBandwidth(bytes?: number, runs?: number): number;
 }
 
-const KERNELS = [
-  "fill", "cast", "binary", "scale", "silu", "siluBackward", "clamp", "clampBackward", "matmul", "layerNorm",
-  "layerNormBackward", "softmax", "softmaxBackward", "logSoftmax", "logSoftmaxBackward", "rotaryEmbedding", "attention",
-  "attentionBackward", "embedding", "embeddingBackward", "crossEntropy", "crossEntropyBackward", "sum", "sumAll", "broadcast",
-  "permute", "slice", "sliceAssign", "adamw", "streamRead",
-] as const;
-type WasmKernel = (typeof KERNELS)[number];
-type Exports = Record<WasmKernel, (...args: number[]) => number> & {
-  heapBase(): number;
-  matmulWorkspaceBytes(): number;
-  sumPartials(): number;
-};
+type Exports = Record<WasmKernelName, KernelExport> & Record<(typeof WASM_QUERIES)[number], () => number>;
 
 /** Below this much work (elements, or multiply-adds for matmul) one thread is faster than waking others. */
 const DEFAULT_PARALLEL_MIN_WORK = 1 << 15;
@@ -95,39 +88,46 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const exports = instance.exports as unknown as Exports;
   const arena = new Arena(memory, exports.heapBase(), limit);
-  const pool = threads > 1 ? await ThreadPool.start(threads, module, memory, KERNELS, options.spawnWorker!) : null;
+  const pool = threads > 1 ? await ThreadPool.start(threads, module, memory, WASM_KERNEL_NAMES, options.spawnWorker!) : null;
 
-  // Fixed blocks: each thread's matmul packing workspace, and a parameter block for shapes.
-  const workspace = arena.allocate(threads * exports.matmulWorkspaceBytes(), "the matmul workspace").ptr;
-  const params = arena.allocate(4 * MAX_RANK * 4, "kernel parameters").ptr;
+  // Fixed blocks: each thread's matmul packing workspace, and a parameter block for shapes (MAX_RANK
+  // i32s per array, up to four arrays per call).
+  const workspaceBlock = arena.allocate(threads * exports.matmulWorkspaceBytes(), "the matmul workspace");
+  const workspace: Region = { ptr: workspaceBlock.ptr, bytes: workspaceBlock.size };
+  const paramsBlock = arena.allocate(4 * MAX_RANK * 4, "kernel parameters");
+  const paramSlots: Region[] = [0, 1, 2, 3].map((k) => ({ ptr: paramsBlock.ptr + k * MAX_RANK * 4, bytes: MAX_RANK * 4 }));
 
   const parallelMinWork = options.parallelMinWork ?? DEFAULT_PARALLEL_MIN_WORK;
   /** The threads a kernel with this much work runs on. */
   const threadsFor = (work: number) => (pool && work >= parallelMinWork ? threads : 1);
-  const run = (name: WasmKernel, work: number, ...args: number[]): number =>
-    threadsFor(work) > 1 ? pool!.run(KERNELS.indexOf(name), exports[name], args) : exports[name](...args, 0, 1) | 0;
-
-  /** Throws unless each buffer holds the bytes the kernel will touch: a wrong call fails here, not in memory. */
-  const need = (kernel: string, ...checks: [string, WasmBuffer | undefined, number][]) => {
-    for (const [name, buffer, bytes] of checks) {
-      if (buffer && buffer.bytes < bytes) {
-        throw new Error(`wasm backend: ${kernel}: buffer "${name}" holds ${buffer.bytes} bytes but the call needs ${bytes}`);
-      }
-    }
+  /**
+   * Run kernel `name` with its arguments by name, after checking each buffer holds the bytes the call
+   * touches through it (boundary.ts); returns the kernel's result (a reported bad position + 1, or 0).
+   */
+  const run = <K extends WasmKernelName>(name: K, work: number, args: WasmKernelArguments[K], needed: BytesNeeded<K>): number => {
+    const kernel = WASM_KERNELS[name];
+    checkRegions<K>(kernel, args, needed);
+    return threadsFor(work) > 1 ? pool!.run(kernel, exports[name], args) : kernel.call(exports[name], args, 0, 1);
   };
 
-  /** Write i32 arrays into the parameter block; returns their addresses. */
-  const writeParams = (kernel: string, ...arrays: readonly (readonly (number | boolean)[])[]): number[] => {
-    const view = new Int32Array(memory.buffer, params, 4 * MAX_RANK);
+  /** Throws unless the buffer holds the bytes the host itself reads or writes (uploads, downloads, a sum's result). */
+  const checkHostAccess = (what: string, name: string, buffer: WasmBuffer, bytes: number) => {
+    if (buffer.bytes < bytes) throw new Error(`wasm backend: ${what}: buffer "${name}" holds ${buffer.bytes} bytes but the call needs ${bytes}`);
+  };
+
+  /** Write i32 arrays into the parameter block; returns their regions. */
+  const writeParams = (kernel: string, ...arrays: readonly (readonly (number | boolean)[])[]): Region[] => {
+    const view = new Int32Array(memory.buffer, paramsBlock.ptr, 4 * MAX_RANK);
     return arrays.map((values, k) => {
       if (values.length > MAX_RANK) throw new Error(`wasm backend: ${kernel} supports rank <= ${MAX_RANK}, got ${values.length}`);
       values.forEach((v, i) => (view[k * MAX_RANK + i] = Number(v)));
-      return params + k * MAX_RANK * 4;
+      return paramSlots[k]!;
     });
   };
 
   const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
   const f32 = (elements: number) => elements * 4;
+  const i32 = (elements: number) => elements * 4;
 
   const checkIndex = (kernel: string, what: string, result: number, ids: WasmBuffer, limitExclusive: number) => {
     if (result === 0) return;
@@ -139,67 +139,60 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   type A<K extends keyof KernelArgs<WasmBuffer>> = KernelArgs<WasmBuffer>[K];
   // Softmax and log-softmax share their argument shapes: x -> out, and (y, dout) -> dx, over [rows, cols].
   const rowwise = (name: "softmax" | "logSoftmax") => ({ x, out, rows, cols }: A<"softmax">) => {
-    need(name, ["x", x, f32(rows * cols)], ["out", out, f32(rows * cols)]);
-    run(name, rows * cols, x.ptr, out.ptr, rows, cols);
+    run(name, rows * cols, { x, out, rows, cols }, { x: f32(rows * cols), out: f32(rows * cols) });
   };
   const rowwiseBackward = (name: "softmaxBackward" | "logSoftmaxBackward") => ({ y, dout, dx, rows, cols }: A<"softmaxBackward">) => {
-    need(name, ["y", y, f32(rows * cols)], ["dout", dout, f32(rows * cols)], ["dx", dx, f32(rows * cols)]);
-    run(name, rows * cols, y.ptr, dout.ptr, dx.ptr, rows, cols);
+    run(name, rows * cols, { y, dout, dx, rows, cols }, { y: f32(rows * cols), dout: f32(rows * cols), dx: f32(rows * cols) });
   };
   const kernels: KernelTable<WasmBuffer> = {
     fill: ({ out, dtype, size: n, value }: A<"fill">) => {
-      need("fill", ["out", out, n * BYTES_PER_ELEMENT[dtype]]);
-      run("fill", n, out.ptr, DTYPE_CODE[dtype], n, value);
+      run("fill", n, { out, dtype: DTYPE_CODE[dtype], size: n, value }, { out: n * BYTES_PER_ELEMENT[dtype] });
     },
     cast: ({ x, from, out, to, size: n }: A<"cast">) => {
-      need("cast", ["x", x, n * BYTES_PER_ELEMENT[from]], ["out", out, n * BYTES_PER_ELEMENT[to]]);
-      run("cast", n, x.ptr, DTYPE_CODE[from], out.ptr, DTYPE_CODE[to], n);
+      run("cast", n, { x, from: DTYPE_CODE[from], out, to: DTYPE_CODE[to], size: n }, { x: n * BYTES_PER_ELEMENT[from], out: n * BYTES_PER_ELEMENT[to] });
     },
     binary: ({ op, a, b, out, size: n, aSize, bSize }: A<"binary">) => {
-      need("binary", ["a", a, f32(aSize)], ["b", b, f32(bSize)], ["out", out, f32(n)]);
       if (n % aSize !== 0 || n % bSize !== 0) throw new Error(`wasm backend: binary: size ${n} is not a multiple of ${aSize} and ${bSize}`);
-      run("binary", n, BINARY_CODE[op], a.ptr, b.ptr, out.ptr, n, aSize, bSize);
+      run("binary", n, { op: BINARY_CODE[op], a, b, out, size: n, aSize, bSize }, { a: f32(aSize), b: f32(bSize), out: f32(n) });
     },
     scale: ({ x, out, size: n, factor }: A<"scale">) => {
-      need("scale", ["x", x, f32(n)], ["out", out, f32(n)]);
-      run("scale", n, x.ptr, out.ptr, n, factor);
+      run("scale", n, { x, out, size: n, factor }, { x: f32(n), out: f32(n) });
     },
     silu: ({ x, out, size: n }: A<"silu">) => {
-      need("silu", ["x", x, f32(n)], ["out", out, f32(n)]);
-      run("silu", n, x.ptr, out.ptr, n);
+      run("silu", n, { x, out, size: n }, { x: f32(n), out: f32(n) });
     },
     siluBackward: ({ x, dout, dx, size: n }: A<"siluBackward">) => {
-      need("siluBackward", ["x", x, f32(n)], ["dout", dout, f32(n)], ["dx", dx, f32(n)]);
-      run("siluBackward", n, x.ptr, dout.ptr, dx.ptr, n);
+      run("siluBackward", n, { x, dout, dx, size: n }, { x: f32(n), dout: f32(n), dx: f32(n) });
     },
     clamp: ({ x, out, size: n, min, max }: A<"clamp">) => {
-      need("clamp", ["x", x, f32(n)], ["out", out, f32(n)]);
-      run("clamp", n, x.ptr, out.ptr, n, min, max);
+      run("clamp", n, { x, out, size: n, lo: min, hi: max }, { x: f32(n), out: f32(n) });
     },
     clampBackward: ({ x, dout, dx, size: n, min, max }: A<"clampBackward">) => {
-      need("clampBackward", ["x", x, f32(n)], ["dout", dout, f32(n)], ["dx", dx, f32(n)]);
-      run("clampBackward", n, x.ptr, dout.ptr, dx.ptr, n, min, max);
+      run("clampBackward", n, { x, dout, dx, size: n, lo: min, hi: max }, { x: f32(n), dout: f32(n), dx: f32(n) });
     },
     matmul: (p: A<"matmul">) => {
-      const bBytes = BYTES_PER_ELEMENT[p.bDType];
-      need(
-        "matmul",
-        ["a", p.a, f32((p.batch - 1) * p.aBatchStride + p.m * p.k)],
-        ["b", p.b, bBytes * ((p.batch - 1) * p.bBatchStride + p.k * p.n)],
-        ["out", p.out, f32(p.batch * p.m * p.n)],
-      );
       run(
-        "matmul", p.batch * p.m * p.n * p.k, p.a.ptr, p.b.ptr, p.out.ptr, DTYPE_CODE[p.bDType], p.batch, p.m, p.k, p.n,
-        p.transA ? 1 : 0, p.transB ? 1 : 0, p.aBatchStride, p.bBatchStride, workspace,
+        "matmul", p.batch * p.m * p.n * p.k,
+        {
+          a: p.a, b: p.b, out: p.out, bDType: DTYPE_CODE[p.bDType], batch: p.batch, m: p.m, k: p.k, n: p.n,
+          transA: p.transA ? 1 : 0, transB: p.transB ? 1 : 0, aBatchStride: p.aBatchStride, bBatchStride: p.bBatchStride, workspace,
+        },
+        {
+          a: f32((p.batch - 1) * p.aBatchStride + p.m * p.k),
+          b: BYTES_PER_ELEMENT[p.bDType] * ((p.batch - 1) * p.bBatchStride + p.k * p.n),
+          out: f32(p.batch * p.m * p.n),
+          workspace: threads * exports.matmulWorkspaceBytes(),
+        },
       );
     },
     layerNorm: ({ x, out, rows, cols, eps, mean, rstd }: A<"layerNorm">) => {
-      need("layerNorm", ["x", x, f32(rows * cols)], ["out", out, f32(rows * cols)], ["mean", mean, f32(rows)], ["rstd", rstd, f32(rows)]);
-      run("layerNorm", rows * cols, x.ptr, out.ptr, rows, cols, eps, mean?.ptr ?? 0, rstd?.ptr ?? 0);
+      run("layerNorm", rows * cols, { x, out, rows, cols, eps, mean, rstd }, { x: f32(rows * cols), out: f32(rows * cols), mean: f32(rows), rstd: f32(rows) });
     },
     layerNormBackward: ({ x, mean, rstd, dout, dx, rows, cols }: A<"layerNormBackward">) => {
-      need("layerNormBackward", ["x", x, f32(rows * cols)], ["dout", dout, f32(rows * cols)], ["dx", dx, f32(rows * cols)]);
-      run("layerNormBackward", rows * cols, x.ptr, mean.ptr, rstd.ptr, dout.ptr, dx.ptr, rows, cols);
+      run(
+        "layerNormBackward", rows * cols, { x, mean, rstd, dout, dx, rows, cols },
+        { x: f32(rows * cols), mean: f32(rows), rstd: f32(rows), dout: f32(rows * cols), dx: f32(rows * cols) },
+      );
     },
     softmax: rowwise("softmax"),
     softmaxBackward: rowwiseBackward("softmaxBackward"),
@@ -207,90 +200,125 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     logSoftmaxBackward: rowwiseBackward("logSoftmaxBackward"),
     rotaryEmbedding: (p: A<"rotaryEmbedding">) => {
       const n = p.batchHeads * p.seqLen * p.headDim;
-      need("rotaryEmbedding", ["x", p.x, f32(n)], ["out", p.out, f32(n)]);
-      run("rotaryEmbedding", n, p.x.ptr, p.out.ptr, p.batchHeads, p.seqLen, p.headDim, p.positionOffset, p.theta, p.inverse ? 1 : 0);
+      run(
+        "rotaryEmbedding", n,
+        { x: p.x, out: p.out, batchHeads: p.batchHeads, seqLen: p.seqLen, headDim: p.headDim, positionOffset: p.positionOffset, theta: p.theta, inverse: p.inverse ? 1 : 0 },
+        { x: f32(n), out: f32(n) },
+      );
     },
     attention: (p: A<"attention">) => {
       const qSize = p.batch * p.heads * p.queryLen * p.headDim, kvSize = p.batch * p.kvHeads * p.kvCapacity * p.headDim;
-      need("attention", ["q", p.q, f32(qSize)], ["k", p.k, f32(kvSize)], ["v", p.v, f32(kvSize)], ["out", p.out, f32(qSize)],
-        ["lse", p.lse, f32(p.batch * p.heads * p.queryLen)]);
       // Each thread's row of scores.
-      const scratch = arena.allocate(f32(threads * Math.max(1, p.keyLen)), "attention scores");
+      const scoresBytes = f32(threads * Math.max(1, p.keyLen));
+      const scores = arena.allocate(scoresBytes, "attention scores");
       try {
         run(
-          "attention", qSize * p.keyLen, p.q.ptr, p.k.ptr, p.v.ptr, p.out.ptr, p.lse?.ptr ?? 0, p.batch, p.heads, p.kvHeads,
-          p.queryLen, p.keyLen, p.kvCapacity, p.headDim, p.scale, p.causal ? 1 : 0, scratch.ptr,
+          "attention", qSize * p.keyLen,
+          {
+            q: p.q, k: p.k, v: p.v, out: p.out, lse: p.lse, batch: p.batch, heads: p.heads, kvHeads: p.kvHeads, queryLen: p.queryLen,
+            keyLen: p.keyLen, kvCapacity: p.kvCapacity, headDim: p.headDim, scale: p.scale, causal: p.causal ? 1 : 0,
+            scratch: { ptr: scores.ptr, bytes: scores.size },
+          },
+          { q: f32(qSize), k: f32(kvSize), v: f32(kvSize), out: f32(qSize), lse: f32(p.batch * p.heads * p.queryLen), scratch: scoresBytes },
         );
       } finally {
-        arena.release(scratch.ptr, scratch.size);
+        arena.release(scores.ptr, scores.size);
       }
     },
     attentionBackward: (p: A<"attentionBackward">) => {
       const qSize = p.batch * p.heads * p.queryLen * p.headDim, kvSize = p.batch * p.kvHeads * p.kvCapacity * p.headDim;
-      need("attentionBackward", ["dq", p.dq, f32(qSize)], ["dk", p.dk, f32(kvSize)], ["dv", p.dv, f32(kvSize)], ["dout", p.dout, f32(qSize)]);
       run(
-        "attentionBackward", qSize * p.keyLen, p.q.ptr, p.k.ptr, p.v.ptr, p.out.ptr, p.lse.ptr, p.dout.ptr, p.dq.ptr, p.dk.ptr,
-        p.dv.ptr, p.batch, p.heads, p.kvHeads, p.queryLen, p.keyLen, p.kvCapacity, p.headDim, p.scale, p.causal ? 1 : 0,
+        "attentionBackward", qSize * p.keyLen,
+        {
+          q: p.q, k: p.k, v: p.v, out: p.out, lse: p.lse, dout: p.dout, dq: p.dq, dk: p.dk, dv: p.dv, batch: p.batch, heads: p.heads,
+          kvHeads: p.kvHeads, queryLen: p.queryLen, keyLen: p.keyLen, kvCapacity: p.kvCapacity, headDim: p.headDim, scale: p.scale,
+          causal: p.causal ? 1 : 0,
+        },
+        {
+          q: f32(qSize), k: f32(kvSize), v: f32(kvSize), out: f32(qSize), lse: f32(p.batch * p.heads * p.queryLen), dout: f32(qSize),
+          dq: f32(qSize), dk: f32(kvSize), dv: f32(kvSize),
+        },
       );
     },
     embedding: ({ table, tableDType, ids, out, count, vocab, dim }: A<"embedding">) => {
-      need("embedding", ["table", table, vocab * dim * BYTES_PER_ELEMENT[tableDType]], ["ids", ids, 4 * count], ["out", out, f32(count * dim)]);
-      const result = run("embedding", count * dim, table.ptr, DTYPE_CODE[tableDType], ids.ptr, out.ptr, count, vocab, dim);
+      const result = run(
+        "embedding", count * dim, { table, tableDType: DTYPE_CODE[tableDType], ids, out, count, vocab, dim },
+        { table: vocab * dim * BYTES_PER_ELEMENT[tableDType], ids: i32(count), out: f32(count * dim) },
+      );
       checkIndex("embedding", "token id", result, ids, vocab);
     },
     embeddingBackward: ({ ids, dout, dtable, count, vocab, dim }: A<"embeddingBackward">) => {
-      need("embeddingBackward", ["ids", ids, 4 * count], ["dout", dout, f32(count * dim)], ["dtable", dtable, f32(vocab * dim)]);
-      const result = run("embeddingBackward", (count + vocab) * dim, ids.ptr, dout.ptr, dtable.ptr, count, vocab, dim);
+      const result = run(
+        "embeddingBackward", (count + vocab) * dim, { ids, dout, dtable, count, vocab, dim },
+        { ids: i32(count), dout: f32(count * dim), dtable: f32(vocab * dim) },
+      );
       checkIndex("embedding backward", "token id", result, ids, vocab);
     },
     crossEntropy: ({ logits, targets, nll, lse, rows, vocab }: A<"crossEntropy">) => {
-      need("crossEntropy", ["logits", logits, f32(rows * vocab)], ["targets", targets, 4 * rows], ["nll", nll, f32(rows)], ["lse", lse, f32(rows)]);
-      const result = run("crossEntropy", rows * vocab, logits.ptr, targets.ptr, nll.ptr, lse.ptr, rows, vocab);
+      const result = run(
+        "crossEntropy", rows * vocab, { logits, targets, nll, lse, rows, vocab },
+        { logits: f32(rows * vocab), targets: i32(rows), nll: f32(rows), lse: f32(rows) },
+      );
       checkIndex("crossEntropy", "target id", result, targets, vocab);
     },
     crossEntropyBackward: ({ logits, targets, lse, dnll, dlogits, rows, vocab }: A<"crossEntropyBackward">) => {
-      need("crossEntropyBackward", ["logits", logits, f32(rows * vocab)], ["dlogits", dlogits, f32(rows * vocab)], ["dnll", dnll, f32(rows)]);
-      run("crossEntropyBackward", rows * vocab, logits.ptr, targets.ptr, lse.ptr, dnll.ptr, dlogits.ptr, rows, vocab);
+      run(
+        "crossEntropyBackward", rows * vocab, { logits, targets, lse, dnll, dlogits, rows, vocab },
+        { logits: f32(rows * vocab), targets: i32(rows), lse: f32(rows), dnll: f32(rows), dlogits: f32(rows * vocab) },
+      );
     },
     adamw: ({ param, grad, m, v, size: n, lr, beta1, beta2, eps, weightDecay, step }: A<"adamw">) => {
-      need("adamw", ["param", param, f32(n)], ["grad", grad, f32(n)], ["m", m, f32(n)], ["v", v, f32(n)]);
-      run("adamw", n, param.ptr, grad.ptr, m.ptr, v.ptr, n, lr, beta1, beta2, eps, weightDecay, step);
+      run(
+        "adamw", n, { param, grad, m, v, size: n, lr, beta1, beta2, eps, weightDecay, step },
+        { param: f32(n), grad: f32(n), m: f32(n), v: f32(n) },
+      );
     },
     sum: ({ x, out, shape, reduce }: A<"sum">) => {
-      need("sum", ["x", x, f32(size(shape))], ["out", out, f32(size(shape.map((n, i) => (reduce[i] ? 1 : n))))]);
-      if (shape.every((n, i) => reduce[i] || n === 1)) {
+      const n = size(shape), outSize = size(shape.map((d, i) => (reduce[i] ? 1 : d)));
+      if (shape.every((d, i) => reduce[i] || d === 1)) {
         // Everything summed into one element: each thread sums a share, then the shares are added here.
-        const n = size(shape);
-        run("sumAll", n, x.ptr, n);
+        checkHostAccess("sum", "out", out, f32(outSize));
+        run("sumAll", n, { x, size: n }, { x: f32(n) });
         const parts = new Float64Array(memory.buffer, exports.sumPartials(), threadsFor(n));
         new Float32Array(memory.buffer, out.ptr, 1)[0] = parts.reduce((total, part) => total + part, 0);
         return;
       }
-      const [shapePtr, reducePtr] = writeParams("sum", shape, reduce);
-      run("sum", size(shape), x.ptr, out.ptr, shapePtr!, reducePtr!, shape.length);
+      const [shapeParams, reduceParams] = writeParams("sum", shape, reduce);
+      run(
+        "sum", n, { x, out, shape: shapeParams!, reduce: reduceParams!, rank: shape.length },
+        { x: f32(n), out: f32(outSize), shape: i32(shape.length), reduce: i32(shape.length) },
+      );
     },
     broadcast: ({ x, out, shape, reduce }: A<"broadcast">) => {
-      need("broadcast", ["x", x, f32(size(shape.map((n, i) => (reduce[i] ? 1 : n))))], ["out", out, f32(size(shape))]);
-      const [shapePtr, reducePtr] = writeParams("broadcast", shape, reduce);
-      run("broadcast", size(shape), x.ptr, out.ptr, shapePtr!, reducePtr!, shape.length);
+      const [shapeParams, reduceParams] = writeParams("broadcast", shape, reduce);
+      run(
+        "broadcast", size(shape), { x, out, shape: shapeParams!, reduce: reduceParams!, rank: shape.length },
+        { x: f32(size(shape.map((d, i) => (reduce[i] ? 1 : d)))), out: f32(size(shape)), shape: i32(shape.length), reduce: i32(shape.length) },
+      );
     },
     permute: ({ x, dtype, out, shape, perm }: A<"permute">) => {
-      const bytes = BYTES_PER_ELEMENT[dtype];
-      need("permute", ["x", x, bytes * size(shape)], ["out", out, bytes * size(shape)]);
-      const [shapePtr, permPtr, outShapePtr] = writeParams("permute", shape, perm, perm.map((axis) => shape[axis]!));
-      run("permute", size(shape), x.ptr, bytes, out.ptr, shapePtr!, permPtr!, shape.length, outShapePtr!);
+      const bytes = BYTES_PER_ELEMENT[dtype], rank = shape.length;
+      const [shapeParams, permParams, outShapeParams] = writeParams("permute", shape, perm, perm.map((axis) => shape[axis]!));
+      run(
+        "permute", size(shape), { x, elementBytes: bytes, out, shape: shapeParams!, perm: permParams!, rank, outShape: outShapeParams! },
+        { x: bytes * size(shape), out: bytes * size(shape), shape: i32(rank), perm: i32(rank), outShape: i32(rank) },
+      );
     },
     slice: ({ x, dtype, out, shape, start, outShape }: A<"slice">) => {
-      const bytes = BYTES_PER_ELEMENT[dtype];
-      need("slice", ["x", x, bytes * size(shape)], ["out", out, bytes * size(outShape)]);
-      const [shapePtr, startPtr, outShapePtr] = writeParams("slice", shape, start, outShape);
-      run("slice", size(outShape), x.ptr, bytes, out.ptr, shapePtr!, startPtr!, outShapePtr!, shape.length);
+      const bytes = BYTES_PER_ELEMENT[dtype], rank = shape.length;
+      const [shapeParams, startParams, outShapeParams] = writeParams("slice", shape, start, outShape);
+      run(
+        "slice", size(outShape), { x, elementBytes: bytes, out, shape: shapeParams!, start: startParams!, outShape: outShapeParams!, rank },
+        { x: bytes * size(shape), out: bytes * size(outShape), shape: i32(rank), start: i32(rank), outShape: i32(rank) },
+      );
     },
     sliceAssign: ({ x, dtype, out, shape, start, xShape }: A<"sliceAssign">) => {
-      const bytes = BYTES_PER_ELEMENT[dtype];
-      need("sliceAssign", ["x", x, bytes * size(xShape)], ["out", out, bytes * size(shape)]);
-      const [shapePtr, startPtr, xShapePtr] = writeParams("sliceAssign", shape, start, xShape);
-      run("sliceAssign", size(xShape), x.ptr, bytes, out.ptr, shapePtr!, startPtr!, xShapePtr!, shape.length);
+      const bytes = BYTES_PER_ELEMENT[dtype], rank = shape.length;
+      const [shapeParams, startParams, xShapeParams] = writeParams("sliceAssign", shape, start, xShape);
+      run(
+        "sliceAssign", size(xShape), { x, elementBytes: bytes, out, shape: shapeParams!, start: startParams!, xShape: xShapeParams!, rank },
+        { x: bytes * size(xShape), out: bytes * size(shape), shape: i32(rank), start: i32(rank), xShape: i32(rank) },
+      );
     },
   };
 
@@ -300,7 +328,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   };
   const read = (buffer: WasmBuffer, dtype: DType, n: number): HostArray => {
     const bytes = n * BYTES_PER_ELEMENT[dtype];
-    need("download", ["buffer", buffer, bytes]);
+    checkHostAccess("download", "buffer", buffer, bytes);
     return hostArray(dtype, new Uint8Array(memory.buffer, buffer.ptr, bytes).slice());
   };
 
@@ -317,12 +345,12 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     },
     free: (buffer) => arena.release(buffer.ptr, buffer.block),
     upload: (buffer, _dtype, data) => {
-      need("upload", ["buffer", buffer, data.byteLength]);
+      checkHostAccess("upload", "buffer", buffer, data.byteLength);
       new Uint8Array(memory.buffer, buffer.ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     },
     rawBytes: (buffer, dtype, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
-      need("rawBytes", ["buffer", buffer, bytes]);
+      checkHostAccess("rawBytes", "buffer", buffer, bytes);
       return new Uint8Array(memory.buffer, buffer.ptr, bytes);
     },
     download: async (buffer, dtype, n) => read(buffer, dtype, n),
@@ -338,7 +366,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
         const times: number[] = [];
         for (let r = 0; r < runs; r++) {
           const t0 = performance.now();
-          run("streamRead", Infinity, block.ptr, bytes);
+          run("streamRead", Infinity, { ptr: { ptr: block.ptr, bytes: block.size }, bytes }, { ptr: bytes });
           times.push(performance.now() - t0);
         }
         times.sort((a, b) => a - b);

@@ -9,14 +9,17 @@
 // The caller blocks in Atomics.wait, which Node's main thread and Web Workers allow (a browser's main
 // thread does not: run olmo-js in a worker there, or use 1 thread).
 //
-// Completion is per-worker generation numbers rather than one shared "pending" counter: with a
-// counter we saw it driven to -1 under CPU contention (a decrement counted against the wrong call),
-// which hung the caller. Waits are bounded (POLL_MS) and re-check the words, so no single wake-up is
-// relied upon, and a worker that never finishes is an error after WORKER_TIMEOUT_MS, not a hang.
+// Completion is per-worker generation numbers rather than one shared "pending" counter: each slot has
+// one writer, so no decrement can be counted against the wrong call (a shared counter can be, under
+// CPU contention, and then the caller waits forever). Waits are bounded (POLL_MS) and re-check the
+// words, so no single wake-up is relied upon, and a worker that never finishes is an error after
+// WORKER_TIMEOUT_MS, not a hang.
 //
 // Control block (Int32Array): [0] generation, [1] unused, [2] kernel index (-1 = exit), [3] argument
 // count, [4 + t] result of thread t (kernels that report a bad index return it + 1; -1 = the worker
 // threw), [4 + threads + t] last generation worker t finished. Arguments: a Float64Array beside it.
+
+import type { KernelBinding, KernelExport } from "./boundary.js";
 
 /** The part of a Worker (web) or worker_threads Worker (Node) the pool uses. */
 export interface PoolWorker {
@@ -30,13 +33,15 @@ export interface PoolWorker {
 /** Starts a worker running `source` (a classic script / CommonJS program). */
 export type SpawnWorker = (source: string) => PoolWorker;
 
+/** The part of a kernel's binding the pool uses (boundary.ts). */
+type PoolKernel<Args> = Pick<KernelBinding<Args, string>, "name" | "index" | "arity" | "call" | "write">;
+
 const MAX_ARGS = 32;
 /** Longest a kernel may keep a worker busy before the pool gives up (a wedged worker must not hang the caller). */
 const WORKER_TIMEOUT_MS = 120_000;
-// About 20-50 us of polling before sleeping, for workers waiting for a kernel (kernels come in bursts)
-// and for the caller waiting for workers: waking from Atomics.wait costs tens of microseconds on this
-// machine, and a decode step's GEMVs take a few hundred each (OLMo-1B decode on 2 threads went from
-// 8.6 to 11.5-11.8 tokens/s in back-to-back runs when the caller stopped sleeping at once).
+// Tens of microseconds of polling before sleeping, for workers waiting for a kernel (kernels come in
+// bursts) and for the caller waiting for workers: waking from Atomics.wait costs tens of microseconds,
+// a sizeable share of a decode step's GEMV, which takes a few hundred (bench/NOTES.md).
 const SPIN_ITERATIONS = 20000;
 const POLL_MS = 20;
 
@@ -113,36 +118,36 @@ export class ThreadPool {
   }
 
   /**
-   * Run kernel `index` (`fn` is the caller's own export of it) on every thread with these arguments.
+   * Run `kernel` (`fn` is the caller's own export of it) on every thread with these arguments.
    * Returns the smallest positive thread result (a reported bad position + 1), or 0.
    */
-  run(index: number, fn: (...args: number[]) => number | void, args: readonly number[]): number {
+  run<Args>(kernel: PoolKernel<Args>, fn: KernelExport, args: Args): number {
     if (this.closed) throw new Error("wasm backend: the thread pool was shut down (backend.dispose() was called)");
-    if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${args.length} kernel arguments exceed ${MAX_ARGS}`);
+    if (kernel.arity > MAX_ARGS) throw new Error(`wasm backend: ${kernel.name}: ${kernel.arity} kernel arguments exceed ${MAX_ARGS}`);
     const c = this.control;
-    for (let i = 0; i < args.length; i++) this.args[i] = args[i]!;
-    c[2] = index;
-    c[3] = args.length;
+    kernel.write(args, this.args);
+    c[2] = kernel.index;
+    c[3] = kernel.arity;
     for (let t = 0; t < this.threads; t++) c[4 + t] = 0;
     const generation = Atomics.add(c, 0, 1) + 1;
     Atomics.notify(c, 0);
     let result = 0;
     try {
-      result = (fn(...args, 0, this.threads) as number | undefined) ?? 0;
+      result = kernel.call(fn, args, 0, this.threads);
     } finally {
       // Even when this thread's share failed, the workers must finish before the blocks are reused.
-      this.waitForWorkers(index, generation);
+      this.waitForWorkers(kernel.name, generation);
     }
     for (let t = 1; t < this.threads; t++) {
       const r = c[4 + t]!;
-      if (r < 0) throw new Error(`wasm backend: kernel ${index} failed in worker thread ${t}`);
+      if (r < 0) throw new Error(`wasm backend: kernel ${kernel.name} failed in worker thread ${t}`);
       if (r > 0 && (result === 0 || r < result)) result = r;
     }
     return result;
   }
 
   /** Block until every worker has finished `generation`; a worker that never does is an error, not a hang. */
-  private waitForWorkers(index: number, generation: number): void {
+  private waitForWorkers(kernel: string, generation: number): void {
     const c = this.control;
     const deadline = performance.now() + WORKER_TIMEOUT_MS;
     for (let t = 1; t < this.threads; t++) {
@@ -152,7 +157,7 @@ export class ThreadPool {
         if (performance.now() > deadline) {
           this.close();
           throw new Error(
-            `wasm backend: worker thread ${t} did not finish kernel ${index} (call ${generation}, it last finished ${done}) ` +
+            `wasm backend: worker thread ${t} did not finish kernel ${kernel} (call ${generation}, it last finished ${done}) ` +
               `within ${WORKER_TIMEOUT_MS / 1000} s; the thread pool was shut down`,
           );
         }
