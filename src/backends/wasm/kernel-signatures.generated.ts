@@ -3,7 +3,7 @@
 // the trailing (tid, threads); `npm run build` rewrites this file, and test/wasm-boundary.test.ts fails
 // when it differs from what assembly/ declares. src/backends/wasm/boundary.ts explains the boundary.
 
-import type { KernelBinding, KernelExport, Region } from "./boundary.js";
+import type { KernelBinding, KernelExport, Region } from "./kernel-binding.js";
 
 /** Each kernel's arguments by name: a Pointer parameter takes a Region, an OptionalPointer one a Region or undefined. */
 export interface WasmKernelArguments {
