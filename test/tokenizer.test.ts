@@ -171,6 +171,31 @@ test("malformed tokenizer.json gets an error naming the field", () => {
   expectError({ ...good, normalizer: { type: "Lowercase" } }, "normalizer must be null");
   expectError({ ...good, added_tokens: [{ id: -1, content: "x" }] }, "added_tokens[0].id");
   expectError({ ...good, model: { ...good.model, vocab: { a: "zero" } } }, 'model.vocab["a"]');
+  // Ids past what a double or an Int32Array holds exactly would silently change.
+  expectError({ ...good, model: { ...good.model, vocab: { ...good.model.vocab, zzz: 2 ** 53 + 2 } } }, 'model.vocab["zzz"] must be an integer id from 0 to 2147483647');
+  expectError({ ...good, model: { ...good.model, vocab: { ...good.model.vocab, zzz: 2 ** 31 } } }, 'model.vocab["zzz"]');
+  expectError({ ...good, model: { ...good.model, vocab: { ...good.model.vocab, zzz: 253 } } }, 'model.vocab["zzz"] has id 253, which model.vocab["Ġthe"] already has');
+  const withoutA = { ...good.model.vocab };
+  delete withoutA.A;
+  expectError({ ...good, model: { ...good.model, vocab: withoutA, merges: [] } }, "model.vocab has no token for byte 0x41");
+  expectError({ ...good, model: { ...good.model, merges: [["Ġ", ""]] } }, "model.merges[0] must be");
+  expectError({ ...good, model: { ...good.model, merges: ["Ġ t h"] } }, "model.merges[0] must be");
+  expectError({ ...good, model: { ...good.model, byte_fallback: true } }, "model.byte_fallback must be false");
+  expectError({ ...good, model: { ...good.model, ignore_merges: true } }, "model.ignore_merges must be false");
+  expectError({ ...good, post_processor: { type: "TemplateProcessing", single: [] } }, "post_processor must be null");
+  expectError({ ...good, truncation: { max_length: 8 } }, "truncation must be null");
+  expectError({ ...good, decoder: { type: "WordPiece" } }, "decoder must be");
+  expectError({ ...good, added_tokens: [{ id: 2 ** 53 + 2, content: "x" }] }, "added_tokens[0].id must be an integer id");
+  expectError({ ...good, added_tokens: [{ id: 5, content: "" }] }, "added_tokens[0].content");
+});
+
+test("a vocabulary of 200,000 entries loads (no spread of its ids into a call) and encodes", () => {
+  const good = JSON.parse(readFileSync(DATA + fixture.files[1], "utf8")) as Record<string, any>;
+  const vocab = { ...good.model.vocab };
+  for (let i = 0; i < 200_000; i++) vocab[`zz${i}`] = 60_000 + i;
+  const tok = new Tokenizer({ ...good, model: { ...good.model, vocab } });
+  if (tok.vocabSize !== 260_000) throw new Error(`vocabSize ${tok.vocabSize}`);
+  if (!same(tok.encode("Hello world"), tokenizers[1]!.encode("Hello world"))) throw new Error("ids changed");
 });
 
 test("decode rejects ids that are not non-negative integers and skips unknown ones", () => {

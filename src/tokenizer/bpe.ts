@@ -13,8 +13,10 @@
 // A naive "scan for the best pair, merge it, rescan" is O(n^2) and takes minutes on one long word
 // (a megabyte of text with no spaces).
 //
-// Tokens are handled as dense indices (0..vocabulary entries - 1) so that a pair is one exact number
-// (left * entries + right) whatever the ids are; ids are looked up only for the result.
+// Tokens are handled as dense indices (0..vocabulary entries - 1) whatever the ids are; ids are looked
+// up only for the result. Merge ranks are found in an open-addressing table of typed arrays keyed by
+// the pair itself, so a lookup allocates nothing (left * entries + right passes 2^31, where a Map key
+// becomes a heap number).
 
 import { byteToChar } from "./byte-level.js";
 
@@ -23,21 +25,17 @@ export class BytePairEncoder {
   private readonly byteIndex = new Int32Array(256);
   /** The id of each dense index. */
   private readonly idOfIndex: Int32Array;
-  /** pair key (left * entries + right) -> rank of its merge; the merged token is mergedIndex[rank]. */
-  private readonly rankOfPair = new Map<number, number>();
+  /** (left, right) -> rank of its merge; the merged token is mergedIndex[rank]. */
+  private readonly ranks: PairTable;
   private readonly mergedIndex: Int32Array;
-  private readonly entries: number;
 
   /**
    * `vocab` maps token strings to ids, which must be distinct integers in [0, 2^31) (the config check
    * guarantees it, and that both parts of every merge and their concatenation are in `vocab`).
    */
   constructor(vocab: Map<string, number>, merges: readonly (readonly [string, string])[]) {
-    this.entries = vocab.size;
-    // Keys below 2^53 are exact: refuse vocabularies whose pair keys could pass it.
-    if (this.entries > 2 ** 26) throw new RangeError(`BPE: ${this.entries} vocabulary entries; at most ${2 ** 26} are supported`);
     const indexOf = new Map<string, number>();
-    this.idOfIndex = new Int32Array(this.entries);
+    this.idOfIndex = new Int32Array(vocab.size);
     let next = 0;
     for (const [token, id] of vocab) {
       indexOf.set(token, next);
@@ -45,11 +43,12 @@ export class BytePairEncoder {
     }
     for (let b = 0; b < 256; b++) this.byteIndex[b] = indexOf.get(byteToChar[b]!) ?? -1;
     this.mergedIndex = new Int32Array(merges.length);
+    this.ranks = new PairTable(merges.length);
     for (let rank = 0; rank < merges.length; rank++) {
       const [left, right] = merges[rank]!;
       // A merge listed twice keeps its last rank, as `tokenizers` does (its merge map is a HashMap
       // filled in order, so a later entry overwrites an earlier one).
-      this.rankOfPair.set(indexOf.get(left)! * this.entries + indexOf.get(right)!, rank);
+      this.ranks.set(indexOf.get(left)!, indexOf.get(right)!, rank);
       this.mergedIndex[rank] = indexOf.get(left + right)!;
     }
   }
@@ -70,17 +69,18 @@ export class BytePairEncoder {
     }
     if (n < 2) return n === 1 ? [this.idOfIndex[symbol[0]!]!] : [];
 
+    const ranks = this.ranks;
     const heap = new MergeHeap(n);
     for (let i = 0; i + 1 < n; i++) {
-      const rank = this.rankOfPair.get(symbol[i]! * this.entries + symbol[i + 1]!);
-      if (rank !== undefined) heap.push(rank, i);
+      const rank = ranks.get(symbol[i]!, symbol[i + 1]!);
+      if (rank >= 0) heap.push(rank, i);
     }
     while (heap.size > 0) {
       const rank = heap.topRank(), pos = heap.topPos();
       heap.pop();
       const right = next[pos]!;
       // Stale: the left symbol was consumed, is now last, or the pair at pos is no longer this merge.
-      if (symbol[pos]! < 0 || right < 0 || this.rankOfPair.get(symbol[pos]! * this.entries + symbol[right]!) !== rank) continue;
+      if (symbol[pos]! < 0 || right < 0 || ranks.get(symbol[pos]!, symbol[right]!) !== rank) continue;
       const merged = this.mergedIndex[rank]!;
       symbol[pos] = merged;
       symbol[right] = -1;
@@ -89,17 +89,54 @@ export class BytePairEncoder {
       if (after >= 0) prev[after] = pos;
       const before = prev[pos]!;
       if (before >= 0) {
-        const r = this.rankOfPair.get(symbol[before]! * this.entries + merged);
-        if (r !== undefined) heap.push(r, before);
+        const r = ranks.get(symbol[before]!, merged);
+        if (r >= 0) heap.push(r, before);
       }
       if (after >= 0) {
-        const r = this.rankOfPair.get(merged * this.entries + symbol[after]!);
-        if (r !== undefined) heap.push(r, pos);
+        const r = ranks.get(merged, symbol[after]!);
+        if (r >= 0) heap.push(r, pos);
       }
     }
     const ids: number[] = [];
     for (let i = 0; i >= 0; i = next[i]!) ids.push(this.idOfIndex[symbol[i]!]!);
     return ids;
+  }
+}
+
+/** A map (left, right) -> rank: open addressing with linear probing, at most half full. */
+class PairTable {
+  private readonly lefts: Int32Array;
+  private readonly rights: Int32Array;
+  private readonly values: Int32Array;
+  private readonly mask: number;
+
+  constructor(pairs: number) {
+    let capacity = 16;
+    while (capacity < 2 * pairs) capacity *= 2;
+    this.lefts = new Int32Array(capacity).fill(-1);
+    this.rights = new Int32Array(capacity);
+    this.values = new Int32Array(capacity);
+    this.mask = capacity - 1;
+  }
+
+  private slot(left: number, right: number): number {
+    let i = (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77)) >>> 0;
+    i = (i ^ (i >>> 15)) & this.mask;
+    while (this.lefts[i]! >= 0 && (this.lefts[i] !== left || this.rights[i] !== right)) i = (i + 1) & this.mask;
+    return i;
+  }
+
+  /** The value of (left, right), or -1. */
+  get(left: number, right: number): number {
+    const i = this.slot(left, right);
+    return this.lefts[i]! >= 0 ? this.values[i]! : -1;
+  }
+
+  set(left: number, right: number, value: number): void {
+    const i = this.slot(left, right);
+    this.lefts[i] = left;
+    this.rights[i] = right;
+    this.values[i] = value;
   }
 }
 
