@@ -65,8 +65,6 @@ const isString = (v: unknown): v is string => typeof v === "string";
  * double or an Int32Array, so it is refused.
  */
 export const MAX_TOKEN_ID = 2 ** 31 - 1;
-/** Most vocabulary entries: the BPE keys a pair of tokens as one exact number (entries^2 < 2^53). */
-export const MAX_VOCAB_ENTRIES = 2 ** 26;
 const ID_RANGE = `an integer id from 0 to ${MAX_TOKEN_ID}`;
 const isId = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_TOKEN_ID;
 
@@ -135,7 +133,6 @@ export function parseTokenizerJson(source: string | object): TokenizerSpec {
     if (other !== undefined) {
       throw new TokenizerConfigError(`model.vocab[${JSON.stringify(token)}] has id ${id}, which model.vocab[${JSON.stringify(other)}] already has; ids must be distinct`);
     }
-    if (vocab.size >= MAX_VOCAB_ENTRIES) throw new TokenizerConfigError(`model.vocab has more than ${MAX_VOCAB_ENTRIES} entries, the most this tokenizer supports`);
     tokenOfId.set(id, token);
     vocab.set(token, id);
   }
