@@ -42,3 +42,47 @@ export function benchTokenizer(dataDir: string): TokenizerBenchResult[] {
   }, text, mb);
   return [ours, theirs];
 }
+
+export interface GluedWordBenchResult {
+  input: string;
+  bytes: number;
+  name: string;
+  seconds: number;
+  /** CPU time of this process: the wall time counts other processes too on a shared machine. */
+  cpuSeconds: number;
+  ids: number;
+}
+
+/**
+ * One long word: BPE's cost in a word's length (O(n log n) with a heap of merges; a rescan per merge
+ * is O(n^2) and took minutes on a megabyte). Inputs: tinyshakespeare's letters with everything else
+ * removed (text glued into one word of real vocabulary pieces), and one piece repeated. Each
+ * tokenizer encodes each input once with a fresh tokenizer; @huggingface/tokenizers only on the
+ * sizes up to `peerMaxBytes` (it takes seconds per 100 KB).
+ */
+export function benchGluedWord(dataDir: string, sizes = [100_000, 1_000_000], peerMaxBytes = 100_000): GluedWordBenchResult[] {
+  const json = readFileSync(`${dataDir}/allenai_gpt-neox-olmo-dolma-v1_5.json`, "utf8");
+  const letters = readFileSync(`${dataDir}/tinyshakespeare.txt`, "utf8").replace(/[^A-Za-z]/g, "");
+  const results: GluedWordBenchResult[] = [];
+  for (const bytes of sizes) {
+    const inputs: [string, string][] = [
+      ["shakespeare letters", letters.repeat(Math.ceil(bytes / letters.length)).slice(0, bytes)],
+      ['"abracadabra" repeated', "abracadabra".repeat(Math.ceil(bytes / 11)).slice(0, bytes)],
+    ];
+    for (const [input, text] of inputs) {
+      const run = (name: string, encode: (s: string) => number[]) => {
+        const start = performance.now(), cpuStart = process.cpuUsage();
+        const ids = encode(text).length;
+        const cpu = process.cpuUsage(cpuStart);
+        results.push({ input, bytes, name, seconds: (performance.now() - start) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, ids });
+      };
+      const ours = new Tokenizer(json);
+      run("olmo-js", (s) => ours.encode(s));
+      if (bytes <= peerMaxBytes) {
+        const theirs = new HfTokenizer(JSON.parse(json), {});
+        run("@huggingface/tokenizers", (s) => theirs.encode(s).ids);
+      }
+    }
+  }
+  return results;
+}

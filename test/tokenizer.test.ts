@@ -3,6 +3,7 @@
 // test vectors in ../shared/data/olmo_tokenizer_test_vectors.json.
 
 import { readFileSync } from "node:fs";
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { test } from "uvu";
 import { Tokenizer } from "../src/index.js";
 import { readJson, repoRoot } from "./helpers.js";
@@ -170,6 +171,31 @@ test("malformed tokenizer.json gets an error naming the field", () => {
   expectError({ ...good, normalizer: { type: "Lowercase" } }, "normalizer must be null");
   expectError({ ...good, added_tokens: [{ id: -1, content: "x" }] }, "added_tokens[0].id");
   expectError({ ...good, model: { ...good.model, vocab: { a: "zero" } } }, 'model.vocab["a"]');
+  // Ids past what a double or an Int32Array holds exactly would silently change.
+  expectError({ ...good, model: { ...good.model, vocab: { ...good.model.vocab, zzz: 2 ** 53 + 2 } } }, 'model.vocab["zzz"] must be an integer id from 0 to 2147483647');
+  expectError({ ...good, model: { ...good.model, vocab: { ...good.model.vocab, zzz: 2 ** 31 } } }, 'model.vocab["zzz"]');
+  expectError({ ...good, model: { ...good.model, vocab: { ...good.model.vocab, zzz: 253 } } }, 'model.vocab["zzz"] has id 253, which model.vocab["Ġthe"] already has');
+  const withoutA = { ...good.model.vocab };
+  delete withoutA.A;
+  expectError({ ...good, model: { ...good.model, vocab: withoutA, merges: [] } }, "model.vocab has no token for byte 0x41");
+  expectError({ ...good, model: { ...good.model, merges: [["Ġ", ""]] } }, "model.merges[0] must be");
+  expectError({ ...good, model: { ...good.model, merges: ["Ġ t h"] } }, "model.merges[0] must be");
+  expectError({ ...good, model: { ...good.model, byte_fallback: true } }, "model.byte_fallback must be false");
+  expectError({ ...good, model: { ...good.model, ignore_merges: true } }, "model.ignore_merges must be false");
+  expectError({ ...good, post_processor: { type: "TemplateProcessing", single: [] } }, "post_processor must be null");
+  expectError({ ...good, truncation: { max_length: 8 } }, "truncation must be null");
+  expectError({ ...good, decoder: { type: "WordPiece" } }, "decoder must be");
+  expectError({ ...good, added_tokens: [{ id: 2 ** 53 + 2, content: "x" }] }, "added_tokens[0].id must be an integer id");
+  expectError({ ...good, added_tokens: [{ id: 5, content: "" }] }, "added_tokens[0].content");
+});
+
+test("a vocabulary of 200,000 entries loads (no spread of its ids into a call) and encodes", () => {
+  const good = JSON.parse(readFileSync(DATA + fixture.files[1], "utf8")) as Record<string, any>;
+  const vocab = { ...good.model.vocab };
+  for (let i = 0; i < 200_000; i++) vocab[`zz${i}`] = 60_000 + i;
+  const tok = new Tokenizer({ ...good, model: { ...good.model, vocab } });
+  if (tok.vocabSize !== 260_000) throw new Error(`vocabSize ${tok.vocabSize}`);
+  if (!same(tok.encode("Hello world"), tokenizers[1]!.encode("Hello world"))) throw new Error("ids changed");
 });
 
 test("decode rejects ids that are not non-negative integers and skips unknown ones", () => {
@@ -198,6 +224,50 @@ test("added-token flags lstrip, rstrip, single_word and normalized content behav
   if (!tok.isSpecial(50280) || tok.decode(tok.encode("a <mask> b"), { skipSpecialTokens: true }) !== "a b") {
     throw new Error("the special <mask> should be skipped when decoding");
   }
+});
+
+
+// Long words: BPE merges the lowest-ranked pair, leftmost first, in O(n log n) with a heap. Long runs
+// of glued pieces are where an implementation's order of merges shows (overlapping candidates such as
+// "aaa"), so they are compared with @huggingface/tokenizers (pure JS, its own heap) on both files.
+test("long glued words give exactly @huggingface/tokenizers' ids", () => {
+  let seed = 7;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const randomLetters = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[next() % alphabet.length]).join("");
+  const texts = [
+    "a".repeat(5001),
+    "the".repeat(3000),
+    "ab".repeat(4000) + "a",
+    "abracadabra".repeat(700),
+    "1234567890".repeat(800),
+    "!?.,;:".repeat(900),
+    "生活的真谛是".repeat(600),
+    "naïve😊".repeat(500),
+    " " + "Ġ".repeat(3000),
+    randomLetters("abcdefghijklmnopqrstuvwxyz", 20000),
+    randomLetters("aeiou", 20000),
+    randomLetters("eteaoinshr", 10000) + " " + randomLetters("xyz", 3000),
+  ];
+  fixture.files.forEach((file, f) => {
+    const oracle = new HfTokenizer(JSON.parse(readFileSync(DATA + file, "utf8")) as object, {});
+    for (const text of texts) {
+      const ids = tokenizers[f]!.encode(text);
+      const want = oracle.encode(text).ids;
+      if (!same(ids, want)) {
+        const at = ids.findIndex((id, i) => id !== want[i]);
+        throw new Error(`${file}: ${JSON.stringify(text.slice(0, 30))}... (${text.length} chars) differs from tokenizers at id ${at}: [${ids.slice(at, at + 5)}] vs [${want.slice(at, at + 5)}]`);
+      }
+    }
+  });
+});
+
+test("a word gives the same ids from the word cache as afresh", () => {
+  const tok = tokenizers[1]!;
+  const fresh = new Tokenizer(readFileSync(DATA + fixture.files[1], "utf8"));
+  const words = Array.from({ length: 300 }, (_, i) => ` word${i.toString(36)}x${"yz".repeat(i % 200)}`);
+  const text = words.join("");
+  const first = tok.encode(text), second = tok.encode(text);
+  if (!same(first, second) || !same(first, fresh.encode(text))) throw new Error("cached and fresh encodings differ");
 });
 
 test.run();

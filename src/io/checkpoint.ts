@@ -16,7 +16,7 @@ import { configFromHf, parameterCount, type OlmoConfig } from "../model/config.j
 import { Olmo } from "../model/olmo.js";
 import { weightShapes, type WeightName } from "../model/weights.js";
 import { Tokenizer } from "../tokenizer/index.js";
-import { readInto, readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
+import { assertFinite, readInto, readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
 
 export interface ModelSource {
   /** Shown in errors: the folder path or URL. */
@@ -42,6 +42,8 @@ export interface LoadOptions {
   onProgress?: (bytesRead: number, bytesTotal: number) => void;
   /** Extra bytes the caller will need on the backend (KV cache, activations), for the fit check. */
   extraBytes?: number | ((config: OlmoConfig) => number);
+  /** Load weights that are NaN or infinite instead of refusing them (default false). */
+  allowNonFinite?: boolean;
 }
 
 export interface LoadedCheckpoint {
@@ -112,20 +114,32 @@ function expectedTensors(c: OlmoConfig, layout: "hf" | "olmo", prefix: string): 
 /** Open the weight files: model.safetensors, or the shards named by model.safetensors.index.json. */
 async function openWeightFiles(source: ModelSource, problems: string[]): Promise<Map<string, TensorEntry>> {
   const entries = new Map<string, TensorEntry>();
+  const indexName = `${source.name}/model.safetensors.index.json`;
   const indexText = await readTextFile(source, "model.safetensors.index.json");
   let files: string[];
   let weightMap: Record<string, string> | null = null;
   if (indexText !== null) {
+    let index: unknown;
     try {
-      weightMap = (JSON.parse(indexText) as { weight_map?: Record<string, string> }).weight_map ?? null;
+      index = JSON.parse(indexText);
     } catch (e) {
-      problems.push(`${source.name}/model.safetensors.index.json: not valid JSON (${(e as Error).message})`);
+      problems.push(`${indexName}: not valid JSON (${(e as Error).message})`);
       return entries;
     }
-    if (!weightMap || typeof weightMap !== "object") {
-      problems.push(`${source.name}/model.safetensors.index.json: no "weight_map" object`);
+    const map = typeof index === "object" && index !== null ? (index as { weight_map?: unknown }).weight_map : undefined;
+    if (typeof map !== "object" || map === null || Array.isArray(map)) {
+      problems.push(`${indexName}: no "weight_map" object`);
       return entries;
     }
+    // Shards are files of this folder: a name with a separator or ".." would read outside it.
+    const problemsBefore = problems.length;
+    for (const [name, file] of Object.entries(map)) {
+      if (typeof file !== "string" || file === "" || file === "." || file === ".." || /[/\\]/.test(file)) {
+        problems.push(`${indexName}: weight_map["${name}"] must be the file name of a shard in the folder (no "/", "\\" or ".."), got ${JSON.stringify(file)}`);
+      }
+    }
+    if (problems.length > problemsBefore) return entries;
+    weightMap = map as Record<string, string>;
     files = [...new Set(Object.values(weightMap))];
   } else {
     files = ["model.safetensors"];
@@ -189,6 +203,7 @@ const READ_CHUNK_BYTES = 32 * 2 ** 20;
  */
 async function loadTensor(
   file: ByteSource, offset: number, shape: [number, number], fileDType: string, storage: DType, backend: AnyBackend, progress: (bytes: number) => void,
+  checkFinite?: (fileBytes: Uint8Array, firstElement: number) => void,
 ): Promise<Tensor> {
   const from = FILE_DTYPE[fileDType as keyof typeof FILE_DTYPE].dtype;
   const tensor = Tensor.empty(shape, storage, backend);
@@ -201,6 +216,7 @@ async function loadTensor(
         const view = backend.rawBytes(staging.bufferFor("load"), from, staging.size)!;
         const chunk = Math.min(READ_CHUNK_BYTES, length - done);
         await readInto(file, offset + done, view.subarray(done, done + chunk));
+        checkFinite?.(view.subarray(done, done + chunk), done / BYTES_PER_ELEMENT[from]);
         progress(chunk * (BYTES_PER_ELEMENT[storage] / BYTES_PER_ELEMENT[from]));
       }
       if (staging !== tensor) {
@@ -208,6 +224,7 @@ async function loadTensor(
       }
     } else {
       const bytes = await file.read(offset, tensor.size * BYTES_PER_ELEMENT[from]);
+      checkFinite?.(bytes, 0);
       backend.upload(tensor.bufferFor("load"), storage, convert(bytes, fileDType, storage));
       progress(tensor.size * BYTES_PER_ELEMENT[storage]);
     }
@@ -285,7 +302,8 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   try {
     for (const s of slices) {
       const rowBytes = s.shape[1] * FILE_DTYPE[s.entry.dtype as keyof typeof FILE_DTYPE].bytes;
-      const tensor = await loadTensor(s.entry.file, s.entry.begin + s.rowStart * rowBytes, s.shape, s.entry.dtype, storageOf(s.entry.dtype), backend, progress);
+      const tensor = await loadTensor(s.entry.file, s.entry.begin + s.rowStart * rowBytes, s.shape, s.entry.dtype, storageOf(s.entry.dtype), backend, progress,
+        options.allowNonFinite ? undefined : (bytes, first) => assertFinite(s.entry, bytes, s.rowStart * s.shape[1] + first));
       weights.set(s.weight, tensor);
     }
   } catch (e) {

@@ -2,6 +2,13 @@
 // length N, N bytes of JSON ({ name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__": {...} }),
 // then the tensors' bytes, offsets relative to the end of the header.
 //
+// The header is checked as the format's reference reader (safetensors' `Metadata::validate`) checks it:
+// it starts with "{" (it may end in spaces, the padding that aligns the data to 8 bytes), is UTF-8
+// with no duplicate names, and the tensors' byte ranges, sorted, tile the data section exactly: the
+// first begins at 0, each begins where the previous ended, the last ends at the end of the file. So
+// a header length a few bytes off (every tensor shifted), overlapping tensors, holes and trailing
+// bytes are all refused rather than read as other tensors' bytes.
+//
 // Reading goes through a ByteSource (a file, a fetch with Range requests, a browser File), so only the
 // header and then one tensor at a time are read: a checkpoint is never loaded into one buffer.
 
@@ -22,7 +29,9 @@ export async function readInto(source: ByteSource, offset: number, target: Uint8
 }
 
 export type SafetensorsDType = "F32" | "BF16" | "F16";
-const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, BF16: 2, F16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const DTYPE_BYTES: Record<string, number> = {
+  F64: 8, F32: 4, BF16: 2, F16: 2, F8_E4M3: 1, F8_E5M2: 1, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+};
 
 export interface TensorEntry {
   name: string;
@@ -45,58 +54,157 @@ const MAX_HEADER_BYTES = 100_000_000;
 
 /**
  * Read and check a file's header. Every problem (bad header, a tensor whose bytes lie past the end of
- * the file, inconsistent sizes) is added to `problems` with the file and tensor named.
+ * the file, inconsistent sizes, byte ranges that do not tile the data) is added to `problems` with the
+ * file and tensor named; tensors are returned only when there is none.
  */
 export async function readSafetensorsHeader(file: ByteSource, problems: string[]): Promise<SafetensorsHeader> {
   const result: SafetensorsHeader = { tensors: new Map(), metadata: {} };
+  const problemsBefore = problems.length;
+  const bad = (message: string) => problems.push(`${file.name}: ${message}`);
   if (file.size < 8) {
-    problems.push(`${file.name}: truncated file (${file.size} bytes; a safetensors file starts with an 8-byte header length)`);
+    bad(`truncated file (${file.size} bytes; a safetensors file starts with an 8-byte header length)`);
     return result;
   }
   const lengthBytes = await file.read(0, 8);
   const headerLength = Number(new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true));
   if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > file.size) {
-    problems.push(`${file.name}: bad header: its length field says ${headerLength} bytes but the file has ${file.size} (truncated or not safetensors)`);
+    bad(`bad header: its length field says ${headerLength} bytes but the file has ${file.size} (truncated or not safetensors)`);
+    return result;
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(await file.read(8, headerLength));
+  } catch {
+    bad("bad header: not valid UTF-8");
+    return result;
+  }
+  if (!text.startsWith("{")) {
+    bad(`bad header: it must start with "{", got ${JSON.stringify(text.slice(0, 20))} (is the header length, ${headerLength}, right?)`);
     return result;
   }
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(await file.read(8, headerLength)));
+    header = JSON.parse(text);
   } catch (e) {
-    problems.push(`${file.name}: bad header: not valid JSON (${(e as Error).message})`);
+    bad(`bad header: not valid JSON (${(e as Error).message})`);
     return result;
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
-    problems.push(`${file.name}: bad header: expected a JSON object`);
+    bad("bad header: expected a JSON object");
     return result;
   }
+  // JSON.parse keeps the last of two equal names silently; the format forbids them.
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== null) bad(`bad header: tensor "${duplicate}" is named twice`);
   const dataStart = 8 + headerLength;
+  const dataBytes = file.size - dataStart;
+  const entries: TensorEntry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      result.metadata = (raw ?? {}) as Record<string, string>;
+      const valid = typeof raw === "object" && raw !== null && !Array.isArray(raw) && Object.values(raw).every((v) => typeof v === "string");
+      if (!valid) bad(`bad header: "__metadata__" must be an object of strings, got ${JSON.stringify(raw).slice(0, 120)}`);
+      else result.metadata = raw as Record<string, string>;
       continue;
     }
     const entry = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const shape = entry?.shape, offsets = entry?.data_offsets;
-    const validShape = Array.isArray(shape) && shape.every((n) => Number.isInteger(n) && n >= 0);
-    const validOffsets = Array.isArray(offsets) && offsets.length === 2 && offsets.every((n) => Number.isInteger(n) && n >= 0) && offsets[0] <= offsets[1];
+    const validShape = Array.isArray(shape) && shape.every((n) => Number.isSafeInteger(n) && n >= 0);
+    const validOffsets = Array.isArray(offsets) && offsets.length === 2 && offsets.every((n) => Number.isSafeInteger(n) && n >= 0) && offsets[0] <= offsets[1];
     if (typeof entry?.dtype !== "string" || !(entry.dtype in DTYPE_BYTES) || !validShape || !validOffsets) {
-      problems.push(`${file.name}: bad header entry for tensor "${name}": ${JSON.stringify(raw).slice(0, 120)}`);
+      bad(`bad header entry for tensor "${name}": ${JSON.stringify(raw).slice(0, 120)}`);
       continue;
     }
     const [begin, end] = offsets as [number, number];
-    const elements = (shape as number[]).reduce((a, b) => a * b, 1);
-    if (end - begin !== elements * DTYPE_BYTES[entry.dtype]!) {
-      problems.push(`${file.name}: tensor "${name}" has ${end - begin} bytes but ${entry.dtype} [${shape}] needs ${elements * DTYPE_BYTES[entry.dtype]!}`);
+    const bytes = (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[entry.dtype]!;
+    if (end - begin !== bytes) {
+      bad(`tensor "${name}" has ${end - begin} bytes but ${entry.dtype} [${shape}] needs ${bytes}`);
       continue;
     }
-    if (dataStart + end > file.size) {
-      problems.push(`${file.name}: truncated file: tensor "${name}" ends at byte ${dataStart + end} but the file has ${file.size} bytes`);
+    if (end > dataBytes) {
+      bad(`truncated file: tensor "${name}" ends at byte ${dataStart + end} but the file has ${file.size} bytes`);
       continue;
     }
-    result.tensors.set(name, { name, dtype: entry.dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end, file });
+    entries.push({ name, dtype: entry.dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end, file });
   }
+  if (problems.length !== problemsBefore) return result;
+  // The byte ranges, sorted, must tile the data section: no overlap, no hole, nothing after the last.
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expectedBegin = dataStart;
+  for (const t of sorted) {
+    if (t.begin !== expectedBegin) {
+      const previous = sorted[sorted.indexOf(t) - 1];
+      bad(
+        t.begin < expectedBegin
+          ? `tensor "${t.name}" (data_offsets [${t.begin - dataStart}, ${t.end - dataStart}]) overlaps tensor "${previous!.name}", which ends at ${expectedBegin - dataStart}`
+          : `${t.begin - expectedBegin} bytes before tensor "${t.name}" (data_offsets [${t.begin - dataStart}, ${t.end - dataStart}]) belong to no tensor`,
+      );
+      break;
+    }
+    expectedBegin = t.end;
+  }
+  if (problems.length === problemsBefore && expectedBegin !== file.size) {
+    bad(
+      `the tensors' data ends at byte ${expectedBegin} but the file has ${file.size} bytes: the header length (${headerLength}) or the data_offsets are wrong, or bytes were appended`,
+    );
+  }
+  if (problems.length === problemsBefore) for (const t of entries) result.tensors.set(t.name, t);
   return result;
+}
+
+/** The first name that appears twice among the top-level keys of a JSON object's text, or null. */
+function firstDuplicateKey(json: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === "{" || c === "[") depth++;
+    else if (c === "}" || c === "]") depth--;
+    else if (c === '"') {
+      const start = i;
+      for (i++; json[i] !== '"'; i++) if (json[i] === "\\") i++;
+      // A string at depth 1 followed by ":" is a top-level key.
+      let j = i + 1;
+      while (json[j] === " " || json[j] === "\n" || json[j] === "\r" || json[j] === "\t") j++;
+      if (depth === 1 && json[j] === ":") {
+        const key = JSON.parse(json.slice(start, i + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Index of the first NaN or infinity among little-endian F32 / BF16 / F16 values, or -1: a value is
+ * non-finite exactly when its exponent bits are all ones, so this reads the bits and converts nothing.
+ */
+export function firstNonFinite(bytes: Uint8Array, dtype: SafetensorsDType): number {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  if (dtype === "F32") {
+    const words = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >>> 2);
+    for (let i = 0; i < words.length; i++) if ((words[i]! & 0x7f800000) === 0x7f800000) return i;
+    return -1;
+  }
+  const exponent = dtype === "BF16" ? 0x7f80 : 0x7c00;
+  const halves = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >>> 1);
+  for (let i = 0; i < halves.length; i++) if ((halves[i]! & exponent) === exponent) return i;
+  return -1;
+}
+
+/**
+ * Throw, naming the file, the tensor and the element, when `bytes` (the tensor's elements from
+ * `firstElement` on, in its file dtype) hold a NaN or an infinity: a trained model has none, and one
+ * would silently turn every logit into NaN.
+ */
+export function assertFinite(entry: TensorEntry, bytes: Uint8Array, firstElement: number): void {
+  const at = firstNonFinite(bytes, entry.dtype as SafetensorsDType);
+  if (at < 0) return;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const value = entry.dtype === "F32" ? String(view.getFloat32(4 * at, true)) : `${entry.dtype} bits 0x${view.getUint16(2 * at, true).toString(16)}`;
+  throw new Error(
+    `${entry.file.name}: tensor "${entry.name}" holds a non-finite weight (${value}) at element ${firstElement + at}; pass allowNonFinite: true to load it anyway`,
+  );
 }
 
 export interface TensorToWrite {

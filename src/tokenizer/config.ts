@@ -2,6 +2,8 @@
 // with every field checked so that a malformed or unsupported file fails with an error that names
 // the field and what was expected.
 
+import { byteToChar } from "./byte-level.js";
+
 export interface AddedToken {
   id: number;
   content: string;
@@ -22,9 +24,9 @@ export interface TokenizerSpec {
   /** ByteLevel pre-tokenizer options. */
   addPrefixSpace: boolean;
   useRegex: boolean;
-  /** BPE vocabulary (token string -> id) and merges in rank order ("left right"). */
+  /** BPE vocabulary (token string -> id; ids distinct, in [0, MAX_TOKEN_ID]) and merges in rank order. */
   vocab: Map<string, number>;
-  merges: string[];
+  merges: [left: string, right: string][];
   addedTokens: AddedToken[];
 }
 
@@ -57,7 +59,19 @@ function describe(v: unknown): string {
 
 const isBool = (v: unknown): v is boolean => typeof v === "boolean";
 const isString = (v: unknown): v is string => typeof v === "string";
-const isId = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
+/**
+ * The largest token id accepted. Ids become rows of the embedding and Int32Array entries, and
+ * `tokenizers` stores them as u32; a larger number (2^53 + 2, say) would be silently changed by a JS
+ * double or an Int32Array, so it is refused.
+ */
+export const MAX_TOKEN_ID = 2 ** 31 - 1;
+const ID_RANGE = `an integer id from 0 to ${MAX_TOKEN_ID}`;
+const isId = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_TOKEN_ID;
+
+/** The bytes that UTF-8 text can contain (all but 0xC0, 0xC1, 0xF5..0xFF), which need a vocabulary token each. */
+function isUtf8Byte(b: number): boolean {
+  return b <= 0xbf || (b >= 0xc2 && b <= 0xf4);
+}
 
 /** The ByteLevel pre-tokenizer options, from the pre_tokenizer itself or a Sequence holding it. */
 function byteLevelOptions(pre: unknown): { addPrefixSpace: boolean; useRegex: boolean } {
@@ -104,27 +118,45 @@ export function parseTokenizerJson(source: string | object): TokenizerSpec {
   if (model.dropout !== undefined && model.dropout !== null) {
     throw new TokenizerConfigError(`model.dropout must be null (BPE dropout is for training), got ${describe(model.dropout)}`);
   }
-  if (model.ignore_merges === true) {
-    throw new TokenizerConfigError("model.ignore_merges = true is not supported");
+  for (const [key, expected] of [["byte_fallback", false], ["ignore_merges", false]] as const) {
+    if (model[key] !== undefined && model[key] !== null && model[key] !== expected) {
+      throw new TokenizerConfigError(`model.${key} must be ${expected} (not implemented by this tokenizer), got ${describe(model[key])}`);
+    }
   }
   const vocabObject = field(model, "model.", "vocab", isObject, "an object mapping tokens to ids");
   const vocab = new Map<string, number>();
-  for (const [token, id] of Object.entries(vocabObject)) {
-    if (!isId(id)) throw new TokenizerConfigError(`model.vocab[${JSON.stringify(token)}] must be a non-negative integer id, got ${describe(id)}`);
+  const tokenOfId = new Map<number, string>();
+  for (const token in vocabObject) {
+    const id = vocabObject[token];
+    if (!isId(id)) throw new TokenizerConfigError(`model.vocab[${JSON.stringify(token)}] must be ${ID_RANGE}, got ${describe(id)}`);
+    const other = tokenOfId.get(id);
+    if (other !== undefined) {
+      throw new TokenizerConfigError(`model.vocab[${JSON.stringify(token)}] has id ${id}, which model.vocab[${JSON.stringify(other)}] already has; ids must be distinct`);
+    }
+    tokenOfId.set(id, token);
     vocab.set(token, id);
   }
-  const rawMerges = field(model, "model.", "merges", Array.isArray, "an array of merges");
-  const merges = rawMerges.map((m, i) => {
-    // Older files store "left right"; newer ones [left, right].
-    if (typeof m === "string" && m.split(" ").length === 2) return m;
-    if (Array.isArray(m) && m.length === 2 && m.every(isString)) return `${m[0]} ${m[1]}`;
-    throw new TokenizerConfigError(`model.merges[${i}] must be "left right" or [left, right], got ${describe(m)}`);
-  });
-  merges.forEach((m, i) => {
-    const [left, right] = m.split(" ") as [string, string];
-    for (const part of [left, right, left + right]) {
-      if (!vocab.has(part)) throw new TokenizerConfigError(`model.merges[${i}] ("${m}") uses ${JSON.stringify(part)}, which is not in model.vocab`);
+  for (let b = 0; b < 256; b++) {
+    if (isUtf8Byte(b) && !vocab.has(byteToChar[b]!)) {
+      throw new TokenizerConfigError(
+        `model.vocab has no token for byte 0x${b.toString(16).padStart(2, "0")} (${JSON.stringify(byteToChar[b])}); a byte-level BPE needs one for every byte UTF-8 text can hold`,
+      );
     }
+  }
+  const rawMerges = field(model, "model.", "merges", Array.isArray, "an array of merges");
+  const merges = rawMerges.map((m, i): [string, string] => {
+    // Older files store "left right"; newer ones [left, right].
+    let pair: string[] | null = null;
+    if (typeof m === "string") pair = m.split(" ");
+    else if (Array.isArray(m) && m.every(isString)) pair = m;
+    if (pair === null || pair.length !== 2 || pair[0] === "" || pair[1] === "") {
+      throw new TokenizerConfigError(`model.merges[${i}] must be "left right" or [left, right] (two non-empty tokens), got ${describe(m)}`);
+    }
+    const [left, right] = pair as [string, string];
+    for (const part of [left, right, left + right]) {
+      if (!vocab.has(part)) throw new TokenizerConfigError(`model.merges[${i}] (${JSON.stringify(m)}) uses ${JSON.stringify(part)}, which is not in model.vocab`);
+    }
+    return [left, right];
   });
 
   const normalizerField = root.normalizer;
@@ -140,6 +172,15 @@ export function parseTokenizerJson(source: string | object): TokenizerSpec {
     throw new TokenizerConfigError(`decoder must be {"type": "ByteLevel", ...}, got ${JSON.stringify(decoder).slice(0, 80)}`);
   }
 
+  // Steps that would change the ids of encode() and that this tokenizer does not implement.
+  const postProcessor = root.post_processor;
+  if (postProcessor !== null && postProcessor !== undefined && (!isObject(postProcessor) || postProcessor.type !== "ByteLevel")) {
+    throw new TokenizerConfigError(`post_processor must be null or {"type": "ByteLevel", ...} (templates that add tokens are not implemented), got ${JSON.stringify(postProcessor).slice(0, 80)}`);
+  }
+  for (const key of ["truncation", "padding"] as const) {
+    if (root[key] !== null && root[key] !== undefined) throw new TokenizerConfigError(`${key} must be null (not implemented by this tokenizer), got ${describe(root[key])}`);
+  }
+
   const rawAdded = root.added_tokens === undefined ? [] : field(root, "", "added_tokens", Array.isArray, "an array");
   const addedTokens = rawAdded.map((t, i): AddedToken => {
     if (!isObject(t)) throw new TokenizerConfigError(`added_tokens[${i}] must be an object, got ${describe(t)}`);
@@ -147,7 +188,7 @@ export function parseTokenizerJson(source: string | object): TokenizerSpec {
     const flag = (key: string, fallback: boolean) => (t[key] === undefined ? fallback : field(t, path, key, isBool, "true or false"));
     const special = flag("special", false);
     return {
-      id: field(t, path, "id", isId, "a non-negative integer"),
+      id: field(t, path, "id", isId, ID_RANGE),
       content: field(t, path, "content", (v): v is string => isString(v) && v.length > 0, "a non-empty string"),
       special,
       normalized: flag("normalized", !special),

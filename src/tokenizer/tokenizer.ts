@@ -50,9 +50,14 @@ export class Tokenizer {
   private readonly addedByContent = new Map<string, AddedToken>();
   private readonly tokenById: (string | undefined)[] = [];
   private readonly bytesById: (Uint8Array | undefined)[] = [];
-  /** Ids of each word seen, keyed by the word's text (before the byte-level mapping). */
+  /**
+   * Ids of recent words, keyed by the word's text (words repeat a lot in text). Bounded in count and
+   * in word length, as `tokenizers`' BPE cache is: a long word (a megabyte of text with no spaces)
+   * is rarely seen twice and would hold its memory.
+   */
   private readonly wordCache = new Map<string, number[]>();
-  private static readonly WORD_CACHE_LIMIT = 500_000;
+  private static readonly WORD_CACHE_LIMIT = 100_000;
+  private static readonly CACHED_WORD_MAX_LENGTH = 256;
 
   /** From tokenizer.json: its text or the parsed object. */
   constructor(json: string | object, options: TokenizerOptions = {}) {
@@ -115,8 +120,11 @@ export class Tokenizer {
     let ids = this.wordCache.get(word);
     if (ids === undefined) {
       ids = this.bpe.encodeWord(UTF8.encode(word));
-      if (this.wordCache.size >= Tokenizer.WORD_CACHE_LIMIT) this.wordCache.clear(); // bounded memory
-      this.wordCache.set(word, ids);
+      if (word.length <= Tokenizer.CACHED_WORD_MAX_LENGTH) {
+        // A Map iterates in insertion order: its first key is the oldest word, evicted first.
+        if (this.wordCache.size >= Tokenizer.WORD_CACHE_LIMIT) this.wordCache.delete(this.wordCache.keys().next().value!);
+        this.wordCache.set(word, ids);
+      }
     }
     return ids;
   }
