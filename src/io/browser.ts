@@ -6,7 +6,7 @@
 
 import type { ModelSource } from "./checkpoint.js";
 import type { ByteSource } from "./safetensors.js";
-import { HubError } from "./hub.js";
+import { checkRepoFilePath, fetchFailure, HubError, isErrorPage } from "./hub.js";
 
 /** The parts of Blob / File / Response / Cache this module uses. */
 interface BlobLike {
@@ -80,13 +80,21 @@ export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {})
   return {
     name: base,
     open: async (file) => {
-      const url = `${base}/${file}`;
+      checkRepoFilePath(file); // a shard name from an index file must not reach outside the folder
+      const url = `${base}/${file.split("/").map(encodeURIComponent).join("/")}`;
       const cache = await web.caches!.open(options.cacheName ?? "olmo-js");
       const hit = await cache.match(url);
       if (hit) return blobSource(url, await hit.blob());
-      const response = await web.fetch(url);
+      let response: ResponseLike;
+      try {
+        response = await web.fetch(url);
+      } catch (e) {
+        throw fetchFailure("GET", url, e);
+      }
       if (response.status === 404) return null;
-      if (!response.ok || !response.body) throw new HubError(`GET ${url} answered ${response.status}`);
+      if (!response.ok || !response.body) throw new HubError(`GET ${url} answered ${response.status}`, { url, status: response.status });
+      // What is put in the Cache API is read back on every later visit: an error page or a cut transfer must not get there.
+      if (isErrorPage(file, response.headers.get("content-type"))) throw new HubError(`GET ${url} answered with a web page (text/html), not ${file}: an error or login page?`, { url, status: response.status });
       const total = Number(response.headers.get("content-length") ?? NaN);
       const reader = response.body.getReader();
       const chunks: Uint8Array[] = [];
@@ -96,6 +104,9 @@ export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {})
         received += part.value!.length;
         options.onProgress?.(file, received, total);
       }
+      // Content-Length counts the bytes on the wire: a compressed answer decodes to more.
+      const encoded = !/^(identity)?$/i.test(response.headers.get("content-encoding") ?? "");
+      if (Number.isFinite(total) && !encoded && received !== total) throw new HubError(`GET ${url} ended after ${received} of ${total} bytes; not cached, try again`, { url, status: response.status });
       const blob = new web.Blob(chunks);
       await cache.put(url, new web.Response(blob, { headers: { "content-length": String(blob.size) } }));
       return blobSource(url, blob);
