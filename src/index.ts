@@ -15,6 +15,11 @@ export { loadCheckpoint, loadOlmo, readTextFile, checkFits, hfTensorName, Checkp
 export { readSafetensorsHeader, encodeSafetensors, type ByteSource, type TensorEntry, type TensorToWrite } from "./io/safetensors.js";
 export * from "./optim/index.js";
 export * from "./train/index.js";
-export { hubSource, hubFileUrl, remoteFile, urlSource, HubError, DEFAULT_HUB_ENDPOINT, type HubOptions, type FetchLike, type ResponseLike } from "./io/hub.js";
+export {
+  hubSource, hubFileUrl, remoteFile, urlSource, HubError, DEFAULT_HUB_ENDPOINT, checkRepoId, checkRevision, checkRepoFilePath,
+  type HubOptions, type FetchLike, type ResponseLike,
+} from "./io/hub.js";
+// Used by the Node cache (olmo-js/node imports the core through this entry, so what it needs is exported here).
+export { fetchFailure, isErrorPage, parseContentRange } from "./io/hub.js";
 export { blobSource, fileListSource, cachedUrlSource, type CachedUrlOptions } from "./io/browser.js";
 export { createWebGpuBackend, requestWebGpuDevice, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions, type GpuBuffer } from "./backends/webgpu/index.js";
