@@ -173,7 +173,7 @@ test("olmo train: metrics, loss curve, HF checkpoint; a NaN loss stops with the 
 
 test("olmo prepare-data: chat JSONL labels only the final answer and its EOS, as OLMo's Tulu script", () => {
   const dir = mkdtempSync(join(tmpdir(), "olmo-prep-"));
-  const tok = `${repoRoot}../shared/data/allenai_gpt-neox-olmo-dolma-v1_5.json`;
+  const tok = `${repoRoot}models/olmo-tiny-shakespeare/tokenizer.json`; // OLMo's allenai_gpt-neox-olmo-dolma-v1_5.json
   writeFileSync(join(dir, "chat.jsonl"), JSON.stringify({ messages: [{ role: "user", content: "Hi there" }, { role: "assistant", content: "Hello!" }] }) + "\n");
   const r = spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, "prepare-data", "--tokenizer", tok, "--input", join(dir, "chat.jsonl"), "--seq-len", "32", "--out", join(dir, "out")], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(r.stderr);
