@@ -55,7 +55,8 @@ export function inCI(): boolean {
 export async function requireSystemComponent(name: string, probe: () => boolean | Promise<boolean>, installHint: string, skipping: string): Promise<boolean> {
   if (await probe()) return true;
   if (inCI()) throw new Error(`${name} is missing, and CI=true runs every test: ${installHint}`);
-  console.error(`\x1b[1;33mSKIPPED ${skipping}: no ${name} on this machine. Install it: ${installHint}\x1b[0m`);
+  const line = `SKIPPED ${skipping}: no ${name} on this machine. Install it: ${installHint}`;
+  console.error(process.stderr.isTTY ? `\x1b[1;33m${line}\x1b[0m` : line);
   return false;
 }
 
