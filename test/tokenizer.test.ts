@@ -222,7 +222,7 @@ test("malformed tokenizer.json gets an error naming the field", () => {
 });
 
 test("a vocabulary of 200,000 entries loads (no spread of its ids into a call) and encodes", () => {
-  const good = JSON.parse(readFileSync(DATA + fixture.files[1], "utf8")) as Record<string, any>;
+  const good = JSON.parse(tokenizerFile(fixture.files[1]!)) as Record<string, any>;
   const vocab = { ...good.model.vocab };
   for (let i = 0; i < 200_000; i++) vocab[`zz${i}`] = 60_000 + i;
   const tok = new Tokenizer({ ...good, model: { ...good.model, vocab } });
@@ -281,7 +281,7 @@ test("long glued words give exactly @huggingface/tokenizers' ids", () => {
     randomLetters("eteaoinshr", 10000) + " " + randomLetters("xyz", 3000),
   ];
   fixture.files.forEach((file, f) => {
-    const oracle = new HfTokenizer(JSON.parse(readFileSync(DATA + file, "utf8")) as object, {});
+    const oracle = new HfTokenizer(JSON.parse(tokenizerFile(file)) as object, {});
     for (const text of texts) {
       const ids = tokenizers[f]!.encode(text);
       const want = oracle.encode(text).ids;
@@ -295,7 +295,7 @@ test("long glued words give exactly @huggingface/tokenizers' ids", () => {
 
 test("a word gives the same ids from the word cache as afresh", () => {
   const tok = tokenizers[1]!;
-  const fresh = new Tokenizer(readFileSync(DATA + fixture.files[1], "utf8"));
+  const fresh = new Tokenizer(tokenizerFile(fixture.files[1]!));
   const words = Array.from({ length: 300 }, (_, i) => ` word${i.toString(36)}x${"yz".repeat(i % 200)}`);
   const text = words.join("");
   const first = tok.encode(text), second = tok.encode(text);
