@@ -1,7 +1,9 @@
-// Shared test helpers: closeness checks that report the worst element, fixture loading, and the
-// backends under test.
+// Shared test helpers: closeness checks that report the worst element, fixture loading, the
+// backends under test, and the policy for tests that need a system component (a Vulkan driver, Chromium).
 
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import { test } from "uvu";
 import { createJsBackend, createWasmBackend, type AnyBackend, type JsBuffer, type Tensor, type WasmBackend, type WebGpuBackend } from "../src/index.js";
 import { createNodeWasmBackend, createNodeWebGpuBackend } from "../src/node/index.js";
 import { downloadF64 } from "../src/backends/js/index.js";
@@ -37,17 +39,89 @@ export function plainWasmBackendUnderTest(): Promise<WasmBackend> {
   return plainWasmBackend;
 }
 
-let webGpuBackend: Promise<WebGpuBackend> | null = null;
+/** Whether the CI runs these tests (CI=true, as CI services set it; .ci/run exports it). */
+export function inCI(): boolean {
+  const ci = process.env.CI ?? "";
+  return ci !== "" && ci !== "0" && ci.toLowerCase() !== "false";
+}
 
-/** The WebGPU backend through Dawn (on Mesa's lavapipe in CI), created once per test file. */
-export function webGpuBackendUnderTest(): Promise<WebGpuBackend> {
-  webGpuBackend ??= createNodeWebGpuBackend();
+/**
+ * The policy for tests that need something the machine provides and npm cannot install (a Vulkan
+ * driver, Chromium): present, it returns true; missing, it says so in ONE loud line on stderr (what is
+ * missing, what is skipped, the command that installs it) and returns false, and the caller registers
+ * those cases as skipped (`testIf`) while the rest of its file runs. Under CI (CI=true) a missing
+ * component is a broken machine, not a reason to skip: it throws, which fails the run.
+ */
+export async function requireSystemComponent(name: string, probe: () => boolean | Promise<boolean>, installHint: string, skipping: string): Promise<boolean> {
+  if (await probe()) return true;
+  if (inCI()) throw new Error(`${name} is missing, and CI=true runs every test: ${installHint}`);
+  const line = `SKIPPED ${skipping}: no ${name} on this machine. Install it: ${installHint}`;
+  console.error(process.stderr.isTTY ? `\x1b[1;33m${line}\x1b[0m` : line);
+  return false;
+}
+
+/** `test` when `present`; else a stand-in that registers every case as skipped (uvu counts them). */
+export function testIf(present: boolean): typeof test {
+  if (present) return test;
+  return Object.assign((name: string) => test.skip(name), { ...test });
+}
+
+export const VULKAN = "Vulkan driver (WebGPU in Node and Deno)";
+export const VULKAN_INSTALL =
+  "apt-get install libvulkan1, then Mesa 23 or newer: add bookworm-backports to /etc/apt/sources.list.d/debian.sources and " +
+  "apt-get install -t bookworm-backports mesa-vulkan-drivers (as .ci/run does)";
+let vulkanPresent: Promise<boolean> | null = null;
+
+/** Whether Dawn finds a GPU adapter: on Linux, whether a Vulkan driver is installed (and not hidden by VK_ICD_FILENAMES). */
+function dawnHasAdapter(): Promise<boolean> {
+  vulkanPresent ??= (async () => {
+    const dawn = (await import("webgpu")) as unknown as { create(flags: string[]): GPU };
+    return (await dawn.create([]).requestAdapter()) !== null;
+  })();
+  return vulkanPresent;
+}
+
+/** Whether the WebGPU cases of `skipping` can run (requireSystemComponent's policy for the Vulkan driver). */
+export function requireVulkan(skipping: string): Promise<boolean> {
+  return requireSystemComponent(VULKAN, dawnHasAdapter, VULKAN_INSTALL, skipping);
+}
+
+let webGpuBackend: Promise<WebGpuBackend | null> | null = null;
+
+/**
+ * The WebGPU backend through Dawn (on Mesa's lavapipe in CI), created once per test file; null, said
+ * on stderr, on a machine without a Vulkan driver (requireSystemComponent: an error under CI).
+ */
+export function webGpuBackendUnderTest(skipping = "the WebGPU cases"): Promise<WebGpuBackend | null> {
+  webGpuBackend ??= requireVulkan(skipping).then((present) => (present ? createNodeWebGpuBackend() : null));
   return webGpuBackend;
+}
+
+/** Chromium for the headless browser tests: $CHROMIUM_PATH, else `chromium` on the PATH (Debian's package), else null. */
+function findChromium(): string | null {
+  const candidates = process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : (process.env.PATH ?? "").split(delimiter).filter((d) => d).map((d) => join(d, "chromium"));
+  for (const path of candidates) {
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      if (process.env.CHROMIUM_PATH) throw new Error(`CHROMIUM_PATH=${path} is not an executable file`);
+    }
+  }
+  return null;
+}
+
+/** The Chromium executable for `skipping`, or null (said on stderr; an error under CI). */
+export async function chromiumUnderTest(skipping: string): Promise<string | null> {
+  const path = findChromium();
+  await requireSystemComponent("Chromium", () => path !== null, "apt-get install chromium (Debian's package; or set CHROMIUM_PATH)", skipping);
+  return path;
 }
 
 /** Every backend whose kernels are tested against PyTorch; later backends join this list. */
 export async function backendsUnderTest(): Promise<{ name: string; backend: AnyBackend; tolerance: Tolerance }[]> {
   const [wasm1, wasm2] = await wasmBackendsUnderTest();
+  const webgpu = await webGpuBackendUnderTest("the webgpu backend's golden cases");
   // WASM kernels compute in f32 like the js backend (sums in other orders, exp and log in f32 in some
   // kernels: relative errors of a few 1e-7), so the js backend's f32 tolerance applies.
   const f32Tolerance = { atol: 2e-5, rtol: 2e-5 };
@@ -56,7 +130,8 @@ export async function backendsUnderTest(): Promise<{ name: string; backend: AnyB
     { name: "wasm-2-threads", backend: wasm2!, tolerance: f32Tolerance },
     { name: "wasm-plain-simd-2-threads", backend: await plainWasmBackendUnderTest(), tolerance: f32Tolerance },
     // WGSL computes in f32 with other summation orders and the GPU's exp / log (a few ulps), like WASM.
-    { name: "webgpu", backend: await webGpuBackendUnderTest(), tolerance: f32Tolerance },
+    // (Left out, said on stderr, on a machine without a Vulkan driver.)
+    ...(webgpu ? [{ name: "webgpu", backend: webgpu, tolerance: f32Tolerance }] : []),
     // f64 arithmetic against PyTorch's f64: only summation order and libm differ (about 1e-15
     // relative), so 1e-9 catches anything but rounding. (RoPE is the exception, see golden.test.ts.)
     { name: "js-f64", backend: createJsBackend({ precision: "f64" }), tolerance: { atol: 1e-9, rtol: 1e-9 } },

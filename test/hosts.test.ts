@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { test } from "uvu";
 import { createWasmBackend, generate, loadOlmo } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
-import { repoRoot } from "./helpers.js";
+import { repoRoot, requireVulkan, testIf } from "./helpers.js";
 import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
 
 const MODEL = `${repoRoot}models/olmo-tiny-shakespeare`;
@@ -40,7 +40,10 @@ for (const threads of ["1", "2"]) {
   });
 }
 
-test("Deno WebGPU (navigator.gpu): every op case matches the reference backend; greedy ids equal Node's", async () => {
+// Deno's navigator.gpu needs a Vulkan driver too (skipped, said on stderr, without one).
+const vulkan = await requireVulkan("the Deno WebGPU case of hosts.test");
+
+testIf(vulkan)("Deno WebGPU (navigator.gpu): every op case matches the reference backend; greedy ids equal Node's", async () => {
   const run = spawnSync(`${repoRoot}node_modules/.bin/deno`, ["run", `--allow-read=${repoRoot}`, `${repoRoot}test/hosts/deno-webgpu.mjs`, MODEL], {
     encoding: "utf8",
     timeout: 300000,

@@ -1,14 +1,15 @@
 // The GPT-NeoX byte-level BPE tokenizer against Hugging Face `tokenizers`, on both OLMo tokenizer files.
-// Fixtures: test/fixtures/tokenizer.json (scripts/golden/make_tokenizer_fixtures.py) and the shared
-// test vectors in ../shared/data/olmo_tokenizer_test_vectors.json.
+// Fixtures: test/fixtures/tokenizer.json (scripts/golden/make_tokenizer_fixtures.py) and, in
+// test/fixtures/data/ (see its SOURCES.md), the shared test vectors and a Shakespeare excerpt.
 
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { test } from "uvu";
 import { Tokenizer } from "../src/index.js";
 import { readJson, repoRoot } from "./helpers.js";
 
-const DATA = `${repoRoot}../shared/data/`;
+const DATA = `${repoRoot}test/fixtures/data/`;
 interface FileResult { ids: number[]; decoded: string; decodedSkippingSpecial: string; roundTrips: boolean }
 interface CorpusPart { count: number; lengths: number[]; hashes: number[]; secondFileDiffers: number[] }
 const fixture = readJson<{
@@ -22,8 +23,38 @@ const fixture = readJson<{
 }>("test/fixtures/tokenizer.json");
 interface Vector { text: string; ids?: number[]; ids_pii_special?: number[]; ids_dolma_v1_5?: number[]; tokens?: string[] }
 const vectors = JSON.parse(readFileSync(`${DATA}olmo_tokenizer_test_vectors.json`, "utf8")) as Record<"upstream" | "local", Vector[]>;
-const tokenizers = fixture.files.map((f) => new Tokenizer(readFileSync(DATA + f, "utf8")));
-const shakespeare = readFileSync(`${DATA}tinyshakespeare.txt`, "utf8");
+
+/**
+ * The two OLMo tokenizer files, byte for byte. The dolma one is the default model's tokenizer.json; the
+ * pii-special one (2 MB too) is rebuilt from it: the files differ only in the surface forms and flags
+ * of ids 0 and 50279, which swap, and in the added tokens 50254-50279, which pii-special leaves out of
+ * model.vocab. The sha256 of each is the upstream file's (test/fixtures/data/SOURCES.md).
+ */
+function tokenizerFile(name: string): string {
+  const dolma = readFileSync(`${repoRoot}models/olmo-tiny-shakespeare/tokenizer.json`, "utf8");
+  const sha256 = { "allenai_gpt-neox-olmo-dolma-v1_5.json": "9ad33b4b39a9f83973c3f8c42a01948dd5b877a28ac9a5356956c4ff4ed0b714", "allenai_eleuther-ai-gpt-neox-20b-pii-special.json": "ca35d8727a533bb6639bf4781ae72b9fda00e6969a76260cf99644479abf1177" }[name];
+  if (!sha256) throw new Error(`no known tokenizer file ${name}`);
+  let text = dolma;
+  if (name.includes("pii-special")) {
+    const edit = (from: string | RegExp, to: string) => {
+      const next = text.replace(from, to);
+      if (next === text) throw new Error(`rebuilding ${name}: ${from} not found`);
+      text = next;
+    };
+    const addedToken = (id: number, content: string, special: boolean) =>
+      `      "id": ${id},\n      "content": "${content}",\n      "single_word": false,\n      "lstrip": false,\n      "rstrip": false,\n      "normalized": ${!special},\n      "special": ${special}\n`;
+    edit(addedToken(0, "|||IP_ADDRESS|||", false), addedToken(0, "<|endoftext|>", true));
+    edit(addedToken(50279, "<|endoftext|>", true), addedToken(50279, "|||IP_ADDRESS|||", false));
+    edit(`"|||IP_ADDRESS|||": 0,`, `"<|endoftext|>": 0,`);
+    edit(/("\u0120Outcomes": 50253),\n(      ".*": 502[5-7]\d,?\n){26}/, "$1\n");
+  }
+  const got = createHash("sha256").update(text).digest("hex");
+  if (got !== sha256) throw new Error(`${name}: sha256 ${got}, the upstream file's is ${sha256}`);
+  return text;
+}
+const tokenizers = fixture.files.map((f) => new Tokenizer(tokenizerFile(f)));
+/** The first 4000 lines of tinyshakespeare.txt; the fixture holds tokenizers' ids for all of it. */
+const shakespeare = readFileSync(`${DATA}tinyshakespeare-4000-lines.txt`, "utf8");
 
 /** Lone surrogates -> U+FFFD, through a UTF-8 round trip (keeping a leading BOM). */
 function wellFormed(s: string): string {
@@ -81,11 +112,12 @@ fixture.files.forEach((file, f) => {
   });
 
   for (const part of ["lines", "chunks50"] as const) {
-    test(`${file}: tinyshakespeare ${part} match tokenizers exactly`, () => {
-      const lines = shakespeare.split("\n");
-      const texts = part === "lines" ? lines : Array.from({ length: Math.ceil(lines.length / 50) }, (_, i) => lines.slice(i * 50, i * 50 + 50).map((l) => l + "\n").join(""));
+    test(`${file}: tinyshakespeare ${part} (first 4000 lines) match tokenizers exactly`, () => {
+      const lines = shakespeare.split("\n").slice(0, -1); // the excerpt ends with a newline
+      const texts = part === "lines" ? lines : Array.from({ length: lines.length / 50 }, (_, i) => lines.slice(i * 50, i * 50 + 50).map((l) => l + "\n").join(""));
       const expected = fixture.corpus[part];
-      if (texts.length !== expected.count) throw new Error(`${texts.length} ${part}, fixture has ${expected.count}`);
+      // The fixture covers the whole file (40000 lines and the empty text after its last newline).
+      if (lines.length !== 4000 || expected.count !== (part === "lines" ? 40001 : 801)) throw new Error(`${lines.length} lines; fixture has ${expected.count} ${part}`);
       if (f === 1 && expected.secondFileDiffers.length) throw new Error("fixture says the second file differs on Shakespeare; store its ids");
       texts.forEach((text, i) => {
         const ids = tok.encode(text);
@@ -118,7 +150,7 @@ test("addEos appends OLMo's EOS 50279 and nothing else is added", () => {
   const ids = tok.encode("Hello world", { addEos: true });
   if (!same(ids, [...tok.encode("Hello world"), 50279])) throw new Error(`got [${ids}]`);
   if (tok.encode("").length !== 0) throw new Error("empty text must give no ids");
-  const custom = new Tokenizer(readFileSync(DATA + fixture.files[0], "utf8"), { eosTokenId: 0 });
+  const custom = new Tokenizer(tokenizerFile(fixture.files[0]!), { eosTokenId: 0 });
   if (custom.encode("x", { addEos: true }).at(-1) !== 0) throw new Error("eosTokenId option ignored");
 });
 
@@ -151,7 +183,7 @@ test("encode never throws on any JS string", () => {
 });
 
 test("malformed tokenizer.json gets an error naming the field", () => {
-  const good = JSON.parse(readFileSync(DATA + fixture.files[1], "utf8")) as Record<string, any>;
+  const good = JSON.parse(tokenizerFile(fixture.files[1]!)) as Record<string, any>;
   const expectError = (json: unknown, fragment: string) => {
     try {
       new Tokenizer(json as object);
@@ -190,7 +222,7 @@ test("malformed tokenizer.json gets an error naming the field", () => {
 });
 
 test("a vocabulary of 200,000 entries loads (no spread of its ids into a call) and encodes", () => {
-  const good = JSON.parse(readFileSync(DATA + fixture.files[1], "utf8")) as Record<string, any>;
+  const good = JSON.parse(tokenizerFile(fixture.files[1]!)) as Record<string, any>;
   const vocab = { ...good.model.vocab };
   for (let i = 0; i < 200_000; i++) vocab[`zz${i}`] = 60_000 + i;
   const tok = new Tokenizer({ ...good, model: { ...good.model, vocab } });
@@ -214,7 +246,7 @@ test("fixture version", () => {
 
 
 test("added-token flags lstrip, rstrip, single_word and normalized content behave as in tokenizers", () => {
-  const extended = JSON.parse(readFileSync(DATA + fixture.files[0], "utf8")) as { added_tokens: unknown[] };
+  const extended = JSON.parse(tokenizerFile(fixture.files[0]!)) as { added_tokens: unknown[] };
   extended.added_tokens.push(...fixture.extraAddedTokens);
   const tok = new Tokenizer(extended);
   for (const c of fixture.flagCases) {
@@ -249,7 +281,7 @@ test("long glued words give exactly @huggingface/tokenizers' ids", () => {
     randomLetters("eteaoinshr", 10000) + " " + randomLetters("xyz", 3000),
   ];
   fixture.files.forEach((file, f) => {
-    const oracle = new HfTokenizer(JSON.parse(readFileSync(DATA + file, "utf8")) as object, {});
+    const oracle = new HfTokenizer(JSON.parse(tokenizerFile(file)) as object, {});
     for (const text of texts) {
       const ids = tokenizers[f]!.encode(text);
       const want = oracle.encode(text).ids;
@@ -263,7 +295,7 @@ test("long glued words give exactly @huggingface/tokenizers' ids", () => {
 
 test("a word gives the same ids from the word cache as afresh", () => {
   const tok = tokenizers[1]!;
-  const fresh = new Tokenizer(readFileSync(DATA + fixture.files[1], "utf8"));
+  const fresh = new Tokenizer(tokenizerFile(fixture.files[1]!));
   const words = Array.from({ length: 300 }, (_, i) => ` word${i.toString(36)}x${"yz".repeat(i % 200)}`);
   const text = words.join("");
   const first = tok.encode(text), second = tok.encode(text);
