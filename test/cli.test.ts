@@ -1,7 +1,7 @@
 // The `olmo` command line, run as a user would (the built dist/cli.js).
 
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -12,9 +12,24 @@ import { repoRoot } from "./helpers.js";
 const TOKENIZER = `${repoRoot}models/olmo-tiny-shakespeare/tokenizer.json`;
 
 function olmo(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { encoding: "utf8" });
+  return olmoIn(repoRoot, {}, ...args);
+}
+
+function olmoIn(cwd: string, env: Record<string, string>, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { encoding: "utf8", cwd, env: { ...process.env, ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** Run olmo and require the exit status and a fragment of stderr. */
+function expectFailure(args: string[], status: number, ...fragments: string[]): { stdout: string; stderr: string } {
+  const r = olmo(...args);
+  if (r.status !== status || !fragments.every((f) => r.stderr.includes(f))) {
+    throw new Error(`olmo ${args.join(" ")}: status ${r.status} (expected ${status}), stderr lacks one of ${JSON.stringify(fragments)}:\n${r.stderr}`);
+  }
+  return r;
+}
+
+const MODEL = `${repoRoot}models/olmo-tiny-shakespeare`;
 
 test("olmo tokenize --text prints the ids as a JSON array", () => {
   const text = "Hello world, 生活的真谛是 😊<|endoftext|>";
@@ -41,7 +56,6 @@ test("olmo detokenize --ids prints the text", () => {
 test("bad arguments and files get clear errors and a non-zero status", () => {
   const cases: [string[], string][] = [
     [["tokenize", "--tokenizer", TOKENIZER], "exactly one of --text TEXT or --file PATH"],
-    [["tokenize", "--text", "x"], "--tokenizer FILE.json is required"],
     [["tokenize", "--tokenizer", "/no/such/file.json", "--text", "x"], "cannot read tokenizer file /no/such/file.json"],
     [["tokenize", "--tokenizer", `${repoRoot}package.json`, "--text", "x"], "model must be an object"],
     [["detokenize", "--tokenizer", TOKENIZER, "--ids", "1,x"], '--ids item 1 ("x") is not a token id'],
@@ -62,6 +76,115 @@ test("the olmo bin is executable and runs through npx (the README's main-job com
 test("olmo --help lists the commands", () => {
   const r = olmo("--help");
   for (const c of ["demo", "tokenize", "detokenize"]) if (!r.stdout.includes(c)) throw new Error(r.stdout);
+});
+
+test("-h, --help (also per command and for bench) exit 0; --version prints package.json's", () => {
+  for (const args of [["-h"], ["generate", "-h"], ["train", "--help"], ["bench", "--help"], ["bench", "matmul", "-h"], ["demo", "--help"], ["tokenize", "-h"]]) {
+    const r = olmo(...args);
+    if (r.status !== 0 || !r.stdout.includes("usage: olmo")) throw new Error(`olmo ${args.join(" ")}: status ${r.status}: ${r.stdout}${r.stderr}`);
+  }
+  const version = JSON.parse(readFileSync(`${repoRoot}package.json`, "utf8")).version;
+  const r = olmo("--version");
+  if (r.status !== 0 || r.stdout.trim() !== version) throw new Error(`--version: ${r.stdout}`);
+  // Help states each numeric flag's range, from the same spec the checks use.
+  if (!olmo("train", "--help").stdout.includes("--lr N") || !olmo("train", "--help").stdout.includes("a number > 0")) throw new Error("train --help lacks ranges");
+});
+
+test("--name=value works like --name value; a negative number is a value", () => {
+  const a = olmo("tokenize", "--tokenizer", TOKENIZER, "--text=Hello world");
+  const b = olmo("tokenize", `--tokenizer=${TOKENIZER}`, "--text", "Hello world");
+  if (a.status !== 0 || a.stdout !== b.stdout || a.stdout.trim() !== "[12092,1533]") throw new Error(`${a.stdout} vs ${b.stdout}: ${a.stderr}`);
+  expectFailure(["generate", "--ids", "1", "--temperature", "-1"], 2, "olmo generate: --temperature must be a number > 0, got -1");
+});
+
+test("unknown flags and commands get the closest known name; every problem is in one message", () => {
+  expectFailure(["generate", "--max-new-token", "5", "--promt", "x"], 2, 'unknown argument "--max-new-token" (did you mean --max-new-tokens?)', 'unknown argument "--promt" (did you mean --prompt?)');
+  const r = olmo("generat");
+  if (r.status !== 2 || !r.stderr.includes('unknown command "generat" (did you mean generate?)')) throw new Error(r.stderr);
+  const train = expectFailure(["train"], 2, "--data is required", "--seq-len is required", "--batch-size is required", "--steps is required", "--lr is required", "--save is required", "give exactly one of --model DIR, --config PRESET_OR_JSON or --load DIR");
+  if (train.stdout !== "") throw new Error(`printed before the error: ${train.stdout}`);
+  expectFailure(["logits"], 2, "--ids is required", "--out is required");
+});
+
+test("one error format: `olmo <command>: ...` on stderr, 2 for the command line, 1 for a run that fails", () => {
+  const usage = expectFailure(["detokenize", "--tokenizer", TOKENIZER, "--ids", "1,x"], 2);
+  if (!usage.stderr.startsWith("olmo detokenize: ")) throw new Error(usage.stderr);
+  const runtime = expectFailure(["tokenize", "--tokenizer", "/no/such/file.json", "--text", "x"], 1);
+  if (!runtime.stderr.startsWith("olmo tokenize: cannot read tokenizer file")) throw new Error(runtime.stderr);
+  const missingFile = expectFailure(["tokenize", "--file", "/no/such/input.txt"], 1);
+  if (!missingFile.stderr.startsWith("olmo tokenize: cannot read --file /no/such/input.txt")) throw new Error(missingFile.stderr);
+});
+
+test("tokenize and detokenize default to the model's tokenizer (--model, default the bundled model)", () => {
+  const want = new Tokenizer(readFileSync(`${MODEL}/tokenizer.json`, "utf8")).encode("ROMEO: but soft");
+  for (const args of [[], ["--model", MODEL]]) {
+    const r = olmo("tokenize", ...args, "--text", "ROMEO: but soft");
+    if (r.status !== 0 || r.stdout.trim() !== JSON.stringify(want)) throw new Error(`tokenize ${args.join(" ")}: ${r.stdout}${r.stderr}`);
+  }
+  const back = olmo("detokenize", "--ids", want.join(","));
+  if (back.stdout !== "ROMEO: but soft\n") throw new Error(JSON.stringify(back.stdout));
+});
+
+test("generate: a positional prompt, the context limit said up front, nothing printed before an error", () => {
+  const r = olmo("generate", "ROMEO:", "--max-new-tokens", "3", "--json");
+  const out = JSON.parse(r.stdout || "{}");
+  if (r.status !== 0 || out.new_tokens !== 3 || out.prompt_tokens < 1) throw new Error(`status ${r.status}: ${r.stdout}${r.stderr}`);
+  expectFailure(["generate", "ROMEO:", "--prompt", "JULIET:"], 2, "either as an argument or as --prompt, not both");
+  expectFailure(["generate", "ROMEO:", "JULIET:"], 2, "expected one prompt argument, got 2");
+  // The bundled model's context is 256 tokens: asking for 400 says so before generating.
+  const long = olmo("generate", "--ids", "1,2,3", "--max-new-tokens", "400", "--json");
+  if (long.status !== 0 || !long.stderr.includes("exceed the model's context of 256 tokens; generation stops after 253 new tokens")) throw new Error(long.stderr);
+  if (JSON.parse(long.stdout).new_tokens > 253) throw new Error(long.stdout);
+  // Errors found once the model is loaded still come before the prompt is echoed.
+  for (const [args, message] of [
+    [["generate", "ROMEO ".repeat(300)], "more than the model's context of 256"],
+    [["generate", "--ids", "1,999999"], "token id 999999 is outside the model's vocabulary"],
+  ] as const) {
+    const e = expectFailure([...args], 2, message);
+    if (e.stdout !== "") throw new Error(`printed before the error: ${JSON.stringify(e.stdout.slice(0, 80))}`);
+  }
+  for (const [flag, value, range] of [["--max-new-tokens", "0", "an integer >= 1"], ["--top-p", "1.5", "a number in (0, 1]"], ["--threads", "0", "an integer in [1, 256]"], ["--seed", "1.5", "an integer in [0, 4294967295]"]]) {
+    expectFailure(["generate", "--ids", "1", flag!, value!], 2, `${flag} must be ${range}, got ${value}`);
+  }
+  expectFailure(["generate", "--ids", "1", "--backend", "cuda"], 2, "--backend must be js, wasm or webgpu, got cuda");
+});
+
+test("--model: an existing path is a folder; a mistyped path says no such folder instead of trying the Hub", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-cli-model-"));
+  mkdirSync(join(dir, "models"));
+  writeFileSync(join(dir, "file.txt"), "x");
+  // Never reaches a server: HF_ENDPOINT points nowhere, and these must not get that far.
+  const env = { HF_ENDPOINT: "http://127.0.0.1:9" };
+  for (const [model, message] of [
+    ["./nope", "--model ./nope: no such folder"],
+    ["/no/such/dir", "--model /no/such/dir: no such folder"],
+    ["models/olmo-tiny", "--model models/olmo-tiny: no such folder"],
+    ["a/b/c", "--model a/b/c: no such folder"],
+    ["file.txt", "--model file.txt is a file"],
+  ]) {
+    const r = olmoIn(dir, env, "generate", "--model", model!, "--ids", "1");
+    if (r.status !== 2 || !r.stderr.startsWith(`olmo generate: ${message}`)) throw new Error(`--model ${model}: status ${r.status}: ${r.stderr}`);
+  }
+  // owner/name that is not a path here is a Hub repo: the fetch fails (nothing listens) with an error, not a crash.
+  const hub = olmoIn(dir, { ...env, OLMO_JS_CACHE: join(dir, "cache") }, "generate", "--model", "someone/some-model", "--ids", "1");
+  if (hub.status !== 1 || !hub.stderr.startsWith("olmo generate: ")) throw new Error(`hub: status ${hub.status}: ${hub.stderr}`);
+  expectFailure(["generate", "--model", MODEL, "--revision", "main", "--ids", "1"], 2, "--revision needs --model to be a Hub repo");
+});
+
+test("prepare-data: empty messages, a message without a role, and bad JSON name the file and line", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-cli-prep-"));
+  const cases: [string, string][] = [
+    [JSON.stringify({ messages: [] }), ':2: "messages" is empty'],
+    [JSON.stringify({ messages: [{ content: "hi" }] }), ':2: message 0 has no "role" string'],
+    [JSON.stringify({ messages: [{ role: "user" }] }), ':2: message 0 has no "content" string'],
+    ["{not json", ":2: not valid JSON"],
+  ];
+  for (const [line, message] of cases) {
+    const file = join(dir, "chat.jsonl");
+    writeFileSync(file, JSON.stringify({ text: "fine" }) + "\n" + line + "\n");
+    expectFailure(["prepare-data", "--tokenizer", TOKENIZER, "--input", file, "--seq-len", "16", "--out", join(dir, "out")], 1, `olmo prepare-data: ${file}${message}`);
+  }
+  expectFailure(["prepare-data", "--tokenizer", TOKENIZER, "--input", join(dir, "chat.jsonl"), "--seq-len", "1", "--out", join(dir, "out"), "--ids-dtype", "int8"], 2, "--seq-len must be an integer >= 2, got 1", "--ids-dtype must be uint16 or uint32, got int8");
 });
 
 test.run();

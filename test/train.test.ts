@@ -1,13 +1,15 @@
 // Training against PyTorch + transformers (test/fixtures/train, from scripts/golden/make_training_fixtures.py),
 // on every backend; gradient accumulation; schedules.
 
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import { createJsBackend, hfTensorName, learningRate, loadOlmo, memory, TokenDataset, Tokenizer, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
-import { createNodeWebGpuBackend, folderSource, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel } from "../src/node/index.js";
+import {
+  CheckpointRun, createNodeWebGpuBackend, folderSource, readLatest, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel,
+} from "../src/node/index.js";
 import { readJson, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
 interface Fixture {
@@ -154,7 +156,7 @@ test("N steps, or N/2 + save + resume + N/2, give identical weights", async () =
   rmSync(dir, { recursive: true });
 });
 
-test("olmo train: metrics, loss curve, HF checkpoint; a NaN loss stops with the last good checkpoint kept", () => {
+test("olmo train: metrics, loss curve, HF checkpoint; a NaN loss stops with the last good checkpoint kept and named", () => {
   const dir = mkdtempSync(join(tmpdir(), "olmo-train-cli-"));
   writeFileSync(join(dir, "input_ids.npy"), new Uint8Array(Uint16Array.from(fixture.ids).buffer));
   writeFileSync(join(dir, "label_mask.npy"), Uint8Array.from(fixture.mask));
@@ -169,6 +171,12 @@ test("olmo train: metrics, loss curve, HF checkpoint; a NaN loss stops with the 
   if (nan.status === 0 || !nan.stderr.includes("is not a finite number")) throw new Error(`status ${nan.status}: ${nan.stderr}`);
   const latest = readFileSync(join(dir, "nan", "latest"), "utf8").trim();
   if (!existsSync(join(dir, "nan", latest, "model.safetensors")) || existsSync(join(dir, "nan", `${latest}.tmp`))) throw new Error(`latest ${latest}`);
+  if (!nan.stderr.includes(`the last checkpoint this run saved is ${join(dir, "nan", latest)}`)) throw new Error(nan.stderr);
+  // Without --save-every nothing was saved, and the message says so instead of promising a checkpoint.
+  const none = cli("--steps", "5", "--lr", "1e30", "--warmup", "0", "--max-grad-norm", "0", "--save", join(dir, "none"));
+  if (none.status !== 1 || !none.stderr.includes("is not a finite number") || !none.stderr.includes("this run saved nothing") || none.stderr.includes("kept")) {
+    throw new Error(`status ${none.status}: ${none.stderr}`);
+  }
   rmSync(dir, { recursive: true });
 });
 
@@ -187,6 +195,218 @@ test("olmo prepare-data: chat JSONL labels only the final answer and its EOS, as
   // As OLMo's prepare_tulu_data.py: the prompt is "<|user|>\nHi there\n<|assistant|>\n", then the answer and EOS, then padding.
   if (t.decode([...ids].filter((_, i) => !mask[i] && ids[i] !== 1)) !== "<|user|>\nHi there\n<|assistant|>\n" || ids[31] !== 1) {
     throw new Error(`unexpected layout: ${t.decode([...ids])}`);
+  }
+  rmSync(dir, { recursive: true });
+});
+
+/** A folder with the fixture's data as OLMo's raw files, and `olmo train` on it with the fixture's model. */
+function trainFolder() {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-train-"));
+  writeFileSync(join(dir, "input_ids.npy"), new Uint8Array(Uint16Array.from(fixture.ids).buffer));
+  writeFileSync(join(dir, "label_mask.npy"), Uint8Array.from(fixture.mask));
+  const base = ["train", "--data", dir, "--seq-len", "8", "--batch-size", "2", "--threads", "1", "--lr", "1e-3"];
+  const run = (...args: string[]) => spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...base, ...args], { encoding: "utf8" });
+  return { dir, run, base };
+}
+
+test("olmo train refuses every out-of-range numeric flag, naming the flag and its range, before reading anything", () => {
+  const { dir, run } = trainFolder();
+  const cases: [string, string, string][] = [
+    ["--lr", "-1", "--lr must be a number > 0, got -1"],
+    ["--max-grad-norm", "-1", "--max-grad-norm must be a number >= 0, got -1"],
+    ["--alpha-f", "5", "--alpha-f must be a number in [0, 1], got 5"],
+    ["--steps", "0", "--steps must be an integer >= 1, got 0"],
+    ["--steps", "-3", "--steps must be an integer >= 1, got -3"],
+    ["--steps", "1.5", "--steps must be an integer >= 1, got 1.5"],
+    ["--warmup", "-5", "--warmup must be an integer >= 0, got -5"],
+    ["--t-max", "0", "--t-max must be an integer >= 1, got 0"],
+    ["--weight-decay", "-1", "--weight-decay must be a number >= 0, got -1"],
+    ["--eps", "-1", "--eps must be a number > 0, got -1"],
+    ["--save-every", "-1", "--save-every must be an integer >= 0, got -1"],
+    ["--keep", "0", "--keep must be an integer >= 1, got 0"],
+    ["--stop-on-spike", "1", "--stop-on-spike must be a number > 1, got 1"],
+    ["--ids-dtype", "int8", "--ids-dtype must be uint16 or uint32, got int8"],
+    ["--seq-len", "abc", "--seq-len must be an integer >= 2, got abc"],
+    ["--betas", "0.9,1.5", "--betas must be two numbers in [0, 1), got 0.9,1.5"],
+    ["--micro-batch-size", "3", "--micro-batch-size 3 must divide --batch-size 2"],
+  ];
+  for (const [flag, value, message] of cases) {
+    // The flag given last overrides the base's, as parseArgs keeps the last value.
+    const r = run("--model", INIT, "--steps", "2", "--save", join(dir, "never"), flag, value);
+    if (r.status !== 2 || !r.stderr.startsWith(`olmo train: ${message}`) || existsSync(join(dir, "never"))) throw new Error(`${flag} ${value}: status ${r.status}: ${r.stderr}`);
+  }
+  rmSync(dir, { recursive: true });
+});
+
+test("olmo train refuses data that is not OLMo's raw layout, pointing to olmo prepare-data", () => {
+  const { dir, run } = trainFolder();
+  const ids = Uint16Array.from(fixture.ids);
+  const npy = new Uint8Array(128 + ids.byteLength);
+  npy.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0]);
+  npy.set(new Uint8Array(ids.buffer), 128);
+  writeFileSync(join(dir, "saved.npy"), npy);
+  writeFileSync(join(dir, "text.bin"), "First Citizen:\nBefore we proceed any further, hear me speak.\n");
+  writeFileSync(join(dir, "shakespeare.txt"), "First Citizen:\n");
+  writeFileSync(join(dir, "ids32.bin"), new Uint8Array(Uint32Array.from(fixture.ids).buffer));
+  writeFileSync(join(dir, "masked.bin"), new Uint8Array(fixture.ids.length));
+  const cases: [string[], string][] = [
+    [["--data", join(dir, "shakespeare.txt")], "is text, not token ids: tokenize it into OLMo's format first with `olmo prepare-data"],
+    [["--data", join(dir, "text.bin")], "looks like text, not token ids: tokenize it first with `olmo prepare-data"],
+    [["--data", join(dir, "saved.npy")], "is an .npy file with a header (numpy.save)"],
+    [["--data", join(dir, "ids32.bin")], "as uint32 ids read as uint16 are: pass --ids-dtype uint32"],
+    [["--data", join(dir, "input_ids.npy"), "--label-mask", join(dir, "masked.bin")], "masks every token: there is nothing to train on"],
+    [["--data", join(dir, "input_ids.npy"), "--label-mask", join(dir, "ids32.bin")], "a label mask holds one byte per token"],
+    [["--data", join(dir, "nothing-here")], "does not exist"],
+  ];
+  for (const [args, message] of cases) {
+    const r = run("--model", INIT, "--steps", "2", "--save", join(dir, "never"), ...args);
+    if (r.status !== 1 || !r.stderr.startsWith("olmo train: ") || !r.stderr.includes(message) || existsSync(join(dir, "never"))) {
+      throw new Error(`${args.join(" ")}: status ${r.status}: ${r.stderr}`);
+    }
+  }
+  // The same uint32 file read as what it is trains.
+  const ok = run("--model", INIT, "--steps", "1", "--save", join(dir, "ok"), "--data", join(dir, "ids32.bin"), "--ids-dtype", "uint32");
+  if (ok.status !== 0) throw new Error(ok.stderr);
+  rmSync(dir, { recursive: true });
+});
+
+test("olmo train --config OLMo-1B on wasm is refused from the size arithmetic, before allocating", () => {
+  const { dir, run } = trainFolder();
+  const r = run("--config", "OLMo-1B", "--steps", "1", "--save", join(dir, "big"));
+  if (r.status !== 1 || !r.stderr.includes("training needs at least") || !r.stderr.includes("WebAssembly's 4 GiB") || existsSync(join(dir, "big"))) {
+    throw new Error(`status ${r.status}: ${r.stderr}`);
+  }
+  rmSync(dir, { recursive: true });
+});
+
+test("generate and logits accept a training run folder (its latest step)", () => {
+  const { dir, run } = trainFolder();
+  const r = run("--model", INIT, "--steps", "2", "--save-every", "1", "--save", join(dir, "run"));
+  if (r.status !== 0 || !r.stderr.includes(`saved ${join(dir, "run", "step-2")}`) || !r.stderr.includes("elapsed") || !r.stderr.includes("eta")) throw new Error(r.stderr);
+  const cli = (...args: string[]) => spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { encoding: "utf8" });
+  const g = cli("generate", "--model", join(dir, "run"), "--ids", "1,2,3", "--max-new-tokens", "2", "--json", "--threads", "1");
+  if (g.status !== 0 || JSON.parse(g.stdout).new_tokens !== 2) throw new Error(`generate: ${g.stdout}${g.stderr}`);
+  const out = join(dir, "logits.npy");
+  const l = cli("logits", "--model", join(dir, "run"), "--ids", "1,2,3", "--out", out, "--threads", "1");
+  if (l.status !== 0 || !existsSync(out)) throw new Error(`logits: ${l.stderr}`);
+  rmSync(dir, { recursive: true });
+});
+
+test("pruning keeps this run's newest --keep saves and never deletes an earlier run's folders", () => {
+  const { dir, run } = trainFolder();
+  // An earlier run's checkpoints with higher step numbers.
+  const first = run("--model", INIT, "--steps", "2", "--save", join(dir, "run"));
+  if (first.status !== 0) throw new Error(first.stderr);
+  cpSync(join(dir, "run", "step-2"), join(dir, "run", "step-29"), { recursive: true });
+  cpSync(join(dir, "run", "step-2"), join(dir, "run", "step-30"), { recursive: true });
+  const fresh = run("--model", INIT, "--steps", "3", "--save", join(dir, "run"));
+  if (fresh.status !== 0) throw new Error(fresh.stderr);
+  const folders = readdirSync(join(dir, "run")).filter((f) => f.startsWith("step-")).sort();
+  if (readFileSync(join(dir, "run", "latest"), "utf8").trim() !== "step-3" || folders.join() !== "step-2,step-29,step-3,step-30") throw new Error(folders.join());
+  // --keep 2 with a save every step: this run's last two remain, besides the earlier run's.
+  const kept = run("--model", INIT, "--steps", "6", "--save-every", "1", "--keep", "2", "--save", join(dir, "run"));
+  if (kept.status !== 0) throw new Error(kept.stderr);
+  const after = readdirSync(join(dir, "run")).filter((f) => f.startsWith("step-")).sort();
+  if (after.join() !== "step-29,step-30,step-5,step-6") throw new Error(after.join());
+  rmSync(dir, { recursive: true });
+});
+
+test("re-saving a step keeps latest on a complete folder, and a save finishes a re-save a crash interrupted", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-resave-"));
+  const t = await trainer(wasm1!, { steps: 4 });
+  await t.trainStep();
+  await saveTrainingCheckpoint(dir, t, {});
+  const before = readFileSync(join(dir, "step-1", "model.safetensors"));
+  await t.trainStep();
+  t.step = 1; // the same step again, with other weights
+  await saveTrainingCheckpoint(dir, t, {});
+  const after = readFileSync(join(dir, "step-1", "model.safetensors"));
+  if ((await readLatest(dir)) !== "step-1" || after.equals(before) || readdirSync(dir).sort().join() !== "latest,step-1") throw new Error(readdirSync(dir).join());
+  // A crash after `latest` moved to the staging folder and step-1 was removed: loading works, and the
+  // next save moves the staging folder into place before writing its own.
+  cpSync(join(dir, "step-1"), join(dir, "step-1.tmp"), { recursive: true });
+  rmSync(join(dir, "step-1"), { recursive: true });
+  writeFileSync(join(dir, "latest"), "step-1.tmp\n");
+  const { folder } = await loadTrainableModel(dir, wasm1!);
+  if (!folder.endsWith("step-1.tmp")) throw new Error(folder);
+  t.step = 2;
+  await saveTrainingCheckpoint(dir, t, {});
+  if ((await readLatest(dir)) !== "step-2" || readdirSync(dir).sort().join() !== "latest,step-1,step-2") throw new Error(readdirSync(dir).join());
+  if (!readFileSync(join(dir, "step-1", "model.safetensors")).equals(after)) throw new Error("step-1 changed");
+  // CheckpointRun prunes only what it saved.
+  const own = new CheckpointRun(dir, 1);
+  t.step = 3;
+  await own.save(t, {});
+  t.step = 4;
+  await own.save(t, {});
+  if (readdirSync(dir).sort().join() !== "latest,step-1,step-2,step-4") throw new Error(readdirSync(dir).join());
+  t.model.dispose();
+  t.optimizer.dispose();
+  rmSync(dir, { recursive: true });
+});
+
+test("a NaN loss, a non-finite gradient norm or a loss spike stops before the update: the weights are the step before's", async () => {
+  for (const overrides of [{ lr: 1e30, warmup: 0, maxGradNorm: 0 }, { lr: 10, warmup: 0, maxGradNorm: 0, stopOnSpike: 2 }] as Partial<TrainOptions>[]) {
+    const t = await trainer(wasm1!, { ...overrides, steps: 20 });
+    let stopped: Error | null = null;
+    for (let i = 0; i < 20 && !stopped; i++) {
+      const before = await weights(t);
+      try {
+        await t.trainStep();
+      } catch (e) {
+        stopped = e as Error;
+        const now = await weights(t);
+        for (const [name, w] of before) if (w.join() !== now.get(name)!.join()) throw new Error(`${name} changed by the refused step`);
+        if (t.step !== i || t.params.some((p) => p.tensor.grad)) throw new Error(`step ${t.step}, gradients left behind`);
+      }
+    }
+    if (!stopped || !/before its update/.test(stopped.message)) throw new Error(`${JSON.stringify(overrides)}: ${stopped?.message ?? "never stopped"}`);
+    t.model.dispose();
+    t.optimizer.dispose();
+  }
+});
+
+test("olmo train --stop-on-spike stops before the spiking step is saved", () => {
+  const { dir, run } = trainFolder();
+  const r = run("--model", INIT, "--steps", "6", "--lr", "10", "--warmup", "0", "--max-grad-norm", "0", "--save-every", "1", "--stop-on-spike", "2", "--save", join(dir, "run"));
+  const metrics = readFileSync(join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number });
+  const last = metrics.at(-1)!.step;
+  if (r.status !== 1 || !r.stderr.includes("--stop-on-spike 2") || readFileSync(join(dir, "run", "latest"), "utf8").trim() !== `step-${last}` || existsSync(join(dir, "run", `step-${last + 1}`))) {
+    throw new Error(`status ${r.status}, last logged step ${last}: ${r.stderr}`);
+  }
+  rmSync(dir, { recursive: true });
+});
+
+/** Start olmo train, wait for `marker` on stderr, send `signal`, and resolve with the exit code and stderr. */
+function interrupt(args: string[], marker: string, signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "", sent = false;
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+      if (!sent && stderr.includes(marker)) {
+        sent = true;
+        child.kill(signal);
+      }
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stderr }));
+  });
+}
+
+test("olmo train saves a checkpoint on SIGINT (exit 130) and SIGTERM (exit 143) without --save-every", async () => {
+  const { dir, base } = trainFolder();
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    const save = join(dir, signal);
+    const r = await interrupt([...base, "--model", INIT, "--steps", "100000", "--save", save], "step 3/", signal);
+    const latest = readFileSync(join(save, "latest"), "utf8").trim();
+    const step = Number(latest.slice(5));
+    if (r.code !== code || !(step >= 3) || !r.stderr.includes(`stopped by ${signal} after step ${step}`) || !r.stderr.includes(`saved ${join(save, latest)}`)) {
+      throw new Error(`${signal}: exit ${r.code}, latest ${latest}: ${r.stderr.slice(-400)}`);
+    }
+    const { model, folder } = await loadTrainableModel(save, wasm1!);
+    if (!folder.endsWith(latest)) throw new Error(folder);
+    model.dispose();
   }
   rmSync(dir, { recursive: true });
 });

@@ -1,54 +1,210 @@
-// A small, strict argument parser for the `olmo` commands: --name value and --flag, with unknown or
-// missing options reported by name.
+// The `olmo` commands' options, parsed by Node's util.parseArgs (strict) from one declarative spec per
+// command. Everything a flag's value must satisfy is declared in its spec entry (a number's range and
+// whether it is an integer, a choice among words, whether it is required) and checked here, for every
+// command, before the command does anything. Errors name the flag and what was expected; all problems
+// of one command line are reported in one message.
+
+import { parseArgs as nodeParseArgs } from "node:util";
+
+/** The range a numeric flag's value must lie in; bounds are inclusive unless marked exclusive. */
+export interface NumberRange {
+  integer?: boolean;
+  min?: number;
+  max?: number;
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+}
 
 export interface OptionSpec {
-  /** Takes a value (`--name VALUE`) or is a flag (`--name`). */
+  /** Takes a value (`--name VALUE` or `--name=VALUE`) or is a flag (`--name`). */
   kind: "value" | "flag";
   help: string;
+  /** The value is a number in this range. */
+  number?: NumberRange;
+  /** The value is one of these words. */
+  choices?: readonly string[];
+  /** The option must be given. */
+  required?: boolean;
+  /** The name of the value in the usage text (default VALUE, or N for numbers). */
+  placeholder?: string;
 }
 
-export type ParsedArgs = { values: Map<string, string>; flags: Set<string> };
+export type CommandSpec = Record<string, OptionSpec>;
 
+export interface ParseOptions {
+  /** A positional argument fills this option (`olmo generate "ROMEO:"` is `--prompt "ROMEO:"`). */
+  positional?: string;
+  /** Groups of options of which exactly one must be given. */
+  exactlyOne?: readonly (readonly string[])[];
+}
+
+export interface ParsedArgs {
+  values: Map<string, string>;
+  flags: Set<string>;
+  /** The checked value of every numeric option given. */
+  numbers: Map<string, number>;
+  /** -h or --help was given: print usage(command, spec) and do nothing else. */
+  help: boolean;
+}
+
+/** A mistake in the command line (exit status 2); the command name is added by the caller. */
 export class UsageError extends Error {}
 
-export function parseArgs(command: string, args: readonly string[], spec: Record<string, OptionSpec>): ParsedArgs {
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const name = arg.startsWith("--") ? arg.slice(2) : null;
-    const option = name === null ? undefined : spec[name];
-    if (name === null || !option) throw new UsageError(`olmo ${command}: unknown argument "${arg}"\n\n${usage(command, spec)}`);
-    if (option.kind === "flag") {
-      flags.add(name);
-      continue;
+/** Levenshtein distance, for "did you mean". */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     }
-    const value = args[++i];
-    if (value === undefined) throw new UsageError(`olmo ${command}: --${name} needs a value (${option.help})`);
-    values.set(name, value);
+    previous = current;
   }
-  return { values, flags };
+  return previous[b.length]!;
 }
 
-export function usage(command: string, spec: Record<string, OptionSpec>): string {
-  const lines = Object.entries(spec).map(([name, o]) => `  --${name}${o.kind === "value" ? " VALUE" : ""}`.padEnd(28) + o.help);
-  return [`usage: olmo ${command} [options]`, ...lines].join("\n");
+/** The closest of `candidates` to `word`, when close enough to be a typo (a third of its length, at least 2 edits). */
+export function closest(word: string, candidates: Iterable<string>): string | null {
+  let best: string | null = null, bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
+}
+
+/** "a number > 0", "an integer in [1, 8]": the range as the usage text and errors state it. */
+export function describeRange(r: NumberRange): string {
+  const kind = r.integer ? "an integer" : "a number";
+  const lo = r.min === undefined ? null : `${r.minExclusive ? ">" : ">="} ${r.min}`;
+  const hi = r.max === undefined ? null : `${r.maxExclusive ? "<" : "<="} ${r.max}`;
+  if (lo && hi) return `${kind} in ${r.minExclusive ? "(" : "["}${r.min}, ${r.max}${r.maxExclusive ? ")" : "]"}`;
+  return [kind, lo ?? hi].filter(Boolean).join(" ");
+}
+
+/** The number `raw` as `--name` must be, or a problem naming the flag and the range. */
+export function checkNumber(name: string, raw: string, r: NumberRange): number | string {
+  const v = Number(raw);
+  const ok =
+    raw.trim() !== "" && Number.isFinite(v) && (!r.integer || Number.isSafeInteger(v)) &&
+    (r.min === undefined || (r.minExclusive ? v > r.min : v >= r.min)) &&
+    (r.max === undefined || (r.maxExclusive ? v < r.max : v <= r.max));
+  return ok ? v : `--${name} must be ${describeRange(r)}, got ${raw}`;
+}
+
+/**
+ * Negative numbers are values, not options: strict parseArgs calls `--lr -1` ambiguous. No option of
+ * ours is a digit, so a "-" followed by a digit or "." after a value option is joined to it (`--lr=-1`),
+ * and the range check then says what --lr accepts.
+ */
+function joinNegativeNumbers(args: readonly string[], spec: CommandSpec): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!, next = args[i + 1];
+    if (arg.startsWith("--") && !arg.includes("=") && spec[arg.slice(2)]?.kind === "value" && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+function placeholder(o: OptionSpec): string {
+  return o.placeholder ?? (o.number ? "N" : "VALUE");
+}
+
+const HELP: OptionSpec = { kind: "flag", help: "show this help" };
+
+/**
+ * Parse `args` of `olmo <command>` against `spec` (-h / --help are always accepted). Throws one
+ * UsageError listing every problem: unknown options (with the closest known one), missing values,
+ * numbers out of range, words not among the choices, missing required options.
+ */
+export function parseArgs(command: string, args: readonly string[], spec: CommandSpec, options: ParseOptions = {}): ParsedArgs {
+  const full: CommandSpec = { ...spec, help: spec.help ?? HELP };
+  const nodeOptions = Object.fromEntries(
+    Object.entries(full).map(([name, o]) => [name, name === "help" ? { type: "boolean" as const, short: "h" } : { type: o.kind === "value" ? ("string" as const) : ("boolean" as const) }]),
+  );
+  const joined = joinNegativeNumbers(args, full);
+  const problems: string[] = [];
+  // Unknown options first, all of them, each with the closest known name: strict parsing stops at the first.
+  const { tokens } = nodeParseArgs({ args: joined, options: nodeOptions, strict: false, allowPositionals: true, tokens: true });
+  for (const t of tokens) {
+    if (t.kind !== "option" || t.name in full) continue;
+    const guess = closest(t.name, Object.keys(full));
+    problems.push(`unknown argument "${t.rawName}"${guess ? ` (did you mean --${guess}?)` : ""}`);
+  }
+  if (problems.length) throw new UsageError(problems.join("\n"));
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    parsed = nodeParseArgs({ args: joined, options: nodeOptions, strict: true, allowPositionals: options.positional !== undefined });
+  } catch (e) {
+    const error = e as Error & { code?: string };
+    if (error.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+      const extra = tokens.find((t) => t.kind === "positional");
+      throw new UsageError(`unexpected argument "${extra?.kind === "positional" ? extra.value : "?"}": options are --name VALUE`);
+    }
+    if (error.code?.startsWith("ERR_PARSE_ARGS")) throw new UsageError(error.message.split("\n")[0]!);
+    throw e;
+  }
+  const values = new Map<string, string>(), flags = new Set<string>(), numbers = new Map<string, number>();
+  for (const [name, v] of Object.entries(parsed.values)) {
+    if (typeof v === "string") values.set(name, v);
+    else if (v === true) flags.add(name);
+  }
+  if (flags.has("help")) return { values, flags, numbers, help: true };
+  if (options.positional !== undefined && parsed.positionals.length > 0) {
+    const name = options.positional;
+    if (parsed.positionals.length > 1) problems.push(`expected one ${name} argument, got ${parsed.positionals.length}: quote a ${name} with spaces`);
+    else if (values.has(name)) problems.push(`give the ${name} either as an argument or as --${name}, not both`);
+    else values.set(name, parsed.positionals[0]!);
+  }
+  for (const [name, o] of Object.entries(full)) {
+    const raw = values.get(name);
+    if (raw === undefined) {
+      if (o.required) problems.push(`--${name} is required (${o.help})`);
+      continue;
+    }
+    if (o.number) {
+      const v = checkNumber(name, raw, o.number);
+      if (typeof v === "string") problems.push(v);
+      else numbers.set(name, v);
+    }
+    if (o.choices && !o.choices.includes(raw)) problems.push(`--${name} must be ${o.choices.join(", ").replace(/, ([^,]*)$/, " or $1")}, got ${raw}`);
+  }
+  for (const group of options.exactlyOne ?? []) {
+    const given = group.filter((name) => values.has(name) || flags.has(name));
+    const names = group.map((n) => `--${n}${full[n]?.kind === "value" ? ` ${placeholder(full[n]!)}` : ""}`).join(", ").replace(/, ([^,]*)$/, " or $1");
+    if (given.length !== 1) problems.push(`give exactly one of ${names}${given.length ? ` (got ${given.map((n) => `--${n}`).join(" and ")})` : ""}`);
+  }
+  if (problems.length) throw new UsageError(problems.join("\n"));
+  return { values, flags, numbers, help: false };
+}
+
+export function usage(command: string, spec: CommandSpec, positional?: string): string {
+  const full: CommandSpec = { ...spec, help: spec.help ?? HELP };
+  const lines = Object.entries(full).map(([name, o]) => {
+    const value = o.kind === "value" ? ` ${placeholder(o)}` : "";
+    const detail = [o.required ? "required" : null, o.number ? describeRange(o.number) : null, o.choices ? o.choices.join(" | ") : null].filter(Boolean).join("; ");
+    return `  ${name === "help" ? "-h, " : ""}--${name}${value}`.padEnd(30) + o.help + (detail ? ` (${detail})` : "");
+  });
+  return [`usage: olmo ${command} ${positional ? `[${positional.toUpperCase()}] ` : ""}[options]`, ...lines].join("\n");
 }
 
 /** Comma-separated token ids ("1552,310,247"), each a non-negative integer. */
 export function parseIdList(flag: string, raw: string): number[] {
   return raw.split(",").map((s, i) => {
     const v = Number(s.trim());
-    if (s.trim() === "" || !Number.isInteger(v) || v < 0) throw new UsageError(`${flag} item ${i} ("${s}") is not a token id`);
+    if (s.trim() === "" || !Number.isSafeInteger(v) || v < 0) throw new UsageError(`${flag} item ${i} ("${s}") is not a token id`);
     return v;
   });
 }
 
-/** The number given for --name, or undefined when the flag is absent; anything not a finite number is a usage error. */
+/** The number given for --name, or undefined when absent; for options declared without a `number` range. */
 export function numberOption(command: string, values: Map<string, string>, name: string): number | undefined {
   const raw = values.get(name);
   if (raw === undefined) return undefined;
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(v)) throw new UsageError(`olmo ${command}: --${name} must be a number, got ${raw}`);
+  const v = checkNumber(name, raw, {});
+  if (typeof v === "string") throw new UsageError(`olmo ${command}: ${v}`);
   return v;
 }

@@ -6,7 +6,7 @@
 // figures, not cache figures. The result is the median of repeated runs.
 
 import { matmul, noGrad, randn, scope, type AnyBackend, type Tensor } from "../index.js";
-import { parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 
 export interface MatmulMeasurement {
@@ -101,41 +101,36 @@ export async function measureMatmulQueued(
   return operands.measurement(1, times[Math.floor(times.length / 2)]!, times.length * repeat);
 }
 
-const spec: Record<string, OptionSpec> = {
-  m: { kind: "value", help: "rows of a (1 = decode GEMV with a [N, K] weight)" },
-  k: { kind: "value", help: "inner size" },
-  n: { kind: "value", help: "columns of the output" },
-  threads: { kind: "value", help: "threads for the wasm backend (default 1)" },
-  backend: { kind: "value", help: "wasm (default), webgpu or js" },
-  dtype: { kind: "value", help: "f32 (default) or bf16 weights" },
-  seconds: { kind: "value", help: "minimum measuring time (default 1)" },
+const positive = { integer: true, min: 1 } as const;
+const spec: CommandSpec = {
+  m: { kind: "value", required: true, number: positive, help: "rows of a (1 = decode GEMV with a [N, K] weight)" },
+  k: { kind: "value", required: true, number: positive, help: "inner size" },
+  n: { kind: "value", required: true, number: positive, help: "columns of the output" },
+  threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads for the wasm backend (default 1)" },
+  backend: { kind: "value", choices: ["wasm", "webgpu", "js"], help: "backend (default wasm)" },
+  dtype: { kind: "value", choices: ["f32", "bf16"], help: "weights (default f32)" },
+  seconds: { kind: "value", number: { min: 0, minExclusive: true }, help: "minimum measuring time (default 1)" },
   "plain-simd": { kind: "flag", help: "wasm: the plain-SIMD build (mul + add) instead of the relaxed-SIMD one" },
   json: { kind: "flag", help: "print one JSON object" },
-  help: { kind: "flag", help: "show this help" },
 };
 
 export async function runBench(args: string[]): Promise<void> {
   const [what, ...rest] = args;
-  if (what !== "matmul") throw new UsageError(`olmo bench: expected "olmo bench matmul ...", got "${what ?? ""}"\n\n${usage("bench matmul", spec)}`);
-  const { values, flags } = parseArgs("bench matmul", rest, spec);
-  if (flags.has("help")) return void console.log(usage("bench matmul", spec));
-  const int = (name: string, fallback?: number) => {
-    const raw = values.get(name);
-    if (raw === undefined && fallback !== undefined) return fallback;
-    const v = Number(raw);
-    if (raw === undefined || !Number.isInteger(v) || v < 1) throw new UsageError(`olmo bench matmul: --${name} must be a positive integer, got ${raw ?? "nothing"}`);
-    return v;
-  };
-  const dtype = values.get("dtype") ?? "f32";
-  if (dtype !== "f32" && dtype !== "bf16") throw new UsageError(`olmo bench matmul: --dtype must be f32 or bf16, got ${dtype}`);
-  const threads = int("threads", 1);
-  const seconds = Number(values.get("seconds") ?? 1);
+  if (what === "--help" || what === "-h") return void console.log(usage("bench matmul", spec));
+  if (what !== "matmul") throw new UsageError(`expected "olmo bench matmul ...", got "${what ?? ""}"\n\n${usage("bench matmul", spec)}`);
+  const parsed = parseArgs("bench matmul", rest, spec);
+  if (parsed.help) return void console.log(usage("bench matmul", spec));
+  const { values, flags, numbers } = parsed;
+  const [m, k, n] = [numbers.get("m")!, numbers.get("k")!, numbers.get("n")!];
+  const dtype = (values.get("dtype") ?? "f32") as "f32" | "bf16";
+  const threads = numbers.get("threads") ?? 1;
+  const seconds = numbers.get("seconds") ?? 1;
   const backend = await backendByName(values.get("backend") ?? "wasm", threads, { relaxedSimd: !flags.has("plain-simd") });
   // A backend that reads back synchronously runs each kernel when it is called, so timing the calls
   // times the work; one without (WebGPU) queues kernels, and is timed up to sync().
   const result = backend.downloadSync
-    ? measureMatmul(backend, threads, int("m"), int("k"), int("n"), dtype, seconds)
-    : await measureMatmulQueued(backend, int("m"), int("k"), int("n"), dtype, seconds);
+    ? measureMatmul(backend, threads, m, k, n, dtype, seconds)
+    : await measureMatmulQueued(backend, m, k, n, dtype, seconds);
   backend.dispose();
   if (flags.has("json")) console.log(JSON.stringify(result));
   else {

@@ -6,26 +6,26 @@
 import {
   createJsBackend, generate, initialWeights, memory, Olmo, TokenDataset, Trainer, type OlmoConfig,
 } from "../index.js";
+import { parseArgs, usage, type CommandSpec } from "./args.js";
 
 const TEXT =
   "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and arrows " +
   "of outrageous fortune, or to take arms against a sea of troubles and by opposing end them. To die, to sleep; " +
   "no more; and by a sleep to say we end the heart-ache and the thousand natural shocks that flesh is heir to.";
 
-function option(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const value = Number(args[i + 1]);
-  if (!Number.isFinite(value)) throw new Error(`${name} expects a number, got ${args[i + 1] ?? "nothing"}`);
-  return value;
-}
+const spec: CommandSpec = {
+  steps: { kind: "value", number: { integer: true, min: 1 }, help: "AdamW steps (default 150)" },
+  seed: { kind: "value", number: { integer: true, min: 0, max: 2 ** 32 - 1 }, help: "initialisation and data seed (default 0)" },
+  lr: { kind: "value", number: { min: 0, minExclusive: true }, help: "peak learning rate (default 1e-2)" },
+};
 
 export async function runDemo(args: string[]): Promise<void> {
-  if (args.includes("--help")) {
-    console.log("usage: olmo demo [--steps N] [--seed S] [--lr LR]\n\nTrains a one-block OLMo over characters with the reference backend, then generates.");
+  const parsed = parseArgs("demo", args, spec);
+  if (parsed.help) {
+    console.log(`${usage("demo", spec)}\n\nTrains a one-block OLMo over characters with the reference backend, then generates.`);
     return;
   }
-  const steps = option(args, "--steps", 150), seed = option(args, "--seed", 0), lr = option(args, "--lr", 1e-2);
+  const steps = parsed.numbers.get("steps") ?? 150, seed = parsed.numbers.get("seed") ?? 0, lr = parsed.numbers.get("lr") ?? 1e-2;
   const backend = createJsBackend();
   const chars = [...new Set(TEXT)].sort();
   const encode = (s: string) => [...s].map((c) => chars.indexOf(c));

@@ -1,20 +1,26 @@
 // `olmo generate` and `olmo logits`: load a model folder, then generate text or write logits.
 
 import { rename, writeFile } from "node:fs/promises";
-import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { readFileSync } from "node:fs";
 import {
   BYTES_PER_ELEMENT, generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions,
 } from "../index.js";
-import { cachedHubSource, folderSource } from "../node/index.js";
-import { numberOption, parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
+import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { backendByName } from "./backends.js";
+import { DEFAULT_MODEL, locateModel, modelSource, type ModelLocation } from "./model.js";
 
-const modelOptions: Record<string, OptionSpec> = {
-  model: { kind: "value", help: "model folder, or a Hub repo owner/name (HF_ENDPOINT overrides the server); default: the bundled tiny Shakespeare model" },
+export { DEFAULT_MODEL } from "./model.js";
+
+const modelOptions: CommandSpec = {
+  model: {
+    kind: "value", placeholder: "DIR_OR_REPO",
+    help: "model folder, training run (--save folder: its latest step), or Hub repo owner/name (HF_ENDPOINT overrides the server); default: the bundled tiny Shakespeare model",
+  },
   revision: { kind: "value", help: "Hub revision: branch, tag or commit (default main)" },
-  backend: { kind: "value", help: "js, wasm (default) or webgpu" },
-  threads: { kind: "value", help: "threads of the wasm backend (default: cores, at most 8)" },
-  dtype: { kind: "value", help: "weight storage: auto (default: f32 under 200M parameters), f32 or bf16" },
+  backend: { kind: "value", choices: ["js", "wasm", "webgpu"], help: "backend (default wasm)" },
+  threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend (default: cores, at most 8)" },
+  dtype: { kind: "value", choices: ["auto", "f32", "bf16"], help: "weight storage (default auto: f32 under 200M parameters)" },
 };
 
 /** A progress bar on stderr while a checkpoint loads (only on a terminal). */
@@ -31,82 +37,97 @@ function progressBar(label: string): (read: number, total: number) => void {
   };
 }
 
-/** The default model shipped in the package (see models/olmo-tiny-shakespeare/RECIPE.md). */
-export const DEFAULT_MODEL = new URL("../models/olmo-tiny-shakespeare", import.meta.url).pathname;
+/** Check the model options (no output, nothing loaded): where the model is. */
+async function locate(parsed: ParsedArgs): Promise<ModelLocation> {
+  return locateModel(parsed.values.get("model") ?? DEFAULT_MODEL, parsed.values.get("revision"));
+}
 
-async function openModel(values: Map<string, string>) {
-  const dir = values.get("model") ?? DEFAULT_MODEL;
-  if (!values.has("model")) console.error(`olmo: no --model given, using the default model ${dir}`);
-  const backendName = values.get("backend") ?? "wasm";
-  const threadsRaw = values.get("threads");
-  const threads = threadsRaw === undefined ? undefined : Number(threadsRaw);
-  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new UsageError(`--threads must be a positive integer, got ${threadsRaw}`);
-  const backend: AnyBackend = await backendByName(backendName, threads ?? Math.min(8, (await import("node:os")).availableParallelism()));
-  const dtype = values.get("dtype") ?? "auto";
-  if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
+async function openModel(parsed: ParsedArgs, location: ModelLocation) {
+  const { values, numbers } = parsed;
+  const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? Math.min(8, availableParallelism()));
+  const dtype = (values.get("dtype") ?? "auto") as "auto" | "f32" | "bf16";
   const started = performance.now();
-  // A path that exists is a folder; otherwise "owner/name" is a Hub repo, downloaded into the cache.
-  const isHubRepo = !existsSync(dir) && /^[\w.-]+\/[\w.-]+$/.test(dir);
-  if (values.has("revision") && !isHubRepo) throw new UsageError(`--revision needs --model to be a Hub repo (owner/name); ${dir} is a folder`);
   const bars = new Map<string, (read: number, total: number) => void>();
   const onProgress = (file: string, read: number, total: number) => {
     if (!bars.has(file)) bars.set(file, progressBar(`downloading ${file}`));
     bars.get(file)!(read, total);
   };
-  const source = isHubRepo
-    ? cachedHubSource({ repo: dir, revision: values.get("revision"), endpoint: process.env.HF_ENDPOINT, onProgress })
-    : folderSource(dir);
-  const loaded = await loadOlmo(source, backend, {
-    weightDType: dtype,
-    onProgress: progressBar(`loading ${dir}`),
-    // Room for a KV cache of the whole context, plus activations.
-    extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,
-  });
-  const loadBytes = [...loaded.model.weights.values()].reduce((sum, w) => sum + w.size * BYTES_PER_ELEMENT[w.dtype], 0);
-  return { ...loaded, backend, loadStarted: started, loadSeconds: (performance.now() - started) / 1000, loadBytes };
+  const name = location.kind === "folder" ? location.folder : location.repo;
+  try {
+    const loaded = await loadOlmo(modelSource(location, values.get("revision"), onProgress), backend, {
+      weightDType: dtype,
+      onProgress: progressBar(`loading ${name}`),
+      // Room for a KV cache of the whole context, plus activations.
+      extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,
+    });
+    const loadBytes = [...loaded.model.weights.values()].reduce((sum, w) => sum + w.size * BYTES_PER_ELEMENT[w.dtype], 0);
+    return { ...loaded, backend, name, loadStarted: started, loadSeconds: (performance.now() - started) / 1000, loadBytes };
+  } catch (e) {
+    backend.dispose();
+    throw e;
+  }
 }
 
-const generateSpec: Record<string, OptionSpec> = {
+const generateSpec: CommandSpec = {
   ...modelOptions,
-  prompt: { kind: "value", help: "prompt text (needs tokenizer.json in the folder, or --tokenizer)" },
-  ids: { kind: "value", help: "prompt as comma-separated token ids" },
-  tokenizer: { kind: "value", help: "tokenizer.json to use instead of the folder's" },
-  "max-new-tokens": { kind: "value", help: "new tokens at most (default 64)" },
-  "max-length": { kind: "value", help: "prompt + new tokens at most" },
+  prompt: { kind: "value", placeholder: "TEXT", help: "prompt text, also accepted as the argument (needs the model's tokenizer.json, or --tokenizer)" },
+  ids: { kind: "value", placeholder: "1,2,3", help: "prompt as comma-separated token ids" },
+  tokenizer: { kind: "value", placeholder: "FILE", help: "tokenizer.json to use instead of the folder's" },
+  "max-new-tokens": { kind: "value", number: { integer: true, min: 1 }, help: "new tokens at most (default 64)" },
+  "max-length": { kind: "value", number: { integer: true, min: 1 }, help: "prompt + new tokens at most" },
   "do-sample": { kind: "flag", help: "sample instead of greedy decoding" },
-  temperature: { kind: "value", help: "sampling temperature (default 1)" },
-  "top-k": { kind: "value", help: "keep the k most likely tokens when sampling (default 50)" },
-  "top-p": { kind: "value", help: "nucleus sampling threshold (default 1)" },
-  seed: { kind: "value", help: "sampling seed (default 0)" },
-  "no-repeat-ngram-size": { kind: "value", help: "never repeat an n-gram of this size" },
+  temperature: { kind: "value", number: { min: 0, minExclusive: true }, help: "sampling temperature (default 1)" },
+  "top-k": { kind: "value", number: { integer: true, min: 0 }, help: "keep the k most likely tokens when sampling (default 50; 0 keeps all)" },
+  "top-p": { kind: "value", number: { min: 0, max: 1, minExclusive: true }, help: "nucleus sampling threshold (default 1)" },
+  seed: { kind: "value", number: { integer: true, min: 0, max: 2 ** 32 - 1 }, help: "sampling seed (default 0)" },
+  "no-repeat-ngram-size": { kind: "value", number: { integer: true, min: 0 }, help: "never repeat an n-gram of this size (0: off)" },
   json: { kind: "flag", help: "print one JSON object instead of streaming text" },
-  help: { kind: "flag", help: "show this help" },
 };
 
 export async function runGenerate(args: string[]): Promise<void> {
-  const { values, flags } = parseArgs("generate", args, generateSpec);
-  if (flags.has("help")) return void console.log(usage("generate", generateSpec));
+  const parsed = parseArgs("generate", args, generateSpec, { positional: "prompt", exactlyOne: [["prompt", "ids"]] });
+  if (parsed.help) return void console.log(usage("generate", generateSpec, "prompt"));
+  const { values, flags, numbers } = parsed;
   const prompt = values.get("prompt"), idsRaw = values.get("ids");
-  if ((prompt === undefined) === (idsRaw === undefined)) throw new UsageError("olmo generate: give exactly one of --prompt TEXT or --ids 1,2,3");
-  const number = (name: string) => numberOption("generate", values, name);
-  const { model, tokenizer: folderTokenizer, backend, loadStarted, loadSeconds, loadBytes } = await openModel(values);
+  const idList = idsRaw === undefined ? null : parseIdList("--ids", idsRaw);
+  const tokenizerFile = values.get("tokenizer");
+  const fileTokenizer = tokenizerFile ? readTokenizerFile(tokenizerFile) : null;
+  const location = await locate(parsed);
+  // Everything the command line alone can get wrong is checked above; the model's limits are
+  // checked below, still before any output.
+  const { model, tokenizer: folderTokenizer, backend, name, loadStarted, loadSeconds, loadBytes } = await openModel(parsed, location);
   try {
-    const tokenizerFile = values.get("tokenizer");
-    const tokenizer = tokenizerFile ? new Tokenizer(readFileSync(tokenizerFile, "utf8"), { eosTokenId: model.config.eosTokenId }) : folderTokenizer;
-    if (prompt !== undefined && !tokenizer) throw new UsageError(`${values.get("model")} has no tokenizer.json: pass --tokenizer FILE or use --ids`);
-    const promptIds = prompt !== undefined ? tokenizer!.encode(prompt) : parseIdList("--ids", idsRaw!);
+    const tokenizer = fileTokenizer ? new Tokenizer(fileTokenizer.text, { eosTokenId: model.config.eosTokenId }) : folderTokenizer;
+    if (prompt !== undefined && !tokenizer) throw new UsageError(`${name} has no tokenizer.json: pass --tokenizer FILE or use --ids`);
+    const promptIds = prompt !== undefined ? tokenizer!.encode(prompt) : idList!;
+    const { vocabSize, maxPositionEmbeddings: context } = model.config;
+    if (promptIds.length === 0) throw new UsageError("the prompt is empty: give at least one token");
+    const bad = promptIds.find((id) => id >= vocabSize);
+    if (bad !== undefined) throw new UsageError(`token id ${bad} is outside the model's vocabulary [0, ${vocabSize})`);
+    if (promptIds.length > context) throw new UsageError(`the prompt has ${promptIds.length} tokens, more than the model's context of ${context}`);
+    const maxNew = numbers.get("max-new-tokens"), maxLength = numbers.get("max-length");
+    const wanted = maxNew ?? (maxLength !== undefined ? maxLength - promptIds.length : 64);
+    // A warning rather than an error: the tokens up to the context are still what was asked for, and
+    // the user learns the limit before the text starts instead of guessing why it stopped.
+    if (promptIds.length + wanted > context) {
+      console.error(
+        `olmo generate: warning: the prompt (${promptIds.length} tokens) + ${wanted} new tokens exceed the model's context of ${context} tokens; ` +
+          `generation stops after ${context - promptIds.length} new tokens`,
+      );
+    }
+    if (!values.has("model")) console.error(`olmo generate: no --model given, using the default model ${name}`);
     const stream = tokenizer?.streamDecoder();
     const json = flags.has("json");
     let firstTokenAt: number | undefined;
     const options: GenerateOptions = {
-      maxNewTokens: number("max-new-tokens"),
-      maxLength: number("max-length"),
+      maxNewTokens: maxNew,
+      maxLength,
       doSample: flags.has("do-sample"),
-      temperature: number("temperature"),
-      topK: number("top-k"),
-      topP: number("top-p"),
-      seed: number("seed"),
-      noRepeatNgramSize: number("no-repeat-ngram-size"),
+      temperature: numbers.get("temperature"),
+      topK: numbers.get("top-k"),
+      topP: numbers.get("top-p"),
+      seed: numbers.get("seed"),
+      noRepeatNgramSize: numbers.get("no-repeat-ngram-size"),
       onToken: (id) => {
         firstTokenAt ??= performance.now();
         if (json) return;
@@ -141,6 +162,21 @@ export async function runGenerate(args: string[]): Promise<void> {
   }
 }
 
+/** A tokenizer.json named by a flag, read and parsed, or a runtime error naming the file. */
+export function readTokenizerFile(path: string): { text: string; tokenizer: Tokenizer } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read tokenizer file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return { text, tokenizer: new Tokenizer(text) };
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+
 /** A .npy (format 1.0) file of float32 values with the given shape. */
 export function encodeNpy(values: Float32Array, shape: readonly number[]): Uint8Array {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
@@ -153,20 +189,19 @@ export function encodeNpy(values: Float32Array, shape: readonly number[]): Uint8
   return out;
 }
 
-const logitsSpec: Record<string, OptionSpec> = {
+const logitsSpec: CommandSpec = {
   ...modelOptions,
-  ids: { kind: "value", help: "token ids, comma-separated" },
-  out: { kind: "value", help: "output .npy file: float32 logits [T, vocab_size]" },
-  help: { kind: "flag", help: "show this help" },
+  ids: { kind: "value", required: true, placeholder: "1,2,3", help: "token ids, comma-separated" },
+  out: { kind: "value", required: true, placeholder: "FILE.npy", help: "output .npy file: float32 logits [T, vocab_size]" },
 };
 
 export async function runLogits(args: string[]): Promise<void> {
-  const { values, flags } = parseArgs("logits", args, logitsSpec);
-  if (flags.has("help")) return void console.log(usage("logits", logitsSpec));
-  const idsRaw = values.get("ids"), out = values.get("out");
-  if (idsRaw === undefined || out === undefined) throw new UsageError("olmo logits: --ids 1,2,3 and --out FILE.npy are required");
-  const ids = parseIdList("--ids", idsRaw);
-  const { model, backend } = await openModel(values);
+  const parsed = parseArgs("logits", args, logitsSpec);
+  if (parsed.help) return void console.log(usage("logits", logitsSpec));
+  const ids = parseIdList("--ids", parsed.values.get("ids")!);
+  const out = parsed.values.get("out")!;
+  const location = await locate(parsed);
+  const { model, backend } = await openModel(parsed, location);
   try {
     if (ids.length > model.config.maxPositionEmbeddings) throw new UsageError(`--ids has ${ids.length} tokens, more than the context length ${model.config.maxPositionEmbeddings}`);
     const bad = ids.find((id) => id >= model.config.vocabSize);
@@ -183,4 +218,3 @@ export async function runLogits(args: string[]): Promise<void> {
     backend.dispose();
   }
 }
-

@@ -1,6 +1,10 @@
 // The `olmo` command-line tool (Node only). Each command is one entry of the table below.
+//
+// Every error is printed the same way: `olmo <command>: <message>` on stderr, exit status 2 for a
+// mistake in the command line (UsageError) and 1 for anything that went wrong while running.
 
-import { UsageError } from "./args.js";
+import { readFileSync } from "node:fs";
+import { closest, UsageError } from "./args.js";
 import { runBench } from "./bench.js";
 import { runDemo } from "./demo.js";
 import { runGenerate, runLogits } from "./generate.js";
@@ -14,7 +18,7 @@ interface Command {
 
 const commands: Record<string, Command> = {
   demo: { summary: "train a one-block OLMo over characters on a paragraph with the reference backend and sample from it", run: runDemo },
-  generate: { summary: "generate text with an OLMo model folder: --model DIR (--prompt TEXT | --ids 1,2,3) [--json]", run: runGenerate },
+  generate: { summary: "generate text: olmo generate [--model DIR_OR_RUN_OR_REPO] \"PROMPT\" (or --prompt TEXT | --ids 1,2,3) [--json]", run: runGenerate },
   logits: { summary: "write the logits of token ids as a .npy file: --model DIR --ids 1,2,3 --out FILE.npy", run: runLogits },
   "prepare-data": { summary: "tokenize text or JSONL into OLMo's input_ids.npy / label_mask.npy", run: runPrepareData },
   train: { summary: "train or fine-tune an OLMo model (AdamW, OLMo schedules, checkpoints): see olmo train --help", run: runTrain },
@@ -25,30 +29,41 @@ const commands: Record<string, Command> = {
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
-  return ["usage: olmo <command> [options]", "", "commands:", ...lines, "", "olmo <command> --help shows a command's options."].join("\n");
+  return ["usage: olmo <command> [options]", "", "commands:", ...lines, "", "olmo <command> --help shows a command's options; olmo --version the version."].join("\n");
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** Print an error as every command does, and set the exit status (2: the command line, 1: the run). */
+export function reportError(command: string, error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  // Messages already prefixed (from a layer that names the command itself) are printed as they are.
+  console.error(message.startsWith("olmo ") ? message : `olmo ${command}: ${message}`);
+  if (error instanceof UsageError) {
+    console.error(command === "" ? "olmo --help lists the commands" : `olmo ${command} --help lists its options`);
+    process.exitCode = 2;
+  } else process.exitCode = 1;
 }
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
-  if (!name || name === "--help" || name === "-h" || name === "help") {
-    console.log(usage());
-    return;
-  }
+  if (!name || name === "--help" || name === "-h" || name === "help") return void console.log(usage());
+  if (name === "--version" || name === "-v") return void console.log(version());
   const command = commands[name];
   if (!command) {
-    console.error(`olmo: unknown command "${name}"\n\n${usage()}`);
+    const guess = closest(name, Object.keys(commands));
+    console.error(`olmo: unknown command "${name}"${guess ? ` (did you mean ${guess}?)` : ""}\n\n${usage()}`);
     process.exitCode = 2;
     return;
   }
-  await command.run(rest);
+  try {
+    await command.run(rest);
+  } catch (error) {
+    reportError(name, error);
+  }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError) {
-    console.error(error.message);
-    process.exitCode = 2;
-    return;
-  }
-  console.error(`olmo: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-});
+await main(process.argv.slice(2));

@@ -1,55 +1,68 @@
-// `olmo tokenize` and `olmo detokenize`: the tokenizer from the command line.
+// `olmo tokenize` and `olmo detokenize`: the tokenizer from the command line. The tokenizer is the
+// model's (--model, default the bundled model), or a tokenizer.json given with --tokenizer.
 
 import { readFileSync } from "node:fs";
-import { Tokenizer } from "../index.js";
-import { parseArgs, parseIdList, UsageError, usage, type OptionSpec } from "./args.js";
+import { readTextFile, Tokenizer } from "../index.js";
+import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
+import { readTokenizerFile } from "./generate.js";
+import { DEFAULT_MODEL, locateModel, modelSource } from "./model.js";
 
-function loadTokenizer(command: string, path: string | undefined): Tokenizer {
-  if (!path) throw new UsageError(`olmo ${command}: --tokenizer FILE.json is required`);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new Error(`cannot read tokenizer file ${path}: ${(e as Error).message}`);
+const tokenizerOptions: CommandSpec = {
+  model: { kind: "value", placeholder: "DIR_OR_REPO", help: "use this model's tokenizer.json (a folder, training run or Hub repo; default: the bundled model)" },
+  revision: { kind: "value", help: "Hub revision of --model (default main)" },
+  tokenizer: { kind: "value", placeholder: "FILE.json", help: "a tokenizer.json file instead of the model's" },
+};
+
+async function loadTokenizer(parsed: ParsedArgs): Promise<Tokenizer> {
+  const file = parsed.values.get("tokenizer");
+  if (file !== undefined) {
+    if (parsed.values.has("model")) throw new UsageError("give --model or --tokenizer, not both");
+    return readTokenizerFile(file).tokenizer;
   }
+  const revision = parsed.values.get("revision");
+  const location = await locateModel(parsed.values.get("model") ?? DEFAULT_MODEL, revision);
+  const source = modelSource(location, revision);
+  const text = await readTextFile(source, "tokenizer.json");
+  if (text === null) throw new Error(`${source.name} has no tokenizer.json: pass --tokenizer FILE.json`);
   try {
     return new Tokenizer(text);
   } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
+    throw new Error(`${source.name}/tokenizer.json: ${(e as Error).message}`);
   }
 }
 
-const tokenizeSpec: Record<string, OptionSpec> = {
-  tokenizer: { kind: "value", help: "tokenizer.json of the model" },
-  text: { kind: "value", help: "text to encode" },
-  file: { kind: "value", help: "file whose UTF-8 contents to encode" },
+const tokenizeSpec: CommandSpec = {
+  ...tokenizerOptions,
+  text: { kind: "value", placeholder: "TEXT", help: "text to encode" },
+  file: { kind: "value", placeholder: "PATH", help: "file whose UTF-8 contents to encode" },
   "add-eos": { kind: "flag", help: "append the EOS id (50279)" },
-  help: { kind: "flag", help: "show this help" },
 };
 
 export async function runTokenize(args: string[]): Promise<void> {
-  const { values, flags } = parseArgs("tokenize", args, tokenizeSpec);
-  if (flags.has("help")) return void console.log(usage("tokenize", tokenizeSpec));
-  const tokenizer = loadTokenizer("tokenize", values.get("tokenizer"));
+  const parsed = parseArgs("tokenize", args, tokenizeSpec, { exactlyOne: [["text", "file"]] });
+  if (parsed.help) return void console.log(usage("tokenize", tokenizeSpec));
+  const { values, flags } = parsed;
+  const tokenizer = await loadTokenizer(parsed);
   const text = values.get("text"), file = values.get("file");
-  if ((text === undefined) === (file === undefined)) throw new UsageError("olmo tokenize: give exactly one of --text TEXT or --file PATH");
-  const input = text ?? readFileSync(file!, "utf8");
+  let input: string;
+  try {
+    input = text ?? readFileSync(file!, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read --file ${file}: ${(e as Error).message}`);
+  }
   console.log(JSON.stringify(tokenizer.encode(input, { addEos: flags.has("add-eos") })));
 }
 
-const detokenizeSpec: Record<string, OptionSpec> = {
-  tokenizer: { kind: "value", help: "tokenizer.json of the model" },
-  ids: { kind: "value", help: "comma-separated token ids, e.g. 1552,310,247" },
+const detokenizeSpec: CommandSpec = {
+  ...tokenizerOptions,
+  ids: { kind: "value", required: true, placeholder: "1,2,3", help: "comma-separated token ids, e.g. 1552,310,247" },
   "skip-special-tokens": { kind: "flag", help: "leave out <|endoftext|> and <|padding|>" },
-  help: { kind: "flag", help: "show this help" },
 };
 
 export async function runDetokenize(args: string[]): Promise<void> {
-  const { values, flags } = parseArgs("detokenize", args, detokenizeSpec);
-  if (flags.has("help")) return void console.log(usage("detokenize", detokenizeSpec));
-  const tokenizer = loadTokenizer("detokenize", values.get("tokenizer"));
-  const raw = values.get("ids");
-  if (raw === undefined) throw new UsageError("olmo detokenize: --ids 1,2,3 is required");
-  const ids = parseIdList("olmo detokenize: --ids", raw);
-  process.stdout.write(tokenizer.decode(ids, { skipSpecialTokens: flags.has("skip-special-tokens") }) + "\n");
+  const parsed = parseArgs("detokenize", args, detokenizeSpec);
+  if (parsed.help) return void console.log(usage("detokenize", detokenizeSpec));
+  const ids = parseIdList("--ids", parsed.values.get("ids")!);
+  const tokenizer = await loadTokenizer(parsed);
+  process.stdout.write(tokenizer.decode(ids, { skipSpecialTokens: parsed.flags.has("skip-special-tokens") }) + "\n");
 }

@@ -1,39 +1,48 @@
 // `olmo prepare-data` and `olmo train`.
 
-import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { appendFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
-  configFromHf, initialWeights, lossCurveSvg, NaNLossError, Olmo, OLMO_PRESETS, prepareTrainingData, Tokenizer, Trainer,
-  type IdDType, type OlmoConfig, type StepMetrics, type TrainOptions,
+  configFromHf, initialWeights, lossCurveSvg, Olmo, OLMO_PRESETS, parameterCount, prepareTrainingData, Tokenizer, Trainer, trainingBytes,
+  TrainingStoppedError, type AnyBackend, type IdDType, type OlmoConfig, type StepMetrics, type TrainOptions,
 } from "../index.js";
-import { loadTrainableModel, readTokenDataset, restoreTrainerState, saveTrainingCheckpoint, writeTokenData } from "../node/index.js";
-import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import {
+  CheckpointRun, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState, writeTokenData,
+} from "../node/index.js";
+import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 
 // ---------------------------------------------------------------------------------------------------
 // prepare-data
 
-const prepareSpec: Record<string, OptionSpec> = {
-  tokenizer: { kind: "value", help: "tokenizer.json" },
-  input: { kind: "value", help: "a text file (one document) or JSONL: {\"text\": ...} or {\"messages\": [{role, content}]} per line (the last message is the labelled answer)" },
-  "seq-len": { kind: "value", help: "instance length (chat examples are padded / cut to it)" },
-  out: { kind: "value", help: "output folder for input_ids.npy and label_mask.npy" },
-  "ids-dtype": { kind: "value", help: "uint16 (default) or uint32" },
-  help: { kind: "flag", help: "show this help" },
+const prepareSpec: CommandSpec = {
+  tokenizer: { kind: "value", required: true, placeholder: "FILE.json", help: "tokenizer.json" },
+  input: {
+    kind: "value", required: true, placeholder: "FILE",
+    help: "a text file (one document) or JSONL: {\"text\": ...} or {\"messages\": [{role, content}]} per line (the last message is the labelled answer)",
+  },
+  "seq-len": { kind: "value", required: true, number: { integer: true, min: 2 }, help: "instance length (chat examples are padded / cut to it)" },
+  out: { kind: "value", required: true, placeholder: "DIR", help: "output folder for input_ids.npy and label_mask.npy" },
+  "ids-dtype": { kind: "value", choices: ["uint16", "uint32"], help: "id type (default uint16)" },
 };
 
+async function readInput(flag: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (e) {
+    throw new Error(`cannot read ${flag} ${path}: ${(e as Error).message}`);
+  }
+}
+
 export async function runPrepareData(args: string[]): Promise<void> {
-  const { values, flags } = parseArgs("prepare-data", args, prepareSpec);
-  if (flags.has("help")) return void console.log(usage("prepare-data", prepareSpec));
-  const tokenizerFile = values.get("tokenizer"), input = values.get("input"), out = values.get("out");
-  const seqLen = Number(values.get("seq-len"));
-  if (!tokenizerFile || !input || !out) throw new UsageError("olmo prepare-data: --tokenizer, --input, --seq-len and --out are required");
-  if (!Number.isInteger(seqLen) || seqLen < 2) throw new UsageError(`--seq-len must be an integer >= 2, got ${values.get("seq-len")}`);
+  const parsed = parseArgs("prepare-data", args, prepareSpec);
+  if (parsed.help) return void console.log(usage("prepare-data", prepareSpec));
+  const { values, numbers } = parsed;
+  const input = values.get("input")!, out = values.get("out")!, seqLen = numbers.get("seq-len")!;
   const dtype = (values.get("ids-dtype") ?? "uint16") as IdDType;
-  if (dtype !== "uint16" && dtype !== "uint32") throw new UsageError(`--ids-dtype must be uint16 or uint32, got ${dtype}`);
-  const tokenizer = new Tokenizer(await readFile(tokenizerFile, "utf8"));
-  const text = await readFile(input, "utf8");
+  const tokenizer = new Tokenizer(await readInput("--tokenizer", values.get("tokenizer")!));
+  const text = await readInput("--input", input);
   const { ids, mask } = prepareTrainingData(tokenizer, text, { jsonl: input.endsWith(".jsonl"), seqLen, dtype, source: input });
   await writeTokenData(out, ids, mask);
   console.log(`wrote ${ids.length} tokens (${Math.floor(ids.length / seqLen)} instances of ${seqLen}) to ${out}/input_ids.npy (${dtype}, no header) and label_mask.npy`);
@@ -42,36 +51,40 @@ export async function runPrepareData(args: string[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------------
 // train
 
-const trainSpec: Record<string, OptionSpec> = {
-  model: { kind: "value", help: "start from this model folder (fine-tuning)" },
-  config: { kind: "value", help: "start from scratch: a preset (OLMo-1B, ...) or a config.json file" },
-  tokenizer: { kind: "value", help: "tokenizer.json to copy into each checkpoint" },
-  data: { kind: "value", help: "folder with input_ids.npy [+ label_mask.npy], or the ids file itself" },
-  "label-mask": { kind: "value", help: "label mask file (default: label_mask.npy beside the ids, or all ones)" },
-  "ids-dtype": { kind: "value", help: "uint16 (default) or uint32" },
-  "seq-len": { kind: "value", help: "instance length" },
-  "batch-size": { kind: "value", help: "instances per update" },
-  "micro-batch-size": { kind: "value", help: "instances per forward / backward pass (gradient accumulation)" },
-  steps: { kind: "value", help: "updates to run (in all, counting a resumed run's)" },
-  lr: { kind: "value", help: "peak learning rate" },
-  warmup: { kind: "value", help: "warmup steps (from 0.1 lr)" },
-  schedule: { kind: "value", help: "cosine (default), linear or constant" },
-  "t-max": { kind: "value", help: "step where decay ends (default: --steps)" },
-  "alpha-f": { kind: "value", help: "final lr fraction (default 0.1)" },
-  "weight-decay": { kind: "value", help: "default 0.1" },
-  betas: { kind: "value", help: "default 0.9,0.95" },
-  eps: { kind: "value", help: "default 1e-5" },
-  "max-grad-norm": { kind: "value", help: "clip the global gradient norm (default 1.0; 0 disables)" },
+const int = (min: number) => ({ integer: true, min });
+const positive = { min: 0, minExclusive: true };
+
+const trainSpec: CommandSpec = {
+  model: { kind: "value", placeholder: "DIR", help: "start from this model folder (fine-tuning)" },
+  config: { kind: "value", placeholder: "PRESET_OR_JSON", help: "start from scratch: a preset (OLMo-1B, ...) or a config.json file" },
+  load: { kind: "value", placeholder: "DIR", help: "resume from a checkpoint folder or --save folder" },
+  tokenizer: { kind: "value", placeholder: "FILE.json", help: "tokenizer.json to copy into each checkpoint" },
+  data: { kind: "value", required: true, placeholder: "DIR_OR_FILE", help: "folder with input_ids.npy [+ label_mask.npy] (from olmo prepare-data), or the ids file itself" },
+  "label-mask": { kind: "value", placeholder: "FILE", help: "label mask file (default: label_mask.npy beside the ids, or all ones)" },
+  "ids-dtype": { kind: "value", choices: ["uint16", "uint32"], help: "id type of the data (default uint16)" },
+  "seq-len": { kind: "value", required: true, number: int(2), help: "instance length" },
+  "batch-size": { kind: "value", required: true, number: int(1), help: "instances per update" },
+  "micro-batch-size": { kind: "value", number: int(1), help: "instances per forward / backward pass (gradient accumulation; divides --batch-size)" },
+  steps: { kind: "value", required: true, number: int(1), help: "updates to run (in all, counting a resumed run's)" },
+  lr: { kind: "value", required: true, number: positive, help: "peak learning rate" },
+  warmup: { kind: "value", number: int(0), help: "warmup steps (from 0.1 lr; default 0)" },
+  schedule: { kind: "value", choices: ["cosine", "linear", "constant"], help: "learning-rate decay (default cosine)" },
+  "t-max": { kind: "value", number: int(1), help: "step where decay ends (default: --steps)" },
+  "alpha-f": { kind: "value", number: { min: 0, max: 1 }, help: "final lr fraction (default 0.1)" },
+  "weight-decay": { kind: "value", number: { min: 0 }, help: "default 0.1" },
+  betas: { kind: "value", placeholder: "B1,B2", help: "AdamW betas, two numbers in [0, 1) (default 0.9,0.95)" },
+  eps: { kind: "value", number: positive, help: "AdamW epsilon (default 1e-5)" },
+  "max-grad-norm": { kind: "value", number: { min: 0 }, help: "clip the global gradient norm (default 1.0; 0 disables)" },
   "decay-embeddings": { kind: "flag", help: "weight-decay the embedding too" },
   "no-shuffle": { kind: "flag", help: "visit instances in file order" },
-  seed: { kind: "value", help: "data order and initialisation seed (default 0)" },
-  backend: { kind: "value", help: "js, wasm (default) or webgpu" },
-  threads: { kind: "value", help: "threads of the wasm backend (default 2)" },
-  save: { kind: "value", help: "checkpoint folder (required)" },
-  "save-every": { kind: "value", help: "save every K steps (default: only at the end)" },
-  load: { kind: "value", help: "resume from a checkpoint folder or --save directory" },
+  seed: { kind: "value", number: { integer: true, min: 0, max: 2 ** 32 - 1 }, help: "data order and initialisation seed (default 0)" },
+  backend: { kind: "value", choices: ["js", "wasm", "webgpu"], help: "backend (default wasm)" },
+  threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend (default 2)" },
+  save: { kind: "value", required: true, placeholder: "DIR", help: "checkpoint folder: DIR/step-N folders and DIR/latest" },
+  "save-every": { kind: "value", number: int(0), help: "save every K steps (default 0: at the end, and on Ctrl-C)" },
+  keep: { kind: "value", number: int(1), help: "checkpoints of this run to keep, newest first (default 2; other runs' are never deleted)" },
+  "stop-on-spike": { kind: "value", number: { min: 1, minExclusive: true }, placeholder: "FACTOR", help: "stop, before updating or saving, when a loss exceeds FACTOR times the mean of the last 10" },
   "reset-trainer-state": { kind: "flag", help: "with --load: keep weights and optimizer, restart step, schedule, data" },
-  help: { kind: "flag", help: "show this help" },
 };
 
 async function configFromArg(arg: string): Promise<OlmoConfig> {
@@ -81,91 +94,206 @@ async function configFromArg(arg: string): Promise<OlmoConfig> {
   return configFromHf(await readFile(arg, "utf8"), arg);
 }
 
-export async function runTrain(args: string[]): Promise<void> {
-  const { values, flags } = parseArgs("train", args, trainSpec);
-  if (flags.has("help")) return void console.log(usage("train", trainSpec));
-  const num = (name: string, fallback?: number): number => {
-    const v = numberOption("train", values, name) ?? fallback;
-    if (v === undefined) throw new UsageError(`olmo train: --${name} is required`);
-    return v;
-  };
-  const save = values.get("save");
-  if (!save) throw new UsageError("olmo train: --save DIR is required");
-  const data = values.get("data");
-  if (!data) throw new UsageError("olmo train: --data DIR_OR_FILE is required");
-  const from = [values.get("model"), values.get("config"), values.get("load")].filter((v) => v !== undefined);
-  if (from.length !== 1) throw new UsageError("olmo train: give exactly one of --model DIR, --config PRESET_OR_JSON or --load DIR");
-  const betas = (values.get("betas") ?? "0.9,0.95").split(",").map(Number);
-  if (betas.length !== 2 || betas.some((b) => !(b >= 0 && b < 1))) throw new UsageError(`--betas must be two numbers in [0, 1), got ${values.get("betas")}`);
-  const schedule = values.get("schedule") ?? "cosine";
-  if (!["cosine", "linear", "constant"].includes(schedule)) throw new UsageError(`--schedule must be cosine, linear or constant, got ${schedule}`);
-  const seed = num("seed", 0);
-  const options: TrainOptions = {
-    steps: num("steps"), batchSize: num("batch-size"), microBatchSize: values.has("micro-batch-size") ? num("micro-batch-size") : undefined,
-    lr: num("lr"), warmup: num("warmup", 0), schedule: schedule as TrainOptions["schedule"], tMax: values.has("t-max") ? num("t-max") : undefined,
-    alphaF: num("alpha-f", 0.1), weightDecay: num("weight-decay", 0.1), betas: betas as [number, number], eps: num("eps", 1e-5),
-    maxGradNorm: num("max-grad-norm", 1.0), decayEmbeddings: flags.has("decay-embeddings"), shuffle: !flags.has("no-shuffle"), seed,
-  };
-  const seqLen = num("seq-len");
+/** The config.json of a model folder or a --save folder's latest step, read before any weight is loaded. */
+async function configOfFolder(flag: string, dir: string): Promise<OlmoConfig> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--${flag} ${dir}: no such folder`);
+  const folder = await latestCheckpointFolder(dir);
+  const file = join(folder, "config.json");
+  if (!existsSync(file)) throw new UsageError(`--${flag} ${dir}: no config.json in ${folder}; expected a model folder or a training run's --save folder`);
+  return configFromHf(await readFile(file, "utf8"), file);
+}
 
-  const backendName = values.get("backend") ?? "wasm";
-  const backend = await backendByName(backendName, num("threads", 2));
+/** Refuse, from the size arithmetic alone, a model whose training state cannot fit the backend. */
+function checkTrainingFits(config: OlmoConfig, backend: AnyBackend, microBatchSize: number, seqLen: number, what: string): void {
+  const needed = trainingBytes(config, microBatchSize, seqLen);
+  const { limit, inUse } = backend.memoryUsage();
+  if (inUse + needed > limit) {
+    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    throw new Error(
+      `${what}: training needs at least ${gb(needed)} (${parameterCount(config).toLocaleString("en")} weights in f32 with their gradients and ` +
+        `AdamW's two moments, 16 bytes each, plus the logits of a micro-batch), but the ${backend.name} backend holds at most ${gb(limit)}` +
+        `${backend.name === "wasm" ? " (WebAssembly's 4 GiB)" : ""}: train a smaller model, or on a GPU (--backend webgpu)`,
+    );
+  }
+}
+
+function duration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** Steps logged by earlier runs into metrics.jsonl; a last line a crash cut short is dropped. */
+async function readHistory(file: string, upToStep: number): Promise<StepMetrics[]> {
+  if (!existsSync(file)) return [];
+  const lines = (await readFile(file, "utf8")).split("\n").filter(Boolean);
+  const history: StepMetrics[] = [];
+  for (const [i, line] of lines.entries()) {
+    try {
+      history.push(JSON.parse(line) as StepMetrics);
+    } catch (e) {
+      if (i === lines.length - 1) break;
+      throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  // Steps a crashed run logged past the checkpoint it resumes from are dropped: they will be redone.
+  return history.filter((m) => m.step <= upToStep);
+}
+
+async function writeFileAtomic(path: string, contents: string): Promise<void> {
+  await writeFile(`${path}.tmp`, contents);
+  await rename(`${path}.tmp`, path);
+}
+
+export async function runTrain(args: string[]): Promise<void> {
+  const parsed = parseArgs("train", args, trainSpec, { exactlyOne: [["model", "config", "load"]] });
+  if (parsed.help) return void console.log(usage("train", trainSpec));
+  const { values, flags, numbers } = parsed;
+  const save = values.get("save")!, data = values.get("data")!;
+  const seqLen = numbers.get("seq-len")!, batchSize = numbers.get("batch-size")!, steps = numbers.get("steps")!;
+  const microBatchSize = numbers.get("micro-batch-size");
+  // Checks between flags, after each flag's own range.
+  const problems: string[] = [];
+  if (microBatchSize !== undefined && batchSize % microBatchSize !== 0) problems.push(`--micro-batch-size ${microBatchSize} must divide --batch-size ${batchSize}`);
+  const betasRaw = values.get("betas") ?? "0.9,0.95";
+  const betas = betasRaw.split(",").map((b) => (b.trim() === "" ? NaN : Number(b)));
+  if (betas.length !== 2 || betas.some((b) => !(b >= 0 && b < 1))) problems.push(`--betas must be two numbers in [0, 1), got ${betasRaw}`);
+  if (flags.has("reset-trainer-state") && !values.has("load")) problems.push("--reset-trainer-state needs --load DIR");
+  if (existsSync(save) && !statSync(save).isDirectory()) problems.push(`--save ${save} is a file; expected a folder`);
+  if (problems.length) throw new UsageError(problems.join("\n"));
+  const seed = numbers.get("seed") ?? 0;
+  const options: TrainOptions = {
+    steps, batchSize, microBatchSize, lr: numbers.get("lr")!, warmup: numbers.get("warmup") ?? 0,
+    schedule: (values.get("schedule") ?? "cosine") as TrainOptions["schedule"], tMax: numbers.get("t-max"),
+    alphaF: numbers.get("alpha-f") ?? 0.1, weightDecay: numbers.get("weight-decay") ?? 0.1, betas: betas as [number, number], eps: numbers.get("eps") ?? 1e-5,
+    maxGradNorm: numbers.get("max-grad-norm") ?? 1.0, decayEmbeddings: flags.has("decay-embeddings"), shuffle: !flags.has("no-shuffle"), seed,
+    stopOnSpike: numbers.get("stop-on-spike"),
+  };
+  const saveEvery = numbers.get("save-every") ?? 0;
+
+  // The model's config (without its weights) and the data, checked before anything is allocated.
+  const from = values.has("config") ? "config" : values.has("load") ? "load" : "model";
+  const config = from === "config" ? await configFromArg(values.get("config")!) : await configOfFolder(from, values.get(from)!);
+  const dataset = await readTokenDataset(data, {
+    labelMask: values.get("label-mask"), idsDType: (values.get("ids-dtype") ?? "uint16") as IdDType, seqLen, vocabSize: config.vocabSize,
+  });
+  if (seqLen > config.maxPositionEmbeddings) throw new UsageError(`--seq-len ${seqLen} exceeds the model's context of ${config.maxPositionEmbeddings}`);
+  const tokenizerFile = values.get("tokenizer");
+  let tokenizerJson = tokenizerFile ? await readInput("--tokenizer", tokenizerFile) : null;
+
+  const backend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? 2);
   try {
-    // The model: a checkpoint to resume or fine-tune, or a fresh initialisation.
-    let model: Olmo, resumeFolder: string | null = null, tokenizerJson: string | null = null;
-    if (values.has("config")) {
-      const config = await configFromArg(values.get("config")!);
+    checkTrainingFits(config, backend, microBatchSize ?? batchSize, seqLen, `--${from} ${values.get(from)}`);
+    let model: Olmo, resumeFolder: string | null = null;
+    if (from === "config") {
       model = new Olmo(config, initialWeights(config, seed, backend));
     } else {
-      const loaded = await loadTrainableModel((values.get("load") ?? values.get("model"))!, backend);
+      const loaded = await loadTrainableModel(values.get(from)!, backend);
       model = loaded.model;
-      tokenizerJson = loaded.tokenizerJson;
-      if (values.has("load")) resumeFolder = loaded.folder;
+      // Checkpoints carry the tokenizer: --tokenizer, else the one of the folder the run started from.
+      tokenizerJson ??= loaded.tokenizerJson;
+      if (from === "load") resumeFolder = loaded.folder;
     }
-    // Checkpoints carry the tokenizer: --tokenizer, else the one of the folder the run started from.
-    const tokenizerFile = values.get("tokenizer");
-    if (tokenizerFile) tokenizerJson = await readFile(tokenizerFile, "utf8");
-    // The data.
-    const dataset = await readTokenDataset(data, {
-      labelMask: values.get("label-mask"), idsDType: (values.get("ids-dtype") ?? "uint16") as IdDType, seqLen, vocabSize: model.config.vocabSize,
-    });
     const trainer = new Trainer(model, dataset, options);
     if (resumeFolder) await restoreTrainerState(resumeFolder, trainer, flags.has("reset-trainer-state"));
-
-    await mkdir(save, { recursive: true });
-    const metricsFile = join(save, "metrics.jsonl");
-    const saveEvery = num("save-every", 0);
-    const runOptions = { ...options, seqLen, data, seed };
-    // Steps a crashed run logged past the checkpoint it resumes from are dropped: they will be redone.
-    const history: StepMetrics[] = existsSync(metricsFile)
-      ? (await readFile(metricsFile, "utf8")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as StepMetrics).filter((m) => m.step <= trainer.step)
-      : [];
-    await writeFile(metricsFile, history.map((m) => JSON.stringify(m) + "\n").join(""));
-    const saveNow = async () => {
-      await saveTrainingCheckpoint(save, trainer, runOptions, tokenizerJson ? { "tokenizer.json": tokenizerJson } : {});
-      await writeFile(join(save, "loss.svg"), lossCurveSvg(history));
-    };
-    console.error(`olmo train: ${dataset.instances} instances of ${seqLen} tokens, steps ${trainer.step + 1}..${options.steps}, ${backend.name} backend`);
-    while (trainer.step < options.steps) {
-      let m: StepMetrics;
-      try {
-        m = await trainer.trainStep();
-      } catch (e) {
-        if (e instanceof NaNLossError) throw new Error(`${e.message} (in ${save})`);
-        throw e;
-      }
-      history.push(m);
-      await appendFile(metricsFile, JSON.stringify(m) + "\n");
-      const line = `step ${m.step}/${options.steps}  loss ${m.loss.toFixed(4)}  grad_norm ${m.grad_norm.toFixed(3)}  lr ${m.lr.toExponential(2)}  ${m.tokens_per_s.toFixed(0)} tokens/s`;
-      if (process.stderr.isTTY) process.stderr.write(`\r${line}   `);
-      else console.error(line);
-      if (saveEvery > 0 && m.step % saveEvery === 0 && m.step < options.steps) await saveNow();
+    const startStep = trainer.step;
+    if (startStep >= steps) {
+      console.error(`olmo train: nothing to do: ${resumeFolder} is at step ${startStep}, and --steps is ${steps}`);
+      trainer.optimizer.dispose();
+      model.dispose();
+      return;
     }
-    if (process.stderr.isTTY) process.stderr.write("\n");
-    await saveNow();
+    const leftover = dataset.ids.length - dataset.instances * seqLen;
+    // OLMo drops ids past the last whole instance too; said here because data prepared for another
+    // seq_len (chat examples padded to 512, read as 300) leaves a remainder and straddles examples.
+    if (leftover > 0) console.error(`olmo train: warning: the last ${leftover} of ${dataset.ids.length} ids in ${data} do not fill an instance of --seq-len ${seqLen} and are not used`);
+    await train(trainer, { save, saveEvery, keep: numbers.get("keep") ?? 2, data, seqLen, tokenizerJson, runOptions: { ...options, seqLen, data, seed } });
     trainer.optimizer.dispose();
     model.dispose();
   } finally {
     backend.dispose();
+  }
+}
+
+interface RunSettings {
+  save: string;
+  saveEvery: number;
+  keep: number;
+  data: string;
+  seqLen: number;
+  tokenizerJson: string | null;
+  runOptions: Record<string, unknown>;
+}
+
+/** The training loop: steps, metrics, checkpoints, and a checkpoint on SIGINT / SIGTERM. */
+async function train(trainer: Trainer, s: RunSettings): Promise<void> {
+  const { steps } = trainer.options;
+  await mkdir(s.save, { recursive: true });
+  const metricsFile = join(s.save, "metrics.jsonl");
+  const history = await readHistory(metricsFile, trainer.step);
+  await writeFileAtomic(metricsFile, history.map((m) => JSON.stringify(m) + "\n").join(""));
+  const checkpoints = new CheckpointRun(s.save, s.keep);
+  let savedStep = -1;
+  const saveNow = async () => {
+    const folder = await checkpoints.save(trainer, s.runOptions, s.tokenizerJson ? { "tokenizer.json": s.tokenizerJson } : {});
+    savedStep = trainer.step;
+    await writeFileAtomic(join(s.save, "loss.svg"), lossCurveSvg(history));
+    return folder;
+  };
+  // Ctrl-C (SIGINT) or SIGTERM: finish the step under way, save it, exit 130 / 143. A second signal
+  // exits at once: saves are atomic, so that loses only the step under way.
+  let stopSignal: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    const code = signal === "SIGINT" ? 130 : 143;
+    if (stopSignal) process.exit(code);
+    stopSignal = signal;
+    process.stderr.write(`\nolmo train: ${signal}: saving after this step (again to quit without saving)\n`);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const tty = process.stderr.isTTY;
+  const startStep = trainer.step, started = performance.now();
+  console.error(`olmo train: ${trainer.data.instances} instances of ${s.seqLen} tokens, steps ${startStep + 1}..${steps}, ${trainer.model.backend.name} backend, saving to ${s.save}`);
+  const lastSaveNote = async () => {
+    if (checkpoints.last) return `the last checkpoint this run saved is ${checkpoints.last} (${join(s.save, "latest")} names it)`;
+    const latest = await readLatest(s.save);
+    return `this run saved nothing${latest ? `; ${join(s.save, "latest")} still names ${latest}, from before this run` : ""}`;
+  };
+  try {
+    while (trainer.step < steps && !stopSignal) {
+      let m: StepMetrics;
+      try {
+        m = await trainer.trainStep();
+      } catch (e) {
+        if (e instanceof TrainingStoppedError) throw new Error(`${e.message}; ${await lastSaveNote()}`);
+        throw e;
+      }
+      history.push(m);
+      await appendFile(metricsFile, JSON.stringify(m) + "\n");
+      const elapsed = (performance.now() - started) / 1000;
+      const eta = (elapsed / (m.step - startStep)) * (steps - m.step);
+      const line =
+        `step ${m.step}/${steps}  loss ${m.loss.toFixed(4)}  grad_norm ${m.grad_norm.toFixed(3)}  lr ${m.lr.toExponential(2)}  ` +
+        `${m.tokens_per_s.toFixed(0)} tokens/s  elapsed ${duration(elapsed)}  eta ${duration(eta)}`;
+      if (tty) process.stderr.write(`\r${line}   `);
+      else console.error(line);
+      if (s.saveEvery > 0 && m.step % s.saveEvery === 0 && m.step < steps) {
+        const folder = await saveNow();
+        if (!tty) console.error(`saved ${folder}`);
+      }
+    }
+    if (tty) process.stderr.write("\n");
+    const folder = savedStep === trainer.step ? checkpoints.last! : await saveNow();
+    const elapsed = duration((performance.now() - started) / 1000);
+    if (stopSignal) {
+      console.error(`olmo train: stopped by ${stopSignal} after step ${trainer.step} (${elapsed}); saved ${folder}; resume with --load ${s.save}`);
+      process.exitCode = stopSignal === "SIGINT" ? 130 : 143;
+    } else {
+      console.error(`olmo train: ${trainer.step - startStep} steps in ${elapsed}; saved ${folder} (${join(s.save, "latest")} names it)`);
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }

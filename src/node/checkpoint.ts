@@ -1,17 +1,22 @@
-// Training checkpoints on disk, written atomically.
+// Training checkpoints on disk, written so that a crash at any instant loses nothing.
 //
 // --save DIR holds one folder per saved step (DIR/step-N: config.json + model.safetensors in Hugging
 // Face layout, loadable by transformers, plus optimizer.safetensors and trainer_state.json) and a file
-// DIR/latest naming the newest complete one. A checkpoint is written into DIR/step-N.tmp, renamed into
-// place, and only then is `latest` replaced (written to latest.tmp, then renamed: an atomic switch).
-// A crash at any point leaves the previous checkpoint and the `latest` that names it intact. The two
-// newest checkpoints are kept.
+// DIR/latest naming the newest complete one. The invariant: `latest` always names a complete folder.
+//   1. The checkpoint is written into DIR/step-N.tmp, every file fsynced, then the folder itself.
+//   2. A new step: step-N.tmp is renamed to step-N and the directory fsynced; then `latest` is
+//      switched (written to latest.tmp, fsynced, renamed over latest: atomic).
+//   3. A step that already exists (a resumed run redoing a step a crash interrupted): renaming over
+//      step-N is impossible while `latest` may name it, so `latest` is first switched to the complete
+//      step-N.tmp, step-N is removed and rebuilt from hard links to step-N.tmp's files (no copy), and
+//      only then is `latest` switched back and step-N.tmp removed. A crash in between leaves `latest`
+//      on step-N.tmp, which the next save finishes moving first.
+// Pruning (CheckpointRun) deletes only folders this run wrote, oldest first, after `latest` has moved.
 
-import { once } from "node:events";
-import { createWriteStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { configToHf } from "../model/config.js";
+import { configToHf, type OlmoConfig } from "../model/config.js";
 import { encodeSafetensors, readSafetensorsHeader, type TensorToWrite } from "../io/safetensors.js";
 import { hfTensorName, loadCheckpoint } from "../io/checkpoint.js";
 import { Olmo } from "../model/olmo.js";
@@ -26,12 +31,46 @@ export interface TrainerState {
   options: Record<string, unknown>;
 }
 
-async function writeFileAtomic(path: string, chunks: Uint8Array[]): Promise<void> {
-  const out = createWriteStream(`${path}.tmp`);
-  for (const chunk of chunks) if (!out.write(chunk)) await once(out, "drain");
-  out.end();
-  await once(out, "finish");
-  await rename(`${path}.tmp`, path);
+/** Flush a file's or a folder's contents (a folder: its entries, so a rename in it survives a power cut). */
+async function fsync(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } catch (e) {
+    // Some platforms (Windows) refuse to sync a directory handle; their renames are durable without it.
+    if (!["EISDIR", "EPERM", "EBADF", "EINVAL"].includes((e as NodeJS.ErrnoException).code ?? "")) throw e;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Write `path` and flush it to disk before returning. */
+async function writeDurable(path: string, chunks: Uint8Array[] | string): Promise<void> {
+  const handle = await open(path, "w");
+  try {
+    for (const chunk of typeof chunks === "string" ? [new TextEncoder().encode(chunks)] : chunks) {
+      for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Point DIR/latest at `name` atomically: a reader sees the old name or the new one, never a partial file. */
+async function switchLatest(dir: string, name: string): Promise<void> {
+  await writeDurable(join(dir, "latest.tmp"), name + "\n");
+  await rename(join(dir, "latest.tmp"), join(dir, "latest"));
+  await fsync(dir);
+}
+
+/** The folder name DIR/latest holds, or null when there is none. */
+export async function readLatest(dir: string): Promise<string | null> {
+  try {
+    return (await readFile(join(dir, "latest"), "utf8")).trim() || null;
+  } catch {
+    return null;
+  }
 }
 
 async function f32Tensor(name: string, t: Tensor): Promise<TensorToWrite> {
@@ -39,54 +78,106 @@ async function f32Tensor(name: string, t: Tensor): Promise<TensorToWrite> {
   return { name, dtype: "F32", shape: t.shape, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
+/** Replace DIR/`name` by the complete DIR/`name`.tmp that `latest` names (step 3 above), ending with `latest` on `name`. */
+async function replaceFromStaging(dir: string, name: string): Promise<void> {
+  const folder = join(dir, name), staging = `${folder}.tmp`;
+  await switchLatest(dir, `${name}.tmp`);
+  await rm(folder, { recursive: true, force: true });
+  await mkdir(folder);
+  for (const file of await readdir(staging)) await link(join(staging, file), join(folder, file));
+  await fsync(folder);
+  await fsync(dir);
+  await switchLatest(dir, name);
+  await rm(staging, { recursive: true, force: true });
+}
+
 /**
  * Save the trainer's model, optimizer and position (plus `extraFiles`, e.g. tokenizer.json: name ->
- * contents) as DIR/step-N, then point DIR/latest at it.
+ * contents) as DIR/step-N, then point DIR/latest at it. Deletes nothing but its own staging folders.
  */
 export async function saveTrainingCheckpoint(
   dir: string, trainer: Trainer, options: Record<string, unknown>, extraFiles: Record<string, string> = {},
 ): Promise<string> {
-  const name = `step-${trainer.step}`;
-  const folder = join(dir, name), tmp = `${folder}.tmp`;
   await mkdir(dir, { recursive: true });
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp);
+  // A crash in the middle of a re-save left `latest` on a staging folder: finish moving it first.
+  const latest = await readLatest(dir);
+  if (latest?.endsWith(".tmp") && existsSync(join(dir, latest))) await replaceFromStaging(dir, latest.slice(0, -".tmp".length));
+  const name = `step-${trainer.step}`;
+  const folder = join(dir, name), staging = `${folder}.tmp`;
+  // Staging folders `latest` does not name are writes a crash cut short: never checkpoints.
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging);
   const model = trainer.model;
-  await writeFile(join(tmp, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
+  await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
   const weights: TensorToWrite[] = [];
   for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t));
-  await writeFileAtomic(join(tmp, "model.safetensors"), encodeSafetensors(weights));
+  await writeDurable(join(staging, "model.safetensors"), encodeSafetensors(weights));
   const moments: TensorToWrite[] = [];
   for (const p of trainer.params) {
     moments.push(await f32Tensor(`exp_avg.${hfTensorName(p.name as never)}`, trainer.optimizer.m.get(p.name)!));
     moments.push(await f32Tensor(`exp_avg_sq.${hfTensorName(p.name as never)}`, trainer.optimizer.v.get(p.name)!));
   }
-  await writeFileAtomic(join(tmp, "optimizer.safetensors"), encodeSafetensors(moments, { format: "pt", step: String(trainer.optimizer.step) }));
+  await writeDurable(join(staging, "optimizer.safetensors"), encodeSafetensors(moments, { format: "pt", step: String(trainer.optimizer.step) }));
   const state: TrainerState = { step: trainer.step, options };
-  await writeFile(join(tmp, "trainer_state.json"), JSON.stringify(state, null, 2) + "\n");
-  for (const [name, contents] of Object.entries(extraFiles)) await writeFile(join(tmp, name), contents);
-  await rm(folder, { recursive: true, force: true });
-  await rename(tmp, folder);
-  await writeFileAtomic(join(dir, "latest"), [new TextEncoder().encode(name + "\n")]);
-  // Keep the two newest complete checkpoints.
-  const steps = (await readdir(dir)).filter((f) => /^step-\d+$/.test(f)).sort((a, b) => Number(b.slice(5)) - Number(a.slice(5)));
-  for (const old of steps.slice(2)) await rm(join(dir, old), { recursive: true, force: true });
+  await writeDurable(join(staging, "trainer_state.json"), JSON.stringify(state, null, 2) + "\n");
+  for (const [file, contents] of Object.entries(extraFiles)) await writeDurable(join(staging, file), contents);
+  await fsync(staging);
+  if (existsSync(folder)) {
+    await replaceFromStaging(dir, name);
+  } else {
+    await rename(staging, folder);
+    await fsync(dir);
+    await switchLatest(dir, name);
+  }
   return folder;
+}
+
+/**
+ * The checkpoints of one training run: saves in order, and keeps the `keep` most recent of its own
+ * saves. Folders it did not write (an earlier run's, in the same --save folder) are never deleted.
+ */
+export class CheckpointRun {
+  /** Folders this run saved, oldest first. */
+  private readonly saved: string[] = [];
+
+  constructor(
+    readonly dir: string,
+    readonly keep: number,
+  ) {
+    if (!Number.isInteger(keep) || keep < 1) throw new Error(`checkpoints: keep must be an integer >= 1, got ${keep}`);
+  }
+
+  /** The newest folder this run saved, or null. */
+  get last(): string | null {
+    return this.saved.at(-1) ?? null;
+  }
+
+  async save(trainer: Trainer, options: Record<string, unknown>, extraFiles: Record<string, string> = {}): Promise<string> {
+    const folder = await saveTrainingCheckpoint(this.dir, trainer, options, extraFiles);
+    const again = this.saved.indexOf(folder);
+    if (again >= 0) this.saved.splice(again, 1);
+    this.saved.push(folder);
+    // Pruned only after `latest` names the new folder, so what it names is never among these.
+    while (this.saved.length > this.keep) await rm(this.saved.shift()!, { recursive: true, force: true });
+    return folder;
+  }
 }
 
 /** The folder DIR/latest names, or DIR itself when it is a plain model folder. */
 export async function latestCheckpointFolder(dir: string): Promise<string> {
-  try {
-    return join(dir, (await readFile(join(dir, "latest"), "utf8")).trim());
-  } catch {
-    return dir;
-  }
+  const latest = await readLatest(dir);
+  if (latest === null) return dir;
+  const folder = join(dir, latest);
+  if (!existsSync(folder)) throw new Error(`${join(dir, "latest")} names ${latest}, which does not exist in ${dir}`);
+  return folder;
 }
 
 /** Load a model (f32, for training) from a checkpoint folder or a --save directory. */
-export async function loadTrainableModel(dir: string, backend: AnyBackend): Promise<{ model: Olmo; folder: string; tokenizerJson: string | null }> {
+export async function loadTrainableModel(
+  dir: string, backend: AnyBackend, options: { extraBytes?: (config: OlmoConfig) => number } = {},
+): Promise<{ model: Olmo; folder: string; tokenizerJson: string | null }> {
   const folder = await latestCheckpointFolder(dir);
-  const checkpoint = await loadCheckpoint(folderSource(folder), backend, { weightDType: "f32" });
+  const checkpoint = await loadCheckpoint(folderSource(folder), backend, { weightDType: "f32", extraBytes: options.extraBytes });
   return { model: new Olmo(checkpoint.config, checkpoint.weights), folder, tokenizerJson: checkpoint.tokenizerJson };
 }
 

@@ -31,7 +31,9 @@ export function createNodeWasmBackend(options: Omit<WasmBackendOptions, "spawnWo
   return createWasmBackend({ threads: Math.min(availableParallelism(), 8), ...options, spawnWorker: spawnNodeWorker });
 }
 export { fileSource, folderSource } from "./fs.js";
-export { saveTrainingCheckpoint, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, type TrainerState } from "./checkpoint.js";
+export {
+  saveTrainingCheckpoint, CheckpointRun, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, readLatest, type TrainerState,
+} from "./checkpoint.js";
 export { cachedHubSource, defaultHubCacheDir, type CachedHubOptions } from "./hub.js";
 export { createNodeWebGpuBackend, type NodeWebGpuBackend } from "./webgpu.js";
 export { readTokenDataset, writeTokenData, type TokenDatasetFiles } from "./data.js";

@@ -15,6 +15,23 @@ export class DataError extends Error {
   }
 }
 
+/**
+ * Text, not ids: the first 64 KiB hold no zero byte and decode as UTF-8. Token ids always hold zero
+ * bytes: a uint32 id below 2^24 has a zero high byte, and any real corpus has uint16 ids below 256
+ * (punctuation, " the"), whose high byte is zero.
+ */
+function looksLikeText(bytes: Uint8Array): boolean {
+  const head = bytes.subarray(0, 65536);
+  if (head.length < 16 || head.includes(0)) return false;
+  try {
+    // A multi-byte character cut at the 64 KiB boundary is not an error (stream: true).
+    new TextDecoder("utf-8", { fatal: true }).decode(head, { stream: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class TokenDataset {
   readonly instances: number;
 
@@ -32,16 +49,45 @@ export class TokenDataset {
     this.instances = Math.floor(ids.length / seqLen);
     if (this.instances === 0) throw new DataError(`${source} has ${ids.length} tokens, fewer than one instance of seq_len ${seqLen}`);
     for (let i = 0; i < this.instances * seqLen; i++) {
-      if (ids[i]! >= vocabSize) throw new DataError(`${source}: token ${i} is id ${ids[i]}, outside the model's vocabulary [0, ${vocabSize})`);
+      if (ids[i]! >= vocabSize) {
+        throw new DataError(
+          `${source}: token ${i} is id ${ids[i]}, outside the model's vocabulary [0, ${vocabSize}) ` +
+            `(data tokenized for another model, or ids of another dtype: --ids-dtype uint16 / uint32)`,
+        );
+      }
+    }
+    if (mask) {
+      let labels = 0;
+      for (let i = 0; i < mask.length; i++) {
+        if (mask[i]! > 1) throw new DataError(`label mask entry ${i} is ${mask[i]}; a label mask holds one byte per token, 0 or 1`);
+        // The first token of an instance is never a target (nothing predicts it).
+        if (i < this.instances * seqLen && i % seqLen !== 0) labels += mask[i]!;
+      }
+      // Every target masked: the loss is 0 and training would only apply weight decay.
+      if (labels === 0) throw new DataError(`the label mask of ${source} masks every token: there is nothing to train on`);
     }
   }
 
-  /** Read raw memmap bytes (the file contents) as ids of `dtype`. */
+  /**
+   * Read raw memmap bytes (the file contents) as ids of `dtype`, refusing what is not OLMo's raw
+   * layout: an .npy file with its header (numpy.save), text, a size that is not a whole number of
+   * ids, and uint32 ids read as uint16.
+   */
   static idsFromBytes(bytes: Uint8Array, dtype: IdDType, source: string): Uint16Array | Uint32Array {
     const size = dtype === "uint16" ? 2 : 4;
+    const prepare = "write it with `olmo prepare-data` (or numpy's ndarray.tofile)";
+    if (bytes.length >= 6 && bytes[0] === 0x93 && String.fromCharCode(...bytes.subarray(1, 6)) === "NUMPY") {
+      throw new DataError(`${source} is an .npy file with a header (numpy.save); OLMo reads raw ids without a header: ${prepare}`);
+    }
+    if (looksLikeText(bytes)) throw new DataError(`${source} looks like text, not token ids: tokenize it first with \`olmo prepare-data --input ${source} ...\``);
     if (bytes.length % size !== 0) throw new DataError(`${source}: ${bytes.length} bytes is not a whole number of ${dtype} ids (${size} bytes each)`);
     const copy = bytes.slice(); // aligned, owned
-    return dtype === "uint16" ? new Uint16Array(copy.buffer, 0, copy.length / 2) : new Uint32Array(copy.buffer, 0, copy.length / 4);
+    const ids = dtype === "uint16" ? new Uint16Array(copy.buffer, 0, copy.length / 2) : new Uint32Array(copy.buffer, 0, copy.length / 4);
+    // uint32 ids read as uint16: every second value is a high half, 0 for any vocabulary under 65536.
+    if (dtype === "uint16" && ids.length >= 32 && ids.every((v, i) => i % 2 === 0 || v === 0)) {
+      throw new DataError(`${source}: every second uint16 id is 0, as uint32 ids read as uint16 are: pass --ids-dtype uint32`);
+    }
+    return ids;
   }
 
   /** The instance index at position `i` of the visiting order. */

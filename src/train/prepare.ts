@@ -60,7 +60,16 @@ export function prepareTrainingData(
       } catch (e) {
         throw new DataError(`${source}:${n + 1}: not valid JSON (${(e as Error).message})`);
       }
+      const where = `${source}:${n + 1}`;
+      if (record === null || typeof record !== "object" || Array.isArray(record)) throw new DataError(`${where}: expected a JSON object per line`);
       if (Array.isArray(record.messages)) {
+        if (record.messages.length === 0) throw new DataError(`${where}: "messages" is empty; a chat example needs at least one message`);
+        record.messages.forEach((m: unknown, i: number) => {
+          const message = m as Partial<ChatMessage> | null;
+          if (message === null || typeof message !== "object") throw new DataError(`${where}: message ${i} is not an object {"role", "content"}`);
+          if (typeof message.role !== "string" || message.role === "") throw new DataError(`${where}: message ${i} has no "role" string (e.g. "user", "assistant")`);
+          if (typeof message.content !== "string") throw new DataError(`${where}: message ${i} has no "content" string`);
+        });
         const example = chatExample(tokenizer, record.messages, seqLen);
         append(example.ids, example.mask);
       } else if (typeof record.text === "string") {

@@ -10,7 +10,8 @@ import { tensor } from "../core/creation.js";
 import { scope, type Tensor } from "../core/tensor.js";
 import { crossEntropy, slice } from "../ops/index.js";
 import type { Olmo } from "../model/olmo.js";
-import { AdamW, clipGradientNorm, type Parameter } from "../optim/adamw.js";
+import { AdamW, clipGradientNorm, gradientNorm, type Parameter } from "../optim/adamw.js";
+import { parameterCount, type OlmoConfig } from "../model/config.js";
 import { learningRate, type ScheduleName } from "../optim/schedule.js";
 import type { TokenDataset } from "./data.js";
 
@@ -32,6 +33,8 @@ export interface TrainOptions {
   decayEmbeddings?: boolean;
   shuffle?: boolean;
   seed?: number;
+  /** Stop, before the update, when a step's loss exceeds this factor times the mean of the last 10 (off by default). */
+  stopOnSpike?: number;
 }
 
 export interface StepMetrics {
@@ -57,11 +60,45 @@ export function trainableParameters(model: Olmo, decayEmbeddings = false): Param
   return [...model.weights].map(([name, t]) => ({ name, tensor: requireGrad(t), decay: name !== "embed" || decayEmbeddings }));
 }
 
-export class NaNLossError extends Error {
-  constructor(step: number) {
-    super(`training stopped: the loss at step ${step} is not a finite number (lower the learning rate or check the data); the last good checkpoint is kept`);
+/** Training stopped before step `step`'s update was applied: the weights are those after step - 1. */
+export class TrainingStoppedError extends Error {
+  constructor(
+    readonly step: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "TrainingStoppedError";
+  }
+}
+
+export class NaNLossError extends TrainingStoppedError {
+  constructor(step: number, what: "loss" | "gradient norm" = "loss") {
+    super(step, `training stopped at step ${step}, before its update: the ${what} is not a finite number (lower the learning rate or check the data)`);
     this.name = "NaNLossError";
   }
+}
+
+export class LossSpikeError extends TrainingStoppedError {
+  constructor(step: number, loss: number, mean: number, factor: number) {
+    super(
+      step,
+      `training stopped at step ${step}, before its update: the loss ${loss.toFixed(4)} is more than ${factor} times the mean ` +
+        `${mean.toFixed(4)} of the steps before (--stop-on-spike ${factor})`,
+    );
+    this.name = "LossSpikeError";
+  }
+}
+
+/** Steps whose mean loss the spike guard compares against. */
+const SPIKE_WINDOW = 10;
+
+/**
+ * Bytes training needs on the backend at least: f32 weights, their gradients and AdamW's two moments
+ * (16 bytes per weight), plus the logits of one micro-batch and their gradient. Known from the
+ * config alone, so a model that cannot fit is refused before anything is allocated.
+ */
+export function trainingBytes(config: OlmoConfig, microBatchSize: number, seqLen: number): number {
+  return 16 * parameterCount(config) + 2 * 4 * microBatchSize * seqLen * config.vocabSize;
 }
 
 /** A trainer: the model, its parameters and optimizer, and where it is in the data. */
@@ -70,6 +107,8 @@ export class Trainer {
   readonly optimizer: AdamW;
   /** Updates done; the next is step + 1. */
   step = 0;
+  /** Losses of the last steps, for the spike guard. */
+  private readonly recentLosses: number[] = [];
 
   constructor(
     readonly model: Olmo,
@@ -110,15 +149,33 @@ export class Trainer {
       loss += await value.item();
       value.dispose();
     }
-    if (!Number.isFinite(loss)) throw new NaNLossError(step);
-    const gradNorm = o.maxGradNorm === 0 ? NaN : await clipGradientNorm(this.params, o.maxGradNorm ?? 1.0);
+    // Every check runs before the update, so a stopped run's weights are those of the step before.
+    if (!Number.isFinite(loss)) this.stop(new NaNLossError(step));
+    if (o.stopOnSpike !== undefined && this.recentLosses.length > 0) {
+      const mean = this.recentLosses.reduce((a, b) => a + b, 0) / this.recentLosses.length;
+      if (loss > o.stopOnSpike * mean) this.stop(new LossSpikeError(step, loss, mean, o.stopOnSpike));
+    }
+    const gradNorm = o.maxGradNorm === 0 ? await gradientNorm(this.params) : await clipGradientNorm(this.params, o.maxGradNorm ?? 1.0);
+    if (!Number.isFinite(gradNorm)) this.stop(new NaNLossError(step, "gradient norm"));
     const lr = this.lrAt(step);
     noGrad(() => this.optimizer.update(lr));
+    this.discardGradients();
+    this.recentLosses.push(loss);
+    if (this.recentLosses.length > SPIKE_WINDOW) this.recentLosses.shift();
+    this.step = step;
+    return { step, loss, grad_norm: gradNorm, lr, tokens_per_s: (o.batchSize * T) / ((performance.now() - started) / 1000) };
+  }
+
+  private discardGradients(): void {
     for (const p of this.params) {
       p.tensor.grad?.dispose();
       p.tensor.grad = null;
     }
-    this.step = step;
-    return { step, loss, grad_norm: gradNorm, lr, tokens_per_s: (o.batchSize * T) / ((performance.now() - started) / 1000) };
+  }
+
+  /** Throw `error` with the gradients of the abandoned step discarded, the weights untouched. */
+  private stop(error: TrainingStoppedError): never {
+    this.discardGradients();
+    throw error;
   }
 }

@@ -1,0 +1,42 @@
+// What `--model` names, for every command that reads a model: a folder on disk (a model folder, or a
+// training run's --save folder, read at its latest step), or a Hugging Face Hub repo. A path that
+// exists is always a folder; a Hub repo id is tried only for something that does not exist and looks
+// like "owner/name" and not like a path, so a mistyped path says "no such folder" instead of going to
+// the network.
+
+import { existsSync, statSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import type { ModelSource } from "../index.js";
+import { cachedHubSource, folderSource, latestCheckpointFolder } from "../node/index.js";
+import { UsageError } from "./args.js";
+
+/** The default model shipped in the package (see models/olmo-tiny-shakespeare/RECIPE.md). */
+export const DEFAULT_MODEL = new URL("../models/olmo-tiny-shakespeare", import.meta.url).pathname;
+
+export type ModelLocation = { kind: "folder"; folder: string } | { kind: "hub"; repo: string };
+
+/** Where `--model ARG` points (checked before anything is loaded or printed). */
+export async function locateModel(arg: string, revision: string | undefined): Promise<ModelLocation> {
+  if (existsSync(arg)) {
+    if (!statSync(arg).isDirectory()) throw new UsageError(`--model ${arg} is a file; expected a model folder (config.json, model.safetensors) or a training run's --save folder`);
+    if (revision !== undefined) throw new UsageError(`--revision needs --model to be a Hub repo (owner/name); ${arg} is a folder`);
+    // A training run's --save folder: its latest complete step.
+    const folder = await latestCheckpointFolder(arg);
+    if (!existsSync(`${folder}/config.json`)) throw new UsageError(`--model ${arg}: no config.json in ${folder}; expected a model folder or a training run's --save folder`);
+    return { kind: "folder", folder };
+  }
+  const parts = arg.split("/");
+  const looksLikePath = arg.startsWith(".") || isAbsolute(arg) || arg.startsWith("~") || parts.length !== 2 || existsSync(parts[0]!);
+  if (looksLikePath || !/^[\w.-]+\/[\w.-]+$/.test(arg)) {
+    throw new UsageError(`--model ${arg}: no such folder${parts.length === 2 && !looksLikePath ? " (and not a Hub repo id owner/name)" : ""}`);
+  }
+  return { kind: "hub", repo: arg };
+}
+
+export function modelSource(
+  location: ModelLocation, revision: string | undefined, onProgress?: (file: string, read: number, total: number) => void,
+): ModelSource {
+  return location.kind === "folder"
+    ? folderSource(location.folder)
+    : cachedHubSource({ repo: location.repo, revision, endpoint: process.env.HF_ENDPOINT, onProgress });
+}
