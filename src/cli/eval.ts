@@ -8,12 +8,13 @@ import {
   EvalDataError, loadOlmo, MULTIPLE_CHOICE_TASKS, multipleChoiceTask, parseJsonRows, perplexity, scoreMultipleChoice, TokenDataset, Tokenizer,
   type AnyBackend, type IdDType, type ParsedRows, type TaskScores,
 } from "../index.js";
-import { folderSource } from "../node/index.js";
+import { cachedHubSource, folderSource } from "../node/index.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./bench.js";
 
 const spec: Record<string, OptionSpec> = {
-  model: { kind: "value", help: "model folder (default: the bundled tiny Shakespeare model)" },
+  model: { kind: "value", help: "model folder, or a Hub repo owner/name (default: the bundled tiny Shakespeare model)" },
+  revision: { kind: "value", help: "Hub revision: branch, tag or commit (default main)" },
   backend: { kind: "value", help: "js, wasm (default) or webgpu" },
   threads: { kind: "value", help: "threads of the wasm backend (default: cores, at most 8)" },
   dtype: { kind: "value", help: "weight storage: auto (default), f32 or bf16" },
@@ -94,7 +95,11 @@ async function openModel(values: Map<string, string>) {
   if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
   const backend: AnyBackend & { dispose?(): void } = await backendByName(values.get("backend") ?? "wasm", threads);
   try {
-    const loaded = await loadOlmo(folderSource(dir), backend, { weightDType: dtype });
+    // A path that exists is a folder; otherwise "owner/name" is a Hub repo, downloaded into the cache.
+    const isHubRepo = !existsSync(dir) && /^[\w.-]+\/[\w.-]+$/.test(dir);
+    if (values.has("revision") && !isHubRepo) throw new UsageError(`--revision needs --model to be a Hub repo (owner/name); ${dir} is a folder`);
+    const source = isHubRepo ? cachedHubSource({ repo: dir, revision: values.get("revision"), endpoint: process.env.HF_ENDPOINT }) : folderSource(dir);
+    const loaded = await loadOlmo(source, backend, { weightDType: dtype });
     const tokenizerFile = values.get("tokenizer");
     const tokenizer = tokenizerFile ? new Tokenizer(await readFile(tokenizerFile, "utf8"), { eosTokenId: loaded.model.config.eosTokenId }) : loaded.tokenizer;
     return { model: loaded.model, tokenizer, backend };
