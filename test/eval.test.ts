@@ -147,11 +147,14 @@ test("perplexity equals transformers' loss on the same windows (plain, strided, 
   if (ids.length !== expected.text_tokens) throw new Error(`text.txt has ${ids.length} tokens, the fixture ${expected.text_tokens}`);
   for (const c of expected.perplexity) {
     const mask = c.masked ? ids.map((_, t) => (t % 5 === 0 ? 0 : 1)) : undefined;
-    const r = await perplexity(model, ids, { seqLen: c.seq_len, stride: c.stride, mask, tokenizer });
-    const label = `seq_len ${c.seq_len} stride ${c.stride}${c.masked ? " masked" : ""}`;
-    if (r.tokens !== c.tokens) throw new Error(`${label}: ${r.tokens} tokens scored, transformers ${c.tokens}`);
-    assertClose([r.nll, r.loss], [c.nll, c.loss], { atol: 0, rtol: 1e-5 }, label);
-    if (Math.abs(r.perplexity - Math.exp(c.loss)) > 1e-4 * Math.exp(c.loss)) throw new Error(`${label}: perplexity ${r.perplexity}`);
+    // Whole windows in one pass, and in chunks of 16 tokens through the KV cache.
+    for (const chunkTokens of [256, 16]) {
+      const r = await perplexity(model, ids, { seqLen: c.seq_len, stride: c.stride, mask, tokenizer, chunkTokens });
+      const label = `seq_len ${c.seq_len} stride ${c.stride}${c.masked ? " masked" : ""} chunks of ${chunkTokens}`;
+      if (r.tokens !== c.tokens) throw new Error(`${label}: ${r.tokens} tokens scored, transformers ${c.tokens}`);
+      assertClose([r.nll, r.loss], [c.nll, c.loss], { atol: 0, rtol: 1e-5 }, label);
+      if (Math.abs(r.perplexity - Math.exp(c.loss)) > 1e-4 * Math.exp(c.loss)) throw new Error(`${label}: perplexity ${r.perplexity}`);
+    }
   }
   // Bits per byte: with a stride every token after the first is scored, so the bytes are the text's
   // UTF-8 bytes less the first token's.

@@ -30,6 +30,8 @@ export interface PerplexityOptions {
   mask?: ArrayLike<number>;
   /** Gives bits per byte (each scored token's UTF-8 bytes). */
   tokenizer?: Tokenizer;
+  /** Positions run in one forward pass (default 256; see perplexity). */
+  chunkTokens?: number;
   /** Called after each window with tokens scored so far and the total to score. */
   onProgress?: (scored: number, total: number) => void;
 }
@@ -71,7 +73,8 @@ export function perplexityWindows(n: number, seqLen: number, stride = seqLen): W
 }
 
 export async function perplexity(model: Olmo, ids: ArrayLike<number>, options: PerplexityOptions): Promise<PerplexityResult> {
-  const { seqLen, stride = seqLen, mask, tokenizer } = options;
+  const { seqLen, stride = seqLen, mask, tokenizer, chunkTokens = 256 } = options;
+  if (!Number.isInteger(chunkTokens) || chunkTokens < 1) throw new EvalDataError(`chunkTokens must be a positive integer, got ${chunkTokens}`);
   if (seqLen > model.config.maxPositionEmbeddings) {
     throw new EvalDataError(`seqLen ${seqLen} is longer than the model's context length ${model.config.maxPositionEmbeddings}`);
   }
@@ -88,23 +91,41 @@ export async function perplexity(model: Olmo, ids: ArrayLike<number>, options: P
   if (total === 0) throw new EvalDataError("the label mask leaves no token to score");
 
   const backend = model.backend;
+  const cache = model.createCache(1, seqLen);
   let nll = 0, tokens = 0, bytes = 0;
-  for (const w of windows) {
-    // Positions start .. end-2 predict tokens start+1 .. end-1: the window's last token is only a target.
-    const input = Int32Array.from({ length: w.end - 1 - w.start }, (_, i) => ids[w.start + i]!);
-    const targets = Int32Array.from({ length: w.end - 1 - w.start }, (_, i) => ids[w.start + 1 + i]!);
-    const perToken = noGrad(() =>
-      scope(() => negativeLogLikelihood(model.forward(tensor(input, [1, input.length], { backend })), tensor(targets, [1, targets.length], { backend }))),
-    );
-    const values = await perToken.data();
-    perToken.dispose();
-    for (let t = w.firstTarget; t < w.end; t++) {
-      if (!counts(t)) continue;
-      nll += values[t - 1 - w.start]!;
-      tokens++;
-      if (tokenizer) bytes += tokenizer.bytesOf([ids[t]!]).length;
+  try {
+    for (const w of windows) {
+      // Positions start .. end-2 predict tokens start+1 .. end-1 (the window's last token is only a
+      // target). They run through the KV cache chunkTokens at a time, so the logits held at once
+      // are [chunkTokens, V], not [seqLen, V] (412 MB for OLMo-1B at 2048 tokens); chunks before the first scored
+      // position only fill the cache.
+      cache.length = 0;
+      const firstPosition = w.firstTarget - 1;
+      for (let from = w.start; from < w.end - 1; from += chunkTokens) {
+        const to = Math.min(from + chunkTokens, w.end - 1);
+        const input = Int32Array.from({ length: to - from }, (_, i) => ids[from + i]!);
+        const ids2d = () => tensor(input, [1, input.length], { backend });
+        if (to <= firstPosition) {
+          noGrad(() => scope(() => void model.forward(ids2d(), { cache, lastOnly: true })));
+          continue;
+        }
+        const targets = Int32Array.from({ length: to - from }, (_, i) => ids[from + 1 + i]!);
+        const perToken = noGrad(() =>
+          scope(() => negativeLogLikelihood(model.forward(ids2d(), { cache }), tensor(targets, [1, targets.length], { backend }))),
+        );
+        const values = await perToken.data();
+        perToken.dispose();
+        for (let t = Math.max(w.firstTarget, from + 1); t <= to; t++) {
+          if (!counts(t)) continue;
+          nll += values[t - 1 - from]!;
+          tokens++;
+          if (tokenizer) bytes += tokenizer.bytesOf([ids[t]!]).length;
+        }
+      }
+      options.onProgress?.(tokens, total);
     }
-    options.onProgress?.(tokens, total);
+  } finally {
+    cache.dispose();
   }
   const loss = nll / tokens;
   return {
