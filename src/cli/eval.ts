@@ -10,7 +10,7 @@ import {
 } from "../index.js";
 import { cachedHubSource, folderSource } from "../node/index.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
-import { backendByName } from "./bench.js";
+import { backendByName } from "./backends.js";
 
 const spec: Record<string, OptionSpec> = {
   model: { kind: "value", help: "model folder, or a Hub repo owner/name (default: the bundled tiny Shakespeare model)" },
@@ -81,7 +81,7 @@ export async function runEval(args: string[]): Promise<void> {
     }
   } finally {
     model.dispose();
-    backend.dispose?.();
+    backend.dispose();
   }
 }
 
@@ -93,7 +93,7 @@ async function openModel(values: Map<string, string>) {
   if (!(Number.isInteger(threads) && threads >= 1)) throw new UsageError(`--threads must be a positive integer, got ${threadsRaw}`);
   const dtype = values.get("dtype") ?? "auto";
   if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
-  const backend: AnyBackend & { dispose?(): void } = await backendByName(values.get("backend") ?? "wasm", threads);
+  const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads);
   try {
     // A path that exists is a folder; otherwise "owner/name" is a Hub repo, downloaded into the cache.
     const isHubRepo = !existsSync(dir) && /^[\w.-]+\/[\w.-]+$/.test(dir);
@@ -104,7 +104,7 @@ async function openModel(values: Map<string, string>) {
     const tokenizer = tokenizerFile ? new Tokenizer(await readFile(tokenizerFile, "utf8"), { eosTokenId: loaded.model.config.eosTokenId }) : loaded.tokenizer;
     return { model: loaded.model, tokenizer, backend };
   } catch (e) {
-    backend.dispose?.();
+    backend.dispose();
     throw e;
   }
 }
