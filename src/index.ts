@@ -23,3 +23,4 @@ export {
 export { fetchFailure, isErrorPage, parseContentRange } from "./io/hub.js";
 export { blobSource, fileListSource, cachedUrlSource, type CachedUrlOptions } from "./io/browser.js";
 export { createWebGpuBackend, requestWebGpuDevice, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions, type GpuBuffer } from "./backends/webgpu/index.js";
+export * from "./eval/index.js";

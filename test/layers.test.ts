@@ -27,7 +27,7 @@ const LAYERS: string[][] = [
   ["ops", "backends"],
   ["tokenizer", "optim"],
   ["model"],
-  ["io", "train"],
+  ["io", "train", "eval"],
   ["index.ts"], // the core bundle's entry: re-exports the layers below it
   ["node"],
   ["cli"],

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { closest, UsageError } from "./args.js";
 import { runBench } from "./bench.js";
 import { runDemo } from "./demo.js";
+import { runEval } from "./eval.js";
 import { runGenerate, runLogits } from "./generate.js";
 import { runDetokenize, runTokenize } from "./tokenize.js";
 import { runPrepareData, runTrain } from "./train.js";
@@ -24,6 +25,7 @@ const commands: Record<string, Command> = {
   train: { summary: "train or fine-tune an OLMo model (AdamW, OLMo schedules, checkpoints): see olmo train --help", run: runTrain },
   tokenize: { summary: "print the token ids of a text or file as a JSON array", run: runTokenize },
   detokenize: { summary: "print the text of comma-separated token ids", run: runDetokenize },
+  eval: { summary: "perplexity (--text FILE | --data DIR --seq-len L) or a multiple-choice task scored as OLMo does (--task NAME --data FILE)", run: runEval },
   bench: { summary: "measure a kernel: olmo bench matmul --m M --k K --n N [--threads T] [--dtype f32|bf16] --json", run: runBench },
 };
 

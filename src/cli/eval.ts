@@ -1,0 +1,230 @@
+// `olmo eval`: perplexity of a text or an OLMo memmap, or a multiple-choice task's accuracy as OLMo's
+// downstream evaluator scores it (src/eval/ does the scoring; this file reads files and prints).
+
+import { existsSync } from "node:fs";
+import { readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import {
+  EvalDataError, loadOlmo, MULTIPLE_CHOICE_TASKS, multipleChoiceTask, parseJsonRows, perplexity, scoreMultipleChoice, TokenDataset, Tokenizer,
+  type AnyBackend, type IdDType, type ParsedRows, type TaskScores,
+} from "../index.js";
+import { cachedHubSource, folderSource } from "../node/index.js";
+import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import { backendByName } from "./backends.js";
+
+const spec: Record<string, OptionSpec> = {
+  model: { kind: "value", help: "model folder, or a Hub repo owner/name (default: the bundled tiny Shakespeare model)" },
+  revision: { kind: "value", help: "Hub revision: branch, tag or commit (default main)" },
+  backend: { kind: "value", help: "js, wasm (default) or webgpu" },
+  threads: { kind: "value", help: "threads of the wasm backend (default: cores, at most 8)" },
+  dtype: { kind: "value", help: "weight storage: auto (default), f32 or bf16" },
+  tokenizer: { kind: "value", help: "tokenizer.json to use instead of the model folder's" },
+  task: { kind: "value", help: `multiple-choice task: ${MULTIPLE_CHOICE_TASKS.join(", ")}` },
+  data: { kind: "value", help: "with --task: the dataset's rows (.jsonl, .json or .parquet, or a folder of them); without: an OLMo memmap folder or input_ids file" },
+  split: { kind: "value", help: "with --task and a --data folder: read the files whose names start with this split (default validation)" },
+  limit: { kind: "value", help: "with --task: score only the first N rows" },
+  out: { kind: "value", help: "with --task: write one JSON line per item (index, label, choices with ll, ll_dc, chars, tokens)" },
+  "no-prefix-reuse": { kind: "flag", help: "with --task: run every choice from scratch instead of from the item's cached context" },
+  text: { kind: "value", help: "perplexity of this UTF-8 text file" },
+  "seq-len": { kind: "value", help: "perplexity: window length in tokens" },
+  stride: { kind: "value", help: "perplexity: tokens between window starts (default --seq-len: no overlap)" },
+  "ids-dtype": { kind: "value", help: "perplexity of a memmap: uint16 (default) or uint32" },
+  json: { kind: "flag", help: "print one JSON object" },
+  help: { kind: "flag", help: "show this help" },
+};
+
+const DEFAULT_MODEL = new URL("../models/olmo-tiny-shakespeare", import.meta.url).pathname;
+
+export async function runEval(args: string[]): Promise<void> {
+  const { values, flags } = parseArgs("eval", args, spec);
+  if (flags.has("help")) return void console.log(usage("eval", spec));
+  const task = values.get("task"), data = values.get("data"), text = values.get("text");
+  if (task !== undefined) {
+    multipleChoiceTask(task); // an unknown task fails before the model loads
+    if (data === undefined) throw new UsageError("olmo eval: --task needs --data FILE_OR_DIR with the dataset's rows");
+    if (text !== undefined) throw new UsageError("olmo eval: give --task with --data, or --text / --data for perplexity, not both");
+  } else if ((text === undefined) === (data === undefined)) {
+    throw new UsageError("olmo eval: give --task NAME --data FILE, or --text FILE or --data DIR (a memmap) with --seq-len L");
+  }
+  const num = (name: string) => numberOption("eval", values, name);
+  const limit = num("limit");
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be a positive integer, got ${values.get("limit")}`);
+  // Rows are read before the model so a bad file fails fast.
+  const rows = task !== undefined ? await readTaskRows(data!, values.get("split") ?? "validation") : null;
+
+  const { model, tokenizer, backend } = await openModel(values);
+  try {
+    if (rows) {
+      if (!tokenizer) throw new UsageError("the model folder has no tokenizer.json: pass --tokenizer FILE");
+      const selected = limit !== undefined ? rows.rows.slice(0, limit) : rows.rows;
+      const result = await scoreMultipleChoice(model, tokenizer, task!, selected, {
+        reusePrefix: !flags.has("no-prefix-reuse"),
+        describeRow: rows.where,
+        onProgress: progressLine("items"),
+      });
+      const out = values.get("out");
+      if (out) await writeItems(out, result);
+      printTask(result, flags.has("json"));
+    } else {
+      const seqLen = num("seq-len");
+      if (seqLen === undefined) throw new UsageError("olmo eval: perplexity needs --seq-len L");
+      const { ids, mask } = text !== undefined ? await textIds(text, tokenizer) : await memmapIds(data!, values.get("ids-dtype") ?? "uint16", model.config.vocabSize);
+      const result = await perplexity(model, ids, { seqLen, stride: num("stride"), mask: mask ?? undefined, tokenizer: tokenizer ?? undefined, onProgress: progressLine("tokens") });
+      const summary = { tokens: result.tokens, loss: result.loss, perplexity: result.perplexity, bits_per_byte: result.bitsPerByte };
+      if (flags.has("json")) console.log(JSON.stringify(summary));
+      else {
+        console.log(`tokens          ${result.tokens}`);
+        console.log(`loss            ${result.loss.toFixed(4)} nats/token`);
+        console.log(`perplexity      ${result.perplexity.toFixed(3)}`);
+        console.log(`bits per byte   ${result.bitsPerByte === null ? "n/a (no tokenizer)" : result.bitsPerByte.toFixed(4)}`);
+      }
+    }
+  } finally {
+    model.dispose();
+    backend.dispose();
+  }
+}
+
+async function openModel(values: Map<string, string>) {
+  const dir = values.get("model") ?? DEFAULT_MODEL;
+  if (!values.has("model")) console.error(`olmo: no --model given, using the default model ${dir}`);
+  const threadsRaw = values.get("threads");
+  const threads = threadsRaw === undefined ? Math.min(8, (await import("node:os")).availableParallelism()) : Number(threadsRaw);
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new UsageError(`--threads must be a positive integer, got ${threadsRaw}`);
+  const dtype = values.get("dtype") ?? "auto";
+  if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
+  const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads);
+  try {
+    // A path that exists is a folder; otherwise "owner/name" is a Hub repo, downloaded into the cache.
+    const isHubRepo = !existsSync(dir) && /^[\w.-]+\/[\w.-]+$/.test(dir);
+    if (values.has("revision") && !isHubRepo) throw new UsageError(`--revision needs --model to be a Hub repo (owner/name); ${dir} is a folder`);
+    const source = isHubRepo ? cachedHubSource({ repo: dir, revision: values.get("revision"), endpoint: process.env.HF_ENDPOINT }) : folderSource(dir);
+    const loaded = await loadOlmo(source, backend, { weightDType: dtype });
+    const tokenizerFile = values.get("tokenizer");
+    const tokenizer = tokenizerFile ? new Tokenizer(await readFile(tokenizerFile, "utf8"), { eosTokenId: loaded.model.config.eosTokenId }) : loaded.tokenizer;
+    return { model: loaded.model, tokenizer, backend };
+  } catch (e) {
+    backend.dispose();
+    throw e;
+  }
+}
+
+/** A task's rows from a file, or from the files of a folder whose names start with the split. */
+async function readTaskRows(path: string, split: string): Promise<ParsedRows> {
+  if (!existsSync(path)) throw new UsageError(`--data ${path} does not exist`);
+  if (!(await stat(path)).isDirectory()) return readRowFile(path);
+  const readable = /\.(jsonl|json|parquet)$/;
+  const files = (await readdir(path)).filter((f) => f.startsWith(split) && readable.test(f)).sort();
+  if (files.length === 0) throw new UsageError(`${path} has no ${split}*.jsonl, .json or .parquet file (--split names the split)`);
+  const parts = await Promise.all(files.map((f) => readRowFile(join(path, f))));
+  const rows = parts.flatMap((p) => p.rows);
+  const where = (i: number) => {
+    for (const p of parts) {
+      if (i < p.rows.length) return p.where(i);
+      i -= p.rows.length;
+    }
+    return `row ${i}`;
+  };
+  return { rows, where };
+}
+
+async function readRowFile(file: string): Promise<ParsedRows> {
+  const bytes = await readFile(file);
+  if (bytes.length === 0) throw new EvalDataError(`${file} is empty: no rows to score`);
+  if (!file.endsWith(".parquet")) return parseJsonRows(new TextDecoder().decode(bytes), file);
+  return readParquetRows(file, bytes);
+}
+
+/** Parquet through hyparquet (a pure-JS reader), imported only when a Parquet file is read. */
+async function readParquetRows(file: string, bytes: Uint8Array): Promise<ParsedRows> {
+  interface Hyparquet { parquetReadObjects(options: { file: ArrayBuffer }): Promise<Record<string, unknown>[]> }
+  let hyparquet: Hyparquet;
+  try {
+    const name = "hyparquet"; // a variable: the package is optional, and the bundler must leave it alone
+    hyparquet = (await import(name)) as Hyparquet;
+  } catch {
+    throw new UsageError(`${file}: reading Parquet needs the hyparquet package (npm install hyparquet), or convert the file to JSON lines`);
+  }
+  let rows: Record<string, unknown>[];
+  try {
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    rows = await hyparquet.parquetReadObjects({ file: buffer });
+  } catch (e) {
+    throw new EvalDataError(`${file}: not a readable Parquet file (${(e as Error).message})`);
+  }
+  if (rows.length === 0) throw new EvalDataError(`${file} has no rows to score`);
+  return { rows, where: (i) => `${file} row ${i}` };
+}
+
+async function textIds(file: string, tokenizer: Tokenizer | null): Promise<{ ids: number[]; mask: null }> {
+  if (!tokenizer) throw new UsageError("--text needs a tokenizer: the model folder has no tokenizer.json; pass --tokenizer FILE");
+  const text = await readFile(file, "utf8");
+  if (text.length === 0) throw new EvalDataError(`${file} is empty: nothing to score`);
+  return { ids: tokenizer.encode(text), mask: null };
+}
+
+/** OLMo's memmap (see src/train/data.ts): input_ids.npy, and label_mask.npy beside it when present. */
+async function memmapIds(path: string, dtype: string, vocabSize: number): Promise<{ ids: Uint16Array | Uint32Array; mask: Uint8Array | null }> {
+  if (dtype !== "uint16" && dtype !== "uint32") throw new UsageError(`--ids-dtype must be uint16 or uint32, got ${dtype}`);
+  if (!existsSync(path)) throw new UsageError(`--data ${path} does not exist`);
+  const isDir = (await stat(path)).isDirectory();
+  const idsFile = isDir ? join(path, "input_ids.npy") : path;
+  const maskFile = isDir && existsSync(join(path, "label_mask.npy")) ? join(path, "label_mask.npy") : null;
+  const bytes = await readFile(idsFile);
+  if (bytes.length === 0) throw new EvalDataError(`${idsFile} is empty: nothing to score`);
+  const ids = TokenDataset.idsFromBytes(bytes, dtype as IdDType, basename(idsFile));
+  const bad = ids.findIndex((id) => id >= vocabSize);
+  if (bad >= 0) throw new EvalDataError(`${idsFile}: token ${bad} is id ${ids[bad]}, outside the model's vocabulary [0, ${vocabSize})`);
+  const mask = maskFile ? new Uint8Array(await readFile(maskFile)) : null;
+  return { ids, mask };
+}
+
+/** Progress on stderr: one updating line on a terminal, else a line every 10 seconds. */
+function progressLine(unit: string): (done: number, total: number) => void {
+  const started = performance.now();
+  let lastPrinted = started;
+  return (done, total) => {
+    const now = performance.now();
+    const seconds = (now - started) / 1000;
+    const rate = done / Math.max(seconds, 1e-9);
+    const eta = rate > 0 ? (total - done) / rate : 0;
+    const line = `${done}/${total} ${unit}  ${rate.toFixed(rate < 10 ? 2 : 0)} ${unit}/s  ETA ${formatSeconds(eta)}`;
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r${line}   ${done === total ? "\n" : ""}`);
+    } else if (done === total || now - lastPrinted > 10_000) {
+      lastPrinted = now;
+      console.error(line);
+    }
+  };
+}
+
+function formatSeconds(s: number): string {
+  if (s < 60) return `${s.toFixed(0)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+async function writeItems(out: string, result: TaskScores): Promise<void> {
+  const lines = result.itemScores.map((item) =>
+    JSON.stringify({
+      index: item.index,
+      label: item.label,
+      choices: item.choices.map((c) => ({ ll: c.ll, ll_dc: c.llDc, chars: c.chars, tokens: c.tokens })),
+    }),
+  );
+  // Written beside the target, then renamed: a crash never leaves a half-written file.
+  await writeFile(`${out}.tmp`, lines.join("\n") + "\n");
+  await rename(`${out}.tmp`, out);
+}
+
+function printTask(result: TaskScores, json: boolean): void {
+  const metrics = { acc: result.acc, len_norm: result.lenNorm, pmi_dc: result.pmiDc };
+  if (json) {
+    console.log(JSON.stringify({ task: result.task, items: result.items, ...metrics, primary_metric: result.primaryMetric }));
+    return;
+  }
+  console.log(`${result.task}: ${result.items} items`);
+  for (const [name, value] of Object.entries(metrics)) {
+    console.log(`  ${name.padEnd(9)} ${value.toFixed(4)}${name === result.primaryMetric ? "  (OLMo's headline metric for this task)" : ""}`);
+  }
+}
