@@ -207,6 +207,16 @@ test("firstNonFinite finds NaN and infinities by their exponent bits in F32, BF1
     ["F16", u16([0x3c00, 0x3c00, 0xfc00]), 2],
     ["F16", u16([0x7e00]), 0],
   ];
+  // Long tensors: the scan tests whole words a block at a time, so put the bad value in either half of
+  // a word, in a later block, and as the odd last value of a 16-bit tensor.
+  const bad: Record<SafetensorsDType, number> = { F32: 0x7f800000, BF16: 0xff80, F16: 0x7c01 };
+  for (const dtype of ["F32", "BF16", "F16"] as const) {
+    for (const [length, at] of [[20001, 17333], [20001, 17334], [20001, 20000], [9000, -1]] as const) {
+      const values = dtype === "F32" ? new Uint32Array(length).fill(0x3f800000) : new Uint16Array(length).fill(0x3c00);
+      if (at >= 0) values[at] = bad[dtype];
+      cases.push([dtype, new Uint8Array(values.buffer), at]);
+    }
+  }
   for (const [dtype, bytes, want] of cases) {
     const unaligned = new Uint8Array(bytes.length + 1).subarray(1);
     unaligned.set(bytes);

@@ -181,14 +181,32 @@ function firstDuplicateKey(json: string): string | null {
  */
 export function firstNonFinite(bytes: Uint8Array, dtype: SafetensorsDType): number {
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
-  if (dtype === "F32") {
-    const words = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >>> 2);
-    for (let i = 0; i < words.length; i++) if ((words[i]! & 0x7f800000) === 0x7f800000) return i;
-    return -1;
+  const elementBytes = dtype === "F32" ? 4 : 2;
+  // A value is non-finite when its exponent bits are all ones. Masked to the exponent, adding the
+  // exponent's lowest bit carries into the bit above it exactly then (the sign bit, masked out, is
+  // free to receive it), so one AND, one ADD and one OR test a whole 32-bit word: one f32 or two
+  // 16-bit values. A block is scanned word by word only when its accumulated flag is set: loading
+  // OLMo-1B checks 2.35 GB this way, which a per-element comparison made a large share of the load.
+  const [mask, carry] = dtype === "F32" ? [0x7f800000, 0x00800000] : dtype === "BF16" ? [0x7f807f80, 0x00800080] : [0x7c007c00, 0x04000400];
+  const words = new Int32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >>> 2);
+  const BLOCK = 4096;
+  for (let start = 0; start < words.length; start += BLOCK) {
+    const end = Math.min(words.length, start + BLOCK);
+    let flags = 0;
+    for (let i = start; i < end; i++) flags |= ((words[i]! & mask) + carry) & 0x80008000;
+    if (flags !== 0) return firstNonFiniteElement(aligned, dtype, (start * 4) / elementBytes, (end * 4) / elementBytes);
   }
-  const exponent = dtype === "BF16" ? 0x7f80 : 0x7c00;
-  const halves = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >>> 1);
-  for (let i = 0; i < halves.length; i++) if ((halves[i]! & exponent) === exponent) return i;
+  // A 16-bit tensor of odd length has one value past the last whole word.
+  const all = aligned.byteLength / elementBytes;
+  return firstNonFiniteElement(aligned, dtype, (words.length * 4) / elementBytes, all);
+}
+
+/** The first non-finite element in [from, to), compared one by one; -1 when there is none. */
+function firstNonFiniteElement(bytes: Uint8Array, dtype: SafetensorsDType, from: number, to: number): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = from; i < to; i++) {
+    if (dtype === "F32" ? (view.getUint32(4 * i, true) & 0x7f800000) === 0x7f800000 : (view.getUint16(2 * i, true) & (dtype === "BF16" ? 0x7f80 : 0x7c00)) === (dtype === "BF16" ? 0x7f80 : 0x7c00)) return i;
+  }
   return -1;
 }
 
