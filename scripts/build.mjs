@@ -66,7 +66,8 @@ await Promise.all([
     entryPoints: [join(root, "src/cli/main.ts")],
     outfile: join(root, "dist/cli.js"),
     platform: "node",
-    external: ["webgpu"], // Dawn's native addon, an optional peer dependency
+    // Dawn's native addon (an optional peer dependency), and hyparquet (a dependency, loaded by `olmo eval` for Parquet files).
+    external: ["webgpu", "hyparquet"],
     banner: { js: "#!/usr/bin/env node" },
   }),
   // The demo page (examples/browser): its script and worker, with index.html beside them.

@@ -11,6 +11,7 @@
 import { createReadStream } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { createServer } from "node:http";
+import { pipeline } from "node:stream";
 import { extname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -73,8 +74,11 @@ async function resolveFile(root, url) {
   if (info.isDirectory()) {
     // A folder URL serves its index.html; without the trailing slash, relative links in that page
     // would resolve against the parent, so redirect first.
+    // The Location is rebuilt from the checked segments: the raw path could start with "//", which a
+    // browser reads as another host (an open redirect).
     const pathname = url.replace(/[?#].*$/s, "");
-    if (!pathname.endsWith("/")) throw new Refusal(301, "moved", { location: `${pathname}/${url.slice(pathname.length)}` });
+    const location = `/${segments.filter((s) => s !== "").map(encodeURIComponent).join("/")}/`;
+    if (!pathname.endsWith("/")) throw new Refusal(301, "moved", { location: `${location}${url.slice(pathname.length)}` });
     try {
       real = await realpath(join(real, "index.html"));
     } catch {
@@ -132,9 +136,8 @@ export async function startServer(port = 0, root = REPO_ROOT, log = null) {
         ...(range ? { "content-range": `bytes ${start}-${end}/${file.size}` } : {}),
       });
       if (req.method === "HEAD" || file.size === 0) return void res.end();
-      const stream = createReadStream(file.path, { start, end });
-      stream.on("error", () => res.destroy());
-      stream.pipe(res);
+      // pipeline closes the file when the client goes away mid-download (pipe would leak the descriptor).
+      pipeline(createReadStream(file.path, { start, end }), res, () => {});
     };
     answer().catch((e) => {
       const refusal = e instanceof Refusal ? e : new Refusal(500, "internal error");

@@ -75,8 +75,12 @@ let vulkanPresent: Promise<boolean> | null = null;
 /** Whether Dawn finds a GPU adapter: on Linux, whether a Vulkan driver is installed (and not hidden by VK_ICD_FILENAMES). */
 function dawnHasAdapter(): Promise<boolean> {
   vulkanPresent ??= (async () => {
-    const dawn = (await import("webgpu")) as unknown as { create(flags: string[]): GPU };
-    return (await dawn.create([]).requestAdapter()) !== null;
+    try {
+      const dawn = (await import("webgpu")) as unknown as { create(flags: string[]): GPU };
+      return (await dawn.create([]).requestAdapter()) !== null;
+    } catch {
+      return false; // Dawn's native addon did not load: no WebGPU here (the SKIPPED line says how to get it)
+    }
   })();
   return vulkanPresent;
 }

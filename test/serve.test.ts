@@ -100,6 +100,9 @@ test("a folder URL serves its index.html; without the slash it redirects to it",
   if (folder.body.toString() !== "folder page") throw new Error(`/folder/: ${folder.body}`);
   const bare = await get(site.origin, "/folder?x=1");
   if (bare.status !== 301 || bare.headers.location !== "/folder/?x=1") throw new Error(`/folder: ${bare.status} ${bare.headers.location}`);
+  // "//folder" would be a redirect to the host "folder" if the Location echoed the raw path.
+  const doubled = await get(site.origin, "//folder");
+  if (doubled.status !== 301 || doubled.headers.location !== "/folder/") throw new Error(`//folder: ${doubled.status} ${doubled.headers.location}`);
   expectStatus(await get(site.origin, "/empty-folder/"), 404, "a folder without index.html");
   expectStatus(await get(site.origin, "/missing.txt"), 404, "a missing file");
   const inside = await get(site.origin, "/link-in/");

@@ -2,13 +2,13 @@
 // on every backend; gradient accumulation; schedules.
 
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import { createJsBackend, hfTensorName, learningRate, loadOlmo, memory, TokenDataset, Tokenizer, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
 import {
-  CheckpointRun, createNodeWebGpuBackend, folderSource, readLatest, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel,
+  CheckpointRun, createNodeWebGpuBackend, folderSource, latestCheckpointFolder, readLatest, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel,
 } from "../src/node/index.js";
 import { readJson, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
@@ -408,6 +408,24 @@ test("olmo train saves a checkpoint on SIGINT (exit 130) and SIGTERM (exit 143) 
     if (!folder.endsWith(latest)) throw new Error(folder);
     model.dispose();
   }
+  rmSync(dir, { recursive: true });
+});
+
+test("a `latest` that names anything but a step folder beside it is refused, never followed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-latest-"));
+  mkdirSync(join(dir, "run"));
+  mkdirSync(join(dir, "victim.tmp"));
+  for (const name of ["../victim.tmp", "../victim", "/etc", "step-1/../../victim"]) {
+    writeFileSync(join(dir, "run", "latest"), name);
+    let message = "";
+    try {
+      await latestCheckpointFolder(join(dir, "run"));
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    if (!message.includes(`names "${name}", expected step-N`)) throw new Error(`latest = ${name}: ${message || "accepted"}`);
+  }
+  if (!existsSync(join(dir, "victim.tmp"))) throw new Error("the folder outside the run was touched");
   rmSync(dir, { recursive: true });
 });
 

@@ -8,7 +8,7 @@ import {
   EvalDataError, loadOlmo, MULTIPLE_CHOICE_TASKS, multipleChoiceTask, parseJsonRows, perplexity, scoreMultipleChoice, TokenDataset, Tokenizer,
   type AnyBackend, type IdDType, type ParsedRows, type TaskScores,
 } from "../index.js";
-import { cachedHubSource, folderSource } from "../node/index.js";
+import { DEFAULT_MODEL, locateModel, modelSource } from "./model.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 
@@ -32,8 +32,6 @@ const spec: Record<string, OptionSpec> = {
   json: { kind: "flag", help: "print one JSON object" },
   help: { kind: "flag", help: "show this help" },
 };
-
-const DEFAULT_MODEL = new URL("../models/olmo-tiny-shakespeare", import.meta.url).pathname;
 
 export async function runEval(args: string[]): Promise<void> {
   const { values, flags } = parseArgs("eval", args, spec);
@@ -86,8 +84,10 @@ export async function runEval(args: string[]): Promise<void> {
 }
 
 async function openModel(values: Map<string, string>) {
-  const dir = values.get("model") ?? DEFAULT_MODEL;
-  if (!values.has("model")) console.error(`olmo: no --model given, using the default model ${dir}`);
+  // Where --model points is decided as for every command (src/cli/model.ts): a folder or a training
+  // run's --save folder, else a Hub repo id; checked before the backend starts.
+  const location = await locateModel(values.get("model") ?? DEFAULT_MODEL, values.get("revision"));
+  if (!values.has("model")) console.error(`olmo: no --model given, using the default model ${DEFAULT_MODEL}`);
   const threadsRaw = values.get("threads");
   const threads = threadsRaw === undefined ? Math.min(8, (await import("node:os")).availableParallelism()) : Number(threadsRaw);
   if (!(Number.isInteger(threads) && threads >= 1)) throw new UsageError(`--threads must be a positive integer, got ${threadsRaw}`);
@@ -95,11 +95,7 @@ async function openModel(values: Map<string, string>) {
   if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
   const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads);
   try {
-    // A path that exists is a folder; otherwise "owner/name" is a Hub repo, downloaded into the cache.
-    const isHubRepo = !existsSync(dir) && /^[\w.-]+\/[\w.-]+$/.test(dir);
-    if (values.has("revision") && !isHubRepo) throw new UsageError(`--revision needs --model to be a Hub repo (owner/name); ${dir} is a folder`);
-    const source = isHubRepo ? cachedHubSource({ repo: dir, revision: values.get("revision"), endpoint: process.env.HF_ENDPOINT }) : folderSource(dir);
-    const loaded = await loadOlmo(source, backend, { weightDType: dtype });
+    const loaded = await loadOlmo(modelSource(location, values.get("revision")), backend, { weightDType: dtype });
     const tokenizerFile = values.get("tokenizer");
     const tokenizer = tokenizerFile ? new Tokenizer(await readFile(tokenizerFile, "utf8"), { eosTokenId: loaded.model.config.eosTokenId }) : loaded.tokenizer;
     return { model: loaded.model, tokenizer, backend };
@@ -137,14 +133,8 @@ async function readRowFile(file: string): Promise<ParsedRows> {
 
 /** Parquet through hyparquet (a pure-JS reader), imported only when a Parquet file is read. */
 async function readParquetRows(file: string, bytes: Uint8Array): Promise<ParsedRows> {
-  interface Hyparquet { parquetReadObjects(options: { file: ArrayBuffer }): Promise<Record<string, unknown>[]> }
-  let hyparquet: Hyparquet;
-  try {
-    const name = "hyparquet"; // a variable: the package is optional, and the bundler must leave it alone
-    hyparquet = (await import(name)) as Hyparquet;
-  } catch {
-    throw new UsageError(`${file}: reading Parquet needs the hyparquet package (npm install hyparquet), or convert the file to JSON lines`);
-  }
+  // Imported here, not at the top: only Parquet files need it, and the CLI starts faster without it.
+  const hyparquet = await import("hyparquet");
   let rows: Record<string, unknown>[];
   try {
     const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;

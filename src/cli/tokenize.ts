@@ -2,7 +2,7 @@
 // model's (--model, default the bundled model), or a tokenizer.json given with --tokenizer.
 
 import { readFileSync } from "node:fs";
-import { readTextFile, Tokenizer } from "../index.js";
+import { configFromHf, readTextFile, Tokenizer } from "../index.js";
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { readTokenizerFile } from "./generate.js";
 import { DEFAULT_MODEL, locateModel, modelSource } from "./model.js";
@@ -24,8 +24,11 @@ async function loadTokenizer(parsed: ParsedArgs): Promise<Tokenizer> {
   const source = modelSource(location, revision);
   const text = await readTextFile(source, "tokenizer.json");
   if (text === null) throw new Error(`${source.name} has no tokenizer.json: pass --tokenizer FILE.json`);
+  // The model's own EOS id (config.json), for --add-eos.
+  const configText = await readTextFile(source, "config.json");
+  const eosTokenId = configText === null ? undefined : configFromHf(configText, `${source.name}/config.json`).eosTokenId;
   try {
-    return new Tokenizer(text);
+    return new Tokenizer(text, eosTokenId === undefined ? {} : { eosTokenId });
   } catch (e) {
     throw new Error(`${source.name}/tokenizer.json: ${(e as Error).message}`);
   }
@@ -35,7 +38,7 @@ const tokenizeSpec: CommandSpec = {
   ...tokenizerOptions,
   text: { kind: "value", placeholder: "TEXT", help: "text to encode" },
   file: { kind: "value", placeholder: "PATH", help: "file whose UTF-8 contents to encode" },
-  "add-eos": { kind: "flag", help: "append the EOS id (50279)" },
+  "add-eos": { kind: "flag", help: "append the EOS id (the model's eos_token_id; 50279 for OLMo)" },
 };
 
 export async function runTokenize(args: string[]): Promise<void> {

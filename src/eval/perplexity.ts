@@ -113,8 +113,12 @@ export async function perplexity(model: Olmo, ids: ArrayLike<number>, options: P
         const perToken = noGrad(() =>
           scope(() => negativeLogLikelihood(model.forward(ids2d(), { cache }), tensor(targets, [1, targets.length], { backend }))),
         );
-        const values = await perToken.data();
-        perToken.dispose();
+        let values: ArrayLike<number>;
+        try {
+          values = await perToken.data();
+        } finally {
+          perToken.dispose();
+        }
         for (let t = Math.max(w.firstTarget, from + 1); t <= to; t++) {
           if (!counts(t)) continue;
           nll += values[t - 1 - from]!;

@@ -133,12 +133,16 @@ export async function scoreContinuations(model: Olmo, requests: readonly Continu
     return { nll, first: r.ctxLen - 1 - shared };
   });
   const out: number[] = [];
-  for (const { nll, first } of pending) {
-    const values = await nll.data();
-    nll.dispose();
-    let ll = 0;
-    for (let j = first; j < values.length; j++) ll -= values[j]!;
-    out.push(ll);
+  try {
+    for (const { nll, first } of pending) {
+      const values = await nll.data();
+      let ll = 0;
+      for (let j = first; j < values.length; j++) ll -= values[j]!;
+      out.push(ll);
+    }
+  } finally {
+    // A read can throw (WebGPU reports its errors there): the other queued results are freed too.
+    for (const { nll } of pending) nll.dispose();
   }
   return out;
 }

@@ -190,8 +190,8 @@ export async function remoteFile(url: string, fetch: FetchLike, file = url): Pro
   if (head.status === 404) return null;
   if (!head.ok) throw new HubError(`hub: HEAD ${url} answered ${head.status}`, { url, status: head.status });
   if (isErrorPage(file, head.headers.get("content-type"))) throw new HubError(`hub: ${url} is a web page (text/html), not the file: an error or login page?`, { url });
-  const size = Number(head.headers.get("content-length"));
-  if (!Number.isFinite(size)) throw new HubError(`hub: ${url} did not say its size (no Content-Length)`, { url });
+  const size = Number(head.headers.get("content-length") ?? NaN);
+  if (!Number.isSafeInteger(size) || size < 0) throw new HubError(`hub: ${url} did not say its size (no Content-Length)`, { url });
   return {
     name: url,
     size,

@@ -185,8 +185,7 @@ export function firstNonFinite(bytes: Uint8Array, dtype: SafetensorsDType): numb
   // A value is non-finite when its exponent bits are all ones. Masked to the exponent, adding the
   // exponent's lowest bit carries into the bit above it exactly then (the sign bit, masked out, is
   // free to receive it), so one AND, one ADD and one OR test a whole 32-bit word: one f32 or two
-  // 16-bit values. A block is scanned word by word only when its accumulated flag is set: loading
-  // OLMo-1B checks 2.35 GB this way, which a per-element comparison made a large share of the load.
+  // 16-bit values, with no branch; a block is searched element by element only when its flag is set.
   const [mask, carry] = dtype === "F32" ? [0x7f800000, 0x00800000] : dtype === "BF16" ? [0x7f807f80, 0x00800080] : [0x7c007c00, 0x04000400];
   const words = new Int32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >>> 2);
   const BLOCK = 4096;

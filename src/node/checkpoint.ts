@@ -66,11 +66,17 @@ async function switchLatest(dir: string, name: string): Promise<void> {
 
 /** The folder name DIR/latest holds, or null when there is none. */
 export async function readLatest(dir: string): Promise<string | null> {
+  let name: string;
   try {
-    return (await readFile(join(dir, "latest"), "utf8")).trim() || null;
+    name = (await readFile(join(dir, "latest"), "utf8")).trim();
   } catch {
     return null;
   }
+  if (name === "") return null;
+  // Only names this module writes: `latest` is a path that saves delete and rebuild under, so a
+  // hand-edited or hostile one ("../elsewhere") must never reach a path outside DIR.
+  if (!/^step-\d+(\.tmp)?$/.test(name)) throw new Error(`${join(dir, "latest")}: names "${name}", expected step-N (a folder beside it)`);
+  return name;
 }
 
 async function f32Tensor(name: string, t: Tensor): Promise<TensorToWrite> {
@@ -199,8 +205,13 @@ export async function restoreTrainerState(folder: string, trainer: Trainer, rese
       t.backend.upload(t.bufferFor("restore"), "f32", new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));
     }
   }
-  const state = JSON.parse(await readFile(join(folder, "trainer_state.json"), "utf8")) as TrainerState;
-  trainer.optimizer.step = Number(header.metadata.step ?? state.step);
+  const stateFile = join(folder, "trainer_state.json");
+  const state = JSON.parse(await readFile(stateFile, "utf8")) as TrainerState;
+  const optimizerStep = Number(header.metadata.step ?? state.step);
+  for (const [what, value] of [["step", state.step], ["the optimizer's step", optimizerStep]] as const) {
+    if (!Number.isSafeInteger(value) || (value as number) < 0) throw new Error(`${stateFile}: ${what} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  }
+  trainer.optimizer.step = optimizerStep;
   // --reset-trainer-state (OLMo's meaning): keep the weights and the optimizer state (moments and
   // its step count), restart the trainer's step, hence the schedule and the data position.
   trainer.step = resetTrainerState ? 0 : state.step;

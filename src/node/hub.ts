@@ -18,8 +18,10 @@
 // is used as it is (as HF_HUB_OFFLINE=1 does in Python).
 //
 // Nothing reaches blobs/ unchecked: a resumed download sends If-Range with the ETag and checks
-// Content-Range; the size must match X-Linked-Size / Content-Length, and the content its ETag (sha256,
-// or git's blob sha1) before the rename. Error pages (non-2xx, text/html) are never written.
+// Content-Range; the size must match X-Linked-Size / Content-Length, and the content its ETag where
+// the ETag is a hash (the Hub's are: sha256 for LFS files, git's blob sha1 for the others; another
+// server's opaque ETag leaves the size as the only check) before the rename. Error pages (non-2xx,
+// text/html) are never written.
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -209,7 +211,9 @@ export function cachedHubSource(options: CachedHubOptions): ModelSource {
         stopTimers();
         const status = response.status;
         const location = response.headers.get("location");
-        if (status >= 300 && status < 400 && location && !/^[a-z][a-z0-9+.-]*:/i.test(location)) {
+        // Follow relative redirects only (a path on this server: a renamed repo), as huggingface_hub
+        // does; "//host/..." is another server. An absolute one is the CDN of an LFS file, answered below.
+        if (status >= 300 && status < 400 && location && location.startsWith("/") && !location.startsWith("//")) {
           url = new URL(location, url).href;
           continue;
         }

@@ -27,7 +27,8 @@ export class WasmOutOfMemoryError extends Error {
 }
 
 export class Arena {
-  /** End of the highest block ever handed out and not yet returned to the top. */
+  /** Where the heap starts (after the kernels' static data), and the end of its highest live block. */
+  private readonly base: number;
   private top: number;
   /** Free blocks: start -> size, end -> start (for merging), and size -> starts (for exact-size reuse). */
   private readonly freeSize = new Map<number, number>();
@@ -43,7 +44,7 @@ export class Arena {
     base: number,
     private readonly limit = MAX_WASM_BYTES,
   ) {
-    this.top = Math.ceil(base / ALIGN) * ALIGN;
+    this.base = this.top = Math.ceil(base / ALIGN) * ALIGN;
     this.highWater = this.top;
   }
 
@@ -68,7 +69,7 @@ export class Arena {
       if (this.top + size > this.limit) {
         throw new WasmOutOfMemoryError(
           `wasm backend: cannot allocate ${formatBytes(size)} for ${what}: ${formatBytes(this.inUse)} of the ` +
-            `${formatBytes(this.limit)} WebAssembly memory limit are in use (${formatBytes(this.top - this.inUse)} in free blocks, ` +
+            `${formatBytes(this.limit)} WebAssembly memory limit are in use (${formatBytes(this.top - this.base - this.inUse)} in free blocks, ` +
             `the largest ${formatBytes(this.largestFree())}). Store weights in bf16, use a smaller model or batch, or the webgpu backend.`,
         );
       }
@@ -98,7 +99,7 @@ export class Arena {
     else this.addFree(start, end - start);
   }
 
-  /** Bytes from the heap's base to its top: live blocks plus the free holes between them. */
+  /** Bytes of the memory up to the heap's top: the kernels' static data, live blocks and the holes between them. */
   get reserved(): number {
     return this.top;
   }

@@ -4,8 +4,9 @@
 // A WebAssembly export takes numbers by position, so `matmul(a, b, out, ...)` called with two numbers
 // swapped would still run, on the wrong data. Here each kernel's parameter list is declared once, in
 // its AssemblyScript signature (assembly/), and the host side is generated from it
-// (kernel-signatures.generated.ts, written by scripts/build.mjs on every build and compared with
-// assembly/ by test/wasm-boundary.test.ts). The adapters in index.ts pass arguments by the kernel's own
+// (kernel-signatures.generated.ts, rewritten from assembly/ by scripts/build.mjs whenever it differs;
+// test/wasm-boundary.test.ts checks that the committed copy is current and that the binary's exports
+// match it). The adapters in index.ts pass arguments by the kernel's own
 // parameter names, and the generated `call` / `write` put them in the export's order. So:
 //   - the order of arguments is never written by hand: it cannot be wrong in one adapter;
 //   - a missing, extra or misnamed argument does not compile (the object is checked against the
