@@ -3,7 +3,7 @@
 
 import { mkdirSync } from "node:fs";
 import { chromium, type Page } from "playwright-core";
-import { createWasmBackend, generate, loadOlmo } from "../src/index.js";
+import { createJsBackend, createWasmBackend, generate, loadOlmo } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { chromiumUnderTest, repoRoot, testIf } from "./helpers.js";
 import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
@@ -37,6 +37,21 @@ async function withBrowser(fn: (page: Page, origin: string, requests: string[]) 
     await browser.close();
     server.close();
   }
+}
+
+/** FNV-1a of every weight's stored bits by name, loaded by the plain path (host conversion, upload), as sources.html computes it. */
+async function nodeWeightsDigest(weightDType: "f32" | "bf16"): Promise<number> {
+  const { rawBytes: _, ...plainJs } = createJsBackend();
+  const { model } = await loadOlmo(folderSource(MODEL), plainJs, { weightDType });
+  let hash = 0x811c9dc5;
+  for (const name of [...model.weights.keys()].sort()) {
+    const t = model.weights.get(name)!;
+    const bits = await plainJs.download(t.bufferFor("digest"), t.dtype, t.size);
+    const bytes = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+    for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, 16777619) >>> 0;
+  }
+  model.dispose();
+  return hash;
 }
 
 async function nodeGreedy(): Promise<number[]> {
@@ -135,7 +150,7 @@ test("the demo page: generates text on wasm and webgpu and from a picked folder,
   });
 });
 
-test("browser sources: the Cache API keeps a downloaded model for the next load; picked files load too", async () => {
+test("browser sources: the Cache API keeps a downloaded model for the next load; picked files load too, with Node's bits", async () => {
   const want = await nodeGreedy();
   await withBrowser(async (page, origin, requests) => {
     await page.goto(`${origin}/test/hosts/sources.html`);
@@ -151,6 +166,14 @@ test("browser sources: the Cache API keeps a downloaded model for the next load;
     await page.setInputFiles("#files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => `${MODEL}/${f}`));
     const picked = (await page.evaluate("window.runPicked()")) as number[];
     if (picked.join() !== want.join()) throw new Error(`picked files: [${picked}], Node [${want}]`);
+    // Bit-identical weights: f32 storage (the file's bf16 widened by the cast kernel) and bf16 (read as is).
+    for (const weightDType of ["f32", "bf16"] as const) {
+      const node = await nodeWeightsDigest(weightDType);
+      for (const how of ["cached", "picked"]) {
+        const browser = await page.evaluate(([h, d]) => (window as unknown as { weightsDigest(h: string, d: string): Promise<number> }).weightsDigest(h!, d!), [how, weightDType]);
+        if (browser !== node) throw new Error(`${how}, ${weightDType}: weights digest ${browser} in Chromium, ${node} in Node`);
+      }
+    }
   });
 });
 
