@@ -3,7 +3,7 @@
 
 import { mkdirSync } from "node:fs";
 import { chromium, type Page } from "playwright-core";
-import { createJsBackend, createWasmBackend, generate, loadOlmo } from "../src/index.js";
+import { createJsBackend, createWasmBackend, generate, loadOlmo, type JsBuffer } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { chromiumUnderTest, repoRoot, testIf } from "./helpers.js";
 import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
@@ -46,7 +46,7 @@ async function nodeWeightsDigest(weightDType: "f32" | "bf16"): Promise<number> {
   let hash = 0x811c9dc5;
   for (const name of [...model.weights.keys()].sort()) {
     const t = model.weights.get(name)!;
-    const bits = await plainJs.download(t.bufferFor("digest"), t.dtype, t.size);
+    const bits = await plainJs.download(t.bufferFor("digest") as JsBuffer, t.dtype, t.size);
     const bytes = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
     for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, 16777619) >>> 0;
   }
@@ -170,7 +170,7 @@ test("browser sources: the Cache API keeps a downloaded model for the next load;
     for (const weightDType of ["f32", "bf16"] as const) {
       const node = await nodeWeightsDigest(weightDType);
       for (const how of ["cached", "picked"]) {
-        const browser = await page.evaluate(([h, d]) => (window as unknown as { weightsDigest(h: string, d: string): Promise<number> }).weightsDigest(h!, d!), [how, weightDType]);
+        const browser = await page.evaluate(([h, d]) => (globalThis as unknown as { weightsDigest(h: string, d: string): Promise<number> }).weightsDigest(h!, d!), [how, weightDType]);
         if (browser !== node) throw new Error(`${how}, ${weightDType}: weights digest ${browser} in Chromium, ${node} in Node`);
       }
     }
