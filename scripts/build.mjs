@@ -102,22 +102,23 @@ execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "
   stdio: "inherit",
 });
 
-// The declarations name a few WebGPU interfaces (GPUDevice, GPUBuffer, ...). A consumer without
-// @webgpu/types would get "Cannot find name 'GPUDevice'", so src/webgpu-public.d.ts declares them as
-// empty interfaces (which merge with the full ones where @webgpu/types is installed) and each entry's
-// declarations reference it. Any other WebGPU name in the declarations fails the build here.
+// The declarations name a few WebGPU interfaces (GPUDevice, GPUBuffer, ...) and WebAssembly's. A
+// consumer without @webgpu/types or the DOM library (any Node program) would get "Cannot find name
+// 'GPUDevice'", so src/public-globals.d.ts declares them as empty interfaces (which merge with the full
+// ones where those are installed) and each entry's declarations reference it. Any other WebGPU name in
+// the declarations fails the build here.
 const types = join(root, "dist/types");
-copyFileSync(join(root, "src/webgpu-public.d.ts"), join(types, "webgpu-public.d.ts"));
-for (const [entry, reference] of [["index.d.ts", "./webgpu-public.d.ts"], ["node/index.d.ts", "../webgpu-public.d.ts"], ["worker.d.ts", "./webgpu-public.d.ts"]]) {
+copyFileSync(join(root, "src/public-globals.d.ts"), join(types, "public-globals.d.ts"));
+for (const [entry, reference] of [["index.d.ts", "./public-globals.d.ts"], ["node/index.d.ts", "../public-globals.d.ts"], ["worker.d.ts", "./public-globals.d.ts"]]) {
   const file = join(types, entry);
   writeFileSync(file, `/// <reference path="${reference}" />\n${readFileSync(file, "utf8")}`);
 }
-const declared = new Set([...readFileSync(join(root, "src/webgpu-public.d.ts"), "utf8").matchAll(/^interface (GPU\w*)/gm)].map((m) => m[1]));
+const declared = new Set([...readFileSync(join(root, "src/public-globals.d.ts"), "utf8").matchAll(/^interface (GPU\w*)/gm)].map((m) => m[1]));
 const declarationFiles = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === "cli" ? [] : declarationFiles(join(dir, e.name))) : e.name.endsWith(".d.ts") ? [join(dir, e.name)] : []));
 const undeclared = new Set();
 for (const file of declarationFiles(types)) {
-  if (file.endsWith("webgpu-public.d.ts")) continue;
+  if (file.endsWith("public-globals.d.ts")) continue;
   const code = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, ""); // names in comments are not types
   for (const [name] of code.matchAll(/\bGPU[A-Z]?\w*\b/g)) if (!declared.has(name)) undeclared.add(`${name} (${file.slice(types.length + 1)})`);
 }
-if (undeclared.size) throw new Error(`the declarations name WebGPU types that src/webgpu-public.d.ts does not declare: ${[...undeclared].join(", ")}`);
+if (undeclared.size) throw new Error(`the declarations name WebGPU types that src/public-globals.d.ts does not declare: ${[...undeclared].join(", ")}`);

@@ -54,7 +54,7 @@ test("npm pack: the entries, their types, the default model, LICENSE and CHANGEL
   const files = info!.files.map((f) => f.path);
   const needed = [
     "package.json", "README.md", "LICENSE", "CHANGELOG.md", "dist/index.js", "dist/node.js", "dist/worker.js", "dist/cli.js",
-    "dist/types/index.d.ts", "dist/types/node/index.d.ts", "dist/types/worker.d.ts", "dist/types/webgpu-public.d.ts",
+    "dist/types/index.d.ts", "dist/types/node/index.d.ts", "dist/types/worker.d.ts", "dist/types/public-globals.d.ts",
     "models/olmo-tiny-shakespeare/config.json", "models/olmo-tiny-shakespeare/model.safetensors", "models/olmo-tiny-shakespeare/tokenizer.json",
   ];
   const missing = needed.filter((f) => !files.includes(f));

@@ -3,6 +3,7 @@
 // the tokenizer on the bundled model), which test/olmo.test.ts checks against transformers.
 
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import {
   createWorkerClient, generate, loadOlmo, lossCurveSvg, memory, niceTicks, OlmoGenerator, penalizeRepetitions, serveGenerator, type MessageEndpoint,
@@ -154,6 +155,13 @@ test("createWorkerClient over a MessageChannel: same text, stop strings, aborts 
     channel.port1.close();
     channel.port2.close();
   }
+});
+
+test("dist/worker.js (olmo-js/worker) is the worker's few lines on the core bundle beside it, not a second core", () => {
+  const worker = readFileSync(`${repoRoot}dist/worker.js`, "utf8");
+  const imports = [...worker.matchAll(/^import\b[^;]*?\bfrom "([^"]+)";/gm)].map((m) => m[1]);
+  if (imports.join() !== "./index.js") throw new Error(`dist/worker.js imports ${imports.join(", ") || "nothing"}; expected only ./index.js`);
+  if (/\bclass Tensor\b|var Tensor\d* = class/.test(worker) || worker.length > 2000) throw new Error(`dist/worker.js holds core code (${worker.length} bytes)`);
 });
 
 test("loss.svg: round ticks covering the data, a gridline and a label per tick on both axes", () => {

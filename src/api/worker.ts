@@ -51,31 +51,37 @@ export function serveGenerator(
   load: (model: string, options: PretrainedOptions) => Promise<OlmoGenerator> = (model, options) => OlmoGenerator.fromPretrained(model, options),
 ): void {
   let generator: OlmoGenerator | null = null;
-  const aborts = new Map<number, { aborted: boolean }>();
+  /** Streams in progress: their abort flags, and when each has let go of the model. */
+  const streams = new Map<number, { signal: { aborted: boolean }; done: Promise<void> }>();
+  /** End every stream before the model goes (a load or dispose while one still runs on it). */
+  const stopStreams = async () => {
+    for (const s of streams.values()) s.signal.aborted = true;
+    await Promise.all([...streams.values()].map((s) => s.done));
+  };
   const reply = (message: Reply) => endpoint.postMessage(message);
   endpoint.addEventListener("message", async ({ data }: { data: Request }) => {
     const { id } = data;
     try {
       if (data.op === "abort") {
-        const signal = aborts.get(id);
-        if (signal) signal.aborted = true;
+        const stream = streams.get(id);
+        if (stream) stream.signal.aborted = true;
         return;
       }
-      if (data.op === "load") {
+      if (data.op === "load" || data.op === "dispose") {
+        await stopStreams();
         generator?.dispose();
         generator = null;
-        generator = await load(data.model, { ...data.options, onProgress: (progress) => reply({ id, type: "progress", progress }) });
-      } else if (data.op === "dispose") {
-        generator?.dispose();
-        generator = null;
+        if (data.op === "load") generator = await load(data.model, { ...data.options, onProgress: (progress) => reply({ id, type: "progress", progress }) });
       } else {
         if (!generator) throw new Error("olmo-js/worker: no model loaded");
         const signal = { aborted: false };
-        aborts.set(id, signal);
+        let finished!: () => void;
+        streams.set(id, { signal, done: new Promise<void>((resolve) => (finished = resolve)) });
         try {
           for await (const text of generator.stream(data.prompt, { ...data.options, signal })) reply({ id, type: "piece", text });
         } finally {
-          aborts.delete(id);
+          streams.delete(id);
+          finished();
         }
       }
       reply({ id, type: "done" });

@@ -15,7 +15,7 @@ export function niceTicks(lo: number, hi: number, count = 5): { ticks: number[];
   const step = power * (error >= Math.sqrt(50) ? 10 : error >= Math.sqrt(10) ? 5 : error >= Math.SQRT2 ? 2 : 1);
   const ticks: number[] = [];
   // A tiny slack, so that a value on a tick (0.3 with steps of 0.1) does not add a tick beyond it.
-  for (let i = Math.floor(lo / step + 1e-9); i <= Math.ceil(hi / step - 1e-9); i++) ticks.push(i * step);
+  for (let i = Math.floor(lo / step + 1e-9); i <= Math.ceil(hi / step - 1e-9); i++) ticks.push(Number((i * step).toPrecision(12)));
   return { ticks, step };
 }
 
@@ -31,11 +31,13 @@ export function lossCurveSvg(points: { step: number; loss: number }[]): string {
   const left = 60, right = 20, top = 20, bottom = 50;
   if (points.length === 0) return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"/>`;
   const steps = points.map((p) => p.step), losses = points.map((p) => p.loss).filter(Number.isFinite);
-  const [sMin, sMax] = [Math.min(...steps), Math.max(...steps)];
+  // Folds rather than Math.min(...array): a long run's hundred thousand points would overflow the call stack.
+  const min = (v: number[]) => v.reduce((a, b) => Math.min(a, b), Infinity), max = (v: number[]) => v.reduce((a, b) => Math.max(a, b), -Infinity);
+  const [sMin, sMax] = [min(steps), max(steps)];
   let stepTicks = niceTicks(sMin, sMax, 6);
   // Steps are whole numbers: a short run gets a tick per step rather than fractions.
   if (stepTicks.step < 1) stepTicks = { ticks: Array.from({ length: Math.max(sMax, sMin + 1) - sMin + 1 }, (_, i) => sMin + i), step: 1 };
-  const lossTicks = losses.length ? niceTicks(Math.min(...losses), Math.max(...losses), 5) : niceTicks(0, 1);
+  const lossTicks = losses.length ? niceTicks(min(losses), max(losses), 5) : niceTicks(0, 1);
   // The axes span whole ticks, so the curve starts and ends on gridlines.
   const [s0, s1] = [stepTicks.ticks[0]!, stepTicks.ticks.at(-1)!];
   const [l0, l1] = [lossTicks.ticks[0]!, lossTicks.ticks.at(-1)!];
