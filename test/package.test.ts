@@ -130,7 +130,7 @@ test("README's one-line JS sample runs on the installed package and prints what 
   if (printed !== `${cli.text.replaceAll("<|endoftext|>", "")}\n`) throw new Error(`the sample printed ${JSON.stringify(printed)}; olmo generate: ${JSON.stringify(cli.text)}`);
 });
 
-test("CommonJS: require.resolve finds every entry (the default condition); import() loads them; require() as this Node allows", () => {
+test("CommonJS: require.resolve finds every entry (the default condition); import() loads them; require() where Node can require ES modules", () => {
   writeFileSync(join(app, "check.cjs"), `
 const resolved = ["olmo-js", "olmo-js/node", "olmo-js/worker"].map((p) => require.resolve(p));
 let required;
@@ -148,10 +148,10 @@ Promise.all([import("olmo-js"), import("olmo-js/node")]).then(([core, node]) => 
   if (!result.resolved.every((p, i) => p.endsWith(`node_modules/olmo-js/${want[i]}`))) throw new Error(`require.resolve: ${result.resolved.join(", ")}`);
   if (result.core !== "function" || result.node !== "function") throw new Error(`import(): ${JSON.stringify(result)}`);
   if (!existsSync(join(result.model, "model.safetensors"))) throw new Error(`DEFAULT_MODEL_DIR ${result.model} holds no model.safetensors`);
-  // Node 20 refuses require() of an ES module (README: use import()); Node 22.12 and later load it.
-  const major = Number(process.versions.node.split(".")[0]);
-  const allowed = major < 22 ? ["ERR_REQUIRE_ESM"] : ["function", "ERR_REQUIRE_ESM"];
-  if (!allowed.includes(result.required)) throw new Error(`require("olmo-js") on Node ${process.versions.node}: ${result.required}`);
+  // require() of an ES module works where Node has it unflagged (20.19+, 22.12+: process.features.require_module);
+  // older Node refuses it, and README points CommonJS code to import() there.
+  const expected = (process.features as { require_module?: boolean }).require_module ? "function" : "ERR_REQUIRE_ESM";
+  if (result.required !== expected) throw new Error(`require("olmo-js") on Node ${process.versions.node}: ${result.required}, expected ${expected}`);
 });
 
 test.after(() => rmSync(root, { recursive: true, force: true }));
