@@ -41,10 +41,23 @@ for (const [entry, output, extra] of [
 }
 
 const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning", loader: { ".wasm": "binary", ".wgsl": "text" } };
+// The package's own files (dist/index.js, node.js, worker.js, cli.js) get their maps beside them but no
+// sourceMappingURL comment: the maps stay out of the npm package (package.json "files"; they would
+// double its size and point at src/, which is not shipped), and a comment naming a missing map makes
+// bundlers and devtools warn. The bundles are unminified, with each source file's path above its code.
+const packaged = { ...common, sourcemap: "external" };
+
+/** An esbuild plugin that turns an entry's imports of the core into imports of dist/index.js (`./index.js`). */
+const coreFromIndex = (test) => ({
+  name: "core-from-index",
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\// }, (args) => (test(args) ? { path: "./index.js", external: true } : undefined));
+  },
+});
 
 await Promise.all([
   // The core library: no Node built-ins, runs in every JS host.
-  build({ ...common, entryPoints: [join(root, "src/index.ts")], outfile: join(root, "dist/index.js"), platform: "neutral", metafile: true }).then(
+  build({ ...packaged, entryPoints: [join(root, "src/index.ts")], outfile: join(root, "dist/index.js"), platform: "neutral", metafile: true }).then(
     // The import graph, so a test can prove the core bundle imports nothing (no Node built-ins).
     (result) => writeFileSync(join(root, "dist/index.meta.json"), JSON.stringify(result.metafile)),
   ),
@@ -52,17 +65,17 @@ await Promise.all([
   // resolve to ./index.js at run time, so a program using both entries has one copy of the core (one
   // Tensor class, one memory counter).
   build({
-    ...common, entryPoints: [join(root, "src/node/index.ts")], outfile: join(root, "dist/node.js"), platform: "node", external: ["webgpu"],
-    plugins: [{
-      name: "core-from-index",
-      setup(b) {
-        b.onResolve({ filter: /^\.\.\// }, (args) => (args.importer.includes("/src/node/") ? { path: "./index.js", external: true } : undefined));
-      },
-    }],
+    ...packaged, entryPoints: [join(root, "src/node/index.ts")], outfile: join(root, "dist/node.js"), platform: "node", external: ["webgpu"],
+    plugins: [coreFromIndex((args) => args.importer.includes("/src/node/") && args.path.startsWith("../"))],
+  }),
+  // olmo-js/worker: the module a page starts as a Web Worker (src/worker.ts); the core comes from ./index.js the same way.
+  build({
+    ...packaged, entryPoints: [join(root, "src/worker.ts")], outfile: join(root, "dist/worker.js"), platform: "neutral",
+    plugins: [coreFromIndex((args) => args.importer.endsWith("/src/worker.ts") && args.path === "./index.js")],
   }),
   // The command-line tool (Node only).
   build({
-    ...common,
+    ...packaged,
     entryPoints: [join(root, "src/cli/main.ts")],
     outfile: join(root, "dist/cli.js"),
     platform: "node",
@@ -88,3 +101,24 @@ chmodSync(join(root, "dist/cli.js"), 0o755);
 execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.types.json")], {
   stdio: "inherit",
 });
+
+// The declarations name a few WebGPU interfaces (GPUDevice, GPUBuffer, ...) and WebAssembly's. A
+// consumer without @webgpu/types or the DOM library (any Node program) would get "Cannot find name
+// 'GPUDevice'", so src/public-globals.d.ts declares them as empty interfaces (which merge with the full
+// ones where those are installed) and each entry's declarations reference it. Any other WebGPU name in
+// the declarations fails the build here.
+const types = join(root, "dist/types");
+copyFileSync(join(root, "src/public-globals.d.ts"), join(types, "public-globals.d.ts"));
+for (const [entry, reference] of [["index.d.ts", "./public-globals.d.ts"], ["node/index.d.ts", "../public-globals.d.ts"], ["worker.d.ts", "./public-globals.d.ts"]]) {
+  const file = join(types, entry);
+  writeFileSync(file, `/// <reference path="${reference}" />\n${readFileSync(file, "utf8")}`);
+}
+const declared = new Set([...readFileSync(join(root, "src/public-globals.d.ts"), "utf8").matchAll(/^interface (GPU\w*)/gm)].map((m) => m[1]));
+const declarationFiles = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === "cli" ? [] : declarationFiles(join(dir, e.name))) : e.name.endsWith(".d.ts") ? [join(dir, e.name)] : []));
+const undeclared = new Set();
+for (const file of declarationFiles(types)) {
+  if (file.endsWith("public-globals.d.ts")) continue;
+  const code = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, ""); // names in comments are not types
+  for (const [name] of code.matchAll(/\bGPU[A-Z]?\w*\b/g)) if (!declared.has(name)) undeclared.add(`${name} (${file.slice(types.length + 1)})`);
+}
+if (undeclared.size) throw new Error(`the declarations name WebGPU types that src/public-globals.d.ts does not declare: ${[...undeclared].join(", ")}`);

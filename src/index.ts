@@ -24,3 +24,8 @@ export { fetchFailure, isErrorPage, parseContentRange } from "./io/hub.js";
 export { blobSource, fileListSource, cachedUrlSource, type CachedUrlOptions } from "./io/browser.js";
 export { createWebGpuBackend, requestWebGpuDevice, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions, type GpuBuffer } from "./backends/webgpu/index.js";
 export * from "./eval/index.js";
+// The one-line API (text in, text out) and its Web Worker client; olmo-js/node adds NodeOlmoGenerator.
+export {
+  OlmoGenerator, type BackendChoice, type LoadProgress, type PretrainedOptions, type TextGenerateOptions, type AbortSignalLike,
+} from "./api/generator.js";
+export { createWorkerClient, serveGenerator, type WorkerClient, type MessageEndpoint, type WorkerLoadOptions, type WorkerSignal } from "./api/worker.js";

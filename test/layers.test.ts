@@ -1,7 +1,7 @@
 // Layers import downward only, and no two files import each other, even through others.
 //
 // The layers, bottom to top (CONTRIBUTING.md and README.md's Architecture say why):
-//   core → ops | backends → tokenizer | optim → model → io | train → src/index.ts → node → cli
+//   core → ops | backends → tokenizer | optim → model → io | train | eval → api → src/index.ts → node | worker.ts → cli
 // A file may import its own folder and any layer below its own. Folders side by side in one layer
 // (ops and backends, tokenizer and optim, io and train) do not import each other: the ops reach
 // kernels only through the core's Backend interface, and a backend never calls an op.
@@ -28,8 +28,9 @@ const LAYERS: string[][] = [
   ["tokenizer", "optim"],
   ["model"],
   ["io", "train", "eval"],
+  ["api"], // the one-line API: OlmoGenerator, its Web Worker server and client
   ["index.ts"], // the core bundle's entry: re-exports the layers below it
-  ["node"],
+  ["node", "worker.ts"], // olmo-js/node, and olmo-js/worker (the worker module, on the core bundle)
   ["cli"],
 ];
 

@@ -81,6 +81,10 @@ const generateSpec: CommandSpec = {
   "top-p": { kind: "value", number: { min: 0, max: 1, minExclusive: true }, help: "nucleus sampling threshold (default 1)" },
   seed: { kind: "value", number: { integer: true, min: 0, max: 2 ** 32 - 1 }, help: "sampling seed (default 0)" },
   "no-repeat-ngram-size": { kind: "value", number: { integer: true, min: 0 }, help: "never repeat an n-gram of this size (0: off)" },
+  "repetition-penalty": {
+    kind: "value", number: { min: 0, minExclusive: true, max: 100 },
+    help: "divide seen tokens' positive logits by this, multiply negative ones (default 1: off; 1.1-1.3 is usual)",
+  },
   json: { kind: "flag", help: "print one JSON object instead of streaming text" },
 };
 
@@ -128,6 +132,7 @@ export async function runGenerate(args: string[]): Promise<void> {
       topP: numbers.get("top-p"),
       seed: numbers.get("seed"),
       noRepeatNgramSize: numbers.get("no-repeat-ngram-size"),
+      repetitionPenalty: numbers.get("repetition-penalty"),
       onToken: (id) => {
         firstTokenAt ??= performance.now();
         if (json) return;

@@ -1,11 +1,12 @@
 // Text generation with a KV cache, following transformers' `generate`:
 //   - the prompt is processed in one forward pass (prefill), then one token per pass (decode);
-//   - each step's logits go through no_repeat_ngram_size, then, when sampling, temperature, top-k and
-//     top-p in that order (transformers' logits processors, then its warpers);
+//   - each step's logits go through repetition_penalty, then no_repeat_ngram_size, then, when sampling,
+//     temperature, top-k and top-p in that order (transformers' logits processors, then its warpers);
 //   - greedy takes the first index of the largest logit (torch.argmax); sampling draws from the softmax
 //     with the seeded generator of core/random.ts (so a seed repeats across hosts, not across torch);
 //   - generation stops after max_new_tokens (or at max_length tokens in all), at the context length,
-//     or after emitting the EOS token, which is kept in the output as transformers keeps it.
+//     after emitting the EOS token, which is kept in the output as transformers keeps it, or when
+//     shouldStop says so (transformers' StoppingCriteria).
 
 import { noGrad } from "../core/autograd.js";
 import { tensor } from "../core/creation.js";
@@ -30,10 +31,14 @@ export interface GenerateOptions {
   seed?: number;
   /** Never repeat an n-gram of this size (default 0: off). */
   noRepeatNgramSize?: number;
+  /** Penalise every token already in the prompt or output (default 1: off; > 1 discourages repeats). */
+  repetitionPenalty?: number;
   /** Stop after this id (default: the model's eos_token_id; null: never). */
   eosTokenId?: number | null;
   /** Called with each new token as soon as it is chosen. */
   onToken?: (id: number) => void;
+  /** Called after each new token (and onToken); true ends generation there, the token kept. */
+  shouldStop?: (ids: readonly number[]) => boolean;
 }
 
 export interface GenerateResult {
@@ -55,6 +60,22 @@ function checkOptions(o: GenerateOptions): void {
   positiveInt("noRepeatNgramSize", o.noRepeatNgramSize);
   if (o.temperature !== undefined && !(o.temperature > 0)) throw new Error(`generate: temperature must be positive, got ${o.temperature}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new Error(`generate: topP must be in (0, 1], got ${o.topP}`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty))) {
+    throw new Error(`generate: repetitionPenalty must be a positive number, got ${o.repetitionPenalty}`);
+  }
+}
+
+/**
+ * transformers' RepetitionPenaltyLogitsProcessor: the logit of each distinct token of `ids` is divided
+ * by `penalty` when positive and multiplied by it when negative, so with penalty > 1 a seen token
+ * always becomes less likely (dividing a negative logit would raise it).
+ */
+export function penalizeRepetitions(logits: Float32Array, ids: readonly number[], penalty: number): void {
+  if (penalty === 1) return;
+  for (const id of new Set(ids)) {
+    const v = logits[id]!;
+    logits[id] = v < 0 ? v * penalty : v / penalty;
+  }
 }
 
 /** Set the logits of tokens that would repeat an n-gram of `ids` to -Infinity (transformers' rule). */
@@ -113,6 +134,7 @@ function firstIndexOfMax(values: ArrayLike<number>): number {
 
 /** The next token from one step's logits (modified in place). */
 export function chooseToken(logits: Float32Array, ids: readonly number[], o: GenerateOptions, random: Random): number {
+  penalizeRepetitions(logits, ids, o.repetitionPenalty ?? 1);
   banRepeatedNgrams(logits, ids, o.noRepeatNgramSize ?? 0);
   if (!o.doSample) return firstIndexOfMax(logits);
   const temperature = o.temperature ?? 1;
@@ -166,7 +188,7 @@ export async function generate(model: Olmo, prompt: readonly number[], options: 
       const next = chooseToken(logits, ids, options, random);
       ids.push(next);
       options.onToken?.(next);
-      if (next === eos || ids.length >= total) break;
+      if (next === eos || ids.length >= total || options.shouldStop?.(ids)) break;
       logits = await step([next]);
     }
     return { ids, newIds: ids.slice(prompt.length), promptTokens: prompt.length, prefillSeconds, decodeSeconds: (performance.now() - started) / 1000 };

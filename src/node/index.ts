@@ -1,35 +1,8 @@
-// olmo-js/node: the Node-only pieces (worker_threads for the WASM backend's thread pool).
+// olmo-js/node: the Node-only pieces (worker_threads for the WASM backend's thread pool, folders on disk,
+// the Hub cache, Dawn for WebGPU, training checkpoints, the one-line API with folders and Hub ids).
 
-import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
-import { setFlagsFromString } from "node:v8";
-import { createWasmBackend, probeWasmFeatures, type PoolWorker, type WasmBackend, type WasmBackendOptions } from "../backends/wasm/index.js";
-
-/** A worker_threads worker running `source`; once unref'd, a finished program exits on its own. */
-export function spawnNodeWorker(source: string): PoolWorker {
-  // The worker program is CommonJS; a parent started with --input-type=module would make it a module.
-  const execArgv = process.execArgv.filter((arg) => !arg.startsWith("--input-type"));
-  const worker = new Worker(source, { eval: true, execArgv });
-  return {
-    postMessage: (message) => worker.postMessage(message),
-    onMessage: (listener) => {
-      worker.on("message", listener);
-      worker.on("error", (error) => listener(`error: ${error.message}`));
-    },
-    unref: () => worker.unref(),
-    terminate: () => void worker.terminate(),
-  };
-}
-
-/**
- * The WASM SIMD backend with worker_threads; threads default to the machine's cores (at most 8).
- * Unless relaxedSimd is false, Node 20 (which has relaxed SIMD only behind a V8 flag) gets that flag
- * turned on for this process first, so it runs the relaxed-SIMD build like Node 22 and later do.
- */
-export function createNodeWasmBackend(options: Omit<WasmBackendOptions, "spawnWorker"> = {}): Promise<WasmBackend> {
-  if (options.relaxedSimd !== false && !probeWasmFeatures().relaxedSimd) setFlagsFromString("--experimental-wasm-relaxed-simd");
-  return createWasmBackend({ threads: Math.min(availableParallelism(), 8), ...options, spawnWorker: spawnNodeWorker });
-}
+export { spawnNodeWorker, createNodeWasmBackend } from "./wasm.js";
+export { NodeOlmoGenerator, DEFAULT_MODEL_DIR } from "./generator.js";
 export { fileSource, folderSource } from "./fs.js";
 export {
   saveTrainingCheckpoint, CheckpointRun, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, readLatest, type TrainerState,

@@ -3,4 +3,4 @@ export { chatExample, prepareTrainingData, type ChatMessage } from "./prepare.js
 export {
   Trainer, olmoLoss, trainableParameters, trainingBytes, NaNLossError, LossSpikeError, TrainingStoppedError, type TrainOptions, type StepMetrics,
 } from "./trainer.js";
-export { lossCurveSvg } from "./plot.js";
+export { lossCurveSvg, niceTicks } from "./plot.js";

@@ -4,7 +4,8 @@
 export interface WebGpuDeviceOptions {
   /** The WebGPU entry point; default `navigator.gpu`. Node: see createNodeWebGpuBackend. */
   gpu?: GPU;
-  powerPreference?: GPUPowerPreference;
+  /** The adapter to prefer (WebGPU's GPUPowerPreference, spelled out so the public types need no WebGPU declarations). */
+  powerPreference?: "low-power" | "high-performance";
 }
 
 /** What the kernels need from a device, beyond WebGPU's defaults. */
