@@ -6,13 +6,12 @@
 
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { ModelSource } from "../index.js";
 import { cachedHubSource, folderSource, latestCheckpointFolder } from "../node/index.js";
 import { UsageError } from "./args.js";
 
 /** The default model shipped in the package (see models/olmo-tiny-shakespeare/RECIPE.md). */
-export const DEFAULT_MODEL = fileURLToPath(new URL("../models/olmo-tiny-shakespeare", import.meta.url));
+export { DEFAULT_MODEL_DIR as DEFAULT_MODEL } from "../node/index.js";
 
 export type ModelLocation = { kind: "folder"; folder: string } | { kind: "hub"; repo: string };
 
