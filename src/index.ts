@@ -28,4 +28,5 @@ export * from "./eval/index.js";
 export {
   OlmoGenerator, type BackendChoice, type LoadProgress, type PretrainedOptions, type TextGenerateOptions, type AbortSignalLike,
 } from "./api/generator.js";
+export { ChatTemplate, type ChatMessage } from "./api/chat.js";
 export { createWorkerClient, serveGenerator, type WorkerClient, type MessageEndpoint, type WorkerLoadOptions, type WorkerSignal } from "./api/worker.js";

@@ -18,8 +18,9 @@ import { createWebGpuBackend } from "../backends/webgpu/index.js";
 import { generate, type GenerateOptions } from "../model/generate.js";
 import { KVCache, type Olmo } from "../model/olmo.js";
 import type { Tokenizer } from "../tokenizer/index.js";
-import { loadOlmo, type ModelSource } from "../io/checkpoint.js";
+import { loadOlmo, readTextFile, type ModelSource } from "../io/checkpoint.js";
 import { cachedUrlSource } from "../io/browser.js";
+import { ChatTemplate, type ChatMessage } from "./chat.js";
 import { checkRepoId, checkRevision, hubFileUrl, hubSource, urlSource } from "../io/hub.js";
 
 /** A backend by name, or one the caller made (then the caller disposes it). */
@@ -76,14 +77,20 @@ function abortError(signal: AbortSignalLike): unknown {
 }
 
 export class OlmoGenerator {
+  /** The folder's chat template, read on the first chat (see chatTemplate()). */
+  private chatTemplatePromise: Promise<ChatTemplate> | null = null;
+
   /**
    * @param ownsBackend whether dispose() also disposes the backend (true when fromPretrained made it).
+   * @param source the model folder, read for tokenizer_config.json (its chat template) on the first
+   *   chat; without it, chat() throws. fromPretrained passes the folder it loaded.
    */
   constructor(
     readonly model: Olmo,
     readonly tokenizer: Tokenizer,
     readonly backend: AnyBackend,
     private readonly ownsBackend = false,
+    readonly source: ModelSource | null = null,
   ) {}
 
   /**
@@ -105,7 +112,7 @@ export class OlmoGenerator {
         olmo.dispose();
         throw new Error(`${source.name} has no tokenizer.json: OlmoGenerator needs one (loadOlmo and generate work on token ids)`);
       }
-      return new this(olmo, tokenizer, backend, typeof choice === "string");
+      return new this(olmo, tokenizer, backend, typeof choice === "string", source);
     } catch (e) {
       if (typeof choice === "string") backend.dispose();
       throw e;
@@ -152,11 +159,60 @@ export class OlmoGenerator {
    * loop ends generation. With stop strings, text that might begin one is held back until it is
    * known not to, so the pieces never contain any part of a stop string.
    */
-  async *stream(prompt: string, options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+  stream(prompt: string, options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+    return this.streamFrom(() => this.tokenizer.encode(prompt), options, new Set());
+  }
+
+  /**
+   * The chat template of the model folder (tokenizer_config.json's chat_template), read once. Throws,
+   * naming the folder, when it has none (OLMo's base models have none; the instruct ones do).
+   */
+  chatTemplate(): Promise<ChatTemplate> {
+    const source = this.source;
+    if (!source) return Promise.reject(new Error("OlmoGenerator: chat needs the model folder's tokenizer_config.json, and this generator was made without its source (pass the ModelSource to the constructor, or use fromPretrained)"));
+    if (!this.chatTemplatePromise) {
+      const read = readTextFile(source, "tokenizer_config.json").then((text) => ChatTemplate.fromTokenizerConfig(text, source.name));
+      // A failure (a network error, say) is tried again on the next chat rather than remembered.
+      read.catch(() => {
+        if (this.chatTemplatePromise === read) this.chatTemplatePromise = null;
+      });
+      this.chatTemplatePromise = read;
+    }
+    return this.chatTemplatePromise;
+  }
+
+  /** The assistant's reply to `messages` (the prompt rendered with the folder's chat template), as text. */
+  async chat(messages: readonly ChatMessage[], options: TextGenerateOptions = {}): Promise<string> {
+    let text = "";
+    for await (const piece of this.chatStream(messages, options)) text += piece;
+    return text;
+  }
+
+  /**
+   * The assistant's reply to `messages`, piece by piece (as stream). Generation ends at the model's
+   * EOS and at the template's end-of-turn token (tokenizer_config.json's eos_token) where that differs.
+   */
+  async *chatStream(messages: readonly ChatMessage[], options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+    const template = await this.chatTemplate();
+    const prompt = template.render(messages);
+    const stopIds = new Set<number>();
+    const stop = [...(options.stop ?? [])];
+    const endOfTurn = template.eosToken;
+    if (endOfTurn !== undefined && endOfTurn !== "") {
+      const id = this.tokenizer.tokenToId(endOfTurn);
+      // One token: stop on its id; text that is several tokens: stop where the text appears.
+      if (id !== undefined) stopIds.add(id);
+      else stop.push(endOfTurn);
+    }
+    yield* this.streamFrom(() => this.tokenizer.encode(prompt), { ...options, stop }, stopIds);
+  }
+
+  /** stream() on the ids `encode` gives, also ending after any id of `stopIds` (which is not shown). */
+  private async *streamFrom(encode: () => number[], options: TextGenerateOptions, stopIds: ReadonlySet<number>): AsyncGenerator<string, void, undefined> {
     const { stop = [], signal, ...generateOptions } = options;
     if (stop.some((s) => s === "")) throw new Error("OlmoGenerator: a stop string must not be empty");
     if (signal?.aborted) throw abortError(signal);
-    const ids = this.tokenizer.encode(prompt);
+    const ids = encode();
     const decoder = this.tokenizer.streamDecoder({ skipSpecialTokens: true });
     const holdBack = Math.max(0, ...stop.map((s) => s.length - 1));
     // Shared with the callbacks below, which run while this generator waits.
@@ -185,8 +241,8 @@ export class OlmoGenerator {
     };
     const run = generate(this.model, ids, {
       ...generateOptions,
-      onToken: (id) => add(decoder.push(id), false),
-      shouldStop: () => state.stopped || signal?.aborted === true,
+      onToken: (id) => add(stopIds.has(id) ? "" : decoder.push(id), false),
+      shouldStop: (all) => state.stopped || signal?.aborted === true || stopIds.has(all[all.length - 1]!),
     })
       .then(
         () => add(decoder.flush(), true),

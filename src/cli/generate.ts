@@ -12,7 +12,7 @@ import { DEFAULT_MODEL, locateModel, modelSource, type ModelLocation } from "./m
 
 export { DEFAULT_MODEL } from "./model.js";
 
-const modelOptions: CommandSpec = {
+export const modelOptions: CommandSpec = {
   model: {
     kind: "value", placeholder: "DIR_OR_REPO",
     help: "model folder, training run (--save folder: its latest step), or Hub repo owner/name (HF_ENDPOINT overrides the server); default: the bundled tiny Shakespeare model",
@@ -38,11 +38,11 @@ function progressBar(label: string): (read: number, total: number) => void {
 }
 
 /** Check the model options (no output, nothing loaded): where the model is. */
-async function locate(parsed: ParsedArgs): Promise<ModelLocation> {
+export async function locate(parsed: ParsedArgs): Promise<ModelLocation> {
   return locateModel(parsed.values.get("model") ?? DEFAULT_MODEL, parsed.values.get("revision"));
 }
 
-async function openModel(parsed: ParsedArgs, location: ModelLocation) {
+export async function openModel(parsed: ParsedArgs, location: ModelLocation) {
   const { values, numbers } = parsed;
   const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? Math.min(8, availableParallelism()));
   const dtype = (values.get("dtype") ?? "auto") as "auto" | "f32" | "bf16";
@@ -68,7 +68,7 @@ async function openModel(parsed: ParsedArgs, location: ModelLocation) {
   }
 }
 
-const generateSpec: CommandSpec = {
+export const generateSpec: CommandSpec = {
   ...modelOptions,
   prompt: { kind: "value", placeholder: "TEXT", help: "prompt text, also accepted as the argument (needs the model's tokenizer.json, or --tokenizer)" },
   ids: { kind: "value", placeholder: "1,2,3", help: "prompt as comma-separated token ids" },

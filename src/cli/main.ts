@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { closest, UsageError } from "./args.js";
 import { runBench } from "./bench.js";
+import { runChat } from "./chat.js";
 import { runDemo } from "./demo.js";
 import { runEval } from "./eval.js";
 import { runGenerate, runLogits } from "./generate.js";
@@ -20,6 +21,7 @@ interface Command {
 const commands: Record<string, Command> = {
   demo: { summary: "train a one-block OLMo over characters on a paragraph with the reference backend and sample from it", run: runDemo },
   generate: { summary: "generate text: olmo generate [--model DIR_OR_RUN_OR_REPO] \"PROMPT\" (or --prompt TEXT | --ids 1,2,3) [--json]", run: runGenerate },
+  chat: { summary: "chat with an instruct model on stdin/stdout (its folder's chat template): olmo chat [--model DIR_OR_REPO] [--system TEXT]", run: runChat },
   logits: { summary: "write the logits of token ids as a .npy file: --model DIR --ids 1,2,3 --out FILE.npy", run: runLogits },
   "prepare-data": { summary: "tokenize text or JSONL into OLMo's input_ids.npy / label_mask.npy", run: runPrepareData },
   train: { summary: "train or fine-tune an OLMo model (AdamW, OLMo schedules, checkpoints): see olmo train --help", run: runTrain },
