@@ -3,7 +3,7 @@
 // folder's chat template, as OlmoGenerator.chat does). On a terminal, /reset starts over and /exit
 // (or Ctrl-D) ends; piped in, every line is one message and every reply one block of output.
 
-import { createInterface } from "node:readline";
+import { createInterface, type Interface } from "node:readline";
 import { OlmoGenerator, type ChatMessage, type TextGenerateOptions } from "../index.js";
 import { parseArgs, usage, type CommandSpec } from "./args.js";
 import { generateSpec, locate, modelOptions, openModel } from "./generate.js";
@@ -31,7 +31,7 @@ export async function runChat(args: string[]): Promise<void> {
   }
   const olmo = new OlmoGenerator(model, tokenizer, backend, true, modelSource(location, values.get("revision")));
   const interactive = process.stdin.isTTY === true;
-  const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive, prompt: "> " });
+  let rl: Interface | undefined;
   try {
     // A model without a chat template is refused before the first message is read.
     const template = await olmo.chatTemplate();
@@ -48,9 +48,13 @@ export async function runChat(args: string[]): Promise<void> {
     const system = values.get("system");
     const start: ChatMessage[] = system === undefined ? [] : [{ role: "system", content: system }];
     let history = [...start];
+    // Made after the last await before the loop: lines read (and the end of piped input) before the
+    // loop's iterator exists would be lost, and the loop would wait forever.
+    rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive, prompt: "> " });
+    const lines = rl;
     // Ctrl-C ends the reply being generated, or the chat when none is.
     let replying: AbortController | null = null;
-    rl.on("SIGINT", () => (replying ? replying.abort() : rl.close()));
+    rl.on("SIGINT", () => (replying ? replying.abort() : lines.close()));
     if (interactive) {
       console.error(`olmo chat: ${name}; /reset starts over, /exit or Ctrl-D ends`);
       rl.prompt();
@@ -93,7 +97,7 @@ export async function runChat(args: string[]): Promise<void> {
       if (interactive) rl.prompt();
     }
   } finally {
-    rl.close();
+    rl?.close();
     olmo.dispose();
   }
 }
