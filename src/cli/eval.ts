@@ -2,12 +2,13 @@
 // downstream evaluator scores it (src/eval/ does the scoring; this file reads files and prints).
 
 import { existsSync } from "node:fs";
-import { readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
   EvalDataError, loadOlmo, MULTIPLE_CHOICE_TASKS, multipleChoiceTask, parseJsonRows, perplexity, scoreMultipleChoice, TokenDataset, Tokenizer,
   type AnyBackend, type IdDType, type ParsedRows, type TaskScores,
 } from "../index.js";
+import { writeFileAtomic } from "../node/index.js";
 import { DEFAULT_MODEL, locateModel, modelSource } from "./model.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./backends.js";
@@ -202,9 +203,7 @@ async function writeItems(out: string, result: TaskScores): Promise<void> {
       choices: item.choices.map((c) => ({ ll: c.ll, ll_dc: c.llDc, chars: c.chars, tokens: c.tokens })),
     }),
   );
-  // Written beside the target, then renamed: a crash never leaves a half-written file.
-  await writeFile(`${out}.tmp`, lines.join("\n") + "\n");
-  await rename(`${out}.tmp`, out);
+  await writeFileAtomic(out, lines.join("\n") + "\n");
 }
 
 function printTask(result: TaskScores, json: boolean): void {

@@ -1,12 +1,12 @@
 // `olmo generate` and `olmo logits`: load a model folder, then generate text or write logits.
 
-import { rename, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { readFileSync } from "node:fs";
 import {
   BYTES_PER_ELEMENT, generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions,
 } from "../index.js";
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
+import { writeFileAtomic } from "../node/index.js";
 import { backendByName } from "./backends.js";
 import { DEFAULT_MODEL, locateModel, modelSource, type ModelLocation } from "./model.js";
 
@@ -215,8 +215,7 @@ export async function runLogits(args: string[]): Promise<void> {
     const data = (await logits.data()) as Float32Array;
     logits.dispose();
     // Written beside the target, then renamed: a crash never leaves a half-written file.
-    await writeFile(`${out}.tmp`, encodeNpy(data, [ids.length, model.config.vocabSize]));
-    await rename(`${out}.tmp`, out);
+    await writeFileAtomic(out, encodeNpy(data, [ids.length, model.config.vocabSize]));
     console.error(`wrote ${out}: float32 [${ids.length}, ${model.config.vocabSize}]`);
   } finally {
     model.dispose();

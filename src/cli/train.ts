@@ -1,6 +1,6 @@
 // `olmo prepare-data` and `olmo train`.
 
-import { appendFile, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile } from "node:fs/promises";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -8,7 +8,7 @@ import {
   TrainingStoppedError, type AnyBackend, type IdDType, type OlmoConfig, type StepMetrics, type TrainOptions,
 } from "../index.js";
 import {
-  CheckpointRun, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState, writeTokenData,
+  CheckpointRun, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState, writeFileAtomic, writeTokenData,
 } from "../node/index.js";
 import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
@@ -139,11 +139,6 @@ async function readHistory(file: string, upToStep: number): Promise<StepMetrics[
   }
   // Steps a crashed run logged past the checkpoint it resumes from are dropped: they will be redone.
   return history.filter((m) => m.step <= upToStep);
-}
-
-async function writeFileAtomic(path: string, contents: string): Promise<void> {
-  await writeFile(`${path}.tmp`, contents);
-  await rename(`${path}.tmp`, path);
 }
 
 export async function runTrain(args: string[]): Promise<void> {

@@ -4,7 +4,8 @@
 // length. Ids past the last whole instance are dropped, as OLMo drops them (the caller may warn).
 
 import { existsSync } from "node:fs";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { writeFileAtomic } from "./fs.js";
 import { basename, join } from "node:path";
 import { DataError, TokenDataset, type IdDType } from "../train/data.js";
 
@@ -52,6 +53,7 @@ export async function readTokenDataset(path: string, options: TokenDatasetFiles)
 /** Write ids and label mask as `dir`/input_ids.npy and `dir`/label_mask.npy (raw memmaps, no .npy header, as OLMo reads them). */
 export async function writeTokenData(dir: string, ids: Uint16Array | Uint32Array, mask: Uint8Array): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, "input_ids.npy"), new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
-  await writeFile(join(dir, "label_mask.npy"), mask);
+  // Each file whole or not at all: a short ids file could still pass the loader's size checks.
+  await writeFileAtomic(join(dir, "input_ids.npy"), new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
+  await writeFileAtomic(join(dir, "label_mask.npy"), mask);
 }

@@ -1,7 +1,7 @@
 // Model folders on disk, for the loader (src/io/checkpoint.ts reads through ModelSource / ByteSource).
 
-import { open, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, open, rename, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { ByteSource } from "../io/safetensors.js";
 import type { ModelSource } from "../io/checkpoint.js";
 
@@ -44,4 +44,16 @@ export async function fileSource(path: string): Promise<ByteSource | null> {
 /** A model folder on disk. */
 export function folderSource(dir: string): ModelSource {
   return { name: dir, open: (file) => fileSource(join(dir, file)) };
+}
+
+/**
+ * Write a file so that a reader (or a crash) sees the old contents or the new, never a part: write a
+ * temporary file beside it (named by the process, so two runs writing the same path do not share one),
+ * then rename it over the path. Checkpoints add fsync on top of this (checkpoint.ts).
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, data);
+  await rename(temp, path);
 }

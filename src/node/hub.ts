@@ -25,7 +25,7 @@
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, mkdir, open, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, rename, rm, stat, symlink } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import {
@@ -33,7 +33,7 @@ import {
 } from "../io/hub.js";
 import type { ModelSource } from "../io/checkpoint.js";
 import type { ByteSource } from "../io/safetensors.js";
-import { fileSource } from "./fs.js";
+import { fileSource, writeFileAtomic } from "./fs.js";
 
 export interface CachedHubOptions extends Omit<HubOptions, "fetch"> {
   /** Cache root. Default: $OLMO_JS_CACHE, else $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub. */
@@ -89,14 +89,6 @@ async function isFile(path: string): Promise<number | null> {
   } catch {
     return null;
   }
-}
-
-/** Write a small file atomically: a temporary name beside it, then a rename. */
-async function writeFileAtomic(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, text);
-  await rename(temp, path);
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
