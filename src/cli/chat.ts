@@ -6,7 +6,7 @@
 import { createInterface, type Interface } from "node:readline";
 import { OlmoGenerator, type ChatMessage, type TextGenerateOptions } from "../index.js";
 import { parseArgs, usage, type CommandSpec } from "./args.js";
-import { generateSpec, locate, modelOptions, openModel } from "./generate.js";
+import { generateSpec, locate, modelOptions, openModel, samplingOptions } from "./generate.js";
 import { modelSource } from "./model.js";
 
 const sampling = ["max-new-tokens", "do-sample", "temperature", "top-k", "top-p", "seed", "no-repeat-ngram-size", "repetition-penalty"] as const;
@@ -37,13 +37,7 @@ export async function runChat(args: string[]): Promise<void> {
     const template = await olmo.chatTemplate();
     const options: TextGenerateOptions = {
       maxNewTokens: numbers.get("max-new-tokens") ?? 256,
-      doSample: flags.has("do-sample"),
-      temperature: numbers.get("temperature"),
-      topK: numbers.get("top-k"),
-      topP: numbers.get("top-p"),
-      seed: numbers.get("seed"),
-      noRepeatNgramSize: numbers.get("no-repeat-ngram-size"),
-      repetitionPenalty: numbers.get("repetition-penalty"),
+      ...samplingOptions(parsed),
     };
     const system = values.get("system");
     const start: ChatMessage[] = system === undefined ? [] : [{ role: "system", content: system }];

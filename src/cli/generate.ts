@@ -126,13 +126,7 @@ export async function runGenerate(args: string[]): Promise<void> {
     const options: GenerateOptions = {
       maxNewTokens: maxNew,
       maxLength,
-      doSample: flags.has("do-sample"),
-      temperature: numbers.get("temperature"),
-      topK: numbers.get("top-k"),
-      topP: numbers.get("top-p"),
-      seed: numbers.get("seed"),
-      noRepeatNgramSize: numbers.get("no-repeat-ngram-size"),
-      repetitionPenalty: numbers.get("repetition-penalty"),
+      ...samplingOptions(parsed),
       onToken: (id) => {
         firstTokenAt ??= performance.now();
         if (json) return;
@@ -165,6 +159,21 @@ export async function runGenerate(args: string[]): Promise<void> {
     model.dispose();
     backend.dispose();
   }
+}
+
+/** The sampling flags shared by `generate` and `chat`, as GenerateOptions. */
+export function samplingOptions({ flags, numbers }: ParsedArgs): Pick<
+  GenerateOptions, "doSample" | "temperature" | "topK" | "topP" | "seed" | "noRepeatNgramSize" | "repetitionPenalty"
+> {
+  return {
+    doSample: flags.has("do-sample"),
+    temperature: numbers.get("temperature"),
+    topK: numbers.get("top-k"),
+    topP: numbers.get("top-p"),
+    seed: numbers.get("seed"),
+    noRepeatNgramSize: numbers.get("no-repeat-ngram-size"),
+    repetitionPenalty: numbers.get("repetition-penalty"),
+  };
 }
 
 /** A tokenizer.json named by a flag, read and parsed, or a runtime error naming the file. */
