@@ -21,6 +21,10 @@ export const DTYPE_F32: i32 = 0;
 export const DTYPE_BF16: i32 = 1;
 export const DTYPE_F16: i32 = 2;
 export const DTYPE_I32: i32 = 3;
+export const DTYPE_I8: i32 = 4;
+// The scheme of a quantized weight (src/core/quantize.ts).
+export const QUANT_INT8: i32 = 0;
+export const QUANT_INT4: i32 = 1;
 /** The operation of the binary kernel. */
 export const BINARY_ADD: i32 = 0;
 export const BINARY_SUB: i32 = 1;

@@ -17,6 +17,10 @@ const DTYPE_F32: u32 = 0u;
 const DTYPE_BF16: u32 = 1u;
 const DTYPE_F16: u32 = 2u;
 const DTYPE_I32: u32 = 3u;
+const DTYPE_I8: u32 = 4u;
+// The scheme of a quantized weight (src/core/quantize.ts).
+const QUANT_INT8: u32 = 0u;
+const QUANT_INT4: u32 = 1u;
 // The operation of elementwise.wgsl's `binary`.
 const BINARY_ADD: u32 = 0u;
 const BINARY_SUB: u32 = 1u;

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { BINARY_CODE, DTYPE_CODE, MAX_RANK } from "../src/backends/codes.js";
+import { BINARY_CODE, DTYPE_CODE, MAX_RANK, QUANT_CODE } from "../src/backends/codes.js";
 import { repoRoot } from "./helpers.js";
 
 /** Every code the kernels must share, under the name each kernel language gives it. */
@@ -14,6 +14,7 @@ const expected: Record<string, number> = {
   MAX_RANK,
   ...Object.fromEntries(Object.entries(DTYPE_CODE).map(([dtype, code]) => [`DTYPE_${dtype.toUpperCase()}`, code])),
   ...Object.fromEntries(Object.entries(BINARY_CODE).map(([op, code]) => [`BINARY_${op.toUpperCase()}`, code])),
+  ...Object.fromEntries(Object.entries(QUANT_CODE).map(([scheme, code]) => [`QUANT_${scheme.toUpperCase()}`, code])),
 };
 
 /** `const NAME: type = value` declarations of a source file (AssemblyScript `export const`, WGSL `const`). */

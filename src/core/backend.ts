@@ -18,6 +18,7 @@
 //   D = head dimension, V = vocabulary size.
 
 import type { DType, HostArray, StorageDType } from "./dtype.js";
+import type { QuantScheme } from "./quantize.js";
 
 export type BinaryOp = "add" | "sub" | "mul";
 
@@ -76,6 +77,24 @@ export interface KernelArgs<B> {
     aBatchStride: number;
     bBatchStride: number;
   };
+
+  /**
+   * Quantized weights (the schemes and their exact arithmetic: src/core/quantize.ts). A quantized
+   * [N, K] weight is `values` (i8: int8 [N, K]; int4 two per byte [N, K/2]) and `scales` (int8: f32
+   * [N]; int4: f16 [N, K/32]).
+   *
+   * Quantize x ([rows, cols] of f32 / bf16 / f16) into values and scales, exactly as quantizeHost.
+   */
+  quantize: { x: B; xDType: "f32" | StorageDType; values: B; scales: B; scheme: QuantScheme; rows: number; cols: number };
+  /** out = dequant(W): f32 [rows, cols], exactly as dequantizeHost. */
+  dequantize: { values: B; scales: B; out: B; scheme: QuantScheme; rows: number; cols: number };
+  /**
+   * out = a dequant(W)^T with a's rows quantized per block of 32 (quantize.ts): a: f32 [M, K],
+   * W: [N, K] quantized, out: f32 [M, N]. Equal to the reference up to the order of f32 sums.
+   */
+  matmulQuantized: { a: B; values: B; scales: B; out: B; scheme: QuantScheme; m: number; k: number; n: number };
+  /** out[n, :] = dequant(table)[ids[n], :]; ids: i32 [N], table: [V, C] quantized, out: f32 [N, C]. */
+  embeddingQuantized: { values: B; scales: B; scheme: QuantScheme; ids: B; out: B; count: number; vocab: number; dim: number };
 
   /**
    * Non-parametric layer norm over the last axis: out = (x - mean) / sqrt(var + eps), x: [N, C].

@@ -64,6 +64,11 @@ function toHost(values: ArrayLike<number>, dtype: DType): HostArray {
     case "bf16":
     case "f16":
       return narrowFromF32(values, dtype);
+    case "i8":
+      for (let i = 0; i < values.length; i++) {
+        if (!Number.isInteger(values[i]) || values[i]! < -128 || values[i]! > 127) throw new Error(`tensor: i8 value ${values[i]} at index ${i} is not an integer in [-128, 127]`);
+      }
+      return values instanceof Int8Array ? values : Int8Array.from(values);
   }
 }
 

@@ -9,17 +9,21 @@
 
 export type ComputeDType = "f32" | "i32";
 export type StorageDType = "bf16" | "f16";
-export type DType = ComputeDType | StorageDType;
+/** Raw signed bytes: the integers of quantized weights (src/core/quantize.ts), int4 two to a byte. */
+export type ByteDType = "i8";
+export type DType = ComputeDType | StorageDType | ByteDType;
 
 /** Bytes per element. */
-export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, bf16: 2, f16: 2 };
+export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, bf16: 2, f16: 2, i8: 1 };
 
 /** The typed array that holds each dtype's raw bits on the host. */
 export type HostArray<D extends DType = DType> = D extends "f32"
   ? Float32Array
   : D extends "i32"
     ? Int32Array
-    : Uint16Array;
+    : D extends "i8"
+      ? Int8Array
+      : Uint16Array;
 
 // One 4-byte scratch cell viewed as f32 and u32 for bit-level conversions.
 const scratchF32 = new Float32Array(1);

@@ -261,5 +261,6 @@ export class Tensor {
 }
 
 function toNumbers(raw: HostArray, dtype: DType): Float32Array | Int32Array {
+  if (dtype === "i8") return Int32Array.from(raw as Int8Array);
   return dtype === "bf16" || dtype === "f16" ? widenToF32(raw as Uint16Array, dtype) : (raw as Float32Array | Int32Array);
 }

@@ -12,7 +12,7 @@ export type FloatArray = Float32Array | Float64Array;
 
 export interface JsBuffer {
   readonly dtype: DType;
-  readonly data: FloatArray | Int32Array | Uint16Array;
+  readonly data: FloatArray | Int32Array | Uint16Array | Int8Array;
 }
 
 /** The f32 values of a float buffer (the array itself, not a copy). */

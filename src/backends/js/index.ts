@@ -12,6 +12,7 @@ import { broadcast, permute, slice, sliceAssign, sum } from "./layout.js";
 import { crossEntropy, crossEntropyBackward } from "./loss.js";
 import { matmul } from "./matmul.js";
 import { layerNorm, layerNormBackward, logSoftmax, logSoftmaxBackward, softmax, softmaxBackward } from "./normalization.js";
+import { dequantize, embeddingQuantized, matmulQuantized, quantize } from "./quantized.js";
 import { rotaryEmbedding } from "./rope.js";
 
 export type { JsBuffer } from "./buffer.js";
@@ -25,6 +26,7 @@ const kernels: KernelTable<JsBuffer> = {
   embedding, embeddingBackward, crossEntropy, crossEntropyBackward,
   sum, broadcast, permute, slice, sliceAssign,
   adamw,
+  quantize, dequantize, matmulQuantized, embeddingQuantized,
 };
 
 export interface JsBackendOptions {
@@ -43,6 +45,8 @@ export function createJsBackend(options: JsBackendOptions = {}): Backend<JsBuffe
       case "bf16":
       case "f16":
         return new Uint16Array(size);
+      case "i8":
+        return new Int8Array(size);
     }
   };
   const toHost = (buffer: JsBuffer, dtype: DType, size: number): HostArray => {

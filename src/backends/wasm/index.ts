@@ -144,7 +144,12 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const rowwiseBackward = (name: "softmaxBackward" | "logSoftmaxBackward") => ({ y, dout, dx, rows, cols }: A<"softmaxBackward">) => {
     run(name, rows * cols, { y, dout, dx, rows, cols }, { y: f32(rows * cols), dout: f32(rows * cols), dx: f32(rows * cols) });
   };
+  // PLACEHOLDER until the quantized kernels land (assembly/quantized.ts).
+  const notYet = (name: string) => () => {
+    throw new Error(`wasm backend: ${name} is not implemented yet`);
+  };
   const kernels: KernelTable<WasmBuffer> = {
+    quantize: notYet("quantize"), dequantize: notYet("dequantize"), matmulQuantized: notYet("matmulQuantized"), embeddingQuantized: notYet("embeddingQuantized"),
     fill: ({ out, dtype, size: n, value }: A<"fill">) => {
       run("fill", n, { out, dtype: DTYPE_CODE[dtype], size: n, value }, { out: n * BYTES_PER_ELEMENT[dtype] });
     },
@@ -324,7 +329,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
 
   const hostArray = (dtype: DType, bytes: Uint8Array): HostArray => {
     const buffer = bytes.buffer as ArrayBuffer;
-    return dtype === "f32" ? new Float32Array(buffer) : dtype === "i32" ? new Int32Array(buffer) : new Uint16Array(buffer);
+    return dtype === "f32" ? new Float32Array(buffer) : dtype === "i32" ? new Int32Array(buffer) : dtype === "i8" ? new Int8Array(buffer) : new Uint16Array(buffer);
   };
   const read = (buffer: WasmBuffer, dtype: DType, n: number): HostArray => {
     const bytes = n * BYTES_PER_ELEMENT[dtype];

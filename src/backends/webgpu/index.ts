@@ -52,7 +52,15 @@ const KERNELS: { readonly [K in KernelName]: (gpu: GpuRuntime, args: KernelArgs<
   embedding, embeddingBackward, crossEntropy, crossEntropyBackward,
   sum, broadcast, permute, slice, sliceAssign,
   adamw,
+  // PLACEHOLDER until the quantized shaders land (kernels/quantized.wgsl).
+  quantize: notYet("quantize"), dequantize: notYet("dequantize"), matmulQuantized: notYet("matmulQuantized"), embeddingQuantized: notYet("embeddingQuantized"),
 };
+
+function notYet(name: string) {
+  return () => {
+    throw new Error(`webgpu backend: ${name} is not implemented yet`);
+  };
+}
 
 /** The kernel table of one runtime. */
 function kernelsOn(gpu: GpuRuntime): KernelTable<GpuBuffer> {
@@ -68,7 +76,8 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
 /** A backend on a device the caller opened (it must have the limits requestWebGpuDevice asks for). */
 export function webGpuBackendOn(device: GPUDevice, adapter: string, options: WebGpuBackendOptions = {}): WebGpuBackend {
   const gpu = new GpuRuntime(device, options);
-  const bytesOf = (dtype: DType, size: number) => size * BYTES_PER_ELEMENT[dtype];
+  // Shaders address buffers in 4-byte words: i8 buffers are rounded up to a whole word.
+  const bytesOf = (dtype: DType, size: number) => Math.ceil((size * BYTES_PER_ELEMENT[dtype]) / 4) * 4;
   return {
     name: "webgpu",
     adapter,
@@ -81,7 +90,7 @@ export function webGpuBackendOn(device: GPUDevice, adapter: string, options: Web
     },
     download: async (buffer, dtype, size) => {
       const bytes = await gpu.read(buffer, bytesOf(dtype, size));
-      return hostArray(dtype, bytes);
+      return hostArray(dtype, bytes).subarray(0, size) as HostArray;
     },
     kernels: kernelsOn(gpu),
     sync: () => gpu.sync(),
@@ -99,5 +108,7 @@ function hostArray(dtype: DType, bytes: ArrayBuffer): HostArray {
     case "bf16":
     case "f16":
       return new Uint16Array(bytes);
+    case "i8":
+      return new Int8Array(bytes);
   }
 }
