@@ -4,6 +4,10 @@ export { tensor, zeros, ones, full, fullLike, randn, rand, type CreateOptions, t
 export { backward, grad, valueAndGrad, noGrad, isGradEnabled, requireGrad, type BackwardOptions } from "./core/autograd.js";
 export { Random } from "./core/random.js";
 export * from "./core/dtype.js";
+export {
+  QuantizedWeight, QUANT_GROUP, QUANT_SCHEMES, quantizeHost, dequantizeHost, quantizeActivationRow, quantizeProblem, quantizedShapes, roundHalfEven, weightBytes,
+  type QuantScheme, type QuantizedHost, type Weight,
+} from "./core/quantize.js";
 export type { Backend, KernelArgs, KernelName, KernelTable, BinaryOp, MemoryUsage } from "./core/backend.js";
 export * from "./ops/index.js";
 export { createJsBackend, type JsBackendOptions, type JsBuffer } from "./backends/js/index.js";

@@ -3,7 +3,7 @@
 
 import { mkdirSync } from "node:fs";
 import { chromium, type Page } from "playwright-core";
-import { createJsBackend, createWasmBackend, generate, loadOlmo, type JsBuffer } from "../src/index.js";
+import { createJsBackend, createWasmBackend, generate, loadOlmo, type JsBuffer, type Tensor } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { chromiumUnderTest, repoRoot, testIf } from "./helpers.js";
 import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
@@ -45,7 +45,7 @@ async function nodeWeightsDigest(weightDType: "f32" | "bf16"): Promise<number> {
   const { model } = await loadOlmo(folderSource(MODEL), plainJs, { weightDType });
   let hash = 0x811c9dc5;
   for (const name of [...model.weights.keys()].sort()) {
-    const t = model.weights.get(name)!;
+    const t = model.weights.get(name) as Tensor;
     const bits = await plainJs.download(t.bufferFor("digest") as JsBuffer, t.dtype, t.size);
     const bytes = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
     for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, 16777619) >>> 0;

@@ -25,7 +25,7 @@ function nextTokenLoss(model: Olmo, ids: Tensor): Tensor {
 function sgdStep(model: Olmo, lr: number): void {
   noGrad(() =>
     scope(() => {
-      for (const p of model.weights.values()) {
+      for (const p of model.weights.values() as Iterable<Tensor>) {
         if (p.grad) p.assign(sub(p, scale(p.grad, lr)));
         p.grad?.dispose();
         p.grad = null;
@@ -36,7 +36,7 @@ function sgdStep(model: Olmo, lr: number): void {
 
 test("100 steps of forward + backward + update keep live tensors and bytes flat", async () => {
   const model = new Olmo(TINY, initialWeights(TINY, 1, backend, 0.02 * Math.sqrt(64 / TINY.hiddenSize)));
-  for (const w of model.weights.values()) requireGrad(w);
+  for (const w of model.weights.values()) requireGrad(w as Tensor);
   const random = new Random(5);
   const batch = () => tensor(Int32Array.from({ length: 2 * 7 }, () => Math.floor(random.uniform() * 19)), [2, 7]);
   const snapshots: ReturnType<typeof memory>[] = [];

@@ -81,7 +81,7 @@ for (const [backendName, backend] of backends) {
   test(`${backendName}: bf16 storage of an f32 checkpoint stays close to f32 logits, and is exactly the rounded weights`, async () => {
     const prompt = () => tensor(Int32Array.from(expected.prompt), [1, expected.prompt.length], { backend });
     const { model } = await loadOlmo(folderSource(`${FIXTURES}/f32-untied-clip`), backend, { weightDType: "bf16" });
-    if (model.weight("layers.0.q").dtype !== "bf16") throw new Error("weights were not stored as bf16");
+    if ((model.weight("layers.0.q") as Tensor).dtype !== "bf16") throw new Error("weights were not stored as bf16");
     const logits = noGrad(() => scope(() => model.forward(prompt())));
     const got = await logits.data();
     logits.dispose();
@@ -110,7 +110,7 @@ for (const [backendName, backend] of backends) {
     // by 1.8e-2.
     const { model: f32 } = await loadOlmo(folderSource(`${FIXTURES}/f32-untied-clip`), backend, { weightDType: "f32" });
     const rounded = new Map<WeightName, Tensor>();
-    for (const [name, w] of f32.weights) rounded.set(name, tensor(Float32Array.from(await w.data(), roundToBf16), [...w.shape], { backend }));
+    for (const [name, w] of f32.weights as Map<WeightName, Tensor>) rounded.set(name, tensor(Float32Array.from(await w.data(), roundToBf16), [...w.shape], { backend }));
     f32.dispose();
     const reference = new Olmo(f32.config, rounded);
     const referenceLogits = noGrad(() => scope(() => reference.forward(prompt())));

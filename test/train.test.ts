@@ -6,7 +6,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
-import { createJsBackend, hfTensorName, learningRate, loadOlmo, memory, TokenDataset, Tokenizer, Trainer, type AnyBackend, type TrainOptions } from "../src/index.js";
+import { createJsBackend, hfTensorName, learningRate, loadOlmo, memory, TokenDataset, Tokenizer, Trainer, type AnyBackend, type Tensor, type TrainOptions, type WeightName } from "../src/index.js";
 import {
   CheckpointRun, createNodeWebGpuBackend, folderSource, latestCheckpointFolder, readLatest, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel,
 } from "../src/node/index.js";
@@ -39,7 +39,7 @@ async function trainer(backend: AnyBackend, overrides: Partial<TrainOptions> = {
 
 async function weights(t: Trainer): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
-  for (const [name, w] of t.model.weights) out.set(hfTensorName(name), Float32Array.from(await w.data()));
+  for (const [name, w] of t.model.weights as Map<WeightName, Tensor>) out.set(hfTensorName(name), Float32Array.from(await w.data()));
   return out;
 }
 

@@ -3,7 +3,7 @@
 import { availableParallelism } from "node:os";
 import { readFileSync } from "node:fs";
 import {
-  BYTES_PER_ELEMENT, generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions,
+  generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions, weightBytes,
 } from "../index.js";
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { writeFileAtomic } from "../node/index.js";
@@ -60,7 +60,7 @@ export async function openModel(parsed: ParsedArgs, location: ModelLocation) {
       // Room for a KV cache of the whole context, plus activations.
       extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,
     });
-    const loadBytes = [...loaded.model.weights.values()].reduce((sum, w) => sum + w.size * BYTES_PER_ELEMENT[w.dtype], 0);
+    const loadBytes = [...loaded.model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
     return { ...loaded, backend, name, loadStarted: started, loadSeconds: (performance.now() - started) / 1000, loadBytes };
   } catch (e) {
     backend.dispose();

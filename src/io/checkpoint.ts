@@ -9,13 +9,18 @@
 //     attn_out, ff_proj (up | gate stacked by rows), ff_out, transformer.ff_out (the LM head).
 // in one model.safetensors or sharded with model.safetensors.index.json. Every name, shape and dtype
 // is checked against config.json before any weight is read, and all problems are reported together.
+// Weights may be quantized as they stream in (options.quantize), or come quantized in the folder
+// (the formats: src/io/quantized.ts).
 
 import { BYTES_PER_ELEMENT, narrowFromF32, widenToF32, type DType, type HostArray } from "../core/dtype.js";
+import { QUANT_SCHEMES, quantizedShapes, quantizeHost, quantizeProblem, QuantizedWeight, type QuantScheme, type Weight } from "../core/quantize.js";
 import { Tensor, type AnyBackend } from "../core/tensor.js";
+import { quantize as quantizeOp } from "../ops/quantized.js";
 import { configFromHf, parameterCount, type OlmoConfig } from "../model/config.js";
 import { Olmo } from "../model/olmo.js";
 import { weightShapes, type WeightName } from "../model/weights.js";
 import { Tokenizer } from "../tokenizer/index.js";
+import { folderScheme, modelBytes, scalesTensorName, schemeFor } from "./quantized.js";
 import { assertFinite, readInto, readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
 
 export interface ModelSource {
@@ -44,15 +49,25 @@ export interface LoadOptions {
   extraBytes?: number | ((config: OlmoConfig) => number);
   /** Load weights that are NaN or infinite instead of refusing them (default false). */
   allowNonFinite?: boolean;
+  /**
+   * Quantize the weights as they stream in (src/core/quantize.ts; the embedding / LM head takes int8
+   * under int4, see schemeFor). Default: the folder's own scheme when its config.json declares one
+   * (its float weights, such as an 8-bit folder's embedding, are then quantized to match), else none.
+   * "none" keeps the float weights float.
+   */
+  quantize?: QuantScheme | "none";
 }
 
 export interface LoadedCheckpoint {
   config: OlmoConfig;
-  weights: Map<WeightName, Tensor>;
+  weights: Map<WeightName, Weight>;
   /** tokenizer.json of the folder, when present. */
   tokenizerJson: string | null;
   layout: "hf" | "olmo";
+  /** The dtype of the float weights. */
   weightDType: DType;
+  /** The scheme of the quantized weights, or null when none is quantized. */
+  quantization: QuantScheme | null;
 }
 
 export async function readTextFile(source: ModelSource, file: string): Promise<string | null> {
@@ -68,6 +83,8 @@ interface Slice {
   entry: TensorEntry;
   /** First row taken from the file tensor (fused OLMo tensors hold several weights). */
   rowStart: number;
+  /** Set when the file holds this weight quantized: its scheme and its scales tensor. */
+  quantized?: { scheme: QuantScheme; scales: TensorEntry };
 }
 
 /** The Hugging Face tensor name of a weight (as OlmoForCausalLM.save_pretrained writes it). */
@@ -169,20 +186,24 @@ async function openWeightFiles(source: ModelSource, problems: string[]): Promise
 }
 
 /**
- * Throw, with the numbers, when a model's weights (stored as `storage`) plus `extraBytes` (KV cache,
- * activations) cannot fit what the backend can still hold (its memoryUsage() limit less what is in
- * use); a backend whose limit is Infinity accepts everything.
+ * Throw, with the numbers, when a model's weights (stored as `storage`: f32, bf16, or quantized) plus
+ * `extraBytes` (KV cache, activations) cannot fit what the backend can still hold (its memoryUsage()
+ * limit less what is in use); a backend whose limit is Infinity accepts everything.
  */
-export function checkFits(config: OlmoConfig, storage: "f32" | "bf16", backend: AnyBackend, extraBytes: number, name: string): void {
+export function checkFits(config: OlmoConfig, storage: "f32" | "bf16" | QuantScheme, backend: AnyBackend, extraBytes: number, name: string): void {
   const usage = backend.memoryUsage();
-  const weightBytes = parameterCount(config) * (storage === "f32" ? 4 : 2);
+  const weightBytes = modelBytes(config, storage);
   if (usage.inUse + weightBytes + extraBytes > usage.limit) {
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
     throw new Error(
       `${name}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
         `${gb(weightBytes)} in ${storage} plus ${gb(extraBytes)} for the KV cache and activations, but the ${backend.name} backend holds ` +
         `at most ${gb(usage.limit)} (${gb(usage.inUse)} already in use). ` +
-        (storage === "f32" ? "Store the weights in bf16 (--dtype bf16)." : "Use a backend with more memory (webgpu on a GPU) for models of this size."),
+        (storage === "f32"
+          ? "Store the weights in bf16 (--dtype bf16)."
+          : storage === "bf16"
+            ? "Quantize them (--quantize int8 or int4), or use a backend with more memory (webgpu on a GPU)."
+            : "Use a backend with more memory (webgpu on a GPU) for models of this size."),
     );
   }
 }
@@ -259,16 +280,38 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const tokenizerJson = await readTextFile(source, "tokenizer.json");
 
   const problems: string[] = [];
+  let inFolder: QuantScheme | null = null;
+  try {
+    inFolder = folderScheme(JSON.parse(configText) as Record<string, unknown>, `${source.name}/config.json`);
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  if (options.quantize !== undefined && options.quantize !== "none" && !QUANT_SCHEMES.includes(options.quantize)) {
+    throw new CheckpointError(source.name, [`unknown quantization scheme ${JSON.stringify(options.quantize)}; expected "int8", "int4" or "none"`]);
+  }
+  const quantizeTo = options.quantize === "none" ? null : (options.quantize ?? inFolder);
   const entries = await openWeightFiles(source, problems);
   const names = [...entries.keys()];
   const prefix = names.some((n) => n.startsWith("model.transformer.")) ? "model." : "";
   const layout = names.some((n) => n.startsWith(`${prefix}transformer.`)) ? "olmo" : "hf";
   const expected = expectedTensors(config, layout, prefix);
   const slices: Slice[] = [];
+  const companions = new Set<string>();
   for (const [name, { shape, slices: parts }] of expected) {
     const entry = entries.get(name);
     if (!entry) {
       if (entries.size > 0 || problems.length === 0) problems.push(`missing tensor "${name}" (${layout === "hf" ? "Hugging Face" : "OLMo"} layout, shape [${shape}])`);
+      continue;
+    }
+    const quantized = quantizedInFile(name, shape, entry, entries, problems);
+    if (quantized === "bad") continue;
+    if (quantized && parts.length > 1) {
+      problems.push(`${entry.file.name}: tensor "${name}" is quantized, but quantized checkpoints must use the Hugging Face layout (one tensor per weight)`);
+      continue;
+    }
+    if (quantized) {
+      companions.add(quantized.scales.name);
+      slices.push({ weight: parts[0]![0], shape, entry, rowStart: 0, quantized });
       continue;
     }
     if (entry.shape.join() !== shape.join()) {
@@ -276,41 +319,164 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       continue;
     }
     if (!["F32", "BF16", "F16"].includes(entry.dtype)) {
-      problems.push(`${entry.file.name}: tensor "${name}" has dtype ${entry.dtype}; expected F32, BF16 or F16`);
+      problems.push(`${entry.file.name}: tensor "${name}" has dtype ${entry.dtype}; expected F32, BF16 or F16` + (entry.dtype === "I8" ? ` (an int8 weight needs its scales "${scalesTensorName(name, "int8")}" beside it)` : ""));
       continue;
     }
-    for (const [weight, rowStart, rows] of parts) slices.push({ weight, shape: [rows, shape[1]], entry, rowStart });
+    for (const [weight, rowStart, rows] of parts) {
+      if (quantizeTo) {
+        const problem = quantizeProblem(schemeFor(weight, quantizeTo), rows, shape[1]);
+        if (problem) problems.push(`tensor "${name}" (${weight}): ${problem}`);
+      }
+      slices.push({ weight, shape: [rows, shape[1]], entry, rowStart });
+    }
   }
   for (const name of names) {
-    if (expected.has(name)) continue;
-    // A tied checkpoint may still carry its LM head; non-persistent buffers sometimes get saved too.
+    if (expected.has(name) || companions.has(name)) continue;
+    // A tied checkpoint may still carry its LM head; non-persistent buffers sometimes get saved too;
+    // bitsandbytes may save each int8 layer's layout name (weight_format), which is always row-major here.
     const tiedHead = config.tieWordEmbeddings && (name === `${prefix}lm_head.weight` || name === `${prefix}transformer.ff_out.weight`);
-    if (!tiedHead && !name.endsWith("rotary_emb.inv_freq")) problems.push(`${entries.get(name)!.file.name}: unexpected tensor "${name}"`);
+    if (!tiedHead && !name.endsWith("rotary_emb.inv_freq") && !name.endsWith(".weight_format")) problems.push(`${entries.get(name)!.file.name}: unexpected tensor "${name}"`);
   }
   if (problems.length) throw new CheckpointError(source.name, problems);
 
   const auto = parameterCount(config) < 200e6 ? "f32" : "bf16";
   const requested = options.weightDType === undefined || options.weightDType === "auto" ? auto : options.weightDType;
   const storageOf = (fileDType: string): DType => (requested === "f32" ? "f32" : fileDType === "F16" ? "f16" : "bf16");
-  const total = slices.reduce((sum, s) => sum + s.shape[0] * s.shape[1] * BYTES_PER_ELEMENT[storageOf(s.entry.dtype)], 0);
+  const schemeOf = (s: Slice) => s.quantized?.scheme ?? (quantizeTo ? schemeFor(s.weight, quantizeTo) : null);
+  const bytesOf = (s: Slice) => {
+    const scheme = schemeOf(s);
+    if (!scheme) return s.shape[0] * s.shape[1] * BYTES_PER_ELEMENT[storageOf(s.entry.dtype)];
+    const shapes = quantizedShapes(scheme, s.shape[0], s.shape[1]);
+    return shapes.values[0] * shapes.values[1] + shapes.scales.reduce((a, b) => a * b, 1) * (shapes.scalesDType === "f32" ? 4 : 2);
+  };
+  const total = slices.reduce((sum, s) => sum + bytesOf(s), 0);
   const extra = typeof options.extraBytes === "function" ? options.extraBytes(config) : (options.extraBytes ?? 0);
-  checkFits(config, requested, backend, extra, source.name);
+  const anyQuantized = slices.some((s) => schemeOf(s) !== null);
+  checkFits(config, quantizeTo ?? (anyQuantized ? (inFolder ?? "int8") : requested), backend, extra, source.name);
 
-  const weights = new Map<WeightName, Tensor>();
+  const weights = new Map<WeightName, Weight>();
   let read = 0;
   const progress = (bytes: number) => options.onProgress?.((read += bytes), total);
   try {
     for (const s of slices) {
+      if (s.quantized) {
+        weights.set(s.weight, await loadQuantized(s, s.quantized, backend, progress));
+        continue;
+      }
       const rowBytes = s.shape[1] * FILE_DTYPE[s.entry.dtype as keyof typeof FILE_DTYPE].bytes;
-      const tensor = await loadTensor(s.entry.file, s.entry.begin + s.rowStart * rowBytes, s.shape, s.entry.dtype, storageOf(s.entry.dtype), backend, progress,
-        options.allowNonFinite ? undefined : (bytes, first) => assertFinite(s.entry, bytes, s.rowStart * s.shape[1] + first));
-      weights.set(s.weight, tensor);
+      const offset = s.entry.begin + s.rowStart * rowBytes;
+      const checkFinite = options.allowNonFinite ? undefined : (bytes: Uint8Array, first: number) => assertFinite(s.entry, bytes, s.rowStart * s.shape[1] + first);
+      const scheme = schemeOf(s);
+      if (scheme) {
+        const size = bytesOf(s);
+        weights.set(s.weight, await loadAndQuantize(s.entry.file, offset, s.shape, s.entry.dtype, scheme, backend, checkFinite));
+        progress(size);
+      } else {
+        weights.set(s.weight, await loadTensor(s.entry.file, offset, s.shape, s.entry.dtype, storageOf(s.entry.dtype), backend, progress, checkFinite));
+      }
     }
   } catch (e) {
     for (const t of weights.values()) t.dispose();
     throw e;
   }
-  return { config, weights, tokenizerJson, layout, weightDType: requested === "f32" ? "f32" : "bf16" };
+  return {
+    config, weights, tokenizerJson, layout, weightDType: requested === "f32" ? "f32" : "bf16", quantization: anyQuantized ? (quantizeTo ?? inFolder ?? "int8") : null,
+  };
+}
+
+/**
+ * Whether the file holds weight `name` quantized (its scales tensor beside it): the scheme and the
+ * scales' entry; null for a float weight; "bad" (with the problems reported) when the pair is malformed.
+ */
+function quantizedInFile(
+  name: string, shape: [number, number], entry: TensorEntry, entries: Map<string, TensorEntry>, problems: string[],
+): { scheme: QuantScheme; scales: TensorEntry } | null | "bad" {
+  const scheme: QuantScheme | null = entries.has(scalesTensorName(name, "int8")) ? "int8" : entries.has(scalesTensorName(name, "int4")) ? "int4" : null;
+  if (!scheme || !name.endsWith(".weight")) return null;
+  const scales = entries.get(scalesTensorName(name, scheme))!;
+  const expected = quantizedShapes(scheme, shape[0], shape[1]);
+  const before = problems.length;
+  const problem = quantizeProblem(scheme, shape[0], shape[1]);
+  if (problem) problems.push(`tensor "${name}": ${problem}`);
+  const valuesDType = scheme === "int8" ? ["I8"] : ["U8", "I8"];
+  if (!valuesDType.includes(entry.dtype) || entry.shape.join() !== expected.values.join()) {
+    problems.push(`${entry.file.name}: tensor "${name}" is ${scheme} (it has "${scales.name}") and must be ${valuesDType.join(" or ")} [${expected.values}], got ${entry.dtype} [${entry.shape}]`);
+  }
+  const scalesDType = expected.scalesDType === "f32" ? "F32" : "F16";
+  if (scales.dtype !== scalesDType || scales.shape.join() !== expected.scales.join()) {
+    problems.push(`${scales.file.name}: tensor "${scales.name}" (the scales of ${scheme} "${name}") must be ${scalesDType} [${expected.scales}], got ${scales.dtype} [${scales.shape}]`);
+  }
+  return problems.length > before ? "bad" : { scheme, scales };
+}
+
+/** A weight the file holds quantized: its values and scales, read as they are. */
+async function loadQuantized(s: Slice, q: { scheme: QuantScheme; scales: TensorEntry }, backend: AnyBackend, progress: (bytes: number) => void): Promise<QuantizedWeight> {
+  const shapes = quantizedShapes(q.scheme, s.shape[0], s.shape[1]);
+  const values = await loadRaw(s.entry, shapes.values, "i8", backend, progress);
+  try {
+    const scales = await loadRaw(q.scales, shapes.scales, shapes.scalesDType, backend, progress);
+    // A scale that is NaN, infinite (or, for int8's absmax, negative) is a corrupt file, not a weight.
+    const values32 = (await scales.data()) as Float32Array;
+    const bad = values32.findIndex((v) => !Number.isFinite(v) || (q.scheme === "int8" && v < 0));
+    if (bad >= 0) {
+      scales.dispose();
+      throw new Error(`${q.scales.file.name}: tensor "${q.scales.name}" element ${bad} is ${values32[bad]}; ${q.scheme === "int8" ? "an int8 row scale (absmax) must be finite and >= 0" : "an int4 scale must be finite"}`);
+    }
+    return new QuantizedWeight(q.scheme, s.shape, values, scales);
+  } catch (e) {
+    values.dispose();
+    throw e;
+  }
+}
+
+/** A file tensor's bytes as they are, into a new tensor of `dtype` (straight into backend memory where it can). */
+async function loadRaw(entry: TensorEntry, shape: readonly number[], dtype: DType, backend: AnyBackend, progress: (bytes: number) => void): Promise<Tensor> {
+  const tensor = Tensor.empty(shape, dtype, backend);
+  const length = tensor.size * BYTES_PER_ELEMENT[dtype];
+  try {
+    const view = backend.rawBytes?.(tensor.bufferFor("load"), dtype, tensor.size);
+    if (view) await readInto(entry.file, entry.begin, view.subarray(0, length));
+    else {
+      const bytes = (await entry.file.read(entry.begin, length)).slice();
+      const host = dtype === "i8" ? new Int8Array(bytes.buffer) : dtype === "f32" ? new Float32Array(bytes.buffer) : new Uint16Array(bytes.buffer);
+      backend.upload(tensor.bufferFor("load"), dtype, host);
+    }
+  } catch (e) {
+    tensor.dispose();
+    throw e;
+  }
+  progress(length);
+  return tensor;
+}
+
+/**
+ * A float weight quantized as it streams in. Where the backend's memory is host memory, the file's
+ * bytes are read straight into a staging tensor and the backend's quantize kernel (on every thread)
+ * writes values and scales; the staging tensor (one weight, never the model) is freed after. Elsewhere
+ * (WebGPU) the host quantizes with the definition itself (quantizeHost) and uploads the result, so
+ * every backend holds bit-identical quantized weights.
+ */
+async function loadAndQuantize(
+  file: ByteSource, offset: number, shape: [number, number], fileDType: string, scheme: QuantScheme, backend: AnyBackend,
+  checkFinite?: (fileBytes: Uint8Array, firstElement: number) => void,
+): Promise<QuantizedWeight> {
+  const from = FILE_DTYPE[fileDType as keyof typeof FILE_DTYPE].dtype;
+  if (backend.rawBytes) {
+    const staging = await loadTensor(file, offset, shape, fileDType, from, backend, () => {}, checkFinite);
+    try {
+      return quantizeOp(staging, scheme);
+    } finally {
+      staging.dispose();
+    }
+  }
+  const bytes = await file.read(offset, shape[0] * shape[1] * BYTES_PER_ELEMENT[from]);
+  checkFinite?.(bytes, 0);
+  const q = quantizeHost(scheme, convert(bytes, fileDType, "f32") as Float32Array, shape[0], shape[1]);
+  const shapes = quantizedShapes(scheme, shape[0], shape[1]);
+  const values = Tensor.empty(shapes.values, "i8", backend), scales = Tensor.empty(shapes.scales, shapes.scalesDType, backend);
+  backend.upload(values.bufferFor("load"), "i8", q.values);
+  backend.upload(scales.bufferFor("load"), shapes.scalesDType, q.scales);
+  return new QuantizedWeight(scheme, shape, values, scales);
 }
 
 /** Load a model folder: the model on `backend`, and its tokenizer when the folder has tokenizer.json. */

@@ -15,9 +15,10 @@
 
 import { needsGrad, noGrad } from "../core/autograd.js";
 import { zeros } from "../core/creation.js";
-import { scope, type AnyBackend, type Tensor } from "../core/tensor.js";
+import type { Weight } from "../core/quantize.js";
+import { scope, Tensor, type AnyBackend } from "../core/tensor.js";
 import {
-  add, attention, clamp, embedding, layerNorm, matmul, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
+  add, attention, clamp, embedding, layerNorm, linear, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
 } from "../ops/index.js";
 import type { OlmoConfig } from "./config.js";
 import type { BlockWeight, WeightName } from "./weights.js";
@@ -56,14 +57,15 @@ export class KVCache {
 export class Olmo {
   constructor(
     readonly config: OlmoConfig,
-    readonly weights: Map<WeightName, Tensor>,
+    /** Tensors (f32, bf16, f16), or quantized (src/core/quantize.ts): any mix. */
+    readonly weights: Map<WeightName, Weight>,
   ) {}
 
   get backend(): AnyBackend {
     return this.weight("embed").backend;
   }
 
-  weight(name: WeightName): Tensor {
+  weight(name: WeightName): Weight {
     const w = this.weights.get(name);
     if (!w) throw new Error(`Olmo: weight ${name} is missing`);
     return w;
@@ -93,7 +95,7 @@ export class Olmo {
     // Without autograd nothing of a layer is needed after it, so each layer runs in its own scope and
     // frees its activations (and the previous residual) before the next starts: a long prompt then
     // needs one layer's activations at a time, not all of them. Training keeps them for backward.
-    const inference = !needsGrad(...this.weights.values());
+    const inference = !needsGrad(...[...this.weights.values()].filter((w) => w instanceof Tensor));
     for (let i = 0; i < this.config.numLayers; i++) {
       const layer = (input: Tensor) => {
         const mid = add(input, this.attentionBlock(i, layerNorm(input), position, cache));
@@ -109,14 +111,14 @@ export class Olmo {
     }
     if (lastOnly) x = slice(x, [0, T - 1, 0], [B, 1, C]);
     const head = this.config.tieWordEmbeddings ? this.weight("embed") : this.weight("lmHead");
-    const logits = matmul(layerNorm(x), head, { transB: true });
+    const logits = linear(layerNorm(x), head);
     if (cache) cache.length += T;
     return logits;
   }
 
   /** x W^T for the weight `name` of layer i (bias-free linear layer). */
   private linear(i: number, name: BlockWeight, x: Tensor): Tensor {
-    return matmul(x, this.weight(`layers.${i}.${name}`), { transB: true });
+    return linear(x, this.weight(`layers.${i}.${name}`));
   }
 
   private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined): Tensor {

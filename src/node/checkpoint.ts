@@ -116,7 +116,8 @@ export async function saveTrainingCheckpoint(
   const model = trainer.model;
   await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
   const weights: TensorToWrite[] = [];
-  for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t));
+  // The trainer only trains plain f32 weights (trainableParameters refuses quantized ones).
+  for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t as Tensor));
   await writeDurable(join(staging, "model.safetensors"), encodeSafetensors(weights));
   const moments: TensorToWrite[] = [];
   for (const p of trainer.params) {

@@ -9,3 +9,4 @@ export { embedding } from "./embedding.js";
 export { crossEntropy, negativeLogLikelihood, type CrossEntropyOptions } from "./loss.js";
 export { sum, mean, type ReduceOptions } from "./reduce.js";
 export { reshape, permute, transpose, slice, concat, writeSlice } from "./shape.js";
+export { quantize, dequantize, linear } from "./quantized.js";

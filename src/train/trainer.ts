@@ -7,6 +7,7 @@
 
 import { backward, noGrad, requireGrad } from "../core/autograd.js";
 import { tensor } from "../core/creation.js";
+import { QuantizedWeight } from "../core/quantize.js";
 import { scope, type Tensor } from "../core/tensor.js";
 import { crossEntropy, slice } from "../ops/index.js";
 import type { Olmo } from "../model/olmo.js";
@@ -57,7 +58,12 @@ export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: nu
 
 /** The model's weights as trainable parameters (f32, requiresGrad), in OLMo's decay groups. */
 export function trainableParameters(model: Olmo, decayEmbeddings = false): Parameter[] {
-  return [...model.weights].map(([name, t]) => ({ name, tensor: requireGrad(t), decay: name !== "embed" || decayEmbeddings }));
+  return [...model.weights].map(([name, w]) => {
+    if (w instanceof QuantizedWeight) {
+      throw new Error(`trainableParameters: ${name} is a frozen ${w.describe()}; full training needs f32 weights (load without quantize)`);
+    }
+    return { name, tensor: requireGrad(w), decay: name !== "embed" || decayEmbeddings };
+  });
 }
 
 /** Training stopped before step `step`'s update was applied: the weights are those after step - 1. */
