@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import {
   createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
+  type Tensor, weightBytes,
 } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { repoRoot, wasmBackendsUnderTest } from "./helpers.js";
@@ -48,7 +49,7 @@ function plainSource(source: ModelSource): ModelSource {
 async function rawWeights(source: ModelSource, backend: AnyBackend, weightDType: "f32" | "bf16"): Promise<Map<string, Uint8Array>> {
   const loaded = await loadCheckpoint(source, backend, { weightDType });
   const out = new Map<string, Uint8Array>();
-  for (const [name, t] of loaded.weights) {
+  for (const [name, t] of loaded.weights as Map<string, Tensor>) {
     const data = await t.data(); // f32 values; for 16-bit storage compare the stored bits too
     out.set(name, new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)));
     if (t.dtype !== "f32") {
@@ -106,7 +107,7 @@ test("progress counts every byte once and ends at the total", async () => {
   const [, wasm2] = await wasmBackendsUnderTest();
   const seen: [number, number][] = [];
   const loaded = await loadCheckpoint(folderSource(`${FIXTURES}/gqa-sharded`), wasm2!, { weightDType: "bf16", onProgress: (read, total) => seen.push([read, total]) });
-  const bytes = [...loaded.weights.values()].reduce((s, t) => s + t.size * 2, 0);
+  const bytes = [...loaded.weights.values()].reduce((s, t) => s + weightBytes(t), 0);
   for (const t of loaded.weights.values()) t.dispose();
   if (seen.at(-1)![0] !== bytes || seen.some(([r, t], i) => t !== bytes || (i > 0 && r <= seen[i - 1]![0]))) throw new Error(JSON.stringify(seen));
 });

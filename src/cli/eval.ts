@@ -9,7 +9,7 @@ import {
   type AnyBackend, type IdDType, type ParsedRows, type TaskScores,
 } from "../index.js";
 import { writeFileAtomic } from "../node/index.js";
-import { DEFAULT_MODEL, locateModel, modelSource } from "./model.js";
+import { DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions } from "./model.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 
@@ -19,6 +19,7 @@ const spec: Record<string, OptionSpec> = {
   backend: { kind: "value", help: "js, wasm (default) or webgpu" },
   threads: { kind: "value", help: "threads of the wasm backend (default: cores, at most 8)" },
   dtype: { kind: "value", help: "weight storage: auto (default), f32 or bf16" },
+  ...quantizeOptions,
   tokenizer: { kind: "value", help: "tokenizer.json to use instead of the model folder's" },
   task: { kind: "value", help: `multiple-choice task: ${MULTIPLE_CHOICE_TASKS.join(", ")}` },
   data: { kind: "value", help: "with --task: the dataset's rows (.jsonl, .json or .parquet, or a folder of them); without: an OLMo memmap folder or input_ids file" },
@@ -51,7 +52,7 @@ export async function runEval(args: string[]): Promise<void> {
   // Rows are read before the model so a bad file fails fast.
   const rows = task !== undefined ? await readTaskRows(data!, values.get("split") ?? "validation") : null;
 
-  const { model, tokenizer, backend } = await openModel(values);
+  const { model, tokenizer, backend } = await openModel(values, flags);
   try {
     if (rows) {
       if (!tokenizer) throw new UsageError("the model folder has no tokenizer.json: pass --tokenizer FILE");
@@ -84,7 +85,7 @@ export async function runEval(args: string[]): Promise<void> {
   }
 }
 
-async function openModel(values: Map<string, string>) {
+async function openModel(values: Map<string, string>, flags: Set<string>) {
   // Where --model points is decided as for every command (src/cli/model.ts): a folder or a training
   // run's --save folder, else a Hub repo id; checked before the backend starts.
   const location = await locateModel(values.get("model") ?? DEFAULT_MODEL, values.get("revision"));
@@ -96,7 +97,7 @@ async function openModel(values: Map<string, string>) {
   if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
   const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads);
   try {
-    const loaded = await loadOlmo(modelSource(location, values.get("revision")), backend, { weightDType: dtype });
+    const loaded = await loadOlmo(modelSource(location, values.get("revision")), backend, { weightDType: dtype, quantize: quantizeChoice({ values, flags }) });
     const tokenizerFile = values.get("tokenizer");
     const tokenizer = tokenizerFile ? new Tokenizer(await readFile(tokenizerFile, "utf8"), { eosTokenId: loaded.model.config.eosTokenId }) : loaded.tokenizer;
     return { model: loaded.model, tokenizer, backend };

@@ -8,7 +8,7 @@ import {
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { writeFileAtomic } from "../node/index.js";
 import { backendByName } from "./backends.js";
-import { DEFAULT_MODEL, locateModel, modelSource, type ModelLocation } from "./model.js";
+import { DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions, type ModelLocation } from "./model.js";
 
 export { DEFAULT_MODEL } from "./model.js";
 
@@ -21,6 +21,7 @@ export const modelOptions: CommandSpec = {
   backend: { kind: "value", choices: ["js", "wasm", "webgpu"], help: "backend (default wasm)" },
   threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend (default: cores, at most 8)" },
   dtype: { kind: "value", choices: ["auto", "f32", "bf16"], help: "weight storage (default auto: f32 under 200M parameters)" },
+  ...quantizeOptions,
 };
 
 /** A progress bar on stderr while a checkpoint loads (only on a terminal). */
@@ -56,6 +57,7 @@ export async function openModel(parsed: ParsedArgs, location: ModelLocation) {
   try {
     const loaded = await loadOlmo(modelSource(location, values.get("revision"), onProgress), backend, {
       weightDType: dtype,
+      quantize: quantizeChoice(parsed),
       onProgress: progressBar(`loading ${name}`),
       // Room for a KV cache of the whole context, plus activations.
       extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,

@@ -6,9 +6,9 @@
 
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import type { ModelSource } from "../index.js";
+import type { ModelSource, QuantScheme } from "../index.js";
 import { cachedHubSource, folderSource, latestCheckpointFolder } from "../node/index.js";
-import { UsageError } from "./args.js";
+import { UsageError, type OptionSpec } from "./args.js";
 
 /** The default model shipped in the package (see models/olmo-tiny-shakespeare/RECIPE.md). */
 export { DEFAULT_MODEL_DIR as DEFAULT_MODEL } from "../node/index.js";
@@ -39,4 +39,21 @@ export function modelSource(
   return location.kind === "folder"
     ? folderSource(location.folder)
     : cachedHubSource({ repo: location.repo, revision, endpoint: process.env.HF_ENDPOINT, onProgress });
+}
+
+/** The options that quantize a model as it loads (src/core/quantize.ts), shared by every command that reads one. */
+export const quantizeOptions: Record<string, OptionSpec> = {
+  quantize: {
+    kind: "value", choices: ["int8", "int4", "none"],
+    help: "quantize the weights as they load: int8 (per-row, as bitsandbytes' load_in_8bit) or int4 (groups of 32); default: the folder's own scheme, else none",
+  },
+  "load-in-8bit": { kind: "flag", help: "the model card's spelling of --quantize int8" },
+};
+
+/** The scheme --quantize / --load-in-8bit ask for: undefined leaves it to the folder. */
+export function quantizeChoice({ values, flags }: { values: ReadonlyMap<string, string>; flags: ReadonlySet<string> }): QuantScheme | "none" | undefined {
+  const quantize = values.get("quantize"), eightBit = flags.has("load-in-8bit");
+  if (quantize !== undefined && !["int8", "int4", "none"].includes(quantize)) throw new UsageError(`--quantize must be int8, int4 or none, got ${quantize}`);
+  if (eightBit && quantize !== undefined && quantize !== "int8") throw new UsageError(`--load-in-8bit means --quantize int8; it cannot go with --quantize ${quantize}`);
+  return eightBit ? "int8" : (quantize as QuantScheme | "none" | undefined);
 }

@@ -56,6 +56,12 @@ export interface LoadOptions {
    * "none" keeps the float weights float.
    */
   quantize?: QuantScheme | "none";
+  /**
+   * With quantize: also quantize the embedding and LM head (default true; they are the largest single
+   * weights and OLMo-1B reads its tied one whole for every token). false keeps them float, as
+   * bitsandbytes' load_in_8bit does.
+   */
+  quantizeEmbedding?: boolean;
 }
 
 export interface LoadedCheckpoint {
@@ -342,7 +348,9 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const auto = parameterCount(config) < 200e6 ? "f32" : "bf16";
   const requested = options.weightDType === undefined || options.weightDType === "auto" ? auto : options.weightDType;
   const storageOf = (fileDType: string): DType => (requested === "f32" ? "f32" : fileDType === "F16" ? "f16" : "bf16");
-  const schemeOf = (s: Slice) => s.quantized?.scheme ?? (quantizeTo ? schemeFor(s.weight, quantizeTo) : null);
+  const embeddingToo = options.quantizeEmbedding ?? true;
+  const schemeOf = (s: Slice) =>
+    s.quantized?.scheme ?? (quantizeTo && (embeddingToo || (s.weight !== "embed" && s.weight !== "lmHead")) ? schemeFor(s.weight, quantizeTo) : null);
   const bytesOf = (s: Slice) => {
     const scheme = schemeOf(s);
     if (!scheme) return s.shape[0] * s.shape[1] * BYTES_PER_ELEMENT[storageOf(s.entry.dtype)];

@@ -226,7 +226,8 @@ export function assertFinite(entry: TensorEntry, bytes: Uint8Array, firstElement
 
 export interface TensorToWrite {
   name: string;
-  dtype: SafetensorsDType;
+  /** Float weights, or the integers of quantized ones (I8; U8 for packed int4). */
+  dtype: SafetensorsDType | "I8" | "U8";
   shape: readonly number[];
   /** Raw little-endian bytes. */
   bytes: Uint8Array;

@@ -1,0 +1,37 @@
+// `olmo quantize --model DIR --to int8|int4 --out DIR`: write a quantized copy of a model folder
+// (int8 in the layout transformers saves for load_in_8bit; int4 in olmo-js's own; src/io/quantized.ts).
+
+import { availableParallelism } from "node:os";
+import { loadOlmo, type QuantScheme } from "../index.js";
+import { saveQuantizedCheckpoint } from "../node/quantized.js";
+import { parseArgs, usage, type CommandSpec } from "./args.js";
+import { backendByName } from "./backends.js";
+import { DEFAULT_MODEL, locateModel, modelSource } from "./model.js";
+
+const spec: CommandSpec = {
+  model: { kind: "value", placeholder: "DIR_OR_REPO", help: "model folder or Hub repo owner/name (default: the bundled tiny Shakespeare model)" },
+  revision: { kind: "value", help: "Hub revision: branch, tag or commit (default main)" },
+  to: { kind: "value", required: true, choices: ["int8", "int4"], help: "int8 (per-row scales, bitsandbytes' layout) or int4 (groups of 32, f16 scales)" },
+  out: { kind: "value", required: true, placeholder: "DIR", help: "the new model folder (must not exist, or be empty)" },
+  threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend that quantizes (default: cores, at most 8)" },
+};
+
+export async function runQuantize(args: string[]): Promise<void> {
+  const parsed = parseArgs("quantize", args, spec);
+  if (parsed.help) return void console.log(usage("quantize", spec));
+  const { values, numbers } = parsed;
+  const scheme = values.get("to") as QuantScheme, out = values.get("out")!;
+  const location = await locateModel(values.get("model") ?? DEFAULT_MODEL, values.get("revision"));
+  const source = modelSource(location, values.get("revision"));
+  const backend = await backendByName("wasm", numbers.get("threads") ?? Math.min(8, availableParallelism()));
+  try {
+    const started = performance.now();
+    // int8 keeps the embedding and LM head float, as bitsandbytes does, so transformers reads the folder;
+    // float weights are kept in bf16 (f16 stays f16), as a quantized checkpoint's are.
+    const { model } = await loadOlmo(source, backend, { quantize: scheme, quantizeEmbedding: scheme !== "int8", weightDType: "bf16" });
+    const bytes = await saveQuantizedCheckpoint(model, scheme, source, out);
+    console.error(`wrote ${out}: ${scheme}, ${(bytes / 1e9).toFixed(3)} GB of weights in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    backend.dispose();
+  }
+}
