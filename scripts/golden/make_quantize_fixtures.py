@@ -23,8 +23,13 @@ The 8-bit folder is written by hand: bitsandbytes needs a GPU for load_in_8bit a
 here. What transformers 5.x and bitsandbytes write, as read in their sources:
   - bitsandbytes Int8Params._quantize casts the weight to float16, then int8_vectorwise_quant gives
     CB (int8 [out, in], row-major) and SCB (float32 [out], the row's absmax of the f16 weight), with
-    q = round-half-even(w * (127 / absmax)) in float32 (default backend: torch.round(A * (127.0 /
-    row_stats)); CUDA kernel kInt8VectorQuant: __float2int_rn(val * __fdividef(127.0f, absmax))).
+    q = round-half-even(f32(w * factor)). The default (CPU) backend computes the factor as torch's
+    `127.0 / row_stats`, which Tensor.__rtruediv__ evaluates as reciprocal(row_stats) * 127: two f32
+    roundings, f32(127 * f32(1 / absmax)); the CUDA kernel kInt8VectorQuant uses __fdividef(127.0f,
+    absmax), also 127 times an (approximate) reciprocal. quantize.ts defines f32(127 / absmax), correctly
+    rounded; the two factors differ by an ulp for about a quarter of absmax values, which moves q by one
+    where w * factor lands within that ulp of k + 0.5. The checkpoint stores bitsandbytes' q
+    (quantize_int8_bitsandbytes); quantize.json pins quantize.ts's definition.
   - Linear8bitLt._save_to_state_dict writes `<prefix>weight` (the int8 CB), `<prefix>SCB` and
     `<prefix>weight_format`, a 0-dim uint8 tensor holding 0 ("row", kept for backward compatibility);
     transformers' Bnb8bitDeserialize reads the three back (source patterns SCB, weight_format, weight).
@@ -69,6 +74,18 @@ def quantize_int8(w):
             continue
         inverse = F32(127) / scb[n]
         q[n] = np.clip(np.rint(w[n] * inverse), -127, 127).astype(np.int8)
+    return q, scb
+
+
+def quantize_int8_bitsandbytes(w):
+    """bitsandbytes' int8_vectorwise_quant as it really rounds: the factor is 127 times the f32 reciprocal
+    of the absmax (two roundings), not the correctly rounded f32(127 / absmax) of quantize.ts."""
+    w = np.asarray(w, F32)
+    scb = np.abs(w).max(axis=1).astype(F32)
+    q = np.zeros(w.shape, np.int8)
+    for n in range(w.shape[0]):
+        if scb[n] != 0:
+            q[n] = np.clip(np.rint(w[n] * ((F32(1) / scb[n]) * F32(127))), -127, 127).astype(np.int8)
     return q, scb
 
 
@@ -227,6 +244,9 @@ def weight_cases():
     large[0] *= F32(60000)                          # f16 range: int4 scale ~ 7500
     large[1] *= F32(5e5)                            # int4 scale just inside f16 (|m| / 8 < 65504)
     large[2] *= F32(3e38)                           # int8 only would be fine; int4 scale overflows f16
+    # f32(127 / 0.7890625) = 160.95050 but f32(127 * f32(1 / 0.7890625)) = 160.95049: 0.39453125 times the
+    # first is 63.500004 (q = 64, the definition), times the second 63.499996 (q = 63, bitsandbytes).
+    add("an absmax whose f32(127 / a) is not f32(127 * f32(1 / a))", np.array([[0.7890625, 0.39453125, -0.39453125, 0.1]], F32), int4=False)
     add("large values", large[:2])
     add("large values (int8 only: |m| / 8 overflows f16)", large[2:], int4=False)
     add("bf16-valued inputs", bf16_round(rng.normal(0, 0.3, (3, 64))))
@@ -356,11 +376,20 @@ def golden_8bit():
     model.save_pretrained(OUT_8BIT, safe_serialization=True)  # config.json, generation_config.json (and f16 weights, replaced below)
 
     f16_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    tensors, quantized = {}, {}
+    tensors, quantized, differences = {}, {}, []
     for name, value in f16_state.items():
         module = name.removesuffix(".weight")
         if any(module.endswith(linear) for linear in LINEARS):
-            q, scb = quantize_int8(value.to(torch.float32).numpy())  # bitsandbytes quantizes the f16 weight
+            w = value.to(torch.float32).numpy()  # bitsandbytes quantizes the f16 weight
+            q, scb = quantize_int8_bitsandbytes(w)
+            # The same through torch, as bitsandbytes' default backend writes it: `127.0 / row_stats` is
+            # Tensor.__rtruediv__ (reciprocal, then times 127), f16 times f32 is computed in f32, torch.round
+            # rounds half to even.
+            absmax = value.abs().amax(dim=1).float()
+            q_torch = torch.round(value * (127.0 / absmax.clamp(min=1e-30)[:, None])).to(torch.int8)
+            assert (q_torch.numpy() == q).all() and (absmax.numpy() == scb).all(), module
+            for n, k in np.argwhere(q != quantize_int8(w)[0]):
+                differences.append({"tensor": name, "row": int(n), "col": int(k), "stored": int(q[n, k]), "quantizeTs": int(quantize_int8(w)[0][n, k])})
             tensors[name] = torch.from_numpy(q)
             tensors[module + ".SCB"] = torch.from_numpy(scb)
             tensors[module + ".weight_format"] = torch.tensor(0, dtype=torch.uint8)
@@ -405,9 +434,19 @@ def golden_8bit():
         "logitsF16": plain.reshape(-1).tolist(),
         "logitsF16Note": "the same forward from the f16 weights before quantization (float64 arithmetic)",
         "maxAbsDifference": difference,
+        "int8Arithmetic": "the stored q is bitsandbytes' arithmetic, q = rint(f32(w * f32(127 * f32(1 / SCB)))) (its default "
+                          "backend; CUDA's __fdividef also multiplies by an approximate reciprocal), which is not always "
+                          "quantize.ts's f32(127 / SCB): the elements where quantizeHost('int8') of the f16 weights differs are "
+                          "listed in differsFromQuantizeTs. A loader must use the stored q and SCB, never re-quantize.",
+        "differsFromQuantizeTs": differences,
     }
     with open(os.path.join(OUT_8BIT, "expected_logits.json"), "w") as f:
         json.dump(expected, f, separators=(",", ":"))
+    with open(os.path.join(OUT_8BIT, "README.md"), "w") as f:
+        f.write("A tiny OLMo in the layout transformers saves for `load_in_8bit=True` (int8 `weight`, f32 `SCB` and uint8\n"
+                "`weight_format` per decoder linear; f16 embedding and lm_head), written by hand by\n"
+                "scripts/golden/make_quantize_fixtures.py, which says what it follows. expected_logits.json lists the tensors\n"
+                "and holds float64 logits for `prompt`, with and without the int8 weights.\n")
     total = sum(os.path.getsize(os.path.join(OUT_8BIT, n)) for n in os.listdir(OUT_8BIT))
     print("olmo-8bit:", total, "bytes; max |int8 - f16| logit", difference, "of max |logit|", plain.abs().max().item())
 
