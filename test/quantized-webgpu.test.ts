@@ -4,7 +4,7 @@
 // f32 sums, on odd sizes and tile edges, both schemes, and with buffers split to fit small bindings.
 
 import { test } from "uvu";
-import { createJsBackend, type Backend, type WebGpuBackend } from "../src/index.js";
+import { createJsBackend, type AnyBackend } from "../src/index.js";
 import { f32ToBf16, f32ToF16, type DType, type HostArray } from "../src/core/dtype.js";
 import { QUANT_GROUP, quantizeActivationRow, quantizedScale, quantizedShapes, quantizedValue, quantizeHost, type QuantScheme } from "../src/core/quantize.js";
 import { createNodeWebGpuBackend } from "../src/node/index.js";
@@ -16,8 +16,6 @@ const gpu = (await requireVulkan("the quantized-webgpu.test cases on Dawn")) ? a
 // 8 KiB bindings: every weight below is split into several blocks of rows.
 const small = gpu ? await createNodeWebGpuBackend({ maxBindingBytes: 8192 }) : null;
 const gpuTest = testIf(gpu !== null);
-
-type AnyBackend = Backend<unknown>;
 
 // A seeded generator, so a failure reproduces.
 function random(seed: number): () => number {
@@ -264,7 +262,7 @@ gpuTest("quantized weights larger than one storage binding are split: matmul (GE
 gpuTest("int4 with inputs not a multiple of 32 is refused with the reason", () => {
   let message = "";
   try {
-    (gpu as WebGpuBackend).kernels.dequantize({ values: gpu!.allocate("i8", 40), scales: gpu!.allocate("f16", 4), out: gpu!.allocate("f32", 80), scheme: "int4", rows: 2, cols: 40 });
+    gpu!.kernels.dequantize({ values: gpu!.allocate("i8", 40), scales: gpu!.allocate("f16", 4), out: gpu!.allocate("f32", 80), scheme: "int4", rows: 2, cols: 40 });
   } catch (e) {
     message = (e as Error).message;
   }
