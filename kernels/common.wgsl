@@ -21,6 +21,8 @@ const DTYPE_I8: u32 = 4u;
 // The scheme of a quantized weight (src/core/quantize.ts).
 const QUANT_INT8: u32 = 0u;
 const QUANT_INT4: u32 = 1u;
+// Inputs per int4 scale and per activation scale (QUANT_GROUP of src/core/quantize.ts).
+const QUANT_GROUP: u32 = 32u;
 // The operation of elementwise.wgsl's `binary`.
 const BINARY_ADD: u32 = 0u;
 const BINARY_SUB: u32 = 1u;

@@ -48,8 +48,7 @@ struct Params {
 /** QUANT_INT8 or QUANT_INT4 (a pipeline-creation constant). */
 override SCHEME: u32 = QUANT_INT8;
 
-const GROUP = 32u;     // inputs per block (QUANT_GROUP)
-const WORDS = 8u;      // words per block of 32 i8
+const WORDS = QUANT_GROUP / 4u; // words per block of 32 i8
 
 // -------------------------------------------------------------------------------------------------
 // Pass 1: a's blocks of 32, quantized as quantizeActivationRow. One invocation per (row, block).
@@ -62,8 +61,8 @@ fn quantizeActivations(@builtin(workgroup_id) group: vec3u, @builtin(num_workgro
   }
   let row = unit / p.blocks;
   let block = unit % p.blocks;
-  let start = block * GROUP;
-  let end = min(p.k, start + GROUP);
+  let start = block * QUANT_GROUP;
+  let end = min(p.k, start + QUANT_GROUP);
   let base = row * p.k;
   var absmax = 0.0;
   for (var kk = start; kk < end; kk++) {
@@ -120,10 +119,10 @@ fn signedNibbles(nibbles: u32) -> u32 {
 }
 
 /** Block `block` of W's row `row` (within this call's rows) as 8 words of four i8: element i in byte i % 4 of word i / 4. */
-fn weightBlock(row: u32, block: u32) -> array<u32, 8> {
-  var words: array<u32, 8>;
+fn weightBlock(row: u32, block: u32) -> array<u32, WORDS> {
+  var words: array<u32, WORDS>;
   if (SCHEME == QUANT_INT8) {
-    let start = row * p.k + block * GROUP;
+    let start = row * p.k + block * QUANT_GROUP;
     for (var w = 0u; w < WORDS; w++) {
       words[w] = valueBytes(start + 4u * w);
     }
@@ -227,7 +226,7 @@ fn matmulQuantized(
     if (col0 + j < p.n) {
       let column = col0 + j;
       if (SCHEME == QUANT_INT8) {
-        let start = column * p.k + block * GROUP;
+        let start = column * p.k + block * QUANT_GROUP;
         tileW[j][part] = valueBytes(start + 4u * part);
         tileW[j][part + 4u] = valueBytes(start + 4u * (part + 4u));
       } else {

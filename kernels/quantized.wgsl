@@ -38,8 +38,6 @@ override SCHEME: u32 = QUANT_INT8;
 /** The dtype of quantize's input: DTYPE_F32, DTYPE_BF16 or DTYPE_F16. */
 override X_DTYPE: u32 = DTYPE_F32;
 
-const GROUP = 32u; // inputs per int4 scale (QUANT_GROUP)
-
 fn readX(index: u32) -> f32 {
   if (X_DTYPE == DTYPE_BF16) {
     return bf16ToF32(half16(x[index / 2u], index));
@@ -56,8 +54,8 @@ fn quantizedValue(row: u32, col: u32) -> i32 {
     let byte = row * p.cols + col;
     return i32(values[byte / 4u] << (24u - 8u * (byte % 4u))) >> 24u; // sign-extend the byte
   }
-  let i = col % GROUP;
-  let byte = row * (p.cols / 2u) + (col / GROUP) * 16u + i % 16u;
+  let i = col % QUANT_GROUP;
+  let byte = row * (p.cols / 2u) + (col / QUANT_GROUP) * 16u + i % 16u;
   let nibble = (values[byte / 4u] >> (8u * (byte % 4u) + 4u * (i / 16u))) & 0xfu;
   return i32(nibble) - 8;
 }
@@ -67,7 +65,7 @@ fn quantizedScale(row: u32, col: u32) -> f32 {
   if (SCHEME == QUANT_INT8) {
     return divideRounded(bitcast<f32>(scales[row]), 127.0);
   }
-  let index = row * (p.cols / GROUP) + col / GROUP;
+  let index = row * (p.cols / QUANT_GROUP) + col / QUANT_GROUP;
   return f16ToF32(half16(scales[index / 2u], index));
 }
 
@@ -126,7 +124,7 @@ fn quantizeInt8Values(@builtin(workgroup_id) group: vec3u, @builtin(num_workgrou
 @compute @workgroup_size(256)
 fn quantizeInt4(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) groups: vec3u, @builtin(local_invocation_index) lane: u32) {
   let pair = flatGroup(group, groups) * 256u + lane;
-  let count = p.rows * (p.cols / GROUP);
+  let count = p.rows * (p.cols / QUANT_GROUP);
   if (pair * 2u >= count) {
     return;
   }
@@ -136,9 +134,9 @@ fn quantizeInt4(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) gr
     if (g >= count) {
       break; // an odd last group: the other half of its scale word is padding
     }
-    let start = g * GROUP; // groups are consecutive in x: row r's group j is flat group r * C/32 + j
+    let start = g * QUANT_GROUP; // groups are consecutive in x: row r's group j is flat group r * C/32 + j
     var m = 0.0;
-    for (var i = 0u; i < GROUP; i++) {
+    for (var i = 0u; i < QUANT_GROUP; i++) {
       let v = readX(start + i);
       if (abs(v) > abs(m)) {
         m = v;
@@ -148,8 +146,8 @@ fn quantizeInt4(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) gr
     let bits = f32ToF16(m * -0.125);
     scaleWord |= bits << (16u * half);
     let d = f16ToF32(bits);
-    var q: array<u32, 32>;
-    for (var i = 0u; i < GROUP; i++) {
+    var q: array<u32, QUANT_GROUP>;
+    for (var i = 0u; i < QUANT_GROUP; i++) {
       var level = 0.0;
       if (d != 0.0) {
         level = clamp(round(divideRounded(readX(start + i), d)), -8.0, 7.0);
