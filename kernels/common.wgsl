@@ -21,6 +21,8 @@ const DTYPE_I8: u32 = 4u;
 // The scheme of a quantized weight (src/core/quantize.ts).
 const QUANT_INT8: u32 = 0u;
 const QUANT_INT4: u32 = 1u;
+// Inputs per int4 scale and per activation scale (QUANT_GROUP of src/core/quantize.ts).
+const QUANT_GROUP: u32 = 32u;
 // The operation of elementwise.wgsl's `binary`.
 const BINARY_ADD: u32 = 0u;
 const BINARY_SUB: u32 = 1u;
@@ -104,6 +106,75 @@ fn f32ToF16(x: f32) -> u32 {
     q += 1u;
   }
   return sign | q;
+}
+
+/**
+ * x / y rounded correctly (to nearest, ties to even), for finite x and finite nonzero y; an infinite y
+ * gives a signed 0 (as IEEE). WGSL's own `/` on f32 may be off by up to 2.5 ulps (and is on real GPUs),
+ * but the quantized kernels (quantized*.wgsl) must compute the bits src/core/quantize.ts computes on
+ * the host, f32(127 / max) and f32(x / d), so the quotient is made here by integer long division of
+ * the 24-bit significands: exact on every GPU, about 30 integer steps, used once per row or block.
+ */
+fn divideRounded(x: f32, y: f32) -> f32 {
+  let xb = bitcast<u32>(x);
+  let yb = bitcast<u32>(y);
+  let sign = (xb ^ yb) & 0x80000000u;
+  var xe = i32((xb >> 23u) & 0xffu);
+  var ye = i32((yb >> 23u) & 0xffu);
+  var xm = xb & 0x7fffffu;
+  var ym = yb & 0x7fffffu;
+  if ((xe == 0 && xm == 0u) || ye == 255) {
+    return bitcast<f32>(sign);
+  }
+  // Significands as integers in [2^23, 2^24) (subnormals normalized): x = xm * 2^(xe - 150).
+  if (xe == 0) {
+    let shift = countLeadingZeros(xm) - 8u;
+    xm <<= shift;
+    xe = 1 - i32(shift);
+  } else {
+    xm |= 0x800000u;
+  }
+  if (ye == 0) {
+    let shift = countLeadingZeros(ym) - 8u;
+    ym <<= shift;
+    ye = 1 - i32(shift);
+  } else {
+    ym |= 0x800000u;
+  }
+  // x / y = (r / ym) * 2^e with r / ym in [1, 2).
+  var e = xe - ye;
+  var r = xm;
+  if (r < ym) {
+    r <<= 1u;
+    e -= 1;
+  }
+  // 26 bits of the quotient: q = floor(r / ym * 2^25), with the remainder left in r (the sticky bit).
+  var q = 0u;
+  for (var i = 0u; i < 26u; i++) {
+    q <<= 1u;
+    if (r >= ym) {
+      r -= ym;
+      q |= 1u;
+    }
+    r <<= 1u;
+  }
+  // The result is q * 2^(e - 25). Keep 24 bits (shift 2) for a normal result; for a subnormal one keep
+  // the bits above 2^-149 (shift -124 - e). Then round to nearest even on the dropped bits.
+  let shift = u32(max(2, -124 - e));
+  if (shift > 26u) {
+    return bitcast<f32>(sign); // below half the smallest subnormal
+  }
+  var mantissa = q >> shift;
+  let rest = q & ((1u << shift) - 1u);
+  let half = 1u << (shift - 1u);
+  if (rest > half || (rest == half && (r != 0u || (mantissa & 1u) == 1u))) {
+    mantissa += 1u;
+  }
+  // A normal result's exponent field is e + 127 >= 1 and its mantissa holds the implicit bit, so the
+  // sum carries a rounding overflow (mantissa = 2^24) into the exponent; a subnormal has field 0.
+  let biased = max(e + 127, 1);
+  let bits = min(u32(biased - 1) * 0x800000u + mantissa, 0x7f800000u); // overflow: infinity
+  return bitcast<f32>(sign | bits);
 }
 
 // A quiet NaN, the result of bad input (an id out of range). WGSL rejects NaN in constant expressions,

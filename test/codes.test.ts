@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { BINARY_CODE, DTYPE_CODE, MAX_RANK, QUANT_CODE } from "../src/backends/codes.js";
+import { QUANT_GROUP } from "../src/core/quantize.js";
 import { repoRoot } from "./helpers.js";
 
 /** Every code the kernels must share, under the name each kernel language gives it. */
@@ -36,5 +37,10 @@ for (const file of ["assembly/common.ts", "kernels/common.wgsl"]) {
     }
   });
 }
+
+// The quantized kernels' block size; the WGSL shaders address blocks by it (kernels/quantized*.wgsl).
+test("kernels/common.wgsl's QUANT_GROUP is src/core/quantize.ts's", () => {
+  assert.is(constants("kernels/common.wgsl").get("QUANT_GROUP"), QUANT_GROUP);
+});
 
 test.run();

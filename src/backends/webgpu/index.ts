@@ -6,8 +6,9 @@
 // recorded into batches and run when a result is read back (runtime.ts). A buffer larger than the
 // device's largest storage binding is bound in blocks (blocks.ts) by the kernels that meet such buffers
 // in OLMo: the elementwise ones and AdamW, the row kernels (layer norm, softmax, cross-entropy: large
-// logits), sums over every axis (gradient norms), the embedding table and its gradient, and every
-// operand of an unbatched matmul (OLMo-1B's 50304 x 2048 output layer and its gradient). Attention and
+// logits), sums over every axis (gradient norms), the embedding table and its gradient, every
+// operand of an unbatched matmul (OLMo-1B's 50304 x 2048 output layer and its gradient), and the
+// quantized weights, embedding table and operands of the quantized kernels. Attention and
 // layout kernels bind whole buffers and say so when one is too large.
 //
 // This file: the backend object and its kernel table. The kernels are in one file per op family
@@ -23,6 +24,7 @@ import { broadcast, permute, slice, sliceAssign, sum } from "./layout.js";
 import { crossEntropy, crossEntropyBackward } from "./loss.js";
 import { matmul } from "./matmul.js";
 import { layerNorm, layerNormBackward, logSoftmax, logSoftmaxBackward, softmax, softmaxBackward } from "./normalization.js";
+import { dequantize, embeddingQuantized, matmulQuantized, quantize } from "./quantized.js";
 import { rotaryEmbedding } from "./rope.js";
 import { GpuRuntime, type GpuBuffer } from "./runtime.js";
 
@@ -52,15 +54,8 @@ const KERNELS: { readonly [K in KernelName]: (gpu: GpuRuntime, args: KernelArgs<
   embedding, embeddingBackward, crossEntropy, crossEntropyBackward,
   sum, broadcast, permute, slice, sliceAssign,
   adamw,
-  // PLACEHOLDER until the quantized shaders land (kernels/quantized.wgsl).
-  quantize: notYet("quantize"), dequantize: notYet("dequantize"), matmulQuantized: notYet("matmulQuantized"), embeddingQuantized: notYet("embeddingQuantized"),
+  quantize, dequantize, matmulQuantized, embeddingQuantized,
 };
-
-function notYet(name: string) {
-  return () => {
-    throw new Error(`webgpu backend: ${name} is not implemented yet`);
-  };
-}
 
 /** The kernel table of one runtime. */
 function kernelsOn(gpu: GpuRuntime): KernelTable<GpuBuffer> {

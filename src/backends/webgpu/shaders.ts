@@ -14,6 +14,7 @@
 //   embedding      the embedding gather and its scatter-add backward
 //   loss           cross-entropy and its backward
 //   layout         sum, broadcast, permute, slice, sliceAssign
+//   quantized      quantize, dequantize, the quantized embedding; the quantized matmul (quantized-matmul)
 // A WGSL module has one `Params` struct, so kernels of a family whose parameters differ go in
 // kernels/<family>-<part>.wgsl files (elementwise-cast.wgsl, normalization-softmax.wgsl, ...).
 
@@ -30,6 +31,8 @@ import loss from "../../../kernels/loss.wgsl";
 import matmul from "../../../kernels/matmul.wgsl";
 import normalization from "../../../kernels/normalization.wgsl";
 import normalizationSoftmax from "../../../kernels/normalization-softmax.wgsl";
+import quantized from "../../../kernels/quantized.wgsl";
+import quantizedMatmul from "../../../kernels/quantized-matmul.wgsl";
 import rope from "../../../kernels/rope.wgsl";
 
 const SOURCES = {
@@ -44,6 +47,8 @@ const SOURCES = {
   matmul,
   normalization,
   "normalization-softmax": normalizationSoftmax,
+  quantized,
+  "quantized-matmul": quantizedMatmul,
   rope,
 };
 /** A kernel file, kernels/<name>.wgsl. */
