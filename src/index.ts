@@ -6,7 +6,7 @@ export { Random } from "./core/random.js";
 export * from "./core/dtype.js";
 export {
   QuantizedWeight, QUANT_GROUP, QUANT_SCHEMES, quantizeHost, dequantizeHost, quantizeActivationRow, quantizeProblem, quantizedShapes, roundHalfEven, weightBytes,
-  type QuantScheme, type QuantizedHost, type Weight,
+  type QuantizedHost, type Weight,
 } from "./core/quantize.js";
 export type { Backend, KernelArgs, KernelName, KernelTable, BinaryOp, MemoryUsage } from "./core/backend.js";
 export * from "./ops/index.js";

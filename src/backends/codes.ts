@@ -3,8 +3,7 @@
 // the three languages agree.
 
 import type { BinaryOp } from "../core/backend.js";
-import type { DType } from "../core/dtype.js";
-import type { QuantScheme } from "../core/quantize.js";
+import type { DType, QuantScheme } from "../core/dtype.js";
 
 /** The dtype of a buffer, as a kernel argument. */
 export const DTYPE_CODE: Readonly<Record<DType, number>> = { f32: 0, bf16: 1, f16: 2, i32: 3, i8: 4 };

@@ -17,8 +17,7 @@
 //   B = batch, H = query heads, G = key/value heads (H % G == 0), Tq / Tk = query / key length,
 //   D = head dimension, V = vocabulary size.
 
-import type { DType, HostArray, StorageDType } from "./dtype.js";
-import type { QuantScheme } from "./quantize.js";
+import type { DType, HostArray, QuantScheme, StorageDType } from "./dtype.js";
 
 export type BinaryOp = "add" | "sub" | "mul";
 

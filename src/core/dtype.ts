@@ -12,6 +12,8 @@ export type StorageDType = "bf16" | "f16";
 /** Raw signed bytes: the integers of quantized weights (src/core/quantize.ts), int4 two to a byte. */
 export type ByteDType = "i8";
 export type DType = ComputeDType | StorageDType | ByteDType;
+/** The schemes of quantized weights (their arithmetic: src/core/quantize.ts). */
+export type QuantScheme = "int8" | "int4";
 
 /** Bytes per element. */
 export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, bf16: 2, f16: 2, i8: 1 };

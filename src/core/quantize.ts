@@ -34,10 +34,10 @@
 // The backward pass of a quantized linear layer (for adapters trained on a frozen base) is
 // dX = dY dequant(W) in f32, with no activation quantization and no weight gradient.
 
-import { f16ToF32, f32ToF16 } from "./dtype.js";
+import { f16ToF32, f32ToF16, type QuantScheme } from "./dtype.js";
 import type { Tensor } from "./tensor.js";
 
-export type QuantScheme = "int8" | "int4";
+export type { QuantScheme } from "./dtype.js";
 
 export const QUANT_SCHEMES: readonly QuantScheme[] = ["int8", "int4"];
 

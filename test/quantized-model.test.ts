@@ -1,0 +1,238 @@
+// Quantized weights in the model and the loader: loadOlmo({ quantize }) holds exactly the definition's
+// values (src/core/quantize.ts) on every CPU backend, a quantized model's logits match between
+// backends and between cached decoding and a full forward pass, folders written by `olmo quantize`
+// load back bit for bit, a frozen quantized linear layer passes gradients to its input, and bad
+// quantized folders and options fail with errors that name the problem.
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import {
+  backward, CheckpointError, createJsBackend, dequantize, encodeSafetensors, linear, loadCheckpoint, loadOlmo, matmul, noGrad, QuantizedWeight,
+  quantizeHost, randn, readSafetensorsHeader, scope, tensor, type AnyBackend, type QuantScheme, type Tensor, type TensorToWrite,
+} from "../src/index.js";
+import { folderSource } from "../src/node/index.js";
+import { saveQuantizedCheckpoint } from "../src/node/quantized.js";
+import { assertClose } from "./assert.js";
+import { repoRoot, wasmBackendsUnderTest } from "./helpers.js";
+
+const TINY = `${repoRoot}models/olmo-tiny-shakespeare`; // hidden 96, MLP 384: both schemes apply
+const UNTIED = `${repoRoot}test/fixtures/olmo/f32-untied-clip`; // hidden 24: not a multiple of 32
+const js = createJsBackend();
+const IDS = [0, 17, 2533, 50303, 198, 464, 3290, 11];
+
+/** What a promise rejects with (failing the test if it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error("expected a rejection");
+}
+
+async function bits(t: Tensor): Promise<number[]> {
+  return Array.from(new Uint8Array((await t.rawData()).buffer.slice(0)));
+}
+
+async function logits(model: Awaited<ReturnType<typeof loadOlmo>>["model"], backend: AnyBackend): Promise<Float32Array> {
+  const out = noGrad(() => scope(() => model.forward(tensor(IDS, [1, IDS.length], { dtype: "i32", backend }))));
+  const values = (await out.data()) as Float32Array;
+  out.dispose();
+  return values;
+}
+
+for (const scheme of ["int8", "int4"] as QuantScheme[]) {
+  test(`loadOlmo({ quantize: "${scheme}" }) holds the definition's values and scales for every weight, on js and wasm`, async () => {
+    const float = await loadCheckpoint(folderSource(TINY), js, { weightDType: "f32" });
+    const backends: AnyBackend[] = [js, ...(await wasmBackendsUnderTest())];
+    for (const backend of backends) {
+      const { weights } = await loadCheckpoint(folderSource(TINY), backend, { quantize: scheme });
+      for (const [name, w] of weights) {
+        assert.ok(w instanceof QuantizedWeight, `${name} is quantized`);
+        // The embedding (tied LM head) is int8 under both schemes (src/io/quantized.ts, schemeFor).
+        assert.is(w.scheme, name === "embed" ? "int8" : scheme, name);
+        const f = float.weights.get(name) as Tensor;
+        const expected = quantizeHost(w.scheme, (await f.data()) as Float32Array, f.shape[0]!, f.shape[1]!);
+        assert.equal(await bits(w.values), Array.from(new Uint8Array(expected.values.buffer)), `${backend.name} ${name} values`);
+        assert.equal(await bits(w.scales), Array.from(new Uint8Array(expected.scales.buffer)), `${backend.name} ${name} scales`);
+        w.dispose();
+      }
+    }
+    for (const w of float.weights.values()) w.dispose();
+  });
+
+  test(`${scheme}: logits agree across backends, and cached decoding equals the full forward pass`, async () => {
+    const { model: reference } = await loadOlmo(folderSource(TINY), js, { quantize: scheme });
+    const expected = await logits(reference, js);
+    const { model: float } = await loadOlmo(folderSource(TINY), js, { quantize: "none" });
+    const floatLogits = await logits(float, js);
+    float.dispose();
+    // Quantization moves the logits, but not far: a model that ignored the scales or mixed up nibbles
+    // would be off by O(1) (the logits here are O(5)); int8 stays within 0.1, int4 within 1.
+    const drift = Math.max(...expected.map((v, i) => Math.abs(v - floatLogits[i]!)));
+    assert.ok(drift > 0 && drift < (scheme === "int8" ? 0.1 : 1), `${scheme} drift from bf16 ${drift}`);
+    for (const backend of await wasmBackendsUnderTest()) {
+      const { model } = await loadOlmo(folderSource(TINY), backend, { quantize: scheme });
+      // Same integers and scales; the f32 sums over K/32 blocks run in other orders: a few ulps of O(5).
+      assertClose(await logits(model, backend), expected, { atol: 1e-4, rtol: 1e-4 }, `${backend.name} full forward`);
+      // Decode token by token through the KV cache (M = 1: the GEMV path) and compare each position.
+      const cache = model.createCache(1, IDS.length);
+      for (let t = 0; t < IDS.length; t++) {
+        const step = noGrad(() => scope(() => model.forward(tensor([IDS[t]!], [1, 1], { dtype: "i32", backend }), { cache })));
+        const row = (await step.data()) as Float32Array;
+        step.dispose();
+        const V = model.config.vocabSize;
+        assertClose(row, expected.subarray(t * V, (t + 1) * V), { atol: 1e-4, rtol: 1e-4 }, `${backend.name} decode position ${t}`);
+      }
+      cache.dispose();
+      model.dispose();
+    }
+    reference.dispose();
+  });
+
+  test(`${scheme}: a folder written by saveQuantizedCheckpoint loads back with the same weights and logits`, async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "olmo-quantized-")), "model");
+    try {
+      const { model } = await loadOlmo(folderSource(TINY), js, { quantize: scheme, quantizeEmbedding: scheme !== "int8", weightDType: "bf16" });
+      await saveQuantizedCheckpoint(model, scheme, folderSource(TINY), out);
+      const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+      assert.is(config.quantization_config.quant_method, scheme === "int8" ? "bitsandbytes" : "olmo-js");
+      const header = await readSafetensorsHeader((await folderSource(out).open("model.safetensors"))!, []);
+      const q = header.tensors.get("model.layers.0.self_attn.q_proj.weight")!;
+      assert.is(q.dtype, scheme === "int8" ? "I8" : "U8");
+      assert.ok(header.tensors.has(scheme === "int8" ? "model.layers.0.self_attn.q_proj.SCB" : "model.layers.0.self_attn.q_proj.scales"));
+      // int8 keeps the embedding float (bitsandbytes' layout); int4 stores it int8.
+      assert.is(header.tensors.get("model.embed_tokens.weight")!.dtype, scheme === "int8" ? "BF16" : "I8");
+      const reloaded = await loadOlmo(folderSource(out), js, { quantize: "none" });
+      for (const [name, w] of model.weights) {
+        const r = reloaded.model.weights.get(name)!;
+        if (w instanceof QuantizedWeight) {
+          assert.ok(r instanceof QuantizedWeight && r.scheme === w.scheme, name);
+          assert.equal(await bits(r.values), await bits(w.values), name);
+          assert.equal(await bits(r.scales), await bits(w.scales), name);
+        } else {
+          assert.equal(await bits(r as Tensor), await bits(w), name);
+        }
+      }
+      assert.equal(await logits(reloaded.model, js), await logits(model, js));
+      // Without an option, the folder's scheme applies to its float weights too (the int8 embedding).
+      const auto = await loadCheckpoint(folderSource(out), js);
+      assert.ok(auto.weights.get("embed") instanceof QuantizedWeight);
+      assert.is(auto.quantization, scheme);
+      // A second write into the same folder is refused: nothing is overwritten.
+      assert.match((await rejection(saveQuantizedCheckpoint(model, scheme, folderSource(TINY), out))).message, /exists and is not empty/);
+      model.dispose();
+      reloaded.model.dispose();
+    } finally {
+      rmSync(join(out, ".."), { recursive: true, force: true });
+    }
+  });
+}
+
+test("a frozen quantized linear layer gives its input the gradient dY dequant(W), and itself none", async () => {
+  const backends: AnyBackend[] = [js, ...(await wasmBackendsUnderTest())];
+  for (const backend of backends) {
+    scope(() => {
+      const w = randn([40, 64], { seed: 1, backend }), x = randn([3, 5, 64], { seed: 2, backend }), dy = randn([3, 5, 40], { seed: 3, backend });
+      x.requiresGrad = true;
+      for (const scheme of ["int8", "int4"] as QuantScheme[]) {
+        const q = quantizedOnHost(w, scheme, backend);
+        const y = linear(x, q);
+        assert.equal(y.shape, [3, 5, 40]);
+        backward(y, { gradOutput: dy });
+        const expected = matmul(dy, dequantize(q));
+        assertClose(x.grad!.dataSync(), expected.dataSync(), { atol: 1e-5, rtol: 1e-5 }, `${backend.name} ${scheme}`);
+        x.grad!.dispose();
+        x.grad = null;
+        q.dispose();
+      }
+    });
+  }
+});
+
+/** W quantized by the definition on the host, uploaded to W's backend. */
+function quantizedOnHost(w: Tensor, scheme: QuantScheme, backend: AnyBackend): QuantizedWeight {
+  const shape = w.shape as [number, number];
+  const q = quantizeHost(scheme, w.dataSync() as Float32Array, shape[0], shape[1]);
+  const values = tensor(q.values, scheme === "int8" ? shape : [shape[0], shape[1] / 2], { dtype: "i8", backend });
+  const scales = scheme === "int8" ? tensor(q.scales as Float32Array, [shape[0]], { backend }) : f16Tensor(q.scales as Uint16Array, [shape[0], shape[1] / 32], backend);
+  return new QuantizedWeight(scheme, shape, values, scales);
+}
+
+function f16Tensor(bitsArray: Uint16Array, shape: number[], backend: AnyBackend): Tensor {
+  const t = tensor(new Float32Array(bitsArray.length), shape, { dtype: "f16", backend });
+  backend.upload(t.bufferFor("test"), "f16", bitsArray);
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Bad input
+
+/** A copy of the untied fixture with its linear weights replaced by `edit`'s tensors, and a config edit. */
+async function editedFolder(edit: (tensors: Map<string, TensorToWrite>) => void, configEdit: (c: Record<string, unknown>) => void = () => {}): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-bad-quantized-"));
+  const file = (await folderSource(UNTIED).open("model.safetensors"))!;
+  const header = await readSafetensorsHeader(file, []);
+  const tensors = new Map<string, TensorToWrite>();
+  for (const [name, e] of header.tensors) tensors.set(name, { name, dtype: e.dtype as "F32", shape: e.shape, bytes: await file.read(e.begin, e.end - e.begin) });
+  edit(tensors);
+  writeFileSync(join(dir, "model.safetensors"), Buffer.concat(encodeSafetensors([...tensors.values()])));
+  const config = JSON.parse(readFileSync(join(UNTIED, "config.json"), "utf8"));
+  configEdit(config);
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  return dir;
+}
+
+/** The untied fixture's q_proj of layer 0 ([24, 24]) as int8: I8 values and F32 SCB. */
+function int8QProj(tensors: Map<string, TensorToWrite>, scb: Float32Array = new Float32Array(24).fill(1)) {
+  const name = "model.layers.0.self_attn.q_proj.weight";
+  tensors.set(name, { name, dtype: "I8", shape: [24, 24], bytes: new Uint8Array(24 * 24) });
+  tensors.set("model.layers.0.self_attn.q_proj.SCB", { name: "model.layers.0.self_attn.q_proj.SCB", dtype: "F32", shape: [scb.length], bytes: new Uint8Array(scb.buffer) });
+}
+
+async function loadError(dir: string, options = {}): Promise<string> {
+  try {
+    await loadCheckpoint(folderSource(dir), js, options);
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  throw new Error(`${dir} loaded`);
+}
+
+test("a hand-written int8 weight with its SCB loads; wrong or missing scales are named", async () => {
+  const good = await editedFolder((t) => int8QProj(t));
+  const loaded = await loadCheckpoint(folderSource(good), js, { quantize: "none" });
+  assert.ok(loaded.weights.get("layers.0.q") instanceof QuantizedWeight);
+  assert.ok(!(loaded.weights.get("layers.0.k") instanceof QuantizedWeight));
+  rmSync(good, { recursive: true });
+
+  const missing = await editedFolder((t) => {
+    int8QProj(t);
+    t.delete("model.layers.0.self_attn.q_proj.SCB");
+  });
+  assert.match(await loadError(missing), /q_proj\.weight" has dtype I8; expected F32, BF16 or F16 \(an int8 weight needs its scales "model\.layers\.0\.self_attn\.q_proj\.SCB"/);
+  const short = await editedFolder((t) => int8QProj(t, new Float32Array(23).fill(1)));
+  assert.match(await loadError(short), /q_proj\.SCB" \(the scales of int8 "model\.layers\.0\.self_attn\.q_proj\.weight"\) must be F32 \[24\], got F32 \[23\]/);
+  const nan = await editedFolder((t) => int8QProj(t, new Float32Array(24).fill(NaN)));
+  assert.match(await loadError(nan, { quantize: "none" }), /q_proj\.SCB" element 0 is NaN/);
+});
+
+test("int4 on weights whose inputs are not a multiple of 32 is refused, naming the tensor; unknown schemes and 4-bit bitsandbytes too", async () => {
+  const message = await loadError(await editedFolder(() => {}), { quantize: "int4" });
+  assert.match(message, /model\.layers\.0\.self_attn\.q_proj\.weight" \(layers\.0\.q\): int4 quantizes groups of 32 inputs, but the weight has 24 inputs per row/);
+  assert.match(await loadError(await editedFolder(() => {}), { quantize: "int3" }), /unknown quantization scheme "int3"/);
+  const nf4 = await editedFolder(() => {}, (c) => (c.quantization_config = { quant_method: "bitsandbytes", load_in_4bit: true }));
+  assert.match(await loadError(nf4), /bitsandbytes 4-bit \(NF4 \/ FP4\), which olmo-js does not read/);
+  const gptq = await editedFolder(() => {}, (c) => (c.quantization_config = { quant_method: "gptq", bits: 4 }));
+  assert.match(await loadError(gptq), /quant_method "gptq"/);
+  const dir = await editedFolder(() => {});
+  assert.ok((await rejection(loadCheckpoint(folderSource(dir), js, { quantize: "int4" }))) instanceof CheckpointError);
+  rmSync(dir, { recursive: true });
+});
+
+test.run();
