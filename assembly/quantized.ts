@@ -316,8 +316,13 @@ export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme:
 // per weight). More rows take the packed GEMM of gemm.ts, whose packing dequantizes W to f32 and
 // quantizes-then-dequantizes a (qx * s): the same products, summed in f32.
 
-/** The most rows of a the GEMV takes (bench/quantized.ts measures where the GEMM overtakes it). */
-const GEMV_MAX_ROWS = 4;
+/**
+ * The most rows of a the GEMV takes. Its time grows with each row (each re-reads the weights from the
+ * cache and repeats the integer work); the GEMM's is dominated up to a few dozen rows by dequantizing
+ * all of W while packing. The GEMV stays ahead through 24 rows for both schemes on OLMo-1B's shapes
+ * (bench/quantized.ts, bench/NOTES.md).
+ */
+const GEMV_MAX_ROWS = 32;
 
 /** Bytes of a thread's workspace the GEMV's quantized activations take: per row i16 and i8 values, scales, corrections. */
 @inline function gemvWorkspaceBytes(m: i32, k: i32): usize {

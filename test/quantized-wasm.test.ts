@@ -5,9 +5,7 @@
 // groups, N not a multiple of the GEMV's four rows or the thread split, M on both sides of the
 // GEMV / GEMM switch and across the GEMM's MR, NR, KC, MC, NC), on 1 and 2 threads, in both builds.
 
-import { test as uvuTest } from "uvu";
-const test = (name: string, fn: () => unknown) => (process.env.ONLY && !name.includes(process.env.ONLY) ? undefined : uvuTest(name, fn as never));
-test.run = () => uvuTest.run();
+import { test } from "uvu";
 import { createJsBackend, createWasmBackend, type AnyBackend } from "../src/index.js";
 import { f32ToBf16, f32ToF16, type DType, type HostArray } from "../src/core/dtype.js";
 import { quantizeActivationRow, quantizedScale, quantizedShapes, quantizedValue, quantizeHost, type QuantScheme } from "../src/core/quantize.js";
@@ -163,9 +161,9 @@ test("wasm embeddingQuantized: an id out of range is refused with its position, 
 // rounded) and sums K products in f32. Each rounding is at most 2^-24 relative, of a partial sum
 // bounded by sum_k |qx s| |q d| =: mag, so |error| <= (K + 8) * 2^-23 * mag covers every order.
 const matmulCases: [QuantScheme, number, number, number][] = [
-  ["int8", 1, 70, 67], ["int8", 2, 300, 13], ["int8", 3, 33, 5], ["int8", 5, 70, 3], ["int8", 17, 257, 31], ["int8", 130, 45, 29], ["int8", 5, 40, 2000],
+  ["int8", 1, 70, 67], ["int8", 2, 300, 13], ["int8", 3, 33, 5], ["int8", 5, 70, 3], ["int8", 17, 257, 31], ["int8", 130, 45, 29], ["int8", 33, 40, 2000], ["int8", 32, 37, 9],
   ["int8", 1, 16, 1], ["int8", 4, 1, 9],
-  ["int4", 1, 96, 67], ["int4", 2, 288, 13], ["int4", 3, 32, 5], ["int4", 5, 160, 3], ["int4", 17, 288, 31], ["int4", 130, 64, 29], ["int4", 1, 320, 6],
+  ["int4", 1, 96, 67], ["int4", 2, 288, 13], ["int4", 3, 32, 5], ["int4", 5, 160, 3], ["int4", 17, 288, 31], ["int4", 130, 64, 29], ["int4", 33, 96, 7], ["int4", 1, 320, 6],
 ];
 for (const [scheme, m, k, n] of matmulCases) {
   test(`wasm ~ js: matmulQuantized ${scheme} M ${m} K ${k} N ${n}`, async () => {
@@ -191,7 +189,7 @@ for (const [scheme, m, k, n] of matmulCases) {
       }
     }
     for (const [label, backend] of backends) {
-      const got = await run(backend); if (process.env.DEBUG && scheme === "int4" && k === 96) console.log(label, Array.from(got.slice(0, 8)).map(v=>v.toFixed(2)).join(" "), "|", Array.from(want.slice(0, 8)).map(v=>v.toFixed(2)).join(" "));
+      const got = await run(backend);
       for (let i = 0; i < want.length; i++) {
         const bound = (k + 8) * 2 ** -23 * magnitude[i]!;
         if (!(Math.abs(got[i]! - want[i]!) <= bound)) {
