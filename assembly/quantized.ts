@@ -222,8 +222,8 @@ export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32
 
 /**
  * Row x (k floats) quantized into q16 (i16, k rounded up to 32, zero-padded), q8 (i8, the same),
- * per-block scales s (f32) and, for int4, per-block corrections (i32x4 [-8 sum(qx), 0, 0, 0]: the
- * int4 GEMV multiplies by the stored nibbles q + 8 and takes the 8 sum(qx) back off).
+ * per-block scales s (f32) and, for int4, per-block corrections (i32 -8 sum(qx): the int4 GEMV
+ * multiplies by the stored nibbles q + 8 and takes the 8 sum(qx) back off).
  */
 function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize, corrections: usize): void {
   const blocks = (k + GROUP - 1) / GROUP;
@@ -251,7 +251,7 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
       sum = i32x4.add(sum, i32x4.add(q0, q1));
     }
     const total = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
-    v128.store(corrections + (<usize>b << 4), i32x4.replace_lane(i32x4.splat(0), 0, -8 * total));
+    store<i32>(corrections + (<usize>b << 2), -8 * total);
   }
 }
 
@@ -324,10 +324,10 @@ export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme:
  */
 const GEMV_MAX_ROWS = 32;
 
-/** Bytes of a thread's workspace the GEMV's quantized activations take: per row i16 and i8 values, scales, corrections. */
+/** Bytes of a thread's workspace the GEMV's quantized activations take: per row i16 and i8 values, scales, corrections (gemvQuantized). */
 @inline function gemvWorkspaceBytes(m: i32, k: i32): usize {
   const blocks = <usize>((k + GROUP - 1) / GROUP);
-  return <usize>m * (blocks * GROUP * 3 + ((blocks + 3) & ~3) * 4 + blocks * 16) + 4 * 16;
+  return <usize>m * (blocks * GROUP * 3 + ((blocks + 3) & ~3) * 8);
 }
 
 export function matmulQuantized(
@@ -365,8 +365,8 @@ export function matmulQuantized(
 }
 
 /**
- * int4: the integer dot of a group's 16 bytes at w (nibbles q + 8) with its 32 activations, plus the
- * block's correction c (-8 sum qx, in lane 0), so the lanes sum to sum q qx. The relaxed build
+ * int4: the integer dot of a group's 16 bytes at w (nibbles q + 8) with its 32 activations, as i32x4
+ * partial sums (the caller adds the block's correction -8 sum qx). The relaxed build
  * multiplies the nibbles (0..15: 7-bit, as relaxed_dot_i8x16_i7x16 needs) by qx as i8 (x8) directly:
  * pairs of products summed into i16 lanes (at most 4 * 15 * 127 after adding the two halves, no
  * overflow), then pairs of those into i32. The plain build widens both to i16 (x16).
@@ -374,18 +374,18 @@ export function matmulQuantized(
  * Workaround: i32x4.relaxed_dot_i8x16_i7x16_add_s, the one-instruction form of the same sum, returned
  * wrong sums under Node 20 (V8 11.3) on an AVX-VNNI CPU, so the i16x8 form is used.
  */
-@inline function dotInt4(w: usize, x8: usize, x16: usize, c: v128): v128 {
+@inline function dotInt4(w: usize, x8: usize, x16: usize): v128 {
   const packed = v128.load(w), mask = i8x16.splat(15);
   const lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
   if (ASC_FEATURE_RELAXED_SIMD) {
     const pairs = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8, 16), hi));
-    return i32x4.add(i32x4.extadd_pairwise_i16x8_s(pairs), c);
+    return i32x4.extadd_pairwise_i16x8_s(pairs);
   }
   const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.load(x16));
   const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.load(x16, 16));
   const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.load(x16, 32));
   const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), v128.load(x16, 48));
-  return i32x4.add(i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3)), c);
+  return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
 }
 
 /** Four int4 scales d (f16) at ptr, times four activation scales s, as f32x4. */
@@ -402,20 +402,20 @@ export function matmulQuantized(
 function gemvQuantized(a: usize, values: usize, scales: usize, out: usize, scheme: i32, m: i32, k: i32, n: i32, n0: i32, n1: i32, ws: usize): void {
   const blocks = (k + GROUP - 1) / GROUP, kp = blocks * GROUP;
   const blocks4 = (blocks + 3) & ~3;
-  // Workspace: per row of a, qx as i16 [kp] and i8 [kp], s [blocks4] (zero-padded), corrections [blocks] x 16 bytes.
+  // Workspace: per row of a, qx as i16 [kp] and i8 [kp], s and corrections [blocks4] (zero-padded).
   const q16 = ws, q8 = q16 + <usize>m * <usize>kp * 2, sv = q8 + <usize>m * <usize>kp;
   const corr = sv + <usize>m * <usize>blocks4 * 4;
   for (let i = 0; i < m; i++) {
-    const s = sv + <usize>i * <usize>blocks4 * 4;
-    quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, corr + <usize>i * <usize>blocks * 16);
-    for (let b = blocks; b < blocks4; b++) store<f32>(s + (<usize>b << 2), 0);
+    const s = sv + <usize>i * <usize>blocks4 * 4, c = corr + <usize>i * <usize>blocks4 * 4;
+    quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, c);
+    for (let b = blocks; b < blocks4; b++) store<f32>(s + (<usize>b << 2), 0), store<i32>(c + (<usize>b << 2), 0);
   }
   const quarter = (n1 - n0) >> 2;
   for (let t = 0; t < quarter; t++) {
     const j0 = n0 + t, j1 = j0 + quarter, j2 = j1 + quarter, j3 = j2 + quarter;
     for (let i = 0; i < m; i++) {
       const x16 = q16 + <usize>i * <usize>kp * 2, x8 = q8 + <usize>i * <usize>kp, s = sv + <usize>i * <usize>blocks4 * 4;
-      const c = corr + <usize>i * <usize>blocks * 16;
+      const c = corr + <usize>i * <usize>blocks4 * 4;
       const o = out + ((<usize>i * <usize>n) << 2);
       if (scheme == QUANT_INT8) {
         gemvInt8Rows4(values, scales, x16, s, k, j0, j1, j2, j3, o);
@@ -428,7 +428,7 @@ function gemvQuantized(a: usize, values: usize, scales: usize, out: usize, schem
   for (let j = n0 + 4 * quarter; j < n1; j++) {
     for (let i = 0; i < m; i++) {
       const x16 = q16 + <usize>i * <usize>kp * 2, x8 = q8 + <usize>i * <usize>kp, s = sv + <usize>i * <usize>blocks4 * 4;
-      const c = corr + <usize>i * <usize>blocks * 16;
+      const c = corr + <usize>i * <usize>blocks4 * 4;
       const o = out + ((<usize>i * <usize>n) << 2);
       if (scheme == QUANT_INT8) store<f32>(o + (<usize>j << 2), gemvInt8Row(values, scales, x16, s, k, j));
       else store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, x8, x16, s, c, k, j));
@@ -510,19 +510,17 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
   store<f32>(o + (<usize>j3 << 2), s3);
 }
 
-/** The integer dots of groups g..g+3 of a row, one lane each. */
+/** The integer dots of groups g..g+3 of a row, one lane each, corrections added (once per four groups). */
 @inline function dotInt4x4(row: usize, x8: usize, x16: usize, c: usize, g: i32): v128 {
-  const w = row + (<usize>g << 4), xa = x8 + (<usize>g << 5), xb = x16 + (<usize>g << 6), cc = c + (<usize>g << 4);
-  return sum4(
-    dotInt4(w, xa, xb, v128.load(cc)), dotInt4(w + 16, xa + 32, xb + 64, v128.load(cc, 16)),
-    dotInt4(w + 32, xa + 64, xb + 128, v128.load(cc, 32)), dotInt4(w + 48, xa + 96, xb + 192, v128.load(cc, 48)),
-  );
+  const w = row + (<usize>g << 4), xa = x8 + (<usize>g << 5), xb = x16 + (<usize>g << 6);
+  const dots = sum4(dotInt4(w, xa, xb), dotInt4(w + 16, xa + 32, xb + 64), dotInt4(w + 32, xa + 64, xb + 128), dotInt4(w + 48, xa + 96, xb + 192));
+  return i32x4.add(dots, v128.load(c + (<usize>g << 2)));
 }
 
 /** Group g of a row alone: s_b d (integer dot). */
 @inline function tailInt4(row: usize, d: usize, x8: usize, x16: usize, c: usize, g: i32, sb: f32): f32 {
-  const dot = dotInt4(row + (<usize>g << 4), x8 + (<usize>g << 5), x16 + (<usize>g << 6), v128.load(c + (<usize>g << 4)));
-  const total = i32x4.extract_lane(dot, 0) + i32x4.extract_lane(dot, 1) + i32x4.extract_lane(dot, 2) + i32x4.extract_lane(dot, 3);
+  const dot = dotInt4(row + (<usize>g << 4), x8 + (<usize>g << 5), x16 + (<usize>g << 6));
+  const total = i32x4.extract_lane(dot, 0) + i32x4.extract_lane(dot, 1) + i32x4.extract_lane(dot, 2) + i32x4.extract_lane(dot, 3) + load<i32>(c + (<usize>g << 2));
   return <f32>total * (sb * f16ToF32(<u32>load<u16>(d + (<usize>g << 1))));
 }
 
