@@ -30,8 +30,14 @@
 // (V8 unrolls).
 //
 // Each thread packs into its own workspace (matmulWorkspaceBytes per thread).
+//
+// Quantized weights (matmulQuantized in quantized.ts, B stored [N, K] as int8 or int4): each panel's
+// rows are first dequantized to f32 into the workspace, then packed as f32 weights are; and op(A)'s
+// rows are quantized and dequantized per block of 32 (qx * s) before packing, so the tile multiplies
+// the same numbers as the definition's integer products (src/core/quantize.ts), summed in f32.
 
 import { bf16High, bf16Low, DTYPE_BF16, DTYPE_F16, DTYPE_F32, loadAsF32, madd } from "./common";
+import { dequantizeRows, quantizeDequantizeRows } from "./quantized";
 
 // The register tile: 3 x 12 where multiply-add is one instruction, 4 x 8 where it is two (see above).
 const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 3 : 4;
@@ -40,9 +46,15 @@ const KC = 256;
 const MC = 120; // a multiple of both MRs: row blocks never share a tile
 const NC = 1920; // a multiple of both NRs: column blocks never share a panel
 
-/** Bytes of workspace each thread needs: a packed B block, a packed A block, one MR x NR tile. */
+/** B is not quantized (the bScheme argument of gemm; otherwise QUANT_INT8 or QUANT_INT4). */
+export const NOT_QUANTIZED: i32 = -1;
+
+/**
+ * Bytes of workspace each thread needs: a packed B block, a packed A block, one MR x NR tile, and for
+ * quantized weights an A block quantized and dequantized and one panel's rows of B dequantized.
+ */
 export function matmulWorkspaceBytes(): usize {
-  return <usize>(KC * NC + MC * KC + MR * NR) * 4;
+  return <usize>(KC * NC + MC * KC + MR * NR + MC * KC + NR * KC) * 4;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -211,6 +223,18 @@ function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, 
   }
 }
 
+/**
+ * Pack quantized W[j0 : j0+nc, p0 : p0+kc] (stored [N, K]) like packB: each panel's NR rows are
+ * dequantized into `rows` ([NR, kc] f32), then packed from there as f32 weights.
+ */
+function packQuantizedB(dst: usize, rows: usize, values: usize, scales: usize, scheme: i32, k: i32, n: i32, p0: i32, kc: i32, j0: i32, nc: i32): void {
+  for (let jp = 0; jp < nc; jp += NR) {
+    const count = min<i32>(NR, n - (j0 + jp));
+    dequantizeRows(rows, values, scales, scheme, k, j0 + jp, count, p0, kc);
+    packB(dst + <usize>jp * <usize>kc * 4, rows, DTYPE_F32, true, kc, count, 0, kc, 0, NR);
+  }
+}
+
 /** Store rows r0..r3 (4 k each, of 4 columns) as 4 panel rows, NR floats apart: a 4 x 4 transpose. */
 @inline function transpose4x4(out: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
   const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
@@ -301,11 +325,12 @@ function packA(dst: usize, a: usize, transA: bool, m: i32, k: i32, i0: i32, mc: 
 
 export function gemm(
   a: usize, b: usize, bDType: i32, out: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool,
-  n0: i32, n1: i32, ws: usize,
+  n0: i32, n1: i32, ws: usize, bScales: usize, bScheme: i32,
 ): void {
   const packedB = ws;
   const packedA = ws + <usize>(KC * NC * 4);
   const tile = packedA + <usize>(MC * KC * 4);
+  const quantizedA = tile + <usize>(MR * NR * 4), dequantizedB = quantizedA + <usize>(MC * KC * 4);
   const ldc = <usize>n << 2;
   if (m == 0) return;
   if (k == 0) {
@@ -320,10 +345,15 @@ export function gemm(
     const nc = min<i32>(blockWidth, n1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min<i32>(KC, k - pc);
-      packB(packedB, b, bDType, transB, k, n, pc, kc, jc, nc);
+      if (bScheme == NOT_QUANTIZED) packB(packedB, b, bDType, transB, k, n, pc, kc, jc, nc);
+      else packQuantizedB(packedB, dequantizedB, b, bScales, bScheme, k, n, pc, kc, jc, nc);
       for (let ic = 0; ic < m; ic += blockHeight) {
         const mc = min<i32>(blockHeight, m - ic);
-        packA(packedA, a, transA, m, k, ic, mc, pc, kc);
+        if (bScheme == NOT_QUANTIZED) packA(packedA, a, transA, m, k, ic, mc, pc, kc);
+        else {
+          quantizeDequantizeRows(quantizedA, a, k, ic, mc, pc, kc);
+          packA(packedA, quantizedA, false, mc, kc, 0, mc, 0, kc);
+        }
         for (let jr = 0; jr < nc; jr += NR) {
           const bp = packedB + (<usize>jr * <usize>kc << 2);
           for (let ir = 0; ir < mc; ir += MR) {

@@ -8,6 +8,7 @@ export { layerNorm, layerNormBackward, softmax, softmaxBackward, logSoftmax, log
 export { rotaryEmbedding } from "./rope";
 export { attention, attentionBackward } from "./attention";
 export { embedding, embeddingBackward } from "./embedding";
+export { quantize, dequantize, matmulQuantized, embeddingQuantized } from "./quantized";
 export { crossEntropy, crossEntropyBackward } from "./loss";
 export { sum, sumAll, sumPartials, broadcast, permute, slice, sliceAssign } from "./layout";
 

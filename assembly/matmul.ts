@@ -9,7 +9,7 @@
 // thread packs into its own workspace.
 
 import { DTYPE_F32, partEnd, partStart, Pointer } from "./common";
-import { gemm, matmulWorkspaceBytes, NR } from "./gemm";
+import { gemm, matmulWorkspaceBytes, NOT_QUANTIZED, NR } from "./gemm";
 import { gemvColumns, gemvRows } from "./gemv";
 
 export function matmul(
@@ -31,6 +31,6 @@ export function matmul(
     const oe = out + ((<usize>e * <usize>m * <usize>n) << 2);
     if (m == 1 && transB != 0) gemvRows(ae, be, bDType, oe, k, n0, n1, ws);
     else if (m == 1) gemvColumns(ae, be, bDType, oe, k, n, n0, n1);
-    else gemm(ae, be, bDType, oe, m, k, n, transA != 0, transB != 0, n0, n1, ws);
+    else gemm(ae, be, bDType, oe, m, k, n, transA != 0, transB != 0, n0, n1, ws, 0, NOT_QUANTIZED);
   }
 }

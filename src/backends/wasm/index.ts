@@ -13,9 +13,10 @@
 // Each kernel is called with its arguments by name, every buffer checked first (boundary.ts).
 
 import type { Backend, KernelArgs, KernelTable } from "../../core/backend.js";
-import { BINARY_CODE, DTYPE_CODE, MAX_RANK } from "../codes.js";
+import { BINARY_CODE, DTYPE_CODE, MAX_RANK, QUANT_CODE } from "../codes.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
 import { formatBytes } from "../../core/format.js";
+import { quantizedShapes, quantizeProblem, type QuantScheme } from "../../core/quantize.js";
 import { Arena, MAX_WASM_BYTES, WASM_PAGE } from "./arena.js";
 import { probeWasmFeatures, type WasmFeatures } from "./features.js";
 import { ThreadPool, type SpawnWorker } from "./pool.js";
@@ -144,12 +145,42 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const rowwiseBackward = (name: "softmaxBackward" | "logSoftmaxBackward") => ({ y, dout, dx, rows, cols }: A<"softmaxBackward">) => {
     run(name, rows * cols, { y, dout, dx, rows, cols }, { y: f32(rows * cols), dout: f32(rows * cols), dx: f32(rows * cols) });
   };
-  // PLACEHOLDER until the quantized kernels land (assembly/quantized.ts).
-  const notYet = (name: string) => () => {
-    throw new Error(`wasm backend: ${name} is not implemented yet`);
+  /** Bytes of a quantized [rows, cols] weight's values and scales (quantize.ts). */
+  const quantizedBytes = (scheme: QuantScheme, rows: number, cols: number) => {
+    const shapes = quantizedShapes(scheme, rows, cols);
+    return { values: size(shapes.values), scales: size(shapes.scales) * (shapes.scalesDType === "f32" ? 4 : 2) };
+  };
+  const checkQuantizable = (kernel: string, scheme: QuantScheme, rows: number, cols: number) => {
+    const problem = quantizeProblem(scheme, rows, cols);
+    if (problem) throw new Error(`wasm backend: ${kernel}: ${problem}`);
   };
   const kernels: KernelTable<WasmBuffer> = {
-    quantize: notYet("quantize"), dequantize: notYet("dequantize"), matmulQuantized: notYet("matmulQuantized"), embeddingQuantized: notYet("embeddingQuantized"),
+    quantize: ({ x, xDType, values, scales, scheme, rows, cols }: A<"quantize">) => {
+      checkQuantizable("quantize", scheme, rows, cols);
+      run(
+        "quantize", rows * cols, { x, xDType: DTYPE_CODE[xDType], values, scales, scheme: QUANT_CODE[scheme], rows, cols },
+        { x: rows * cols * BYTES_PER_ELEMENT[xDType], ...quantizedBytes(scheme, rows, cols) },
+      );
+    },
+    dequantize: ({ values, scales, out, scheme, rows, cols }: A<"dequantize">) => {
+      checkQuantizable("dequantize", scheme, rows, cols);
+      run("dequantize", rows * cols, { values, scales, out, scheme: QUANT_CODE[scheme], rows, cols }, { ...quantizedBytes(scheme, rows, cols), out: f32(rows * cols) });
+    },
+    matmulQuantized: ({ a, values, scales, out, scheme, m, k, n }: A<"matmulQuantized">) => {
+      checkQuantizable("matmulQuantized", scheme, n, k);
+      run(
+        "matmulQuantized", m * n * k, { a, values, scales, out, scheme: QUANT_CODE[scheme], m, k, n, workspace },
+        { a: f32(m * k), ...quantizedBytes(scheme, n, k), out: f32(m * n), workspace: threads * exports.matmulWorkspaceBytes() },
+      );
+    },
+    embeddingQuantized: ({ values, scales, scheme, ids, out, count, vocab, dim }: A<"embeddingQuantized">) => {
+      checkQuantizable("embeddingQuantized", scheme, vocab, dim);
+      const result = run(
+        "embeddingQuantized", count * dim, { values, scales, scheme: QUANT_CODE[scheme], ids, out, count, vocab, dim },
+        { ...quantizedBytes(scheme, vocab, dim), ids: i32(count), out: f32(count * dim) },
+      );
+      checkIndex("embedding", "token id", result, ids, vocab);
+    },
     fill: ({ out, dtype, size: n, value }: A<"fill">) => {
       run("fill", n, { out, dtype: DTYPE_CODE[dtype], size: n, value }, { out: n * BYTES_PER_ELEMENT[dtype] });
     },

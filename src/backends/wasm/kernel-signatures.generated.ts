@@ -49,6 +49,14 @@ export interface WasmKernelArguments {
   embedding: { table: Region; tableDType: number; ids: Region; out: Region; count: number; vocab: number; dim: number };
   /** assembly/embedding.ts */
   embeddingBackward: { ids: Region; dout: Region; dtable: Region; count: number; vocab: number; dim: number };
+  /** assembly/quantized.ts */
+  quantize: { x: Region; xDType: number; values: Region; scales: Region; scheme: number; rows: number; cols: number };
+  /** assembly/quantized.ts */
+  dequantize: { values: Region; scales: Region; out: Region; scheme: number; rows: number; cols: number };
+  /** assembly/quantized.ts */
+  matmulQuantized: { a: Region; values: Region; scales: Region; out: Region; scheme: number; m: number; k: number; n: number; workspace: Region };
+  /** assembly/quantized.ts */
+  embeddingQuantized: { values: Region; scales: Region; scheme: number; ids: Region; out: Region; count: number; vocab: number; dim: number };
   /** assembly/loss.ts */
   crossEntropy: { logits: Region; targets: Region; nll: Region; lse: Region; rows: number; vocab: number };
   /** assembly/loss.ts */
@@ -92,6 +100,10 @@ export interface WasmKernelPointers {
   attentionBackward: "q" | "k" | "v" | "out" | "lse" | "dout" | "dq" | "dk" | "dv";
   embedding: "table" | "ids" | "out";
   embeddingBackward: "ids" | "dout" | "dtable";
+  quantize: "x" | "values" | "scales";
+  dequantize: "values" | "scales" | "out";
+  matmulQuantized: "a" | "values" | "scales" | "out" | "workspace";
+  embeddingQuantized: "values" | "scales" | "ids" | "out";
   crossEntropy: "logits" | "targets" | "nll" | "lse";
   crossEntropyBackward: "logits" | "targets" | "lse" | "dnll" | "dlogits";
   sum: "x" | "out" | "shape" | "reduce";
@@ -469,9 +481,79 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
       slots[5] = a.dim;
     },
   },
+  quantize: {
+    name: "quantize",
+    index: 21,
+    arity: 7,
+    pointers: ["x", "values", "scales"],
+    optional: [],
+    call: (f: KernelExport, a: WasmKernelArguments["quantize"], tid: number, threads: number): number => f(a.x.ptr, a.xDType, a.values.ptr, a.scales.ptr, a.scheme, a.rows, a.cols, tid, threads) | 0,
+    write: (a: WasmKernelArguments["quantize"], slots: Float64Array): void => {
+      slots[0] = a.x.ptr;
+      slots[1] = a.xDType;
+      slots[2] = a.values.ptr;
+      slots[3] = a.scales.ptr;
+      slots[4] = a.scheme;
+      slots[5] = a.rows;
+      slots[6] = a.cols;
+    },
+  },
+  dequantize: {
+    name: "dequantize",
+    index: 22,
+    arity: 6,
+    pointers: ["values", "scales", "out"],
+    optional: [],
+    call: (f: KernelExport, a: WasmKernelArguments["dequantize"], tid: number, threads: number): number => f(a.values.ptr, a.scales.ptr, a.out.ptr, a.scheme, a.rows, a.cols, tid, threads) | 0,
+    write: (a: WasmKernelArguments["dequantize"], slots: Float64Array): void => {
+      slots[0] = a.values.ptr;
+      slots[1] = a.scales.ptr;
+      slots[2] = a.out.ptr;
+      slots[3] = a.scheme;
+      slots[4] = a.rows;
+      slots[5] = a.cols;
+    },
+  },
+  matmulQuantized: {
+    name: "matmulQuantized",
+    index: 23,
+    arity: 9,
+    pointers: ["a", "values", "scales", "out", "workspace"],
+    optional: [],
+    call: (f: KernelExport, a: WasmKernelArguments["matmulQuantized"], tid: number, threads: number): number => f(a.a.ptr, a.values.ptr, a.scales.ptr, a.out.ptr, a.scheme, a.m, a.k, a.n, a.workspace.ptr, tid, threads) | 0,
+    write: (a: WasmKernelArguments["matmulQuantized"], slots: Float64Array): void => {
+      slots[0] = a.a.ptr;
+      slots[1] = a.values.ptr;
+      slots[2] = a.scales.ptr;
+      slots[3] = a.out.ptr;
+      slots[4] = a.scheme;
+      slots[5] = a.m;
+      slots[6] = a.k;
+      slots[7] = a.n;
+      slots[8] = a.workspace.ptr;
+    },
+  },
+  embeddingQuantized: {
+    name: "embeddingQuantized",
+    index: 24,
+    arity: 8,
+    pointers: ["values", "scales", "ids", "out"],
+    optional: [],
+    call: (f: KernelExport, a: WasmKernelArguments["embeddingQuantized"], tid: number, threads: number): number => f(a.values.ptr, a.scales.ptr, a.scheme, a.ids.ptr, a.out.ptr, a.count, a.vocab, a.dim, tid, threads) | 0,
+    write: (a: WasmKernelArguments["embeddingQuantized"], slots: Float64Array): void => {
+      slots[0] = a.values.ptr;
+      slots[1] = a.scales.ptr;
+      slots[2] = a.scheme;
+      slots[3] = a.ids.ptr;
+      slots[4] = a.out.ptr;
+      slots[5] = a.count;
+      slots[6] = a.vocab;
+      slots[7] = a.dim;
+    },
+  },
   crossEntropy: {
     name: "crossEntropy",
-    index: 21,
+    index: 25,
     arity: 6,
     pointers: ["logits", "targets", "nll", "lse"],
     optional: [],
@@ -487,7 +569,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   },
   crossEntropyBackward: {
     name: "crossEntropyBackward",
-    index: 22,
+    index: 26,
     arity: 7,
     pointers: ["logits", "targets", "lse", "dnll", "dlogits"],
     optional: [],
@@ -504,7 +586,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   },
   sum: {
     name: "sum",
-    index: 23,
+    index: 27,
     arity: 5,
     pointers: ["x", "out", "shape", "reduce"],
     optional: [],
@@ -519,7 +601,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   },
   sumAll: {
     name: "sumAll",
-    index: 24,
+    index: 28,
     arity: 2,
     pointers: ["x"],
     optional: [],
@@ -531,7 +613,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   },
   broadcast: {
     name: "broadcast",
-    index: 25,
+    index: 29,
     arity: 5,
     pointers: ["x", "out", "shape", "reduce"],
     optional: [],
@@ -546,7 +628,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   },
   permute: {
     name: "permute",
-    index: 26,
+    index: 30,
     arity: 7,
     pointers: ["x", "out", "shape", "perm", "outShape"],
     optional: [],
@@ -563,7 +645,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   },
   slice: {
     name: "slice",
-    index: 27,
+    index: 31,
     arity: 7,
     pointers: ["x", "out", "shape", "start", "outShape"],
     optional: [],
@@ -580,7 +662,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   },
   sliceAssign: {
     name: "sliceAssign",
-    index: 28,
+    index: 32,
     arity: 7,
     pointers: ["x", "out", "shape", "start", "xShape"],
     optional: [],
@@ -597,7 +679,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   },
   streamRead: {
     name: "streamRead",
-    index: 29,
+    index: 33,
     arity: 2,
     pointers: ["ptr"],
     optional: [],
@@ -610,7 +692,7 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
 };
 
 /** The kernels in pool-index order (the workers look their exports up by these names). */
-export const WASM_KERNEL_NAMES = ["fill", "cast", "binary", "scale", "silu", "siluBackward", "clamp", "clampBackward", "adamw", "matmul", "layerNorm", "layerNormBackward", "softmax", "softmaxBackward", "logSoftmax", "logSoftmaxBackward", "rotaryEmbedding", "attention", "attentionBackward", "embedding", "embeddingBackward", "crossEntropy", "crossEntropyBackward", "sum", "sumAll", "broadcast", "permute", "slice", "sliceAssign", "streamRead"] as const;
+export const WASM_KERNEL_NAMES = ["fill", "cast", "binary", "scale", "silu", "siluBackward", "clamp", "clampBackward", "adamw", "matmul", "layerNorm", "layerNormBackward", "softmax", "softmaxBackward", "logSoftmax", "logSoftmaxBackward", "rotaryEmbedding", "attention", "attentionBackward", "embedding", "embeddingBackward", "quantize", "dequantize", "matmulQuantized", "embeddingQuantized", "crossEntropy", "crossEntropyBackward", "sum", "sumAll", "broadcast", "permute", "slice", "sliceAssign", "streamRead"] as const;
 
 /** Exports that take no arguments and return an address or a size. */
 export const WASM_QUERIES = ["matmulWorkspaceBytes", "sumPartials", "heapBase"] as const;

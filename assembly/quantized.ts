@@ -1,0 +1,533 @@
+// Quantized weights: quantize, dequantize, the embedding gather and the matmul, computing what
+// src/core/quantize.ts defines (the reference backend runs those definitions as plain loops).
+//
+//   W [N, K] quantized: values i8 (int8 [N, K]; int4 two per byte [N, K/2]) and scales (int8: f32 SCB
+//   [N]; int4: f16 d [N, K/32]); a: f32 [M, K]; out: f32 [M, N]; the embedding table is [V, C].
+//
+// quantize, dequantize and the embedding are bit-identical to the definitions: they do the same f32
+// operations (f32 division and multiplication round correctly in WebAssembly, f32x4.nearest rounds
+// half to even like roundHalfEven, and i32x4.trunc_sat turns NaN into 0 as storing NaN into an
+// Int8Array does). The matmul differs from the reference only in the order of its f32 sums.
+
+import { bf16Low, DTYPE_BF16, DTYPE_F32, f16ToF32, f32ToF16, loadAsF32, madd, partEnd, partStart, Pointer, QUANT_INT4, QUANT_INT8 } from "./common";
+import { gemm, matmulWorkspaceBytes, NR } from "./gemm";
+
+/** Inputs per int4 scale and per activation scale (QUANT_GROUP in src/core/quantize.ts). */
+const GROUP = 32;
+
+// ---------------------------------------------------------------------------------------------------
+// Loading and converting four lanes
+
+/** Four f16 values (the low 16 bits of each i32 lane) as f32x4, exact (f16ToF32 in common.ts, on lanes). */
+@inline function f16x4ToF32(h: v128): v128 {
+  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
+  const magnitude = v128.and(h, i32x4.splat(0x7fff));
+  const shifted = i32x4.shl(magnitude, 13);
+  // Exponent and mantissa moved into an f32's fields, times 2^112 to rebias the exponent (15 -> 127):
+  // exact for normal and subnormal halves. Infinity and NaN keep an all-ones exponent instead.
+  const finite = f32x4.mul(shifted, f32x4.splat(5.192296858534828e33));
+  const special = v128.or(shifted, i32x4.splat(0x7f800000));
+  return v128.or(v128.bitselect(special, finite, i32x4.ge_s(magnitude, i32x4.splat(0x7c00))), sign);
+}
+
+/** Elements i..i+3 of an f32 / bf16 / f16 buffer as f32x4. */
+@inline function load4AsF32(ptr: usize, dtype: i32, i: usize): v128 {
+  if (dtype == DTYPE_F32) return v128.load(ptr + (i << 2));
+  if (dtype == DTYPE_BF16) return bf16Low(v128.load64_zero(ptr + (i << 1)));
+  return f16x4ToF32(i32x4.extend_low_i16x8_u(v128.load64_zero(ptr + (i << 1))));
+}
+
+@inline function horizontalMax(v: v128): f32 {
+  return max<f32>(max<f32>(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max<f32>(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}
+
+/** roundHalfEven(x) clamped to [lo, hi] as i32 lanes; NaN becomes 0 (f32x4.min / max keep NaN, trunc_sat zeroes it). */
+@inline function roundClamp(x: v128, lo: f32, hi: f32): v128 {
+  return i32x4.trunc_sat_f32x4_s(f32x4.max(f32x4.min(f32x4.nearest(x), f32x4.splat(hi)), f32x4.splat(lo)));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// quantize: x [rows, cols] (f32 / bf16 / f16) -> values and scales. Threads split the rows.
+
+export function quantize(x: Pointer, xDType: i32, values: Pointer, scales: Pointer, scheme: i32, rows: i32, cols: i32, tid: i32, threads: i32): void {
+  const r1 = partEnd(rows, tid, threads, 1);
+  for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
+    if (scheme == QUANT_INT8) quantizeRowInt8(x, xDType, values, scales, r, cols);
+    else quantizeRowInt4(x, xDType, values, scales, r, cols);
+  }
+}
+
+/** int8: SCB = max |x| of the row; q = roundHalfEven(x * f32(127 / SCB)), 0 where SCB = 0. */
+function quantizeRowInt8(x: usize, dtype: i32, values: usize, scales: usize, r: i32, cols: i32): void {
+  const start = <usize>r * <usize>cols, c16 = cols & ~15;
+  let m0 = f32x4.splat(0), m1 = f32x4.splat(0);
+  for (let c = 0; c < c16; c += 8) {
+    // f32x4.max keeps NaN, as Math.max does in the definition.
+    m0 = f32x4.max(m0, f32x4.abs(load4AsF32(x, dtype, start + <usize>c)));
+    m1 = f32x4.max(m1, f32x4.abs(load4AsF32(x, dtype, start + <usize>c + 4)));
+  }
+  let absmax = horizontalMax(f32x4.max(m0, m1));
+  for (let c = c16; c < cols; c++) absmax = max<f32>(absmax, abs<f32>(loadAsF32(x, dtype, start + <usize>c)));
+  store<f32>(scales + (<usize>r << 2), absmax);
+  const out = values + start;
+  if (absmax == 0) {
+    memory.fill(out, 0, <usize>cols);
+    return;
+  }
+  const inverse: f32 = 127 / absmax;
+  const scale = f32x4.splat(inverse);
+  for (let c = 0; c < c16; c += 16) {
+    const i = start + <usize>c;
+    const q0 = roundClamp(f32x4.mul(load4AsF32(x, dtype, i), scale), -127, 127);
+    const q1 = roundClamp(f32x4.mul(load4AsF32(x, dtype, i + 4), scale), -127, 127);
+    const q2 = roundClamp(f32x4.mul(load4AsF32(x, dtype, i + 8), scale), -127, 127);
+    const q3 = roundClamp(f32x4.mul(load4AsF32(x, dtype, i + 12), scale), -127, 127);
+    v128.store(out + <usize>c, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+  }
+  for (let c = c16; c < cols; c++) {
+    const q = roundClamp(f32x4.splat(loadAsF32(x, dtype, start + <usize>c) * inverse), -127, 127);
+    store<i8>(out + <usize>c, <i8>i32x4.extract_lane(q, 0));
+  }
+}
+
+/**
+ * int4, per group of 32: m = the element of largest magnitude (the first on ties), d = f16(m / -8),
+ * q = clamp(roundHalfEven(x / d), -8, 7) (0 where d = 0), stored as q + 8 in nibbles: byte i holds
+ * element i low, element i + 16 high.
+ */
+function quantizeRowInt4(x: usize, dtype: i32, values: usize, scales: usize, r: i32, cols: i32): void {
+  const groups = cols / GROUP;
+  for (let g = 0; g < groups; g++) {
+    const start = <usize>r * <usize>cols + <usize>(g * GROUP);
+    const v0 = load4AsF32(x, dtype, start), v1 = load4AsF32(x, dtype, start + 4), v2 = load4AsF32(x, dtype, start + 8), v3 = load4AsF32(x, dtype, start + 12);
+    const v4 = load4AsF32(x, dtype, start + 16), v5 = load4AsF32(x, dtype, start + 20), v6 = load4AsF32(x, dtype, start + 24), v7 = load4AsF32(x, dtype, start + 28);
+    const a0 = f32x4.abs(v0), a1 = f32x4.abs(v1), a2 = f32x4.abs(v2), a3 = f32x4.abs(v3);
+    const a4 = f32x4.abs(v4), a5 = f32x4.abs(v5), a6 = f32x4.abs(v6), a7 = f32x4.abs(v7);
+    // pmax(acc, v) keeps acc where v is NaN (acc < NaN is false): NaN never becomes m, as in the
+    // definition's strict > test. The accumulators start at 0, so they never hold NaN themselves.
+    const zero = f32x4.splat(0);
+    let e = f32x4.pmax(f32x4.pmax(f32x4.pmax(f32x4.pmax(zero, a0), a2), a4), a6);
+    let o = f32x4.pmax(f32x4.pmax(f32x4.pmax(f32x4.pmax(zero, a1), a3), a5), a7);
+    const largest = horizontalMax(f32x4.pmax(e, o));
+    let m: f32 = 0; // all zeros (or NaN): m stays 0, as in the definition (not a -0 element)
+    if (largest > 0) {
+      const l = f32x4.splat(largest);
+      const hits = i32x4.bitmask(f32x4.eq(a0, l)) | (i32x4.bitmask(f32x4.eq(a1, l)) << 4) | (i32x4.bitmask(f32x4.eq(a2, l)) << 8) |
+        (i32x4.bitmask(f32x4.eq(a3, l)) << 12) | (i32x4.bitmask(f32x4.eq(a4, l)) << 16) | (i32x4.bitmask(f32x4.eq(a5, l)) << 20) |
+        (i32x4.bitmask(f32x4.eq(a6, l)) << 24) | (i32x4.bitmask(f32x4.eq(a7, l)) << 28);
+      m = loadAsF32(x, dtype, start + <usize>ctz<u32>(hits));
+    }
+    const bits = f32ToF16(m / -8);
+    store<u16>(scales + ((<usize>r * <usize>groups + <usize>g) << 1), <u16>bits);
+    const d = f16ToF32(bits);
+    const out = values + (start >> 1);
+    if (d == 0) {
+      v128.store(out, i8x16.splat(<i8>0x88)); // q + 8 = 8 in both nibbles
+      continue;
+    }
+    const dv = f32x4.splat(d);
+    const low = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(nibbles(v0, dv), nibbles(v1, dv)), i16x8.narrow_i32x4_u(nibbles(v2, dv), nibbles(v3, dv)));
+    const high = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(nibbles(v4, dv), nibbles(v5, dv)), i16x8.narrow_i32x4_u(nibbles(v6, dv), nibbles(v7, dv)));
+    // high holds 0..15 per byte: shifting its 16-bit lanes left by 4 moves no bit across a byte.
+    v128.store(out, v128.or(low, i16x8.shl(high, 4)));
+  }
+}
+
+/** q + 8 for four elements: clamp(roundHalfEven(x / d), -8, 7) + 8; 0 where x / d is NaN (the definition's NaN | bits). */
+@inline function nibbles(v: v128, d: v128): v128 {
+  const ratio = f32x4.div(v, d);
+  const q = i32x4.add(roundClamp(ratio, -8, 7), i32x4.splat(8));
+  return v128.and(q, f32x4.eq(ratio, ratio));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// dequantize and the embedding: rows of W as f32, q * scale.
+
+/** out[0 .. cols) = dequant(W)[r, :] (int4: cols a multiple of 32). */
+function dequantizeRow(values: usize, scales: usize, scheme: i32, r: i32, cols: i32, out: usize): void {
+  if (scheme == QUANT_INT8) {
+    const row = values + <usize>r * <usize>cols;
+    const scale: f32 = load<f32>(scales + (<usize>r << 2)) / 127;
+    const s = f32x4.splat(scale);
+    const c16 = cols & ~15;
+    for (let c = 0; c < c16; c += 16) {
+      const q = v128.load(row + <usize>c), o = out + (<usize>c << 2);
+      const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), s));
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), s), 16);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), s), 32);
+      v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), s), 48);
+    }
+    for (let c = c16; c < cols; c++) store<f32>(out + (<usize>c << 2), <f32>load<i8>(row + <usize>c) * scale);
+    return;
+  }
+  const groups = cols / GROUP;
+  const row = values + ((<usize>r * <usize>cols) >> 1);
+  for (let g = 0; g < groups; g++) {
+    const d = f32x4.splat(f16ToF32(<u32>load<u16>(scales + ((<usize>r * <usize>groups + <usize>g) << 1))));
+    const packed = v128.load(row + (<usize>g << 4)), o = out + (<usize>g << 7);
+    const eight = i8x16.splat(8), mask = i8x16.splat(15);
+    const lo = i8x16.sub(v128.and(packed, mask), eight), hi = i8x16.sub(v128.and(i16x8.shr_u(packed, 4), mask), eight);
+    storeInt8AsF32(o, lo, d);
+    storeInt8AsF32(o + 64, hi, d);
+  }
+}
+
+/** Sixteen i8 lanes times `scale`, stored as 16 f32. */
+@inline function storeInt8AsF32(o: usize, q: v128, scale: v128): void {
+  const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), scale));
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), scale), 16);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), scale), 32);
+  v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), scale), 48);
+}
+
+/** out = dequant(W), f32 [rows, cols]. Threads split the rows. */
+export function dequantize(values: Pointer, scales: Pointer, out: Pointer, scheme: i32, rows: i32, cols: i32, tid: i32, threads: i32): void {
+  const r1 = partEnd(rows, tid, threads, 1);
+  for (let r = partStart(rows, tid, threads, 1); r < r1; r++) dequantizeRow(values, scales, scheme, r, cols, out + ((<usize>r * <usize>cols) << 2));
+}
+
+/**
+ * out[t, :] = dequant(table)[ids[t], :]; ids: i32 [N], table [V, C], out: f32 [N, C]. An id out of
+ * range makes the kernel return its position + 1 (0 means success), as the embedding kernel does.
+ */
+export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32, ids: Pointer, out: Pointer, count: i32, vocab: i32, dim: i32, tid: i32, threads: i32): i32 {
+  const t1 = partEnd(count, tid, threads, 1);
+  for (let t = partStart(count, tid, threads, 1); t < t1; t++) {
+    const id = load<i32>(ids + (<usize>t << 2));
+    if (id < 0 || id >= vocab) return t + 1;
+    dequantizeRow(values, scales, scheme, id, dim, out + ((<usize>t * <usize>dim) << 2));
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Activations quantized per block of 32 (the x of x W^T):
+//   s = f32(max|x| / 127),  qx = roundHalfEven(x * f32(127 / max|x|))  (0 where max|x| = 0).
+
+/** Block [p, end) of the row at x: its max |x| (NaN if it holds one, as Math.max gives). */
+@inline function blockAbsmax(x: usize, p: i32, end: i32): f32 {
+  let absmax: f32 = 0;
+  if (end - p == GROUP) {
+    const xp = x + (<usize>p << 2);
+    const m0 = f32x4.max(f32x4.max(f32x4.abs(v128.load(xp)), f32x4.abs(v128.load(xp, 16))), f32x4.max(f32x4.abs(v128.load(xp, 32)), f32x4.abs(v128.load(xp, 48))));
+    const m1 = f32x4.max(f32x4.max(f32x4.abs(v128.load(xp, 64)), f32x4.abs(v128.load(xp, 80))), f32x4.max(f32x4.abs(v128.load(xp, 96)), f32x4.abs(v128.load(xp, 112))));
+    absmax = horizontalMax(f32x4.max(f32x4.max(m0, m1), f32x4.splat(0)));
+  } else {
+    for (let i = p; i < end; i++) absmax = max<f32>(absmax, abs<f32>(load<f32>(x + (<usize>i << 2))));
+  }
+  return absmax;
+}
+
+/**
+ * Row x (k floats) quantized into q16 (i16, k rounded up to 32, zero-padded), q8 (i8, the same),
+ * per-block scales s (f32) and, for int4, per-block corrections (i32 -8 sum(qx): the int4 GEMV
+ * multiplies by the stored nibbles q + 8 and takes the 8 sum(qx) back off).
+ */
+function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize, corrections: usize): void {
+  const blocks = (k + GROUP - 1) / GROUP;
+  for (let b = 0; b < blocks; b++) {
+    const p = b * GROUP, end = min<i32>(k, p + GROUP);
+    const absmax = blockAbsmax(x, p, end);
+    const zero = absmax == 0;
+    store<f32>(s + (<usize>b << 2), zero ? 0 : absmax / 127);
+    const inverse = f32x4.splat(zero ? 0 : 127 / absmax);
+    let sum = i32x4.splat(0);
+    // Lanes past the row's end (in its last block) are 0, so the block is always 32 wide.
+    for (let i = p; i < p + GROUP; i += 8) {
+      let v0: v128, v1: v128;
+      if (i + 8 <= end) {
+        v0 = v128.load(x + (<usize>i << 2));
+        v1 = v128.load(x + (<usize>i << 2), 16);
+      } else {
+        v0 = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(at(x, i, end)), 1, at(x, i + 1, end)), 2, at(x, i + 2, end)), 3, at(x, i + 3, end));
+        v1 = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(at(x, i + 4, end)), 1, at(x, i + 5, end)), 2, at(x, i + 6, end)), 3, at(x, i + 7, end));
+      }
+      const q0 = roundClamp(f32x4.mul(v0, inverse), -127, 127), q1 = roundClamp(f32x4.mul(v1, inverse), -127, 127);
+      const q = i16x8.narrow_i32x4_s(q0, q1);
+      v128.store(q16 + (<usize>i << 1), q);
+      v128.store64_lane(q8 + <usize>i, i8x16.narrow_i16x8_s(q, q), 0);
+      sum = i32x4.add(sum, i32x4.add(q0, q1));
+    }
+    const total = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
+    store<i32>(corrections + (<usize>b << 2), -8 * total);
+  }
+}
+
+/** x[i], or 0 past the row's end. */
+@inline function at(x: usize, i: i32, end: i32): f32 {
+  return i < end ? load<f32>(x + (<usize>i << 2)) : 0;
+}
+
+/** Rows [i0, i0 + mc), columns [p0, p0 + kc) of a [M, K] quantized and dequantized (qx * s) into dst [mc, kc]. */
+export function quantizeDequantizeRows(dst: usize, a: usize, k: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
+  for (let r = 0; r < mc; r++) {
+    const x = a + ((<usize>(i0 + r) * <usize>k) << 2), o = dst + ((<usize>r * <usize>kc) << 2);
+    for (let p = p0; p < p0 + kc; p += GROUP) {
+      const end = min<i32>(k, p + GROUP);
+      const absmax = blockAbsmax(x, p, end);
+      const zero = absmax == 0;
+      const scale: f32 = zero ? 0 : absmax / 127, inverse: f32 = zero ? 0 : 127 / absmax;
+      const sv = f32x4.splat(scale), iv = f32x4.splat(inverse);
+      let i = p;
+      for (; i + 4 <= end; i += 4) {
+        const q = roundClamp(f32x4.mul(v128.load(x + (<usize>i << 2)), iv), -127, 127);
+        v128.store(o + (<usize>(i - p0) << 2), f32x4.mul(f32x4.convert_i32x4_s(q), sv));
+      }
+      for (; i < end; i++) {
+        const q = roundClamp(f32x4.splat(load<f32>(x + (<usize>i << 2)) * inverse), -127, 127);
+        store<f32>(o + (<usize>(i - p0) << 2), <f32>i32x4.extract_lane(q, 0) * scale);
+      }
+    }
+  }
+}
+
+/** Rows [j0, j0 + rows), columns [p0, p0 + kc) of dequant(W) into dst [rows, kc] (p0 a multiple of 32). */
+export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme: i32, k: i32, j0: i32, rows: i32, p0: i32, kc: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const o = dst + ((<usize>r * <usize>kc) << 2), j = j0 + r;
+    if (scheme == QUANT_INT8) {
+      const row = values + <usize>j * <usize>k + <usize>p0;
+      const scale: f32 = load<f32>(scales + (<usize>j << 2)) / 127;
+      const s = f32x4.splat(scale);
+      let c = 0;
+      for (; c + 16 <= kc; c += 16) storeInt8AsF32(o + (<usize>c << 2), v128.load(row + <usize>c), s);
+      for (; c < kc; c++) store<f32>(o + (<usize>c << 2), <f32>load<i8>(row + <usize>c) * scale);
+    } else {
+      const groups = k / GROUP;
+      const row = values + ((<usize>j * <usize>k) >> 1);
+      const eight = i8x16.splat(8), mask = i8x16.splat(15);
+      for (let g = p0 / GROUP; g < (p0 + kc) / GROUP; g++) {
+        const d = f32x4.splat(f16ToF32(<u32>load<u16>(scales + ((<usize>j * <usize>groups + <usize>g) << 1))));
+        const packed = v128.load(row + (<usize>g << 4)), out = o + (<usize>(g * GROUP - p0) << 2);
+        storeInt8AsF32(out, i8x16.sub(v128.and(packed, mask), eight), d);
+        storeInt8AsF32(out + 64, i8x16.sub(v128.and(i16x8.shr_u(packed, 4), mask), eight), d);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// matmulQuantized: out [M, N] = Qx(a) dequant(W)^T.
+//
+// Up to GEMV_MAX_ROWS rows of a take the GEMV: each thread quantizes a's rows into its workspace once,
+// then streams its share of W's rows once, with integer dot products per block of 32 (no float work
+// per weight). More rows take the packed GEMM of gemm.ts, whose packing dequantizes W to f32 and
+// quantizes-then-dequantizes a (qx * s): the same products, summed in f32.
+
+/**
+ * The most rows of a the GEMV takes. Its time grows with each row (each re-reads the weights from the
+ * cache and repeats the integer work); the GEMM's is dominated up to a few dozen rows by dequantizing
+ * all of W while packing. The GEMV stays ahead through 24 rows for both schemes on OLMo-1B's shapes
+ * (bench/quantized.ts, bench/NOTES.md).
+ */
+const GEMV_MAX_ROWS = 32;
+
+/** Bytes of a thread's workspace the GEMV's quantized activations take: per row i16 and i8 values, scales, corrections (gemvQuantized). */
+@inline function gemvWorkspaceBytes(m: i32, k: i32): usize {
+  const blocks = <usize>((k + GROUP - 1) / GROUP);
+  return <usize>m * (blocks * GROUP * 3 + ((blocks + 3) & ~3) * 8);
+}
+
+export function matmulQuantized(
+  a: Pointer, values: Pointer, scales: Pointer, out: Pointer, scheme: i32, m: i32, k: i32, n: i32, workspace: Pointer, tid: i32, threads: i32,
+): void {
+  const ws = workspace + <usize>tid * matmulWorkspaceBytes();
+  if (m <= GEMV_MAX_ROWS && gemvWorkspaceBytes(m, k) <= matmulWorkspaceBytes()) {
+    const n0 = partStart(n, tid, threads, 1), n1 = partEnd(n, tid, threads, 1);
+    if (n0 < n1) gemvQuantized(a, values, scales, out, scheme, m, k, n, n0, n1, ws);
+  } else {
+    const n0 = partStart(n, tid, threads, NR), n1 = partEnd(n, tid, threads, NR);
+    if (n0 < n1) gemm(a, values, DTYPE_F32, out, m, k, n, false, true, n0, n1, ws, scales, scheme);
+  }
+}
+
+@inline function horizontalSum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/** sum over lanes of four i32x4 vectors, as one vector [sum p0, sum p1, sum p2, sum p3]. */
+@inline function sum4(p0: v128, p1: v128, p2: v128, p3: v128): v128 {
+  const a = i32x4.add(v128.shuffle<i32>(p0, p1, 0, 4, 2, 6), v128.shuffle<i32>(p0, p1, 1, 5, 3, 7));
+  const b = i32x4.add(v128.shuffle<i32>(p2, p3, 0, 4, 2, 6), v128.shuffle<i32>(p2, p3, 1, 5, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
+}
+
+/** int8: the integer dot (as i32x4 partial sums) of 32 weights at w with 32 activations at x (i16). */
+@inline function dotInt8(w: usize, x: usize): v128 {
+  const lo = v128.load(w), hi = v128.load(w, 16);
+  const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(x));
+  const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(x, 16));
+  const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(x, 32));
+  const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(x, 48));
+  return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
+}
+
+/**
+ * int4: the integer dot of a group's 16 bytes at w (nibbles q + 8) with its 32 activations, as i32x4
+ * partial sums (the caller adds the block's correction -8 sum qx). The relaxed build
+ * multiplies the nibbles (0..15: 7-bit, as relaxed_dot_i8x16_i7x16 needs) by qx as i8 (x8) directly:
+ * pairs of products summed into i16 lanes (at most 4 * 15 * 127 after adding the two halves, no
+ * overflow), then pairs of those into i32. The plain build widens both to i16 (x16).
+ *
+ * Workaround: i32x4.relaxed_dot_i8x16_i7x16_add_s, the one-instruction form of the same sum, returned
+ * wrong sums under Node 20 (V8 11.3) on an AVX-VNNI CPU, so the i16x8 form is used.
+ */
+@inline function dotInt4(w: usize, x8: usize, x16: usize): v128 {
+  const packed = v128.load(w), mask = i8x16.splat(15);
+  const lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const pairs = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8, 16), hi));
+    return i32x4.extadd_pairwise_i16x8_s(pairs);
+  }
+  const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.load(x16));
+  const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.load(x16, 16));
+  const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.load(x16, 32));
+  const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), v128.load(x16, 48));
+  return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
+}
+
+/** Four int4 scales d (f16) at ptr, times four activation scales s, as f32x4. */
+@inline function int4Scales(ptr: usize, s: v128): v128 {
+  return f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(v128.load64_zero(ptr))), s);
+}
+
+/**
+ * Columns [n0, n1) of out [M, N] for M <= GEMV_MAX_ROWS. Four weight rows are read side by side from
+ * the four quarters of [n0, n1): four sequential streams far apart in memory, which one core reads
+ * faster than one stream (bench/NOTES.md; gemvRows in gemv.ts does the same). The rows of a after
+ * the first read the four weight rows again from the cache.
+ */
+function gemvQuantized(a: usize, values: usize, scales: usize, out: usize, scheme: i32, m: i32, k: i32, n: i32, n0: i32, n1: i32, ws: usize): void {
+  const blocks = (k + GROUP - 1) / GROUP, kp = blocks * GROUP;
+  const blocks4 = (blocks + 3) & ~3;
+  // Workspace: per row of a, qx as i16 [kp] and i8 [kp], s and corrections [blocks4] (zero-padded).
+  const q16 = ws, q8 = q16 + <usize>m * <usize>kp * 2, sv = q8 + <usize>m * <usize>kp;
+  const corr = sv + <usize>m * <usize>blocks4 * 4;
+  for (let i = 0; i < m; i++) {
+    const s = sv + <usize>i * <usize>blocks4 * 4, c = corr + <usize>i * <usize>blocks4 * 4;
+    quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, c);
+    for (let b = blocks; b < blocks4; b++) store<f32>(s + (<usize>b << 2), 0), store<i32>(c + (<usize>b << 2), 0);
+  }
+  const quarter = (n1 - n0) >> 2;
+  for (let t = 0; t < quarter; t++) {
+    const j0 = n0 + t, j1 = j0 + quarter, j2 = j1 + quarter, j3 = j2 + quarter;
+    for (let i = 0; i < m; i++) {
+      const x16 = q16 + <usize>i * <usize>kp * 2, x8 = q8 + <usize>i * <usize>kp, s = sv + <usize>i * <usize>blocks4 * 4;
+      const c = corr + <usize>i * <usize>blocks4 * 4;
+      const o = out + ((<usize>i * <usize>n) << 2);
+      if (scheme == QUANT_INT8) {
+        gemvInt8Rows4(values, scales, x16, s, k, j0, j1, j2, j3, o);
+      } else {
+        gemvInt4Rows4(values, scales, x8, x16, s, c, k, j0, j1, j2, j3, o);
+      }
+    }
+  }
+  // The rows the quarters left over, one at a time.
+  for (let j = n0 + 4 * quarter; j < n1; j++) {
+    for (let i = 0; i < m; i++) {
+      const x16 = q16 + <usize>i * <usize>kp * 2, x8 = q8 + <usize>i * <usize>kp, s = sv + <usize>i * <usize>blocks4 * 4;
+      const c = corr + <usize>i * <usize>blocks4 * 4;
+      const o = out + ((<usize>i * <usize>n) << 2);
+      if (scheme == QUANT_INT8) store<f32>(o + (<usize>j << 2), gemvInt8Row(values, scales, x16, s, k, j));
+      else store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, x8, x16, s, c, k, j));
+    }
+  }
+}
+
+/** int8: out[j] for rows j0..j3: per block, f32(integer dot) * s_b accumulated; times SCB / 127 at the end. */
+@inline function gemvInt8Rows4(values: usize, scales: usize, x16: usize, s: usize, k: i32, j0: i32, j1: i32, j2: i32, j3: i32, o: usize): void {
+  const r0 = values + <usize>j0 * <usize>k, r1 = values + <usize>j1 * <usize>k, r2 = values + <usize>j2 * <usize>k, r3 = values + <usize>j3 * <usize>k;
+  let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
+  const k32 = k & ~(GROUP - 1);
+  for (let p = 0; p < k32; p += GROUP) {
+    const xp = x16 + (<usize>p << 1), sb = v128.load32_splat(s + (<usize>(p >> 5) << 2)), wp = <usize>p;
+    f0 = madd(f32x4.convert_i32x4_s(dotInt8(r0 + wp, xp)), sb, f0);
+    f1 = madd(f32x4.convert_i32x4_s(dotInt8(r1 + wp, xp)), sb, f1);
+    f2 = madd(f32x4.convert_i32x4_s(dotInt8(r2 + wp, xp)), sb, f2);
+    f3 = madd(f32x4.convert_i32x4_s(dotInt8(r3 + wp, xp)), sb, f3);
+  }
+  let s0 = horizontalSum(f0), s1 = horizontalSum(f1), s2 = horizontalSum(f2), s3 = horizontalSum(f3);
+  if (k32 < k) {
+    const sb = load<f32>(s + (<usize>(k32 >> 5) << 2));
+    s0 += <f32>tailDotInt8(r0, x16, k32, k) * sb;
+    s1 += <f32>tailDotInt8(r1, x16, k32, k) * sb;
+    s2 += <f32>tailDotInt8(r2, x16, k32, k) * sb;
+    s3 += <f32>tailDotInt8(r3, x16, k32, k) * sb;
+  }
+  store<f32>(o + (<usize>j0 << 2), s0 * (load<f32>(scales + (<usize>j0 << 2)) / 127));
+  store<f32>(o + (<usize>j1 << 2), s1 * (load<f32>(scales + (<usize>j1 << 2)) / 127));
+  store<f32>(o + (<usize>j2 << 2), s2 * (load<f32>(scales + (<usize>j2 << 2)) / 127));
+  store<f32>(o + (<usize>j3 << 2), s3 * (load<f32>(scales + (<usize>j3 << 2)) / 127));
+}
+
+/** The integer dot of a row's weights [p0, k) (a last, partial block) with qx. */
+@inline function tailDotInt8(row: usize, x16: usize, p0: i32, k: i32): i32 {
+  let dot = 0;
+  for (let p = p0; p < k; p++) dot += <i32>load<i8>(row + <usize>p) * <i32>load<i16>(x16 + (<usize>p << 1));
+  return dot;
+}
+
+function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32, j: i32): f32 {
+  const row = values + <usize>j * <usize>k, k32 = k & ~(GROUP - 1);
+  let f = f32x4.splat(0);
+  for (let p = 0; p < k32; p += GROUP) f = madd(f32x4.convert_i32x4_s(dotInt8(row + <usize>p, x16 + (<usize>p << 1))), v128.load32_splat(s + (<usize>(p >> 5) << 2)), f);
+  let sum = horizontalSum(f);
+  if (k32 < k) sum += <f32>tailDotInt8(row, x16, k32, k) * load<f32>(s + (<usize>(k32 >> 5) << 2));
+  return sum * (load<f32>(scales + (<usize>j << 2)) / 127);
+}
+
+/**
+ * int4: out[j] for rows j0..j3. Four blocks at a time: each row's four integer dots summed into one
+ * vector (one lane per block), converted once and multiplied by s_b d[j, b] of the four blocks.
+ */
+@inline function gemvInt4Rows4(values: usize, scales: usize, x8: usize, x16: usize, s: usize, c: usize, k: i32, j0: i32, j1: i32, j2: i32, j3: i32, o: usize): void {
+  const half = <usize>k >> 1, groups = <usize>(k / GROUP);
+  const r0 = values + <usize>j0 * half, r1 = values + <usize>j1 * half, r2 = values + <usize>j2 * half, r3 = values + <usize>j3 * half;
+  const d0 = scales + ((<usize>j0 * groups) << 1), d1 = scales + ((<usize>j1 * groups) << 1);
+  const d2 = scales + ((<usize>j2 * groups) << 1), d3 = scales + ((<usize>j3 * groups) << 1);
+  let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
+  const g4 = <i32>groups & ~3;
+  for (let g = 0; g < g4; g += 4) {
+    const sb = v128.load(s + (<usize>g << 2));
+    f0 = madd(f32x4.convert_i32x4_s(dotInt4x4(r0, x8, x16, c, g)), int4Scales(d0 + (<usize>g << 1), sb), f0);
+    f1 = madd(f32x4.convert_i32x4_s(dotInt4x4(r1, x8, x16, c, g)), int4Scales(d1 + (<usize>g << 1), sb), f1);
+    f2 = madd(f32x4.convert_i32x4_s(dotInt4x4(r2, x8, x16, c, g)), int4Scales(d2 + (<usize>g << 1), sb), f2);
+    f3 = madd(f32x4.convert_i32x4_s(dotInt4x4(r3, x8, x16, c, g)), int4Scales(d3 + (<usize>g << 1), sb), f3);
+  }
+  let s0 = horizontalSum(f0), s1 = horizontalSum(f1), s2 = horizontalSum(f2), s3 = horizontalSum(f3);
+  for (let g = g4; g < <i32>groups; g++) {
+    const sb = load<f32>(s + (<usize>g << 2));
+    s0 += tailInt4(r0, d0, x8, x16, c, g, sb);
+    s1 += tailInt4(r1, d1, x8, x16, c, g, sb);
+    s2 += tailInt4(r2, d2, x8, x16, c, g, sb);
+    s3 += tailInt4(r3, d3, x8, x16, c, g, sb);
+  }
+  store<f32>(o + (<usize>j0 << 2), s0);
+  store<f32>(o + (<usize>j1 << 2), s1);
+  store<f32>(o + (<usize>j2 << 2), s2);
+  store<f32>(o + (<usize>j3 << 2), s3);
+}
+
+/** The integer dots of groups g..g+3 of a row, one lane each, corrections added (once per four groups). */
+@inline function dotInt4x4(row: usize, x8: usize, x16: usize, c: usize, g: i32): v128 {
+  const w = row + (<usize>g << 4), xa = x8 + (<usize>g << 5), xb = x16 + (<usize>g << 6);
+  const dots = sum4(dotInt4(w, xa, xb), dotInt4(w + 16, xa + 32, xb + 64), dotInt4(w + 32, xa + 64, xb + 128), dotInt4(w + 48, xa + 96, xb + 192));
+  return i32x4.add(dots, v128.load(c + (<usize>g << 2)));
+}
+
+/** Group g of a row alone: s_b d (integer dot). */
+@inline function tailInt4(row: usize, d: usize, x8: usize, x16: usize, c: usize, g: i32, sb: f32): f32 {
+  const dot = dotInt4(row + (<usize>g << 4), x8 + (<usize>g << 5), x16 + (<usize>g << 6));
+  const total = i32x4.extract_lane(dot, 0) + i32x4.extract_lane(dot, 1) + i32x4.extract_lane(dot, 2) + i32x4.extract_lane(dot, 3) + load<i32>(c + (<usize>g << 2));
+  return <f32>total * (sb * f16ToF32(<u32>load<u16>(d + (<usize>g << 1))));
+}
+
+function gemvInt4Row(values: usize, scales: usize, x8: usize, x16: usize, s: usize, c: usize, k: i32, j: i32): f32 {
+  const groups = k / GROUP;
+  const row = values + ((<usize>j * <usize>k) >> 1), d = scales + ((<usize>j * <usize>groups) << 1);
+  let sum: f32 = 0;
+  for (let g = 0; g < groups; g++) sum += tailInt4(row, d, x8, x16, c, g, load<f32>(s + (<usize>g << 2)));
+  return sum;
+}

@@ -1,0 +1,203 @@
+// The WASM backend's quantized-weight kernels against the reference backend's (src/core/quantize.ts
+// is the definition both compute): quantize, dequantize and the quantized embedding bit for bit, the
+// quantized matmul within a bound on f32 summation order; on odd sizes and sizes that cross the
+// kernels' edges (int8 rows not a multiple of 16 or 32, partial activation blocks, int4 rows of 1-9
+// groups, N not a multiple of the GEMV's four rows or the thread split, M on both sides of the
+// GEMV / GEMM switch and across the GEMM's MR, NR, KC, MC, NC), on 1 and 2 threads, in both builds.
+
+import { test } from "uvu";
+import { createJsBackend, createWasmBackend, type AnyBackend } from "../src/index.js";
+import { f32ToBf16, f32ToF16, type DType, type HostArray } from "../src/core/dtype.js";
+import { quantizeActivationRow, quantizedScale, quantizedShapes, quantizedValue, quantizeHost, type QuantScheme } from "../src/core/quantize.js";
+import { plainWasmBackendUnderTest, wasmBackendsUnderTest } from "./helpers.js";
+
+const reference = createJsBackend();
+const [wasm1, wasm2] = await wasmBackendsUnderTest();
+const backends: [string, AnyBackend][] = [
+  ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!],
+  ["wasm plain SIMD, 1 thread", await createWasmBackend({ threads: 1, relaxedSimd: false })], ["wasm plain SIMD, 2 threads", await plainWasmBackendUnderTest()],
+];
+
+/** A seeded generator of floats in [-1, 1) (mulberry32). */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+  };
+}
+
+/**
+ * A [rows, cols] matrix that exercises the schemes' corners: values over several magnitudes; row 1 all
+ * zeros (and -0); in row 2 a group with ties of magnitude (+a before -a: int4 takes the first) and
+ * exact halves to round (x / d = k + 0.5 for int4, x * 127 / SCB = k + 0.5 for int8); optionally a NaN
+ * and an infinity in the last row.
+ */
+function weights(rows: number, cols: number, seed: number, special = false): Float32Array {
+  const next = random(seed), x = new Float32Array(rows * cols);
+  for (let i = 0; i < x.length; i++) x[i] = next() * 2 ** Math.floor(4 * next());
+  if (rows > 1) for (let c = 0; c < cols; c++) x[cols + c] = c % 2 ? -0 : 0;
+  if (rows > 2 && cols >= 32) {
+    const row = 2 * cols;
+    x[row] = 8; // int4 group 0: m = 8 (the first of the tie with -8), d = -1: x / d exact
+    x[row + 5] = -8;
+    for (let i = 1; i < 5; i++) x[row + i] = i + 0.5;
+    for (let i = 6; i < 32; i++) x[row + i] = Math.round(next() * 16) / 2;
+  }
+  if (special && rows > 3) {
+    x[(rows - 1) * cols + 1] = NaN;
+    x[(rows - 1) * cols + cols - 1] = Infinity;
+  }
+  return x;
+}
+
+/** A buffer on `backend` holding `data`. */
+function upload(backend: AnyBackend, dtype: DType, data: HostArray): unknown {
+  const buffer = (backend as AnyBackend & { allocate(d: DType, n: number): unknown }).allocate(dtype, data.length);
+  (backend as unknown as { upload(b: unknown, d: DType, x: HostArray): void }).upload(buffer, dtype, data);
+  return buffer;
+}
+const empty = (backend: AnyBackend, dtype: DType, n: number) => (backend as unknown as { allocate(d: DType, n: number): unknown }).allocate(dtype, n);
+const download = (backend: AnyBackend, buffer: unknown, dtype: DType, n: number) =>
+  (backend as unknown as { download(b: unknown, d: DType, n: number): Promise<HostArray> }).download(buffer, dtype, n);
+const free = (backend: AnyBackend, ...buffers: unknown[]) => buffers.forEach((b) => (backend as unknown as { free(b: unknown): void }).free(b));
+
+/** Throws unless the two arrays hold the same bits. */
+function expectSameBits(actual: HostArray, expected: HostArray, label: string): void {
+  const a = new Uint8Array(actual.buffer, actual.byteOffset, actual.byteLength), e = new Uint8Array(expected.buffer, expected.byteOffset, expected.byteLength);
+  if (a.length !== e.length) throw new Error(`${label}: ${a.length} bytes, expected ${e.length}`);
+  const width = expected.BYTES_PER_ELEMENT;
+  for (let i = 0; i < e.length; i++) {
+    if (a[i] !== e[i]) {
+      const at = Math.floor(i / width);
+      throw new Error(`${label}: element ${at} is ${actual[at]}, expected ${expected[at]} (bits differ)`);
+    }
+  }
+}
+
+/** The quantized weight of x ([rows, cols] f32) on the host: values and scales as the kernels store them. */
+function quantizedOnHost(scheme: QuantScheme, x: Float32Array, rows: number, cols: number) {
+  const q = quantizeHost(scheme, x, rows, cols);
+  const scalesDType: DType = scheme === "int8" ? "f32" : "f16";
+  return { values: q.values, scales: q.scales, scalesDType };
+}
+
+/** Runs the quantize kernel on `backend`: x as dtype (f32 values narrowed to bf16 / f16 first). */
+async function runQuantize(backend: AnyBackend, scheme: QuantScheme, dtype: "f32" | "bf16" | "f16", x: Float32Array, rows: number, cols: number) {
+  const data = dtype === "f32" ? x : Uint16Array.from(x, (v) => (dtype === "bf16" ? f32ToBf16(v) : f32ToF16(v)));
+  const shapes = quantizedShapes(scheme, rows, cols);
+  const nValues = shapes.values[0] * shapes.values[1], nScales = shapes.scales.reduce((a, b) => a * b, 1);
+  const input = upload(backend, dtype, data), values = empty(backend, "i8", nValues), scales = empty(backend, shapes.scalesDType, nScales);
+  backend.kernels.quantize({ x: input as never, xDType: dtype, values: values as never, scales: scales as never, scheme, rows, cols });
+  const result = { values: await download(backend, values, "i8", nValues), scales: await download(backend, scales, shapes.scalesDType, nScales) };
+  free(backend, input, values, scales);
+  return result;
+}
+
+const quantizeCases: [QuantScheme, number, number][] = [["int8", 9, 70], ["int8", 5, 16], ["int8", 4, 1], ["int8", 3, 333], ["int4", 9, 96], ["int4", 4, 32], ["int4", 5, 288]];
+for (const [scheme, rows, cols] of quantizeCases) {
+  for (const dtype of ["f32", "bf16", "f16"] as const) {
+    test(`wasm = js, bit for bit: quantize ${scheme} [${rows}, ${cols}] from ${dtype}`, async () => {
+      const x = weights(rows, cols, rows * 1000 + cols, true);
+      const want = await runQuantize(reference, scheme, dtype, x, rows, cols);
+      for (const [label, backend] of backends) {
+        const got = await runQuantize(backend, scheme, dtype, x, rows, cols);
+        expectSameBits(got.values, want.values, `${label}: values`);
+        expectSameBits(got.scales, want.scales, `${label}: scales`);
+      }
+    });
+  }
+}
+
+for (const [scheme, rows, cols] of quantizeCases) {
+  test(`wasm = js, bit for bit: dequantize ${scheme} [${rows}, ${cols}]; embeddingQuantized`, async () => {
+    const q = quantizedOnHost(scheme, weights(rows, cols, cols + 7), rows, cols);
+    const ids = Int32Array.from({ length: 11 }, (_, i) => (i * 7 + 3) % rows);
+    const run = async (backend: AnyBackend) => {
+      const values = upload(backend, "i8", q.values), scales = upload(backend, q.scalesDType, q.scales);
+      const out = empty(backend, "f32", rows * cols), idBuffer = upload(backend, "i32", ids), gathered = empty(backend, "f32", ids.length * cols);
+      backend.kernels.dequantize({ values: values as never, scales: scales as never, out: out as never, scheme, rows, cols });
+      backend.kernels.embeddingQuantized({
+        values: values as never, scales: scales as never, scheme, ids: idBuffer as never, out: gathered as never, count: ids.length, vocab: rows, dim: cols,
+      });
+      const result = [await download(backend, out, "f32", rows * cols), await download(backend, gathered, "f32", ids.length * cols)];
+      free(backend, values, scales, out, idBuffer, gathered);
+      return result;
+    };
+    const [wantDequantized, wantGathered] = await run(reference);
+    for (const [label, backend] of backends) {
+      const [dequantized, gathered] = await run(backend);
+      expectSameBits(dequantized!, wantDequantized!, `${label}: dequantize`);
+      expectSameBits(gathered!, wantGathered!, `${label}: embeddingQuantized`);
+    }
+  });
+}
+
+test("wasm embeddingQuantized: an id out of range is refused with its position, as the reference does", () => {
+  const rows = 6, cols = 32;
+  for (const [label, backend] of [["js", reference] as [string, AnyBackend], ...backends]) {
+    for (const scheme of ["int8", "int4"] as const) {
+      const q = quantizedOnHost(scheme, weights(rows, cols, 3), rows, cols);
+      const values = upload(backend, "i8", q.values), scales = upload(backend, q.scalesDType, q.scales);
+      const ids = upload(backend, "i32", Int32Array.from([0, 5, 6, 1])), out = empty(backend, "f32", 4 * cols);
+      let message = "";
+      try {
+        backend.kernels.embeddingQuantized({ values: values as never, scales: scales as never, scheme, ids: ids as never, out: out as never, count: 4, vocab: rows, dim: cols });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      free(backend, values, scales, ids, out);
+      if (message !== "embedding: token id 6 at position 2 is out of range [0, 6)") throw new Error(`${label} ${scheme}: "${message}"`);
+    }
+  }
+});
+
+// The matmul: out[m, n] = sum over blocks b of s[m, b] d[n, b] (integer dot), where each block's
+// integer dot and the activations' qx and s are the same in both backends (both quantize in f32 the
+// same way; the quantize tests above check those operations bit for bit). What differs is f32
+// rounding: the reference sums in f64 and rounds once; the GEMV rounds each block's f32 term and sums
+// at most K / 32 + 8 of them in f32; the GEMM multiplies dequantized f32 factors (qx s and q d, each
+// rounded) and sums K products in f32. Each rounding is at most 2^-24 relative, of a partial sum
+// bounded by sum_k |qx s| |q d| =: mag, so |error| <= (K + 8) * 2^-23 * mag covers every order.
+const matmulCases: [QuantScheme, number, number, number][] = [
+  ["int8", 1, 70, 67], ["int8", 2, 300, 13], ["int8", 3, 33, 5], ["int8", 5, 70, 3], ["int8", 17, 257, 31], ["int8", 130, 45, 29], ["int8", 33, 40, 2000], ["int8", 32, 37, 9],
+  ["int8", 1, 16, 1], ["int8", 4, 1, 9],
+  ["int4", 1, 96, 67], ["int4", 2, 288, 13], ["int4", 3, 32, 5], ["int4", 5, 160, 3], ["int4", 17, 288, 31], ["int4", 130, 64, 29], ["int4", 33, 96, 7], ["int4", 1, 320, 6],
+];
+for (const [scheme, m, k, n] of matmulCases) {
+  test(`wasm ~ js: matmulQuantized ${scheme} M ${m} K ${k} N ${n}`, async () => {
+    const q = quantizedOnHost(scheme, weights(n, k, n * 31 + k), n, k);
+    const next = random(m * 17 + k), a = Float32Array.from({ length: m * k }, () => next() * 3);
+    if (m > 1) a.fill(0, k, k + Math.min(k, 40)); // a zero activation block (s = 0)
+    const run = async (backend: AnyBackend) => {
+      const values = upload(backend, "i8", q.values), scales = upload(backend, q.scalesDType, q.scales);
+      const input = upload(backend, "f32", a), out = empty(backend, "f32", m * n);
+      backend.kernels.matmulQuantized({ a: input as never, values: values as never, scales: scales as never, out: out as never, scheme, m, k, n });
+      const result = await download(backend, out, "f32", m * n);
+      free(backend, values, scales, input, out);
+      return result as Float32Array;
+    };
+    const want = await run(reference);
+    const magnitude = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) {
+      const row = quantizeActivationRow(a, i * k, k);
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let p = 0; p < k; p++) sum += Math.abs(row.q[p]! * row.scales[p >> 5]! * quantizedValue(scheme, q.values, k, j, p) * quantizedScale(scheme, q.scales, k, j, p));
+        magnitude[i * n + j] = sum;
+      }
+    }
+    for (const [label, backend] of backends) {
+      const got = await run(backend);
+      for (let i = 0; i < want.length; i++) {
+        const bound = (k + 8) * 2 ** -23 * magnitude[i]!;
+        if (!(Math.abs(got[i]! - want[i]!) <= bound)) {
+          throw new Error(`${label}: out[${Math.floor(i / n)}, ${i % n}] is ${got[i]}, expected ${want[i]} (bound ${bound.toExponential(2)})`);
+        }
+      }
+    }
+  });
+}
+
+test.run();
