@@ -33,7 +33,7 @@ function bf16Weights(backend: WasmBackend, n: number, k: number, seed: number): 
     block[i] = f32ToBf16(((s >>> 8) / 2 ** 24 - 0.5) * 0.07);
   }
   const buffer = backend.allocate("bf16", n * k);
-  const bytes = backend.rawBytes(buffer, "bf16", n * k)!;
+  const bytes = backend.rawBytes!(buffer, "bf16", n * k)!;
   const view = new Uint16Array(bytes.buffer, bytes.byteOffset, n * k);
   for (let i = 0; i < n * k; i += block.length) view.set(block.subarray(0, Math.min(block.length, n * k - i)), i);
   return buffer;
@@ -49,7 +49,7 @@ interface Operands {
 /** `copies` weight copies of one format, an activation a [M, K] and out [M, N] on `backend`. */
 function operands(backend: WasmBackend, w: Weights, m: number, k: number, n: number, copies: number): Operands {
   const a = backend.allocate("f32", m * k), out = backend.allocate("f32", m * n);
-  const av = backend.rawBytes(a, "f32", m * k)!;
+  const av = backend.rawBytes!(a, "f32", m * k)!;
   new Float32Array(av.buffer, av.byteOffset, m * k).forEach((_, i, x) => (x[i] = Math.sin(i)));
   const buffers: WasmBuffer[] = [a, out];
   const weights: { values: WasmBuffer; scales?: WasmBuffer }[] = [];

@@ -33,8 +33,16 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   throw new Error("expected a rejection");
 }
 
-async function bits(t: Tensor): Promise<number[]> {
-  return Array.from(new Uint8Array((await t.rawData()).buffer.slice(0)));
+async function bits(t: Tensor): Promise<Uint8Array> {
+  const raw = await t.rawData();
+  return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
+/** Fail with the first differing byte (a deep-equal diff of megabytes would take minutes). */
+function sameBytes(actual: Uint8Array, expected: Uint8Array, label: string): void {
+  if (actual.length !== expected.length) assert.unreachable(`${label}: ${actual.length} bytes, expected ${expected.length}`);
+  const at = actual.findIndex((b, i) => b !== expected[i]);
+  if (at >= 0) assert.unreachable(`${label}: byte ${at} is ${actual[at]}, expected ${expected[at]} (of ${actual.length})`);
 }
 
 async function logits(model: Awaited<ReturnType<typeof loadOlmo>>["model"], backend: AnyBackend): Promise<Float32Array> {
@@ -56,8 +64,8 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
         assert.is(w.scheme, name === "embed" ? "int8" : scheme, name);
         const f = float.weights.get(name) as Tensor;
         const expected = quantizeHost(w.scheme, (await f.data()) as Float32Array, f.shape[0]!, f.shape[1]!);
-        assert.equal(await bits(w.values), Array.from(new Uint8Array(expected.values.buffer)), `${backend.name} ${name} values`);
-        assert.equal(await bits(w.scales), Array.from(new Uint8Array(expected.scales.buffer)), `${backend.name} ${name} scales`);
+        sameBytes(await bits(w.values), new Uint8Array(expected.values.buffer), `${backend.name} ${name} values`);
+        sameBytes(await bits(w.scales), new Uint8Array(expected.scales.buffer), `${backend.name} ${name} scales`);
         w.dispose();
       }
     }
@@ -72,7 +80,7 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
     float.dispose();
     // Quantization moves the logits, but not far: a model that ignored the scales or mixed up nibbles
     // would be off by O(1) (the logits here are O(5)); int8 stays within 0.1, int4 within 1.
-    const drift = Math.max(...expected.map((v, i) => Math.abs(v - floatLogits[i]!)));
+    const drift = expected.reduce((m, v, i) => Math.max(m, Math.abs(v - floatLogits[i]!)), 0);
     assert.ok(drift > 0 && drift < (scheme === "int8" ? 0.1 : 1), `${scheme} drift from bf16 ${drift}`);
     for (const backend of await wasmBackendsUnderTest()) {
       const { model } = await loadOlmo(folderSource(TINY), backend, { quantize: scheme });
@@ -106,18 +114,19 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
       assert.ok(header.tensors.has(scheme === "int8" ? "model.layers.0.self_attn.q_proj.SCB" : "model.layers.0.self_attn.q_proj.scales"));
       // int8 keeps the embedding float (bitsandbytes' layout); int4 stores it int8.
       assert.is(header.tensors.get("model.embed_tokens.weight")!.dtype, scheme === "int8" ? "BF16" : "I8");
-      const reloaded = await loadOlmo(folderSource(out), js, { quantize: "none" });
+      const reloaded = await loadOlmo(folderSource(out), js, { quantize: "none", weightDType: "bf16" });
       for (const [name, w] of model.weights) {
         const r = reloaded.model.weights.get(name)!;
         if (w instanceof QuantizedWeight) {
           assert.ok(r instanceof QuantizedWeight && r.scheme === w.scheme, name);
-          assert.equal(await bits(r.values), await bits(w.values), name);
-          assert.equal(await bits(r.scales), await bits(w.scales), name);
+          sameBytes(await bits(r.values), await bits(w.values), name);
+          sameBytes(await bits(r.scales), await bits(w.scales), name);
         } else {
-          assert.equal(await bits(r as Tensor), await bits(w), name);
+          sameBytes(await bits(r as Tensor), await bits(w), name);
         }
       }
-      assert.equal(await logits(reloaded.model, js), await logits(model, js));
+      const [a, b] = [await logits(reloaded.model, js), await logits(model, js)];
+      sameBytes(new Uint8Array(a.buffer), new Uint8Array(b.buffer), "logits");
       // Without an option, the folder's scheme applies to its float weights too (the int8 embedding).
       const auto = await loadCheckpoint(folderSource(out), js);
       assert.ok(auto.weights.get("embed") instanceof QuantizedWeight);
