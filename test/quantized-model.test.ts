@@ -177,6 +177,27 @@ function f16Tensor(bitsArray: Uint16Array, shape: number[], backend: AnyBackend)
   return t;
 }
 
+test("a folder in transformers' load_in_8bit layout loads as it is and gives the golden int8 logits", async () => {
+  const dir = `${repoRoot}test/fixtures/olmo-8bit`;
+  const golden = JSON.parse(readFileSync(`${dir}/expected_logits.json`, "utf8")) as { prompt: number[]; logitsInt8: number[]; logitsF16: number[] };
+  for (const backend of [js, ...(await wasmBackendsUnderTest())]) {
+    // "none": the stored int8 layers as they are, the f16 embedding and LM head kept float (as bitsandbytes runs them).
+    const { model } = await loadOlmo(folderSource(dir), backend, { quantize: "none" });
+    assert.ok(model.weights.get("layers.1.down") instanceof QuantizedWeight && !(model.weights.get("lmHead") instanceof QuantizedWeight));
+    const out = noGrad(() => model.forward(tensor(golden.prompt, [1, golden.prompt.length], { dtype: "i32", backend })));
+    // The golden forward is float64 over the same integers and scales; ours is f32 through 2 layers
+    // (relative rounding ~1e-6 of logits of O(8)) -- while int8 itself moves them by up to 0.5.
+    assertClose((await out.data()) as Float32Array, golden.logitsInt8, { atol: 1e-4, rtol: 1e-4 }, `${backend.name} int8 logits`);
+    out.dispose();
+    model.dispose();
+  }
+  // By default the folder's scheme also applies to its float weights: the embedding and LM head become int8.
+  const auto = await loadCheckpoint(folderSource(dir), js);
+  assert.is(auto.quantization, "int8");
+  assert.ok(auto.weights.get("embed") instanceof QuantizedWeight);
+  for (const w of auto.weights.values()) w.dispose();
+});
+
 // ---------------------------------------------------------------------------------------------------
 // Bad input
 
