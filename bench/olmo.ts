@@ -1,7 +1,9 @@
 // OLMo-1B-shaped inference on the WASM backend: a random checkpoint with OLMo-1B's exact shapes
 // (generated locally into .cache/, never committed), loaded in bf16; load speed beside the speed of
 // writing fresh memory, prefill at 64 / 512 / 2048 tokens beside the GEMM bound, decode beside the
-// memory-bandwidth bound, and peak memory — each bound measured in the same run.
+// memory-bandwidth bound, and peak memory — each bound measured in the same run. Then the same model
+// quantized as it loads (int8, int4): decode beside each scheme's own read bound, 512-token prefill
+// against bf16's, and the logits' error against bf16's.
 //
 // Weights are random bf16 values (a 1M-value block drawn from N(0, 0.02), tiled with a different
 // offset per tensor); speed does not depend on the values.
@@ -10,7 +12,7 @@ import { createWriteStream, existsSync, mkdirSync, renameSync, writeFileSync } f
 import { once } from "node:events";
 import {
   configToHf, createJsBackend, encodeSafetensors, generate, loadOlmo, matmul, narrowFromF32, noGrad, OLMO_PRESETS, parameterCount, randn, scope, tensor,
-  type Olmo, type OlmoConfig, type TensorToWrite,
+  weightBytes as bytesOfWeight, type Olmo, type OlmoConfig, type QuantScheme, type TensorToWrite,
 } from "../src/index.js";
 import { measureMatmul, medianTime } from "../src/cli/bench.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
@@ -111,6 +113,7 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
   // figures below are steady-state.
   const prompt = Array.from({ length: 64 }, (_, i) => (i * 7919) % 50000);
   const result = await generate(model, prompt, { maxNewTokens: 16, eosTokenId: null });
+  const referenceLogits = await promptLogits(model, prompt);
   const decodeTokensPerS = (result.newIds.length - 1) / result.decodeSeconds;
   const prefill = [];
   for (const tokens of [64, 512, 2048]) {
@@ -139,5 +142,43 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
   console.log(`  streaming-read bandwidth here: ${bandwidth.toFixed(1)} GB/s -> bound ${decodeBound.toFixed(2)} tokens/s; decode reaches ${((100 * decodeTokensPerS) / decodeBound).toFixed(0)}% of it`);
   console.log(`  peak WebAssembly memory: ${(usage.peak / 2 ** 30).toFixed(2)} GiB of ${(usage.limit / 2 ** 30).toFixed(0)} GiB (2048-token prefill included); process RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
   model.dispose();
+
+  // The same checkpoint quantized while it loads, one scheme at a time on the same backend.
+  const bf16Prefill512 = prefill.find((p) => p.tokens === 512)!.tokensPerS;
+  console.log(`\n  quantized (same run, ${threads} threads): decode vs each scheme's read bound, 512-token prefill vs bf16, logits vs bf16 on a 64-token prompt`);
+  console.log(`    bf16: decode ${decodeTokensPerS.toFixed(2)} tokens/s (${(weightBytes / 1e9).toFixed(2)} GB a token, bound ${decodeBound.toFixed(2)}: ${((100 * decodeTokensPerS) / decodeBound).toFixed(0)}%); prefill 512 ${bf16Prefill512.toFixed(1)} tokens/s`);
+  for (const scheme of ["int8", "int4"] as QuantScheme[]) {
+    const t0 = performance.now();
+    const { model: quantized } = await loadOlmo(folderSource(DIR), backend, { quantize: scheme });
+    const loadS = (performance.now() - t0) / 1000;
+    const bytes = [...quantized.weights.values()].reduce((sum, w) => sum + bytesOfWeight(w), 0);
+    const run = await generate(quantized, prompt, { maxNewTokens: 16, eosTokenId: null });
+    const tokensPerS = (run.newIds.length - 1) / run.decodeSeconds;
+    const bound = bandwidth / (bytes / 1e9);
+    const prefill512 = 512 / (await prefillSeconds(quantized, 512));
+    const logits = await promptLogits(quantized, prompt);
+    let maxError = 0, maxReference = 0, sumError = 0, sumReference = 0;
+    for (let i = 0; i < logits.length; i++) {
+      const error = Math.abs(logits[i]! - referenceLogits[i]!), reference = Math.abs(referenceLogits[i]!);
+      maxError = Math.max(maxError, error);
+      maxReference = Math.max(maxReference, reference);
+      sumError += error;
+      sumReference += reference;
+    }
+    console.log(
+      `    ${scheme}: decode ${tokensPerS.toFixed(2)} tokens/s = ${(tokensPerS / decodeTokensPerS).toFixed(2)}x bf16 (${(bytes / 1e9).toFixed(2)} GB a token, bound ${bound.toFixed(2)}: ` +
+        `${((100 * tokensPerS) / bound).toFixed(0)}%); prefill 512 ${prefill512.toFixed(1)} tokens/s = ${(prefill512 / bf16Prefill512).toFixed(2)}x bf16; ` +
+        `loaded in ${loadS.toFixed(1)} s; logits error vs bf16: max ${(maxError / maxReference).toExponential(2)}, mean ${(sumError / sumReference).toExponential(2)} (relative)`,
+    );
+    quantized.dispose();
+  }
   backend.dispose();
+}
+
+/** Every position's logits for a prompt, as one array. */
+async function promptLogits(model: Olmo, prompt: number[]): Promise<Float32Array> {
+  const logits = noGrad(() => scope(() => model.forward(tensor(Int32Array.from(prompt), [1, prompt.length], { backend: model.backend }))));
+  const values = (await logits.data()) as Float32Array;
+  logits.dispose();
+  return values;
 }

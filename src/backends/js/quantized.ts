@@ -28,14 +28,18 @@ export function dequantize({ values, scales, out, scheme, rows, cols }: Args<"de
 export function matmulQuantized({ a, values, scales, out, scheme, m, k, n }: Args<"matmulQuantized">): void {
   const x = floats(a), o = floats(out), w = quantized(values, scales);
   const blocks = Math.ceil(k / 32);
-  for (let i = 0; i < m; i++) {
-    const row = quantizeActivationRow(x, i * k, k);
-    for (let j = 0; j < n; j++) {
+  const rows = Array.from({ length: m }, (_, i) => quantizeActivationRow(x, i * k, k));
+  const q = new Int8Array(k), d = new Float64Array(blocks); // row j of W: its integers and block scales
+  for (let j = 0; j < n; j++) {
+    for (let p = 0; p < k; p++) q[p] = quantizedValue(scheme, w.values, k, j, p);
+    for (let b = 0; b < blocks; b++) d[b] = quantizedScale(scheme, w.scales, k, j, b * 32);
+    for (let i = 0; i < m; i++) {
+      const row = rows[i]!;
       let acc = 0;
       for (let b = 0; b < blocks; b++) {
         let dot = 0; // an exact integer sum
-        for (let p = b * 32; p < Math.min(k, (b + 1) * 32); p++) dot += row.q[p]! * quantizedValue(scheme, w.values, k, j, p);
-        acc += row.scales[b]! * quantizedScale(scheme, w.scales, k, j, b * 32) * dot;
+        for (let p = b * 32; p < Math.min(k, (b + 1) * 32); p++) dot += row.q[p]! * q[p]!;
+        acc += row.scales[b]! * d[b]! * dot;
       }
       o[i * n + j] = acc;
     }
