@@ -1,7 +1,7 @@
 // The `olmo` command line, run as a user would (the built dist/cli.js).
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -185,6 +185,32 @@ test("prepare-data: empty messages, a message without a role, and bad JSON name 
     expectFailure(["prepare-data", "--tokenizer", TOKENIZER, "--input", file, "--seq-len", "16", "--out", join(dir, "out")], 1, `olmo prepare-data: ${file}${message}`);
   }
   expectFailure(["prepare-data", "--tokenizer", TOKENIZER, "--input", join(dir, "chat.jsonl"), "--seq-len", "1", "--out", join(dir, "out"), "--ids-dtype", "int8"], 2, "--seq-len must be an integer >= 2, got 1", "--ids-dtype must be uint16 or uint32, got int8");
+});
+
+test("olmo quantize writes int8 and int4 folders that olmo generate reads, and refuses to overwrite", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-cli-quantize-"));
+  try {
+    for (const scheme of ["int8", "int4"]) {
+      const out = join(dir, scheme);
+      const q = olmo("quantize", "--model", MODEL, "--to", scheme, "--out", out, "--threads", "1");
+      if (q.status !== 0 || !q.stderr.includes(`wrote ${out}: ${scheme}`)) throw new Error(`status ${q.status}: ${q.stderr}`);
+      const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+      if (!config.quantization_config) throw new Error("no quantization_config");
+      // The folder's own scheme applies by default; --json reports the weights' bytes.
+      const fromFolder = olmo("generate", "--model", out, "--ids", "1,2,3", "--max-new-tokens", "4", "--json", "--threads", "1");
+      const onTheFly = olmo("generate", "--model", MODEL, "--quantize", scheme, "--ids", "1,2,3", "--max-new-tokens", "4", "--json", "--threads", "1");
+      if (fromFolder.status !== 0 || onTheFly.status !== 0) throw new Error(fromFolder.stderr + onTheFly.stderr);
+      // The same integers either way (int8's folder keeps the embedding bf16, quantized again at load).
+      const ids = (r: { stdout: string }) => JSON.stringify(JSON.parse(r.stdout).ids);
+      if (ids(fromFolder) !== ids(onTheFly)) throw new Error(`${scheme}: ${fromFolder.stdout} vs ${onTheFly.stdout}`);
+      if (JSON.parse(fromFolder.stdout).quantization !== scheme) throw new Error(fromFolder.stdout);
+      expectFailure(["quantize", "--model", MODEL, "--to", scheme, "--out", out], 1, "exists and is not empty");
+    }
+    expectFailure(["quantize", "--model", MODEL, "--to", "int3", "--out", join(dir, "x")], 2, "--to must be int8 or int4, got int3");
+    expectFailure(["generate", "--model", MODEL, "--load-in-8bit", "--quantize", "int4", "--ids", "1"], 2, "--load-in-8bit means --quantize int8");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

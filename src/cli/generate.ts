@@ -3,7 +3,7 @@
 import { availableParallelism } from "node:os";
 import { readFileSync } from "node:fs";
 import {
-  generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions, weightBytes,
+  generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions, QuantizedWeight, weightBytes,
 } from "../index.js";
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { writeFileAtomic } from "../node/index.js";
@@ -152,6 +152,11 @@ export async function runGenerate(args: string[]): Promise<void> {
           // From the start of loading to the first new token: what a user waits for.
           first_token_s: firstTokenAt === undefined ? null : (firstTokenAt - loadStarted) / 1000,
           backend: backend.name,
+          // The layers' scheme when the weights are quantized (the embedding may differ: src/io/quantized.ts).
+          quantization: (() => {
+            const w = model.weight("layers.0.q");
+            return w instanceof QuantizedWeight ? w.scheme : null;
+          })(),
         }),
       );
     } else {
