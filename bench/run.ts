@@ -8,6 +8,7 @@ import Benchmark from "benchmark";
 import { benchMatmul } from "./matmul.js";
 import { benchOlmo1b } from "./olmo.js";
 import { benchQuantized } from "./quantized.js";
+import { benchQuantizedAccuracy } from "./quantized-accuracy.js";
 import { benchTraining } from "./train.js";
 import { benchTokenizer } from "./tokenizer.js";
 import { benchWebGpu } from "./webgpu.js";
@@ -72,6 +73,7 @@ for (const row of rows) {
 
 await benchMatmul();
 await benchQuantized();
+await benchQuantizedAccuracy();
 await benchOlmo1b(2);
 await benchTraining();
 await benchWebGpu();

@@ -1,0 +1,67 @@
+// How much quantization costs the default model (models/olmo-tiny-shakespeare): perplexity of bf16,
+// int8 and int4 weights on held-out text (the repository's LICENSE and CONTRIBUTING.md: never trained
+// on) and on the model's own training text (tinyshakespeare, from ../shared/data when present), with
+// the relative change against bf16. Goals (the quantization issue): int8 within 0.5%, int4 within 5%.
+// A last row measures the choice in src/io/quantized.ts (schemeFor): int4 with the tied embedding / LM
+// head also int4 instead of int8.
+
+import { existsSync, readFileSync } from "node:fs";
+import { loadOlmo, perplexity, quantize, type Olmo, type QuantScheme, type Tensor, type Tokenizer } from "../src/index.js";
+import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
+
+const MODEL = new URL("../../models/olmo-tiny-shakespeare", import.meta.url).pathname;
+const root = new URL("../../", import.meta.url).pathname;
+
+/** Up to `limit` tokens of each text that exists. */
+function texts(tokenizer: Tokenizer, limit = 16384): { name: string; ids: number[] }[] {
+  const out: { name: string; ids: number[] }[] = [];
+  const heldOut = ["LICENSE", "CONTRIBUTING.md"].map((f) => readFileSync(`${root}${f}`, "utf8")).join("\n\n");
+  out.push({ name: "held-out (LICENSE + CONTRIBUTING.md)", ids: tokenizer.encode(heldOut).slice(0, limit) });
+  const shakespeare = `${root}../shared/data/tinyshakespeare.txt`;
+  if (existsSync(shakespeare)) {
+    const text = readFileSync(shakespeare, "utf8");
+    out.push({ name: "tinyshakespeare, last 64 KB (training text)", ids: tokenizer.encode(text.slice(-65536)).slice(0, limit) });
+  }
+  return out;
+}
+
+export async function benchQuantizedAccuracy(): Promise<void> {
+  const backend = await createNodeWasmBackend({ threads: 2 });
+  try {
+    const variants: { name: string; load: () => Promise<Olmo> }[] = [
+      { name: "bf16", load: async () => (await loadOlmo(folderSource(MODEL), backend, { weightDType: "bf16", quantize: "none" })).model },
+      ...(["int8", "int4"] as QuantScheme[]).map((scheme) => ({
+        name: scheme,
+        load: async () => (await loadOlmo(folderSource(MODEL), backend, { quantize: scheme })).model,
+      })),
+      {
+        name: "int4, embedding int4 too",
+        load: async () => {
+          const { model } = await loadOlmo(folderSource(MODEL), backend, { quantize: "int4", quantizeEmbedding: false, weightDType: "bf16" });
+          const embed = model.weights.get("embed") as Tensor;
+          model.weights.set("embed", quantize(embed, "int4"));
+          embed.dispose();
+          return model;
+        },
+      },
+    ];
+    const { tokenizer } = await loadOlmo(folderSource(MODEL), backend, { quantize: "none" });
+    const corpora = texts(tokenizer!);
+    console.log(`\nquantization accuracy, default model (${MODEL.split("/").at(-1)}), wasm 2 threads, windows of 256 tokens`);
+    const baseline = new Map<string, number>();
+    for (const v of variants) {
+      const model = await v.load();
+      const cells: string[] = [];
+      for (const c of corpora) {
+        const { perplexity: ppl } = await perplexity(model, c.ids, { seqLen: 256 });
+        if (v.name === "bf16") baseline.set(c.name, ppl);
+        const change = (100 * (ppl - baseline.get(c.name)!)) / baseline.get(c.name)!;
+        cells.push(`${c.name}: ${ppl.toFixed(3)}${v.name === "bf16" ? "" : ` (${change >= 0 ? "+" : ""}${change.toFixed(2)}%)`} over ${c.ids.length} tokens`);
+      }
+      console.log(`  ${v.name.padEnd(24)} ${cells.join("; ")}`);
+      model.dispose();
+    }
+  } finally {
+    backend.dispose();
+  }
+}
