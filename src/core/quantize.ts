@@ -8,7 +8,12 @@
 //   per row n:   SCB[n] = max_k |W[n, k]|                                      (f32, "scales" [N])
 //                q[n, k] = roundHalfEven(f32(W[n, k] * f32(127 / SCB[n])))     (i8 in [-127, 127])
 //   dequant:     W[n, k] ~ q[n, k] * f32(SCB[n] / 127)
-//   A row of zeros has SCB = 0 and q = 0.
+//   A row of zeros has SCB = 0 and q = 0. bitsandbytes computes the factor as 127 * f32(1 / SCB) (its
+//   CPU backend; CUDA's __fdividef also multiplies by a reciprocal): that lands about 1 weight in 10,000
+//   one step apart (scripts/golden/make_quantize_fixtures.py lists them for its fixture), so a saved
+//   8-bit folder's q is always used as stored, never recomputed. A row whose absmax is below 127 / FLT_MAX
+//   (3.7e-37) has an infinite factor: its nonzero elements become +-127 (dequantized to about absmax,
+//   which is as good as zero) and its zeros 0.
 //
 // int4 — groups of 32 consecutive inputs of a row, one scale each, symmetric (ggml's Q4_0 layout):
 //   per group g: m = the element of largest magnitude (the first one on ties), sign kept
@@ -20,6 +25,8 @@
 //   Packing ("values" [N, K/2] bytes): byte i of a group's 16 holds element i in its low nibble and
 //   element i + 16 in its high nibble, each stored as q + 8 (0..15). K must be a multiple of 32.
 //   Q4_0 rounds x/d + 8.5 down (half up); here both schemes round half to even like torch.round.
+//   A group whose largest magnitude is 524,160 or more (8 x the largest f16) has an infinite scale and
+//   cannot be represented: no trained weight is that large.
 //
 // Activations (the x of x W^T) are quantized too, per block of 32 consecutive inputs of a row (the
 // last block of a row may be shorter), as ggml's Q8_0 does for its quantized dot products:
