@@ -10,10 +10,10 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
-  backward, CheckpointError, createJsBackend, dequantize, encodeSafetensors, linear, loadCheckpoint, loadOlmo, matmul, noGrad, QuantizedWeight,
+  backward, CheckpointError, createJsBackend, dequantize, encodeSafetensors, generate, linear, loadCheckpoint, loadOlmo, matmul, noGrad, QuantizedWeight,
   quantizeHost, randn, readSafetensorsHeader, scope, tensor, type AnyBackend, type QuantScheme, type Tensor, type TensorToWrite,
 } from "../src/index.js";
-import { folderSource } from "../src/node/index.js";
+import { folderSource, NodeOlmoGenerator } from "../src/node/index.js";
 import { saveQuantizedCheckpoint } from "../src/node/quantized.js";
 import { assertClose } from "./assert.js";
 import { repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
@@ -205,6 +205,17 @@ test("a folder in transformers' load_in_8bit layout loads as it is and gives the
   assert.is(auto.quantization, "int8");
   assert.ok(auto.weights.get("embed") instanceof QuantizedWeight);
   for (const w of auto.weights.values()) w.dispose();
+});
+
+test("the one-line API takes quantize and generates what loadOlmo + generate give on the same weights", async () => {
+  const olmo = await NodeOlmoGenerator.fromPretrained(TINY, { backend: "wasm", threads: 1, quantize: "int4" });
+  const text = await olmo.generate("ROMEO:", { maxNewTokens: 12 });
+  olmo.dispose();
+  const [wasm1] = await wasmBackendsUnderTest();
+  const { model, tokenizer } = await loadOlmo(folderSource(TINY), wasm1!, { quantize: "int4" });
+  const result = await generate(model, tokenizer!.encode("ROMEO:"), { maxNewTokens: 12 });
+  assert.is(text, tokenizer!.decode(result.newIds));
+  model.dispose();
 });
 
 // ---------------------------------------------------------------------------------------------------

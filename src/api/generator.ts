@@ -41,6 +41,8 @@ export interface PretrainedOptions {
   backend?: BackendChoice;
   /** Weight storage: "auto" (default: f32 below 200M parameters, else bf16), "f32" or "bf16". */
   dtype?: "auto" | "f32" | "bf16";
+  /** Quantize the weights as they load: "int8" or "int4" (src/core/quantize.ts); default the folder's own scheme, else none. */
+  quantize?: "int8" | "int4" | "none";
   /** Threads of a "wasm" backend made here. Default 1 in the core (more need a worker and cross-origin isolation); see NodeOlmoGenerator for Node. */
   threads?: number;
   /** Hub revision: branch, tag or commit (default "main"). */
@@ -104,6 +106,7 @@ export class OlmoGenerator {
     try {
       const { model: olmo, tokenizer } = await loadOlmo(source, backend, {
         weightDType: options.dtype ?? "auto",
+        quantize: options.quantize,
         onProgress: options.onProgress && ((loaded, total) => options.onProgress!({ stage: "load", loaded, total })),
         // Room for a KV cache of the whole context, plus activations (as `olmo generate` asks).
         extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,
