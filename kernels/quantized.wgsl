@@ -175,17 +175,7 @@ fn dequantize(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grou
   if (row >= p.rows) {
     return;
   }
-  var rowScale = 0.0;
-  if (SCHEME == QUANT_INT8) {
-    rowScale = quantizedScale(row, 0u);
-  }
-  for (var c = lane; c < p.cols; c += 64u) {
-    var s = rowScale;
-    if (SCHEME == QUANT_INT4) {
-      s = quantizedScale(row, c);
-    }
-    out[row * p.cols + c] = f32(quantizedValue(row, c)) * s;
-  }
+  dequantizeRow(row, row * p.cols, lane);
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -212,6 +202,11 @@ fn embeddingQuantized(@builtin(workgroup_id) group: vec3u, @builtin(num_workgrou
     return;
   }
   let row = u32(id) - p.rowStart;
+  dequantizeRow(row, t * p.cols, lane);
+}
+
+/** out[outStart + c] = dequant(W)[row, c] for the columns c of this 64-wide workgroup's lane. */
+fn dequantizeRow(row: u32, outStart: u32, lane: u32) {
   var rowScale = 0.0;
   if (SCHEME == QUANT_INT8) {
     rowScale = quantizedScale(row, 0u);
@@ -221,6 +216,6 @@ fn embeddingQuantized(@builtin(workgroup_id) group: vec3u, @builtin(num_workgrou
     if (SCHEME == QUANT_INT4) {
       s = quantizedScale(row, c);
     }
-    out[t * p.cols + c] = f32(quantizedValue(row, c)) * s;
+    out[outStart + c] = f32(quantizedValue(row, c)) * s;
   }
 }
