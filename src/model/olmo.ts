@@ -21,6 +21,7 @@ import {
   add, attention, clamp, embedding, layerNorm, linear, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
 } from "../ops/index.js";
 import type { OlmoConfig } from "./config.js";
+import type { LoraAdapters } from "./lora.js";
 import type { BlockWeight, WeightName } from "./weights.js";
 
 /** Keys and values of every layer for the tokens seen so far, preallocated to a fixed capacity. */
@@ -55,6 +56,9 @@ export class KVCache {
 }
 
 export class Olmo {
+  /** LoRA adapters on the block's linear layers (src/model/lora.ts), or null for the plain model. */
+  lora: LoraAdapters | null = null;
+
   constructor(
     readonly config: OlmoConfig,
     /** Tensors (f32, bf16, f16), or quantized (src/core/quantize.ts): any mix. */
@@ -95,7 +99,8 @@ export class Olmo {
     // Without autograd nothing of a layer is needed after it, so each layer runs in its own scope and
     // frees its activations (and the previous residual) before the next starts: a long prompt then
     // needs one layer's activations at a time, not all of them. Training keeps them for backward.
-    const inference = !needsGrad(...[...this.weights.values()].filter((w) => w instanceof Tensor));
+    const inference = !needsGrad(...this.trainableTensors());
+    this.lora?.beginForward();
     for (let i = 0; i < this.config.numLayers; i++) {
       const layer = (input: Tensor) => {
         const mid = add(input, this.attentionBlock(i, layerNorm(input), position, cache));
@@ -116,9 +121,17 @@ export class Olmo {
     return logits;
   }
 
-  /** x W^T for the weight `name` of layer i (bias-free linear layer). */
+  /** The tensors a gradient could flow into: the float weights, and the adapters when there are any. */
+  private trainableTensors(): Tensor[] {
+    const weights = [...this.weights.values()].filter((w): w is Tensor => w instanceof Tensor);
+    return [...weights, ...(this.lora?.parameters().map((p) => p.tensor) ?? [])];
+  }
+
+  /** x W^T for the weight `name` of layer i (bias-free linear layer), plus its LoRA update when adapted. */
   private linear(i: number, name: BlockWeight, x: Tensor): Tensor {
-    return linear(x, this.weight(`layers.${i}.${name}`));
+    const weight: WeightName = `layers.${i}.${name}`;
+    const y = linear(x, this.weight(weight));
+    return this.lora ? this.lora.apply(weight, x, y) : y;
   }
 
   private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined): Tensor {
@@ -155,5 +168,6 @@ export class Olmo {
 
   dispose(): void {
     for (const w of this.weights.values()) w.dispose();
+    this.lora?.dispose();
   }
 }

@@ -56,8 +56,13 @@ export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: nu
   return crossEntropy(logits, slice(ids, [0, 1], [b, T - 1]), { mask: slice(mask, [0, 1], [b, T - 1]), normalizer: batchTokens });
 }
 
-/** The model's weights as trainable parameters (f32, requiresGrad), in OLMo's decay groups. */
+/**
+ * The model's weights as trainable parameters (f32, requiresGrad), in OLMo's decay groups; for a model
+ * with LoRA adapters, the adapters only (all in the decay group, as one torch.optim.AdamW group over
+ * PEFT's trainable parameters): the base weights stay frozen, with no gradient and no AdamW state.
+ */
 export function trainableParameters(model: Olmo, decayEmbeddings = false): Parameter[] {
+  if (model.lora) return model.lora.parameters().map((p) => ({ ...p, decay: true }));
   return [...model.weights].map(([name, w]) => {
     if (w instanceof QuantizedWeight) {
       throw new Error(`trainableParameters: ${name} is a frozen ${w.describe()}; full training needs f32 weights (load without quantize)`);
@@ -145,15 +150,23 @@ export class Trainer {
     const T = this.data.seqLen;
     const backend = this.model.backend;
     let loss = 0;
-    for (let offset = 0; offset < o.batchSize; offset += micro) {
-      const { ids, mask } = this.data.batch((step - 1) * o.batchSize + offset, micro, o.shuffle ?? true, o.seed ?? 0);
-      const value = scope(() => {
-        const l = olmoLoss(this.model, tensor(ids, [micro, T], { backend }), tensor(mask, [micro, T], { backend }), o.batchSize * T);
-        backward(l);
-        return l;
-      });
-      loss += await value.item();
-      value.dispose();
+    // PEFT's model.train() for the step's forward and backward: LoRA dropout is on, then off again, so
+    // evaluating or generating with the model between steps stays exact.
+    const lora = this.model.lora;
+    if (lora) lora.training = true;
+    try {
+      for (let offset = 0; offset < o.batchSize; offset += micro) {
+        const { ids, mask } = this.data.batch((step - 1) * o.batchSize + offset, micro, o.shuffle ?? true, o.seed ?? 0);
+        const value = scope(() => {
+          const l = olmoLoss(this.model, tensor(ids, [micro, T], { backend }), tensor(mask, [micro, T], { backend }), o.batchSize * T);
+          backward(l);
+          return l;
+        });
+        loss += await value.item();
+        value.dispose();
+      }
+    } finally {
+      if (lora) lora.training = false;
     }
     // Every check runs before the update, so a stopped run's weights are those of the step before.
     if (!Number.isFinite(loss)) this.stop(new NaNLossError(step));
