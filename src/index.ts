@@ -1,7 +1,7 @@
 // olmo-js: the public API of the core bundle (no Node-only imports; see src/node for those).
 export { Tensor, scope, keep, memory, setBackend, getBackend, type AnyBackend } from "./core/tensor.js";
 export { tensor, zeros, ones, full, fullLike, randn, rand, type CreateOptions, type RandomOptions } from "./core/creation.js";
-export { backward, grad, valueAndGrad, noGrad, isGradEnabled, requireGrad, type BackwardOptions } from "./core/autograd.js";
+export { backward, checkpoint, grad, valueAndGrad, noGrad, isGradEnabled, requireGrad, type BackwardOptions } from "./core/autograd.js";
 export { Random } from "./core/random.js";
 export * from "./core/dtype.js";
 export {

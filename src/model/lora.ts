@@ -22,7 +22,7 @@
 import { Random } from "../core/random.js";
 import { rand, tensor, zeros } from "../core/creation.js";
 import { requireGrad } from "../core/autograd.js";
-import type { AnyBackend, Tensor } from "../core/tensor.js";
+import { keep, type AnyBackend, type Tensor } from "../core/tensor.js";
 import { add, linear, mul, scale } from "../ops/index.js";
 import type { OlmoConfig } from "./config.js";
 import { weightShapes, type BlockWeight, type WeightName } from "./weights.js";
@@ -167,8 +167,17 @@ export class LoraAdapters {
     return new LoraAdapters(config, options, pairs, seed);
   }
 
-  /** Start a forward pass: dropout masks drawn from now on are new (those of the last pass are left to their scope). */
+  /**
+   * Start a forward pass: dropout masks drawn from now on are new. The adapters own the masks (a
+   * checkpointed block's first pass frees everything it made, yet its recomputation in the backward
+   * pass needs them), so the last pass's are freed here, its backward being done.
+   */
   beginForward(): void {
+    this.freeMasks();
+  }
+
+  private freeMasks(): void {
+    for (const m of this.masks.values()) m.dispose();
     this.masks = new Map();
   }
 
@@ -190,7 +199,8 @@ export class LoraAdapters {
       const keepScale = 1 / (1 - this.dropout);
       const values = new Float32Array(x.size);
       for (let i = 0; i < values.length; i++) values[i] = this.random.uniform() < this.dropout ? 0 : keepScale;
-      m = tensor(values, x.shape, { backend: x.backend });
+      m = keep(tensor(values, x.shape, { backend: x.backend }));
+      this.masks.get(name)?.dispose();
       this.masks.set(name, m);
     }
     return m;
@@ -202,6 +212,7 @@ export class LoraAdapters {
   }
 
   dispose(): void {
+    this.freeMasks();
     for (const p of this.pairs.values()) {
       p.a.dispose();
       p.b.dispose();

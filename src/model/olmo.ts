@@ -13,7 +13,7 @@
 //     x = x + Wdown (silu(h Wgate^T) * (h Wup^T))                       (SwiGLU)
 //   logits = LN(x) Whead^T, Whead = embed when tied (OLMo-1B)           [B, T, V]
 
-import { needsGrad, noGrad } from "../core/autograd.js";
+import { checkpoint, needsGrad, noGrad } from "../core/autograd.js";
 import { zeros } from "../core/creation.js";
 import type { Weight } from "../core/quantize.js";
 import { scope, Tensor, type AnyBackend } from "../core/tensor.js";
@@ -83,9 +83,12 @@ export class Olmo {
   /**
    * Logits for token ids [B, T]: [B, T, V], or only the last position's [B, 1, V] with lastOnly.
    * With a cache, the T tokens follow the cache's tokens, and their keys and values are appended to it.
+   * With checkpointActivations (training), each block keeps only its input for the backward pass and
+   * is computed again there (core/autograd.ts `checkpoint`): activation memory grows with
+   * layers x B x T x C instead of with every intermediate of every block.
    */
-  forward(ids: Tensor, options: { cache?: KVCache; lastOnly?: boolean } = {}): Tensor {
-    const { cache, lastOnly = false } = options;
+  forward(ids: Tensor, options: { cache?: KVCache; lastOnly?: boolean; checkpointActivations?: boolean } = {}): Tensor {
+    const { cache, lastOnly = false, checkpointActivations = false } = options;
     const [B, T] = ids.shape as [number, number];
     const C = this.config.hiddenSize;
     const position = cache?.length ?? 0;
@@ -110,6 +113,8 @@ export class Olmo {
         const next = scope(() => layer(x));
         x.dispose();
         x = next;
+      } else if (checkpointActivations && !cache) {
+        x = checkpoint(`block ${i}`, layer, [x], this.trainableTensors(i));
       } else {
         x = layer(x);
       }
@@ -121,10 +126,15 @@ export class Olmo {
     return logits;
   }
 
-  /** The tensors a gradient could flow into: the float weights, and the adapters when there are any. */
-  private trainableTensors(): Tensor[] {
-    const weights = [...this.weights.values()].filter((w): w is Tensor => w instanceof Tensor);
-    return [...weights, ...(this.lora?.parameters().map((p) => p.tensor) ?? [])];
+  /**
+   * The tensors a gradient could flow into (the float weights, and the adapters when there are any),
+   * of block `layer` only when given.
+   */
+  private trainableTensors(layer?: number): Tensor[] {
+    const inLayer = (name: string) => layer === undefined || name.startsWith(`layers.${layer}.`);
+    const weights = [...this.weights].filter(([name, w]) => inLayer(name) && w instanceof Tensor).map(([, w]) => w as Tensor);
+    const adapters = this.lora?.parameters().filter((p) => inLayer(p.name)).map((p) => p.tensor) ?? [];
+    return [...weights, ...adapters];
   }
 
   /** x W^T for the weight `name` of layer i (bias-free linear layer), plus its LoRA update when adapted. */

@@ -34,6 +34,11 @@ export interface TrainOptions {
   decayEmbeddings?: boolean;
   shuffle?: boolean;
   seed?: number;
+  /**
+   * Keep only each block's input in the forward pass and recompute the block in the backward pass
+   * (Olmo.forward's checkpointActivations): less memory, about one more forward pass of time. Same results.
+   */
+  checkpointActivations?: boolean;
   /** Stop, before the update, when a step's loss exceeds this factor times the mean of the last 10 (off by default). */
   stopOnSpike?: number;
 }
@@ -50,9 +55,9 @@ export interface StepMetrics {
  * The loss of instances ids [b, T] (i32) with label mask [b, T] (f32), normalised by `batchTokens`
  * (B * T of the whole batch). Logits of positions 0 .. T-2 need only the first T-1 tokens (causal).
  */
-export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: number): Tensor {
+export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: number, options: { checkpointActivations?: boolean } = {}): Tensor {
   const [b, T] = ids.shape as [number, number];
-  const logits = model.forward(slice(ids, [0, 0], [b, T - 1]));
+  const logits = model.forward(slice(ids, [0, 0], [b, T - 1]), options);
   return crossEntropy(logits, slice(ids, [0, 1], [b, T - 1]), { mask: slice(mask, [0, 1], [b, T - 1]), normalizer: batchTokens });
 }
 
@@ -158,7 +163,9 @@ export class Trainer {
       for (let offset = 0; offset < o.batchSize; offset += micro) {
         const { ids, mask } = this.data.batch((step - 1) * o.batchSize + offset, micro, o.shuffle ?? true, o.seed ?? 0);
         const value = scope(() => {
-          const l = olmoLoss(this.model, tensor(ids, [micro, T], { backend }), tensor(mask, [micro, T], { backend }), o.batchSize * T);
+          const l = olmoLoss(this.model, tensor(ids, [micro, T], { backend }), tensor(mask, [micro, T], { backend }), o.batchSize * T, {
+            checkpointActivations: o.checkpointActivations,
+          });
           backward(l);
           return l;
         });
