@@ -14,6 +14,13 @@ Regenerate with:
 
     pip install torch transformers safetensors peft
     python3 scripts/golden/make_lora_fixtures.py
+
+The other direction (PEFT loads what olmo-js wrote): save an adapter with saveLoraAdapter for the base
+test/fixtures/train/init, write olmo-js's logits of `logitIds` as a JSON list of floats, then
+
+    python3 scripts/golden/make_lora_fixtures.py --check ADAPTER_DIR LOGITS.json
+
+prints the largest difference from PeftModel.from_pretrained's logits (f32: a few 1e-6).
 """
 import json
 import math
@@ -106,5 +113,22 @@ def main():
                    "logitIds": logit_ids.tolist(), "cases": cases}, f)
 
 
+def check(adapter, logits_file):
+    from peft import PeftModel
+    base = OlmoForCausalLM.from_pretrained(BASE, torch_dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, adapter).eval()
+    with open(os.path.join(OUT, "expected.json")) as f:
+        ids = torch.tensor(json.load(f)["logitIds"])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.reshape(-1)
+    with open(logits_file) as f:
+        ours = torch.tensor(json.load(f))
+    print("max |PEFT - olmo-js| logit difference:", (logits - ours).abs().max().item())
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if len(sys.argv) == 4 and sys.argv[1] == "--check":
+        check(sys.argv[2], sys.argv[3])
+    else:
+        main()
