@@ -1,7 +1,7 @@
 // olmo-js: the public API of the core bundle (no Node-only imports; see src/node for those).
 export { Tensor, scope, keep, memory, setBackend, getBackend, type AnyBackend } from "./core/tensor.js";
 export { tensor, zeros, ones, full, fullLike, randn, rand, type CreateOptions, type RandomOptions } from "./core/creation.js";
-export { backward, grad, valueAndGrad, noGrad, isGradEnabled, requireGrad, type BackwardOptions } from "./core/autograd.js";
+export { backward, checkpoint, grad, valueAndGrad, noGrad, isGradEnabled, requireGrad, type BackwardOptions } from "./core/autograd.js";
 export { Random } from "./core/random.js";
 export * from "./core/dtype.js";
 export {
@@ -16,6 +16,7 @@ export { createWasmBackend, probeWasmFeatures, spawnWebWorker, WasmOutOfMemoryEr
 export type { WasmBackend, WasmBackendOptions, WasmBuffer, WasmFeatures, SpawnWorker, PoolWorker } from "./backends/wasm/index.js";
 export * from "./model/index.js";
 export { loadCheckpoint, loadOlmo, readTextFile, checkFits, hfTensorName, CheckpointError, type ModelSource, type LoadOptions, type LoadedCheckpoint } from "./io/checkpoint.js";
+export { loadLoraAdapters, parseAdapterConfig, adapterConfig, adapterTensors, loraTensorName, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "./io/lora.js";
 export { readSafetensorsHeader, encodeSafetensors, type ByteSource, type TensorEntry, type TensorToWrite } from "./io/safetensors.js";
 export * from "./optim/index.js";
 export * from "./train/index.js";

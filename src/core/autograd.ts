@@ -212,3 +212,49 @@ export function grad<Args extends Tensor[]>(fn: (...inputs: Args) => Tensor) {
     return grads;
   };
 }
+
+/** Run fn with the tape recording, even inside noGrad (a recomputed segment's backward needs its graph). */
+function withGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+/**
+ * Activation checkpointing (torch.utils.checkpoint): out = fn(...inputs), recorded as ONE node that
+ * saves nothing but its inputs. The forward pass runs fn without the tape, in its own scope, so fn's
+ * intermediates are freed at once; the backward pass runs fn again, this time recording, and
+ * backpropagates through that fresh graph:
+ *
+ *   forward:   out = fn(x)                       (no tape; memory: x and out only)
+ *   backward:  x' = x detached, out' = fn(x')    (recomputed, with tape)
+ *              backward(out', gradOutput = dOut) -> dx = x'.grad; each param's .grad accumulates
+ *
+ * `params` are the leaves with requiresGrad that fn reads (weights, adapters): they get their gradients
+ * from the recomputed graph directly. They are also the node's inputs, so a segment whose inputs need
+ * no gradient (the first block of a frozen model) is still recorded when its parameters do. fn must be
+ * deterministic (the same result when run twice: random masks must be drawn once and reused) and must
+ * read no other tensor that requires a gradient. Memory for a stack of n segments: their n inputs,
+ * plus one segment's intermediates at a time during backward, instead of every intermediate.
+ */
+export function checkpoint(op: string, fn: (...inputs: Tensor[]) => Tensor, inputs: readonly Tensor[], params: readonly Tensor[]): Tensor {
+  if (!needsGrad(...inputs, ...params)) return fn(...inputs);
+  const output = noGrad(() => scope(() => fn(...inputs)));
+  const recompute = (gradOutput: Tensor) => {
+    // Leaves sharing the inputs' storage, so the recomputed graph stops at them.
+    const leaves = inputs.map((t) => {
+      const leaf = t.view(t.shape);
+      leaf.requiresGrad = t.requiresGrad;
+      return leaf;
+    });
+    const again = withGrad(() => fn(...leaves));
+    if (again.requiresGrad) backward(again, { gradOutput });
+    // A view of each gradient: the leaf (and the .grad it owns) is freed with the caller's scope.
+    return [...leaves.map((leaf) => leaf.grad?.view(leaf.shape) ?? null), ...params.map(() => null)];
+  };
+  return record(op, output, [...inputs, ...params], recompute);
+}

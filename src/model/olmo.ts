@@ -13,7 +13,7 @@
 //     x = x + Wdown (silu(h Wgate^T) * (h Wup^T))                       (SwiGLU)
 //   logits = LN(x) Whead^T, Whead = embed when tied (OLMo-1B)           [B, T, V]
 
-import { needsGrad, noGrad } from "../core/autograd.js";
+import { checkpoint, needsGrad, noGrad } from "../core/autograd.js";
 import { zeros } from "../core/creation.js";
 import type { Weight } from "../core/quantize.js";
 import { scope, Tensor, type AnyBackend } from "../core/tensor.js";
@@ -21,6 +21,7 @@ import {
   add, attention, clamp, embedding, layerNorm, linear, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
 } from "../ops/index.js";
 import type { OlmoConfig } from "./config.js";
+import type { LoraAdapters } from "./lora.js";
 import type { BlockWeight, WeightName } from "./weights.js";
 
 /** Keys and values of every layer for the tokens seen so far, preallocated to a fixed capacity. */
@@ -55,6 +56,9 @@ export class KVCache {
 }
 
 export class Olmo {
+  /** LoRA adapters on the block's linear layers (src/model/lora.ts), or null for the plain model. */
+  lora: LoraAdapters | null = null;
+
   constructor(
     readonly config: OlmoConfig,
     /** Tensors (f32, bf16, f16), or quantized (src/core/quantize.ts): any mix. */
@@ -79,9 +83,12 @@ export class Olmo {
   /**
    * Logits for token ids [B, T]: [B, T, V], or only the last position's [B, 1, V] with lastOnly.
    * With a cache, the T tokens follow the cache's tokens, and their keys and values are appended to it.
+   * With checkpointActivations (training), each block keeps only its input for the backward pass and
+   * is computed again there (core/autograd.ts `checkpoint`): activation memory grows with
+   * layers x B x T x C instead of with every intermediate of every block.
    */
-  forward(ids: Tensor, options: { cache?: KVCache; lastOnly?: boolean } = {}): Tensor {
-    const { cache, lastOnly = false } = options;
+  forward(ids: Tensor, options: { cache?: KVCache; lastOnly?: boolean; checkpointActivations?: boolean } = {}): Tensor {
+    const { cache, lastOnly = false, checkpointActivations = false } = options;
     const [B, T] = ids.shape as [number, number];
     const C = this.config.hiddenSize;
     const position = cache?.length ?? 0;
@@ -95,7 +102,8 @@ export class Olmo {
     // Without autograd nothing of a layer is needed after it, so each layer runs in its own scope and
     // frees its activations (and the previous residual) before the next starts: a long prompt then
     // needs one layer's activations at a time, not all of them. Training keeps them for backward.
-    const inference = !needsGrad(...[...this.weights.values()].filter((w) => w instanceof Tensor));
+    const inference = !needsGrad(...this.trainableTensors());
+    this.lora?.beginForward();
     for (let i = 0; i < this.config.numLayers; i++) {
       const layer = (input: Tensor) => {
         const mid = add(input, this.attentionBlock(i, layerNorm(input), position, cache));
@@ -105,6 +113,8 @@ export class Olmo {
         const next = scope(() => layer(x));
         x.dispose();
         x = next;
+      } else if (checkpointActivations && !cache) {
+        x = checkpoint(`block ${i}`, layer, [x], this.trainableTensors(i));
       } else {
         x = layer(x);
       }
@@ -116,9 +126,22 @@ export class Olmo {
     return logits;
   }
 
-  /** x W^T for the weight `name` of layer i (bias-free linear layer). */
+  /**
+   * The tensors a gradient could flow into (the float weights, and the adapters when there are any),
+   * of block `layer` only when given.
+   */
+  private trainableTensors(layer?: number): Tensor[] {
+    const inLayer = (name: string) => layer === undefined || name.startsWith(`layers.${layer}.`);
+    const weights = [...this.weights].filter(([name, w]) => inLayer(name) && w instanceof Tensor).map(([, w]) => w as Tensor);
+    const adapters = this.lora?.parameters().filter((p) => inLayer(p.name)).map((p) => p.tensor) ?? [];
+    return [...weights, ...adapters];
+  }
+
+  /** x W^T for the weight `name` of layer i (bias-free linear layer), plus its LoRA update when adapted. */
   private linear(i: number, name: BlockWeight, x: Tensor): Tensor {
-    return linear(x, this.weight(`layers.${i}.${name}`));
+    const weight: WeightName = `layers.${i}.${name}`;
+    const y = linear(x, this.weight(weight));
+    return this.lora ? this.lora.apply(weight, x, y) : y;
   }
 
   private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined): Tensor {
@@ -155,5 +178,6 @@ export class Olmo {
 
   dispose(): void {
     for (const w of this.weights.values()) w.dispose();
+    this.lora?.dispose();
   }
 }

@@ -114,6 +114,11 @@ export async function saveTrainingCheckpoint(
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging);
   const model = trainer.model;
+  if (model.lora) {
+    // The step-folder layout below is that of full training (weights + their moments by HF name).
+    await rm(staging, { recursive: true, force: true });
+    throw new Error("saveTrainingCheckpoint: a LoRA run's step folders are not written yet; save the adapter with saveLoraAdapter (PEFT's format)");
+  }
   await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
   const weights: TensorToWrite[] = [];
   // The trainer only trains plain f32 weights (trainableParameters refuses quantized ones).

@@ -10,3 +10,4 @@ export {
 export { cachedHubSource, defaultHubCacheDir, type CachedHubOptions } from "./hub.js";
 export { createNodeWebGpuBackend, type NodeWebGpuBackend } from "./webgpu.js";
 export { readTokenDataset, writeTokenData, type TokenDatasetFiles } from "./data.js";
+export { saveLoraAdapter } from "./lora.js";

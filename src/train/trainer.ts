@@ -34,6 +34,11 @@ export interface TrainOptions {
   decayEmbeddings?: boolean;
   shuffle?: boolean;
   seed?: number;
+  /**
+   * Keep only each block's input in the forward pass and recompute the block in the backward pass
+   * (Olmo.forward's checkpointActivations): less memory, about one more forward pass of time. Same results.
+   */
+  checkpointActivations?: boolean;
   /** Stop, before the update, when a step's loss exceeds this factor times the mean of the last 10 (off by default). */
   stopOnSpike?: number;
 }
@@ -50,14 +55,19 @@ export interface StepMetrics {
  * The loss of instances ids [b, T] (i32) with label mask [b, T] (f32), normalised by `batchTokens`
  * (B * T of the whole batch). Logits of positions 0 .. T-2 need only the first T-1 tokens (causal).
  */
-export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: number): Tensor {
+export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: number, options: { checkpointActivations?: boolean } = {}): Tensor {
   const [b, T] = ids.shape as [number, number];
-  const logits = model.forward(slice(ids, [0, 0], [b, T - 1]));
+  const logits = model.forward(slice(ids, [0, 0], [b, T - 1]), options);
   return crossEntropy(logits, slice(ids, [0, 1], [b, T - 1]), { mask: slice(mask, [0, 1], [b, T - 1]), normalizer: batchTokens });
 }
 
-/** The model's weights as trainable parameters (f32, requiresGrad), in OLMo's decay groups. */
+/**
+ * The model's weights as trainable parameters (f32, requiresGrad), in OLMo's decay groups; for a model
+ * with LoRA adapters, the adapters only (all in the decay group, as one torch.optim.AdamW group over
+ * PEFT's trainable parameters): the base weights stay frozen, with no gradient and no AdamW state.
+ */
 export function trainableParameters(model: Olmo, decayEmbeddings = false): Parameter[] {
+  if (model.lora) return model.lora.parameters().map((p) => ({ ...p, decay: true }));
   return [...model.weights].map(([name, w]) => {
     if (w instanceof QuantizedWeight) {
       throw new Error(`trainableParameters: ${name} is a frozen ${w.describe()}; full training needs f32 weights (load without quantize)`);
@@ -145,15 +155,25 @@ export class Trainer {
     const T = this.data.seqLen;
     const backend = this.model.backend;
     let loss = 0;
-    for (let offset = 0; offset < o.batchSize; offset += micro) {
-      const { ids, mask } = this.data.batch((step - 1) * o.batchSize + offset, micro, o.shuffle ?? true, o.seed ?? 0);
-      const value = scope(() => {
-        const l = olmoLoss(this.model, tensor(ids, [micro, T], { backend }), tensor(mask, [micro, T], { backend }), o.batchSize * T);
-        backward(l);
-        return l;
-      });
-      loss += await value.item();
-      value.dispose();
+    // PEFT's model.train() for the step's forward and backward: LoRA dropout is on, then off again, so
+    // evaluating or generating with the model between steps stays exact.
+    const lora = this.model.lora;
+    if (lora) lora.training = true;
+    try {
+      for (let offset = 0; offset < o.batchSize; offset += micro) {
+        const { ids, mask } = this.data.batch((step - 1) * o.batchSize + offset, micro, o.shuffle ?? true, o.seed ?? 0);
+        const value = scope(() => {
+          const l = olmoLoss(this.model, tensor(ids, [micro, T], { backend }), tensor(mask, [micro, T], { backend }), o.batchSize * T, {
+            checkpointActivations: o.checkpointActivations,
+          });
+          backward(l);
+          return l;
+        });
+        loss += await value.item();
+        value.dispose();
+      }
+    } finally {
+      if (lora) lora.training = false;
     }
     // Every check runs before the update, so a stopped run's weights are those of the step before.
     if (!Number.isFinite(loss)) this.stop(new NaNLossError(step));
