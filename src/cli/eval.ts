@@ -9,7 +9,7 @@ import {
   type AnyBackend, type IdDType, type ParsedRows, type TaskScores,
 } from "../index.js";
 import { writeFileAtomic } from "../node/index.js";
-import { DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions } from "./model.js";
+import { attachAdapter, DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions } from "./model.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 
@@ -98,6 +98,7 @@ async function openModel(values: Map<string, string>, flags: Set<string>) {
   const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads);
   try {
     const loaded = await loadOlmo(modelSource(location, values.get("revision")), backend, { weightDType: dtype, quantize: quantizeChoice({ values, flags }) });
+    await attachAdapter(loaded.model, values);
     const tokenizerFile = values.get("tokenizer");
     const tokenizer = tokenizerFile ? new Tokenizer(await readFile(tokenizerFile, "utf8"), { eosTokenId: loaded.model.config.eosTokenId }) : loaded.tokenizer;
     return { model: loaded.model, tokenizer, backend };

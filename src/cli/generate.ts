@@ -8,7 +8,7 @@ import {
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { writeFileAtomic } from "../node/index.js";
 import { backendByName } from "./backends.js";
-import { DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions, type ModelLocation } from "./model.js";
+import { attachAdapter, DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions, type ModelLocation } from "./model.js";
 
 export { DEFAULT_MODEL } from "./model.js";
 
@@ -62,6 +62,7 @@ export async function openModel(parsed: ParsedArgs, location: ModelLocation) {
       // Room for a KV cache of the whole context, plus activations.
       extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,
     });
+    await attachAdapter(loaded.model, values);
     const loadBytes = [...loaded.model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
     return { ...loaded, backend, name, loadStarted: started, loadSeconds: (performance.now() - started) / 1000, loadBytes };
   } catch (e) {

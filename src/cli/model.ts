@@ -6,7 +6,7 @@
 
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import type { ModelSource, QuantScheme } from "../index.js";
+import { loadLoraAdapters, type ModelSource, type Olmo, type QuantScheme } from "../index.js";
 import { cachedHubSource, folderSource, latestCheckpointFolder } from "../node/index.js";
 import { UsageError, type OptionSpec } from "./args.js";
 
@@ -48,7 +48,16 @@ export const quantizeOptions: Record<string, OptionSpec> = {
     help: "quantize the weights as they load: int8 (per-row, as bitsandbytes' load_in_8bit) or int4 (groups of 32); default: the folder's own scheme, else none",
   },
   "load-in-8bit": { kind: "flag", help: "the model card's spelling of --quantize int8" },
+  adapter: { kind: "value", placeholder: "DIR", help: "a LoRA adapter folder in PEFT's format (adapter_config.json + adapter_model.safetensors) applied to the model" },
 };
+
+/** Attach the LoRA adapter folder --adapter names, when it is given. */
+export async function attachAdapter(model: Olmo, values: ReadonlyMap<string, string>): Promise<void> {
+  const adapter = values.get("adapter");
+  if (adapter === undefined) return;
+  if (!existsSync(adapter) || !statSync(adapter).isDirectory()) throw new UsageError(`--adapter ${adapter}: no such folder`);
+  model.lora = await loadLoraAdapters(folderSource(adapter), model);
+}
 
 /** The scheme --quantize / --load-in-8bit ask for: undefined leaves it to the folder. */
 export function quantizeChoice({ values, flags }: { values: ReadonlyMap<string, string>; flags: ReadonlySet<string> }): QuantScheme | "none" | undefined {
