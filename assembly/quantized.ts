@@ -347,11 +347,25 @@ export function matmulQuantized(
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
-/** sum over lanes of four i32x4 vectors, as one vector [sum p0, sum p1, sum p2, sum p3]. */
+/**
+ * sum over lanes of four i32x4 vectors, as one vector [sum p0, sum p1, sum p2, sum p3]. The shuffles
+ * are the interleaves x86 has as single instructions (punpck{l,h}dq, punpck{l,h}qdq).
+ */
 @inline function sum4(p0: v128, p1: v128, p2: v128, p3: v128): v128 {
-  const a = i32x4.add(v128.shuffle<i32>(p0, p1, 0, 4, 2, 6), v128.shuffle<i32>(p0, p1, 1, 5, 3, 7));
-  const b = i32x4.add(v128.shuffle<i32>(p2, p3, 0, 4, 2, 6), v128.shuffle<i32>(p2, p3, 1, 5, 3, 7));
-  return i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
+  const a = i32x4.add(v128.shuffle<i32>(p0, p1, 0, 4, 1, 5), v128.shuffle<i32>(p0, p1, 2, 6, 3, 7)); // [A B A B]
+  const b = i32x4.add(v128.shuffle<i32>(p2, p3, 0, 4, 1, 5), v128.shuffle<i32>(p2, p3, 2, 6, 3, 7)); // [C D C D]
+  return i32x4.add(v128.shuffle<i64>(a, b, 0, 2), v128.shuffle<i64>(a, b, 1, 3));
+}
+
+/**
+ * sum over lanes of four i16x8 vectors, as i32x4 [sum p0, sum p1, sum p2, sum p3], adding in i16 as
+ * long as the sums fit (any four lanes of one vector must sum within i16) and widening once at the
+ * end: the same interleaves as sum4, one pairwise widening add instead of four.
+ */
+@inline function sum4i16(p0: v128, p1: v128, p2: v128, p3: v128): v128 {
+  const a = i16x8.add(v128.shuffle<i32>(p0, p1, 0, 4, 1, 5), v128.shuffle<i32>(p0, p1, 2, 6, 3, 7)); // [A A B B A A B B]
+  const b = i16x8.add(v128.shuffle<i32>(p2, p3, 0, 4, 1, 5), v128.shuffle<i32>(p2, p3, 2, 6, 3, 7)); // [C C D D C C D D]
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(v128.shuffle<i64>(a, b, 0, 2), v128.shuffle<i64>(a, b, 1, 3))); // [A A B B C C D D]
 }
 
 /** int8: the integer dot (as i32x4 partial sums) of 32 weights at w with 32 activations at x (i16). */
@@ -365,22 +379,25 @@ export function matmulQuantized(
 }
 
 /**
- * int4: the integer dot of a group's 16 bytes at w (nibbles q + 8) with its 32 activations, as i32x4
- * partial sums (the caller adds the block's correction -8 sum qx). The relaxed build
- * multiplies the nibbles (0..15: 7-bit, as relaxed_dot_i8x16_i7x16 needs) by qx as i8 (x8) directly:
- * pairs of products summed into i16 lanes (at most 4 * 15 * 127 after adding the two halves, no
- * overflow), then pairs of those into i32. The plain build widens both to i16 (x16).
+ * int4, relaxed build: the integer dot of a group's 16 bytes at w (nibbles q + 8) with its 32
+ * activations x8 (i8), as eight i16 partial sums of four products each (at most 4 * 15 * 127 = 7620:
+ * sum4i16 may add four of these lanes, 30480, within i16). The nibbles (0..15) are valid 7-bit
+ * operands of relaxed_dot_i8x16_i7x16 (the second operand); the caller adds the block's correction
+ * -8 sum qx.
  *
  * Workaround: i32x4.relaxed_dot_i8x16_i7x16_add_s, the one-instruction form of the same sum, returned
  * wrong sums under Node 20 (V8 11.3) on an AVX-VNNI CPU, so the i16x8 form is used.
  */
-@inline function dotInt4(w: usize, x8: usize, x16: usize): v128 {
+@inline function dotInt4Relaxed(w: usize, x8: usize): v128 {
   const packed = v128.load(w), mask = i8x16.splat(15);
   const lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    const pairs = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8, 16), hi));
-    return i32x4.extadd_pairwise_i16x8_s(pairs);
-  }
+  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8, 16), hi));
+}
+
+/** int4, plain build: the same dot as i32x4 partial sums, nibbles and activations x16 widened to i16. */
+@inline function dotInt4Plain(w: usize, x16: usize): v128 {
+  const packed = v128.load(w), mask = i8x16.splat(15);
+  const lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
   const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.load(x16));
   const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.load(x16, 16));
   const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.load(x16, 32));
@@ -388,9 +405,36 @@ export function matmulQuantized(
   return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
 }
 
-/** Four int4 scales d (f16) at ptr, times four activation scales s, as f32x4. */
-@inline function int4Scales(ptr: usize, s: v128): v128 {
-  return f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(v128.load64_zero(ptr))), s);
+/** The integer dot of group g of a row alone, as i32x4 partial sums (no correction). */
+@inline function dotInt4(row: usize, x8: usize, x16: usize, g: i32): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(dotInt4Relaxed(row + (<usize>g << 4), x8 + (<usize>g << 5)));
+  return dotInt4Plain(row + (<usize>g << 4), x16 + (<usize>g << 6));
+}
+
+/** The integer dots of groups g..g+3 of a row, one lane each, corrections added (once per four groups). */
+@inline function dotInt4x4(row: usize, x8: usize, x16: usize, c: usize, g: i32): v128 {
+  const w = row + (<usize>g << 4);
+  let dots: v128;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const xa = x8 + (<usize>g << 5);
+    dots = sum4i16(dotInt4Relaxed(w, xa), dotInt4Relaxed(w + 16, xa + 32), dotInt4Relaxed(w + 32, xa + 64), dotInt4Relaxed(w + 48, xa + 96));
+  } else {
+    const xb = x16 + (<usize>g << 6);
+    dots = sum4(dotInt4Plain(w, xb), dotInt4Plain(w + 16, xb + 64), dotInt4Plain(w + 32, xb + 128), dotInt4Plain(w + 48, xb + 192));
+  }
+  return i32x4.add(dots, v128.load(c + (<usize>g << 2)));
+}
+
+/**
+ * Four f16 scales at ptr as f32x4, for finite halves only (an infinity or NaN comes out finite, with
+ * magnitude 2^16 or more, which no finite half reaches: callers check for it). Cheaper than
+ * f16x4ToF32: each half goes to the top of an i32 lane (one interleave with zeros), an arithmetic shift
+ * by 3 lines its exponent and mantissa up with an f32's and the mask clears the three copies of the
+ * sign it made; the f32 read from those bits is the half times 2^-112, exactly (normal or subnormal).
+ */
+@inline function finiteF16x4ToF32(ptr: usize): v128 {
+  const top = v128.shuffle<i16>(i16x8.splat(0), v128.load64_zero(ptr), 0, 8, 1, 9, 2, 10, 3, 11);
+  return f32x4.mul(v128.and(i32x4.shr_s(top, 3), i32x4.splat(0x8fffffff)), f32x4.splat(5.192296858534828e33));
 }
 
 /**
@@ -480,7 +524,8 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
 
 /**
  * int4: out[j] for rows j0..j3. Four blocks at a time: each row's four integer dots summed into one
- * vector (one lane per block), converted once and multiplied by s_b d[j, b] of the four blocks.
+ * vector (one lane per block), converted once and multiplied by s_b d[j, b] of the four blocks. A row
+ * whose scales hold an infinity or NaN (finiteF16x4ToF32 gets those wrong) is redone by gemvInt4Row.
  */
 @inline function gemvInt4Rows4(values: usize, scales: usize, x8: usize, x16: usize, s: usize, c: usize, k: i32, j0: i32, j1: i32, j2: i32, j3: i32, o: usize): void {
   const half = <usize>k >> 1, groups = <usize>(k / GROUP);
@@ -488,13 +533,17 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
   const d0 = scales + ((<usize>j0 * groups) << 1), d1 = scales + ((<usize>j1 * groups) << 1);
   const d2 = scales + ((<usize>j2 * groups) << 1), d3 = scales + ((<usize>j3 * groups) << 1);
   let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
+  // The largest |d| seen per lane, for the infinity / NaN check.
+  let largest = f32x4.splat(0);
   const g4 = <i32>groups & ~3;
   for (let g = 0; g < g4; g += 4) {
-    const sb = v128.load(s + (<usize>g << 2));
-    f0 = madd(f32x4.convert_i32x4_s(dotInt4x4(r0, x8, x16, c, g)), int4Scales(d0 + (<usize>g << 1), sb), f0);
-    f1 = madd(f32x4.convert_i32x4_s(dotInt4x4(r1, x8, x16, c, g)), int4Scales(d1 + (<usize>g << 1), sb), f1);
-    f2 = madd(f32x4.convert_i32x4_s(dotInt4x4(r2, x8, x16, c, g)), int4Scales(d2 + (<usize>g << 1), sb), f2);
-    f3 = madd(f32x4.convert_i32x4_s(dotInt4x4(r3, x8, x16, c, g)), int4Scales(d3 + (<usize>g << 1), sb), f3);
+    const sb = v128.load(s + (<usize>g << 2)), gp = <usize>g << 1;
+    const e0 = finiteF16x4ToF32(d0 + gp), e1 = finiteF16x4ToF32(d1 + gp), e2 = finiteF16x4ToF32(d2 + gp), e3 = finiteF16x4ToF32(d3 + gp);
+    largest = f32x4.max(largest, f32x4.max(f32x4.max(f32x4.abs(e0), f32x4.abs(e1)), f32x4.max(f32x4.abs(e2), f32x4.abs(e3))));
+    f0 = madd(f32x4.convert_i32x4_s(dotInt4x4(r0, x8, x16, c, g)), f32x4.mul(e0, sb), f0);
+    f1 = madd(f32x4.convert_i32x4_s(dotInt4x4(r1, x8, x16, c, g)), f32x4.mul(e1, sb), f1);
+    f2 = madd(f32x4.convert_i32x4_s(dotInt4x4(r2, x8, x16, c, g)), f32x4.mul(e2, sb), f2);
+    f3 = madd(f32x4.convert_i32x4_s(dotInt4x4(r3, x8, x16, c, g)), f32x4.mul(e3, sb), f3);
   }
   let s0 = horizontalSum(f0), s1 = horizontalSum(f1), s2 = horizontalSum(f2), s3 = horizontalSum(f3);
   for (let g = g4; g < <i32>groups; g++) {
@@ -504,22 +553,21 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
     s2 += tailInt4(r2, d2, x8, x16, c, g, sb);
     s3 += tailInt4(r3, d3, x8, x16, c, g, sb);
   }
+  if (horizontalMax(largest) >= 65536) {
+    s0 = gemvInt4Row(values, scales, x8, x16, s, c, k, j0);
+    s1 = gemvInt4Row(values, scales, x8, x16, s, c, k, j1);
+    s2 = gemvInt4Row(values, scales, x8, x16, s, c, k, j2);
+    s3 = gemvInt4Row(values, scales, x8, x16, s, c, k, j3);
+  }
   store<f32>(o + (<usize>j0 << 2), s0);
   store<f32>(o + (<usize>j1 << 2), s1);
   store<f32>(o + (<usize>j2 << 2), s2);
   store<f32>(o + (<usize>j3 << 2), s3);
 }
 
-/** The integer dots of groups g..g+3 of a row, one lane each, corrections added (once per four groups). */
-@inline function dotInt4x4(row: usize, x8: usize, x16: usize, c: usize, g: i32): v128 {
-  const w = row + (<usize>g << 4), xa = x8 + (<usize>g << 5), xb = x16 + (<usize>g << 6);
-  const dots = sum4(dotInt4(w, xa, xb), dotInt4(w + 16, xa + 32, xb + 64), dotInt4(w + 32, xa + 64, xb + 128), dotInt4(w + 48, xa + 96, xb + 192));
-  return i32x4.add(dots, v128.load(c + (<usize>g << 2)));
-}
-
 /** Group g of a row alone: s_b d (integer dot). */
 @inline function tailInt4(row: usize, d: usize, x8: usize, x16: usize, c: usize, g: i32, sb: f32): f32 {
-  const dot = dotInt4(row + (<usize>g << 4), x8 + (<usize>g << 5), x16 + (<usize>g << 6));
+  const dot = dotInt4(row, x8, x16, g);
   const total = i32x4.extract_lane(dot, 0) + i32x4.extract_lane(dot, 1) + i32x4.extract_lane(dot, 2) + i32x4.extract_lane(dot, 3) + load<i32>(c + (<usize>g << 2));
   return <f32>total * (sb * f16ToF32(<u32>load<u16>(d + (<usize>g << 1))));
 }
