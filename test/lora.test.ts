@@ -2,6 +2,7 @@
 // PEFT's saved adapters load and give PEFT's logits; ours write and read back bit for bit; ten training
 // steps match PEFT + torch AdamW on every backend; a quantized base trains; bad adapters are refused.
 
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -228,6 +229,24 @@ test("bad input: unknown targets, rank 0 or past the layer, adapters of another 
     rmSync(dir, { recursive: true, force: true });
   }
   model.dispose();
+});
+
+test("olmo logits --adapter applies a PEFT adapter folder and writes PEFT's logits; a missing folder is named", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-lora-cli-"));
+  try {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { encoding: "utf8" });
+    const r = cli("logits", "--model", `${repoRoot}test/fixtures/train/init`, "--adapter", adapterDir("qv"), "--ids", fixture.logitIds[0]!.join(","), "--backend", "js", "--out", join(dir, "l.npy"));
+    if (r.status !== 0) throw new Error(r.stderr);
+    const npy = readFileSync(join(dir, "l.npy"));
+    const headerLength = npy.readUInt16LE(8);
+    const values = new Float32Array(npy.buffer.slice(npy.byteOffset + 10 + headerLength, npy.byteOffset + npy.length));
+    // As the library test above: f32 on both sides, a few 1e-6 apart; the adapter moves logits by >= 0.1.
+    assertClose(values, fixture.cases.qv.logits, { atol: 1e-4, rtol: 1e-4 }, "CLI logits with the adapter");
+    const missing = cli("logits", "--model", `${repoRoot}test/fixtures/train/init`, "--adapter", join(dir, "nope"), "--ids", "1", "--out", join(dir, "x.npy"));
+    if (missing.status === 0 || !missing.stderr.includes(`--adapter ${join(dir, "nope")}: no such folder`)) throw new Error(missing.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
