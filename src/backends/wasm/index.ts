@@ -18,7 +18,7 @@ import { BINARY_CODE, DTYPE_CODE, MAX_RANK, QUANT_CODE } from "../codes.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
 import { formatBytes } from "../../core/format.js";
 import { quantizedShapes, quantizeProblem, type QuantScheme } from "../../core/quantize.js";
-import { MAX_WASM_BYTES } from "./arena.js";
+import { MAX_WASM_BYTES, WasmOutOfMemoryError } from "./arena.js";
 import { MemorySet, type Exports, type PlacedBlock, type WasmMemory } from "./memories.js";
 import { probeWasmFeatures, type WasmFeatures } from "./features.js";
 import { ThreadPool, type SpawnWorker } from "./pool.js";
@@ -175,31 +175,60 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   /**
    * Run a kernel whose operands may live in several memories: each operand outside `home` is copied into
    * a temporary block of `home` (one per buffer, so an operand passed twice stays one), the kernel runs
-   * there, and the operands it writes (WRITTEN) are copied back to where they live.
+   * there, and the operands it writes (WRITTEN) are copied back to where they live. Where `home` has no
+   * room left for the copies (its headroom spent), the kernel runs in another memory with room, a newly
+   * opened one if need be, all its operands copied there: slower, never wrong.
    */
   const runAcrossMemories = <K extends WasmKernelName>(
     kernel: KernelBinding<WasmKernelArguments[K], WasmKernelPointers[K]>, name: K, work: number, args: WasmKernelArguments[K], needed: BytesNeeded<K>, home: WasmMemory,
   ): number => {
-    const local = { ...args } as unknown as Record<string, Region | undefined>, bytes = needed as Record<string, number>;
-    const copies = new Map<WasmBuffer, { name: string; block: PlacedBlock; bytes: number }>();
+    const bytes = needed as Record<string, number>;
+    type Copy = { block: PlacedBlock; bytes: number };
+    const copies = new Map<WasmBuffer, Copy>();
+    /** Copy the operands outside `into` there; false (nothing left allocated) where it has no room. */
+    const copyInto = (into: WasmMemory): boolean => {
+      try {
+        for (const p of kernel.pointers) {
+          const buffer = (args as unknown as Record<string, WasmBuffer | undefined>)[p];
+          if (buffer?.memory === undefined || buffer.memory === into.index || copies.has(buffer)) continue;
+          const n = Math.min(buffer.bytes, bytes[p]!);
+          const block = memories.allocateIn(into, n, `a copy of ${name}'s operand "${p}" from memory ${buffer.memory}`);
+          copies.set(buffer, { block, bytes: n });
+          new Uint8Array(into.memory.buffer, block.ptr, n).set(new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, n));
+        }
+        return true;
+      } catch (e) {
+        for (const copy of copies.values()) memories.release(copy.block);
+        copies.clear();
+        if (e instanceof WasmOutOfMemoryError) return false;
+        throw e;
+      }
+    };
     try {
+      if (!copyInto(home)) {
+        const elsewhere = memories.list.find((m) => m !== home && copyInto(m));
+        const fresh = elsewhere ? undefined : memories.openIfAllowed();
+        if (!elsewhere && !(fresh && copyInto(fresh))) {
+          throw new WasmOutOfMemoryError(
+            `wasm backend: ${name}: no WebAssembly memory has room for copies of its operands (memory ${home.index}, where most of them ` +
+              `live, holds ${formatBytes(home.arena.inUse)} of its ${formatBytes(perMemory)}; ${formatBytes(memories.inUse())} in use across ` +
+              `${memories.list.length} memories)`,
+          );
+        }
+        home = elsewhere ?? fresh!;
+      }
+      const local = { ...args } as unknown as Record<string, Region | undefined>;
       for (const p of kernel.pointers) {
         const buffer = local[p] as WasmBuffer | undefined;
-        if (buffer?.memory === undefined || buffer.memory === home.index) continue;
-        let copy = copies.get(buffer);
-        if (!copy) {
-          const n = Math.min(buffer.bytes, bytes[p]!);
-          const block = memories.allocateIn(home, n, `a copy of ${name}'s operand "${p}" from memory ${buffer.memory}`);
-          new Uint8Array(home.memory.buffer, block.ptr, n).set(new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, n));
-          copies.set(buffer, (copy = { name: p, block, bytes: n }));
-        }
-        local[p] = { memory: home.index, ptr: copy.block.ptr, bytes: copy.bytes, block: copy.block.size } as WasmBuffer;
+        const copy = buffer && copies.get(buffer);
+        if (copy) local[p] = { memory: home.index, ptr: copy.block.ptr, bytes: copy.bytes, block: copy.block.size } as WasmBuffer;
       }
       const result = dispatch(kernel, home, work, local as unknown as WasmKernelArguments[K]);
       const written = WRITTEN[name] as readonly string[];
-      for (const [buffer, copy] of copies) {
-        if (!kernel.pointers.some((p) => written.includes(p) && (args as Record<string, unknown>)[p] === buffer)) continue;
-        new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, copy.bytes).set(new Uint8Array(home.memory.buffer, copy.block.ptr, copy.bytes));
+      for (const p of written) {
+        const buffer = (args as unknown as Record<string, WasmBuffer | undefined>)[p];
+        const copy = buffer && copies.get(buffer);
+        if (copy) new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, copy.bytes).set(new Uint8Array(home.memory.buffer, copy.block.ptr, copy.bytes));
       }
       return result;
     } finally {
@@ -353,7 +382,8 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       const home = homeOf<"attention">(WASM_KERNELS.attention, args, needed);
       const scores = memories.allocateIn(home, scoresBytes, "attention scores");
       try {
-        run("attention", qSize * p.keyLen, { ...args, scratch: { ptr: scores.ptr, bytes: scores.size } }, needed, home);
+        const scratch: WasmBuffer = { memory: scores.memory, ptr: scores.ptr, bytes: scores.size, block: scores.size };
+        run("attention", qSize * p.keyLen, { ...args, scratch }, needed, home);
       } finally {
         memories.release(scores);
       }

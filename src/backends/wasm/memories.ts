@@ -93,6 +93,11 @@ export class MemorySet {
     return placed;
   }
 
+  /** A new memory if one more may be opened, else undefined. */
+  openIfAllowed(): WasmMemory | undefined {
+    return this.list.length < this.maxMemories ? this.open() : undefined;
+  }
+
   /** The memory of index `index`. */
   at(index: number): WasmMemory {
     return this.list[index]!;
