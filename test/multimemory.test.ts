@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import {
-  configToHf, createJsBackend, encodeSafetensors, full, generate, loadOlmo, narrowFromF32, noGrad, randn, tensor, TokenDataset, Trainer,
-  type OlmoConfig, type WasmBackend,
+  checkFits, configToHf, createJsBackend, createWasmBackend, KVCache, OLMO_PRESETS, encodeSafetensors, full, generate, loadOlmo, narrowFromF32, noGrad, randn, tensor, TokenDataset, Trainer,
+  QuantizedWeight, type OlmoConfig, type Tensor, type WasmBackend, type WasmBuffer,
 } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 
@@ -53,6 +53,13 @@ async function backend(threads: number, cap?: number): Promise<WasmBackend> {
   return backends.get(key)!;
 }
 
+const BLOCK_WEIGHTS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
+/** The memory a weight (a tensor, or a quantized weight's values) lives in. */
+function memoryOfWeight(w: Tensor | QuantizedWeight): number {
+  const t = w instanceof QuantizedWeight ? w.values : w;
+  return (t.bufferFor("test") as WasmBuffer).memory;
+}
+
 /** Logits of the prompt, and 16 greedy tokens (KV-cache decode). */
 async function run(b: WasmBackend, load: Parameters<typeof loadOlmo>[2] = {}) {
   const { model } = await loadOlmo(folderSource(DIR), b, load);
@@ -66,6 +73,11 @@ async function run(b: WasmBackend, load: Parameters<typeof loadOlmo>[2] = {}) {
   });
   const { ids } = await noGrad(() => generate(model, PROMPT, { maxNewTokens: 16, eosTokenId: null }));
   const memories = b.memoryUsageByMemory().length;
+  // The loader kept each layer's weights in one memory (backend.placeGroup), so no weight is copied.
+  for (let i = 0; i < config.numLayers; i++) {
+    const homes = new Set(BLOCK_WEIGHTS.map((w) => memoryOfWeight(model.weight(`layers.${i}.${w}`))));
+    if (homes.size !== 1) throw new Error(`layer ${i}'s weights straddle memories ${[...homes]}`);
+  }
   model.dispose();
   return { logits, ids, memories };
 }
@@ -95,7 +107,7 @@ test("10 training steps across memories give the one-memory losses exactly", asy
   const losses = async (b: WasmBackend) => {
     const { model } = await loadOlmo(folderSource(DIR), b, { weightDType: "f32" });
     const data = new TokenDataset(ids, null, 16, config.vocabSize);
-    const trainer = new Trainer(model, data, { steps: 10, batchSize: 2, seqLen: 16, lr: 0.01, warmup: 3, schedule: "cosine", tMax: 10, weightDecay: 0.1, maxGradNorm: 0.5, shuffle: false });
+    const trainer = new Trainer(model, data, { steps: 10, batchSize: 2, lr: 0.01, warmup: 3, schedule: "cosine", tMax: 10, weightDecay: 0.1, maxGradNorm: 0.5, shuffle: false });
     const out: number[] = [];
     for (let step = 0; step < 10; step++) out.push((await trainer.trainStep()).loss);
     const memories = b.memoryUsageByMemory().length;
@@ -128,6 +140,25 @@ test("memoryUsage adds the memories up; out of memory names the memory and the t
   // Values read back from every memory are the ones written there.
   for (const [i, t] of kept.entries()) if ((t.dataSync() as Float32Array)[1000] !== i) throw new Error(`tensor ${i}`);
   for (const t of kept) t.dispose();
+  b.dispose();
+});
+
+test("the fit check counts every memory: OLMo-7B in bf16 and int4 fits a 24 GiB machine, in f32 it is refused with the numbers", async () => {
+  // Nothing is allocated: the backend's limit is 5 memories of 4 GiB (floor(24 / 4) less none), and the check is arithmetic.
+  const b = await createWasmBackend({ maxMemoryBytes: 24 * 2 ** 30 });
+  const c = OLMO_PRESETS["OLMo-7B"];
+  const extra = KVCache.bytes(c, 1, c.maxPositionEmbeddings) + 256 * MiB;
+  checkFits(c, "bf16", b, extra, "OLMo-7B");
+  checkFits(c, "int4", b, extra, "OLMo-7B");
+  let message = "";
+  try {
+    checkFits(c, "f32", b, extra, "OLMo-7B");
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  for (const fragment of ["does not fit the wasm backend", "27.", "GB in f32", "holds at most 25.77 GB"]) {
+    if (!message.includes(fragment)) throw new Error(`"${message}" lacks "${fragment}"`);
+  }
   b.dispose();
 });
 

@@ -78,11 +78,8 @@ export interface WasmBackend extends Backend<WasmBuffer> {
   measureReadBandwidth(bytes?: number, runs?: number): number;
   /** Each open memory's bytes in use, reserved (up to its heap's top) and peak, in memory order. */
   memoryUsageByMemory(): { inUse: number; reserved: number; peak: number }[];
-  /**
-   * Placement hint (the loader calls it per layer): the next allocations, about `bytes` in all, go to one
-   * memory with room for all of them where there is one. 0 ends the hint.
-   */
-  preferMemoryFor(bytes: number): void;
+  /** The next allocations, about `bytes` in all (a layer's weights), go to one memory with room for all of them where there is one. */
+  placeGroup(bytes: number): void;
 }
 
 /** The operands each kernel writes: copied back after a kernel that ran on copies (runAcrossMemories). */
@@ -526,7 +523,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       return { inUse, reserved, peak, limit: Math.min(memories.limits.total, memories.maxMemories * perMemory) };
     },
     memoryUsageByMemory: () => memories.list.map(({ arena }) => ({ inUse: arena.inUse, reserved: arena.reserved, peak: arena.highWater })),
-    preferMemoryFor: (bytes) => memories.preferMemoryFor(bytes),
+    placeGroup: (bytes) => memories.preferMemoryFor(bytes),
     // Kernels run to completion before they return (the caller waits for its workers).
     sync: async () => {},
     dispose: () => pool?.close(),
