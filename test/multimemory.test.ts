@@ -4,6 +4,7 @@
 // greedy decoding with a KV cache, int8 weights and 10 training steps; an out-of-memory error names the
 // memory and the totals.
 
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +14,7 @@ import {
   QuantizedWeight, type OlmoConfig, type Tensor, type WasmBackend, type WasmBuffer,
 } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
+import { repoRoot } from "./helpers.js";
 
 const MiB = 2 ** 20;
 // Six layers of 1.7 MiB in bf16 (3.3 MiB in f32): an 8 MiB cap puts one or two layers in each memory.
@@ -160,6 +162,19 @@ test("the fit check counts every memory: OLMo-7B in bf16 and int4 fits a 24 GiB 
     if (!message.includes(fragment)) throw new Error(`"${message}" lacks "${fragment}"`);
   }
   b.dispose();
+});
+
+test("olmo generate --max-memory-per-instance: the same ids across memories; --json reports memories and peak RSS", () => {
+  const generateJson = (...extra: string[]) => {
+    const args = ["generate", "--model", DIR, "--ids", PROMPT.join(","), "--max-new-tokens", "8", "--threads", "2", "--dtype", "bf16", "--json", ...extra];
+    const r = spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`olmo ${args.join(" ")}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { ids: number[]; memories: number; peak_rss_bytes: number };
+  };
+  const one = generateJson(), split = generateJson("--max-memory-per-instance", String(CAP));
+  if (one.memories !== 1 || split.memories < 3) throw new Error(`memories: ${one.memories} without a cap, ${split.memories} with`);
+  assertSame("ids", split.ids, one.ids);
+  if (!(split.peak_rss_bytes > 10 * MiB && split.peak_rss_bytes < 4096 * MiB)) throw new Error(`peak_rss_bytes ${split.peak_rss_bytes}`);
 });
 
 test.after(() => {

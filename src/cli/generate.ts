@@ -22,7 +22,7 @@ export const modelOptions: CommandSpec = {
   threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend (default: cores, at most 8)" },
   dtype: { kind: "value", choices: ["auto", "f32", "bf16"], help: "weight storage (default auto: f32 under 200M parameters)" },
   "max-memory-per-instance": {
-    kind: "value", placeholder: "BYTES", number: { integer: true, min: 2 ** 24, max: 2 ** 32 },
+    kind: "value", placeholder: "BYTES", number: { integer: true, min: 2 ** 22, max: 2 ** 32 },
     help: "wasm: bytes one WebAssembly memory may hold (default 4 GiB); a larger model spans several memories",
   },
   ...quantizeOptions,
