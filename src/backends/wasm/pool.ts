@@ -74,30 +74,33 @@ listen((message) => {
   serve();
 });
 function serve() {
+  // Locals, not the outer variables, in the loop that runs every kernel.
+  const c = control, slots = args, fns = fnsByMemory, t = tid, n_threads = threads, done = doneSlot;
+  let seen = last;
   for (;;) {
     // Poll briefly, then sleep in short waits; every wake-up re-checks the generation.
     let generation;
-    for (let spin = 0; (generation = Atomics.load(control, 0)) === last; spin++) {
-      if (spin > ${SPIN_ITERATIONS}) Atomics.wait(control, 0, last, ${POLL_MS});
+    for (let spin = 0; (generation = Atomics.load(c, 0)) === seen; spin++) {
+      if (spin > ${SPIN_ITERATIONS}) Atomics.wait(c, 0, seen, ${POLL_MS});
     }
-    last = generation;
-    const op = control[2];
+    last = seen = generation;
+    const op = c[2];
     // -1: exit; -2: back to the event loop, where the message with a new memory waits.
     if (op < 0) return;
     let result = 0;
     try {
-      const n = control[3];
+      const n = c[3];
       const list = new Array(n + 2);
-      for (let i = 0; i < n; i++) list[i] = args[i];
-      list[n] = tid;
-      list[n + 1] = threads;
-      result = fnsByMemory[control[1]][op].apply(null, list) | 0;
+      for (let i = 0; i < n; i++) list[i] = slots[i];
+      list[n] = t;
+      list[n + 1] = n_threads;
+      result = fns[c[1]][op].apply(null, list) | 0;
     } catch (e) {
       result = -1;
     }
-    Atomics.store(control, 4 + tid, result);
-    Atomics.store(control, doneSlot, generation);
-    Atomics.notify(control, doneSlot);
+    Atomics.store(c, 4 + t, result);
+    Atomics.store(c, done, generation);
+    Atomics.notify(c, done);
   }
 }
 `;
