@@ -369,7 +369,9 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   // layers each, a layer then never straddles two memories, so its kernels copy no weights.
   const groupOf = (s: Slice) => (s.weight.startsWith("layers.") ? s.weight.slice(0, s.weight.indexOf(".", 7)) : s.weight);
   const groupBytes = new Map<string, number>();
-  for (const s of slices) groupBytes.set(groupOf(s), (groupBytes.get(groupOf(s)) ?? 0) + bytesOf(s));
+  // Quantizing as it loads, a weight is first read whole in the file's dtype beside its quantized form.
+  const stagingBytes = (s: Slice) => (schemeOf(s) && !s.quantized ? s.shape[0] * s.shape[1] * FILE_DTYPE[s.entry.dtype as keyof typeof FILE_DTYPE].bytes : 0);
+  for (const s of slices) groupBytes.set(groupOf(s), (groupBytes.get(groupOf(s)) ?? 0) + bytesOf(s) + stagingBytes(s));
   let group = "";
   try {
     for (const s of slices) {
