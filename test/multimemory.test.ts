@@ -146,7 +146,7 @@ test("memoryUsage adds the memories up; out of memory names the memory and the t
 });
 
 test("the fit check counts every memory: OLMo-7B in bf16 and int4 fits a 24 GiB machine, in f32 it is refused with the numbers", async () => {
-  // Nothing is allocated: the backend's limit is 5 memories of 4 GiB (floor(24 / 4) less none), and the check is arithmetic.
+  // Nothing is allocated: the limit is 6 memories of 4 GiB (24 GiB / 4 GiB), and the check is arithmetic.
   const b = await createWasmBackend({ maxMemoryBytes: 24 * 2 ** 30 });
   const c = OLMO_PRESETS["OLMo-7B"];
   const extra = KVCache.bytes(c, 1, c.maxPositionEmbeddings) + 256 * MiB;

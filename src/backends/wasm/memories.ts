@@ -8,13 +8,15 @@
 //     MemorySet.list). A new buffer goes to the first memory with room below the per-memory cap
 //     (maxMemoryPerInstance) less a headroom, else to a newly opened memory, else (when no more memories
 //     may be opened) into any memory's headroom. The headroom is what keeps the copies below possible
-//     once the weights have filled a memory. A hint, `preferMemoryFor(bytes)`, lets the loader keep one
-//     layer's weights in one memory.
+//     once the weights have filled a memory. A hint, Backend.placeGroup(bytes) (preferMemoryFor here),
+//     lets the loader keep one layer's weights in one memory, and the KV cache a layer's keys and values.
 //   - Kernels. A kernel's operands must share a memory: the kernel runs in its home, the memory that
 //     holds most of its operands' bytes (so weights, the big operands, never move and activations do:
 //     for a decode step that is a few KiB per layer), and an operand elsewhere is copied into a
 //     temporary block of the home first; the operands the kernel writes are copied back after
-//     (index.ts, `runAcrossMemories`). With one memory there is nothing to check but the count.
+//     (index.ts, `runAcrossMemories`). Where the home has no room for the copies, the kernel runs in
+//     another memory with room, all operands copied. A kernel's operands together must therefore fit
+//     one memory. With one memory there is nothing to check but the count.
 //   - Per-memory blocks. Each memory is a fresh instance of the same module, so its heap starts at the
 //     same address, and the fixed blocks allocated first (each thread's matmul workspace, the shape
 //     parameters) sit at the same offsets in every memory: a kernel is handed "the workspace" as a
