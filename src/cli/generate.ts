@@ -3,7 +3,7 @@
 import { availableParallelism } from "node:os";
 import { readFileSync } from "node:fs";
 import {
-  generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions, QuantizedWeight, weightBytes,
+  generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions, QuantizedWeight, weightBytes, type WasmBackend,
 } from "../index.js";
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { writeFileAtomic } from "../node/index.js";
@@ -21,6 +21,10 @@ export const modelOptions: CommandSpec = {
   backend: { kind: "value", choices: ["js", "wasm", "webgpu"], help: "backend (default wasm)" },
   threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend (default: cores, at most 8)" },
   dtype: { kind: "value", choices: ["auto", "f32", "bf16"], help: "weight storage (default auto: f32 under 200M parameters)" },
+  "max-memory-per-instance": {
+    kind: "value", placeholder: "BYTES", number: { integer: true, min: 2 ** 22, max: 2 ** 32 },
+    help: "wasm: bytes one WebAssembly memory may hold (default 4 GiB); a larger model spans several memories",
+  },
   ...quantizeOptions,
 };
 
@@ -45,7 +49,9 @@ export async function locate(parsed: ParsedArgs): Promise<ModelLocation> {
 
 export async function openModel(parsed: ParsedArgs, location: ModelLocation) {
   const { values, numbers } = parsed;
-  const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? Math.min(8, availableParallelism()));
+  const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? Math.min(8, availableParallelism()), {
+    maxMemoryPerInstance: numbers.get("max-memory-per-instance"),
+  });
   const dtype = (values.get("dtype") ?? "auto") as "auto" | "f32" | "bf16";
   const started = performance.now();
   const bars = new Map<string, (read: number, total: number) => void>();
@@ -158,6 +164,9 @@ export async function runGenerate(args: string[]): Promise<void> {
             const w = model.weight("layers.0.q");
             return w instanceof QuantizedWeight ? w.scheme : null;
           })(),
+          // WebAssembly memories the model and its activations used (wasm; a model past 4 GiB needs several).
+          memories: "memoryUsageByMemory" in backend ? (backend as WasmBackend).memoryUsageByMemory().length : null,
+          peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
         }),
       );
     } else {

@@ -177,7 +177,9 @@ export async function runTrain(args: string[]): Promise<void> {
   const tokenizerFile = values.get("tokenizer");
   let tokenizerJson = tokenizerFile ? await readInput("--tokenizer", tokenizerFile) : null;
 
-  const backend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? 2);
+  // Training stays in one WebAssembly memory for now (the library trains across memories; the CLI's
+  // fit check and its message assume one): 4 GiB at most, as before.
+  const backend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? 2, { maxMemoryBytes: 2 ** 32 });
   try {
     checkTrainingFits(config, backend, microBatchSize ?? batchSize, seqLen, `--${from} ${values.get(from)}`);
     let model: Olmo, resumeFolder: string | null = null;

@@ -235,6 +235,12 @@ export interface Backend<B = unknown> {
   /** Resolves once every kernel called so far has finished (a GPU's queue drained); throws errors it reported. */
   sync(): Promise<void>;
   memoryUsage(): MemoryUsage;
+  /**
+   * Placement hint: the next allocations, about `bytes` in all (one layer's weights), belong together. A
+   * backend that spreads tensors over several memories (wasm beyond 4 GiB) keeps them in one where it can;
+   * 0 ends the group. Others need not implement it.
+   */
+  placeGroup?(bytes: number): void;
   /** Release what the backend holds (worker threads, a GPU device). It must not be used afterwards. */
   dispose(): void;
 }

@@ -365,8 +365,17 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const weights = new Map<WeightName, Weight>();
   let read = 0;
   const progress = (bytes: number) => options.onProgress?.((read += bytes), total);
+  // A layer's weights go to one place (backend.placeGroup): on a wasm backend whose memories hold a few
+  // layers each, a layer then never straddles two memories, so its kernels copy no weights.
+  const groupOf = (s: Slice) => (s.weight.startsWith("layers.") ? s.weight.slice(0, s.weight.indexOf(".", 7)) : s.weight);
+  const groupBytes = new Map<string, number>();
+  // Quantizing as it loads, a weight is first read whole in the file's dtype beside its quantized form.
+  const stagingBytes = (s: Slice) => (schemeOf(s) && !s.quantized ? s.shape[0] * s.shape[1] * FILE_DTYPE[s.entry.dtype as keyof typeof FILE_DTYPE].bytes : 0);
+  for (const s of slices) groupBytes.set(groupOf(s), (groupBytes.get(groupOf(s)) ?? 0) + bytesOf(s) + stagingBytes(s));
+  let group = "";
   try {
     for (const s of slices) {
+      if (groupOf(s) !== group) backend.placeGroup?.(groupBytes.get((group = groupOf(s)))!);
       if (s.quantized) {
         weights.set(s.weight, await loadQuantized(s, s.quantized, backend, progress));
         continue;
@@ -386,6 +395,8 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   } catch (e) {
     for (const t of weights.values()) t.dispose();
     throw e;
+  } finally {
+    backend.placeGroup?.(0);
   }
   return {
     config, weights, tokenizerJson, layout, weightDType: requested === "f32" ? "f32" : "bf16", quantization: anyQuantized ? (quantizeTo ?? inFolder ?? "int8") : null,

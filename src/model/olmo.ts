@@ -39,9 +39,17 @@ export class KVCache {
     readonly capacity: number,
   ) {
     const shape = [batch, config.numKvHeads, capacity, config.headDim];
-    for (let i = 0; i < config.numLayers; i++) {
-      this.keys.push(zeros(shape, { backend }));
-      this.values.push(zeros(shape, { backend }));
+    // A layer's keys and values side by side (Backend.placeGroup): on a wasm backend spanning several
+    // memories, attention would otherwise copy one of them into the other's memory at every step.
+    const layerBytes = KVCache.bytes(config, batch, capacity) / config.numLayers;
+    try {
+      for (let i = 0; i < config.numLayers; i++) {
+        backend.placeGroup?.(layerBytes);
+        this.keys.push(zeros(shape, { backend }));
+        this.values.push(zeros(shape, { backend }));
+      }
+    } finally {
+      backend.placeGroup?.(0);
     }
   }
 

@@ -1,5 +1,5 @@
-// The memory arena: every tensor of the wasm backend lives inside the one WebAssembly memory, so
-// kernels read and write it in place with no copy per op.
+// The memory arena: every tensor of the wasm backend lives inside a WebAssembly memory (one arena per
+// memory: memories.ts), so kernels read and write it in place with no copy per op.
 //
 // A best-fit allocator over [base, top) that never leaves two free neighbours apart:
 //   - blocks are 64-byte aligned (a cache line; v128 loads want 16);
@@ -43,14 +43,31 @@ export class Arena {
     private readonly memory: WebAssembly.Memory,
     base: number,
     private readonly limit = MAX_WASM_BYTES,
+    /** How errors name this memory ("WebAssembly memory", "WebAssembly memory 2"). */
+    private readonly label = "WebAssembly memory",
   ) {
     this.base = this.top = Math.ceil(base / ALIGN) * ALIGN;
     this.highWater = this.top;
   }
 
-  /** Start of a block of at least `bytes` bytes. `what` describes it for the out-of-memory error. */
-  allocate(bytes: number, what: string): { ptr: number; size: number } {
-    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  /** The block size a request of `bytes` takes. */
+  static blockSize(bytes: number): number {
+    return Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  }
+
+  /** Whether a block of `size` (a blockSize) fits in a free block, or below `limit` at the top. */
+  fits(size: number, limit: number): boolean {
+    if (this.top + size <= limit || this.freeBySize.has(size)) return true;
+    for (const s of this.freeSize.values()) if (s > size) return true;
+    return false;
+  }
+
+  /**
+   * Start of a block of at least `bytes` bytes. `what` describes it for the out-of-memory error, and
+   * `totalInUse` gives the bytes in use across all memories for it (null: this is the only one).
+   */
+  allocate(bytes: number, what: string, totalInUse: () => number | null = () => null): { ptr: number; size: number } {
+    const size = Arena.blockSize(bytes);
     const exact = this.freeBySize.get(size);
     let ptr: number | undefined = exact?.values().next().value;
     if (ptr === undefined) {
@@ -67,10 +84,12 @@ export class Arena {
     if (ptr === undefined) {
       // A free block at the top would have lowered the top, so fresh memory starts at the top.
       if (this.top + size > this.limit) {
+        const total = totalInUse();
         throw new WasmOutOfMemoryError(
           `wasm backend: cannot allocate ${formatBytes(size)} for ${what}: ${formatBytes(this.inUse)} of the ` +
-            `${formatBytes(this.limit)} WebAssembly memory limit are in use (${formatBytes(this.top - this.base - this.inUse)} in free blocks, ` +
-            `the largest ${formatBytes(this.largestFree())}). Store weights in bf16, use a smaller model or batch, or the webgpu backend.`,
+            `${formatBytes(this.limit)} ${this.label} limit are in use (${formatBytes(this.top - this.base - this.inUse)} in free blocks, ` +
+            `the largest ${formatBytes(this.largestFree())}${total === null ? "" : `; ${formatBytes(total)} in use across all memories`}). ` +
+            `Store weights in bf16, use a smaller model or batch, or the webgpu backend.`,
         );
       }
       this.ensureCapacity(this.top + size, what);
@@ -135,7 +154,7 @@ export class Arena {
       this.memory.grow(pages);
     } catch {
       throw new WasmOutOfMemoryError(
-        `wasm backend: the host refused to grow WebAssembly memory to ${formatBytes(have + pages * WASM_PAGE)} ` +
+        `wasm backend: the host refused to grow ${this.label} to ${formatBytes(have + pages * WASM_PAGE)} ` +
           `for ${what} (${formatBytes(this.inUse)} in use)`,
       );
     }

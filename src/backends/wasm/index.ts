@@ -1,5 +1,6 @@
-// The WASM SIMD backend: the kernels of assembly/ compiled to WebAssembly with 128-bit SIMD, on one
-// WebAssembly memory that holds every tensor, optionally shared by a pool of worker threads.
+// The WASM SIMD backend: the kernels of assembly/ compiled to WebAssembly with 128-bit SIMD, on
+// WebAssembly memories that hold every tensor (one, unless a model needs more than one holds:
+// memories.ts explains the split), optionally shared by a pool of worker threads.
 //
 // The kernels run on a shared memory where the host has SharedArrayBuffer and shared WebAssembly
 // memories (threads), else on an unshared one (browser pages that are not cross-origin isolated): the
@@ -17,14 +18,16 @@ import { BINARY_CODE, DTYPE_CODE, MAX_RANK, QUANT_CODE } from "../codes.js";
 import { BYTES_PER_ELEMENT, type DType, type HostArray } from "../../core/dtype.js";
 import { formatBytes } from "../../core/format.js";
 import { quantizedShapes, quantizeProblem, type QuantScheme } from "../../core/quantize.js";
-import { Arena, MAX_WASM_BYTES, WASM_PAGE } from "./arena.js";
+import { MAX_WASM_BYTES, WasmOutOfMemoryError } from "./arena.js";
+import { MemorySet, type Exports, type PlacedBlock, type WasmMemory } from "./memories.js";
 import { probeWasmFeatures, type WasmFeatures } from "./features.js";
 import { ThreadPool, type SpawnWorker } from "./pool.js";
 import plainKernels from "../../../build/wasm/kernels.wasm";
 import relaxedKernels from "../../../build/wasm/kernels-relaxed.wasm";
 import { withSharedMemory } from "./module.js";
 import { checkRegions, type BytesNeeded, type KernelExport, type Region } from "./boundary.js";
-import { WASM_KERNEL_NAMES, WASM_KERNELS, type WasmKernelArguments, type WasmKernelName, type WASM_QUERIES } from "./kernel-signatures.generated.js";
+import { WASM_KERNEL_NAMES, WASM_KERNELS, type WasmKernelArguments, type WasmKernelName, type WasmKernelPointers } from "./kernel-signatures.generated.js";
+import type { KernelBinding } from "./kernel-binding.js";
 
 export { probeWasmFeatures, type WasmFeatures } from "./features.js";
 export { WasmOutOfMemoryError } from "./arena.js";
@@ -32,6 +35,8 @@ export type { SpawnWorker, PoolWorker } from "./pool.js";
 export { spawnWebWorker } from "./web-worker.js";
 
 export interface WasmBuffer {
+  /** The memory it lives in (an index into the backend's memories; see memories.ts). */
+  readonly memory: number;
   readonly ptr: number;
   /** Bytes the buffer was asked for. */
   readonly bytes: number;
@@ -44,8 +49,17 @@ export interface WasmBackendOptions {
   threads?: number;
   /** Starts a worker (worker_threads in Node, Web Workers elsewhere); see src/node for Node's. */
   spawnWorker?: SpawnWorker;
-  /** Upper bound of the memory in bytes (default and maximum 4 GiB). */
+  /**
+   * Upper bound of all memories together, in bytes (default: no bound known to the backend; in Node,
+   * createNodeWasmBackend passes the machine's memory). Allows floor(maxMemoryBytes / maxMemoryPerInstance)
+   * memories, at least one.
+   */
   maxMemoryBytes?: number;
+  /**
+   * Upper bound of one WebAssembly memory, in bytes (default and maximum 4 GiB). A model larger than this
+   * spans several memories; small values split small models (tests).
+   */
+  maxMemoryPerInstance?: number;
   /** Work (elements, or multiply-adds) below which a kernel runs on the calling thread alone. */
   parallelMinWork?: number;
   /**
@@ -62,9 +76,22 @@ export interface WasmBackend extends Backend<WasmBuffer> {
   readonly relaxedSimd: boolean;
   /** Streaming-read bandwidth of this backend's threads over a `bytes` buffer, in GB/s (median of runs). */
   measureReadBandwidth(bytes?: number, runs?: number): number;
+  /** Each open memory's bytes in use, reserved (up to its heap's top) and peak, in memory order. */
+  memoryUsageByMemory(): { inUse: number; reserved: number; peak: number }[];
+  /** The next allocations, about `bytes` in all (a layer's weights), go to one memory with room for all of them where there is one. */
+  placeGroup(bytes: number): void;
 }
 
-type Exports = Record<WasmKernelName, KernelExport> & Record<(typeof WASM_QUERIES)[number], () => number>;
+/** The operands each kernel writes: copied back after a kernel that ran on copies (runAcrossMemories). */
+const WRITTEN: { readonly [K in WasmKernelName]: readonly WasmKernelPointers[K][] } = {
+  fill: ["out"], cast: ["out"], binary: ["out"], scale: ["out"], silu: ["out"], siluBackward: ["dx"], clamp: ["out"], clampBackward: ["dx"],
+  adamw: ["param", "m", "v"], matmul: ["out", "workspace"], layerNorm: ["out", "mean", "rstd"], layerNormBackward: ["dx"],
+  softmax: ["out"], softmaxBackward: ["dx"], logSoftmax: ["out"], logSoftmaxBackward: ["dx"], rotaryEmbedding: ["out"],
+  attention: ["out", "lse", "scratch"], attentionBackward: ["dq", "dk", "dv"], embedding: ["out"], embeddingBackward: ["dtable"],
+  quantize: ["values", "scales"], dequantize: ["out"], matmulQuantized: ["out", "workspace"], embeddingQuantized: ["out"],
+  crossEntropy: ["nll", "lse"], crossEntropyBackward: ["dlogits"], sum: ["out"], sumAll: [], broadcast: ["out"], permute: ["out"],
+  slice: ["out"], sliceAssign: ["out"], streamRead: [],
+};
 
 /** Below this much work (elements, or multiply-adds for matmul) one thread is faster than waking others. */
 const DEFAULT_PARALLEL_MIN_WORK = 1 << 15;
@@ -80,35 +107,130 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     throw new Error("wasm backend: threads > 1 needs SharedArrayBuffer and shared WebAssembly memory, which this host lacks");
   }
   if (threads > 1 && !options.spawnWorker) throw new Error("wasm backend: threads > 1 needs options.spawnWorker");
-  const limit = Math.min(options.maxMemoryBytes ?? MAX_WASM_BYTES, MAX_WASM_BYTES);
+  const perMemory = Math.min(options.maxMemoryPerInstance ?? MAX_WASM_BYTES, MAX_WASM_BYTES, options.maxMemoryBytes ?? Infinity);
   const shared = features.threads;
-  const memory = new WebAssembly.Memory({ initial: 2, maximum: Math.ceil(limit / WASM_PAGE), shared } as WebAssembly.MemoryDescriptor);
   const relaxed = options.relaxedSimd !== false && features.relaxedSimd;
   const binary = relaxed ? relaxedKernels : plainKernels;
   const module = await WebAssembly.compile(shared ? withSharedMemory(binary) : binary);
-  const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  const exports = instance.exports as unknown as Exports;
-  const arena = new Arena(memory, exports.heapBase(), limit);
-  const pool = threads > 1 ? await ThreadPool.start(threads, module, memory, WASM_KERNEL_NAMES, options.spawnWorker!) : null;
 
-  // Fixed blocks: each thread's matmul packing workspace, and a parameter block for shapes (MAX_RANK
-  // i32s per array, up to four arrays per call).
-  const workspaceBlock = arena.allocate(threads * exports.matmulWorkspaceBytes(), "the matmul workspace");
-  const workspace: Region = { ptr: workspaceBlock.ptr, bytes: workspaceBlock.size };
-  const paramsBlock = arena.allocate(4 * MAX_RANK * 4, "kernel parameters");
-  const paramSlots: Region[] = [0, 1, 2, 3].map((k) => ({ ptr: paramsBlock.ptr + k * MAX_RANK * 4, bytes: MAX_RANK * 4 }));
+  // Each memory's fixed blocks, allocated first so they sit at the same offsets in every memory (the
+  // module's static data ends at the same address in each): each thread's matmul packing workspace, and
+  // a parameter block for shapes (MAX_RANK i32s per array, up to four arrays per call). Kernels get them
+  // as Regions without a memory: they are the home memory's (runAcrossMemories).
+  let workspaceBlock: Region | undefined, paramsBlock: PlacedBlock | undefined;
+  const memories = new MemorySet(module, shared, { perMemory, total: options.maxMemoryBytes ?? Infinity }, (m: WasmMemory) => {
+    const w = memories.allocateIn(m, threads * m.exports.matmulWorkspaceBytes(), "the matmul workspace");
+    const p = memories.allocateIn(m, 4 * MAX_RANK * 4, "kernel parameters");
+    if (!workspaceBlock || !paramsBlock) (workspaceBlock = { ptr: w.ptr, bytes: w.size }), (paramsBlock = p);
+    else if (w.ptr !== workspaceBlock.ptr || p.ptr !== paramsBlock.ptr) throw new Error("wasm backend: a new memory's fixed blocks moved");
+  });
+  const first = memories.open();
+  const { exports } = first;
+  const pool = threads > 1 ? await ThreadPool.start(threads, module, first.memory, WASM_KERNEL_NAMES, options.spawnWorker!) : null;
+  if (pool) memories.onOpen = (m) => pool.addMemory(m.memory, m.index);
+  const workspace: Region = workspaceBlock!;
+  const paramSlots: Region[] = [0, 1, 2, 3].map((k) => ({ ptr: paramsBlock!.ptr + k * MAX_RANK * 4, bytes: MAX_RANK * 4 }));
 
   const parallelMinWork = options.parallelMinWork ?? DEFAULT_PARALLEL_MIN_WORK;
   /** The threads a kernel with this much work runs on. */
   const threadsFor = (work: number) => (pool && work >= parallelMinWork ? threads : 1);
+  /** The memory a buffer lives in. */
+  const memoryOf = (buffer: WasmBuffer) => memories.at(buffer.memory);
+  /** Run `kernel` in memory `home`, every buffer argument being there (or a Region of the fixed blocks). */
+  const dispatch = <K extends WasmKernelName>(
+    kernel: KernelBinding<WasmKernelArguments[K], WasmKernelPointers[K]>, home: WasmMemory, work: number, args: WasmKernelArguments[K],
+  ): number => {
+    const fn = home.exports[kernel.name as K];
+    return threadsFor(work) > 1 ? pool!.run(kernel, fn, args, home.index) : kernel.call(fn, args, 0, 1);
+  };
   /**
    * Run kernel `name` with its arguments by name, after checking each buffer holds the bytes the call
    * touches through it (boundary.ts); returns the kernel's result (a reported bad position + 1, or 0).
+   * `home` is the memory to run in where the caller has chosen it (homeOf).
    */
-  const run = <K extends WasmKernelName>(name: K, work: number, args: WasmKernelArguments[K], needed: BytesNeeded<K>): number => {
+  const run = <K extends WasmKernelName>(name: K, work: number, args: WasmKernelArguments[K], needed: BytesNeeded<K>, home?: WasmMemory): number => {
     const kernel = WASM_KERNELS[name];
     checkRegions<K>(kernel, args, needed);
-    return threadsFor(work) > 1 ? pool!.run(kernel, exports[name], args) : kernel.call(exports[name], args, 0, 1);
+    if (memories.list.length === 1) return dispatch(kernel, first, work, args);
+    return runAcrossMemories(kernel, name, work, args, needed, home ?? homeOf(kernel, args, needed));
+  };
+  /** The memory holding most of the bytes a call touches (so weights stay where they are and activations move). */
+  const homeOf = <K extends WasmKernelName>(
+    kernel: KernelBinding<WasmKernelArguments[K], WasmKernelPointers[K]>, args: Partial<WasmKernelArguments[K]>, needed: BytesNeeded<K>,
+  ): WasmMemory => {
+    if (memories.list.length === 1) return first;
+    const regions = args as unknown as Record<string, Region | undefined>, bytes = needed as Record<string, number>;
+    const bytesIn = new Array<number>(memories.list.length).fill(0);
+    for (const name of kernel.pointers) {
+      const region = regions[name] as Partial<WasmBuffer> | undefined;
+      if (region?.memory !== undefined) bytesIn[region.memory]! += bytes[name]!;
+    }
+    let home = 0;
+    for (let m = 1; m < bytesIn.length; m++) if (bytesIn[m]! > bytesIn[home]!) home = m;
+    return memories.at(home);
+  };
+  /**
+   * Run a kernel whose operands may live in several memories: each operand outside `home` is copied into
+   * a temporary block of `home` (one per buffer, so an operand passed twice stays one), the kernel runs
+   * there, and the operands it writes (WRITTEN) are copied back to where they live. Where `home` has no
+   * room left for the copies (its headroom spent), the kernel runs in another memory with room, a newly
+   * opened one if need be, all its operands copied there: slower, never wrong.
+   */
+  const runAcrossMemories = <K extends WasmKernelName>(
+    kernel: KernelBinding<WasmKernelArguments[K], WasmKernelPointers[K]>, name: K, work: number, args: WasmKernelArguments[K], needed: BytesNeeded<K>, home: WasmMemory,
+  ): number => {
+    const bytes = needed as Record<string, number>;
+    type Copy = { block: PlacedBlock; bytes: number };
+    const copies = new Map<WasmBuffer, Copy>();
+    /** Copy the operands outside `into` there; false (nothing left allocated) where it has no room. */
+    const copyInto = (into: WasmMemory): boolean => {
+      try {
+        for (const p of kernel.pointers) {
+          const buffer = (args as unknown as Record<string, WasmBuffer | undefined>)[p];
+          if (buffer?.memory === undefined || buffer.memory === into.index || copies.has(buffer)) continue;
+          const n = Math.min(buffer.bytes, bytes[p]!);
+          const block = memories.allocateIn(into, n, `a copy of ${name}'s operand "${p}" from memory ${buffer.memory}`);
+          copies.set(buffer, { block, bytes: n });
+          new Uint8Array(into.memory.buffer, block.ptr, n).set(new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, n));
+        }
+        return true;
+      } catch (e) {
+        for (const copy of copies.values()) memories.release(copy.block);
+        copies.clear();
+        if (e instanceof WasmOutOfMemoryError) return false;
+        throw e;
+      }
+    };
+    try {
+      if (!copyInto(home)) {
+        const elsewhere = memories.list.find((m) => m !== home && copyInto(m));
+        const fresh = elsewhere ? undefined : memories.openIfAllowed();
+        if (!elsewhere && !(fresh && copyInto(fresh))) {
+          throw new WasmOutOfMemoryError(
+            `wasm backend: ${name}: no WebAssembly memory has room for copies of its operands (memory ${home.index}, where most of them ` +
+              `live, holds ${formatBytes(home.arena.inUse)} of its ${formatBytes(perMemory)}; ${formatBytes(memories.inUse())} in use across ` +
+              `${memories.list.length} memories)`,
+          );
+        }
+        home = elsewhere ?? fresh!;
+      }
+      const local = { ...args } as unknown as Record<string, Region | undefined>;
+      for (const p of kernel.pointers) {
+        const buffer = local[p] as WasmBuffer | undefined;
+        const copy = buffer && copies.get(buffer);
+        if (copy) local[p] = { memory: home.index, ptr: copy.block.ptr, bytes: copy.bytes, block: copy.block.size } as WasmBuffer;
+      }
+      const result = dispatch(kernel, home, work, local as unknown as WasmKernelArguments[K]);
+      const written = WRITTEN[name] as readonly string[];
+      for (const p of written) {
+        const buffer = (args as unknown as Record<string, WasmBuffer | undefined>)[p];
+        const copy = buffer && copies.get(buffer);
+        if (copy) new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, copy.bytes).set(new Uint8Array(home.memory.buffer, copy.block.ptr, copy.bytes));
+      }
+      return result;
+    } finally {
+      for (const copy of copies.values()) memories.release(copy.block);
+    }
   };
 
   /** Throws unless the buffer holds the bytes the host itself reads or writes (uploads, downloads, a sum's result). */
@@ -117,13 +239,16 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   };
 
   /** Write i32 arrays into the parameter block; returns their regions. */
+  /** Write i32 arrays into the parameter block (of every memory: the kernel's home is chosen later); returns their regions. */
   const writeParams = (kernel: string, ...arrays: readonly (readonly (number | boolean)[])[]): Region[] => {
-    const view = new Int32Array(memory.buffer, paramsBlock.ptr, 4 * MAX_RANK);
-    return arrays.map((values, k) => {
-      if (values.length > MAX_RANK) throw new Error(`wasm backend: ${kernel} supports rank <= ${MAX_RANK}, got ${values.length}`);
-      values.forEach((v, i) => (view[k * MAX_RANK + i] = Number(v)));
-      return paramSlots[k]!;
-    });
+    for (const m of memories.list) {
+      const view = new Int32Array(m.memory.buffer, paramsBlock!.ptr, 4 * MAX_RANK);
+      arrays.forEach((values, k) => {
+        if (values.length > MAX_RANK) throw new Error(`wasm backend: ${kernel} supports rank <= ${MAX_RANK}, got ${values.length}`);
+        values.forEach((v, i) => (view[k * MAX_RANK + i] = Number(v)));
+      });
+    }
+    return arrays.map((_, k) => paramSlots[k]!);
   };
 
   const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -133,7 +258,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const checkIndex = (kernel: string, what: string, result: number, ids: WasmBuffer, limitExclusive: number) => {
     if (result === 0) return;
     const position = result - 1;
-    const id = new Int32Array(memory.buffer, ids.ptr + 4 * position, 1)[0];
+    const id = new Int32Array(memoryOf(ids).memory.buffer, ids.ptr + 4 * position, 1)[0];
     throw new RangeError(`${kernel}: ${what} ${id} at position ${position} is out of range [0, ${limitExclusive})`);
   };
 
@@ -244,21 +369,20 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     },
     attention: (p: A<"attention">) => {
       const qSize = p.batch * p.heads * p.queryLen * p.headDim, kvSize = p.batch * p.kvHeads * p.kvCapacity * p.headDim;
-      // Each thread's row of scores.
+      const args: Omit<WasmKernelArguments["attention"], "scratch"> = {
+        q: p.q, k: p.k, v: p.v, out: p.out, lse: p.lse, batch: p.batch, heads: p.heads, kvHeads: p.kvHeads, queryLen: p.queryLen,
+        keyLen: p.keyLen, kvCapacity: p.kvCapacity, headDim: p.headDim, scale: p.scale, causal: p.causal ? 1 : 0,
+      };
+      // Each thread's row of scores, in the memory the kernel runs in.
       const scoresBytes = f32(threads * Math.max(1, p.keyLen));
-      const scores = arena.allocate(scoresBytes, "attention scores");
+      const needed = { q: f32(qSize), k: f32(kvSize), v: f32(kvSize), out: f32(qSize), lse: f32(p.batch * p.heads * p.queryLen), scratch: scoresBytes };
+      const home = homeOf<"attention">(WASM_KERNELS.attention, args, needed);
+      const scores = memories.allocateIn(home, scoresBytes, "attention scores");
       try {
-        run(
-          "attention", qSize * p.keyLen,
-          {
-            q: p.q, k: p.k, v: p.v, out: p.out, lse: p.lse, batch: p.batch, heads: p.heads, kvHeads: p.kvHeads, queryLen: p.queryLen,
-            keyLen: p.keyLen, kvCapacity: p.kvCapacity, headDim: p.headDim, scale: p.scale, causal: p.causal ? 1 : 0,
-            scratch: { ptr: scores.ptr, bytes: scores.size },
-          },
-          { q: f32(qSize), k: f32(kvSize), v: f32(kvSize), out: f32(qSize), lse: f32(p.batch * p.heads * p.queryLen), scratch: scoresBytes },
-        );
+        const scratch: WasmBuffer = { memory: scores.memory, ptr: scores.ptr, bytes: scores.size, block: scores.size };
+        run("attention", qSize * p.keyLen, { ...args, scratch }, needed, home);
       } finally {
-        arena.release(scores.ptr, scores.size);
+        memories.release(scores);
       }
     },
     attentionBackward: (p: A<"attentionBackward">) => {
@@ -314,9 +438,10 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       if (shape.every((d, i) => reduce[i] || d === 1)) {
         // Everything summed into one element: each thread sums a share, then the shares are added here.
         checkHostAccess("sum", "out", out, f32(outSize));
-        run("sumAll", n, { x, size: n }, { x: f32(n) });
-        const parts = new Float64Array(memory.buffer, exports.sumPartials(), threadsFor(n));
-        new Float32Array(memory.buffer, out.ptr, 1)[0] = parts.reduce((total, part) => total + part, 0);
+        const home = memoryOf(x);
+        run("sumAll", n, { x, size: n }, { x: f32(n) }, home);
+        const parts = new Float64Array(home.memory.buffer, home.exports.sumPartials(), threadsFor(n));
+        new Float32Array(memoryOf(out).memory.buffer, out.ptr, 1)[0] = parts.reduce((total, part) => total + part, 0);
         return;
       }
       const [shapeParams, reduceParams] = writeParams("sum", shape, reduce);
@@ -365,7 +490,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const read = (buffer: WasmBuffer, dtype: DType, n: number): HostArray => {
     const bytes = n * BYTES_PER_ELEMENT[dtype];
     checkHostAccess("download", "buffer", buffer, bytes);
-    return hostArray(dtype, new Uint8Array(memory.buffer, buffer.ptr, bytes).slice());
+    return hostArray(dtype, new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, bytes).slice());
   };
 
   return {
@@ -376,39 +501,47 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     kernels,
     allocate: (dtype, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
-      const { ptr, size: block } = arena.allocate(bytes, `a ${dtype} tensor of ${n} elements (${formatBytes(bytes)})`);
-      return { ptr, bytes, block };
+      const { memory, ptr, size: block } = memories.allocate(bytes, `a ${dtype} tensor of ${n} elements (${formatBytes(bytes)})`);
+      return { memory, ptr, bytes, block };
     },
-    free: (buffer) => arena.release(buffer.ptr, buffer.block),
+    free: (buffer) => memories.release({ memory: buffer.memory, ptr: buffer.ptr, size: buffer.block }),
     upload: (buffer, _dtype, data) => {
       checkHostAccess("upload", "buffer", buffer, data.byteLength);
-      new Uint8Array(memory.buffer, buffer.ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     },
     rawBytes: (buffer, dtype, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
       checkHostAccess("rawBytes", "buffer", buffer, bytes);
-      return new Uint8Array(memory.buffer, buffer.ptr, bytes);
+      return new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, bytes);
     },
     download: async (buffer, dtype, n) => read(buffer, dtype, n),
     downloadSync: read,
-    memoryUsage: () => ({ inUse: arena.inUse, reserved: arena.reserved, peak: arena.highWater, limit }),
+    // Totals across memories; the peak adds each memory's own peak (they need not coincide, so it is an upper bound).
+    memoryUsage: () => {
+      let inUse = 0, reserved = 0, peak = 0;
+      for (const { arena } of memories.list) (inUse += arena.inUse), (reserved += arena.reserved), (peak += arena.highWater);
+      return { inUse, reserved, peak, limit: Math.min(memories.limits.total, memories.maxMemories * perMemory) };
+    },
+    memoryUsageByMemory: () => memories.list.map(({ arena }) => ({ inUse: arena.inUse, reserved: arena.reserved, peak: arena.highWater })),
+    placeGroup: (bytes) => memories.preferMemoryFor(bytes),
     // Kernels run to completion before they return (the caller waits for its workers).
     sync: async () => {},
     dispose: () => pool?.close(),
     measureReadBandwidth: (bytes = 256 * 2 ** 20, runs = 9) => {
-      const block = arena.allocate(bytes, "the bandwidth probe");
+      const block = memories.allocate(bytes, "the bandwidth probe");
+      const home = memories.at(block.memory);
       try {
-        new Uint8Array(memory.buffer, block.ptr, bytes).fill(1); // touch every page first
+        new Uint8Array(home.memory.buffer, block.ptr, bytes).fill(1); // touch every page first
         const times: number[] = [];
         for (let r = 0; r < runs; r++) {
           const t0 = performance.now();
-          run("streamRead", Infinity, { ptr: { ptr: block.ptr, bytes: block.size }, bytes }, { ptr: bytes });
+          run("streamRead", Infinity, { ptr: { ptr: block.ptr, bytes: block.size }, bytes }, { ptr: bytes }, home);
           times.push(performance.now() - t0);
         }
         times.sort((a, b) => a - b);
         return bytes / (times[Math.floor(runs / 2)]! / 1000) / 1e9;
       } finally {
-        arena.release(block.ptr, block.size);
+        memories.release(block);
       }
     },
   };

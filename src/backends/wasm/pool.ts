@@ -1,6 +1,9 @@
-// The thread pool: workers that share the backend's WebAssembly memory and run kernels on request.
+// The thread pool: workers that share the backend's WebAssembly memories and run kernels on request.
 //
-// Each worker instantiates the same module on the same shared memory, then sleeps on a control word.
+// Each worker instantiates the same module on each shared memory (memories.ts: a model may span
+// several), then sleeps on a control word. A memory opened later is posted to every worker, which
+// leaves its wait loop to receive it (kernel index -2), instantiates the module on it and reports
+// that call done; the caller waits for that as for a kernel, so opening a memory stays synchronous.
 // A kernel call writes its arguments into a shared block, bumps the generation counter and wakes the
 // workers; every thread, the caller included as thread 0, computes its share (kernels split their
 // output by thread index). Each worker then writes the generation it finished into its own slot, and
@@ -15,7 +18,8 @@
 // words, so no single wake-up is relied upon, and a worker that never finishes is an error after
 // WORKER_TIMEOUT_MS, not a hang.
 //
-// Control block (Int32Array): [0] generation, [1] unused, [2] kernel index (-1 = exit), [3] argument
+// Control block (Int32Array): [0] generation, [1] memory index, [2] kernel index (-1 = exit, -2 = a
+// memory is being posted), [3] argument
 // count, [4 + t] result of thread t (kernels that report a bad index return it + 1; -1 = the worker
 // threw), [4 + threads + t] last generation worker t finished. Arguments: a Float64Array beside it.
 
@@ -49,40 +53,56 @@ const POLL_MS = 20;
 export const WORKER_SOURCE = `
 const port = typeof require === "function" ? require("node:worker_threads").parentPort : self;
 const listen = (fn) => (typeof require === "function" ? port.on("message", fn) : (self.onmessage = (e) => fn(e.data)));
-listen((init) => {
-  const instance = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
-  const fns = init.kernels.map((name) => instance.exports[name]);
-  const control = new Int32Array(init.control);
-  const args = new Float64Array(init.args);
-  const tid = init.tid, threads = init.threads;
-  port.postMessage("ready");
-  let last = 0;
-  const doneSlot = 4 + threads + tid;
+let module, kernels, control, args, tid, threads, doneSlot, last = 0;
+const fnsByMemory = [];
+// The first message sets the worker up with memory 0; each later one brings another memory.
+listen((message) => {
+  if (message.module) {
+    ({ module, kernels, tid, threads } = message);
+    control = new Int32Array(message.control);
+    args = new Float64Array(message.args);
+    doneSlot = 4 + threads + tid;
+  }
+  const instance = new WebAssembly.Instance(module, { env: { memory: message.memory } });
+  fnsByMemory[message.memoryIndex] = kernels.map((name) => instance.exports[name]);
+  if (message.generation === undefined) {
+    port.postMessage("ready");
+  } else {
+    Atomics.store(control, doneSlot, message.generation);
+    Atomics.notify(control, doneSlot);
+  }
+  serve();
+});
+function serve() {
+  // Locals, not the outer variables, in the loop that runs every kernel.
+  const c = control, slots = args, fns = fnsByMemory, t = tid, n_threads = threads, done = doneSlot;
+  let seen = last;
   for (;;) {
     // Poll briefly, then sleep in short waits; every wake-up re-checks the generation.
     let generation;
-    for (let spin = 0; (generation = Atomics.load(control, 0)) === last; spin++) {
-      if (spin > ${SPIN_ITERATIONS}) Atomics.wait(control, 0, last, ${POLL_MS});
+    for (let spin = 0; (generation = Atomics.load(c, 0)) === seen; spin++) {
+      if (spin > ${SPIN_ITERATIONS}) Atomics.wait(c, 0, seen, ${POLL_MS});
     }
-    last = generation;
-    const op = control[2];
-    if (op < 0) break;
+    last = seen = generation;
+    const op = c[2];
+    // -1: exit; -2: back to the event loop, where the message with a new memory waits.
+    if (op < 0) return;
     let result = 0;
     try {
-      const n = control[3];
+      const n = c[3];
       const list = new Array(n + 2);
-      for (let i = 0; i < n; i++) list[i] = args[i];
-      list[n] = tid;
-      list[n + 1] = threads;
-      result = fns[op].apply(null, list) | 0;
+      for (let i = 0; i < n; i++) list[i] = slots[i];
+      list[n] = t;
+      list[n + 1] = n_threads;
+      result = fns[c[1]][op].apply(null, list) | 0;
     } catch (e) {
       result = -1;
     }
-    Atomics.store(control, 4 + tid, result);
-    Atomics.store(control, doneSlot, generation);
-    Atomics.notify(control, doneSlot);
+    Atomics.store(c, 4 + t, result);
+    Atomics.store(c, done, generation);
+    Atomics.notify(c, done);
   }
-});
+}
 `;
 
 export class ThreadPool {
@@ -110,7 +130,7 @@ export class ThreadPool {
           worker.onMessage((m) => (m === "ready" ? resolve() : reject(new Error(`wasm worker ${tid}: ${String(m)}`))));
         }),
       );
-      worker.postMessage({ module, memory, kernels, control: pool.control.buffer, args: pool.args.buffer, tid, threads });
+      worker.postMessage({ module, memory, memoryIndex: 0, kernels, control: pool.control.buffer, args: pool.args.buffer, tid, threads });
     }
     await Promise.all(ready);
     for (const w of pool.workers) w.unref?.();
@@ -118,14 +138,30 @@ export class ThreadPool {
   }
 
   /**
-   * Run `kernel` (`fn` is the caller's own export of it) on every thread with these arguments.
-   * Returns the smallest positive thread result (a reported bad position + 1), or 0.
+   * Give every worker an instance of the module on `memory` (the backend's memory `memoryIndex`); returns
+   * once all have it. Each worker leaves its wait loop to receive the message (kernel index -2).
    */
-  run<Args>(kernel: PoolKernel<Args>, fn: KernelExport, args: Args): number {
+  addMemory(memory: WebAssembly.Memory, memoryIndex: number): void {
+    if (this.closed) return;
+    const c = this.control;
+    const generation = Atomics.load(c, 0) + 1;
+    for (const worker of this.workers) worker.postMessage({ memory, memoryIndex, generation });
+    c[2] = -2;
+    Atomics.add(c, 0, 1);
+    Atomics.notify(c, 0);
+    this.waitForWorkers(`(instantiating on memory ${memoryIndex})`, generation);
+  }
+
+  /**
+   * Run `kernel` (`fn` is the caller's own export of it, on memory `memoryIndex`) on every thread with
+   * these arguments. Returns the smallest positive thread result (a reported bad position + 1), or 0.
+   */
+  run<Args>(kernel: PoolKernel<Args>, fn: KernelExport, args: Args, memoryIndex = 0): number {
     if (this.closed) throw new Error("wasm backend: the thread pool was shut down (backend.dispose() was called)");
     if (kernel.arity > MAX_ARGS) throw new Error(`wasm backend: ${kernel.name}: ${kernel.arity} kernel arguments exceed ${MAX_ARGS}`);
     const c = this.control;
     kernel.write(args, this.args);
+    c[1] = memoryIndex;
     c[2] = kernel.index;
     c[3] = kernel.arity;
     for (let t = 0; t < this.threads; t++) c[4 + t] = 0;

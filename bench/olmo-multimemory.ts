@@ -1,0 +1,144 @@
+// A model across several WebAssembly memories on the WASM backend: a random checkpoint with a preset's
+// exact shapes (OLMo-7B by default), written into .cache/ sharded as the Hub shards it
+// (model-0000k-of-0000n.safetensors + model.safetensors.index.json, never committed), then loaded
+// (bf16, or quantized as it loads) and decoded on 2 threads. Reports load seconds, the memories used,
+// peak RSS, and decode tokens/s beside the bound from the streaming-read bandwidth measured in the same
+// run. `--compare-one-memory` runs the same decode on a backend with a single memory too (models under
+// 4 GiB, such as OLMo-1B with --max-memory-per-instance 1073741824), for the cost of the split: in a
+// process of its own, since a second model loaded into one process decodes some 10% slower either way.
+//
+//   npm run build && node build/bench/olmo-multimemory.js --preset OLMo-7B --quantize int4
+//   node build/bench/olmo-multimemory.js --preset OLMo-1B --dir .cache/olmo-1b-random \
+//     --max-memory-per-instance 1073741824 --compare-one-memory
+//
+// The OLMo-7B checkpoint is 13.8 GB of disk in bf16, and writing it takes minutes.
+
+import { spawnSync } from "node:child_process";
+import { createWriteStream, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { join } from "node:path";
+import {
+  configToHf, createJsBackend, encodeSafetensors, generate, loadOlmo, narrowFromF32, noGrad, OLMO_PRESETS, randn, weightBytes,
+  type OlmoConfig, type QuantScheme, type TensorToWrite, type WasmBackend,
+} from "../src/index.js";
+import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
+
+/** Every tensor of a Hugging Face OLMo checkpoint of this shape, in the Hub's order. */
+function tensorsOf(c: OlmoConfig): { name: string; shape: [number, number] }[] {
+  const C = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const list: { name: string; shape: [number, number] }[] = [{ name: "model.embed_tokens.weight", shape: [c.vocabSize, C] }];
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `model.layers.${i}.`;
+    list.push(
+      { name: `${p}self_attn.q_proj.weight`, shape: [q, C] }, { name: `${p}self_attn.k_proj.weight`, shape: [kv, C] },
+      { name: `${p}self_attn.v_proj.weight`, shape: [kv, C] }, { name: `${p}self_attn.o_proj.weight`, shape: [C, q] },
+      { name: `${p}mlp.gate_proj.weight`, shape: [I, C] }, { name: `${p}mlp.up_proj.weight`, shape: [I, C] },
+      { name: `${p}mlp.down_proj.weight`, shape: [C, I] },
+    );
+  }
+  if (!c.tieWordEmbeddings) list.push({ name: "lm_head.weight", shape: [c.vocabSize, C] });
+  return list;
+}
+
+/**
+ * Write a random bf16 checkpoint of `c` into `dir`, in shards of at most `shardBytes` as the Hub does,
+ * unless it is there. Every tensor is a view of one random block as large as the largest tensor (at a
+ * different offset each), so the writer holds that block, not the model.
+ */
+export async function writeShardedCheckpoint(c: OlmoConfig, dir: string, shardBytes = 5e9): Promise<void> {
+  if (existsSync(join(dir, "model.safetensors.index.json"))) return;
+  mkdirSync(dir, { recursive: true });
+  const list = tensorsOf(c);
+  const largest = Math.max(...list.map(({ shape }) => shape[0] * shape[1]));
+  const seed = narrowFromF32(randn([1 << 20], { seed: 1, std: 0.02, backend: createJsBackend() }).dataSync() as Float32Array, "bf16");
+  const block = new Uint16Array(largest + 4096);
+  for (let i = 0; i < block.length; i += seed.length) block.set(seed.subarray(0, Math.min(seed.length, block.length - i)), i);
+  const bytes = new Uint8Array(block.buffer);
+  const shards: TensorToWrite[][] = [[]];
+  let inShard = 0;
+  for (const [k, { name, shape }] of list.entries()) {
+    const n = 2 * shape[0] * shape[1];
+    if (inShard > 0 && inShard + n > shardBytes) (shards.push([]), (inShard = 0));
+    const offset = 2 * ((k * 997) % 4096);
+    shards.at(-1)!.push({ name, dtype: "BF16", shape, bytes: bytes.subarray(offset, offset + n) });
+    inShard += n;
+  }
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  for (const [s, tensors] of shards.entries()) {
+    const file = `model-${String(s + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`;
+    const out = createWriteStream(join(dir, `${file}.tmp`));
+    for (const chunk of encodeSafetensors(tensors)) if (!out.write(chunk)) await once(out, "drain");
+    out.end();
+    await once(out, "finish");
+    renameSync(join(dir, `${file}.tmp`), join(dir, file));
+    for (const t of tensors) (weightMap[t.name] = file), (totalSize += t.bytes.length);
+    console.error(`  wrote ${file} (${tensors.length} tensors)`);
+  }
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...configToHf(c), torch_dtype: "bfloat16" }, null, 2));
+  // Written last: its presence says the checkpoint is complete.
+  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
+}
+
+/** Load `dir` on `backend`, decode 16 tokens after a 32-token prompt; the figures of that run. */
+async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantScheme | null) {
+  const t0 = performance.now();
+  const { model } = await loadOlmo(folderSource(dir), backend, scheme ? { quantize: scheme } : { weightDType: "bf16" });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
+  const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919) % model.config.vocabSize);
+  const result = await noGrad(() => generate(model, prompt, { maxNewTokens: 16, eosTokenId: null }));
+  const decodeTokensPerS = (result.newIds.length - 1) / result.decodeSeconds;
+  const memories = backend.memoryUsageByMemory().length;
+  model.dispose();
+  return { loadSeconds, bytes, decodeTokensPerS, memories, ids: result.ids };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const value = (flag: string) => {
+    const at = args.indexOf(flag);
+    return at < 0 ? undefined : args[at + 1];
+  };
+  const preset = value("--preset") ?? "OLMo-7B";
+  const config = OLMO_PRESETS[preset];
+  if (!config) throw new Error(`unknown preset ${preset}`);
+  const dir = value("--dir") ?? new URL(`../../.cache/${preset.toLowerCase()}-random`, import.meta.url).pathname;
+  const scheme = (value("--quantize") ?? null) as QuantScheme | null;
+  const threads = Number(value("--threads") ?? 2);
+  const cap = value("--max-memory-per-instance");
+  const maxMemoryPerInstance = cap === undefined ? undefined : Number(cap);
+  if (!existsSync(join(dir, "config.json"))) await writeShardedCheckpoint(config, dir);
+
+  const backend = await createNodeWasmBackend({ threads, maxMemoryPerInstance });
+  const run = await loadAndDecode(dir, backend, scheme);
+  if (args.includes("--one-memory-json")) {
+    backend.dispose();
+    return void console.log(JSON.stringify({ decodeTokensPerS: run.decodeTokensPerS, ids: run.ids }));
+  }
+  let oneMemory: { decodeTokensPerS: number; ids: number[] } | null = null;
+  if (args.includes("--compare-one-memory")) {
+    const childArgs = ["--preset", preset, "--dir", dir, "--threads", String(threads), ...(scheme ? ["--quantize", scheme] : []), "--one-memory-json"];
+    const child = spawnSync(process.execPath, [process.argv[1]!, ...childArgs], { encoding: "utf8" });
+    if (child.status !== 0) throw new Error(`the one-memory run failed: ${child.stderr}`);
+    oneMemory = JSON.parse(child.stdout.trim().split("\n").at(-1)!);
+  }
+  const bandwidth = backend.measureReadBandwidth();
+  backend.dispose();
+  const bound = bandwidth / (run.bytes / 1e9);
+  console.log(`${preset} shapes, ${scheme ?? "bf16"} weights (${(run.bytes / 1e9).toFixed(2)} GB), wasm backend, ${threads} threads`);
+  console.log(`  load: ${run.loadSeconds.toFixed(1)} s into ${run.memories} WebAssembly memories; peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
+  console.log(
+    `  decode: ${run.decodeTokensPerS.toFixed(2)} tokens/s; streaming-read bandwidth ${bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s: ` +
+      `${((100 * run.decodeTokensPerS) / bound).toFixed(0)}% of it`,
+  );
+  if (oneMemory) {
+    const same = oneMemory.ids.join() === run.ids.join();
+    console.log(
+      `  one memory (its own process): decode ${oneMemory.decodeTokensPerS.toFixed(2)} tokens/s (${run.memories} memories: ` +
+        `${(run.decodeTokensPerS / oneMemory.decodeTokensPerS).toFixed(3)}x); greedy ids ${same ? "identical" : "DIFFER"}`,
+    );
+  }
+}
+
+await main();
