@@ -53,17 +53,18 @@ const POLL_MS = 20;
 export const WORKER_SOURCE = `
 const port = typeof require === "function" ? require("node:worker_threads").parentPort : self;
 const listen = (fn) => (typeof require === "function" ? port.on("message", fn) : (self.onmessage = (e) => fn(e.data)));
-let module, kernels, control, args, tid, threads, doneSlot, last = 0;
+// (Not "module": CommonJS hosts such as Bun's workers already declare it.)
+let compiled, kernels, control, args, tid, threads, doneSlot, last = 0;
 const fnsByMemory = [];
 // The first message sets the worker up with memory 0; each later one brings another memory.
 listen((message) => {
   if (message.module) {
-    ({ module, kernels, tid, threads } = message);
+    ({ module: compiled, kernels, tid, threads } = message);
     control = new Int32Array(message.control);
     args = new Float64Array(message.args);
     doneSlot = 4 + threads + tid;
   }
-  const instance = new WebAssembly.Instance(module, { env: { memory: message.memory } });
+  const instance = new WebAssembly.Instance(compiled, { env: { memory: message.memory } });
   fnsByMemory[message.memoryIndex] = kernels.map((name) => instance.exports[name]);
   if (message.generation === undefined) {
     port.postMessage("ready");
