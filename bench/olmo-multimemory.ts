@@ -22,23 +22,7 @@ import {
   type OlmoConfig, type QuantScheme, type TensorToWrite, type WasmBackend,
 } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
-
-/** Every tensor of a Hugging Face OLMo checkpoint of this shape, in the Hub's order. */
-function tensorsOf(c: OlmoConfig): { name: string; shape: [number, number] }[] {
-  const C = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
-  const list: { name: string; shape: [number, number] }[] = [{ name: "model.embed_tokens.weight", shape: [c.vocabSize, C] }];
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    list.push(
-      { name: `${p}self_attn.q_proj.weight`, shape: [q, C] }, { name: `${p}self_attn.k_proj.weight`, shape: [kv, C] },
-      { name: `${p}self_attn.v_proj.weight`, shape: [kv, C] }, { name: `${p}self_attn.o_proj.weight`, shape: [C, q] },
-      { name: `${p}mlp.gate_proj.weight`, shape: [I, C] }, { name: `${p}mlp.up_proj.weight`, shape: [I, C] },
-      { name: `${p}mlp.down_proj.weight`, shape: [C, I] },
-    );
-  }
-  if (!c.tieWordEmbeddings) list.push({ name: "lm_head.weight", shape: [c.vocabSize, C] });
-  return list;
-}
+import { tensorsOf } from "./olmo.js";
 
 /**
  * Write a random bf16 checkpoint of `c` into `dir`, in shards of at most `shardBytes` as the Hub does,

@@ -11,8 +11,8 @@
 import { createWriteStream, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
 import {
-  configToHf, createJsBackend, encodeSafetensors, generate, loadOlmo, matmul, narrowFromF32, noGrad, OLMO_PRESETS, parameterCount, randn, scope, tensor,
-  weightBytes as bytesOfWeight, type Olmo, type OlmoConfig, type QuantScheme, type TensorToWrite,
+  configToHf, createJsBackend, encodeSafetensors, generate, hfTensorName, loadOlmo, matmul, narrowFromF32, noGrad, OLMO_PRESETS, parameterCount, randn, scope, tensor,
+  weightBytes as bytesOfWeight, weightShapes, type Olmo, type OlmoConfig, type QuantScheme, type TensorToWrite,
 } from "../src/index.js";
 import { measureMatmul, medianTime } from "../src/cli/bench.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
@@ -20,19 +20,10 @@ import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 // Kept outside build/ (which every build wipes) so the 2.35 GB file is written once.
 export const DIR = new URL("../../.cache/olmo-1b-random", import.meta.url).pathname;
 
-function tensorsOf(c: OlmoConfig): { name: string; shape: [number, number] }[] {
-  const C = c.hiddenSize, I = c.intermediateSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
-  const list: { name: string; shape: [number, number] }[] = [{ name: "model.embed_tokens.weight", shape: [c.vocabSize, C] }];
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    list.push(
-      { name: `${p}self_attn.q_proj.weight`, shape: [q, C] }, { name: `${p}self_attn.k_proj.weight`, shape: [kv, C] },
-      { name: `${p}self_attn.v_proj.weight`, shape: [kv, C] }, { name: `${p}self_attn.o_proj.weight`, shape: [C, q] },
-      { name: `${p}mlp.gate_proj.weight`, shape: [I, C] }, { name: `${p}mlp.up_proj.weight`, shape: [I, C] },
-      { name: `${p}mlp.down_proj.weight`, shape: [C, I] },
-    );
-  }
-  return list;
+/** Every tensor of a Hugging Face OLMo checkpoint of this shape (names and shapes from src/model/weights.ts), the LM head last as the Hub's files have it. */
+export function tensorsOf(c: OlmoConfig): { name: string; shape: [number, number] }[] {
+  const list = [...weightShapes(c)].map(([weight, shape]) => ({ name: hfTensorName(weight), shape }));
+  return [...list.filter((t) => t.name !== "lm_head.weight"), ...list.filter((t) => t.name === "lm_head.weight")];
 }
 
 /** Write the random checkpoint unless it is already there. */
