@@ -35,3 +35,13 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     );
   }
 }
+
+/** ||a - b|| / ||b|| (Euclidean norms): how far a whole vector (an update, a set of logits) is from another. */
+export function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0, norm = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff += (a[i]! - b[i]!) ** 2;
+    norm += b[i]! ** 2;
+  }
+  return Math.sqrt(diff / norm);
+}

@@ -9,7 +9,7 @@ import { createNodeWasmBackend, createNodeWebGpuBackend } from "../src/node/inde
 import { downloadF64 } from "../src/backends/js/index.js";
 import type { Tolerance } from "./assert.js";
 
-export { assertClose, type Tolerance } from "./assert.js";
+export { assertClose, relativeDifference, type Tolerance } from "./assert.js";
 
 export const here = new URL(".", import.meta.url).pathname;
 /** The repository root (tests are bundled into build/test/). */

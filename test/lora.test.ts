@@ -12,7 +12,7 @@ import {
   type AnyBackend, type Olmo, type TrainOptions,
 } from "../src/index.js";
 import { folderSource, saveLoraAdapter } from "../src/node/index.js";
-import { assertClose, readJson, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
+import { assertClose, readJson, relativeDifference, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
 interface Case {
   logits: number[];
@@ -57,15 +57,6 @@ async function adapterValues(model: Olmo): Promise<Map<string, Float32Array>> {
     out.set(`${prefix}.lora_B.weight`, Float32Array.from(await pair.b.data()));
   }
   return out;
-}
-
-function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0, norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    norm += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / norm);
 }
 
 function loraTrainer(model: Olmo, overrides: Partial<TrainOptions> = {}): Trainer {

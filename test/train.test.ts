@@ -10,7 +10,7 @@ import { createJsBackend, hfTensorName, learningRate, loadOlmo, memory, TokenDat
 import {
   CheckpointRun, createNodeWebGpuBackend, folderSource, latestCheckpointFolder, readLatest, restoreTrainerState, saveTrainingCheckpoint, loadTrainableModel,
 } from "../src/node/index.js";
-import { readJson, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
+import { readJson, relativeDifference, repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
 interface Fixture {
   options: TrainOptions & { seqLen: number };
@@ -41,15 +41,6 @@ async function weights(t: Trainer): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, w] of t.model.weights as Map<WeightName, Tensor>) out.set(hfTensorName(name), Float32Array.from(await w.data()));
   return out;
-}
-
-function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0, norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    norm += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / norm);
 }
 
 test("the schedule matches OLMo's warmup and cosine / linear decay", () => {

@@ -23,14 +23,17 @@ test/fixtures/train/init, write olmo-js's logits of `logitIds` as a JSON list of
 prints the largest difference from PeftModel.from_pretrained's logits (f32: a few 1e-6).
 """
 import json
-import math
 import os
 import shutil
+import sys
 
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
 from transformers import OlmoForCausalLM
+
+sys.path.insert(0, os.path.dirname(__file__))
+from make_training_fixtures import learning_rate  # noqa: E402  (OLMo's warmup + cosine, as the full-training fixtures use)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "test", "fixtures")
 OUT = os.path.join(ROOT, "lora")
@@ -39,17 +42,6 @@ CASES = {
     "qv": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
     "all": dict(r=2, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
 }
-
-
-def learning_rate(step, o):
-    lr, w = o["lr"], o["warmup"]
-    if step <= w:
-        return 0.1 * lr + 0.9 * lr * min(step, w) / w
-    min_lr = o["alphaF"] * lr
-    if step >= o["tMax"]:
-        return min_lr
-    progress = (step - w) / (o["tMax"] - w)
-    return min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def run_case(name, lora_kwargs, train, logit_ids):
