@@ -1,7 +1,8 @@
 // Model folders on disk, for the loader (src/io/checkpoint.ts reads through ModelSource / ByteSource).
 
-import { mkdir, open, rename, stat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { ByteSource } from "../io/safetensors.js";
 import type { ModelSource } from "../io/checkpoint.js";
 
@@ -56,4 +57,25 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   const temp = `${path}.${process.pid}.tmp`;
   await writeFile(temp, data);
   await rename(temp, path);
+}
+
+/**
+ * Create the folder `out` with what `fill` writes into the folder it is given, so that `out` appears
+ * whole or not at all: `fill` writes a temporary folder beside it (named by the process), which is
+ * renamed into place at the end, and removed if `fill` throws. `out` must not exist or be empty;
+ * `what` names the caller in that error.
+ */
+export async function writeFolderAtomic(out: string, what: string, fill: (staging: string) => Promise<void>): Promise<void> {
+  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`${what}: ${out} exists and is not empty; give a new folder`);
+  const staging = join(dirname(out), `.${basename(out)}.${process.pid}.partial`);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  try {
+    await fill(staging);
+    if (existsSync(out)) await rm(out, { recursive: true }); // the empty folder checked above
+    await rename(staging, out);
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    throw e;
+  }
 }

@@ -2,17 +2,17 @@
 //
 // The model is loaded quantized (the loader streams and quantizes each weight), then written tensor by
 // tensor into safetensors shards of at most SHARD_BYTES, so the host holds one shard at a time, never
-// the model twice. The folder is built under a temporary name beside the target and renamed into
-// place at the end: a crash leaves no half-written model folder behind.
+// the model twice. The folder appears whole or not at all (writeFolderAtomic): a crash leaves no
+// half-written model folder behind.
 
-import { existsSync, readdirSync } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { QuantizedWeight, type QuantScheme, type Weight } from "../core/quantize.js";
 import { hfTensorName, readTextFile, type ModelSource } from "../io/checkpoint.js";
 import { quantizationConfig, scalesTensorName } from "../io/quantized.js";
 import { encodeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import type { Olmo } from "../model/olmo.js";
+import { writeFolderAtomic } from "./fs.js";
 
 /** Largest shard written (Hugging Face's default max_shard_size is 5 GB; smaller keeps host memory low). */
 const SHARD_BYTES = 2 ** 30;
@@ -42,11 +42,8 @@ async function tensorsOf(name: string, weight: Weight): Promise<TensorToWrite[]>
  * or be an empty folder. Returns the bytes of weights written.
  */
 export async function saveQuantizedCheckpoint(model: Olmo, scheme: QuantScheme, source: ModelSource, out: string): Promise<number> {
-  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`olmo quantize: ${out} exists and is not empty; give a new folder`);
-  const staging = join(dirname(out), `.${basename(out)}.${process.pid}.partial`);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
-  try {
+  let total = 0;
+  await writeFolderAtomic(out, "olmo quantize", async (staging) => {
     const config = JSON.parse((await readTextFile(source, "config.json"))!) as Record<string, unknown>;
     config.quantization_config = quantizationConfig(scheme);
     await writeFile(join(staging, "config.json"), JSON.stringify(config, null, 2) + "\n");
@@ -54,44 +51,32 @@ export async function saveQuantizedCheckpoint(model: Olmo, scheme: QuantScheme, 
       const text = await readTextFile(source, file);
       if (text !== null) await writeFile(join(staging, file), text);
     }
-    // Group the tensors into shards in the model's order, then write each shard as it fills.
-    const shards: TensorToWrite[][] = [[]];
-    const weightMap: Record<string, number> = {};
-    let shardBytes = 0, total = 0;
-    const files: string[] = [];
-    const flush = async (index: number) => {
-      const file = `shard-${index}`;
-      files[index] = file;
-      await writeFile(join(staging, file), encodeSafetensors(shards[index]!));
-      shards[index] = []; // free the bytes
+    // Tensors go into shards in the model's order; each shard is written (and its bytes freed) as it fills.
+    const shardFile = (i: number) => join(staging, `shard-${i}`);
+    const shardOf: Record<string, number> = {};
+    let shard: TensorToWrite[] = [], shardBytes = 0, count = 0;
+    const flush = async () => {
+      await writeFile(shardFile(count++), encodeSafetensors(shard));
+      shard = [];
+      shardBytes = 0;
     };
     for (const [weight, w] of model.weights) {
       for (const t of await tensorsOf(hfTensorName(weight), w)) {
-        if (shardBytes + t.bytes.length > SHARD_BYTES && shards.at(-1)!.length > 0) {
-          await flush(shards.length - 1);
-          shards.push([]);
-          shardBytes = 0;
-        }
-        shards.at(-1)!.push(t);
-        weightMap[t.name] = shards.length - 1;
+        if (shardBytes + t.bytes.length > SHARD_BYTES && shard.length > 0) await flush();
+        shard.push(t);
+        shardOf[t.name] = count;
         shardBytes += t.bytes.length;
         total += t.bytes.length;
       }
     }
-    await flush(shards.length - 1);
+    await flush();
     // Hugging Face's names: one model.safetensors, or model-0000i-of-0000n.safetensors with an index.
-    const count = shards.length;
     const finalName = (i: number) => (count === 1 ? "model.safetensors" : `model-${String(i + 1).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.safetensors`);
-    for (let i = 0; i < count; i++) await rename(join(staging, files[i]!), join(staging, finalName(i)));
+    for (let i = 0; i < count; i++) await rename(shardFile(i), join(staging, finalName(i)));
     if (count > 1) {
-      const index = { metadata: { total_size: total }, weight_map: Object.fromEntries(Object.entries(weightMap).map(([name, i]) => [name, finalName(i)])) };
+      const index = { metadata: { total_size: total }, weight_map: Object.fromEntries(Object.entries(shardOf).map(([name, i]) => [name, finalName(i)])) };
       await writeFile(join(staging, "model.safetensors.index.json"), JSON.stringify(index, null, 2) + "\n");
     }
-    if (existsSync(out)) await rm(out, { recursive: true }); // the empty folder checked above
-    await rename(staging, out);
-    return total;
-  } catch (e) {
-    await rm(staging, { recursive: true, force: true });
-    throw e;
-  }
+  });
+  return total;
 }
