@@ -1,6 +1,7 @@
 // LoRA adapters against Hugging Face PEFT (test/fixtures/lora, from scripts/golden/make_lora_fixtures.py):
-// PEFT's saved adapters load and give PEFT's logits; ours write and read back bit for bit; ten training
-// steps match PEFT + torch AdamW on every backend; a quantized base trains; bad adapters are refused.
+// PEFT's saved adapters load and give PEFT's logits; ours write and read back bit for bit, and PEFT
+// gives our logits for an adapter olmo-js wrote; ten training steps match PEFT + torch AdamW on every
+// backend, untied and tied; a quantized base trains; bad adapters are refused.
 
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from "node:fs";
@@ -20,9 +21,13 @@ interface Case {
   /** PEFT's parameter names without the adapter name: base_model.model.model.layers.N....lora_A.weight. */
   final: Record<string, number[]>;
 }
-const fixture = readJson<{ logitIds: number[][]; cases: Record<"qv" | "all", Case> }>("test/fixtures/lora/expected.json");
+const CASES = ["qv", "all", "tied"] as const;
+type CaseName = (typeof CASES)[number];
+const fixture = readJson<{ logitIds: number[][]; cases: Record<CaseName, Case>; ours: { logits: number[] } }>("test/fixtures/lora/expected.json");
 const train = readJson<{ options: TrainOptions & { seqLen: number }; ids: number[]; mask: number[] }>("test/fixtures/train/expected.json");
 const BASE = `${repoRoot}test/fixtures/train/init`;
+/** The tied case's base: train/init with the embedding as the LM head. */
+const TIED_BASE = `${repoRoot}test/fixtures/lora/tied/base`;
 const adapterDir = (name: string) => `${repoRoot}test/fixtures/lora/${name}/adapter`;
 
 const [wasm1, wasm2] = await wasmBackendsUnderTest();
@@ -31,8 +36,8 @@ const backends: [string, AnyBackend][] = [
   ["js", createJsBackend()], ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!], ...(webgpu ? ([["webgpu", webgpu]] as [string, AnyBackend][]) : []),
 ];
 
-async function adaptedModel(backend: AnyBackend, adapter: string, quantize?: "int8"): Promise<Olmo> {
-  const { model } = await loadOlmo(folderSource(BASE), backend, { weightDType: "f32", ...(quantize ? { quantize } : {}) });
+async function adaptedModel(backend: AnyBackend, adapter: string, quantize?: "int8", base = BASE): Promise<Olmo> {
+  const { model } = await loadOlmo(folderSource(base), backend, { weightDType: "f32", ...(quantize ? { quantize } : {}) });
   model.lora = await loadLoraAdapters(folderSource(adapter), model);
   return model;
 }
@@ -84,9 +89,11 @@ async function expectRejection(promise: Promise<unknown>, fragment: string): Pro
   throw new Error(`no error mentioning ${fragment}`);
 }
 
-for (const name of ["qv", "all"] as const) {
+const baseOf = (name: CaseName) => (name === "tied" ? TIED_BASE : BASE);
+
+for (const name of CASES) {
   test(`${name}: PEFT's saved adapter gives PEFT's logits`, async () => {
-    const model = await adaptedModel(wasm1!, adapterDir(name));
+    const model = await adaptedModel(wasm1!, adapterDir(name), undefined, baseOf(name));
     // f32 throughout on both sides; logits of O(5) after 2 layers, summed in other orders: a few 1e-6.
     // 1e-4 leaves margin and fails a missing or mis-scaled adapter (B ~ N(0, 0.1) moves logits by O(0.1)).
     assertClose(await logitsOf(model), fixture.cases[name].logits, { atol: 1e-4, rtol: 1e-4 }, `${name} logits`);
@@ -118,10 +125,18 @@ test("an adapter written by olmo-js reads back bit for bit, with PEFT's config f
   }
 });
 
+test("PEFT loads an adapter olmo-js wrote (`olmo train`'s step folder) and gives our logits", async () => {
+  // test/fixtures/lora/ours/adapter came from olmo train (test/lora-cli.test.ts checks it still writes
+  // those bytes); PeftModel.from_pretrained read it in make_lora_fixtures.py. f32 on both sides: 1e-4 as above.
+  const model = await adaptedModel(wasm1!, adapterDir("ours"));
+  assertClose(await logitsOf(model), fixture.ours.logits, { atol: 1e-4, rtol: 1e-4 }, "PEFT's logits of olmo-js's adapter");
+  model.dispose();
+});
+
 for (const [backendName, backend] of backends) {
-  for (const name of ["qv", "all"] as const) {
+  for (const name of CASES) {
     test(`${backendName}, ${name}: 10 LoRA steps match PEFT + torch AdamW (losses, gradient norms, adapter updates)`, async () => {
-      const model = await adaptedModel(backend, adapterDir(name));
+      const model = await adaptedModel(backend, adapterDir(name), undefined, baseOf(name));
       const t = loraTrainer(model);
       if (t.params.length !== model.lora!.pairs.size * 2) throw new Error(`${t.params.length} trainable parameters`);
       const initial = await adapterValues(model);

@@ -14,7 +14,7 @@ import {
   quantizeHost, randn, readSafetensorsHeader, scope, tensor, type AnyBackend, type QuantScheme, type Tensor, type TensorToWrite,
 } from "../src/index.js";
 import { folderSource, NodeOlmoGenerator } from "../src/node/index.js";
-import { saveQuantizedCheckpoint } from "../src/node/quantized.js";
+import { saveModelFolder } from "../src/node/model-folder.js";
 import { assertClose } from "./assert.js";
 import { repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
@@ -110,11 +110,11 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
     reference.dispose();
   });
 
-  test(`${scheme}: a folder written by saveQuantizedCheckpoint loads back with the same weights and logits`, async () => {
+  test(`${scheme}: a folder written by saveModelFolder loads back with the same weights and logits`, async () => {
     const out = join(mkdtempSync(join(tmpdir(), "olmo-quantized-")), "model");
     try {
       const { model } = await loadOlmo(folderSource(TINY), js, { quantize: scheme, quantizeEmbedding: scheme !== "int8", weightDType: "bf16" });
-      await saveQuantizedCheckpoint(model, scheme, folderSource(TINY), out);
+      await saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize", quantization: scheme });
       const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
       assert.is(config.quantization_config.quant_method, scheme === "int8" ? "bitsandbytes" : "olmo-js");
       const header = await readSafetensorsHeader((await folderSource(out).open("model.safetensors"))!, []);
@@ -141,7 +141,7 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
       assert.ok(auto.weights.get("embed") instanceof QuantizedWeight);
       assert.is(auto.quantization, scheme);
       // A second write into the same folder is refused: nothing is overwritten.
-      assert.match((await rejection(saveQuantizedCheckpoint(model, scheme, folderSource(TINY), out))).message, /exists and is not empty/);
+      assert.match((await rejection(saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize", quantization: scheme }))).message, /exists and is not empty/);
       model.dispose();
       reloaded.model.dispose();
     } finally {

@@ -98,7 +98,7 @@ async function openModel(values: Map<string, string>, flags: Set<string>) {
   const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads);
   try {
     const loaded = await loadOlmo(modelSource(location, values.get("revision")), backend, { weightDType: dtype, quantize: quantizeChoice({ values, flags }) });
-    await attachAdapter(loaded.model, values);
+    await attachAdapter(loaded.model, values, location);
     const tokenizerFile = values.get("tokenizer");
     const tokenizer = tokenizerFile ? new Tokenizer(await readFile(tokenizerFile, "utf8"), { eosTokenId: loaded.model.config.eosTokenId }) : loaded.tokenizer;
     return { model: loaded.model, tokenizer, backend };

@@ -68,7 +68,7 @@ export async function openModel(parsed: ParsedArgs, location: ModelLocation) {
       // Room for a KV cache of the whole context, plus activations.
       extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,
     });
-    await attachAdapter(loaded.model, values);
+    await attachAdapter(loaded.model, values, location);
     const loadBytes = [...loaded.model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
     return { ...loaded, backend, name, loadStarted: started, loadSeconds: (performance.now() - started) / 1000, loadBytes };
   } catch (e) {

@@ -10,6 +10,7 @@ import { runChat } from "./chat.js";
 import { runDemo } from "./demo.js";
 import { runEval } from "./eval.js";
 import { runGenerate, runLogits } from "./generate.js";
+import { runMergeLora } from "./merge-lora.js";
 import { runQuantize } from "./quantize.js";
 import { runDetokenize, runTokenize } from "./tokenize.js";
 import { runPrepareData, runTrain } from "./train.js";
@@ -30,6 +31,7 @@ const commands: Record<string, Command> = {
   detokenize: { summary: "print the text of comma-separated token ids", run: runDetokenize },
   eval: { summary: "perplexity (--text FILE | --data DIR --seq-len L) or a multiple-choice task scored as OLMo does (--task NAME --data FILE)", run: runEval },
   quantize: { summary: "write a quantized copy of a model folder: olmo quantize --model DIR --to int8|int4 --out DIR", run: runQuantize },
+  "merge-lora": { summary: "fold a LoRA adapter into its base model: olmo merge-lora --model DIR --adapter DIR --out DIR", run: runMergeLora },
   bench: { summary: "measure a kernel: olmo bench matmul --m M --k K --n N [--threads T] [--dtype f32|bf16] --json", run: runBench },
 };
 

@@ -4,10 +4,10 @@
 // like "owner/name" and not like a path, so a mistyped path says "no such folder" instead of going to
 // the network.
 
-import { existsSync, statSync } from "node:fs";
-import { isAbsolute } from "node:path";
+import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { loadLoraAdapters, type ModelSource, type Olmo, type QuantScheme } from "../index.js";
-import { cachedHubSource, folderSource, latestCheckpointFolder } from "../node/index.js";
+import { cachedHubSource, folderSource, isLoraFolder, latestCheckpointFolder } from "../node/index.js";
 import { UsageError, type OptionSpec } from "./args.js";
 
 /** The default model shipped in the package (see models/olmo-tiny-shakespeare/RECIPE.md). */
@@ -22,6 +22,9 @@ export async function locateModel(arg: string, revision: string | undefined): Pr
     if (revision !== undefined) throw new UsageError(`--revision needs --model to be a Hub repo (owner/name); ${arg} is a folder`);
     // A training run's --save folder: its latest complete step.
     const folder = await latestCheckpointFolder(arg);
+    if (!existsSync(`${folder}/config.json`) && isLoraFolder(folder)) {
+      throw new UsageError(`--model ${arg}: ${folder} holds a LoRA adapter, not a model; give its base model with --model and this folder with --adapter`);
+    }
     if (!existsSync(`${folder}/config.json`)) throw new UsageError(`--model ${arg}: no config.json in ${folder}; expected a model folder or a training run's --save folder`);
     return { kind: "folder", folder };
   }
@@ -48,15 +51,36 @@ export const quantizeOptions: Record<string, OptionSpec> = {
     help: "quantize the weights as they load: int8 (per-row, as bitsandbytes' load_in_8bit) or int4 (groups of 32); default: the folder's own scheme, else none",
   },
   "load-in-8bit": { kind: "flag", help: "the model card's spelling of --quantize int8" },
-  adapter: { kind: "value", placeholder: "DIR", help: "a LoRA adapter folder in PEFT's format (adapter_config.json + adapter_model.safetensors) applied to the model" },
+  adapter: { kind: "value", placeholder: "DIR", help: "a LoRA adapter applied to the model: a folder in PEFT's format (adapter_config.json + adapter_model.safetensors) or a LoRA run's --save folder" },
 };
 
-/** Attach the LoRA adapter folder --adapter names, when it is given. */
-export async function attachAdapter(model: Olmo, values: ReadonlyMap<string, string>): Promise<void> {
+/** Attach the LoRA adapter folder --adapter names, when it is given, to the model loaded from `location`. */
+export async function attachAdapter(model: Olmo, values: ReadonlyMap<string, string>, location: ModelLocation): Promise<void> {
   const adapter = values.get("adapter");
   if (adapter === undefined) return;
   if (!existsSync(adapter) || !statSync(adapter).isDirectory()) throw new UsageError(`--adapter ${adapter}: no such folder`);
-  model.lora = await loadLoraAdapters(folderSource(adapter), model);
+  // A LoRA run's --save folder: its latest step.
+  const folder = await latestCheckpointFolder(adapter);
+  model.lora = await loadLoraAdapters(folderSource(folder), model);
+  warnIfOtherBase(folder, location);
+}
+
+/**
+ * Warn when an adapter's recorded base (adapter_config.json's base_model_name_or_path) is not the model
+ * it is applied to. Only a warning: the shapes were checked, and the same base may live in another
+ * folder or under a Hub name; but an adapter on the wrong base computes garbage silently.
+ */
+export function warnIfOtherBase(adapterFolder: string, location: ModelLocation): void {
+  let recorded: unknown;
+  try {
+    recorded = (JSON.parse(readFileSync(join(adapterFolder, "adapter_config.json"), "utf8")) as Record<string, unknown>).base_model_name_or_path;
+  } catch {
+    return; // the loader has read it already; nothing to compare
+  }
+  if (typeof recorded !== "string" || recorded === "") return;
+  const given = location.kind === "folder" ? location.folder : location.repo;
+  const same = location.kind === "folder" ? existsSync(recorded) && realpathSync(recorded) === realpathSync(given) : recorded === given;
+  if (!same) console.error(`warning: the adapter in ${adapterFolder} was trained on ${recorded} (its adapter_config.json's base_model_name_or_path), not ${given}`);
 }
 
 /** The scheme --quantize / --load-in-8bit ask for: undefined leaves it to the folder. */

@@ -3,7 +3,7 @@
 
 import { availableParallelism } from "node:os";
 import { loadOlmo, type QuantScheme } from "../index.js";
-import { saveQuantizedCheckpoint } from "../node/quantized.js";
+import { saveModelFolder } from "../node/model-folder.js";
 import { parseArgs, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 import { DEFAULT_MODEL, locateModel, modelSource } from "./model.js";
@@ -29,7 +29,7 @@ export async function runQuantize(args: string[]): Promise<void> {
     // int8 keeps the embedding and LM head float, as bitsandbytes does, so transformers reads the folder;
     // float weights are kept in bf16 (f16 stays f16), as a quantized checkpoint's are.
     const { model } = await loadOlmo(source, backend, { quantize: scheme, quantizeEmbedding: scheme !== "int8", weightDType: "bf16" });
-    const bytes = await saveQuantizedCheckpoint(model, scheme, source, out);
+    const bytes = await saveModelFolder(model.weights, source, out, { what: "olmo quantize", quantization: scheme });
     console.error(`wrote ${out}: ${scheme}, ${(bytes / 1e9).toFixed(3)} GB of weights in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     backend.dispose();

@@ -2,16 +2,19 @@
 
 import { appendFile, mkdir, readFile } from "node:fs/promises";
 import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
-  configFromHf, initialWeights, lossCurveSvg, Olmo, OLMO_PRESETS, parameterCount, prepareTrainingData, Tokenizer, Trainer, trainingBytes,
-  TrainingStoppedError, type AnyBackend, type IdDType, type OlmoConfig, type StepMetrics, type TrainOptions,
+  ADAPTER_CONFIG, configFromHf, initialWeights, loadLoraAdapters, loadOlmo, LoraAdapters, loraParameterCount, loraTargets, loraTrainingBytes,
+  lossCurveSvg, Olmo, OLMO_PRESETS, parameterCount, parseAdapterConfig, prepareTrainingData, QuantizedWeight, readTextFile, Tokenizer, Trainer, trainingBytes, TrainingStoppedError, type AnyBackend, type IdDType,
+  type LoraOptions, type OlmoConfig, type QuantScheme, type StepMetrics, type TrainOptions,
 } from "../index.js";
 import {
-  CheckpointRun, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState, writeFileAtomic, writeTokenData,
+  CheckpointRun, folderSource, isLoraFolder, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState,
+  writeFileAtomic, writeTokenData, type TrainerState,
 } from "../node/index.js";
 import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
+import { locateModel, modelSource, quantizeChoice, warnIfOtherBase } from "./model.js";
 
 // ---------------------------------------------------------------------------------------------------
 // prepare-data
@@ -55,9 +58,9 @@ const int = (min: number) => ({ integer: true, min });
 const positive = { min: 0, minExclusive: true };
 
 const trainSpec: CommandSpec = {
-  model: { kind: "value", placeholder: "DIR", help: "start from this model folder (fine-tuning)" },
+  model: { kind: "value", placeholder: "DIR_OR_REPO", help: "start from this model (fine-tuning): a folder, a --save folder, or with LoRA a Hub repo" },
   config: { kind: "value", placeholder: "PRESET_OR_JSON", help: "start from scratch: a preset (OLMo-1B, ...) or a config.json file" },
-  load: { kind: "value", placeholder: "DIR", help: "resume from a checkpoint folder or --save folder" },
+  load: { kind: "value", placeholder: "DIR", help: "resume from a checkpoint folder or --save folder (a LoRA run's finds its base where it was; --model overrides)" },
   tokenizer: { kind: "value", placeholder: "FILE.json", help: "tokenizer.json to copy into each checkpoint" },
   data: { kind: "value", required: true, placeholder: "DIR_OR_FILE", help: "folder with input_ids.npy [+ label_mask.npy] (from olmo prepare-data), or the ids file itself" },
   "label-mask": { kind: "value", placeholder: "FILE", help: "label mask file (default: label_mask.npy beside the ids, or all ones)" },
@@ -85,7 +88,18 @@ const trainSpec: CommandSpec = {
   keep: { kind: "value", number: int(1), help: "checkpoints of this run to keep, newest first (default 2; other runs' are never deleted)" },
   "stop-on-spike": { kind: "value", number: { min: 1, minExclusive: true }, placeholder: "FACTOR", help: "stop, before updating or saving, when a loss exceeds FACTOR times the mean of the last 10" },
   "reset-trainer-state": { kind: "flag", help: "with --load: keep weights and optimizer, restart step, schedule, data" },
+  "checkpoint-activations": { kind: "flag", help: "keep only each block's input in the forward pass, recompute the block in the backward (less memory, about 1/3 more time; same results)" },
+  // LoRA (src/model/lora.ts): adapters on a frozen base, saved in PEFT's format.
+  "lora-r": { kind: "value", number: int(1), help: "LoRA: train adapters of rank R on the frozen --model instead of every weight" },
+  "lora-alpha": { kind: "value", number: positive, help: "LoRA: the adapters' update is scaled by alpha / r (default 8, PEFT's)" },
+  "lora-targets": { kind: "value", placeholder: "q,v,...", help: "LoRA: layers that get adapters: q, k, v, o, gate, up, down (or PEFT's q_proj, ...), or all (default q,v, PEFT's for OLMo)" },
+  "lora-dropout": { kind: "value", number: { min: 0, max: 1, maxExclusive: true }, help: "LoRA: dropout on the adapters' input while training (default 0)" },
+  adapter: { kind: "value", placeholder: "DIR", help: "LoRA: start from this adapter folder (PEFT's, or a LoRA run's step or --save folder) instead of fresh adapters" },
+  quantize: { kind: "value", choices: ["int8", "int4", "none"], help: "LoRA: quantize the frozen base as it loads (QLoRA-style); default: the folder's own scheme, else none" },
+  "load-in-8bit": { kind: "flag", help: "LoRA: the model card's spelling of --quantize int8" },
 };
+
+const LORA_SHAPE_FLAGS = ["lora-r", "lora-alpha", "lora-targets", "lora-dropout"] as const;
 
 async function configFromArg(arg: string): Promise<OlmoConfig> {
   const preset = OLMO_PRESETS[arg];
@@ -141,8 +155,71 @@ async function readHistory(file: string, upToStep: number): Promise<StepMetrics[
   return history.filter((m) => m.step <= upToStep);
 }
 
+/** What a LoRA run trains on: its frozen base model, the quantization of the base, and where its adapters start. */
+interface LoraPlan {
+  /** --model as given, or the base a resumed run recorded: a folder or a Hub repo. */
+  base: string;
+  quantize: QuantScheme | "none" | undefined;
+  /** The adapters' options: the flags', or those of the folder they start from. */
+  options: LoraOptions;
+  /** The folder the adapters start from (--adapter, or the resumed step), or null for fresh adapters. */
+  adapterFolder: string | null;
+}
+
+/** The LoRA part of the command line, checked against --load and --config; null for full training. */
+async function loraPlan(
+  parsed: { values: Map<string, string>; flags: Set<string>; numbers: Map<string, number> }, resumeFolder: string | null,
+): Promise<LoraPlan | null> {
+  const { values, numbers } = parsed;
+  const shapeFlags = LORA_SHAPE_FLAGS.filter((f) => values.has(f)).map((f) => `--${f}`);
+  const quantize = quantizeChoice(parsed);
+  const resumeLora = resumeFolder !== null && isLoraFolder(resumeFolder);
+  if (!resumeLora && shapeFlags.length === 0 && !values.has("adapter")) {
+    if (quantize !== undefined) throw new UsageError(`--quantize / --load-in-8bit need LoRA (--lora-r R or --adapter DIR): full training updates every weight, in f32`);
+    if (resumeFolder !== null && values.has("model")) throw new UsageError(`--model with --load names a LoRA run's base model; ${resumeFolder} is a full checkpoint`);
+    return null;
+  }
+  if (values.has("config")) throw new UsageError("LoRA fine-tunes a trained model: give --model DIR (the frozen base), not --config");
+  if (resumeLora) {
+    const given = [...shapeFlags, ...(values.has("adapter") ? ["--adapter"] : [])];
+    if (given.length > 0) throw new UsageError(`--load resumes the LoRA run in ${resumeFolder}, whose adapter_config.json sets r, alpha, targets and dropout: drop ${given.join(", ")}`);
+    const state = JSON.parse(await readFile(join(resumeFolder, "trainer_state.json"), "utf8")) as TrainerState;
+    const recorded = state.options.model, recordedQuantize = (state.options.quantize ?? "none") as string;
+    if (typeof recorded !== "string" || recorded === "") throw new Error(`${join(resumeFolder, "trainer_state.json")}: options.model (the base model) is missing; give it with --model`);
+    if (quantize !== undefined && quantize !== recordedQuantize) {
+      throw new UsageError(`--quantize ${quantize}: the run in ${resumeFolder} trained on a base quantized ${recordedQuantize}; its adapters are for that base`);
+    }
+    return { base: values.get("model") ?? recorded, quantize: recordedQuantize as QuantScheme | "none", options: await adapterOptions(resumeFolder), adapterFolder: resumeFolder };
+  }
+  if (!values.has("model")) throw new UsageError("LoRA needs the base model: --model DIR_OR_REPO");
+  const adapter = values.get("adapter");
+  if (adapter !== undefined) {
+    if (shapeFlags.length > 0) throw new UsageError(`--adapter ${adapter} sets r, alpha, targets and dropout (its adapter_config.json): drop ${shapeFlags.join(", ")}`);
+    if (!existsSync(adapter) || !statSync(adapter).isDirectory()) throw new UsageError(`--adapter ${adapter}: no such folder`);
+    const folder = await latestCheckpointFolder(adapter);
+    if (!isLoraFolder(folder)) throw new UsageError(`--adapter ${adapter}: no adapter_config.json in ${folder}; expected a PEFT adapter folder or a LoRA run's --save folder`);
+    return { base: values.get("model")!, quantize, options: await adapterOptions(folder), adapterFolder: folder };
+  }
+  if (!values.has("lora-r")) throw new UsageError(`${shapeFlags.join(", ")} need --lora-r R (the adapters' rank)`);
+  const targetsRaw = values.get("lora-targets") ?? "q,v";
+  const targets = targetsRaw === "all" ? loraTargets(["q", "k", "v", "o", "gate", "up", "down"]) : targetsRaw.split(",").map((t) => t.trim());
+  try {
+    loraTargets(targets);
+  } catch (e) {
+    throw new UsageError(`--lora-targets ${targetsRaw}: ${(e as Error).message.replace(/^LoRA: /, "")}`);
+  }
+  const options = { r: numbers.get("lora-r")!, alpha: numbers.get("lora-alpha") ?? 8, targets, dropout: numbers.get("lora-dropout") ?? 0 };
+  return { base: values.get("model")!, quantize, options, adapterFolder: null };
+}
+
+/** The LoRA options in an adapter folder's adapter_config.json (checked as the loader checks them). */
+async function adapterOptions(folder: string): Promise<LoraOptions> {
+  const file = join(folder, ADAPTER_CONFIG);
+  return parseAdapterConfig(JSON.parse(await readInput("adapter", file)) as Record<string, unknown>, file);
+}
+
 export async function runTrain(args: string[]): Promise<void> {
-  const parsed = parseArgs("train", args, trainSpec, { exactlyOne: [["model", "config", "load"]] });
+  const parsed = parseArgs("train", args, trainSpec);
   if (parsed.help) return void console.log(usage("train", trainSpec));
   const { values, flags, numbers } = parsed;
   const save = values.get("save")!, data = values.get("data")!;
@@ -150,12 +227,16 @@ export async function runTrain(args: string[]): Promise<void> {
   const microBatchSize = numbers.get("micro-batch-size");
   // Checks between flags, after each flag's own range.
   const problems: string[] = [];
+  const starts = (["model", "config", "load"] as const).filter((f) => values.has(f));
+  if (starts.length === 0) problems.push("give --model DIR (fine-tune), --config PRESET_OR_JSON (from scratch) or --load DIR (resume)");
+  if (values.has("config") && starts.length > 1) problems.push(`--config starts from scratch; it cannot go with ${starts.filter((f) => f !== "config").map((f) => `--${f}`).join(" or ")}`);
   if (microBatchSize !== undefined && batchSize % microBatchSize !== 0) problems.push(`--micro-batch-size ${microBatchSize} must divide --batch-size ${batchSize}`);
   const betasRaw = values.get("betas") ?? "0.9,0.95";
   const betas = betasRaw.split(",").map((b) => (b.trim() === "" ? NaN : Number(b)));
   if (betas.length !== 2 || betas.some((b) => !(b >= 0 && b < 1))) problems.push(`--betas must be two numbers in [0, 1), got ${betasRaw}`);
   if (flags.has("reset-trainer-state") && !values.has("load")) problems.push("--reset-trainer-state needs --load DIR");
   if (existsSync(save) && !statSync(save).isDirectory()) problems.push(`--save ${save} is a file; expected a folder`);
+  if (values.has("load") && (!existsSync(values.get("load")!) || !statSync(values.get("load")!).isDirectory())) problems.push(`--load ${values.get("load")}: no such folder`);
   if (problems.length) throw new UsageError(problems.join("\n"));
   const seed = numbers.get("seed") ?? 0;
   const options: TrainOptions = {
@@ -163,13 +244,27 @@ export async function runTrain(args: string[]): Promise<void> {
     schedule: (values.get("schedule") ?? "cosine") as TrainOptions["schedule"], tMax: numbers.get("t-max"),
     alphaF: numbers.get("alpha-f") ?? 0.1, weightDecay: numbers.get("weight-decay") ?? 0.1, betas: betas as [number, number], eps: numbers.get("eps") ?? 1e-5,
     maxGradNorm: numbers.get("max-grad-norm") ?? 1.0, decayEmbeddings: flags.has("decay-embeddings"), shuffle: !flags.has("no-shuffle"), seed,
-    stopOnSpike: numbers.get("stop-on-spike"),
+    stopOnSpike: numbers.get("stop-on-spike"), checkpointActivations: flags.has("checkpoint-activations"),
   };
   const saveEvery = numbers.get("save-every") ?? 0;
 
-  // The model's config (without its weights) and the data, checked before anything is allocated.
+  // What the run starts from, its config (without weights) and the data, checked before anything is allocated.
+  const resumeFolder = values.has("load") ? await latestCheckpointFolder(values.get("load")!) : null;
+  const lora = await loraPlan(parsed, resumeFolder);
   const from = values.has("config") ? "config" : values.has("load") ? "load" : "model";
-  const config = from === "config" ? await configFromArg(values.get("config")!) : await configOfFolder(from, values.get(from)!);
+  let config: OlmoConfig, baseSource = null as ReturnType<typeof modelSource> | null, baseName = "";
+  if (lora) {
+    const location = await locateModel(lora.base, undefined);
+    if (lora.adapterFolder) warnIfOtherBase(lora.adapterFolder, location);
+    baseSource = modelSource(location, undefined);
+    // Recorded in the run's options and the adapter's base_model_name_or_path: a folder by its full path.
+    baseName = location.kind === "folder" ? resolve(location.folder) : location.repo;
+    const configText = await readTextFile(baseSource, "config.json");
+    if (configText === null) throw new UsageError(`--model ${lora.base}: no config.json`);
+    config = configFromHf(configText, `${baseSource.name}/config.json`);
+  } else {
+    config = from === "config" ? await configFromArg(values.get("config")!) : await configOfFolder(from, values.get(from)!);
+  }
   const dataset = await readTokenDataset(data, {
     labelMask: values.get("label-mask"), idsDType: (values.get("ids-dtype") ?? "uint16") as IdDType, seqLen, vocabSize: config.vocabSize,
   });
@@ -181,16 +276,39 @@ export async function runTrain(args: string[]): Promise<void> {
   // fit check and its message assume one): 4 GiB at most, as before.
   const backend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? 2, { maxMemoryBytes: 2 ** 32 });
   try {
-    checkTrainingFits(config, backend, microBatchSize ?? batchSize, seqLen, `--${from} ${values.get(from)}`);
-    let model: Olmo, resumeFolder: string | null = null;
-    if (from === "config") {
-      model = new Olmo(config, initialWeights(config, seed, backend));
+    let model: Olmo;
+    let runOptions: Record<string, unknown> = { ...options, seqLen, data, seed };
+    if (lora) {
+      // The frozen base as stored (bf16 stays bf16) or quantized; the fit check counts the adapters'
+      // training state beside it. The adapters: fresh, from --adapter, or the resumed step's.
+      const extraBytes = (c: OlmoConfig) => loraTrainingBytes(c, lora.options, microBatchSize ?? batchSize, seqLen);
+      model = (await loadOlmo(baseSource!, backend, { quantize: lora.quantize, extraBytes })).model;
+      try {
+        model.lora = lora.adapterFolder
+          ? await loadLoraAdapters(folderSource(lora.adapterFolder), model, seed)
+          : LoraAdapters.create(model.config, lora.options, backend, seed);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      const q = model.weights.get("layers.0.q")!;
+      const quantization = q instanceof QuantizedWeight ? q.scheme : "none";
+      const { r, alpha } = model.lora.options;
+      runOptions = { ...runOptions, model: baseName, quantize: quantization, lora: { r, alpha, targets: model.lora.targets, dropout: model.lora.dropout } };
+      console.error(
+        `olmo train: LoRA r ${r}, alpha ${alpha} on ${model.lora.targets.join(", ")} of ${config.numLayers} layers: ` +
+          `${loraParameterCount(config, model.lora.options).toLocaleString("en")} trainable numbers; the base ${baseName} is frozen (${q instanceof QuantizedWeight ? q.scheme : q.dtype})`,
+      );
     } else {
-      const loaded = await loadTrainableModel(values.get(from)!, backend);
-      model = loaded.model;
-      // Checkpoints carry the tokenizer: --tokenizer, else the one of the folder the run started from.
-      tokenizerJson ??= loaded.tokenizerJson;
-      if (from === "load") resumeFolder = loaded.folder;
+      checkTrainingFits(config, backend, microBatchSize ?? batchSize, seqLen, `--${from} ${values.get(from)}`);
+      if (from === "config") {
+        model = new Olmo(config, initialWeights(config, seed, backend));
+      } else {
+        const loaded = await loadTrainableModel(values.get(from)!, backend);
+        model = loaded.model;
+        // Checkpoints carry the tokenizer: --tokenizer, else the one of the folder the run started from.
+        tokenizerJson ??= loaded.tokenizerJson;
+      }
     }
     const trainer = new Trainer(model, dataset, options);
     if (resumeFolder) await restoreTrainerState(resumeFolder, trainer, flags.has("reset-trainer-state"));
@@ -205,7 +323,7 @@ export async function runTrain(args: string[]): Promise<void> {
     // OLMo drops ids past the last whole instance too; said here because data prepared for another
     // seq_len (chat examples padded to 512, read as 300) leaves a remainder and straddles examples.
     if (leftover > 0) console.error(`olmo train: warning: the last ${leftover} of ${dataset.ids.length} ids in ${data} do not fill an instance of --seq-len ${seqLen} and are not used`);
-    await train(trainer, { save, saveEvery, keep: numbers.get("keep") ?? 2, data, seqLen, tokenizerJson, runOptions: { ...options, seqLen, data, seed } });
+    await train(trainer, { save, saveEvery, keep: numbers.get("keep") ?? 2, data, seqLen, tokenizerJson, runOptions });
     trainer.optimizer.dispose();
     model.dispose();
   } finally {

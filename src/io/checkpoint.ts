@@ -203,7 +203,7 @@ export function checkFits(config: OlmoConfig, storage: "f32" | "bf16" | QuantSch
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
     throw new Error(
       `${name}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
-        `${gb(weightBytes)} in ${storage} plus ${gb(extraBytes)} for the KV cache and activations, but the ${backend.name} backend holds ` +
+        `${gb(weightBytes)} in ${storage} plus ${gb(extraBytes)} for the KV cache, activations or training state, but the ${backend.name} backend holds ` +
         `at most ${gb(usage.limit)} (${gb(usage.inUse)} already in use). ` +
         (storage === "f32"
           ? "Store the weights in bf16 (--dtype bf16)."

@@ -4,4 +4,4 @@ export { Olmo, KVCache } from "./olmo.js";
 export { generate, chooseToken, banRepeatedNgrams, penalizeRepetitions, topKFilter, topPFilter, type GenerateOptions, type GenerateResult } from "./generate.js";
 export { OLMO_PRESETS, configFromHf, configToHf, parameterCount, validateConfig, ConfigError, type OlmoConfig } from "./config.js";
 export { weightShapes, initialWeights, type WeightName, type BlockWeight } from "./weights.js";
-export { LoraAdapters, LORA_MODULES, loraTargets, type LoraOptions, type LoraPair } from "./lora.js";
+export { LoraAdapters, LORA_MODULES, loraTargets, loraParameterCount, type LoraOptions, type LoraPair } from "./lora.js";

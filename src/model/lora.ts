@@ -22,8 +22,10 @@
 import { Random } from "../core/random.js";
 import { rand, tensor, zeros } from "../core/creation.js";
 import { requireGrad } from "../core/autograd.js";
-import { keep, type AnyBackend, type Tensor } from "../core/tensor.js";
-import { add, linear, mul, scale } from "../ops/index.js";
+import { noGrad } from "../core/autograd.js";
+import { QuantizedWeight, type Weight } from "../core/quantize.js";
+import { keep, scope, type AnyBackend, type Tensor } from "../core/tensor.js";
+import { add, cast, linear, matmul, mul, scale } from "../ops/index.js";
 import type { OlmoConfig } from "./config.js";
 import { weightShapes, type BlockWeight, type WeightName } from "./weights.js";
 
@@ -55,6 +57,16 @@ export function loraTargets(names: readonly string[]): BlockWeight[] {
     wanted.add(ours);
   }
   return BLOCK_WEIGHTS.filter((w) => wanted.has(w));
+}
+
+/** Trainable numbers of adapters of rank r on `targets` of every layer: r (in + out) per adapted layer. */
+export function loraParameterCount(config: OlmoConfig, options: Pick<LoraOptions, "r" | "targets">): number {
+  const shapes = weightShapes(config);
+  const perLayer = loraTargets(options.targets).reduce((sum, t) => {
+    const [out, inp] = shapes.get(`layers.0.${t}`)!;
+    return sum + options.r * (inp + out);
+  }, 0);
+  return perLayer * config.numLayers;
 }
 
 /** Why these options cannot adapt a model of this config, or null when they can. */
@@ -209,6 +221,30 @@ export class LoraAdapters {
   /** The trainable tensors, named `layers.N.q.lora_A` / `.lora_B`, in the model's order. */
   parameters(): { name: string; tensor: Tensor }[] {
     return [...this.pairs].flatMap(([name, p]) => [{ name: `${name}.lora_A`, tensor: p.a }, { name: `${name}.lora_B`, tensor: p.b }]);
+  }
+
+  /**
+   * The base weights with the adapters folded in, as PEFT's merge_and_unload computes them:
+   *   W' = W + (alpha / r) B A        [out, in] = [out, in] + [out, r] [r, in]
+   * in f32, then stored in W's dtype (a bf16 base gives a bf16 merged weight, rounded once). Weights
+   * that are not targets are returned as they are (the same tensors). A quantized base is refused:
+   * merging would dequantize and quantize again, which is not the model that was trained.
+   */
+  mergedWeights(weights: ReadonlyMap<WeightName, Weight>): Map<WeightName, Weight> {
+    const merged = new Map<WeightName, Weight>(weights);
+    for (const [name, pair] of this.pairs) {
+      const w = weights.get(name);
+      if (!w) throw new Error(`LoRA merge: the model has no weight ${name}`);
+      if (w instanceof QuantizedWeight) {
+        throw new Error(`LoRA merge: ${name} is a ${w.describe()}; merging needs the float base weights (load the base without quantize)`);
+      }
+      merged.set(name, noGrad(() => scope(() => {
+        const update = scale(matmul(pair.b, pair.a), this.scaling);
+        const sum = add(w.dtype === "f32" ? w : cast(w, "f32"), update);
+        return w.dtype === "f32" ? sum : cast(sum, w.dtype);
+      })));
+    }
+    return merged;
   }
 
   dispose(): void {

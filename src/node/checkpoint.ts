@@ -1,8 +1,12 @@
 // Training checkpoints on disk, written so that a crash at any instant loses nothing.
 //
-// --save DIR holds one folder per saved step (DIR/step-N: config.json + model.safetensors in Hugging
-// Face layout, loadable by transformers, plus optimizer.safetensors and trainer_state.json) and a file
-// DIR/latest naming the newest complete one. The invariant: `latest` always names a complete folder.
+// --save DIR holds one folder per saved step and a file DIR/latest naming the newest complete one.
+// A step folder of full training: config.json + model.safetensors in Hugging Face layout (loadable by
+// transformers), optimizer.safetensors (AdamW's moments by the weights' names) and trainer_state.json.
+// A step folder of a LoRA run: the adapter in PEFT's layout (adapter_config.json +
+// adapter_model.safetensors, loadable by PeftModel.from_pretrained and by --adapter), the adapters'
+// moments in optimizer.safetensors by PEFT's tensor names, and trainer_state.json, whose options name
+// the frozen base model (it is not copied: it never changes). The invariant: `latest` always names a complete folder.
 //   1. The checkpoint is written into DIR/step-N.tmp, every file fsynced, then the folder itself.
 //   2. A new step: step-N.tmp is renamed to step-N and the directory fsynced; then `latest` is
 //      switched (written to latest.tmp, fsynced, renamed over latest: atomic).
@@ -19,6 +23,8 @@ import { join } from "node:path";
 import { configToHf, type OlmoConfig } from "../model/config.js";
 import { encodeSafetensors, readSafetensorsHeader, type TensorToWrite } from "../io/safetensors.js";
 import { hfTensorName, loadCheckpoint } from "../io/checkpoint.js";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfig, adapterTensors, loraTensorName } from "../io/lora.js";
+import type { WeightName } from "../model/weights.js";
 import { Olmo } from "../model/olmo.js";
 import type { AnyBackend, Tensor } from "../core/tensor.js";
 import type { Trainer } from "../train/trainer.js";
@@ -79,6 +85,20 @@ export async function readLatest(dir: string): Promise<string | null> {
   return name;
 }
 
+/**
+ * The name a trained parameter's tensors go by in a checkpoint: the Hugging Face weight name, or for a
+ * LoRA matrix (`layers.3.q.lora_A`) PEFT's (`base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight`).
+ */
+function checkpointName(parameter: string): string {
+  const lora = /^(.*)\.lora_([AB])$/.exec(parameter);
+  return lora ? loraTensorName(lora[1] as WeightName, lora[2] as "A" | "B") : hfTensorName(parameter as WeightName);
+}
+
+/** True when `folder` is a step folder of a LoRA run (or any PEFT adapter folder). */
+export function isLoraFolder(folder: string): boolean {
+  return existsSync(join(folder, ADAPTER_CONFIG));
+}
+
 async function f32Tensor(name: string, t: Tensor): Promise<TensorToWrite> {
   const values = (await t.data()) as Float32Array;
   return { name, dtype: "F32", shape: t.shape, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
@@ -115,19 +135,21 @@ export async function saveTrainingCheckpoint(
   await mkdir(staging);
   const model = trainer.model;
   if (model.lora) {
-    // The step-folder layout below is that of full training (weights + their moments by HF name).
-    await rm(staging, { recursive: true, force: true });
-    throw new Error("saveTrainingCheckpoint: a LoRA run's step folders are not written yet; save the adapter with saveLoraAdapter (PEFT's format)");
+    // The base is frozen: only the adapter changes. `options.model` names the base, as PEFT's
+    // base_model_name_or_path does.
+    await writeDurable(join(staging, ADAPTER_CONFIG), JSON.stringify(adapterConfig(model.lora, String(options.model ?? "")), null, 2) + "\n");
+    await writeDurable(join(staging, ADAPTER_WEIGHTS), encodeSafetensors(await adapterTensors(model.lora)));
+  } else {
+    await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
+    const weights: TensorToWrite[] = [];
+    // The trainer only trains plain f32 weights (trainableParameters refuses quantized ones).
+    for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t as Tensor));
+    await writeDurable(join(staging, "model.safetensors"), encodeSafetensors(weights));
   }
-  await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
-  const weights: TensorToWrite[] = [];
-  // The trainer only trains plain f32 weights (trainableParameters refuses quantized ones).
-  for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t as Tensor));
-  await writeDurable(join(staging, "model.safetensors"), encodeSafetensors(weights));
   const moments: TensorToWrite[] = [];
   for (const p of trainer.params) {
-    moments.push(await f32Tensor(`exp_avg.${hfTensorName(p.name as never)}`, trainer.optimizer.m.get(p.name)!));
-    moments.push(await f32Tensor(`exp_avg_sq.${hfTensorName(p.name as never)}`, trainer.optimizer.v.get(p.name)!));
+    moments.push(await f32Tensor(`exp_avg.${checkpointName(p.name)}`, trainer.optimizer.m.get(p.name)!));
+    moments.push(await f32Tensor(`exp_avg_sq.${checkpointName(p.name)}`, trainer.optimizer.v.get(p.name)!));
   }
   await writeDurable(join(staging, "optimizer.safetensors"), encodeSafetensors(moments, { format: "pt", step: String(trainer.optimizer.step) }));
   const state: TrainerState = { step: trainer.step, options };
@@ -202,10 +224,10 @@ export async function restoreTrainerState(folder: string, trainer: Trainer, rese
   if (problems.length) throw new Error(`${file.name}: ${problems.join("; ")}`);
   for (const p of trainer.params) {
     for (const [prefix, target] of [["exp_avg", trainer.optimizer.m], ["exp_avg_sq", trainer.optimizer.v]] as const) {
-      const entry = header.tensors.get(`${prefix}.${hfTensorName(p.name as never)}`);
+      const entry = header.tensors.get(`${prefix}.${checkpointName(p.name)}`);
       const t = target.get(p.name)!;
       if (!entry || entry.dtype !== "F32" || entry.shape.join() !== t.shape.join()) {
-        throw new Error(`${file.name}: ${prefix} of ${hfTensorName(p.name as never)} is missing or has the wrong shape`);
+        throw new Error(`${file.name}: ${prefix} of ${checkpointName(p.name)} is missing or has the wrong shape`);
       }
       const bytes = await file.read(entry.begin, entry.end - entry.begin);
       t.backend.upload(t.bufferFor("restore"), "f32", new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));

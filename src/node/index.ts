@@ -5,9 +5,10 @@ export { spawnNodeWorker, createNodeWasmBackend } from "./wasm.js";
 export { NodeOlmoGenerator, DEFAULT_MODEL_DIR } from "./generator.js";
 export { fileSource, folderSource, writeFileAtomic } from "./fs.js";
 export {
-  saveTrainingCheckpoint, CheckpointRun, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, readLatest, type TrainerState,
+  saveTrainingCheckpoint, CheckpointRun, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, readLatest, isLoraFolder, type TrainerState,
 } from "./checkpoint.js";
 export { cachedHubSource, defaultHubCacheDir, type CachedHubOptions } from "./hub.js";
 export { createNodeWebGpuBackend, type NodeWebGpuBackend } from "./webgpu.js";
 export { readTokenDataset, writeTokenData, type TokenDatasetFiles } from "./data.js";
 export { saveLoraAdapter } from "./lora.js";
+export { saveModelFolder } from "./model-folder.js";

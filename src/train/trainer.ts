@@ -13,6 +13,7 @@ import { crossEntropy, slice } from "../ops/index.js";
 import type { Olmo } from "../model/olmo.js";
 import { AdamW, clipGradientNorm, gradientNorm, type Parameter } from "../optim/adamw.js";
 import { parameterCount, type OlmoConfig } from "../model/config.js";
+import { loraParameterCount, type LoraOptions } from "../model/lora.js";
 import { learningRate, type ScheduleName } from "../optim/schedule.js";
 import type { TokenDataset } from "./data.js";
 
@@ -115,6 +116,14 @@ const SPIKE_WINDOW = 10;
  */
 export function trainingBytes(config: OlmoConfig, microBatchSize: number, seqLen: number): number {
   return 16 * parameterCount(config) + 2 * 4 * microBatchSize * seqLen * config.vocabSize;
+}
+
+/**
+ * Bytes a LoRA fine-tune needs on the backend beside the frozen base: the adapters in f32 with their
+ * gradients and AdamW's two moments (16 bytes each), plus the logits of one micro-batch and their gradient.
+ */
+export function loraTrainingBytes(config: OlmoConfig, lora: Pick<LoraOptions, "r" | "targets">, microBatchSize: number, seqLen: number): number {
+  return 16 * loraParameterCount(config, lora) + 2 * 4 * microBatchSize * seqLen * config.vocabSize;
 }
 
 /** A trainer: the model, its parameters and optimizer, and where it is in the data. */

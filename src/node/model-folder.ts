@@ -1,9 +1,10 @@
-// Writing a quantized checkpoint folder (`olmo quantize`; the formats: src/io/quantized.ts).
+// Writing a model folder in Hugging Face's layout from weights on a backend: a quantized checkpoint
+// (`olmo quantize`; the formats: src/io/quantized.ts) or a model with LoRA adapters merged into it
+// (`olmo merge-lora`).
 //
-// The model is loaded quantized (the loader streams and quantizes each weight), then written tensor by
-// tensor into safetensors shards of at most SHARD_BYTES, so the host holds one shard at a time, never
-// the model twice. The folder appears whole or not at all (writeFolderAtomic): a crash leaves no
-// half-written model folder behind.
+// The weights are written tensor by tensor into safetensors shards of at most SHARD_BYTES, so the host
+// holds one shard at a time, never the model twice. The folder appears whole or not at all
+// (writeFolderAtomic): a crash leaves no half-written model folder behind.
 
 import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -11,7 +12,7 @@ import { QuantizedWeight, type QuantScheme, type Weight } from "../core/quantize
 import { hfTensorName, readTextFile, type ModelSource } from "../io/checkpoint.js";
 import { quantizationConfig, scalesTensorName } from "../io/quantized.js";
 import { encodeSafetensors, type TensorToWrite } from "../io/safetensors.js";
-import type { Olmo } from "../model/olmo.js";
+import type { WeightName } from "../model/weights.js";
 import { writeFolderAtomic } from "./fs.js";
 
 /** Largest shard written (Hugging Face's default max_shard_size is 5 GB; smaller keeps host memory low). */
@@ -32,20 +33,24 @@ async function tensorsOf(name: string, weight: Weight): Promise<TensorToWrite[]>
       { name: scalesTensorName(name, weight.scheme), dtype: weight.scheme === "int8" ? "F32" : "F16", shape: weight.scales.shape, bytes: bytes(scales) },
     ];
   }
-  if (weight.dtype !== "f32" && weight.dtype !== "bf16" && weight.dtype !== "f16") throw new Error(`saveQuantizedCheckpoint: ${name} is ${weight.dtype}`);
+  if (weight.dtype !== "f32" && weight.dtype !== "bf16" && weight.dtype !== "f16") throw new Error(`saveModelFolder: ${name} is ${weight.dtype}`);
   return [{ name, dtype: SAFETENSORS_DTYPE[weight.dtype], shape: weight.shape, bytes: bytes(await weight.rawData()) }];
 }
 
 /**
- * Write `model` (loaded with loadOlmo(..., { quantize: scheme })) as a checkpoint folder at `out`,
- * with `source`'s config.json (plus quantization_config) and tokenizer files. `out` must not exist
- * or be an empty folder. Returns the bytes of weights written.
+ * Write `weights` (a model's, e.g. loaded with loadOlmo(..., { quantize: scheme })) as a model folder
+ * at `out`, with `source`'s config.json (plus quantization_config when `quantization` is given, without
+ * one otherwise) and tokenizer files. `out` must not exist or be an empty folder; `what` names the
+ * caller in errors. Returns the bytes of weights written.
  */
-export async function saveQuantizedCheckpoint(model: Olmo, scheme: QuantScheme, source: ModelSource, out: string): Promise<number> {
+export async function saveModelFolder(
+  weights: ReadonlyMap<WeightName, Weight>, source: ModelSource, out: string, options: { what: string; quantization?: QuantScheme },
+): Promise<number> {
   let total = 0;
-  await writeFolderAtomic(out, "olmo quantize", async (staging) => {
+  await writeFolderAtomic(out, options.what, async (staging) => {
     const config = JSON.parse((await readTextFile(source, "config.json"))!) as Record<string, unknown>;
-    config.quantization_config = quantizationConfig(scheme);
+    if (options.quantization) config.quantization_config = quantizationConfig(options.quantization);
+    else delete config.quantization_config;
     await writeFile(join(staging, "config.json"), JSON.stringify(config, null, 2) + "\n");
     for (const file of FOLDER_FILES) {
       const text = await readTextFile(source, file);
@@ -60,7 +65,7 @@ export async function saveQuantizedCheckpoint(model: Olmo, scheme: QuantScheme, 
       shard = [];
       shardBytes = 0;
     };
-    for (const [weight, w] of model.weights) {
+    for (const [weight, w] of weights) {
       for (const t of await tensorsOf(hfTensorName(weight), w)) {
         if (shardBytes + t.bytes.length > SHARD_BYTES && shard.length > 0) await flush();
         shard.push(t);
