@@ -1,0 +1,74 @@
+// LoRA fine-tuning of an OLMo-1B-shaped model: the random bf16 checkpoint of bench/olmo.ts, frozen,
+// with adapters of rank 8 (alpha 16) on all seven linear layers of every block, one sequence of 512
+// tokens a step, on the WASM backend (2 threads, one 4 GiB WebAssembly memory, as `olmo train`), beside
+// PyTorch + PEFT on CPU with 2 threads in the same run (skipped, and said, when Python, torch or
+// peft is missing). Each step's WebAssembly memory is printed: in use, and the peak reserved.
+//
+// `npm run bench` runs 2 timed steps after a warm-up. For the memory figure over a long run:
+//   node build/bench/lora.js --steps 50 [--checkpoint-activations] [--no-torch]
+
+import { spawnSync } from "node:child_process";
+import { parseArgs } from "node:util";
+import { loadOlmo, LoraAdapters, loraParameterCount, OLMO_PRESETS, TokenDataset, Trainer } from "../src/index.js";
+import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
+import { DIR, ensureCheckpoint } from "./olmo.js";
+
+const SCRIPT = new URL("../../scripts/bench/torch_lora.py", import.meta.url).pathname;
+const [SEQ, THREADS, RANK, ALPHA] = [512, 2, 8, 16];
+const ALL = ["q", "k", "v", "o", "gate", "up", "down"];
+const GiB = 2 ** 30;
+
+export async function benchLora(options: { steps?: number; checkpointActivations?: boolean; torch?: boolean } = {}): Promise<void> {
+  const { steps = 2, checkpointActivations = false, torch = true } = options;
+  const config = OLMO_PRESETS["OLMo-1B"]!;
+  await ensureCheckpoint(config);
+  const backend = await createNodeWasmBackend({ threads: THREADS, maxMemoryBytes: 4 * GiB });
+  const { model } = await loadOlmo(folderSource(DIR), backend, { weightDType: "bf16" });
+  const lora = { r: RANK, alpha: ALPHA, targets: ALL };
+  model.lora = LoraAdapters.create(config, lora, backend, 0);
+  const ids = Uint16Array.from({ length: SEQ * (steps + 1) }, (_, i) => 2 + ((i * 7919) % 50000));
+  const trainer = new Trainer(model, new TokenDataset(ids, null, SEQ, config.vocabSize), {
+    steps: steps + 1, batchSize: 1, lr: 1e-4, shuffle: false, checkpointActivations,
+  });
+  const gib = (b: number) => `${(b / GiB).toFixed(2)} GiB`;
+  console.log(
+    `\nLoRA fine-tuning, OLMo-1B shapes, bf16 base frozen, r ${RANK} alpha ${ALPHA} on ${ALL.join(",")} ` +
+      `(${(loraParameterCount(config, lora) / 1e6).toFixed(1)}M trainable), batch 1 x ${SEQ}, wasm ${THREADS} threads` +
+      `${checkpointActivations ? ", activations checkpointed" : ""}`,
+  );
+  console.log(`  weights loaded: ${gib(backend.memoryUsage().inUse)} in use`);
+  const timed: number[] = [];
+  for (let step = 0; step <= steps; step++) {
+    const m = await trainer.trainStep();
+    const usage = backend.memoryUsage();
+    if (step > 0) timed.push(m.tokens_per_s);
+    console.log(
+      `  step ${String(m.step).padStart(2)}${step === 0 ? " (warm-up)" : ""}: loss ${m.loss.toFixed(4)}, ${m.tokens_per_s.toFixed(1)} tokens/s, ` +
+        `WebAssembly memory in use ${gib(usage.inUse)}, peak ${gib(usage.peak)} of ${gib(usage.limit)}`,
+    );
+  }
+  const ours = timed.length / timed.reduce((s, v) => s + 1 / v, 0); // tokens over time: harmonic mean
+  console.log(`  olmo-js wasm: ${ours.toFixed(1)} tokens/s; peak WebAssembly memory ${gib(backend.memoryUsage().peak)}; process RSS ${gib(process.memoryUsage().rss)}`);
+  trainer.optimizer.dispose();
+  model.dispose();
+  backend.dispose();
+  if (!torch) return;
+  for (const dtype of ["float32", "bfloat16"]) {
+    const args = [SCRIPT, `${DIR}/config.json`, String(SEQ), String(Math.max(1, Math.min(steps, 2))), String(THREADS), dtype, ...(checkpointActivations ? ["checkpoint"] : [])];
+    const run = spawnSync("python3", args, { encoding: "utf8" });
+    if (run.status !== 0) {
+      console.log(`  PyTorch + PEFT (${dtype}): skipped (${(run.error?.message ?? run.stderr.trim().split("\n").pop() ?? "failed").slice(0, 120)})`);
+      continue;
+    }
+    const result = JSON.parse(run.stdout.trim().split("\n").pop()!) as { tokens_per_s: number; torch: string; peak_rss_bytes: number };
+    console.log(
+      `  PyTorch ${result.torch} + PEFT CPU, ${dtype} base: ${result.tokens_per_s.toFixed(1)} tokens/s (peak RSS ${gib(result.peak_rss_bytes)})  ->  ` +
+        `olmo-js / PyTorch = ${(ours / result.tokens_per_s).toFixed(2)}`,
+    );
+  }
+}
+
+if (process.argv[1]?.endsWith("/lora.js")) {
+  const { values } = parseArgs({ options: { steps: { type: "string" }, "checkpoint-activations": { type: "boolean" }, "no-torch": { type: "boolean" } } });
+  await benchLora({ steps: values.steps ? Number(values.steps) : undefined, checkpointActivations: values["checkpoint-activations"], torch: !values["no-torch"] });
+}
