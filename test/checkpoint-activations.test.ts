@@ -53,7 +53,7 @@ test("LoRA training with checkpointed blocks gives PEFT's losses (all seven targ
   model.dispose();
 });
 
-async function losses(backend: AnyBackend, checkpointActivations: boolean, setup: (model: Olmo) => void): Promise<number[]> {
+async function losses(backend: AnyBackend, checkpointActivations: boolean | number, setup: (model: Olmo) => void): Promise<number[]> {
   const { model } = await loadOlmo(folderSource(BASE), backend, { weightDType: "f32" });
   setup(model);
   const t = new Trainer(model, dataFor(64), { ...train.options, steps: 4, shuffle: false, checkpointActivations });
@@ -71,9 +71,10 @@ test("full training and LoRA with dropout: the same losses with and without chec
     m.lora = LoraAdapters.create(m.config, { r: 4, alpha: 8, targets: ["q", "v", "up"], dropout: 0.2 }, m.backend, 3);
   };
   for (const [name, setup] of [["full", full], ["dropout", withDropout]] as const) {
-    const [plain, recomputed] = [await losses(wasm2!, false, setup), await losses(wasm2!, true, setup)];
+    const [plain, recomputed, firstOnly] = [await losses(wasm2!, false, setup), await losses(wasm2!, true, setup), await losses(wasm2!, 1, setup)];
     // Same kernels on the same values: only the order gradients of a tensor are summed in can differ.
     assertClose(recomputed, plain, { atol: 0, rtol: 1e-6 }, `${name} losses`);
+    assertClose(firstOnly, plain, { atol: 0, rtol: 1e-6 }, `${name} losses, the first block checkpointed`);
   }
 });
 
@@ -82,7 +83,7 @@ test("checkpointed blocks lower the peak backend memory of a training step (8 la
     vocabSize: 64, hiddenSize: 64, intermediateSize: 256, numLayers: 8, numHeads: 4, numKvHeads: 4, headDim: 16,
     maxPositionEmbeddings: 64, ropeTheta: 10000, clipQkv: null, tieWordEmbeddings: true, eosTokenId: 63, padTokenId: 1,
   };
-  const peak = async (checkpointActivations: boolean) => {
+  const peak = async (checkpointActivations: boolean | number) => {
     const backend = createJsBackend(); // a fresh backend: its peak counts this run only
     const model = new Olmo(config, initialWeights(config, 1, backend));
     model.lora = LoraAdapters.create(config, { r: 4, alpha: 8, targets: ["q", "k", "v", "o", "gate", "up", "down"] }, backend, 2);
@@ -95,10 +96,13 @@ test("checkpointed blocks lower the peak backend memory of a training step (8 la
     model.dispose();
     return { bytes, grads };
   };
-  const [plain, recomputed] = [await peak(false), await peak(true)];
+  const [plain, recomputed, half] = [await peak(false), await peak(true), await peak(4)];
   plain.grads.forEach((g, k) => assertClose(recomputed.grads[k]!, g, { atol: 1e-9, rtol: 1e-5 }, `adapter gradient ${k}`));
-  console.log(`peak backend memory of one LoRA step, 8 layers, B 4, T 47: ${(plain.bytes / 1e6).toFixed(2)} MB plain, ${(recomputed.bytes / 1e6).toFixed(2)} MB checkpointed`);
+  plain.grads.forEach((g, k) => assertClose(half.grads[k]!, g, { atol: 1e-9, rtol: 1e-5 }, `adapter gradient ${k}, 4 of 8 blocks checkpointed`));
+  const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+  console.log(`peak backend memory of one LoRA step, 8 layers, B 4, T 47: ${mb(plain.bytes)} plain, ${mb(half.bytes)} with 4 blocks checkpointed, ${mb(recomputed.bytes)} with all 8`);
   if (!(recomputed.bytes < 0.6 * plain.bytes)) throw new Error(`checkpointing did not lower the peak enough: ${recomputed.bytes} vs ${plain.bytes}`);
+  if (!(recomputed.bytes < half.bytes && half.bytes < plain.bytes)) throw new Error(`checkpointing half the blocks: ${half.bytes}, not between ${recomputed.bytes} and ${plain.bytes}`);
 });
 
 test.run();

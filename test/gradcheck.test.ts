@@ -35,6 +35,9 @@ function ids(values: number[], shape = [values.length]): Tensor {
   return tensor(Int32Array.from(values), shape, { backend, dtype: "i32" });
 }
 
+const LORA_W = f64([4, 5]);
+const LORA_MASK = tensor(Array.from({ length: 15 }, (_, i) => (i % 4 === 1 ? 0 : 1.25)), [3, 5], { backend });
+
 interface Check {
   name: string;
   /** Differentiable inputs. */
@@ -100,6 +103,13 @@ const checks: Check[] = [
   { name: "transpose", inputs: () => [f64([3, 17])], fn: (x) => ops.transpose(x!) },
   { name: "slice", inputs: () => [f64([3, 17])], fn: (x) => ops.slice(x!, [1, 4], [2, 13]) },
   { name: "concat axis 1", inputs: () => [f64([3, 1]), f64([3, 17])], fn: (a, b) => ops.concat([a!, b!, a!], 1) },
+  // The frozen weight and the dropout mask (0 or 1 / (1 - p)) are fixed; x, A and B get gradients.
+  { name: "loraLinear [2,3,5] W [4,5] r 2", inputs: () => [f64([2, 3, 5]), f64([2, 5]), f64([4, 2])], fn: (x, a, b) => ops.loraLinear(x!, LORA_W, a!, b!, 1.5) },
+  {
+    name: "loraLinear with a dropout mask",
+    inputs: () => [f64([3, 5]), f64([3, 5]), f64([4, 3])],
+    fn: (x, a, b) => ops.loraLinear(x!, LORA_W, a!, b!, 0.5, LORA_MASK),
+  },
   { name: "cast f32 -> f32 (identity)", inputs: () => [f64([3])], fn: (x) => ops.cast(x!, "f32") },
 ];
 

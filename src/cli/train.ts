@@ -89,6 +89,7 @@ const trainSpec: CommandSpec = {
   "stop-on-spike": { kind: "value", number: { min: 1, minExclusive: true }, placeholder: "FACTOR", help: "stop, before updating or saving, when a loss exceeds FACTOR times the mean of the last 10" },
   "reset-trainer-state": { kind: "flag", help: "with --load: keep weights and optimizer, restart step, schedule, data" },
   "checkpoint-activations": { kind: "flag", help: "keep only each block's input in the forward pass, recompute the block in the backward (less memory, about 1/3 more time; same results)" },
+  "checkpoint-layers": { kind: "value", number: int(0), help: "checkpoint only the first N blocks (the others keep their activations: more memory, less time)" },
   // LoRA (src/model/lora.ts): adapters on a frozen base, saved in PEFT's format.
   "lora-r": { kind: "value", number: int(1), help: "LoRA: train adapters of rank R on the frozen --model instead of every weight" },
   "lora-alpha": { kind: "value", number: positive, help: "LoRA: the adapters' update is scaled by alpha / r (default 8, PEFT's)" },
@@ -244,7 +245,7 @@ export async function runTrain(args: string[]): Promise<void> {
     schedule: (values.get("schedule") ?? "cosine") as TrainOptions["schedule"], tMax: numbers.get("t-max"),
     alphaF: numbers.get("alpha-f") ?? 0.1, weightDecay: numbers.get("weight-decay") ?? 0.1, betas: betas as [number, number], eps: numbers.get("eps") ?? 1e-5,
     maxGradNorm: numbers.get("max-grad-norm") ?? 1.0, decayEmbeddings: flags.has("decay-embeddings"), shuffle: !flags.has("no-shuffle"), seed,
-    stopOnSpike: numbers.get("stop-on-spike"), checkpointActivations: flags.has("checkpoint-activations"),
+    stopOnSpike: numbers.get("stop-on-spike"), checkpointActivations: numbers.get("checkpoint-layers") ?? flags.has("checkpoint-activations"),
   };
   const saveEvery = numbers.get("save-every") ?? 0;
 

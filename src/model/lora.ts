@@ -10,8 +10,9 @@
 //   A [r, K]  trainable f32, PEFT's init: kaiming_uniform_(a = sqrt(5)), i.e. uniform(-1/sqrt(K), 1/sqrt(K))
 //   B [M, r]  trainable f32, zeros: a fresh adapter leaves the model's outputs exactly as they were
 //
-// The adapter is two ordinary `linear` ops, a `scale` and an `add`: each already records its backward,
-//   dB = (alpha/r) · g^T (x' A^T),   dA = (alpha/r) · (g B)^T x',   dx += (alpha/r) · g B A  (x' = dropout(x)),
+// An adapted layer is one op, loraLinear (src/ops/lora.ts), built of ordinary kernels (matmuls, an add),
+// with its backward written beside its forward:
+//   dB = (alpha/r) · g^T (x' A^T),   dA = (alpha/r) · (g B)^T x',   dx = g W + (alpha/r) · g B A  (x' = dropout(x)),
 // so LoRA trains on every backend without a kernel of its own, and over a quantized W the gradient of x
 // goes through dequant(W) (src/ops/quantized.ts) while W itself gets none.
 //
@@ -25,7 +26,7 @@ import { requireGrad } from "../core/autograd.js";
 import { noGrad } from "../core/autograd.js";
 import { QuantizedWeight, type Weight } from "../core/quantize.js";
 import { keep, scope, type AnyBackend, type Tensor } from "../core/tensor.js";
-import { add, cast, linear, matmul, mul, scale } from "../ops/index.js";
+import { add, cast, linear, loraLinear, matmul, scale } from "../ops/index.js";
 import type { OlmoConfig } from "./config.js";
 import { weightShapes, type BlockWeight, type WeightName } from "./weights.js";
 
@@ -194,14 +195,14 @@ export class LoraAdapters {
   }
 
   /**
-   * The adapted output of layer `name`: `base` (= x W^T) plus (alpha / r) (dropout(x) A^T) B^T, or
-   * `base` itself when the layer is not a target.
+   * x W^T for the base weight `name` of a block, plus (alpha / r) dropout(x) A^T B^T when the layer is a
+   * target (one op, forward and backward side by side: src/ops/lora.ts).
    */
-  apply(name: WeightName, x: Tensor, base: Tensor): Tensor {
+  linear(name: WeightName, x: Tensor, weight: Weight): Tensor {
     const pair = this.pairs.get(name);
-    if (!pair) return base;
-    const input = this.training && this.dropout > 0 ? mul(x, this.mask(name, x)) : x;
-    return add(base, scale(linear(linear(input, pair.a), pair.b), this.scaling));
+    if (!pair) return linear(x, weight);
+    const mask = this.training && this.dropout > 0 ? this.mask(name, x) : null;
+    return loraLinear(x, weight, pair.a, pair.b, this.scaling, mask);
   }
 
   /** Inverted dropout's mask for x: 0 with probability p, else 1 / (1 - p) (torch.nn.Dropout). */

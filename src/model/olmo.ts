@@ -93,10 +93,13 @@ export class Olmo {
    * With a cache, the T tokens follow the cache's tokens, and their keys and values are appended to it.
    * With checkpointActivations (training), each block keeps only its input for the backward pass and
    * is computed again there (core/autograd.ts `checkpoint`): activation memory grows with
-   * layers x B x T x C instead of with every intermediate of every block.
+   * layers x B x T x C instead of with every intermediate of every block. A number N checkpoints only
+   * the first N blocks (Megatron's "block" recompute): the others keep their activations, which costs
+   * memory and saves their recomputation, for a model that fits with some blocks but not all kept.
    */
-  forward(ids: Tensor, options: { cache?: KVCache; lastOnly?: boolean; checkpointActivations?: boolean } = {}): Tensor {
+  forward(ids: Tensor, options: { cache?: KVCache; lastOnly?: boolean; checkpointActivations?: boolean | number } = {}): Tensor {
     const { cache, lastOnly = false, checkpointActivations = false } = options;
+    const checkpointed = checkpointActivations === true ? this.config.numLayers : checkpointActivations === false ? 0 : checkpointActivations;
     const [B, T] = ids.shape as [number, number];
     const C = this.config.hiddenSize;
     const position = cache?.length ?? 0;
@@ -121,7 +124,7 @@ export class Olmo {
         const next = scope(() => layer(x));
         x.dispose();
         x = next;
-      } else if (checkpointActivations && !cache) {
+      } else if (i < checkpointed && !cache) {
         x = checkpoint(`block ${i}`, layer, [x], this.trainableTensors(i));
       } else {
         x = layer(x);
@@ -148,8 +151,7 @@ export class Olmo {
   /** x W^T for the weight `name` of layer i (bias-free linear layer), plus its LoRA update when adapted. */
   private linear(i: number, name: BlockWeight, x: Tensor): Tensor {
     const weight: WeightName = `layers.${i}.${name}`;
-    const y = linear(x, this.weight(weight));
-    return this.lora ? this.lora.apply(weight, x, y) : y;
+    return this.lora ? this.lora.linear(weight, x, this.weight(weight)) : linear(x, this.weight(weight));
   }
 
   private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined): Tensor {

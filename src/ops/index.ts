@@ -10,3 +10,4 @@ export { crossEntropy, negativeLogLikelihood, type CrossEntropyOptions } from ".
 export { sum, mean, type ReduceOptions } from "./reduce.js";
 export { reshape, permute, transpose, slice, concat, writeSlice } from "./shape.js";
 export { quantize, dequantize, linear } from "./quantized.js";
+export { loraLinear } from "./lora.js";

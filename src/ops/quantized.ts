@@ -53,11 +53,17 @@ export function linear(x: Tensor, weight: Weight): Tensor {
   const m = input.size / k;
   const out = emptyLike(input, [...x.shape.slice(0, -1), n], "f32");
   kernels.matmulQuantized({ a: buf(input), values: buf(weight.values), scales: buf(weight.scales), out: buf(out), scheme: weight.scheme, m, k, n });
-  const backward = (g: Tensor) => {
-    const dense = dequantize(weight);
-    const dx = reshape(matmul(reshape(g, [m, n]), dense), input.shape);
-    dense.dispose();
-    return [dx];
-  };
-  return record("linear", out, [input], backward);
+  return record("linear", out, [input], (g) => [linearInputGradient(g, weight)]);
+}
+
+/** dy W: the gradient of x through a frozen linear layer y = x W^T (x [..., K], W [M, K] plain or quantized, dy [..., M]). */
+export function linearInputGradient(dy: Tensor, weight: Weight): Tensor {
+  const [n, k] = weight.shape;
+  const rows = reshape(dy, [-1, n]), shape = [...dy.shape.slice(0, -1), k];
+  if (weight instanceof Tensor) return reshape(matmul(rows, weight), shape);
+  // dequant(W) lives for this one product only.
+  const dense = dequantize(weight);
+  const dx = matmul(rows, dense);
+  dense.dispose();
+  return reshape(dx, shape);
 }

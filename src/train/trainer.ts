@@ -38,8 +38,9 @@ export interface TrainOptions {
   /**
    * Keep only each block's input in the forward pass and recompute the block in the backward pass
    * (Olmo.forward's checkpointActivations): less memory, about one more forward pass of time. Same results.
+   * A number N checkpoints the first N blocks only.
    */
-  checkpointActivations?: boolean;
+  checkpointActivations?: boolean | number;
   /** Stop, before the update, when a step's loss exceeds this factor times the mean of the last 10 (off by default). */
   stopOnSpike?: number;
 }
@@ -56,7 +57,7 @@ export interface StepMetrics {
  * The loss of instances ids [b, T] (i32) with label mask [b, T] (f32), normalised by `batchTokens`
  * (B * T of the whole batch). Logits of positions 0 .. T-2 need only the first T-1 tokens (causal).
  */
-export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: number, options: { checkpointActivations?: boolean } = {}): Tensor {
+export function olmoLoss(model: Olmo, ids: Tensor, mask: Tensor, batchTokens: number, options: { checkpointActivations?: boolean | number } = {}): Tensor {
   const [b, T] = ids.shape as [number, number];
   const logits = model.forward(slice(ids, [0, 0], [b, T - 1]), options);
   return crossEntropy(logits, slice(ids, [0, 1], [b, T - 1]), { mask: slice(mask, [0, 1], [b, T - 1]), normalizer: batchTokens });
