@@ -9,7 +9,7 @@
 // PyTorch runs with every block checkpointed (transformers' gradient checkpointing is all or nothing).
 //
 // `npm run bench` runs 2 timed steps after a warm-up. For the memory figure over a long run:
-//   node build/bench/lora.js --steps 50 [--checkpoint-layers N] [--no-torch]
+//   node build/bench/lora.js --steps 50 [--checkpoint-layers N] [--no-torch] [--torch-bf16]
 
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
@@ -22,8 +22,8 @@ const [SEQ, THREADS, RANK, ALPHA, CHECKPOINTED] = [512, 2, 8, 16, 8];
 const ALL = ["q", "k", "v", "o", "gate", "up", "down"];
 const GiB = 2 ** 30;
 
-export async function benchLora(options: { steps?: number; checkpointLayers?: number; torch?: boolean } = {}): Promise<void> {
-  const { steps = 2, checkpointLayers = CHECKPOINTED, torch = true } = options;
+export async function benchLora(options: { steps?: number; checkpointLayers?: number; torch?: boolean; torchBf16?: boolean } = {}): Promise<void> {
+  const { steps = 2, checkpointLayers = CHECKPOINTED, torch = true, torchBf16 = false } = options;
   const config = OLMO_PRESETS["OLMo-1B"]!;
   await ensureCheckpoint(config);
   const backend = await createNodeWasmBackend({ threads: THREADS, maxMemoryBytes: 4 * GiB });
@@ -57,7 +57,8 @@ export async function benchLora(options: { steps?: number; checkpointLayers?: nu
   model.dispose();
   backend.dispose();
   if (!torch) return;
-  for (const dtype of ["float32", "bfloat16"]) {
+  // PyTorch's CPU bf16 matmuls are slower than its f32 ones on CPUs without AMX: f32 is its fast path.
+  for (const dtype of torchBf16 ? ["float32", "bfloat16"] : ["float32"]) {
     const args = [SCRIPT, `${DIR}/config.json`, String(SEQ), String(Math.max(1, Math.min(steps, 2))), String(THREADS), dtype, "checkpoint"];
     const run = spawnSync("python3", args, { encoding: "utf8" });
     if (run.status !== 0) {
@@ -73,7 +74,7 @@ export async function benchLora(options: { steps?: number; checkpointLayers?: nu
 }
 
 if (process.argv[1]?.endsWith("/lora.js")) {
-  const { values } = parseArgs({ options: { steps: { type: "string" }, "checkpoint-layers": { type: "string" }, "no-torch": { type: "boolean" } } });
+  const { values } = parseArgs({ options: { steps: { type: "string" }, "checkpoint-layers": { type: "string" }, "no-torch": { type: "boolean" }, "torch-bf16": { type: "boolean" } } });
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-  await benchLora({ steps: number(values.steps), checkpointLayers: number(values["checkpoint-layers"]), torch: !values["no-torch"] });
+  await benchLora({ steps: number(values.steps), checkpointLayers: number(values["checkpoint-layers"]), torch: !values["no-torch"], torchBf16: values["torch-bf16"] });
 }

@@ -5,6 +5,7 @@
 // backend, then the WebGPU backend on whatever adapter the machine has. The tokenizer is compared with @huggingface/tokenizers.
 
 import Benchmark from "benchmark";
+import { benchLora } from "./lora.js";
 import { benchMatmul } from "./matmul.js";
 import { benchOlmo1b } from "./olmo.js";
 import { benchQuantized } from "./quantized.js";
@@ -76,6 +77,7 @@ await benchQuantized();
 await benchQuantizedAccuracy();
 await benchOlmo1b(2);
 await benchTraining();
+await benchLora();
 await benchWebGpu();
 
 // The tokenizer, on the shared data folder beside the repository (skipped, and said, when absent).
