@@ -12,15 +12,20 @@
 //   pick is the label.)
 //
 // Speed: the choices of an item share their context, so the tokens every query has in common are run
-// once into the KV cache and each choice runs only its own tail from there. Attention reads only the
-// first `cache.length + T` cached positions, so the choices can share one cache: each starts by
-// setting the length back to the shared prefix and overwrites the previous choice's tail.
+// once into the KV cache and each choice runs only its own tail from there. With a cache of one row
+// per choice (`tails`), the prefix's keys and values are copied into every row and the tails run as
+// ONE batch [choices, longest tail] (shorter tails padded at the end, which causal attention never lets
+// an earlier position see): each weight is read once for all choices instead of once per choice,
+// and the GEMMs get rows enough to run at speed. Without it (memory too tight), the choices run one
+// after another in the prefix's cache: attention reads only the first `cache.length + T` cached
+// positions, so each starts by setting the length back to the shared prefix and overwrites the
+// previous choice's tail.
 
 import { noGrad } from "../core/autograd.js";
 import { tensor } from "../core/creation.js";
 import { scope, type Tensor } from "../core/tensor.js";
-import type { KVCache, Olmo } from "../model/olmo.js";
-import { negativeLogLikelihood } from "../ops/index.js";
+import { KVCache, type Olmo } from "../model/olmo.js";
+import { negativeLogLikelihood, slice, writeSlice } from "../ops/index.js";
 import type { Tokenizer } from "../tokenizer/index.js";
 import { EvalDataError, multipleChoiceTask, pyLen, RowReader, type MetricName, type MultipleChoiceTask } from "./tasks.js";
 
@@ -102,8 +107,14 @@ export function prepareItem(task: MultipleChoiceTask, tokenizer: Tokenizer, row:
   return { index, label: item.label, requests, dcRequests, chars };
 }
 
-/** Summed log-probabilities of the continuations (downstream.py's "acc" log-likelihood). */
-export async function scoreContinuations(model: Olmo, requests: readonly ContinuationRequest[], cache: KVCache | null): Promise<number[]> {
+/**
+ * Summed log-probabilities of the continuations (downstream.py's "acc" log-likelihood). With `cache`,
+ * the queries' common prefix runs once; with `tails` too (a cache of one row per request, at least
+ * `cache`'s capacity), the tails run as one batch.
+ */
+export async function scoreContinuations(
+  model: Olmo, requests: readonly ContinuationRequest[], cache: KVCache | null, tails: KVCache | null = null,
+): Promise<number[]> {
   // Tokens run once into the cache: the longest common prefix of the queries, ending one token before
   // the earliest context end, so that every choice's first scored position is in its own run.
   let shared = 0;
@@ -117,29 +128,28 @@ export async function scoreContinuations(model: Olmo, requests: readonly Continu
     cache.length = 0;
     if (shared > 0) {
       const prefix = requests[0]!.query.slice(0, shared);
-      noGrad(() => scope(() => void model.forward(ids(model, prefix), { cache, lastOnly: true })));
+      noGrad(() => scope(() => void model.forward(ids(model, [prefix]), { cache, lastOnly: true })));
     }
   }
+  // Position i of a query predicts token i+1 of query + [last continuation token]; each request's
+  // run covers its query from `shared` on, and its scored positions start at `first`.
+  const runs = requests.map((r) => ({
+    tail: r.query.slice(shared),
+    targets: [...r.query, r.continuation[r.continuation.length - 1]!].slice(shared + 1),
+    first: r.ctxLen - 1 - shared,
+  }));
+  if (cache && tails && tails.batch === requests.length && tails.capacity >= cache.capacity) {
+    return scoreBatched(model, runs, cache, tails, shared);
+  }
   // All runs are queued before any result is read, so a GPU backend works through them in one go.
-  const pending: { nll: Tensor; first: number }[] = requests.map((r) => {
-    const tail = r.query.slice(shared);
-    // Position i of the query predicts token i+1 of query + [last continuation token].
-    const full = [...r.query, r.continuation[r.continuation.length - 1]!];
-    const targets = full.slice(shared + 1);
+  const pending = runs.map(({ tail, targets, first }) => {
     if (cache) cache.length = shared;
-    const nll = noGrad(() =>
-      scope(() => negativeLogLikelihood(model.forward(ids(model, tail), { cache: cache ?? undefined }), ids(model, targets))),
-    );
-    return { nll, first: r.ctxLen - 1 - shared };
+    const nll = noGrad(() => scope(() => negativeLogLikelihood(model.forward(ids(model, [tail]), { cache: cache ?? undefined }), ids(model, [targets]))));
+    return { nll, first };
   });
   const out: number[] = [];
   try {
-    for (const { nll, first } of pending) {
-      const values = await nll.data();
-      let ll = 0;
-      for (let j = first; j < values.length; j++) ll -= values[j]!;
-      out.push(ll);
-    }
+    for (const { nll, first } of pending) out.push(summedLogLikelihood(await nll.data(), first, nll.size));
   } finally {
     // A read can throw (WebGPU reports its errors there): the other queued results are freed too.
     for (const { nll } of pending) nll.dispose();
@@ -147,8 +157,45 @@ export async function scoreContinuations(model: Olmo, requests: readonly Continu
   return out;
 }
 
-function ids(model: Olmo, tokens: readonly number[]): Tensor {
-  return tensor(Int32Array.from(tokens), [1, tokens.length], { backend: model.backend });
+/** The tails as one batch: the prefix's keys and values copied into each row of `tails`, then one forward. */
+async function scoreBatched(
+  model: Olmo, runs: { tail: number[]; targets: number[]; first: number }[], prefix: KVCache, tails: KVCache, shared: number,
+): Promise<number[]> {
+  const width = Math.max(...runs.map((r) => r.tail.length));
+  // Padding repeats a row's last token: any id works, its positions come after everything scored.
+  const pad = (row: number[]) => [...row, ...new Array<number>(width - row.length).fill(row[row.length - 1]!)];
+  const nll = noGrad(() =>
+    scope(() => {
+      if (shared > 0) {
+        for (const [from, to] of prefix.keys.map((k, i) => [[k, tails.keys[i]!], [prefix.values[i]!, tails.values[i]!]] as const).flat()) {
+          const [, G, , D] = from.shape as [number, number, number, number];
+          const cached = slice(from, [0, 0, 0, 0], [1, G, shared, D]);
+          for (let b = 0; b < runs.length; b++) writeSlice(to, cached, [b, 0, 0, 0]);
+        }
+      }
+      tails.length = shared;
+      const logits = model.forward(ids(model, runs.map((r) => pad(r.tail))), { cache: tails });
+      return negativeLogLikelihood(logits, ids(model, runs.map((r) => pad(r.targets))));
+    }),
+  );
+  try {
+    const values = await nll.data();
+    return runs.map((r, b) => summedLogLikelihood(values.subarray(b * width, (b + 1) * width), r.first, r.tail.length));
+  } finally {
+    nll.dispose();
+  }
+}
+
+/** ll = -(sum of the negative log-likelihoods at positions first .. end-1). */
+function summedLogLikelihood(nll: ArrayLike<number>, first: number, end: number): number {
+  let ll = 0;
+  for (let j = first; j < end; j++) ll -= nll[j]!;
+  return ll;
+}
+
+/** Token ids [rows, length] (rows of one length). */
+function ids(model: Olmo, rows: readonly (readonly number[])[]): Tensor {
+  return tensor(Int32Array.from(rows.flat()), [rows.length, rows[0]!.length], { backend: model.backend });
 }
 
 /** The index of the largest value, the first of equals (torch.argmax). */
@@ -193,11 +240,22 @@ export async function scoreMultipleChoice(
   }
   const reuse = options.reusePrefix ?? true;
   const cache = reuse ? model.createCache(1, longest) : null;
+  // A cache of one row per choice for batched tails, per choice count (tasks mix 2 to 5), when it takes
+  // at most a quarter of what the backend can still hold: the rest stays for activations and logits.
+  const tailCaches = new Map<number, KVCache | null>();
+  const tailsFor = (choices: number): KVCache | null => {
+    if (!reuse) return null;
+    if (!tailCaches.has(choices)) {
+      const { limit, inUse } = model.backend.memoryUsage();
+      tailCaches.set(choices, KVCache.bytes(model.config, choices, longest) <= (limit - inUse) / 4 ? model.createCache(choices, longest) : null);
+    }
+    return tailCaches.get(choices)!;
+  };
   const itemScores: ItemScore[] = [];
   try {
     for (const item of prepared) {
-      const ll = await scoreContinuations(model, item.requests, cache);
-      const llDc = await scoreContinuations(model, item.dcRequests, cache);
+      const ll = await scoreContinuations(model, item.requests, cache, tailsFor(item.requests.length));
+      const llDc = await scoreContinuations(model, item.dcRequests, cache, tailsFor(item.dcRequests.length));
       itemScores.push({
         index: item.index,
         label: item.label,
@@ -207,6 +265,7 @@ export async function scoreMultipleChoice(
     }
   } finally {
     cache?.dispose();
+    for (const c of tailCaches.values()) c?.dispose();
   }
   const metrics = taskMetrics(itemScores);
   return { task: spec.name, items: itemScores.length, acc: metrics.acc, lenNorm: metrics.len_norm, pmiDc: metrics.pmi_dc, primaryMetric: spec.primaryMetric, itemScores };
