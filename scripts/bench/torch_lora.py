@@ -8,13 +8,16 @@ usage: python3 scripts/bench/torch_lora.py CONFIG_JSON SEQ_LEN STEPS THREADS DTY
   checkpoint: recompute each block in the backward pass (transformers' gradient checkpointing)
 """
 import json
+import os
 import resource
 import sys
-import time
 
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import OlmoConfig, OlmoForCausalLM
+
+sys.path.insert(0, os.path.dirname(__file__))
+from timing import steps_per_second  # noqa: E402
 
 config_path, seq_len, steps, threads, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 checkpoint = len(sys.argv) > 6 and sys.argv[6] == "checkpoint"
@@ -43,12 +46,7 @@ def step():
     opt.zero_grad()
 
 
-step()  # warm up
-start = time.perf_counter()
-for _ in range(steps):
-    step()
-elapsed = time.perf_counter() - start
 print(json.dumps({
-    "tokens_per_s": seq_len * steps / elapsed, "threads": threads, "dtype": dtype, "checkpoint": checkpoint,
+    "tokens_per_s": seq_len * steps_per_second(step, steps), "threads": threads, "dtype": dtype, "checkpoint": checkpoint,
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "torch": torch.__version__,
 }))

@@ -5,11 +5,14 @@ AdamW steps on CPU with a fixed number of threads. Prints one JSON line: {"token
 usage: python3 scripts/bench/torch_train.py CONFIG_JSON BATCH SEQ_LEN STEPS THREADS
 """
 import json
+import os
 import sys
-import time
 
 import torch
 from transformers import OlmoConfig, OlmoForCausalLM
+
+sys.path.insert(0, os.path.dirname(__file__))
+from timing import steps_per_second  # noqa: E402
 
 config_path, batch, seq_len, steps, threads = sys.argv[1], *map(int, sys.argv[2:6])
 torch.set_num_threads(threads)
@@ -28,9 +31,4 @@ def step():
     opt.zero_grad()
 
 
-step()  # warm up
-start = time.perf_counter()
-for _ in range(steps):
-    step()
-elapsed = time.perf_counter() - start
-print(json.dumps({"tokens_per_s": batch * seq_len * steps / elapsed, "threads": threads, "torch": torch.__version__}))
+print(json.dumps({"tokens_per_s": batch * seq_len * steps_per_second(step, steps), "threads": threads, "torch": torch.__version__}))
