@@ -5,8 +5,9 @@ import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   ADAPTER_CONFIG, configFromHf, initialWeights, loadLoraAdapters, loadOlmo, LoraAdapters, loraParameterCount, loraTargets, loraTrainingBytes,
-  lossCurveSvg, Olmo, OLMO_PRESETS, parameterCount, parseAdapterConfig, prepareTrainingData, QuantizedWeight, readTextFile, Tokenizer, Trainer, trainingBytes, TrainingStoppedError, type AnyBackend, type IdDType,
-  type LoraOptions, type OlmoConfig, type QuantScheme, type StepMetrics, type TrainOptions,
+  lossCurveSvg, Olmo, OLMO_PRESETS, parameterCount, parseAdapterConfig, prepareTrainingData, QuantizedWeight, readTextFile, Tokenizer, Trainer,
+  trainingBytes, TrainingStoppedError, type AnyBackend, type IdDType, type LoraOptions, type OlmoConfig, type QuantScheme, type StepMetrics,
+  type TrainOptions,
 } from "../index.js";
 import {
   CheckpointRun, folderSource, isLoraFolder, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState,
