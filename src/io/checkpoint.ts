@@ -200,11 +200,12 @@ export function checkFits(config: OlmoConfig, storage: "f32" | "bf16" | QuantSch
   const usage = backend.memoryUsage();
   const weightBytes = modelBytes(config, storage);
   if (usage.inUse + weightBytes + extraBytes > usage.limit) {
-    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    // Megabytes below a gigabyte: an edge runtime's budget is a hundred MB, which "0.13 GB" would blur.
+    const amount = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
     throw new Error(
       `${name}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
-        `${gb(weightBytes)} in ${storage} plus ${gb(extraBytes)} for the KV cache and activations, but the ${backend.name} backend holds ` +
-        `at most ${gb(usage.limit)} (${gb(usage.inUse)} already in use). ` +
+        `${amount(weightBytes)} in ${storage} plus ${amount(extraBytes)} for the KV cache and activations, but the ${backend.name} backend holds ` +
+        `at most ${amount(usage.limit)} (${amount(usage.inUse)} already in use). ` +
         (storage === "f32"
           ? "Store the weights in bf16 (--dtype bf16)."
           : storage === "bf16"
