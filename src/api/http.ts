@@ -7,7 +7,8 @@
 //   200, text/event-stream, one event per new token as it is chosen, then a summary:
 //     event: token   data: {"id": 1234, "text": " the"}        (text: the characters this token completes)
 //     event: done    data: {"ids": [...], "text": "...", "finish_reason": "length" | "eos", "prompt_tokens": 4,
-//                           "new_tokens": 32, "load_ms", "first_token_ms", "tokens_per_second", "cpu_ms", "memory": {...}}
+//                           "new_tokens": 32, "load_ms", "first_token_ms", "tokens_per_second", "cpu_ms",
+//                           "backend": {"name", "peak_bytes", "limit_bytes"}, and the fields of options.report}
 //     event: error   data: {"error": "..."}                      (a failure after the stream began)
 //   400 {"error": "...", "field": "max_new_tokens"}   bad JSON, a missing or mistyped field, too many tokens
 //   503 {"error": "..."}                               the model could not be loaded (a model too large for
@@ -36,8 +37,8 @@ export interface GenerateHandlerOptions {
   load: () => Promise<OlmoGenerator>;
   /** The most new tokens one request may ask for (default 256); the model's context bounds it too. */
   maxNewTokensLimit?: number;
-  /** Figures the final event's "memory" adds (a runtime's limit and what the caller holds beside the backend). */
-  memoryReport?: () => Record<string, number>;
+  /** Fields the final event adds, such as a runtime's memory limit and which kernels the backend runs. */
+  report?: (generator: OlmoGenerator) => Record<string, unknown>;
 }
 
 /** The request fields, as they arrive in JSON. */
@@ -217,7 +218,8 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
             tokens_per_second: newTokens > 1 ? round((newTokens - 1) / ((lastTokenAt - firstTokenAt) / 1000)) : null,
             // Computing, not waiting: the generation's time less its turns of the event loop.
             cpu_ms: round(performance.now() - started - paused),
-            memory: { backend_peak_bytes: usage.peak, backend_limit_bytes: usage.limit, ...options.memoryReport?.() },
+            backend: { name: backend.name, peak_bytes: usage.peak, limit_bytes: usage.limit },
+            ...options.report?.(generator),
           });
         };
         const turn = previous.then(run).catch((e: unknown) => send("error", { error: (e as Error).message ?? String(e) }));
