@@ -64,11 +64,21 @@ const runtime = new EdgeRuntime({
 runtime.evaluate("delete globalThis.SharedArrayBuffer; delete globalThis.Atomics;");
 runtime.evaluate(readFileSync(join(dist, "function.js"), "utf8"));
 
+// Vercel counts against a function's memory what its isolate holds: V8's heap and the memory outside
+// it (ArrayBuffers, the WebAssembly memory). The sandbox shares this process's isolate, so these
+// figures, printed after each request to the function, are an upper bound of the function's.
+function reportMemory(request) {
+  const { heapTotal, external } = process.memoryUsage();
+  const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  console.log(`memory after ${request.method} ${request.url}: V8 heap ${mb(heapTotal)} + outside it ${mb(external)} = ${mb(heapTotal + external)}`);
+}
+
 const { handler } = createHandler({ runtime });
 const server = createServer((request, response) => {
   const file = modelFiles.get(request.url ?? "");
-  if (file && (request.method === "GET" || request.method === "HEAD")) serveStatic(request, response, file);
-  else handler(request, response);
+  if (file && (request.method === "GET" || request.method === "HEAD")) return serveStatic(request, response, file);
+  response.on("close", () => reportMemory(request));
+  handler(request, response);
 });
 server.listen(port, "127.0.0.1", () => {
   const url = `http://127.0.0.1:${server.address().port}`;
