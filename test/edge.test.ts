@@ -7,7 +7,7 @@
 // Both runtimes are devDependencies, so nothing here is skipped.
 //
 // Before them, in this process: the backend on precompiled kernels (createWasmBackend's `modules`)
-// with run-time compilation, SharedArrayBuffer and Atomics taken away.
+// with run-time compilation, SharedArrayBuffer and Atomics taken away; the handler's other answers.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -15,7 +15,7 @@ import { request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { test } from "uvu";
-import { bytesSource, createWasmBackend, generate, loadOlmo, type WasmBackend } from "../src/index.js";
+import { bytesSource, createGenerateHandler, createWasmBackend, generate, loadOlmo, OlmoGenerator, type WasmBackend } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 import { repoRoot } from "./helpers.js";
 
@@ -89,6 +89,32 @@ test("precompiled kernels: one thread only, the simd build where relaxed SIMD is
   const plain = await createWasmBackend({ modules: { simd, relaxedSimd }, relaxedSimd: false });
   plain.dispose();
   if (plain.relaxedSimd) throw new Error("relaxedSimd: false should take modules.simd");
+});
+
+test("createGenerateHandler: 404, 405 and 413 with JSON errors; a failed load is a 503 and the next request loads again", async () => {
+  let loads = 0;
+  const handler = createGenerateHandler({
+    load: async () => {
+      if (++loads === 1) throw new Error("the first load fails");
+      const backend = await createWasmBackend({ threads: 1 });
+      const { model, tokenizer } = await loadOlmo(folderSource(MODEL), backend, { weightDType: "bf16" });
+      return new OlmoGenerator(model, tokenizer!, backend, true);
+    },
+  });
+  const ask = async (path: string, method: string, body?: string) => {
+    const response = await handler(new Request(`http://localhost${path}`, { method, body }));
+    return { status: response.status, body: (await response.text()) };
+  };
+  const expect = (got: { status: number; body: string }, status: number, says: string) => {
+    if (got.status !== status || !(JSON.parse(got.body) as { error: string }).error.includes(says)) throw new Error(`expected ${status} saying "${says}", got ${got.status} ${got.body}`);
+  };
+  const body = JSON.stringify({ prompt: PROMPT, max_new_tokens: 2 });
+  expect(await ask("/", "POST", body), 404, "POST a JSON body to /generate");
+  expect(await ask("/generate", "GET"), 405, "takes POST");
+  expect(await ask("/generate", "POST", JSON.stringify({ prompt: "x".repeat(70000) })), 413, "at most 65536");
+  expect(await ask("/generate", "POST", body), 503, "the model could not be loaded: the first load fails");
+  const loaded = await ask("/generate", "POST", body);
+  if (loaded.status !== 200 || !loaded.body.includes("event: done") || loads !== 2) throw new Error(`after a failed load: ${loaded.status} ${loaded.body} (loads: ${loads})`);
 });
 
 // ---- the examples in their runtimes ----

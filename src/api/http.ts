@@ -11,16 +11,19 @@
 //                           "backend": {"name", "peak_bytes", "limit_bytes"}, and the fields of options.report}
 //     event: error   data: {"error": "..."}                      (a failure after the stream began)
 //   400 {"error": "...", "field": "max_new_tokens"}   bad JSON, a missing or mistyped field, too many tokens
+//   413 {"error": "..."}                               a body over 64 Ki characters
 //   503 {"error": "..."}                               the model could not be loaded (a model too large for
 //                                                      the memory budget says so here, with the numbers)
+//   404, 405 {"error": "..."}                          another path, another method
 //
 // The model loads on the first request (a runtime's start-up has less CPU time than a request), and a
 // load that failed is tried again by the next request. Requests generate one at a time: each needs a KV
 // cache and activations beside the weights, and the memory budget the loader checked holds one.
 //
-// Streaming needs the event loop: a runtime writes a chunk to the network only when JavaScript
-// returns to it, and a generation awaits nothing but its own promises, so between tokens the
-// generation yields a turn of the event loop (a timer of 0 ms), or every token would arrive at the end.
+// Streaming needs the event loop: a runtime such as workerd writes a chunk to the network only when
+// JavaScript returns to its event loop, and a generation awaits nothing but its own promises, so
+// between tokens the generation yields a turn of the event loop (a timer of 0 ms), or every token
+// would arrive at the end. (The turn costs up to a millisecond a token: Node's timers round 0 up to 1.)
 
 import { generate } from "../model/generate.js";
 import type { OlmoGenerator } from "./generator.js";
