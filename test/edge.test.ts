@@ -23,10 +23,10 @@ const MODEL = `${repoRoot}models/olmo-tiny-shakespeare`;
 const PROMPT = "ROMEO:";
 const NEW_TOKENS = 48;
 // Too small for the model in both examples: the budget they leave the WASM backend (the limit less
-// the JavaScript allowance, and in the Worker the model files too) is below its 20 MB.
+// the JavaScript allowance, and in the Worker the model files too) is below its 19 MiB.
 const TINY_LIMIT_MB = "64";
-const MB = 2 ** 20;
-const mb = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
+const MiB = 2 ** 20;
+const mb = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
 // Node 20 compiles the relaxed-SIMD kernels only with this flag (createNodeWasmBackend sets it too);
 // the tests below compile them themselves.
@@ -117,6 +117,16 @@ test("createGenerateHandler: 404, 405 and 413 with JSON errors; a failed load is
   if (loaded.status !== 200 || !loaded.body.includes("event: done") || loads !== 2) throw new Error(`after a failed load: ${loaded.status} ${loaded.body} (loads: ${loads})`);
 });
 
+test("the examples' JavaScript allowance holds: Node loads the model and generates the whole context with its V8 heap capped there", () => {
+  // JAVASCRIPT_BYTES of the Worker (the edge function adds the tensor being read to it). V8's young
+  // generation takes three semi-spaces beside the old space: 1 MiB each here.
+  const allowance = Number(/const JAVASCRIPT_BYTES = (\d+) \* MiB;/.exec(readFileSync(`${repoRoot}examples/cloudflare-worker/worker.ts`, "utf8"))?.[1]);
+  if (!(allowance > 0)) throw new Error("examples/cloudflare-worker/worker.ts has no JAVASCRIPT_BYTES = N * MiB");
+  const run = spawnSync(process.execPath, [`--max-old-space-size=${allowance - 3}`, "--max-semi-space-size=1", `${repoRoot}test/hosts/edge-heap.mjs`, MODEL, `${repoRoot}dist`], { encoding: "utf8", timeout: 60_000 });
+  const result = run.status === 0 ? (JSON.parse(run.stdout.trim().split("\n").pop()!) as { status: number; tokens: number }) : null;
+  if (result?.status !== 200 || result.tokens !== 252) throw new Error(`with a ${allowance} MiB heap: exit ${run.status}, ${run.stdout}${run.stderr.slice(-2000)}`);
+});
+
 // ---- the examples in their runtimes ----
 
 interface Runtime {
@@ -152,7 +162,7 @@ const RUNTIMES: Runtime[] = [
     serve: (port) => [process.execPath, `${repoRoot}examples/edge-function/serve.mjs`, "--port", String(port)],
     // serve.mjs prints its isolate's V8 heap and outside memory after each request (the sandbox shares it).
     memoryUsed: (server) => {
-      const totals = [...server.output().matchAll(/^memory after POST .* = ([\d.]+) MB$/gm)].map((m) => Number(m[1]) * MB);
+      const totals = [...server.output().matchAll(/^memory after POST .* = ([\d.]+) MiB$/gm)].map((m) => Number(m[1]) * MiB);
       return totals.length === 0 ? null : { bytes: Math.max(...totals), how: "the isolate's V8 heap + memory outside it, the most serve.mjs printed" };
     },
   },
@@ -330,9 +340,9 @@ for (const runtime of RUNTIMES) {
 
       const refused = await post(tiny.url, JSON.stringify({ prompt: PROMPT, max_new_tokens: 8 }));
       const refusal = await textOf(refused);
-      const numbers = refusal.match(/\d+\.\d MB/g) ?? [];
-      if (refused.status !== 503 || !refusal.includes("does not fit the wasm backend") || numbers.length < 3 || !refusal.includes(`${TINY_LIMIT_MB} MB`)) {
-        throw new Error(`with a ${TINY_LIMIT_MB} MB limit, expected a 503 saying the model does not fit, with the numbers; got ${refused.status} ${refusal}\n${tiny.output()}`);
+      const numbers = refusal.match(/\d+\.\d MiB/g) ?? [];
+      if (refused.status !== 503 || !refusal.includes("does not fit the wasm backend") || numbers.length < 3 || !refusal.includes(`${TINY_LIMIT_MB} MiB`)) {
+        throw new Error(`with a ${TINY_LIMIT_MB} MiB limit, expected a 503 saying the model does not fit, with the numbers; got ${refused.status} ${refusal}\n${tiny.output()}`);
       }
       if (tiny.child.exitCode !== null) throw new Error(`${runtime.name} with the tiny limit exited: ${tiny.output()}`);
 

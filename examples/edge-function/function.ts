@@ -19,19 +19,20 @@ import relaxedSimd from "olmo-js/dist/olmo-relaxed-simd.wasm?module";
 /** Marks this file as an edge function for Vercel. */
 export const config = { runtime: "edge" };
 
-const MB = 2 ** 20;
+const MiB = 2 ** 20;
 // What the function holds beside the WASM memory: the bundle's code, the tokenizer's tables (50k
-// tokens and merges), the rest of the JavaScript heap (measured at about 30 MB: README.md, "Edge
-// runtimes"), and while it loads, the tensor being read (at most the 9.6 MB embedding here).
-const JAVASCRIPT_BYTES = 48 * MB;
-// A generation's activations beside its KV cache: a full-context prefill of this model needs a few MB.
-const ACTIVATION_BYTES = 8 * MB;
+// tokens and merges) and the rest of the JavaScript heap, as in examples/cloudflare-worker (40 MiB,
+// where it holds the model files too), and while it loads, the tensor being read (at most the 9.2 MiB
+// embedding here).
+const JAVASCRIPT_BYTES = 48 * MiB;
+// A generation's activations beside its KV cache: a full-context prefill of this model needs a few MiB.
+const ACTIVATION_BYTES = 8 * MiB;
 
 function memoryLimitBytes(): number {
   const setting = process.env.OLMO_MEMORY_LIMIT_MB;
   const mb = setting ? Number(setting) : 128;
-  if (!(mb > 0)) throw new Error(`OLMO_MEMORY_LIMIT_MB must be a positive number of megabytes, got ${JSON.stringify(setting)}`);
-  return mb * MB;
+  if (!(mb > 0)) throw new Error(`OLMO_MEMORY_LIMIT_MB must be a positive number of MiB, got ${JSON.stringify(setting)}`);
+  return mb * MiB;
 }
 
 /** The model, read from $OLMO_MODEL_URL, on a WASM backend capped at what the memory limit leaves it. */
@@ -40,8 +41,8 @@ async function loadModel(): Promise<OlmoGenerator> {
   if (!url) throw new Error("OLMO_MODEL_URL is not set: the URL of the model folder (config.json, tokenizer.json, model.safetensors)");
   const limit = memoryLimitBytes();
   const budget = limit - JAVASCRIPT_BYTES;
-  const accounting = `the function's ${limit / MB} MB, less ${JAVASCRIPT_BYTES / MB} MB for JavaScript`;
-  if (budget < 1 * MB) throw new Error(`${accounting}, leaves no memory for the model`);
+  const accounting = `the function's ${limit / MiB} MiB, less ${JAVASCRIPT_BYTES / MiB} MiB for JavaScript`;
+  if (budget < MiB) throw new Error(`${accounting}, leaves no memory for the model`);
   const backend = await createWasmBackend({ modules: { simd, relaxedSimd }, maxMemoryBytes: budget });
   try {
     const { model, tokenizer } = await loadOlmo(urlSource(url), backend, {
@@ -51,7 +52,7 @@ async function loadModel(): Promise<OlmoGenerator> {
     return new OlmoGenerator(model, tokenizer!, backend, true);
   } catch (e) {
     backend.dispose();
-    throw new Error(`${(e as Error).message} (the budget: ${accounting}, leaves ${(budget / MB).toFixed(1)} MB for the WASM backend)`);
+    throw new Error(`${(e as Error).message} (the budget: ${accounting}, leaves ${(budget / MiB).toFixed(1)} MiB for the WASM backend)`);
   }
 }
 

@@ -6,7 +6,7 @@
 // under /models/, and the function reads it from there ($OLMO_MODEL_URL).
 //
 // usage: node serve.mjs [--port PORT]   (default 3000; 0: any free port. It prints the URL it serves.)
-// $OLMO_MEMORY_LIMIT_MB: the memory limit the function keeps to (default 128, Vercel's).
+// $OLMO_MEMORY_LIMIT_MB: the memory limit the function keeps to, in MiB (default 128, Vercel's).
 import { createReadStream, readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import { dirname, join } from "node:path";
@@ -69,14 +69,18 @@ runtime.evaluate(readFileSync(join(dist, "function.js"), "utf8"));
 // figures, printed after each request to the function, are an upper bound of the function's.
 function reportMemory(request) {
   const { heapTotal, external } = process.memoryUsage();
-  const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
+  const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
   console.log(`memory after ${request.method} ${request.url}: V8 heap ${mb(heapTotal)} + outside it ${mb(external)} = ${mb(heapTotal + external)}`);
 }
 
 const { handler } = createHandler({ runtime });
 const server = createServer((request, response) => {
-  const file = modelFiles.get(request.url ?? "");
-  if (file && (request.method === "GET" || request.method === "HEAD")) return serveStatic(request, response, file);
+  if (request.url?.startsWith("/models/")) {
+    const file = modelFiles.get(request.url);
+    if (file && (request.method === "GET" || request.method === "HEAD")) serveStatic(request, response, file);
+    else response.writeHead(404).end();
+    return;
+  }
   response.on("close", () => reportMemory(request));
   handler(request, response);
 });

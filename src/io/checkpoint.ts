@@ -12,6 +12,7 @@
 // Weights may be quantized as they stream in (options.quantize), or come quantized in the folder
 // (the formats: src/io/quantized.ts).
 
+import { formatBytes } from "../core/format.js";
 import { BYTES_PER_ELEMENT, narrowFromF32, widenToF32, type DType, type HostArray } from "../core/dtype.js";
 import { QUANT_SCHEMES, quantizedShapes, quantizeHost, quantizeProblem, QuantizedWeight, type QuantScheme, type Weight } from "../core/quantize.js";
 import { Tensor, type AnyBackend } from "../core/tensor.js";
@@ -200,8 +201,8 @@ export function checkFits(config: OlmoConfig, storage: "f32" | "bf16" | QuantSch
   const usage = backend.memoryUsage();
   const weightBytes = modelBytes(config, storage);
   if (usage.inUse + weightBytes + extraBytes > usage.limit) {
-    // Megabytes below a gigabyte: an edge runtime's budget is a hundred MB, which "0.13 GB" would blur.
-    const amount = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+    // Below a gigabyte in MiB (formatBytes): an edge runtime's budget is 128 MiB, which "0.13 GB" would blur.
+    const amount = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : formatBytes(b));
     throw new Error(
       `${name}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
         `${amount(weightBytes)} in ${storage} plus ${amount(extraBytes)} for the KV cache and activations, but the ${backend.name} backend holds ` +
