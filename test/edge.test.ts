@@ -101,8 +101,8 @@ test("createGenerateHandler: 404, 405 and 413 with JSON errors; a failed load is
       return new OlmoGenerator(model, tokenizer!, backend, true);
     },
   });
-  const ask = async (path: string, method: string, body?: string) => {
-    const response = await handler(new Request(`http://localhost${path}`, { method, body }));
+  const ask = async (path: string, method: string, body?: string, headers: Record<string, string> = {}) => {
+    const response = await handler(new Request(`http://localhost${path}`, { method, body, headers }));
     return { status: response.status, body: (await response.text()) };
   };
   const expect = (got: { status: number; body: string }, status: number, says: string) => {
@@ -112,6 +112,8 @@ test("createGenerateHandler: 404, 405 and 413 with JSON errors; a failed load is
   expect(await ask("/", "POST", body), 404, "POST a JSON body to /generate");
   expect(await ask("/generate", "GET"), 405, "takes POST");
   expect(await ask("/generate", "POST", JSON.stringify({ prompt: "x".repeat(70000) })), 413, "at most 65536");
+  const huge = JSON.stringify({ prompt: "x".repeat(300000) });
+  expect(await ask("/generate", "POST", huge, { "content-length": String(huge.length) }), 413, "bytes; at most 65536");
   expect(await ask("/generate", "POST", body), 503, "the model could not be loaded: the first load fails");
   const loaded = await ask("/generate", "POST", body);
   if (loaded.status !== 200 || !loaded.body.includes("event: done") || loads !== 2) throw new Error(`after a failed load: ${loaded.status} ${loaded.body} (loads: ${loads})`);

@@ -32,6 +32,7 @@ import type { OlmoGenerator } from "./generator.js";
 export interface HttpRequestLike {
   readonly method: string;
   readonly url: string;
+  readonly headers?: { get(name: string): string | null };
   text(): Promise<string>;
 }
 
@@ -128,6 +129,9 @@ function parseRequest(body: unknown, maxNewTokensLimit: number): GenerateRequest
 
 /** The request's body as JSON, or a BadRequest. */
 async function readJson(request: HttpRequestLike): Promise<unknown> {
+  // A body that says it is too long is refused unread (an edge runtime's memory is small).
+  const declared = Number(request.headers?.get("content-length") ?? 0);
+  if (declared > 4 * MAX_BODY_CHARS) throw new BadRequest(`the body has ${declared} bytes; at most ${MAX_BODY_CHARS} characters are read`, undefined, 413);
   const text = await request.text();
   if (text.length > MAX_BODY_CHARS) throw new BadRequest(`the body has ${text.length} characters; at most ${MAX_BODY_CHARS} are read`, undefined, 413);
   try {
