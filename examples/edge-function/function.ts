@@ -25,7 +25,8 @@ const MiB = 2 ** 20;
 // where it holds the model files too), and while it loads, the tensor being read (at most the 9.2 MiB
 // embedding here).
 const JAVASCRIPT_BYTES = 48 * MiB;
-// A generation's activations beside its KV cache: a full-context prefill of this model needs a few MiB.
+// A generation's activations beside its KV cache: a 250-token prefill of this model peaks 3.8 MiB
+// above the weights, its KV cache included.
 const ACTIVATION_BYTES = 8 * MiB;
 
 function memoryLimitBytes(): number {
