@@ -2,7 +2,7 @@
 // test and benchmark bundles. Run with `npm run build` (also the `prepare` script).
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { GENERATED_PATH, readKernelSignatures, renderKernelSignatures } from "./wasm-signatures.mjs";
 
@@ -39,6 +39,13 @@ for (const [entry, output, extra] of [
 ]) {
   execFileSync(process.execPath, [asc, join(root, entry), "-o", join(root, `build/wasm/${output}.wasm`), ...ascFlags, ...extra], { stdio: "inherit" });
 }
+
+// The kernels as files too, for hosts that refuse to compile WebAssembly at run time: a Worker imports
+// them as modules (`import simd from "olmo-js/dist/olmo-simd.wasm"`) and hands them to the backend
+// (WasmBackendOptions.modules); their type is src/wasm-kernels.d.ts.
+mkdirSync(join(root, "dist"), { recursive: true });
+copyFileSync(join(root, "build/wasm/kernels.wasm"), join(root, "dist/olmo-simd.wasm"));
+copyFileSync(join(root, "build/wasm/kernels-relaxed.wasm"), join(root, "dist/olmo-relaxed-simd.wasm"));
 
 const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning", loader: { ".wasm": "binary", ".wgsl": "text" } };
 // The package's own files (dist/index.js, node.js, worker.js, cli.js) get their maps beside them but no
@@ -109,7 +116,10 @@ execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "
 // the declarations fails the build here.
 const types = join(root, "dist/types");
 copyFileSync(join(root, "src/public-globals.d.ts"), join(types, "public-globals.d.ts"));
-for (const [entry, reference] of [["index.d.ts", "./public-globals.d.ts"], ["node/index.d.ts", "../public-globals.d.ts"], ["worker.d.ts", "./public-globals.d.ts"]]) {
+copyFileSync(join(root, "src/wasm-kernels.d.ts"), join(types, "wasm-kernels.d.ts"));
+for (const [entry, reference] of [
+  ["index.d.ts", "./public-globals.d.ts"], ["node/index.d.ts", "../public-globals.d.ts"], ["worker.d.ts", "./public-globals.d.ts"], ["wasm-kernels.d.ts", "./public-globals.d.ts"],
+]) {
   const file = join(types, entry);
   writeFileSync(file, `/// <reference path="${reference}" />\n${readFileSync(file, "utf8")}`);
 }

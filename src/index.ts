@@ -13,7 +13,7 @@ export * from "./ops/index.js";
 export { createJsBackend, type JsBackendOptions, type JsBuffer } from "./backends/js/index.js";
 export * from "./tokenizer/index.js";
 export { createWasmBackend, probeWasmFeatures, spawnWebWorker, WasmOutOfMemoryError } from "./backends/wasm/index.js";
-export type { WasmBackend, WasmBackendOptions, WasmBuffer, WasmFeatures, SpawnWorker, PoolWorker } from "./backends/wasm/index.js";
+export type { WasmBackend, WasmBackendOptions, WasmBuffer, WasmFeatures, WasmKernelModules, SpawnWorker, PoolWorker } from "./backends/wasm/index.js";
 export * from "./model/index.js";
 export { loadCheckpoint, loadOlmo, readTextFile, checkFits, hfTensorName, CheckpointError, type ModelSource, type LoadOptions, type LoadedCheckpoint } from "./io/checkpoint.js";
 export { loadLoraAdapters, parseAdapterConfig, adapterConfig, adapterTensors, loraTensorName, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "./io/lora.js";
@@ -28,6 +28,7 @@ export {
 // Used by the Node cache (olmo-js/node imports the core through this entry, so what it needs is exported here).
 export { fetchFailure, isErrorPage, parseContentRange } from "./io/hub.js";
 export { blobSource, fileListSource, cachedUrlSource, type CachedUrlOptions } from "./io/browser.js";
+export { bytesSource, type FileContents } from "./io/memory.js";
 export { createWebGpuBackend, requestWebGpuDevice, webGpuBackendOn, type WebGpuBackend, type WebGpuBackendOptions, type GpuBuffer } from "./backends/webgpu/index.js";
 export * from "./eval/index.js";
 // The one-line API (text in, text out) and its Web Worker client; olmo-js/node adds NodeOlmoGenerator.
@@ -35,4 +36,5 @@ export {
   OlmoGenerator, type BackendChoice, type LoadProgress, type PretrainedOptions, type TextGenerateOptions, type AbortSignalLike,
 } from "./api/generator.js";
 export { ChatTemplate, type ChatMessage } from "./api/chat.js";
+export { createGenerateHandler, type GenerateHandlerOptions, type HttpRequestLike } from "./api/http.js";
 export { createWorkerClient, serveGenerator, type WorkerClient, type MessageEndpoint, type WorkerLoadOptions, type WorkerSignal } from "./api/worker.js";

@@ -1,9 +1,10 @@
 // The package as npm users get it: `npm pack` of this repository, installed into a fresh project in a
 // temporary folder, where
-//   - the tarball holds the entries, their types, the default model, LICENSE and CHANGELOG.md, and no
-//     source maps, sources or demo;
+//   - the tarball holds the entries, their types, the kernels' .wasm, the default model, LICENSE and
+//     CHANGELOG.md, and no source maps, sources or demo;
 //   - strict TypeScript (skipLibCheck false, no @webgpu/types) compiles README's library sample and
-//     samples of the one-line API, for Node (@types/node) and for browsers (lib DOM, a Web Worker);
+//     samples of the one-line API, for Node (@types/node) and for browsers (lib DOM, a Web Worker), and
+//     an edge runtime's program (the kernels imported as compiled modules) for both;
 //   - README's one-line JS sample runs with node and prints what the installed `olmo generate` prints;
 //   - CommonJS code finds every entry through the `default` condition and loads it with import().
 //
@@ -47,7 +48,7 @@ function readmeBlock(heading: string, lang: string): string {
 
 let tarball = "";
 
-test("npm pack: the entries, their types, the default model, LICENSE and CHANGELOG; no maps, sources or demo", () => {
+test("npm pack: the entries, their types, the kernels' .wasm, the default model, LICENSE and CHANGELOG; no maps, sources or demo", () => {
   const out = mustRun("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", root], repoRoot);
   const [info] = JSON.parse(out.slice(out.indexOf("["))) as { filename: string; size: number; unpackedSize: number; files: { path: string }[] }[];
   tarball = join(root, info!.filename);
@@ -55,6 +56,7 @@ test("npm pack: the entries, their types, the default model, LICENSE and CHANGEL
   const needed = [
     "package.json", "README.md", "LICENSE", "CHANGELOG.md", "dist/index.js", "dist/node.js", "dist/worker.js", "dist/cli.js",
     "dist/types/index.d.ts", "dist/types/node/index.d.ts", "dist/types/worker.d.ts", "dist/types/public-globals.d.ts",
+    "dist/olmo-simd.wasm", "dist/olmo-relaxed-simd.wasm", "dist/types/wasm-kernels.d.ts",
     "models/olmo-tiny-shakespeare/config.json", "models/olmo-tiny-shakespeare/model.safetensors", "models/olmo-tiny-shakespeare/tokenizer.json",
   ];
   const missing = needed.filter((f) => !files.includes(f));
@@ -108,14 +110,31 @@ olmo.dispose();
 const { device, adapter } = await requestWebGpuDevice();
 webGpuBackendOn(device, adapter).dispose();
 `);
+  // An edge runtime's program: the kernels imported as compiled modules, the model from bytes, served over HTTP.
+  writeFileSync(join(app, "edge-sample.ts"), `
+import { bytesSource, createGenerateHandler, createWasmBackend, loadOlmo, OlmoGenerator, type WasmKernelModules } from "olmo-js";
+import simd from "olmo-js/dist/olmo-simd.wasm";
+import relaxedSimd from "olmo-js/dist/olmo-relaxed-simd.wasm";
+const modules: WasmKernelModules = { simd, relaxedSimd };
+const handler = createGenerateHandler({
+  load: async () => {
+    const backend = await createWasmBackend({ modules, maxMemoryBytes: 64 * 2 ** 20 });
+    const { model, tokenizer } = await loadOlmo(bytesSource("model", { "config.json": "{}", "model.safetensors": new ArrayBuffer(8) }), backend);
+    return new OlmoGenerator(model, tokenizer!, backend, true);
+  },
+  maxNewTokensLimit: 128,
+  report: (generator) => ({ backend: generator.backend.name }),
+});
+export default { fetch: (request: Request): Promise<Response> => handler(request) };
+`);
   const strict = { strict: true, skipLibCheck: false, noEmit: true, target: "ES2022" };
   writeFileSync(join(app, "tsconfig.node.json"), JSON.stringify({
     compilerOptions: { ...strict, module: "NodeNext", moduleResolution: "NodeNext", lib: ["ES2022"], types: ["node"], typeRoots: [join(repoRoot, "node_modules/@types")] },
-    files: ["readme-library.ts", "node-sample.ts"],
+    files: ["readme-library.ts", "node-sample.ts", "edge-sample.ts"],
   }));
   writeFileSync(join(app, "tsconfig.browser.json"), JSON.stringify({
     compilerOptions: { ...strict, module: "ESNext", moduleResolution: "Bundler", lib: ["ES2022", "DOM"], types: [] },
-    files: ["browser-sample.ts"],
+    files: ["browser-sample.ts", "edge-sample.ts"],
   }));
   for (const config of ["tsconfig.node.json", "tsconfig.browser.json"]) mustRun(process.execPath, [tsc, "-p", config], app);
 });
@@ -132,7 +151,7 @@ test("README's one-line JS sample runs on the installed package and prints what 
 
 test("CommonJS: require.resolve finds every entry (the default condition); import() loads them; require() where Node can require ES modules", () => {
   writeFileSync(join(app, "check.cjs"), `
-const resolved = ["olmo-js", "olmo-js/node", "olmo-js/worker"].map((p) => require.resolve(p));
+const resolved = ["olmo-js", "olmo-js/node", "olmo-js/worker", "olmo-js/dist/olmo-simd.wasm", "olmo-js/dist/olmo-relaxed-simd.wasm"].map((p) => require.resolve(p));
 let required;
 try {
   required = typeof require("olmo-js").OlmoGenerator;
@@ -144,7 +163,7 @@ Promise.all([import("olmo-js"), import("olmo-js/node")]).then(([core, node]) => 
 });
 `);
   const result = JSON.parse(mustRun(process.execPath, ["check.cjs"], app)) as { resolved: string[]; required: string; core: string; node: string; model: string };
-  const want = ["dist/index.js", "dist/node.js", "dist/worker.js"];
+  const want = ["dist/index.js", "dist/node.js", "dist/worker.js", "dist/olmo-simd.wasm", "dist/olmo-relaxed-simd.wasm"];
   if (!result.resolved.every((p, i) => p.endsWith(`node_modules/olmo-js/${want[i]}`))) throw new Error(`require.resolve: ${result.resolved.join(", ")}`);
   if (result.core !== "function" || result.node !== "function") throw new Error(`import(): ${JSON.stringify(result)}`);
   if (!existsSync(join(result.model, "model.safetensors"))) throw new Error(`DEFAULT_MODEL_DIR ${result.model} holds no model.safetensors`);

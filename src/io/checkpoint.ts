@@ -12,6 +12,7 @@
 // Weights may be quantized as they stream in (options.quantize), or come quantized in the folder
 // (the formats: src/io/quantized.ts).
 
+import { formatBytes } from "../core/format.js";
 import { BYTES_PER_ELEMENT, narrowFromF32, widenToF32, type DType, type HostArray } from "../core/dtype.js";
 import { QUANT_SCHEMES, quantizedShapes, quantizeHost, quantizeProblem, QuantizedWeight, type QuantScheme, type Weight } from "../core/quantize.js";
 import { Tensor, type AnyBackend } from "../core/tensor.js";
@@ -200,11 +201,12 @@ export function checkFits(config: OlmoConfig, storage: "f32" | "bf16" | QuantSch
   const usage = backend.memoryUsage();
   const weightBytes = modelBytes(config, storage);
   if (usage.inUse + weightBytes + extraBytes > usage.limit) {
-    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    // Below a gigabyte in MiB (formatBytes): an edge runtime's budget is 128 MiB, which "0.13 GB" would blur.
+    const amount = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : formatBytes(b));
     throw new Error(
       `${name}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
-        `${gb(weightBytes)} in ${storage} plus ${gb(extraBytes)} for the KV cache, activations or training state, but the ${backend.name} backend holds ` +
-        `at most ${gb(usage.limit)} (${gb(usage.inUse)} already in use). ` +
+        `${amount(weightBytes)} in ${storage} plus ${amount(extraBytes)} for the KV cache, activations or training state, but the ${backend.name} backend holds ` +
+        `at most ${amount(usage.limit)} (${amount(usage.inUse)} already in use). ` +
         (storage === "f32"
           ? "Store the weights in bf16 (--dtype bf16)."
           : storage === "bf16"

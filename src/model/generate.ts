@@ -35,8 +35,12 @@ export interface GenerateOptions {
   repetitionPenalty?: number;
   /** Stop after this id (default: the model's eos_token_id; null: never). */
   eosTokenId?: number | null;
-  /** Called with each new token as soon as it is chosen. */
-  onToken?: (id: number) => void;
+  /**
+   * Called with each new token as soon as it is chosen. A promise it returns is awaited before the next
+   * step: a server streaming tokens yields to its event loop there, so each token reaches the client
+   * before the next is computed (src/api/http.ts).
+   */
+  onToken?: (id: number) => void | Promise<void>;
   /** Called after each new token (and onToken); true ends generation there, the token kept. */
   shouldStop?: (ids: readonly number[]) => boolean;
 }
@@ -187,7 +191,8 @@ export async function generate(model: Olmo, prompt: readonly number[], options: 
     while (logits && ids.length < total) {
       const next = chooseToken(logits, ids, options, random);
       ids.push(next);
-      options.onToken?.(next);
+      const handed = options.onToken?.(next);
+      if (handed) await handed;
       if (next === eos || ids.length >= total || options.shouldStop?.(ids)) break;
       logits = await step([next]);
     }

@@ -22,9 +22,7 @@ import { MAX_WASM_BYTES, WasmOutOfMemoryError } from "./arena.js";
 import { MemorySet, type Exports, type PlacedBlock, type WasmMemory } from "./memories.js";
 import { probeWasmFeatures, type WasmFeatures } from "./features.js";
 import { ThreadPool, type SpawnWorker } from "./pool.js";
-import plainKernels from "../../../build/wasm/kernels.wasm";
-import relaxedKernels from "../../../build/wasm/kernels-relaxed.wasm";
-import { withSharedMemory } from "./module.js";
+import { chooseKernels, type WasmKernelModules } from "./module.js";
 import { checkRegions, type BytesNeeded, type KernelExport, type Region } from "./boundary.js";
 import { WASM_KERNEL_NAMES, WASM_KERNELS, type WasmKernelArguments, type WasmKernelName, type WasmKernelPointers } from "./kernel-signatures.generated.js";
 import type { KernelBinding } from "./kernel-binding.js";
@@ -33,6 +31,7 @@ export { probeWasmFeatures, type WasmFeatures } from "./features.js";
 export { WasmOutOfMemoryError } from "./arena.js";
 export type { SpawnWorker, PoolWorker } from "./pool.js";
 export { spawnWebWorker } from "./web-worker.js";
+export type { WasmKernelModules } from "./module.js";
 
 export interface WasmBuffer {
   /** The memory it lives in (an index into the backend's memories; see memories.ts). */
@@ -67,6 +66,14 @@ export interface WasmBackendOptions {
    * the plain-SIMD build (false): results differ between the two in the last bits.
    */
   relaxedSimd?: boolean;
+  /**
+   * The kernels already compiled, for hosts that forbid compiling WebAssembly at run time (Cloudflare
+   * Workers, Vercel's edge runtime), where a bundler or the runtime turns
+   * `import simd from "olmo-js/dist/olmo-simd.wasm"` into a WebAssembly.Module. Pass both builds: the
+   * backend still probes the host and takes the relaxed-SIMD one where it can. One thread only.
+   * Default: the backend compiles the binaries embedded in the bundle.
+   */
+  modules?: WasmKernelModules;
 }
 
 export interface WasmBackend extends Backend<WasmBuffer> {
@@ -108,10 +115,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   }
   if (threads > 1 && !options.spawnWorker) throw new Error("wasm backend: threads > 1 needs options.spawnWorker");
   const perMemory = Math.min(options.maxMemoryPerInstance ?? MAX_WASM_BYTES, MAX_WASM_BYTES, options.maxMemoryBytes ?? Infinity);
-  const shared = features.threads;
-  const relaxed = options.relaxedSimd !== false && features.relaxedSimd;
-  const binary = relaxed ? relaxedKernels : plainKernels;
-  const module = await WebAssembly.compile(shared ? withSharedMemory(binary) : binary);
+  const { module, relaxed, shared } = await chooseKernels(features, threads, options.relaxedSimd, options.modules);
 
   // Each memory's fixed blocks, allocated first so they sit at the same offsets in every memory (the
   // module's static data ends at the same address in each): each thread's matmul packing workspace, and
