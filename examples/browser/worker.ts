@@ -103,8 +103,9 @@ async function train(data: { text: string; steps: number; lr: number; lora?: Lor
   if (ids.length < seqLen) throw new Error(`the text has ${ids.length} tokens; paste at least ${seqLen}`);
   // A new run replaces the adapter; full fine-tuning trains the model's own weights, so it goes then too
   // (with an adapter attached, the Trainer would train the adapter only).
+  const adapters = data.lora ? LoraAdapters.create(model.config, data.lora, model.backend, 0) : null; // first: it may refuse the options
   model.lora?.dispose();
-  model.lora = data.lora ? LoraAdapters.create(model.config, data.lora, model.backend, 0) : null;
+  model.lora = adapters;
   current.adapterSteps = 0;
   postModelState();
   const dataset = new TokenDataset(Uint16Array.from(ids), null, seqLen, model.config.vocabSize);
