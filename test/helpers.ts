@@ -1,5 +1,6 @@
 // Shared test helpers: closeness checks that report the worst element, fixture loading, the
-// backends under test, and the policy for tests that need a system component (a Vulkan driver, Chromium).
+// backends under test, and the policy for tests that need a system component (a Vulkan driver, Chromium,
+// unzip).
 
 import { accessSync, constants, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
@@ -47,7 +48,7 @@ export function inCI(): boolean {
 
 /**
  * The policy for tests that need something the machine provides and npm cannot install (a Vulkan
- * driver, Chromium): present, it returns true; missing, it says so in ONE loud line on stderr (what is
+ * driver, Chromium, unzip): present, it returns true; missing, it says so in ONE loud line on stderr (what is
  * missing, what is skipped, the command that installs it) and returns false, and the caller registers
  * those cases as skipped (`testIf`) while the rest of its file runs. Under CI (CI=true) a missing
  * component is a broken machine, not a reason to skip: it throws, which fails the run.
@@ -101,24 +102,45 @@ export function webGpuBackendUnderTest(skipping = "the WebGPU cases"): Promise<W
   return webGpuBackend;
 }
 
-/** Chromium for the headless browser tests: $CHROMIUM_PATH, else `chromium` on the PATH (Debian's package), else null. */
-function findChromium(): string | null {
-  const candidates = process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : (process.env.PATH ?? "").split(delimiter).filter((d) => d).map((d) => join(d, "chromium"));
-  for (const path of candidates) {
+/** The first executable `program` in the folders of the PATH, or null. */
+function onPath(program: string): string | null {
+  for (const dir of (process.env.PATH ?? "").split(delimiter).filter((d) => d)) {
     try {
-      accessSync(path, constants.X_OK);
-      return path;
+      accessSync(join(dir, program), constants.X_OK);
+      return join(dir, program);
     } catch {
-      if (process.env.CHROMIUM_PATH) throw new Error(`CHROMIUM_PATH=${path} is not an executable file`);
+      // not in this folder
     }
   }
   return null;
+}
+
+/** Chromium for the headless browser tests: $CHROMIUM_PATH, else `chromium` on the PATH (Debian's package), else null. */
+function findChromium(): string | null {
+  const path = process.env.CHROMIUM_PATH;
+  if (!path) return onPath("chromium");
+  try {
+    accessSync(path, constants.X_OK);
+    return path;
+  } catch {
+    throw new Error(`CHROMIUM_PATH=${path} is not an executable file`);
+  }
 }
 
 /** The Chromium executable for `skipping`, or null (said on stderr; an error under CI). */
 export async function chromiumUnderTest(skipping: string): Promise<string | null> {
   const path = findChromium();
   await requireSystemComponent("Chromium", () => path !== null, "apt-get install chromium (Debian's package; or set CHROMIUM_PATH)", skipping);
+  return path;
+}
+
+/**
+ * Info-ZIP's `unzip`, the reader the demo's ZIP downloads are checked with (what a user unpacks them
+ * with), for `skipping`: its path, or null (said on stderr; an error under CI).
+ */
+export async function unzipUnderTest(skipping: string): Promise<string | null> {
+  const path = onPath("unzip");
+  await requireSystemComponent("unzip", () => path !== null, "apt-get install unzip", skipping);
   return path;
 }
 

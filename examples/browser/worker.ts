@@ -1,10 +1,13 @@
 // The demo's Web Worker: loads a model (a folder URL, or files the user picked) onto the chosen backend
-// (wasm or webgpu), generates with streaming, and fine-tunes.
+// (wasm or webgpu), generates with streaming, and fine-tunes: every weight, or LoRA adapters that the
+// page can download in PEFT's format.
 
 import {
-  cachedUrlSource, createWasmBackend, createWebGpuBackend, fileListSource, generate, loadOlmo, lossCurveSvg, spawnWebWorker, TokenDataset,
-  Trainer, type AnyBackend, type Olmo, type Tokenizer,
+  ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfig, adapterTensors, cachedUrlSource, createWasmBackend, createWebGpuBackend, encodeSafetensors,
+  fileListSource, generate, loadOlmo, LoraAdapters, lossCurveSvg, parameterCount, spawnWebWorker, TokenDataset, Trainer,
+  type AnyBackend, type LoraOptions, type Olmo, type Tokenizer,
 } from "../../src/index.js";
+import { zipStored } from "./zip.js";
 
 // The worker's global scope (typed here: the DOM library describes a window, not a worker).
 const scope = self as unknown as {
@@ -18,7 +21,20 @@ const threads = scope.crossOriginIsolated ? 2 : 1;
 postMessage({ type: "env", threads, webgpu: scope.navigator.gpu !== undefined });
 
 const backends = new Map<string, Promise<AnyBackend>>();
-let loaded: { key: string; model: Olmo; tokenizer: Tokenizer } | null = null;
+
+/** The loaded model, and how it differs from the files it came from. */
+interface Loaded {
+  key: string;
+  /** The model folder's URL, or the picked folder's name: the adapter's base_model_name_or_path. */
+  base: string;
+  model: Olmo;
+  tokenizer: Tokenizer;
+  /** Full fine-tuning steps applied to the weights themselves. */
+  fineTunedSteps: number;
+  /** Training steps of the attached LoRA adapter (model.lora), when there is one. */
+  adapterSteps: number;
+}
+let loaded: Loaded | null = null;
 
 function backendNamed(name: string): Promise<AnyBackend> {
   let backend = backends.get(name);
@@ -33,52 +49,139 @@ function backendNamed(name: string): Promise<AnyBackend> {
   return backend;
 }
 
-/** The model of this request: a folder URL (cached in the Cache API) or the files the user picked. */
-async function modelFor(data: { backend: string; model: string; files?: File[] }, target: string): Promise<{ model: Olmo; tokenizer: Tokenizer }> {
+/** Tell the page what the model is now: as loaded, fully fine-tuned, or with an adapter. */
+function postModelState(): void {
+  let text = "not loaded (the next request loads it)";
+  if (loaded) {
+    const { model, base, fineTunedSteps, adapterSteps } = loaded;
+    text = base;
+    if (fineTunedSteps > 0) text += `, fully fine-tuned for ${fineTunedSteps} steps`;
+    if (model.lora) {
+      const { r, alpha } = model.lora.options;
+      text += ` + LoRA adapter (r ${r}, alpha ${alpha}, on ${model.lora.targets.join(", ")}), trained ${adapterSteps} steps`;
+    }
+    if (fineTunedSteps === 0 && !model.lora) text += ", as loaded";
+  }
+  postMessage({ type: "model", text, changed: loaded !== null && (loaded.fineTunedSteps > 0 || loaded.model.lora !== null), adapterSteps: loaded?.model.lora ? loaded.adapterSteps : 0 });
+}
+
+function unload(): void {
+  loaded?.model.dispose(); // and its adapter
+  loaded = null;
+}
+
+/**
+ * The model of this request: a folder URL (cached in the Cache API) or the files the user picked.
+ * `original`: the weights as in the files, so a model fine-tuned on this page is loaded again.
+ */
+async function modelFor(data: { backend: string; model: string; files?: File[]; base: string }, target: string, original = false): Promise<Loaded> {
   const backend = await backendNamed(data.backend);
   const key = `${data.backend} ${data.files ? `picked:${data.files.map((f) => f.name).join(",")}` : data.model}`;
-  if (loaded?.key !== key) {
+  if (loaded?.key !== key || (original && loaded.fineTunedSteps > 0)) {
     postMessage({ type: "status", target, text: `loading ${data.files ? "the picked folder" : data.model} onto ${data.backend} ...` });
-    loaded?.model.dispose();
-    loaded = null;
+    unload();
     // A URL is downloaded once with progress, then read from the Cache API (also on the next visit).
     const onProgress = (file: string, received: number, total: number) =>
       postMessage({ type: "status", target, text: `downloading ${file}: ${(received / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB` });
     const source = data.files ? fileListSource(data.files, "the picked folder") : cachedUrlSource(data.model, { onProgress });
     const { model, tokenizer } = await loadOlmo(source, backend, { weightDType: "f32" });
     if (!tokenizer) throw new Error(`${source.name} has no tokenizer.json`);
-    loaded = { key, model, tokenizer };
+    loaded = { key, base: data.base, model, tokenizer, fineTunedSteps: 0, adapterSteps: 0 };
+    postModelState();
   }
-  return loaded;
+  return loaded!;
+}
+
+/**
+ * Fine-tune on the text: every weight, or (with `lora`) fresh adapters on the model as loaded (a model
+ * fully fine-tuned here is loaded again, so the adapter fits the files others have).
+ */
+async function train(data: { text: string; steps: number; lr: number; lora?: LoraOptions }, current: Loaded): Promise<void> {
+  const { model, tokenizer } = current;
+  const seqLen = 32;
+  const ids = tokenizer.encode(data.text, { addEos: true });
+  if (ids.length < seqLen) throw new Error(`the text has ${ids.length} tokens; paste at least ${seqLen}`);
+  // A new run replaces the adapter; full fine-tuning trains the model's own weights, so it goes then too
+  // (with an adapter attached, the Trainer would train the adapter only).
+  const adapters = data.lora ? LoraAdapters.create(model.config, data.lora, model.backend, 0) : null; // first: it may refuse the options
+  model.lora?.dispose();
+  model.lora = adapters;
+  current.adapterSteps = 0;
+  postModelState();
+  const dataset = new TokenDataset(Uint16Array.from(ids), null, seqLen, model.config.vocabSize);
+  const trainer = new Trainer(model, dataset, { steps: data.steps, batchSize: Math.min(4, dataset.instances), lr: data.lr, warmup: 2, seed: 0 });
+  const trainable = trainer.params.reduce((n, p) => n + p.tensor.size, 0);
+  postMessage({ type: "trainable", trainable, total: parameterCount(model.config) });
+  const losses: { step: number; loss: number }[] = [];
+  try {
+    for (let step = 1; step <= data.steps; step++) {
+      const m = await trainer.trainStep();
+      if (model.lora) current.adapterSteps = m.step;
+      else current.fineTunedSteps++;
+      losses.push({ step: m.step, loss: m.loss });
+      postMessage({ type: "loss", step: m.step, loss: m.loss, svg: lossCurveSvg(losses) });
+      postModelState();
+      // A turn of the event loop, so a download of the adapter asked for mid-run is answered now: on
+      // wasm the step's awaits resolve as microtasks, and a message would wait for the run's end.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  } finally {
+    trainer.optimizer.dispose();
+  }
+  postMessage({ type: "trained", losses: losses.map((l) => l.loss), lora: model.lora?.options ?? null });
+}
+
+/** The base model's short name for file names: the last part of its URL (of a Hub URL, the repository's name) or folder name. */
+function shortName(base: string): string {
+  const last = base.replace(/\/resolve\/[^/]+\/?$/, "").split("/").filter(Boolean).pop() ?? "model";
+  return last.replace(/[^\w.-]+/g, "_");
+}
+
+/** The attached adapter as a ZIP of one folder in PEFT's format (what PeftModel.from_pretrained reads). */
+async function adapterZip(current: Loaded | null): Promise<{ name: string; blob: Blob }> {
+  const lora = current?.model.lora;
+  if (!current || !lora || current.adapterSteps === 0) throw new Error("no trained adapter: train with LoRA first");
+  // Named for the step too, so the downloads of two steps do not unpack into one folder.
+  const folder = `${shortName(current.base)}-lora-step${current.adapterSteps}`;
+  const config = JSON.stringify(adapterConfig(lora, current.base), null, 2) + "\n";
+  const zip = zipStored([
+    { name: `${folder}/${ADAPTER_CONFIG}`, data: [new TextEncoder().encode(config)] },
+    { name: `${folder}/${ADAPTER_WEIGHTS}`, data: encodeSafetensors(await adapterTensors(lora)) },
+  ]);
+  // Every piece is a plain ArrayBuffer's (adapterTensors copies the values out), none shared memory,
+  // which a Blob refuses; the types cannot tell.
+  return { name: `${folder}.zip`, blob: new Blob(zip as Uint8Array<ArrayBuffer>[], { type: "application/zip" }) };
 }
 
 scope.onmessage = async ({ data }) => {
-  const target = data.type;
+  const target = data.type === "generate" ? "generate" : "train";
   try {
-    const { model, tokenizer } = await modelFor(data, target);
+    // These two act on the model as it is, without loading one.
+    if (data.type === "adapter") {
+      postMessage({ type: "adapter", ...(await adapterZip(loaded)) });
+      return;
+    }
+    if (data.type === "reset") {
+      unload();
+      postModelState();
+      return;
+    }
+    const current = await modelFor(data, target, data.type === "train" && data.lora !== undefined);
     if (data.type === "generate") {
-      postMessage({ type: "status", target, text: "generating ..." });
+      const { model, tokenizer } = current;
+      postMessage({ type: "status", target, text: `generating with ${model.lora ? "the LoRA adapter" : "the model"} ...` });
       const stream = tokenizer.streamDecoder();
       const result = await generate(model, tokenizer.encode(data.prompt), {
         maxNewTokens: data.maxNewTokens,
         onToken: (id) => postMessage({ type: "text", text: stream.push(id) }),
       });
       postMessage({ type: "text", text: stream.flush() });
-      postMessage({ type: "generated", ids: result.newIds, tokens: result.newIds.length, tokensPerSecond: result.newIds.length / (result.prefillSeconds + result.decodeSeconds) });
+      postMessage({
+        type: "generated", ids: result.newIds, tokens: result.newIds.length, withAdapter: model.lora !== null,
+        tokensPerSecond: result.newIds.length / (result.prefillSeconds + result.decodeSeconds),
+      });
     } else {
-      const seqLen = 32;
-      const ids = tokenizer.encode(data.text, { addEos: true });
-      if (ids.length < seqLen) throw new Error(`the text has ${ids.length} tokens; paste at least ${seqLen}`);
-      const dataset = new TokenDataset(Uint16Array.from(ids), null, seqLen, model.config.vocabSize);
-      const trainer = new Trainer(model, dataset, { steps: data.steps, batchSize: Math.min(4, dataset.instances), lr: 1e-3, warmup: 2, seed: 0 });
-      const losses: { step: number; loss: number }[] = [];
-      for (let step = 1; step <= data.steps; step++) {
-        const m = await trainer.trainStep();
-        losses.push({ step: m.step, loss: m.loss });
-        postMessage({ type: "loss", step: m.step, loss: m.loss, svg: lossCurveSvg(losses) });
-      }
-      trainer.optimizer.dispose();
-      postMessage({ type: "trained", losses: losses.map((l) => l.loss) });
+      await train(data, current);
     }
   } catch (e) {
     postMessage({ type: "error", target, message: String((e as Error).message ?? e) });
