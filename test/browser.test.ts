@@ -1,17 +1,19 @@
 // Headless Chromium (Debian's chromium, driven by playwright-core): the default model generates the
 // same greedy ids as in Node, in a module Web Worker with no Node globals, on 1 and 2 threads; the
-// demo page generates, fine-tunes, and trains LoRA adapters that Node loads back from its download.
+// demo page generates, fine-tunes, trains LoRA adapters that Node loads back from its download, and
+// scores multiple-choice rows as Node does.
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Page } from "playwright-core";
 import {
-  configFromHf, createJsBackend, createWasmBackend, generate, loadLoraAdapters, loadOlmo, loraParameterCount, parameterCount, type JsBuffer, type LoraAdapters, type Tensor,
+  configFromHf, createJsBackend, createWasmBackend, generate, loadLoraAdapters, loadOlmo, loraParameterCount, parameterCount, scoreMultipleChoice,
+  type JsBuffer, type LoraAdapters, type Tensor,
 } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
-import { chromiumUnderTest, readJson, repoRoot, testIf, unzipUnderTest } from "./helpers.js";
+import { assertClose, chromiumUnderTest, readJson, repoRoot, testIf, unzipUnderTest } from "./helpers.js";
 import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
 // @ts-expect-error: a plain .mjs script without type declarations
 import { startServer } from "../scripts/serve.mjs";
@@ -235,6 +237,34 @@ testIf(CHROMIUM !== null && UNZIP !== null)("the demo page's LoRA: trains adapte
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("the demo page's evaluate tab scores pasted ARC rows as Node does (per-choice log-likelihoods, metrics); a bad row is named", async () => {
+  // Node: the page's default rows (the first three of the ARC fixture), on the model as the page loads it (f32).
+  const rows = readFileSync(`${repoRoot}test/fixtures/eval/arc_easy.jsonl`, "utf8").split("\n").slice(0, 3).map((l) => JSON.parse(l) as unknown);
+  const { model, tokenizer } = await loadOlmo(folderSource(MODEL), await createWasmBackend({ threads: 1 }), { weightDType: "f32" });
+  const want = await scoreMultipleChoice(model, tokenizer!, "arc_easy", rows);
+  model.dispose();
+  await withBrowser(async (page, origin) => {
+    await page.goto(`${origin}/dist/demo/index.html`);
+    await page.click("#tab-evaluate");
+    await page.waitForFunction("document.querySelectorAll('#task option').length > 5"); // the worker's task list
+    await page.click("#eval-run");
+    await page.waitForFunction("window.demo.evaluated || window.demo.error", undefined, { timeout: 60000 });
+    const got = (await page.evaluate("window.demo")) as { evaluated?: typeof want; error?: string };
+    if (got.error || !got.evaluated) throw new Error(`evaluate: ${JSON.stringify(got)}`);
+    const lls = (s: typeof want) => s.itemScores.flatMap((item) => item.choices.flatMap((c) => [c.ll, c.llDc]));
+    // The same f32 kernels (2 threads there, 1 here: sums split differently): log-likelihoods of O(10), 1e-4.
+    assertClose(lls(got.evaluated), lls(want), { atol: 1e-4, rtol: 1e-4 }, "per-choice log-likelihoods");
+    for (const k of ["acc", "lenNorm", "pmiDc", "items"] as const) if (got.evaluated[k] !== want[k]) throw new Error(`${k}: page ${got.evaluated[k]}, Node ${want[k]}`);
+    if (!(await page.textContent("#eval-result"))?.includes("arc_easy: acc")) throw new Error("no metrics shown");
+    // A row missing its task's field: the error names the pasted line and the field.
+    await page.fill("#rows", '{"question": "Who?", "choices": {"text": ["a", "b"], "label": ["A", "B"]}}');
+    await page.click("#eval-run");
+    await page.waitForFunction("window.demo.evaluated || window.demo.error", undefined, { timeout: 60000 });
+    const bad = (await page.evaluate("window.demo.error")) as string | undefined;
+    if (!bad?.includes("the pasted rows line 1") || !bad.includes("answerKey")) throw new Error(`bad row: ${bad}`);
+  });
 });
 
 /** Click "Download adapter", unzip the file into `dir`, and return its name and the one folder it holds. */

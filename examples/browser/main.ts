@@ -7,9 +7,10 @@ const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "modu
 const state: Record<string, unknown> = {};
 (window as unknown as { demo: unknown }).demo = state;
 
-for (const tab of ["generate", "train"]) {
+const TABS = ["generate", "train", "evaluate"];
+for (const tab of TABS) {
   $(`tab-${tab}`).onclick = () => {
-    for (const other of ["generate", "train"]) {
+    for (const other of TABS) {
       $(other).classList.toggle("active", other === tab);
       $(`tab-${other}`).classList.toggle("active", other === tab);
     }
@@ -21,7 +22,7 @@ for (const tab of ["generate", "train"]) {
 let busy = false;
 let model = { changed: false, adapterSteps: 0 };
 function updateButtons(): void {
-  for (const id of ["run", "train-run"]) ($(id) as unknown as HTMLButtonElement).disabled = busy;
+  for (const id of ["run", "train-run", "eval-run"]) ($(id) as unknown as HTMLButtonElement).disabled = busy;
   ($("reset") as unknown as HTMLButtonElement).disabled = busy || !model.changed;
   ($("download") as unknown as HTMLButtonElement).disabled = model.adapterSteps === 0;
 }
@@ -36,6 +37,37 @@ function done(): void {
   updateButtons();
 }
 
+/** The status line of the tab a message is for. */
+const statusOf = (target: string) => ({ train: "train-status", evaluate: "eval-status" })[target] ?? "status";
+
+interface Scores {
+  task: string;
+  items: number;
+  acc: number;
+  lenNorm: number;
+  pmiDc: number;
+  primaryMetric: string;
+  itemsPerSecond: number;
+  itemScores: { label: number; choices: { ll: number; llDc: number; chars: number }[] }[];
+}
+
+/** The three metrics, then one row per item: each choice's log-likelihood, acc's pick in bold. */
+function showScores(s: Scores): void {
+  const percent = (v: number) => `${(100 * v).toFixed(1)}%`;
+  $("eval-status").textContent = `${s.items} items, ${s.itemsPerSecond.toFixed(2)} items/s`;
+  const widest = Math.max(...s.itemScores.map((item) => item.choices.length));
+  const rows = s.itemScores.map((item, i) => {
+    const lls = item.choices.map((c) => c.ll);
+    const pick = lls.indexOf(Math.max(...lls));
+    const cells = item.choices.map((c, k) => `<td${k === pick ? ' class="pick"' : ""}>${c.ll.toFixed(2)}</td>`).join("");
+    return `<tr><td>${i}</td><td>${item.label}</td>${cells}${"<td></td>".repeat(widest - item.choices.length)}<td>${pick === item.label ? "yes" : "no"}</td></tr>`;
+  });
+  const choices = Array.from({ length: widest }, (_, k) => `<th>ll ${k}</th>`).join("");
+  $("eval-result").innerHTML =
+    `<p>${s.task}: acc ${percent(s.acc)}, len_norm ${percent(s.lenNorm)}, pmi_dc ${percent(s.pmiDc)} (OLMo reports ${s.primaryMetric})</p>` +
+    `<table><tr><th>item</th><th>label</th>${choices}<th>acc right</th></tr>${rows.join("")}</table>`;
+}
+
 // The WebGPU adapter's name, shown while the webgpu backend is selected.
 let adapter = "";
 const showAdapter = () => ($("backend-info").textContent = $("backend").value === "webgpu" && adapter ? `adapter: ${adapter}` : "");
@@ -48,6 +80,7 @@ worker.onmessage = ({ data }) => {
       const option = document.querySelector<HTMLOptionElement>('#backend option[value="webgpu"]')!;
       option.disabled = !data.webgpu;
       option.textContent = data.webgpu ? "webgpu (GPU)" : "webgpu (this browser has no WebGPU)";
+      $("task").innerHTML = data.tasks.map((t: string) => `<option${t === "arc_easy" ? " selected" : ""}>${t}</option>`).join("");
       break;
     }
     case "backend":
@@ -55,7 +88,7 @@ worker.onmessage = ({ data }) => {
       showAdapter();
       break;
     case "status":
-      $(data.target === "train" ? "train-status" : "status").textContent = data.text;
+      $(statusOf(data.target)).textContent = data.text;
       break;
     case "model":
       $("model-state").textContent = data.text;
@@ -93,8 +126,13 @@ worker.onmessage = ({ data }) => {
       setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
       break;
     }
+    case "evaluated":
+      showScores(data);
+      state.evaluated = data;
+      done();
+      break;
     case "error":
-      $(data.target === "train" ? "train-status" : "status").textContent = `error: ${data.message}`;
+      $(statusOf(data.target)).textContent = `error: ${data.message}`;
       state.error = data.message;
       done();
       break;
@@ -137,6 +175,11 @@ $("train-run").onclick = () => {
   const lora = { r: Number($("lora-r").value), alpha: Number($("lora-alpha").value), targets, dropout: Number($("lora-dropout").value) };
   state.losses = undefined;
   start({ type: "train", text: $("text").value, steps: Number($("steps").value), lr: Number($("lr").value), ...(method() === "lora" ? { lora } : {}) });
+};
+$("eval-run").onclick = () => {
+  state.evaluated = undefined;
+  $("eval-result").innerHTML = "";
+  start({ type: "evaluate", task: $("task").value, rows: $("rows").value });
 };
 $("download").onclick = () => worker.postMessage({ type: "adapter" });
 $("reset").onclick = () => worker.postMessage({ type: "reset" });

@@ -1,10 +1,11 @@
 // The demo's Web Worker: loads a model (a folder URL, or files the user picked) onto the chosen backend
-// (wasm or webgpu), generates with streaming, and fine-tunes: every weight, or LoRA adapters that the
-// page can download in PEFT's format.
+// (wasm or webgpu), generates with streaming, fine-tunes (every weight, or LoRA adapters that the page
+// can download in PEFT's format), and scores pasted multiple-choice rows as `olmo eval` does.
 
 import {
   ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfig, adapterTensors, cachedUrlSource, createWasmBackend, createWebGpuBackend, encodeSafetensors,
-  fileListSource, generate, loadOlmo, LoraAdapters, lossCurveSvg, parameterCount, spawnWebWorker, TokenDataset, Trainer,
+  fileListSource, generate, loadOlmo, LoraAdapters, lossCurveSvg, MULTIPLE_CHOICE_TASKS, parameterCount, parseJsonRows, scoreMultipleChoice,
+  spawnWebWorker, TokenDataset, Trainer,
   type AnyBackend, type LoraOptions, type Olmo, type Tokenizer,
 } from "../../src/index.js";
 import { zipStored } from "./zip.js";
@@ -18,7 +19,7 @@ const scope = self as unknown as {
 };
 const postMessage = (message: unknown) => scope.postMessage(message);
 const threads = scope.crossOriginIsolated ? 2 : 1;
-postMessage({ type: "env", threads, webgpu: scope.navigator.gpu !== undefined });
+postMessage({ type: "env", threads, webgpu: scope.navigator.gpu !== undefined, tasks: MULTIPLE_CHOICE_TASKS });
 
 const backends = new Map<string, Promise<AnyBackend>>();
 
@@ -153,8 +154,19 @@ async function adapterZip(current: Loaded | null): Promise<{ name: string; blob:
   return { name: `${folder}.zip`, blob: new Blob(zip as Uint8Array<ArrayBuffer>[], { type: "application/zip" }) };
 }
 
+/** Score the pasted rows (JSON lines in the task's dataset fields) on the model as it is now. */
+async function evaluate(data: { task: string; rows: string }, current: Loaded): Promise<void> {
+  const { rows, where } = parseJsonRows(data.rows, "the pasted rows");
+  const started = performance.now();
+  const scores = await scoreMultipleChoice(current.model, current.tokenizer, data.task, rows, {
+    describeRow: where,
+    onProgress: (done, total) => postMessage({ type: "status", target: "evaluate", text: `${done} / ${total} items` }),
+  });
+  postMessage({ type: "evaluated", ...scores, itemsPerSecond: scores.items / ((performance.now() - started) / 1000) });
+}
+
 scope.onmessage = async ({ data }) => {
-  const target = data.type === "generate" ? "generate" : "train";
+  const target = data.type === "train" || data.type === "evaluate" ? data.type : "generate";
   try {
     // These two act on the model as it is, without loading one.
     if (data.type === "adapter") {
@@ -180,6 +192,8 @@ scope.onmessage = async ({ data }) => {
         type: "generated", ids: result.newIds, tokens: result.newIds.length, withAdapter: model.lora !== null,
         tokensPerSecond: result.newIds.length / (result.prefillSeconds + result.decodeSeconds),
       });
+    } else if (data.type === "evaluate") {
+      await evaluate(data, current);
     } else {
       await train(data, current);
     }
