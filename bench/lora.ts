@@ -18,21 +18,29 @@ import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 import { DIR, ensureCheckpoint } from "./olmo.js";
 
 const SCRIPT = new URL("../../scripts/bench/torch_lora.py", import.meta.url).pathname;
-const [SEQ, THREADS, RANK, ALPHA, CHECKPOINTED] = [512, 2, 8, 16, 8];
-const ALL = ["q", "k", "v", "o", "gate", "up", "down"];
+// The setting, shared with bench/lora-browser.ts (the same steps in headless Chromium).
+export const [SEQ, THREADS, RANK, ALPHA, CHECKPOINTED, LR] = [512, 2, 8, 16, 8, 1e-4];
+export const ALL = ["q", "k", "v", "o", "gate", "up", "down"];
 const GiB = 2 ** 30;
+/** The WebAssembly memory allowed: one 32-bit memory's most. */
+export const MEMORY_BYTES = 4 * GiB;
+
+/** The bench's training text: `n` ids spread over the vocabulary (the speed does not depend on them). */
+export function benchTokens(n: number): Uint16Array {
+  return Uint16Array.from({ length: n }, (_, i) => 2 + ((i * 7919) % 50000));
+}
 
 export async function benchLora(options: { steps?: number; checkpointLayers?: number; torch?: boolean; torchBf16?: boolean } = {}): Promise<void> {
   const { steps = 2, checkpointLayers = CHECKPOINTED, torch = true, torchBf16 = false } = options;
   const config = OLMO_PRESETS["OLMo-1B"]!;
   await ensureCheckpoint(config);
-  const backend = await createNodeWasmBackend({ threads: THREADS, maxMemoryBytes: 4 * GiB });
+  const backend = await createNodeWasmBackend({ threads: THREADS, maxMemoryBytes: MEMORY_BYTES });
   const { model } = await loadOlmo(folderSource(DIR), backend, { weightDType: "bf16" });
   const lora = { r: RANK, alpha: ALPHA, targets: ALL };
   model.lora = LoraAdapters.create(config, lora, backend, 0);
-  const ids = Uint16Array.from({ length: SEQ * (steps + 1) }, (_, i) => 2 + ((i * 7919) % 50000));
+  const ids = benchTokens(SEQ * (steps + 1));
   const trainer = new Trainer(model, new TokenDataset(ids, null, SEQ, config.vocabSize), {
-    steps: steps + 1, batchSize: 1, lr: 1e-4, shuffle: false, checkpointActivations: checkpointLayers,
+    steps: steps + 1, batchSize: 1, lr: LR, shuffle: false, checkpointActivations: checkpointLayers,
   });
   const gib = (b: number) => `${(b / GiB).toFixed(2)} GiB`;
   console.log(

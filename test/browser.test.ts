@@ -7,13 +7,14 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import {
   configFromHf, createJsBackend, createWasmBackend, generate, loadLoraAdapters, loadOlmo, loraParameterCount, parameterCount, scoreMultipleChoice,
   type JsBuffer, type LoraAdapters, type Tensor,
 } from "../src/index.js";
 import { folderSource } from "../src/node/index.js";
 import { assertClose, chromiumUnderTest, readJson, repoRoot, testIf, unzipUnderTest } from "./helpers.js";
+import { launchChromium } from "./system.js";
 import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
 // @ts-expect-error: a plain .mjs script without type declarations
 import { startServer } from "../scripts/serve.mjs";
@@ -30,16 +31,7 @@ const MODEL = `${repoRoot}models/olmo-tiny-shakespeare`;
 async function withBrowser(fn: (page: Page, origin: string, requests: string[]) => Promise<void>): Promise<void> {
   const requests: string[] = [];
   const server = (await startServer(0, repoRoot, requests)) as import("node:http").Server;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM!,
-    // No sandbox (Chromium will not start its sandbox as root, and CI runs as root), no background
-    // network (there is none here).
-    // WebGPU on SwiftShader (Chromium's own CPU Vulkan): the only adapter on a machine without a GPU.
-    args: [
-      "--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-      "--disable-quic", "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
-    ],
-  });
+  const browser = await launchChromium(CHROMIUM!);
   try {
     const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
     await fn(page, `http://127.0.0.1:${(server.address() as { port: number }).port}`, requests);

@@ -2,13 +2,13 @@
 // backends under test, and the policy for tests that need a system component (a Vulkan driver, Chromium,
 // unzip).
 
-import { accessSync, constants, readFileSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import { createJsBackend, createWasmBackend, type AnyBackend, type JsBuffer, type Tensor, type WasmBackend, type WebGpuBackend } from "../src/index.js";
 import { createNodeWasmBackend, createNodeWebGpuBackend } from "../src/node/index.js";
 import { downloadF64 } from "../src/backends/js/index.js";
 import type { Tolerance } from "./assert.js";
+import { CHROMIUM_INSTALL, findChromium, onPath } from "./system.js";
 
 export { assertClose, relativeDifference, type Tolerance } from "./assert.js";
 
@@ -102,35 +102,10 @@ export function webGpuBackendUnderTest(skipping = "the WebGPU cases"): Promise<W
   return webGpuBackend;
 }
 
-/** The first executable `program` in the folders of the PATH, or null. */
-function onPath(program: string): string | null {
-  for (const dir of (process.env.PATH ?? "").split(delimiter).filter((d) => d)) {
-    try {
-      accessSync(join(dir, program), constants.X_OK);
-      return join(dir, program);
-    } catch {
-      // not in this folder
-    }
-  }
-  return null;
-}
-
-/** Chromium for the headless browser tests: $CHROMIUM_PATH, else `chromium` on the PATH (Debian's package), else null. */
-function findChromium(): string | null {
-  const path = process.env.CHROMIUM_PATH;
-  if (!path) return onPath("chromium");
-  try {
-    accessSync(path, constants.X_OK);
-    return path;
-  } catch {
-    throw new Error(`CHROMIUM_PATH=${path} is not an executable file`);
-  }
-}
-
 /** The Chromium executable for `skipping`, or null (said on stderr; an error under CI). */
 export async function chromiumUnderTest(skipping: string): Promise<string | null> {
   const path = findChromium();
-  await requireSystemComponent("Chromium", () => path !== null, "apt-get install chromium (Debian's package; or set CHROMIUM_PATH)", skipping);
+  await requireSystemComponent("Chromium", () => path !== null, CHROMIUM_INSTALL, skipping);
   return path;
 }
 
