@@ -40,7 +40,7 @@ type Message =
   | ({ kind: "loaded"; seconds: number; layers: number; trainable: number; relaxedSimd: boolean; threads: number; crossOriginIsolated: boolean } & Usage)
   | ({ kind: "step"; step: number; loss: number; tokensPerSecond: number } & Usage)
   | ({ kind: "done" } & Usage)
-  | { kind: "uaMemory"; bytes?: number; parts?: { bytes: number; types: string[]; scopes: string[] }[]; unavailable?: string }
+  | { kind: "uaMemory"; bytes?: number; parts?: { bytes: number; types: string[]; scopes: string[] }[]; seconds?: number; unavailable?: string }
   | { kind: "error"; message: string };
 
 export async function benchLoraBrowser(options: { steps?: number; checkpointLayers?: number; model?: string; seq?: number } = {}): Promise<void> {
@@ -58,11 +58,11 @@ export async function benchLoraBrowser(options: { steps?: number; checkpointLaye
   const setup = { modelUrl: "/model/", steps: steps + 1, seq, threads: THREADS, memoryBytes: MEMORY_BYTES, lora, checkpointLayers, lr: LR, ids: [...benchTokens(seq * (steps + 1))] };
 
   const server = await serveRepositoryAndModel(modelDir);
-  // ForceEagerMeasureMemory: measureUserAgentSpecificMemory answers at once instead of after the next
-  // garbage collection (up to 20 s later, by Chromium's design against timing attacks).
+  // ForceEagerMeasureMemory: measureUserAgentSpecificMemory answers at once instead of with the next
+  // garbage collection (18 s later on an idle page here).
   const browser = await launchChromium(chromiumPath, ["--enable-blink-features=ForceEagerMeasureMemory"]);
   const timed: number[] = [];
-  let afterWarmUp: Usage | null = null, last: Usage | null = null;
+  let afterWarmUp: Usage | null = null;
   try {
     const page = await browser.newPage();
     const finished = new Promise<void>((resolve, reject) => {
@@ -82,7 +82,6 @@ export async function benchLoraBrowser(options: { steps?: number; checkpointLaye
           const warmUp = m.step === 1;
           if (!warmUp) timed.push(m.tokensPerSecond);
           if (warmUp) afterWarmUp = m;
-          last = m;
           console.log(
             `  step ${String(m.step).padStart(2)}${warmUp ? " (warm-up)" : ""}: loss ${m.loss.toFixed(4)}, ${m.tokensPerSecond.toFixed(1)} tokens/s, ` +
               `WebAssembly memory in use ${formatBytes(m.inUse)}, peak ${formatBytes(m.peak)} of ${formatBytes(m.limit)} (its buffer ${formatBytes(m.memoryBufferBytes)})`,
@@ -90,15 +89,15 @@ export async function benchLoraBrowser(options: { steps?: number; checkpointLaye
         } else if (m.kind === "done") {
           const ours = timed.length / timed.reduce((s, v) => s + 1 / v, 0); // tokens over time: harmonic mean
           console.log(`  olmo-js wasm in Chromium: ${ours.toFixed(1)} tokens/s; peak WebAssembly memory ${formatBytes(m.peak)} (${m.memories} memory), its buffer ${formatBytes(m.memoryBufferBytes)}`);
-          if (afterWarmUp && last) {
-            const [w, l] = [afterWarmUp as Usage, last as Usage];
-            console.log(`  steady? in use ${formatBytes(w.inUse)} after the warm-up step, ${formatBytes(l.inUse)} after the last; peak ${formatBytes(w.peak)} after the warm-up, ${formatBytes(l.peak)} after the last`);
+          if (afterWarmUp) {
+            const w = afterWarmUp;
+            console.log(`  steady? in use ${formatBytes(w.inUse)} after the warm-up step, ${formatBytes(m.inUse)} after the last; peak ${formatBytes(w.peak)} after the warm-up, ${formatBytes(m.peak)} after the last`);
           }
         } else if (m.kind === "uaMemory") {
           if (m.unavailable) console.log(`  performance.measureUserAgentSpecificMemory: unavailable (${m.unavailable})`);
           else {
             const parts = m.parts!.map((p) => `${formatBytes(p.bytes)} ${p.types.join("+")}${p.scopes.length ? ` in ${p.scopes.join(",")}` : ""}`).join("; ");
-            console.log(`  performance.measureUserAgentSpecificMemory: ${formatBytes(m.bytes!)} (${parts})`);
+            console.log(`  performance.measureUserAgentSpecificMemory, in ${m.seconds!.toFixed(1)} s: ${formatBytes(m.bytes!)} (${parts})`);
           }
           resolve();
         }

@@ -4,6 +4,9 @@
 // speed and WebAssembly memory goes back to the page. The setting arrives as the first message.
 import { createWasmBackend, loadOlmo, LoraAdapters, loraParameterCount, spawnWebWorker, TokenDataset, Trainer, urlSource } from "../../dist/index.js";
 
+/** What the last step left in memory, kept referenced while the page measures the browser's memory. */
+let held = null;
+
 self.onmessage = async ({ data: setup }) => {
   try {
     await train(setup);
@@ -35,6 +38,11 @@ async function train({ modelUrl, steps, seq, threads, memoryBytes, lora, checkpo
     const m = await trainer.trainStep();
     postMessage({ kind: "step", step: m.step, loss: m.loss, tokensPerSecond: m.tokens_per_s, ...usage() });
   }
-  // Nothing is freed: the page measures the browser's memory next, with everything still held.
   postMessage({ kind: "done", ...usage() });
+  // The page measures the browser's memory next (performance.measureUserAgentSpecificMemory), with the
+  // model, its adapters and the WebAssembly memory still held. Chromium waits for every worker to
+  // answer a measurement, and the thread pool's workers sleep in Atomics.wait, which does not answer:
+  // the measurement would end at Chromium's 60 s timeout. So the pool's workers stop first.
+  held = { model, trainer };
+  backend.dispose();
 }
