@@ -101,7 +101,7 @@ test("unknown flags and commands get the closest known name; every problem is in
   expectFailure(["generate", "--max-new-token", "5", "--promt", "x"], 2, 'unknown argument "--max-new-token" (did you mean --max-new-tokens?)', 'unknown argument "--promt" (did you mean --prompt?)');
   const r = olmo("generat");
   if (r.status !== 2 || !r.stderr.includes('unknown command "generat" (did you mean generate?)')) throw new Error(r.stderr);
-  const train = expectFailure(["train"], 2, "--data is required", "--seq-len is required", "--batch-size is required", "--steps is required", "--lr is required", "--save is required", "give exactly one of --model DIR, --config PRESET_OR_JSON or --load DIR");
+  const train = expectFailure(["train"], 2, "--data is required", "--seq-len is required", "--batch-size is required", "--steps is required", "--lr is required", "--save is required", "give one of --model DIR_OR_REPO, --config PRESET_OR_JSON or --load DIR");
   if (train.stdout !== "") throw new Error(`printed before the error: ${train.stdout}`);
   expectFailure(["logits"], 2, "--ids is required", "--out is required");
 });

@@ -152,7 +152,7 @@ test("bad LoRA command lines: unknown targets, rank 0 or past the layer, another
   expectFailure(fresh("--adapter", adapterDir("qv"), "--lora-r", "2"), "sets r, alpha, targets and dropout", "drop --lora-r");
   expectFailure(trainArgs(save, 2, "--config", "OLMo-1B", "--lora-r", "2"), "LoRA fine-tunes a trained model", "not --config");
   expectFailure(trainArgs(save, 2, "--config", "OLMo-1B", "--model", BASE), "--config starts from scratch; it cannot go with --model");
-  expectFailure(trainArgs(save, 2), "give --model DIR (fine-tune), --config PRESET_OR_JSON (from scratch) or --load DIR (resume)");
+  expectFailure(trainArgs(save, 2), "give one of --model DIR_OR_REPO, --config PRESET_OR_JSON or --load DIR");
   expectFailure(
     trainArgs(save, 2, "--model", `${repoRoot}test/fixtures/olmo/gqa-sharded`, "--adapter", adapterDir("qv")),
     "the adapter does not fit this model", "layer 0 q_proj.lora_A is [4,24], the model needs [4,32]",

@@ -36,6 +36,8 @@ export interface ParseOptions {
   positional?: string;
   /** Groups of options of which exactly one must be given. */
   exactlyOne?: readonly (readonly string[])[];
+  /** Groups of options of which at least one must be given (which may go together is the command's to check). */
+  atLeastOne?: readonly (readonly string[])[];
 }
 
 export interface ParsedArgs {
@@ -172,10 +174,14 @@ export function parseArgs(command: string, args: readonly string[], spec: Comman
     }
     if (o.choices && !o.choices.includes(raw)) problems.push(`--${name} must be ${o.choices.join(", ").replace(/, ([^,]*)$/, " or $1")}, got ${raw}`);
   }
+  const groupNames = (group: readonly string[]) =>
+    group.map((n) => `--${n}${full[n]?.kind === "value" ? ` ${placeholder(full[n]!)}` : ""}`).join(", ").replace(/, ([^,]*)$/, " or $1");
   for (const group of options.exactlyOne ?? []) {
     const given = group.filter((name) => values.has(name) || flags.has(name));
-    const names = group.map((n) => `--${n}${full[n]?.kind === "value" ? ` ${placeholder(full[n]!)}` : ""}`).join(", ").replace(/, ([^,]*)$/, " or $1");
-    if (given.length !== 1) problems.push(`give exactly one of ${names}${given.length ? ` (got ${given.map((n) => `--${n}`).join(" and ")})` : ""}`);
+    if (given.length !== 1) problems.push(`give exactly one of ${groupNames(group)}${given.length ? ` (got ${given.map((n) => `--${n}`).join(" and ")})` : ""}`);
+  }
+  for (const group of options.atLeastOne ?? []) {
+    if (!group.some((name) => values.has(name) || flags.has(name))) problems.push(`give one of ${groupNames(group)}`);
   }
   if (problems.length) throw new UsageError(problems.join("\n"));
   return { values, flags, numbers, help: false };

@@ -221,7 +221,8 @@ async function adapterOptions(folder: string): Promise<LoraOptions> {
 }
 
 export async function runTrain(args: string[]): Promise<void> {
-  const parsed = parseArgs("train", args, trainSpec);
+  // --model and --load go together only to resume a LoRA run on a moved base (checked in loraPlan).
+  const parsed = parseArgs("train", args, trainSpec, { atLeastOne: [["model", "config", "load"]] });
   if (parsed.help) return void console.log(usage("train", trainSpec));
   const { values, flags, numbers } = parsed;
   const save = values.get("save")!, data = values.get("data")!;
@@ -230,7 +231,6 @@ export async function runTrain(args: string[]): Promise<void> {
   // Checks between flags, after each flag's own range.
   const problems: string[] = [];
   const starts = (["model", "config", "load"] as const).filter((f) => values.has(f));
-  if (starts.length === 0) problems.push("give --model DIR (fine-tune), --config PRESET_OR_JSON (from scratch) or --load DIR (resume)");
   if (values.has("config") && starts.length > 1) problems.push(`--config starts from scratch; it cannot go with ${starts.filter((f) => f !== "config").map((f) => `--${f}`).join(" or ")}`);
   if (microBatchSize !== undefined && batchSize % microBatchSize !== 0) problems.push(`--micro-batch-size ${microBatchSize} must divide --batch-size ${batchSize}`);
   const betasRaw = values.get("betas") ?? "0.9,0.95";
