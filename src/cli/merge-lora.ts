@@ -2,10 +2,10 @@
 // write an ordinary Hugging Face model folder (what PEFT's merge_and_unload + save_pretrained give):
 // W' = W + (alpha / r) B A for every adapted layer (LoraAdapters.mergedWeights), in the base's dtype.
 
+import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { loadLoraAdapters, loadOlmo, readTextFile } from "../index.js";
 import { folderSource, isLoraFolder, latestCheckpointFolder, saveModelFolder } from "../node/index.js";
-import { existsSync, statSync } from "node:fs";
 import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 import { locateModel, modelSource, warnIfOtherBase } from "./model.js";

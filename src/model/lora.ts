@@ -22,8 +22,7 @@
 
 import { Random } from "../core/random.js";
 import { rand, tensor, zeros } from "../core/creation.js";
-import { requireGrad } from "../core/autograd.js";
-import { noGrad } from "../core/autograd.js";
+import { noGrad, requireGrad } from "../core/autograd.js";
 import { QuantizedWeight, type Weight } from "../core/quantize.js";
 import { keep, scope, type AnyBackend, type Tensor } from "../core/tensor.js";
 import { add, cast, linear, loraLinear, matmul, scale } from "../ops/index.js";

@@ -6,7 +6,8 @@
 // A step folder of a LoRA run: the adapter in PEFT's layout (adapter_config.json +
 // adapter_model.safetensors, loadable by PeftModel.from_pretrained and by --adapter), the adapters'
 // moments in optimizer.safetensors by PEFT's tensor names, and trainer_state.json, whose options name
-// the frozen base model (it is not copied: it never changes). The invariant: `latest` always names a complete folder.
+// the frozen base model (it is not copied: it never changes).
+// The invariant: `latest` always names a complete folder.
 //   1. The checkpoint is written into DIR/step-N.tmp, every file fsynced, then the folder itself.
 //   2. A new step: step-N.tmp is renamed to step-N and the directory fsynced; then `latest` is
 //      switched (written to latest.tmp, fsynced, renamed over latest: atomic).
