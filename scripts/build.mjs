@@ -96,6 +96,8 @@ await Promise.all([
   ),
   // The WebGPU parity check for Deno and Chromium (test/hosts/): one module with the library inside.
   build({ ...common, entryPoints: [join(root, "test/hosts/webgpu-parity.ts")], outfile: join(root, "build/hosts/webgpu-parity.js"), platform: "neutral" }),
+  // The multi-memory check for Chromium (test/hosts/multimemory.html), likewise.
+  build({ ...common, entryPoints: [join(root, "test/hosts/multimemory-browser.ts")], outfile: join(root, "build/hosts/multimemory.js"), platform: "neutral" }),
   // Tests and benchmarks, one bundle per file; packages stay external.
   build({ ...common, entryPoints: entries("test", ".test.ts"), outdir: join(root, "build/test"), platform: "node", packages: "external" }),
   build({ ...common, entryPoints: entries("bench", ".ts"), outdir: join(root, "build/bench"), platform: "node", packages: "external" }),
