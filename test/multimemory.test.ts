@@ -7,7 +7,7 @@
 // out-of-memory error names the memory and the totals.
 
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -186,6 +186,24 @@ test("olmo generate --max-memory-per-instance: the same ids across memories; --j
   if (one.memories !== 1 || split.memories < 3) throw new Error(`memories: ${one.memories} without a cap, ${split.memories} with`);
   assertSame("ids", split.ids, one.ids);
   if (!(split.peak_rss_bytes > 10 * MiB && split.peak_rss_bytes < 4096 * MiB)) throw new Error(`peak_rss_bytes ${split.peak_rss_bytes}`);
+});
+
+test("olmo train --max-memory-per-instance: the run spans 3+ memories and logs the one-memory losses", () => {
+  const data = mkdtempSync(join(tmpdir(), "olmo-multimemory-train-"));
+  writeFileSync(join(data, "input_ids.npy"), new Uint8Array(Uint16Array.from({ length: 400 }, (_, i) => (i * 7919 + 13) % config.vocabSize).buffer));
+  const train = (save: string, ...extra: string[]) => {
+    const args = ["train", "--model", DIR, "--data", data, "--seq-len", "16", "--batch-size", "2", "--steps", "3", "--lr", "0.01", "--threads", "2", "--save", join(data, save), ...extra];
+    const r = spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, ...args], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`olmo ${args.join(" ")}: ${r.stderr}`);
+    const losses = readFileSync(join(data, save, "metrics.jsonl"), "utf8").trim().split("\n").map((line) => (JSON.parse(line) as { loss: number }).loss);
+    return { losses, stderr: r.stderr };
+  };
+  const one = train("one"), split = train("split", "--max-memory-per-instance", String(CAP));
+  const memories = Number(/across (\d+) WebAssembly memories/.exec(split.stderr)?.[1] ?? 1);
+  if (one.stderr.includes("WebAssembly memories") || memories < 3) throw new Error(`memories: ${split.stderr}`);
+  if (one.losses.length !== 3) throw new Error(`${one.losses.length} losses logged`);
+  assertSame("losses", split.losses, one.losses);
+  rmSync(data, { recursive: true });
 });
 
 test.after(() => {

@@ -8,7 +8,9 @@ import {
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { writeFileAtomic } from "../node/index.js";
 import { backendByName } from "./backends.js";
-import { attachAdapter, DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions, type ModelLocation } from "./model.js";
+import {
+  attachAdapter, DEFAULT_MODEL, locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, quantizeOptions, type ModelLocation,
+} from "./model.js";
 
 export { DEFAULT_MODEL } from "./model.js";
 
@@ -21,10 +23,7 @@ export const modelOptions: CommandSpec = {
   backend: { kind: "value", choices: ["js", "wasm", "webgpu"], help: "backend (default wasm)" },
   threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend (default: cores, at most 8)" },
   dtype: { kind: "value", choices: ["auto", "f32", "bf16"], help: "weight storage (default auto: f32 under 200M parameters)" },
-  "max-memory-per-instance": {
-    kind: "value", placeholder: "BYTES", number: { integer: true, min: 2 ** 22, max: 2 ** 32 },
-    help: "wasm: bytes one WebAssembly memory may hold (default 4 GiB); a larger model spans several memories",
-  },
+  "max-memory-per-instance": maxMemoryPerInstanceOption,
   ...quantizeOptions,
 };
 

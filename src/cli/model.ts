@@ -54,6 +54,12 @@ export const quantizeOptions: Record<string, OptionSpec> = {
   adapter: { kind: "value", placeholder: "DIR", help: "a LoRA adapter applied to the model: a folder in PEFT's format (adapter_config.json + adapter_model.safetensors) or a LoRA run's --save folder" },
 };
 
+/** --max-memory-per-instance, on every command that loads a model onto the wasm backend. */
+export const maxMemoryPerInstanceOption: OptionSpec = {
+  kind: "value", placeholder: "BYTES", number: { integer: true, min: 2 ** 22, max: 2 ** 32 },
+  help: "wasm: bytes one WebAssembly memory may hold (default 4 GiB); a larger model spans several memories",
+};
+
 /** Attach the LoRA adapter folder --adapter names, when it is given, to the model loaded from `location`. */
 export async function attachAdapter(model: Olmo, values: ReadonlyMap<string, string>, location: ModelLocation): Promise<void> {
   const adapter = values.get("adapter");

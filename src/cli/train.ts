@@ -7,7 +7,7 @@ import {
   ADAPTER_CONFIG, configFromHf, initialWeights, loadLoraAdapters, loadOlmo, LoraAdapters, loraParameterCount, loraTargets, loraTrainingBytes,
   lossCurveSvg, Olmo, OLMO_PRESETS, parameterCount, parseAdapterConfig, prepareTrainingData, QuantizedWeight, readTextFile, Tokenizer, Trainer,
   trainingBytes, TrainingStoppedError, type AnyBackend, type IdDType, type LoraOptions, type OlmoConfig, type QuantScheme, type StepMetrics,
-  type TrainOptions,
+  type TrainOptions, type WasmBackend,
 } from "../index.js";
 import {
   CheckpointRun, folderSource, isLoraFolder, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState,
@@ -15,7 +15,7 @@ import {
 } from "../node/index.js";
 import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
-import { locateModel, modelSource, quantizeChoice, warnIfOtherBase } from "./model.js";
+import { locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, warnIfOtherBase } from "./model.js";
 
 // ---------------------------------------------------------------------------------------------------
 // prepare-data
@@ -84,6 +84,7 @@ const trainSpec: CommandSpec = {
   seed: { kind: "value", number: { integer: true, min: 0, max: 2 ** 32 - 1 }, help: "data order and initialisation seed (default 0)" },
   backend: { kind: "value", choices: ["js", "wasm", "webgpu"], help: "backend (default wasm)" },
   threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend (default 2)" },
+  "max-memory-per-instance": maxMemoryPerInstanceOption,
   save: { kind: "value", required: true, placeholder: "DIR", help: "checkpoint folder: DIR/step-N folders and DIR/latest" },
   "save-every": { kind: "value", number: int(0), help: "save every K steps (default 0: at the end, and on Ctrl-C)" },
   keep: { kind: "value", number: int(1), help: "checkpoints of this run to keep, newest first (default 2; other runs' are never deleted)" },
@@ -128,7 +129,8 @@ function checkTrainingFits(config: OlmoConfig, backend: AnyBackend, microBatchSi
     throw new Error(
       `${what}: training needs at least ${gb(needed)} (${parameterCount(config).toLocaleString("en")} weights in f32 with their gradients and ` +
         `AdamW's two moments, 16 bytes each, plus the logits of a micro-batch), but the ${backend.name} backend holds at most ${gb(limit)}` +
-        `${backend.name === "wasm" ? " (WebAssembly's 4 GiB)" : ""}: train a smaller model, or on a GPU (--backend webgpu)`,
+        `${backend.name === "wasm" ? " (WebAssembly memories of at most 4 GiB each, together at most this machine's memory)" : ""}: ` +
+        `train a smaller model, LoRA adapters on it (--lora-r), or on a GPU (--backend webgpu)`,
     );
   }
 }
@@ -274,9 +276,11 @@ export async function runTrain(args: string[]): Promise<void> {
   const tokenizerFile = values.get("tokenizer");
   let tokenizerJson = tokenizerFile ? await readInput("--tokenizer", tokenizerFile) : null;
 
-  // Training stays in one WebAssembly memory for now (the library trains across memories; the CLI's
-  // fit check and its message assume one): 4 GiB at most, as before.
-  const backend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? 2, { maxMemoryBytes: 2 ** 32 });
+  // On wasm, a model whose training state passes 4 GiB spans several WebAssembly memories (weights,
+  // gradients and moments of a layer beside each other), up to the machine's memory.
+  const backend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? 2, {
+    maxMemoryPerInstance: numbers.get("max-memory-per-instance"),
+  });
   try {
     let model: Olmo;
     let runOptions: Record<string, unknown> = { ...options, seqLen, data, seed };
@@ -371,7 +375,10 @@ async function train(trainer: Trainer, s: RunSettings): Promise<void> {
   process.on("SIGTERM", onSignal);
   const tty = process.stderr.isTTY;
   const startStep = trainer.step, started = performance.now();
-  console.error(`olmo train: ${trainer.data.instances} instances of ${s.seqLen} tokens, steps ${startStep + 1}..${steps}, ${trainer.model.backend.name} backend, saving to ${s.save}`);
+  const backend = trainer.model.backend;
+  const memories = backend.name === "wasm" ? (backend as WasmBackend).memoryUsageByMemory().length : 1;
+  const where = `${backend.name} backend${memories > 1 ? ` across ${memories} WebAssembly memories` : ""}`;
+  console.error(`olmo train: ${trainer.data.instances} instances of ${s.seqLen} tokens, steps ${startStep + 1}..${steps}, ${where}, saving to ${s.save}`);
   const lastSaveNote = async () => {
     if (checkpoints.last) return `the last checkpoint this run saved is ${checkpoints.last} (${join(s.save, "latest")} names it)`;
     const latest = await readLatest(s.save);
