@@ -123,7 +123,7 @@ export async function benchLoraBrowser(options: { steps?: number; checkpointLaye
  * dot folders such as .cache/, so the repository and the checkpoint get a server each, and a third
  * forwards /model/... to the checkpoint's and the rest to the repository's.
  */
-async function serveRepositoryAndModel(modelDir: string): Promise<{ origin: string; close(): void }> {
+export async function serveRepositoryAndModel(modelDir: string): Promise<{ origin: string; close(): void }> {
   const servers = [(await startServer(0, REPO_ROOT)) as Server, (await startServer(0, modelDir)) as Server];
   const port = (s: Server) => (s.address() as AddressInfo).port;
   const front = createServer((req, res) => {
@@ -142,7 +142,7 @@ async function serveRepositoryAndModel(modelDir: string): Promise<{ origin: stri
 }
 
 /** The largest peak resident memory (VmHWM) among this process's descendants (Chromium's processes), or null off Linux. */
-function peakRssOfChildren(): number | null {
+export function peakRssOfChildren(): number | null {
   const parents = new Map<number, number>();
   try {
     for (const entry of readdirSync("/proc")) {

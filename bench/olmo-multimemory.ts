@@ -8,13 +8,15 @@
 // process of its own, since a second model loaded into one process decodes some 10% slower either way.
 //
 //   npm run build && node build/bench/olmo-multimemory.js --preset OLMo-7B --quantize int4
+//   node build/bench/olmo-multimemory.js --preset OLMo-7B-0424 --weights-from .cache/olmo-7b-random
 //   node build/bench/olmo-multimemory.js --preset OLMo-1B --dir .cache/olmo-1b-random \
 //     --max-memory-per-instance 1073741824 --compare-one-memory
 //
-// The OLMo-7B checkpoint is 13.8 GB of disk in bf16, and writing it takes minutes.
+// The OLMo-7B checkpoint is 13.8 GB of disk in bf16, and writing it takes minutes (`--write-only` writes
+// it and stops: bench/decode-browser.ts reads it too).
 
 import { spawnSync } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
 import {
@@ -64,6 +66,25 @@ export async function writeShardedCheckpoint(c: OlmoConfig, dir: string, shardBy
   writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
 }
 
+/**
+ * A checkpoint of `c` in `dir` whose weights are those of the checkpoint in `from` (hard links to its
+ * shards and index, no bytes copied), for a preset whose tensors have another's shapes: OLMo-7B-0424
+ * is OLMo-7B's shapes with clip_qkv and a 4096-token context.
+ */
+function linkWeights(from: string, c: OlmoConfig, dir: string): void {
+  const index = join(from, "model.safetensors.index.json");
+  if (!existsSync(index)) throw new Error(`--weights-from ${from}: no model.safetensors.index.json (write it first: --preset ... --write-only)`);
+  const source = JSON.parse(readFileSync(join(from, "config.json"), "utf8")) as Record<string, unknown>;
+  const own = configToHf(c);
+  for (const key of ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "tie_word_embeddings"]) {
+    if (source[key] !== own[key]) throw new Error(`--weights-from ${from}: its ${key} is ${source[key]}, this preset's ${own[key]}`);
+  }
+  mkdirSync(dir, { recursive: true });
+  for (const file of readdirSync(from).filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f))) linkSync(join(from, file), join(dir, file));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...own, torch_dtype: "bfloat16" }, null, 2));
+  linkSync(index, join(dir, "model.safetensors.index.json"));
+}
+
 /** Load `dir` on `backend`, decode 16 tokens after a 32-token prompt; the figures of that run. */
 async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantScheme | null) {
   const t0 = performance.now();
@@ -92,7 +113,10 @@ async function main(): Promise<void> {
   const threads = Number(value("--threads") ?? 2);
   const cap = value("--max-memory-per-instance");
   const maxMemoryPerInstance = cap === undefined ? undefined : Number(cap);
+  const weightsFrom = value("--weights-from");
+  if (weightsFrom !== undefined && !existsSync(join(dir, "config.json"))) linkWeights(weightsFrom, config, dir);
   if (!existsSync(join(dir, "config.json"))) await writeShardedCheckpoint(config, dir);
+  if (args.includes("--write-only")) return void console.log(`${preset}'s shapes, random bf16 weights: ${dir}`);
 
   const backend = await createNodeWasmBackend({ threads, maxMemoryPerInstance });
   const run = await loadAndDecode(dir, backend, scheme);

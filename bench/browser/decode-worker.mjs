@@ -1,0 +1,39 @@
+// Runs in a browser's module Web Worker (decode.html, opened by bench/decode-browser.ts): a model
+// folder loaded from the page's server (urlSource: a tensor at a time, with Range requests; bf16 kept,
+// or quantized as it loads) onto the WASM backend on Web Workers, spanning as many WebAssembly
+// memories as it needs, then greedy decoding after a prompt. The setting arrives as the first message.
+import { createWasmBackend, generate, loadOlmo, noGrad, spawnWebWorker, urlSource, weightBytes } from "../../dist/index.js";
+
+self.onmessage = async ({ data: setup }) => {
+  try {
+    await decode(setup);
+  } catch (e) {
+    postMessage({ kind: "error", message: String((e && e.stack) || e) });
+  }
+};
+
+async function decode({ modelUrl, quantize, threads, promptLength, newTokens, memoryBytes }) {
+  const backend = await createWasmBackend({ threads, spawnWorker: spawnWebWorker, maxMemoryBytes: memoryBytes });
+  const usage = () => ({ ...backend.memoryUsage(), memories: backend.memoryUsageByMemory().length });
+  const started = performance.now();
+  let lastReport = 0;
+  const onProgress = (read, total) => {
+    if (performance.now() - lastReport < 10_000) return;
+    lastReport = performance.now();
+    postMessage({ kind: "progress", read, total, seconds: (performance.now() - started) / 1000, ...usage() });
+  };
+  const { model } = await loadOlmo(urlSource(new URL(modelUrl, self.location.href).href), backend, quantize ? { quantize, onProgress } : { weightDType: "bf16", onProgress });
+  const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
+  postMessage({
+    kind: "loaded", seconds: (performance.now() - started) / 1000, bytes, layers: model.config.numLayers, relaxedSimd: backend.relaxedSimd,
+    threads: backend.threads, crossOriginIsolated: self.crossOriginIsolated, ...usage(),
+  });
+  const prompt = Array.from({ length: promptLength }, (_, i) => (i * 7919) % model.config.vocabSize);
+  const result = await noGrad(() => generate(model, prompt, { maxNewTokens: newTokens, eosTokenId: null }));
+  postMessage({
+    kind: "done", prefillSeconds: result.prefillSeconds, decodeTokensPerS: (result.newIds.length - 1) / result.decodeSeconds, ids: result.newIds,
+    bandwidth: backend.measureReadBandwidth(), ...usage(),
+  });
+  model.dispose();
+  backend.dispose();
+}

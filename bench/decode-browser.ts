@@ -1,0 +1,90 @@
+// Decoding in headless Chromium, a model of any size: a checkpoint folder read over HTTP a tensor at a
+// time (Range requests) into a module Web Worker's WASM backend (2 threads), bf16 or quantized as it
+// loads, spanning as many WebAssembly memories as it needs (src/backends/wasm/memories.ts). It reports
+// load seconds, the memories and bytes used, decode tokens/s after a 32-token prompt beside the bound
+// from the streaming-read bandwidth measured in the same worker, and the peak resident memory of
+// Chromium's largest process. The headline: OLMo-7B in int4 in one tab.
+//
+//   node build/bench/olmo-multimemory.js --preset OLMo-7B --write-only     # the checkpoint, once
+//   node build/bench/decode-browser.js --model .cache/olmo-7b-random --quantize int4
+//
+// Without Chromium (Debian's `chromium`, or $CHROMIUM_PATH) it says so and exits 0.
+
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { formatBytes } from "../src/core/format.js";
+import { CHROMIUM_INSTALL, findChromium, launchChromium } from "../test/system.js";
+import { peakRssOfChildren, serveRepositoryAndModel } from "./lora-browser.js";
+
+interface Usage {
+  inUse: number;
+  peak: number;
+  limit: number;
+  memories: number;
+}
+type Message =
+  | ({ kind: "progress"; read: number; total: number; seconds: number } & Usage)
+  | ({ kind: "loaded"; seconds: number; bytes: number; layers: number; relaxedSimd: boolean; threads: number; crossOriginIsolated: boolean } & Usage)
+  | ({ kind: "done"; prefillSeconds: number; decodeTokensPerS: number; ids: number[]; bandwidth: number } & Usage)
+  | { kind: "error"; message: string };
+
+export async function benchDecodeBrowser(options: { model: string; quantize?: "int8" | "int4"; threads?: number; newTokens?: number }): Promise<void> {
+  const { quantize, threads = 2, newTokens = 16 } = options;
+  const chromiumPath = findChromium();
+  if (chromiumPath === null) {
+    console.log(`\ndecoding in headless Chromium: skipped, no Chromium on this machine. Install it: ${CHROMIUM_INSTALL}`);
+    return;
+  }
+  const modelDir = resolve(options.model);
+  // No total cap but the browser's own: the backend opens memories as the model needs them.
+  const setup = { modelUrl: "/model/", quantize: quantize ?? null, threads, promptLength: 32, newTokens, memoryBytes: Infinity };
+  const server = await serveRepositoryAndModel(modelDir);
+  const browser = await launchChromium(chromiumPath);
+  try {
+    const page = await browser.newPage();
+    let loaded: Extract<Message, { kind: "loaded" }> | null = null;
+    const finished = new Promise<void>((done, reject) => {
+      page.on("crash", () => reject(new Error("the page crashed (the renderer ran out of memory, or was killed)")));
+      page.on("pageerror", reject);
+      const report = (m: Message) => {
+        if (m.kind === "error") return reject(new Error(`in the browser: ${m.message}`));
+        if (m.kind === "progress") {
+          console.log(`  ${m.seconds.toFixed(0)} s: ${(m.read / 1e9).toFixed(2)} of ${(m.total / 1e9).toFixed(2)} GB read, ${formatBytes(m.inUse)} in ${m.memories} memories`);
+        } else if (m.kind === "loaded") {
+          if (!m.crossOriginIsolated) return reject(new Error("the worker is not cross-origin isolated (no shared memory, so no threads)"));
+          loaded = m;
+          console.log(
+            `  loaded over HTTP in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
+              `across ${m.memories} WebAssembly memories; wasm ${m.threads} threads${m.relaxedSimd ? " (relaxed SIMD)" : ""}`,
+          );
+        } else if (m.kind === "done") {
+          const bound = m.bandwidth / (loaded!.bytes / 1e9);
+          console.log(
+            `  decode: ${m.decodeTokensPerS.toFixed(2)} tokens/s (prefill of 32 tokens ${m.prefillSeconds.toFixed(1)} s); streaming-read bandwidth ` +
+              `${m.bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s: ${((100 * m.decodeTokensPerS) / bound).toFixed(0)}% of it; ` +
+              `peak ${formatBytes(m.peak)} across ${m.memories} memories`,
+          );
+          done();
+        }
+      };
+      Promise.all([page.exposeFunction("benchSetup", () => setup), page.exposeFunction("report", report)])
+        .then(() => page.goto(`${server.origin}/bench/browser/decode.html`))
+        .then((response) => response?.ok() || reject(new Error(`the page answered ${response?.status()}`)), reject);
+    });
+    console.log(`\ndecoding ${modelDir} in headless Chromium ${browser.version()} (a module Web Worker), ${quantize ?? "bf16"} weights...`);
+    await finished;
+    const rss = peakRssOfChildren();
+    if (rss) console.log(`  peak resident memory of Chromium's largest process (its renderer: /proc VmHWM): ${formatBytes(rss)}`);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+if (process.argv[1]?.endsWith("/decode-browser.js")) {
+  const { values } = parseArgs({ options: { model: { type: "string" }, quantize: { type: "string" }, threads: { type: "string" }, tokens: { type: "string" } } });
+  if (!values.model) throw new Error("--model DIR is required (a checkpoint folder; bench/olmo-multimemory.ts writes OLMo-7B's)");
+  if (values.quantize !== undefined && values.quantize !== "int8" && values.quantize !== "int4") throw new Error(`--quantize must be int8 or int4, got ${values.quantize}`);
+  const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  await benchDecodeBrowser({ model: values.model, quantize: values.quantize, threads: number(values.threads), newTokens: number(values.tokens) });
+}
