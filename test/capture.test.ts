@@ -166,6 +166,32 @@ for (const [backendName, backend] of backends) {
     model.dispose();
   });
 
+  test(`${backendName}: a batch of two sequences captures each as it would alone`, async () => {
+    const model = await load("gqa-sharded", backend);
+    const request = { attention: { layers: [1], heads: [3, 0] }, residualNorm: true, mlpSparsity: { threshold: THRESHOLD } };
+    const other = [...IDS].reverse();
+    const run = async (rows: number[][]) => {
+      const capture = new Capture(request);
+      const ids = tensor(Int32Array.from(rows.flat()), [rows.length, T], { backend });
+      noGrad(() => scope(() => model.forward(ids, { capture }))).dispose();
+      ids.dispose();
+      return capture.read();
+    };
+    const [both, first, second] = [await run([IDS, other]), await run([IDS]), await run([other])];
+    // [1, n, T, T] / [L, 1, T] of one sequence, or of row b of the batch.
+    const alone = (v: CapturedValues) => [v.attention[0]!.probabilities.data, v.residualNorm!.data, v.mlpSparsity!.data];
+    const row = (v: CapturedValues, b: number) => [
+      v.attention[0]!.probabilities.data.subarray(b * 2 * T * T, (b + 1) * 2 * T * T),
+      ...[v.residualNorm!, v.mlpSparsity!].map((a) => Float32Array.from({ length: 2 * T }, (_, k) => a.data[Math.floor(k / T) * 2 * T + b * T + (k % T)]!)),
+    ];
+    if (both.attention[0]!.probabilities.shape.join() !== `2,2,${T},${T}` || both.residualNorm!.shape.join() !== `2,2,${T}`) throw new Error("batch shapes");
+    // Same arithmetic per row whatever the batch (a batched matmul may block rows differently: f32 rounding).
+    for (const [b, single] of [first, second].entries()) {
+      alone(single).forEach((want, k) => assertClose(row(both, b)[k]!, want, { atol: 1e-6, rtol: 1e-6 }, `row ${b}, array ${k}`));
+    }
+    model.dispose();
+  });
+
   test(`${backendName}: MLP sparsity counts a * a < threshold^2 exactly, at the threshold's edges`, async () => {
     const threshold = 0.1, t2 = Math.fround(threshold * threshold);
     // Values around the threshold: its f32, the f32 neighbours of sqrt(t2), zero, signs, large values.
