@@ -1,12 +1,12 @@
-// `olmo generate` and `olmo logits`: load a model folder, then generate text or write logits.
+// `olmo generate`: load a model folder, then generate text. Also the model options and loading that
+// `olmo logits` (logits.ts) and `olmo chat` share.
 
 import { availableParallelism } from "node:os";
 import { readFileSync } from "node:fs";
 import {
-  generate, KVCache, loadOlmo, noGrad, scope, tensor, Tokenizer, type AnyBackend, type GenerateOptions, QuantizedWeight, weightBytes, type WasmBackend,
+  generate, KVCache, loadOlmo, Tokenizer, type AnyBackend, type GenerateOptions, QuantizedWeight, weightBytes, type WasmBackend,
 } from "../index.js";
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
-import { writeFileAtomic } from "../node/index.js";
 import { backendByName } from "./backends.js";
 import {
   attachAdapter, DEFAULT_MODEL, locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, quantizeOptions, type ModelLocation,
@@ -204,46 +204,5 @@ export function readTokenizerFile(path: string): { text: string; tokenizer: Toke
     return { text, tokenizer: new Tokenizer(text) };
   } catch (e) {
     throw new Error(`${path}: ${(e as Error).message}`);
-  }
-}
-
-/** A .npy (format 1.0) file of float32 values with the given shape. */
-export function encodeNpy(values: Float32Array, shape: readonly number[]): Uint8Array {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(", ")}${shape.length === 1 ? "," : ""}), }`;
-  // Magic (6) + version (2) + length (2) + header + "\n" is padded to a multiple of 64 bytes.
-  header += " ".repeat(64 - ((10 + header.length + 1) % 64)) + "\n";
-  const out = new Uint8Array(10 + header.length + values.byteLength);
-  out.set([0x93, ...new TextEncoder().encode("NUMPY"), 1, 0, header.length & 0xff, header.length >> 8]);
-  out.set(new TextEncoder().encode(header), 10);
-  out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 10 + header.length);
-  return out;
-}
-
-const logitsSpec: CommandSpec = {
-  ...modelOptions,
-  ids: { kind: "value", required: true, placeholder: "1,2,3", help: "token ids, comma-separated" },
-  out: { kind: "value", required: true, placeholder: "FILE.npy", help: "output .npy file: float32 logits [T, vocab_size]" },
-};
-
-export async function runLogits(args: string[]): Promise<void> {
-  const parsed = parseArgs("logits", args, logitsSpec);
-  if (parsed.help) return void console.log(usage("logits", logitsSpec));
-  const ids = parseIdList("--ids", parsed.values.get("ids")!);
-  const out = parsed.values.get("out")!;
-  const location = await locate(parsed);
-  const { model, backend } = await openModel(parsed, location);
-  try {
-    if (ids.length > model.config.maxPositionEmbeddings) throw new UsageError(`--ids has ${ids.length} tokens, more than the context length ${model.config.maxPositionEmbeddings}`);
-    const bad = ids.find((id) => id >= model.config.vocabSize);
-    if (bad !== undefined) throw new UsageError(`token id ${bad} is outside the model's vocabulary [0, ${model.config.vocabSize})`);
-    const logits = noGrad(() => scope(() => model.forward(tensor(Int32Array.from(ids), [1, ids.length], { backend }))));
-    const data = (await logits.data()) as Float32Array;
-    logits.dispose();
-    // Written beside the target, then renamed: a crash never leaves a half-written file.
-    await writeFileAtomic(out, encodeNpy(data, [ids.length, model.config.vocabSize]));
-    console.error(`wrote ${out}: float32 [${ids.length}, ${model.config.vocabSize}]`);
-  } finally {
-    model.dispose();
-    backend.dispose();
   }
 }

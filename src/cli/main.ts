@@ -9,7 +9,8 @@ import { runBench } from "./bench.js";
 import { runChat } from "./chat.js";
 import { runDemo } from "./demo.js";
 import { runEval } from "./eval.js";
-import { runGenerate, runLogits } from "./generate.js";
+import { runGenerate } from "./generate.js";
+import { runLogits } from "./logits.js";
 import { runMergeLora } from "./merge-lora.js";
 import { runQuantize } from "./quantize.js";
 import { runDetokenize, runTokenize } from "./tokenize.js";
@@ -24,7 +25,7 @@ const commands: Record<string, Command> = {
   demo: { summary: "train a one-block OLMo over characters on a paragraph with the reference backend and sample from it", run: runDemo },
   generate: { summary: "generate text: olmo generate [--model DIR_OR_RUN_OR_REPO] \"PROMPT\" (or --prompt TEXT | --ids 1,2,3) [--json]", run: runGenerate },
   chat: { summary: "chat with an instruct model on stdin/stdout (its folder's chat template): olmo chat [--model DIR_OR_REPO] [--system TEXT]", run: runChat },
-  logits: { summary: "write the logits of token ids as a .npy file: --model DIR --ids 1,2,3 --out FILE.npy", run: runLogits },
+  logits: { summary: "write the logits of token ids as a .npy file: --model DIR --ids 1,2,3 --out FILE.npy [--capture attention,residual,mlp --out DIR]", run: runLogits },
   "prepare-data": { summary: "tokenize text or JSONL into OLMo's input_ids.npy / label_mask.npy", run: runPrepareData },
   train: { summary: "train or fine-tune an OLMo model (AdamW, OLMo schedules, checkpoints): see olmo train --help", run: runTrain },
   tokenize: { summary: "print the token ids of a text or file as a JSON array", run: runTokenize },

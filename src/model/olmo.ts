@@ -20,6 +20,7 @@ import { scope, Tensor, type AnyBackend } from "../core/tensor.js";
 import {
   add, attention, clamp, embedding, layerNorm, linear, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
 } from "../ops/index.js";
+import type { Capture } from "./capture.js";
 import type { OlmoConfig } from "./config.js";
 import type { LoraAdapters } from "./lora.js";
 import type { BlockWeight, WeightName } from "./weights.js";
@@ -96,9 +97,14 @@ export class Olmo {
    * layers x B x T x C instead of with every intermediate of every block. A number N checkpoints only
    * the first N blocks (Megatron's "block" recompute): the others keep their activations, which costs
    * memory and saves their recomputation, for a model that fits with some blocks but not all kept.
+   * With a capture (src/model/capture.ts), what it asks for is computed on the way and kept in it;
+   * without one, the pass does nothing more than three null checks per layer.
    */
-  forward(ids: Tensor, options: { cache?: KVCache; lastOnly?: boolean; checkpointActivations?: boolean | number } = {}): Tensor {
-    const { cache, lastOnly = false, checkpointActivations = false } = options;
+  forward(
+    ids: Tensor,
+    options: { cache?: KVCache; lastOnly?: boolean; checkpointActivations?: boolean | number; capture?: Capture } = {},
+  ): Tensor {
+    const { cache, lastOnly = false, checkpointActivations = false, capture } = options;
     const checkpointed = checkpointActivations === true ? this.config.numLayers : checkpointActivations === false ? 0 : checkpointActivations;
     const [B, T] = ids.shape as [number, number];
     const C = this.config.hiddenSize;
@@ -108,6 +114,9 @@ export class Olmo {
       throw new Error(`Olmo.forward: ${position + T} tokens exceed the ${cache ? "KV cache capacity" : "context length"} (${cache?.capacity ?? this.config.maxPositionEmbeddings})`);
     }
     if (cache && cache.batch !== B) throw new Error(`Olmo.forward: batch ${B} does not match the KV cache's ${cache.batch}`);
+    // A checkpointed block runs again in backward, which would capture it twice.
+    if (capture && checkpointed > 0) throw new Error("Olmo.forward: capture and checkpointActivations cannot be combined");
+    capture?.begin(this.config, position);
 
     let x = embedding(this.weight("embed"), ids);
     // Without autograd nothing of a layer is needed after it, so each layer runs in its own scope and
@@ -117,8 +126,10 @@ export class Olmo {
     this.lora?.beginForward();
     for (let i = 0; i < this.config.numLayers; i++) {
       const layer = (input: Tensor) => {
-        const mid = add(input, this.attentionBlock(i, layerNorm(input), position, cache));
-        return add(mid, this.mlpBlock(i, layerNorm(mid)));
+        const mid = add(input, this.attentionBlock(i, layerNorm(input), position, cache, capture));
+        const out = add(mid, this.mlpBlock(i, layerNorm(mid), capture));
+        capture?.residual(i, out);
+        return out;
       };
       if (inference) {
         const next = scope(() => layer(x));
@@ -133,6 +144,7 @@ export class Olmo {
     if (lastOnly) x = slice(x, [0, T - 1, 0], [B, 1, C]);
     const head = this.config.tieWordEmbeddings ? this.weight("embed") : this.weight("lmHead");
     const logits = linear(layerNorm(x), head);
+    capture?.logits(logits);
     if (cache) cache.length += T;
     return logits;
   }
@@ -154,7 +166,7 @@ export class Olmo {
     return this.lora ? this.lora.linear(weight, x, this.weight(weight)) : linear(x, this.weight(weight));
   }
 
-  private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined): Tensor {
+  private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined, capture: Capture | undefined): Tensor {
     const { numHeads: H, numKvHeads: G, headDim: D, clipQkv, ropeTheta } = this.config;
     const [B, T] = h.shape as [number, number];
     let q = this.linear(i, "q", h), k = this.linear(i, "k", h), v = this.linear(i, "v", h);
@@ -179,11 +191,14 @@ export class Olmo {
     } else {
       attended = attention(q, k, v);
     }
+    capture?.attention(i, q, cache ? cache.keys[i]! : k, position + T);
     return this.linear(i, "o", reshape(permute(attended, [0, 2, 1, 3]), [B, T, H * D]));
   }
 
-  private mlpBlock(i: number, h: Tensor): Tensor {
-    return this.linear(i, "down", mul(silu(this.linear(i, "gate", h)), this.linear(i, "up", h)));
+  private mlpBlock(i: number, h: Tensor, capture: Capture | undefined): Tensor {
+    const activation = mul(silu(this.linear(i, "gate", h)), this.linear(i, "up", h));
+    capture?.mlp(i, activation);
+    return this.linear(i, "down", activation);
   }
 
   dispose(): void {

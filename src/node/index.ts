@@ -3,7 +3,7 @@
 
 export { spawnNodeWorker, createNodeWasmBackend } from "./wasm.js";
 export { NodeOlmoGenerator, DEFAULT_MODEL_DIR } from "./generator.js";
-export { fileSource, folderSource, writeFileAtomic } from "./fs.js";
+export { fileSource, folderSource, writeFileAtomic, writeFolderAtomic } from "./fs.js";
 export {
   saveTrainingCheckpoint, CheckpointRun, loadTrainableModel, restoreTrainerState, latestCheckpointFolder, readLatest, isLoraFolder, type TrainerState,
 } from "./checkpoint.js";
