@@ -4,6 +4,7 @@
 // Compute: the reference and WASM SIMD backends per op, then matmul against TensorFlow.js's WASM
 // backend, then the WebGPU backend on whatever adapter the machine has. The tokenizer is compared with @huggingface/tokenizers.
 
+import { spawnSync } from "node:child_process";
 import Benchmark from "benchmark";
 import { benchLora } from "./lora.js";
 import { benchMatmul } from "./matmul.js";
@@ -79,6 +80,25 @@ await benchOlmo1b(2);
 await benchTraining();
 await benchLora();
 await benchWebGpu();
+
+// OLMo-7B across WebAssembly memories (bench/olmo-multimemory.ts), with `npm run bench -- --7b`: it
+// writes a 13.8 GB checkpoint once and needs some 16 GB of memory for the bf16 run, so it is asked for.
+// Each run in a process of its own, so that its peak RSS is its own.
+if (process.argv.includes("--7b")) {
+  const script = new URL("./olmo-multimemory.js", import.meta.url).pathname;
+  const sevenB = new URL("../../.cache/olmo-7b-random", import.meta.url).pathname;
+  const runs = [
+    ["--preset", "OLMo-7B", "--dir", sevenB],
+    ["--preset", "OLMo-7B", "--dir", sevenB, "--quantize", "int8"],
+    ["--preset", "OLMo-7B", "--dir", sevenB, "--quantize", "int4"],
+    ["--preset", "OLMo-7B-0424", "--weights-from", sevenB],
+  ];
+  console.log("");
+  for (const args of runs) spawnSync(process.execPath, [script, ...args], { stdio: "inherit" });
+} else {
+  console.log("
+OLMo-7B across WebAssembly memories: `npm run bench -- --7b` (writes a 13.8 GB checkpoint once; about 16 GB of memory)");
+}
 
 // The tokenizer, on the shared data folder beside the repository (skipped, and said, when absent).
 const dataDir = new URL("../../../shared/data", import.meta.url).pathname;
