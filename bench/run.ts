@@ -96,8 +96,7 @@ if (process.argv.includes("--7b")) {
   console.log("");
   for (const args of runs) spawnSync(process.execPath, [script, ...args], { stdio: "inherit" });
 } else {
-  console.log("
-OLMo-7B across WebAssembly memories: `npm run bench -- --7b` (writes a 13.8 GB checkpoint once; about 16 GB of memory)");
+  console.log("\nOLMo-7B across WebAssembly memories: `npm run bench -- --7b` (writes a 13.8 GB checkpoint once; about 16 GB of memory)");
 }
 
 // The tokenizer, on the shared data folder beside the repository (skipped, and said, when absent).
