@@ -49,6 +49,8 @@ export interface LineChartOptions {
   series: Series[];
   /** The x range to show even before points reach it (a run's planned steps). */
   xDomain?: [number, number];
+  /** Vertical marks with a label (the end of the warmup). */
+  marks?: { x: number; label: string }[];
   width?: number;
   height?: number;
   /** An id for the chart's <svg> (tests find the chart by it). */
@@ -58,7 +60,7 @@ export interface LineChartOptions {
 /** A line chart: round ticks on both axes, light gridlines, a legend, markers on the measured points. */
 export function lineChart(o: LineChartOptions): string {
   const width = o.width ?? 320, height = o.height ?? 220;
-  const left = 52, right = 12, top = 30, bottom = 40;
+  const left = 62, right = 12, top = 44, bottom = 40;
   const all = o.series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.y));
   const xs = all.map((p) => p.x), ys = all.map((p) => p.y);
   const [x0, x1] = o.xDomain ?? [Math.min(...xs, 0), Math.max(...xs, 1)];
@@ -70,7 +72,7 @@ export function lineChart(o: LineChartOptions): string {
   const px = (x: number) => left + ((x - tx0) / (tx1 - tx0 || 1)) * (width - left - right);
   const py = (y: number) => height - bottom - ((y - ty0) / (ty1 - ty0 || 1)) * (height - top - bottom);
   const decimals = (step: number) => Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-  const yTickLabel = (v: number) => (Math.abs(ty1) < 1e-2 && v !== 0 ? v.toExponential(1) : v.toFixed(decimals(yTicks.step)));
+  const yTickLabel = (v: number) => (v === 0 ? "0" : Math.abs(ty1) < 1e-2 ? v.toExponential(1) : v.toFixed(decimals(yTicks.step)));
   const parts = [
     `<svg ${o.id ? `id="${o.id}" ` : ""}class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" font-size="11" role="img" aria-label="${escapeHtml(o.title)}">`,
     `<text x="${left}" y="16" font-size="13" font-weight="600" fill="${COLORS.ink}">${escapeHtml(o.title)}</text>`,
@@ -88,6 +90,11 @@ export function lineChart(o: LineChartOptions): string {
   parts.push(`<line x1="${left}" x2="${width - right}" y1="${height - bottom}" y2="${height - bottom}" stroke="${COLORS.axis}"/>`);
   parts.push(`<text x="${(left + width - right) / 2}" y="${height - 6}" text-anchor="middle" fill="${COLORS.ink}">${escapeHtml(o.xLabel)}</text>`);
   parts.push(`<text transform="translate(13 ${(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle" fill="${COLORS.ink}">${escapeHtml(o.yLabel)}</text>`);
+  for (const m of o.marks ?? []) {
+    const x = px(m.x).toFixed(1);
+    parts.push(`<line x1="${x}" x2="${x}" y1="${top}" y2="${height - bottom}" stroke="${COLORS.muted}" stroke-dasharray="2 3"/>`);
+    parts.push(`<text x="${x}" y="${height - bottom - 6}" dx="4" fill="${COLORS.muted}">${escapeHtml(m.label)}</text>`);
+  }
   for (const s of o.series) {
     const points = s.points.filter((p) => Number.isFinite(p.y));
     if (points.length === 0) continue;
@@ -100,13 +107,12 @@ export function lineChart(o: LineChartOptions): string {
       );
     }
   }
-  // Legend, top right: one entry per series.
-  let lx = width - right;
-  for (const s of [...o.series].reverse()) {
-    const w = 22 + s.name.length * 6.2;
-    lx -= w;
-    parts.push(`<line x1="${lx}" x2="${lx + 14}" y1="12" y2="12" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="4 3"' : ""}/>`);
-    parts.push(`<text x="${lx + 18}" y="12" dy="0.32em" fill="${COLORS.muted}">${escapeHtml(s.name)}</text>`);
+  // Legend under the title: one entry per series.
+  let lx = left;
+  for (const s of o.series) {
+    parts.push(`<line x1="${lx}" x2="${lx + 14}" y1="30" y2="30" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="4 3"' : ""}/>`);
+    parts.push(`<text x="${lx + 18}" y="30" dy="0.32em" fill="${COLORS.muted}">${escapeHtml(s.name)}</text>`);
+    lx += 30 + s.name.length * 6;
   }
   parts.push("</svg>");
   return parts.join("");
@@ -177,13 +183,15 @@ export function heatmap(o: HeatmapOptions): string {
 /** The colour scale of `heatmap`, as a small horizontal legend from 0 to 1, with the masked cell's swatch beside it. */
 export function heatmapLegend(): string {
   const stops = Array.from({ length: 11 }, (_, i) => `<stop offset="${i * 10}%" stop-color="${blues(i / 10)}"/>`).join("");
+  const tick = (x: number, label: string, anchor: string) => `<text x="${x}" y="40" text-anchor="${anchor}" fill="${COLORS.muted}">${label}</text>`;
   return (
-    `<svg class="legend" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 420 34" font-size="11">` +
+    `<svg class="legend" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 520 44" font-size="11">` +
     `<defs><linearGradient id="blues-gradient">${stops}</linearGradient>` +
     `<pattern id="legend-hatch" width="5" height="5" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="5" height="5" fill="#f8f9fa"/><line x1="0" y1="0" x2="0" y2="5" stroke="#dee2e6" stroke-width="2"/></pattern></defs>` +
-    `<rect x="0" y="4" width="200" height="12" fill="url(#blues-gradient)" stroke="${COLORS.grid}"/>` +
-    `<text x="0" y="29" fill="${COLORS.muted}">0</text><text x="100" y="29" text-anchor="middle" fill="${COLORS.muted}">0.5</text><text x="200" y="29" text-anchor="end" fill="${COLORS.muted}">1 (attention probability)</text>` +
-    `<rect x="250" y="4" width="12" height="12" fill="url(#legend-hatch)" stroke="${COLORS.grid}"/><text x="268" y="14" fill="${COLORS.muted}">masked: a key after the query</text>` +
+    `<text x="0" y="10" fill="${COLORS.ink}">attention probability</text>` +
+    `<rect x="0" y="16" width="220" height="12" fill="url(#blues-gradient)" stroke="${COLORS.grid}"/>` +
+    tick(0, "0", "start") + tick(110, "0.5", "middle") + tick(220, "1", "end") +
+    `<rect x="270" y="16" width="12" height="12" fill="url(#legend-hatch)" stroke="${COLORS.grid}"/><text x="288" y="26" fill="${COLORS.muted}">masked: a key after its query (never read)</text>` +
     `</svg>`
   );
 }

@@ -163,6 +163,7 @@ worker.onmessage = ({ data }) => {
       break;
     }
     case "trained":
+      if (data.metrics.length) $("train-status").textContent = `trained ${data.metrics.length} steps: loss ${data.metrics[0].loss.toFixed(3)} → ${data.metrics.at(-1).loss.toFixed(3)}`;
       state.metrics = data.metrics;
       state.losses = data.losses;
       state.lora = data.lora;

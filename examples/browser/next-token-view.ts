@@ -52,11 +52,11 @@ export function renderNextToken(x: Inspected, position: number, options: Samplin
   const cells = rows.map((r) => {
     const t = tokenText(r.id);
     const removed = r.kept ? "" : " removed";
-    const isActual = r.id === actual ? `<span class="actual">&larr; the text's next token</span>` : "";
+    const isActual = r.id === actual ? " actual" : "";
     const nowText = r.kept ? (options.doSample ? `<b>${percent(r.now)}</b>` : `<b>picked</b>`) : `removed by ${r.removedBy}`;
     return (
       `<span class="rank">${rankOf(r.id) + 1}</span>` +
-      `<span class="tok${removed}" title="${escapeHtml(t.piece)}">${escapeHtml(visibleText(t.text))}${isActual}</span>` +
+      `<span class="tok${removed}${isActual}" title="${escapeHtml(t.piece)}${isActual ? ": the text's next token" : ""}">${escapeHtml(visibleText(t.text))}</span>` +
       `<span class="tid${removed}">${r.id}</span>` +
       `<span class="track${removed}" data-id="${r.id}" data-kept="${r.kept}"><span class="raw" style="width:${((100 * r.raw) / scale).toFixed(2)}%"></span>` +
       `<span class="now" style="width:${((100 * (options.doSample ? r.now : r.kept ? 1 : 0)) / (options.doSample ? scale : 1)).toFixed(2)}%"></span></span>` +
@@ -64,9 +64,10 @@ export function renderNextToken(x: Inspected, position: number, options: Samplin
     );
   });
   root.chart.innerHTML =
-    `<div class="legend-row"><span><span class="sw" style="border:1.5px solid #adb5bd"></span>the model's probability (softmax of the logits)</span>` +
-    `<span><span class="sw" style="background:#3b5bdb"></span>${options.doSample ? "after the rules: what sampling draws from" : "greedy's pick"}</span>` +
-    `<span><span class="sw" style="background:#f1f3f5"></span>removed: generate can never pick it</span></div>` +
+    `<div class="legend-row"><span><span class="sw" style="border:1.5px solid #adb5bd"></span>the model's probability</span>` +
+    `<span><span class="sw" style="background:#3b5bdb"></span>${options.doSample ? "after the rules: sampled from" : "greedy's pick"}</span>` +
+    `<span><span class="sw" style="background:#f1f3f5"></span>removed: never picked</span>` +
+    `<span><span class="sw" style="background:#ffdeeb"></span>the text's next token</span></div>` +
     `<div class="bars"><span class="head">rank</span><span class="head">token</span><span class="head">id</span><span class="head">probability</span><span class="head">model &rarr; generate</span>${cells.join("")}</div>`;
 
   const keptMass = now.kept.reduce((sum, id) => sum + raw[id]!, 0);

@@ -30,9 +30,10 @@ export function renderTraining(run: TrainingRun, root: { stats: HTMLElement; los
     ],
   });
   root.lr.innerHTML = lineChart({
-    id: "lr-chart-svg", title: `Learning rate (warmup ${run.warmup}, then cosine)`, xLabel: "step", yLabel: "learning rate", xDomain,
+    id: "lr-chart-svg", title: "Learning rate", xLabel: "step", yLabel: "learning rate", xDomain,
+    marks: run.warmup > 0 ? [{ x: run.warmup, label: "warmup ends: cosine decay" }] : [],
     series: [
-      { name: "planned", color: COLORS.lr, dashed: true, points: run.schedule.map((s) => ({ x: s.step, y: s.lr })) },
+      { name: "planned", color: COLORS.muted, dashed: true, points: run.schedule.map((s) => ({ x: s.step, y: s.lr })) },
       { name: "lr", color: COLORS.lr, points: m.map((s) => ({ x: s.step, y: s.lr })) },
     ],
   });
