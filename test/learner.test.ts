@@ -60,12 +60,13 @@ async function waitFor<T>(page: Page, key: string, timeout: number): Promise<T> 
 
 /** Set a slider or checkbox as a user would, so the page's input listener runs. */
 async function setInput(page: Page, id: string, value: number | boolean): Promise<void> {
-  await page.evaluate(([id, value]) => {
-    const input = document.getElementById(id as string) as HTMLInputElement;
+  await page.$eval(`#${id}`, (element, value) => {
+    // (Runs in the page; the tests' types have no DOM library.)
+    const input = element as unknown as { value: string; checked: boolean; dispatchEvent(event: Event): boolean };
     if (typeof value === "boolean") input.checked = value;
     else input.value = String(value);
     input.dispatchEvent(new Event("input", { bubbles: true }));
-  }, [id, value] as const);
+  }, value);
 }
 
 /** The default model in Node (wasm, 1 thread, f32 weights as the page loads them), once. */
@@ -120,7 +121,7 @@ for (const backend of ["wasm", "webgpu"] as const) {
       const prompt = await page.inputValue("#look-text");
       const ids = tokenizer.encode(prompt);
       if (inspected.ids.join() !== ids.join()) throw new Error(`the page's tokens [${inspected.ids}], Tokenizer.encode [${ids}]`);
-      const chips = await page.$$eval("#token-strip .token", (els) => els.map((e) => [Number((e as HTMLElement).dataset.id), e.querySelector(".piece")!.textContent]));
+      const chips = await page.$$eval("#token-strip .token", (els) => els.map((e) => [Number(e.getAttribute("data-id")), e.querySelector(".piece")!.textContent]));
       const want = ids.map((id) => [id, tokenizer.idToToken(id)]);
       if (JSON.stringify(chips) !== JSON.stringify(want)) throw new Error(`chips ${JSON.stringify(chips)}, Node ${JSON.stringify(want)}`);
       // Click " light": its merges, step by step, are mergeSteps'.
@@ -153,7 +154,7 @@ for (const backend of ["wasm", "webgpu"] as const) {
         if (shown.kept.join() !== kept.join()) throw new Error(`${doSample ? "sampling" : "greedy"}: the page keeps [${shown.kept}], keptTokens [${kept}]`);
         if (doSample && !(kept.length > 1 && kept.length <= 20)) throw new Error(`top-k 20 and top-p 0.9 kept ${kept.length} tokens`);
         // The highlighted bars are exactly the drawn candidates that are kept.
-        const bars = await page.$$eval("#next-chart .track", (els) => els.map((e) => [Number((e as HTMLElement).dataset.id), (e as HTMLElement).dataset.kept === "true"]));
+        const bars = await page.$$eval("#next-chart .track", (els) => els.map((e) => [Number(e.getAttribute("data-id")), e.getAttribute("data-kept") === "true"]));
         const keptSet = new Set(kept);
         const wrong = bars.filter(([id, isKept]) => keptSet.has(id as number) !== isKept);
         if (bars.length < 16 || wrong.length) throw new Error(`bars ${JSON.stringify(bars)}: wrongly highlighted ${JSON.stringify(wrong)}`);
@@ -176,7 +177,7 @@ for (const backend of ["wasm", "webgpu"] as const) {
       assertClose([attentionHover.value], [nodeMap[q * T + k]!], TOLERANCE[backend], "the hovered cell");
       const hover = (await page.textContent("#attention-hover")) ?? "";
       if (!hover.includes(formatNumber(attentionHover.value, 4))) throw new Error(`the hover line says ${JSON.stringify(hover)} for ${attentionHover.value}`);
-      const masked = await page.$$eval("#attention-heatmap rect.masked", (els) => els.map((e) => [Number((e as SVGElement).dataset.q), Number((e as SVGElement).dataset.k), Number((e as SVGElement).dataset.value)]));
+      const masked = await page.$$eval("#attention-heatmap rect.masked", (els) => els.map((e) => [Number(e.getAttribute("data-q")), Number(e.getAttribute("data-k")), Number(e.getAttribute("data-value"))]));
       if (masked.length !== (T * (T - 1)) / 2 || masked.some(([mq, mk, v]) => !(mk! > mq!) || v !== 0)) throw new Error(`${masked.length} masked cells, expected the ${(T * (T - 1)) / 2} above the diagonal, all 0`);
       const labels = await page.$$eval("#attention-heatmap text", (els) => els.length);
       if (labels !== 2 * T) throw new Error(`${labels} axis labels, expected ${2 * T}`);
@@ -201,7 +202,7 @@ for (const backend of ["wasm", "webgpu"] as const) {
       });
       if (!(metrics.at(-1)!.loss < metrics[0]!.loss)) throw new Error(`the loss did not fall: ${metrics.map((m) => m.loss)}`);
       for (const [chart, series, key] of [["loss-chart", "loss", "loss"], ["grad-chart-svg", "grad norm", "grad_norm"], ["lr-chart-svg", "lr", "lr"]] as const) {
-        const points = await page.$$eval(`#${chart} circle.point[data-series="${series}"]`, (els) => els.map((e) => [Number((e as SVGElement).dataset.x), Number((e as SVGElement).dataset.value)]));
+        const points = await page.$$eval(`#${chart} circle.point[data-series="${series}"]`, (els) => els.map((e) => [Number(e.getAttribute("data-x")), Number(e.getAttribute("data-value"))]));
         const want = metrics.map((m) => [m.step, m[key]]);
         if (JSON.stringify(points) !== JSON.stringify(want)) throw new Error(`${chart}: points ${JSON.stringify(points)}, metrics ${JSON.stringify(want)}`);
       }
@@ -216,7 +217,7 @@ for (const backend of ["wasm", "webgpu"] as const) {
 
 test("every link of the demo to the code opens the lines of the symbol it names", async () => {
   await withDemo(async (page, origin) => {
-    const links = await page.$$eval("a.source", (els) => els.map((e) => ({ source: (e as HTMLElement).dataset.source!, href: (e as HTMLAnchorElement).href, from: Number((e as HTMLElement).dataset.from), to: Number((e as HTMLElement).dataset.to) })));
+    const links = await page.$$eval("a.source", (els) => els.map((e) => ({ source: e.getAttribute("data-source")!, href: e.getAttribute("href")!, from: Number(e.getAttribute("data-from")), to: Number(e.getAttribute("data-to")) })));
     if (links.length < 20) throw new Error(`only ${links.length} links to the code`);
     for (const link of links) {
       const [file, symbol] = link.source.split("#") as [string, string];
@@ -226,11 +227,11 @@ test("every link of the demo to the code opens the lines of the symbol it names"
       if (!new RegExp(`\\b${symbol}\\b`).test(first) || !(link.to >= link.from) || !(/^\s*}/.test(last) || last.trimEnd().endsWith(";"))) {
         throw new Error(`${link.source}: lines ${link.from}-${link.to} start ${JSON.stringify(first)} and end ${JSON.stringify(lines[link.to - 1])}`);
       }
-      if (!link.href.startsWith(`${origin}/dist/demo/source.html?file=`)) throw new Error(`${link.source}: href ${link.href}`);
+      if (!link.href.startsWith(`source.html?file=${encodeURIComponent(file)}&from=${link.from}&to=${link.to}`)) throw new Error(`${link.source}: href ${link.href}`);
     }
     // One opened: the viewer shows the file with the linked lines highlighted.
     const attention = links.find((l) => l.source === "src/model/olmo.ts#attentionBlock")!;
-    await page.goto(attention.href);
+    await page.goto(`${origin}/dist/demo/${attention.href}`);
     await page.waitForSelector(".line.hit");
     const hit = await page.$$eval(".line.hit", (els) => els.map((e) => e.textContent ?? ""));
     if (hit.length !== attention.to - attention.from + 1 || !hit[0]!.includes("attentionBlock(")) throw new Error(`highlighted ${hit.length} lines from ${JSON.stringify(hit[0])}`);
