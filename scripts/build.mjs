@@ -4,6 +4,7 @@ import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { resolveSourceLinks } from "./source-links.mjs";
 import { GENERATED_PATH, readKernelSignatures, renderKernelSignatures } from "./wasm-signatures.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -90,10 +91,14 @@ await Promise.all([
     external: ["webgpu", "hyparquet"],
     banner: { js: "#!/usr/bin/env node" },
   }),
-  // The demo page (examples/browser): its script and worker, with index.html beside them.
-  build({ ...common, entryPoints: [join(root, "examples/browser/main.ts"), join(root, "examples/browser/worker.ts")], outdir: join(root, "dist/demo"), platform: "browser" }).then(
-    () => copyFileSync(join(root, "examples/browser/index.html"), join(root, "dist/demo/index.html")),
-  ),
+  // The demo page (examples/browser): its script and worker, the source viewer, with their HTML and CSS
+  // beside them; the page's links to the code get their line numbers here (scripts/source-links.mjs).
+  build({
+    ...common, entryPoints: ["main.ts", "worker.ts", "source.ts"].map((f) => join(root, "examples/browser", f)), outdir: join(root, "dist/demo"), platform: "browser",
+  }).then(() => {
+    writeFileSync(join(root, "dist/demo/index.html"), resolveSourceLinks(readFileSync(join(root, "examples/browser/index.html"), "utf8"), root));
+    for (const f of ["source.html", "page.css"]) copyFileSync(join(root, "examples/browser", f), join(root, "dist/demo", f));
+  }),
   // The WebGPU parity check for Deno and Chromium (test/hosts/): one module with the library inside.
   build({ ...common, entryPoints: [join(root, "test/hosts/webgpu-parity.ts")], outfile: join(root, "build/hosts/webgpu-parity.js"), platform: "neutral" }),
   // The multi-memory check for Chromium (test/hosts/multimemory.html), likewise.

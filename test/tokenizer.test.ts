@@ -293,6 +293,39 @@ test("long glued words give exactly @huggingface/tokenizers' ids", () => {
   });
 });
 
+test("explain splits a text into encode's words, and each word's merge steps end in its tokens", () => {
+  const tok = tokenizers[0]!;
+  // Shakespeare, the test vectors, and added tokens (the EOS, OLMo's runs of spaces) between words.
+  const texts = [shakespeare.slice(0, 20000), ...vectors.upstream.concat(vectors.local).map((v) => v.text), "ROMEO:<|endoftext|>  But soft,     what light"];
+  let words = 0;
+  for (const text of texts) {
+    const explained = tok.explain(text);
+    const ids = explained.flatMap((w) => w.ids);
+    if (!same(ids, tok.encode(text))) throw new Error(`explain(${JSON.stringify(text.slice(0, 40))}) gives [${ids.slice(0, 10)}...], encode [${tok.encode(text).slice(0, 10)}...]`);
+    for (const word of explained) {
+      if (word.tokens.join("\u0000") !== word.ids.map((id) => tok.idToToken(id)).join("\u0000")) throw new Error(`tokens of ${JSON.stringify(word.text)}`);
+      if (word.added) continue;
+      const steps = tok.mergeSteps(word.text);
+      const bytes = new TextEncoder().encode(word.text);
+      if (steps[0]!.ids.length !== bytes.length || steps[0]!.merge !== null) throw new Error(`${JSON.stringify(word.text)}: step 0 is not its ${bytes.length} bytes`);
+      // Every step joins two neighbours by the merge it names, so the pieces always spell the word.
+      for (let s = 1; s < steps.length; s++) {
+        const { tokens, at, merge } = steps[s]!;
+        const before = steps[s - 1]!.tokens;
+        if (tokens.length !== before.length - 1 || tokens[at] !== merge!.left + merge!.right || before[at] !== merge!.left || before[at + 1] !== merge!.right) {
+          throw new Error(`${JSON.stringify(word.text)} step ${s}: [${before}] -> [${tokens}] at ${at} by ${JSON.stringify(merge)}`);
+        }
+      }
+      if (!same(steps.at(-1)!.ids, word.ids)) throw new Error(`${JSON.stringify(word.text)}: the merges end in [${steps.at(-1)!.ids}], encode gives [${word.ids}]`);
+      words++;
+    }
+  }
+  if (words < 3000) throw new Error(`only ${words} words checked`);
+  // A word of the demo: " light" is built from its 6 bytes by merges in the order of their ranks.
+  const light = tok.mergeSteps(" light");
+  if (light[0]!.tokens.join(" ") !== "Ġ l i g h t" || light.at(-1)!.tokens.join() !== "Ġlight") throw new Error(`" light": ${light.map((s) => s.tokens.join(" ")).join(" | ")}`);
+});
+
 test("a word gives the same ids from the word cache as afresh", () => {
   const tok = tokenizers[1]!;
   const fresh = new Tokenizer(tokenizerFile(fixture.files[1]!));

@@ -101,6 +101,31 @@ export class BytePairEncoder {
     for (let i = 0; i >= 0; i = next[i]!) ids.push(this.idOfIndex[symbol[i]!]!);
     return ids;
   }
+  /**
+   * The merges that build one word, for a reader (Tokenizer.mergeSteps): the ids after each merge,
+   * starting from the bytes. The plain O(n^2) loop the heap above makes fast: merge the adjacent pair
+   * of lowest rank, the leftmost among equals, until none has a merge. Its last step is encodeWord's
+   * result (test/tokenizer.test.ts checks it on a corpus); encode never calls this.
+   */
+  mergeSteps(bytes: Uint8Array): { ids: number[]; at: number; rank: number }[] {
+    const symbols = Array.from(bytes, (b) => {
+      const index = this.byteIndex[b]!;
+      if (index < 0) throw new Error(`tokenizer: the vocabulary has no token for byte 0x${b.toString(16)}`);
+      return index;
+    });
+    const ids = () => symbols.map((s) => this.idOfIndex[s]!);
+    const steps = [{ ids: ids(), at: -1, rank: -1 }];
+    for (;;) {
+      let at = -1, best = -1;
+      for (let i = 0; i + 1 < symbols.length; i++) {
+        const rank = this.ranks.get(symbols[i]!, symbols[i + 1]!);
+        if (rank >= 0 && (best < 0 || rank < best)) (at = i), (best = rank);
+      }
+      if (at < 0) return steps;
+      symbols.splice(at, 2, this.mergedIndex[best]!);
+      steps.push({ ids: ids(), at, rank: best });
+    }
+  }
 }
 
 /** A map (left, right) -> rank: open addressing with linear probing, at most half full. */

@@ -33,6 +33,28 @@ export interface EncodeOptions {
   addEos?: boolean;
 }
 
+/** One pre-tokenized word of a text and its tokens (Tokenizer.explain). */
+export interface TokenizedWord {
+  /** The word's text after normalization (an added token's content for an added token). */
+  text: string;
+  ids: number[];
+  /** Each id's token string, byte-level for vocabulary entries ("Ġthe" for " the"). */
+  tokens: string[];
+  /** An added token (<|endoftext|>, a run of spaces), cut out before BPE: it has no merges. */
+  added: boolean;
+}
+
+/** One step of building a word by BPE (Tokenizer.mergeSteps). */
+export interface MergeStep {
+  /** The word's tokens after this step: its bytes (byte-level characters) at step 0. */
+  tokens: string[];
+  ids: number[];
+  /** The position in `tokens` of the token this step's merge made (-1 at step 0). */
+  at: number;
+  /** The merge: its rank in tokenizer.json's merges (lower merges first) and its two parts; null at step 0. */
+  merge: { rank: number; left: string; right: string } | null;
+}
+
 export interface DecodeOptions {
   /** Leave out special tokens (<|endoftext|>, <|padding|>). */
   skipSpecialTokens?: boolean;
@@ -92,6 +114,44 @@ export class Tokenizer {
     }
     if (options.addEos) ids.push(this.eosTokenId);
     return ids;
+  }
+
+  /**
+   * What encode does to `text`, word by word: the words GPT-2's pattern splits it into (and the added
+   * tokens cut out before), each with its ids. The ids of all words, in order, are encode(text)'s.
+   * For a reader (the demo's Tokens view), so it walks the text as encode does rather than sharing
+   * encode's loop, which stays as lean as it is.
+   */
+  explain(text: string): TokenizedWord[] {
+    const words: TokenizedWord[] = [];
+    const add = (word: string, ids: number[], added: boolean) => words.push({ text: word, ids, tokens: ids.map((id) => this.tokenById[id]!), added });
+    for (const raw of this.rawMatcher.split(wellFormed(String(text)))) {
+      if (raw.token) {
+        add(raw.token.content, [raw.token.id], true);
+        continue;
+      }
+      const normalized = this.spec.normalizer === "NFC" ? raw.text.normalize("NFC") : raw.text;
+      for (const segment of this.normalizedMatcher.split(normalized)) {
+        if (segment.token) {
+          add(segment.token.content, [segment.token.id], true);
+          continue;
+        }
+        const full = this.spec.addPrefixSpace && !segment.text.startsWith(" ") ? " " + segment.text : segment.text;
+        for (const word of this.spec.useRegex ? full.match(GPT2_SPLIT) ?? [] : [full]) add(word, [...this.wordIds(word)], false);
+      }
+    }
+    return words;
+  }
+
+  /**
+   * The byte-pair merges that turn one word (as explain or GPT-2's pattern gives it) into its tokens,
+   * step by step from its UTF-8 bytes; the last step's ids are the word's ids in encode.
+   */
+  mergeSteps(word: string): MergeStep[] {
+    return this.bpe.mergeSteps(UTF8.encode(word)).map(({ ids, at, rank }) => {
+      const tokens = ids.map((id) => this.tokenById[id]!);
+      return { tokens, ids, at, merge: rank < 0 ? null : { rank, left: this.spec.merges[rank]![0], right: this.spec.merges[rank]![1] } };
+    });
   }
 
   /** encode for many texts. */
