@@ -63,6 +63,23 @@ test("scope frees what it created and keeps what it returns (nested)", async () 
   if (memory().tensors !== start.tensors || memory().bytes !== start.bytes) throw new Error("scope leaked");
 });
 
+test("a scope whose function throws frees what it made, and the error reaches the caller", () => {
+  const start = memory();
+  let message = "";
+  try {
+    scope(() => {
+      const a = tensor([1, 2, 3]);
+      scope(() => add(a, a)); // returned to the outer scope, which then throws
+      mul(a, a);
+      throw new Error("halfway");
+    });
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  if (message !== "halfway") throw new Error(`the error was "${message}"`);
+  if (memory().tensors !== start.tensors || memory().bytes !== start.bytes) throw new Error(`${memory().tensors - start.tensors} tensors leaked`);
+});
+
 test("gradient accumulation over micro-batches equals the whole batch", async () => {
   // The loss normalises by the whole batch's token count, so summing micro-batch gradients is exact.
   const w = requireGrad(randn([5, 7], { seed: 1 }));

@@ -81,9 +81,14 @@ export function scope<T>(fn: () => T): T {
   try {
     result = fn();
     if (result instanceof Promise) throw new Error("scope: fn returned a Promise; scopes must be synchronous");
-  } finally {
+  } catch (e) {
+    // Nothing is returned, so nothing it made is reachable: freed as on success (an out-of-memory error
+    // halfway through a forward pass must not leave that pass's activations behind for the next try).
     scopeStack.pop();
+    for (const t of created) t.dispose();
+    throw e;
   }
+  scopeStack.pop();
   const kept = new Set<Tensor>();
   collectTensors(result, kept);
   const parent = scopeStack[scopeStack.length - 1];
