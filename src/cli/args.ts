@@ -192,7 +192,8 @@ export function usage(command: string, spec: CommandSpec, positional?: string): 
   const lines = Object.entries(full).map(([name, o]) => {
     const value = o.kind === "value" ? ` ${placeholder(o)}` : "";
     const detail = [o.required ? "required" : null, o.number ? describeRange(o.number) : null, o.choices ? o.choices.join(" | ") : null].filter(Boolean).join("; ");
-    return `  ${name === "help" ? "-h, " : ""}--${name}${value}`.padEnd(30) + o.help + (detail ? ` (${detail})` : "");
+    // Two spaces at least between a long flag and its help.
+    return `  ${name === "help" ? "-h, " : ""}--${name}${value}`.padEnd(28) + "  " + o.help + (detail ? ` (${detail})` : "");
   });
   return [`usage: olmo ${command} ${positional ? `[${positional.toUpperCase()}] ` : ""}[options]`, ...lines].join("\n");
 }
