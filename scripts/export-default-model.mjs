@@ -1,17 +1,19 @@
-// Export a training run's latest checkpoint as the default model (models/olmo-tiny-shakespeare):
-// config.json, model.safetensors in BF16 (half the bytes; olmo-js widens bf16 exactly), tokenizer.json,
-// and the run's metrics.jsonl and loss.svg. The recipe (RECIPE.md) is written by hand beside them.
+// Export a training run's latest checkpoint, or its step STEP, as the default model
+// (models/olmo-tiny-shakespeare): config.json, model.safetensors in BF16 (half the bytes; olmo-js widens
+// bf16 exactly), tokenizer.json, and the run's metrics.jsonl and loss.svg (the whole run's). The recipe
+// (RECIPE.md) is written by hand beside them.
 //
-// usage: node scripts/export-default-model.mjs RUN_DIR
+// usage: node scripts/export-default-model.mjs RUN_DIR [STEP]
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createJsBackend, encodeSafetensors, hfTensorName, loadCheckpoint, narrowFromF32, configToHf } from "../dist/index.js";
 import { folderSource, latestCheckpointFolder } from "../dist/node.js";
 
 const run = process.argv[2];
-if (!run) throw new Error("usage: node scripts/export-default-model.mjs RUN_DIR");
+if (!run) throw new Error("usage: node scripts/export-default-model.mjs RUN_DIR [STEP]");
+const step = process.argv[3];
 const out = new URL("../models/olmo-tiny-shakespeare", import.meta.url).pathname;
-const folder = await latestCheckpointFolder(run);
+const folder = step === undefined ? await latestCheckpointFolder(run) : join(run, `step-${step}`);
 const checkpoint = await loadCheckpoint(folderSource(folder), createJsBackend(), { weightDType: "f32" });
 const tensors = [];
 for (const [name, t] of checkpoint.weights) {
