@@ -73,6 +73,22 @@ test("the olmo bin is executable and runs through npx (the README's main-job com
   if (r.status !== 0 || !r.stdout.includes("usage: olmo")) throw new Error(`npx olmo: status ${r.status}: ${r.stderr}`);
 });
 
+test("the README's main job prints what the README shows", () => {
+  // The "Set up, run, test" block's line marked "# the main job", then the first ```text block after it.
+  const readme = readFileSync(`${repoRoot}README.md`, "utf8");
+  const line = readme.split("\n").find((l) => l.includes("# the main job"));
+  if (!line) throw new Error('README.md has no line marked "# the main job"');
+  const command = line.slice(0, line.indexOf("#")).trim();
+  const shown = /```text\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf(line)))?.[1];
+  if (shown === undefined) throw new Error("README.md shows no output (a ```text block) after the main job");
+  // The command's words, double quotes grouping (all the README line uses).
+  const words = [...command.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+  if (words[0] !== "npx" || words[1] !== "olmo") throw new Error(`the main job is not an npx olmo command: ${command}`);
+  const r = spawnSync("npx", ["--no-install", ...words.slice(1)], { cwd: repoRoot, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${command}: status ${r.status}: ${r.stderr}`);
+  if (r.stdout !== shown) throw new Error(`${command} printed\n${r.stdout}\nbut README.md shows\n${shown}`);
+});
+
 test("olmo --help lists the commands", () => {
   const r = olmo("--help");
   for (const c of ["demo", "tokenize", "detokenize"]) if (!r.stdout.includes(c)) throw new Error(r.stdout);
