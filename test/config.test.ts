@@ -22,7 +22,7 @@ function expectError(json: unknown, ...fragments: string[]): void {
 
 test("the bundled model's config and every preset round-trip through config.json", () => {
   const c = configFromHf(good);
-  if (c.vocabSize !== 50304 || c.headDim !== 24 || c.eosTokenId !== 50279 || !c.tieWordEmbeddings) throw new Error(JSON.stringify(c));
+  if (c.vocabSize !== 50304 || c.headDim !== 32 || c.eosTokenId !== 50279 || !c.tieWordEmbeddings) throw new Error(JSON.stringify(c));
   for (const [name, preset] of Object.entries(OLMO_PRESETS)) {
     const back = configFromHf(JSON.stringify(configToHf(preset)), name);
     for (const key of Object.keys(preset) as (keyof typeof preset)[]) {
@@ -55,10 +55,10 @@ test("every field is checked for its type and range, the field named", () => {
   expectError({ ...good, pad_token_id: -1 }, "pad_token_id must be an integer id");
   expectError({ ...good, vocab_size: 0 }, "vocab_size must be a positive integer");
   expectError({ ...good, vocab_size: 2.5 }, "vocab_size must be an integer");
-  expectError({ ...good, hidden_size: "96" }, "hidden_size must be an integer");
+  expectError({ ...good, hidden_size: "128" }, "hidden_size must be an integer");
   expectError({ ...good, hidden_size: 2 ** 53 + 2 }, "hidden_size must be an integer");
   expectError({ ...good, num_hidden_layers: -1 }, "num_hidden_layers must be a positive integer");
-  expectError({ ...good, num_attention_heads: 5 }, "hidden_size (96) must be a multiple of num_attention_heads (5)");
+  expectError({ ...good, num_attention_heads: 5 }, "hidden_size (128) must be a multiple of num_attention_heads (5)");
   expectError({ ...good, num_key_value_heads: 3 }, "num_attention_heads (4) must be a multiple of num_key_value_heads (3)");
   expectError({ ...good, head_dim: 25 }, "head dimension (25) must be even");
   expectError({ ...good, max_position_embeddings: 0 }, "max_position_embeddings must be a positive integer");
@@ -75,7 +75,7 @@ test("every field is checked for its type and range, the field named", () => {
 });
 
 test("sizes past what a JS host can hold are refused, with the numbers, before any allocation", () => {
-  expectError({ ...good, vocab_size: 1_000_000_000_000 }, "the embedding", "1000000000000 x 96", "2147483647");
+  expectError({ ...good, vocab_size: 1_000_000_000_000 }, "the embedding", "1000000000000 x 128", "2147483647");
   expectError({ ...good, intermediate_size: 2 ** 40 }, "the fused MLP projection");
   expectError({ ...good, num_hidden_layers: 1_000_000 }, "num_hidden_layers is 1000000; at most 10000");
   // Each tensor fits, but 10,000 layers of 2.5 billion weights do not.
