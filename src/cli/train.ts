@@ -276,8 +276,8 @@ export async function runTrain(args: string[]): Promise<void> {
   const tokenizerFile = values.get("tokenizer");
   let tokenizerJson = tokenizerFile ? await readInput("--tokenizer", tokenizerFile) : null;
 
-  // On wasm, a model whose training state passes 4 GiB spans several WebAssembly memories (weights,
-  // gradients and moments of a layer beside each other), up to the machine's memory.
+  // On wasm, a model whose training state passes 4 GiB spans several WebAssembly memories (each layer's
+  // weights kept in one; gradients and AdamW moments wherever there is room), up to the machine's memory.
   const backend = await backendByName(values.get("backend") ?? "wasm", numbers.get("threads") ?? 2, {
     maxMemoryPerInstance: numbers.get("max-memory-per-instance"),
   });
