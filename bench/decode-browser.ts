@@ -14,7 +14,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatBytes } from "../src/core/format.js";
 import { CHROMIUM_INSTALL, findChromium, launchChromium } from "../test/system.js";
-import { peakRssOfChildren, serveRepositoryAndModel } from "./lora-browser.js";
+import { peakRssOfChildren, runBenchPage, serveRepositoryAndModel } from "./lora-browser.js";
 
 interface Usage {
   inUse: number;
@@ -43,33 +43,24 @@ export async function benchDecodeBrowser(options: { model: string; quantize?: "i
   try {
     const page = await browser.newPage();
     let loaded: Extract<Message, { kind: "loaded" }> | null = null;
-    const finished = new Promise<void>((done, reject) => {
-      page.on("crash", () => reject(new Error("the page crashed (the renderer ran out of memory, or was killed)")));
-      page.on("pageerror", reject);
-      const report = (m: Message) => {
-        if (m.kind === "error") return reject(new Error(`in the browser: ${m.message}`));
-        if (m.kind === "progress") {
-          console.log(`  ${m.seconds.toFixed(0)} s: ${(m.read / 1e9).toFixed(2)} of ${(m.total / 1e9).toFixed(2)} GB read, ${formatBytes(m.inUse)} in ${m.memories} memories`);
-        } else if (m.kind === "loaded") {
-          if (!m.crossOriginIsolated) return reject(new Error("the worker is not cross-origin isolated (no shared memory, so no threads)"));
-          loaded = m;
-          console.log(
-            `  loaded over HTTP in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
-              `across ${m.memories} WebAssembly memories; wasm ${m.threads} threads${m.relaxedSimd ? " (relaxed SIMD)" : ""}`,
-          );
-        } else if (m.kind === "done") {
-          const bound = m.bandwidth / (loaded!.bytes / 1e9);
-          console.log(
-            `  decode: ${m.decodeTokensPerS.toFixed(2)} tokens/s (prefill of 32 tokens ${m.prefillSeconds.toFixed(1)} s); streaming-read bandwidth ` +
-              `${m.bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s: ${((100 * m.decodeTokensPerS) / bound).toFixed(0)}% of it; ` +
-              `peak ${formatBytes(m.peak)} across ${m.memories} memories`,
-          );
-          done();
-        }
-      };
-      Promise.all([page.exposeFunction("benchSetup", () => setup), page.exposeFunction("report", report)])
-        .then(() => page.goto(`${server.origin}/bench/browser/decode.html`))
-        .then((response) => response?.ok() || reject(new Error(`the page answered ${response?.status()}`)), reject);
+    const finished = runBenchPage<Message>(page, `${server.origin}/bench/browser/decode.html`, setup, (m, finish) => {
+      if (m.kind === "progress") {
+        console.log(`  ${m.seconds.toFixed(0)} s: ${(m.read / 1e9).toFixed(2)} of ${(m.total / 1e9).toFixed(2)} GB read, ${formatBytes(m.inUse)} in ${m.memories} memories`);
+      } else if (m.kind === "loaded") {
+        loaded = m;
+        console.log(
+          `  loaded over HTTP in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
+            `across ${m.memories} WebAssembly memories; wasm ${m.threads} threads${m.relaxedSimd ? " (relaxed SIMD)" : ""}`,
+        );
+      } else if (m.kind === "done") {
+        const bound = m.bandwidth / (loaded!.bytes / 1e9);
+        console.log(
+          `  decode: ${m.decodeTokensPerS.toFixed(2)} tokens/s (prefill of 32 tokens ${m.prefillSeconds.toFixed(1)} s); streaming-read bandwidth ` +
+            `${m.bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s: ${((100 * m.decodeTokensPerS) / bound).toFixed(0)}% of it; ` +
+            `peak ${formatBytes(m.peak)} across ${m.memories} memories`,
+        );
+        finish();
+      }
     });
     console.log(`\ndecoding ${modelDir} in headless Chromium ${browser.version()} (a module Web Worker), ${quantize ?? "bf16"} weights...`);
     await finished;

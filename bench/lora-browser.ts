@@ -20,6 +20,7 @@ import { pipeline } from "node:stream";
 import { parseArgs } from "node:util";
 import { OLMO_PRESETS } from "../src/index.js";
 import { formatBytes } from "../src/core/format.js";
+import type { Page } from "playwright-core";
 import { CHROMIUM_INSTALL, findChromium, launchChromium } from "../test/system.js";
 // @ts-expect-error: a plain .mjs script without type declarations
 import { startServer } from "../scripts/serve.mjs";
@@ -65,47 +66,37 @@ export async function benchLoraBrowser(options: { steps?: number; checkpointLaye
   let afterWarmUp: Usage | null = null;
   try {
     const page = await browser.newPage();
-    const finished = new Promise<void>((resolve, reject) => {
-      page.on("crash", () => reject(new Error("the page crashed (the renderer ran out of memory, or was killed)")));
-      page.on("pageerror", reject);
-      const report = (m: Message) => {
-        if (m.kind === "error") return reject(new Error(`in the browser: ${m.message}`));
-        if (m.kind === "loaded") {
-          if (!m.crossOriginIsolated) return reject(new Error("the worker is not cross-origin isolated (no shared memory, so no threads)"));
-          console.log(
-            `\nLoRA fine-tuning in headless Chromium ${browser.version()} (a module Web Worker), ${modelName}, bf16 base frozen, r ${RANK} alpha ${ALPHA} ` +
-              `on ${ALL.join(",")} (${(m.trainable / 1e6).toFixed(1)}M trainable), batch 1 x ${seq}, wasm ${m.threads} threads` +
-              `${m.relaxedSimd ? " (relaxed SIMD)" : ""}, ${Math.min(checkpointLayers, m.layers)} of ${m.layers} blocks checkpointed`,
-          );
-          console.log(`  weights loaded over HTTP in ${m.seconds.toFixed(1)} s: ${formatBytes(m.inUse)} in use`);
-        } else if (m.kind === "step") {
-          const warmUp = m.step === 1;
-          if (!warmUp) timed.push(m.tokensPerSecond);
-          if (warmUp) afterWarmUp = m;
-          console.log(
-            `  step ${String(m.step).padStart(2)}${warmUp ? " (warm-up)" : ""}: loss ${m.loss.toFixed(4)}, ${m.tokensPerSecond.toFixed(1)} tokens/s, ` +
-              `WebAssembly memory in use ${formatBytes(m.inUse)}, peak ${formatBytes(m.peak)} of ${formatBytes(m.limit)} (its buffer ${formatBytes(m.memoryBufferBytes)})`,
-          );
-        } else if (m.kind === "done") {
-          const ours = timed.length / timed.reduce((s, v) => s + 1 / v, 0); // tokens over time: harmonic mean
-          console.log(`  olmo-js wasm in Chromium: ${ours.toFixed(1)} tokens/s; peak WebAssembly memory ${formatBytes(m.peak)} (${m.memories} memory), its buffer ${formatBytes(m.memoryBufferBytes)}`);
-          if (afterWarmUp) {
-            const w = afterWarmUp;
-            console.log(`  steady? in use ${formatBytes(w.inUse)} after the warm-up step, ${formatBytes(m.inUse)} after the last; peak ${formatBytes(w.peak)} after the warm-up, ${formatBytes(m.peak)} after the last`);
-          }
-        } else if (m.kind === "uaMemory") {
-          if (m.unavailable) console.log(`  performance.measureUserAgentSpecificMemory: unavailable (${m.unavailable})`);
-          else {
-            const parts = m.parts!.map((p) => `${formatBytes(p.bytes)} ${p.types.join("+")}${p.scopes.length ? ` in ${p.scopes.join(",")}` : ""}`).join("; ");
-            console.log(`  performance.measureUserAgentSpecificMemory, in ${m.seconds!.toFixed(1)} s: ${formatBytes(m.bytes!)} (${parts})`);
-          }
-          resolve();
+    const finished = runBenchPage<Message>(page, `${server.origin}/bench/browser/lora.html`, setup, (m, finish) => {
+      if (m.kind === "loaded") {
+        console.log(
+          `\nLoRA fine-tuning in headless Chromium ${browser.version()} (a module Web Worker), ${modelName}, bf16 base frozen, r ${RANK} alpha ${ALPHA} ` +
+            `on ${ALL.join(",")} (${(m.trainable / 1e6).toFixed(1)}M trainable), batch 1 x ${seq}, wasm ${m.threads} threads` +
+            `${m.relaxedSimd ? " (relaxed SIMD)" : ""}, ${Math.min(checkpointLayers, m.layers)} of ${m.layers} blocks checkpointed`,
+        );
+        console.log(`  weights loaded over HTTP in ${m.seconds.toFixed(1)} s: ${formatBytes(m.inUse)} in use`);
+      } else if (m.kind === "step") {
+        const warmUp = m.step === 1;
+        if (!warmUp) timed.push(m.tokensPerSecond);
+        if (warmUp) afterWarmUp = m;
+        console.log(
+          `  step ${String(m.step).padStart(2)}${warmUp ? " (warm-up)" : ""}: loss ${m.loss.toFixed(4)}, ${m.tokensPerSecond.toFixed(1)} tokens/s, ` +
+            `WebAssembly memory in use ${formatBytes(m.inUse)}, peak ${formatBytes(m.peak)} of ${formatBytes(m.limit)} (its buffer ${formatBytes(m.memoryBufferBytes)})`,
+        );
+      } else if (m.kind === "done") {
+        const ours = timed.length / timed.reduce((s, v) => s + 1 / v, 0); // tokens over time: harmonic mean
+        console.log(`  olmo-js wasm in Chromium: ${ours.toFixed(1)} tokens/s; peak WebAssembly memory ${formatBytes(m.peak)} (${m.memories} memory), its buffer ${formatBytes(m.memoryBufferBytes)}`);
+        if (afterWarmUp) {
+          const w = afterWarmUp;
+          console.log(`  steady? in use ${formatBytes(w.inUse)} after the warm-up step, ${formatBytes(m.inUse)} after the last; peak ${formatBytes(w.peak)} after the warm-up, ${formatBytes(m.peak)} after the last`);
         }
-      };
-      // Exposed before the page loads: its script calls both at once.
-      Promise.all([page.exposeFunction("benchSetup", () => setup), page.exposeFunction("report", report)])
-        .then(() => page.goto(`${server.origin}/bench/browser/lora.html`))
-        .then((response) => response?.ok() || reject(new Error(`the page answered ${response?.status()}`)), reject);
+      } else if (m.kind === "uaMemory") {
+        if (m.unavailable) console.log(`  performance.measureUserAgentSpecificMemory: unavailable (${m.unavailable})`);
+        else {
+          const parts = m.parts!.map((p) => `${formatBytes(p.bytes)} ${p.types.join("+")}${p.scopes.length ? ` in ${p.scopes.join(",")}` : ""}`).join("; ");
+          console.log(`  performance.measureUserAgentSpecificMemory, in ${m.seconds!.toFixed(1)} s: ${formatBytes(m.bytes!)} (${parts})`);
+        }
+        finish();
+      }
     });
     console.log(`\nloading ${modelDir} into headless Chromium's WebAssembly memory over HTTP...`);
     await finished;
@@ -115,6 +106,28 @@ export async function benchLoraBrowser(options: { steps?: number; checkpointLaye
     await browser.close();
     server.close();
   }
+}
+
+/**
+ * Open a bench page (bench/browser/) whose script calls window.benchSetup() for its setting and sends every
+ * message of its worker to window.report; `onMessage` sees each one and calls `finish` when the run is
+ * over. The page crashing or throwing, an "error" message, or a "loaded" message from a worker that is
+ * not cross-origin isolated (so has no threads) ends the run with an error.
+ */
+export function runBenchPage<M extends { kind: string }>(page: Page, url: string, setup: unknown, onMessage: (m: M, finish: () => void) => void): Promise<void> {
+  return new Promise<void>((finish, reject) => {
+    page.on("crash", () => reject(new Error("the page crashed (the renderer ran out of memory, or was killed)")));
+    page.on("pageerror", reject);
+    const report = (m: M & { message?: string; crossOriginIsolated?: boolean }) => {
+      if (m.kind === "error") return reject(new Error(`in the browser: ${m.message}`));
+      if (m.kind === "loaded" && !m.crossOriginIsolated) return reject(new Error("the worker is not cross-origin isolated (no shared memory, so no threads)"));
+      onMessage(m, () => finish());
+    };
+    // Exposed before the page loads: its script calls both at once.
+    Promise.all([page.exposeFunction("benchSetup", () => setup), page.exposeFunction("report", report)])
+      .then(() => page.goto(url))
+      .then((response) => response?.ok() || reject(new Error(`the page answered ${response?.status()}`)), reject);
+  });
 }
 
 /**
