@@ -8,7 +8,7 @@
 // each memory, so the model spans 3 or more.
 
 import {
-  configToHf, encodeSafetensors, generate, loadOlmo, narrowFromF32, noGrad, tensor, TokenDataset, Trainer,
+  configToHf, encodeSafetensors, generate, hfTensorName, loadOlmo, narrowFromF32, noGrad, tensor, TokenDataset, Trainer, weightShapes,
   type ModelSource, type OlmoConfig, type WasmBackend,
 } from "../../src/index.js";
 
@@ -39,16 +39,9 @@ export function hashWeights(k: number, count: number): Float32Array {
   return out;
 }
 
-/** The checkpoint's tensors in the order of their hash index k (1, 2, ...), with HF's names. */
+/** The checkpoint's tensors in the order of their hash index k (1, 2, ...: weightShapes' order), with HF's names. */
 export function tensorShapes(c: OlmoConfig = CONFIG): [string, [number, number]][] {
-  const C = c.hiddenSize, I = c.intermediateSize;
-  const shapes: [string, [number, number]][] = [["model.embed_tokens.weight", [c.vocabSize, C]]];
-  for (let i = 0; i < c.numLayers; i++) {
-    const p = `model.layers.${i}.`;
-    for (const name of ["q_proj", "k_proj", "v_proj", "o_proj"]) shapes.push([`${p}self_attn.${name}.weight`, [C, C]]);
-    shapes.push([`${p}mlp.gate_proj.weight`, [I, C]], [`${p}mlp.up_proj.weight`, [I, C]], [`${p}mlp.down_proj.weight`, [C, I]]);
-  }
-  return shapes;
+  return [...weightShapes(c)].map(([weight, shape]) => [hfTensorName(weight), shape]);
 }
 
 /** config.json and model.safetensors (bf16) of the model, as bytes. */
