@@ -36,6 +36,9 @@ export const opCases: Case[] = [
   { name: "matmul shared weight transB [2,5,33] @ [31,33]^T", inputs: [{ shape: [2, 5, 33] }, { shape: [31, 33] }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },
   { name: "matmul GEMV rows [1,300] @ [67,300]^T", inputs: [{ shape: [1, 300] }, { shape: [67, 300] }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },
   { name: "matmul GEMV columns [1,37] @ [37,45]", inputs: [{ shape: [1, 37] }, { shape: [37, 45] }], fn: (a, b) => ops.matmul(a!, b!) },
+  // Long rows (7B-like K) whose count splits unevenly between threads and the GEMV's four-row loop.
+  { name: "matmul GEMV long rows [1,4100] @ [67,4100]^T", inputs: [{ shape: [1, 4100] }, { shape: [67, 4100] }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },
+  { name: "matmul bf16 weight GEMV long rows [1,8200] @ [53,8200]^T", inputs: [{ shape: [1, 8200] }, { shape: [53, 8200], dtype: "bf16", grad: false }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },
   { name: "matmul bf16 weight GEMV [1,70] @ [23,70]^T", inputs: [{ shape: [1, 70] }, { shape: [23, 70], dtype: "bf16", grad: false }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },
   { name: "matmul bf16 weight GEMV columns [1,19] @ [19,29]", inputs: [{ shape: [1, 19] }, { shape: [19, 29], dtype: "bf16", grad: false }], fn: (a, b) => ops.matmul(a!, b!) },
   { name: "matmul bf16 weight GEMM [9,70] @ [23,70]^T", inputs: [{ shape: [9, 70] }, { shape: [23, 70], dtype: "bf16", grad: false }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },

@@ -163,6 +163,8 @@ test("wasm embeddingQuantized: an id out of range is refused with its position, 
 const matmulCases: [QuantScheme, number, number, number][] = [
   ["int8", 1, 70, 67], ["int8", 2, 300, 13], ["int8", 3, 33, 5], ["int8", 5, 70, 3], ["int8", 17, 257, 31], ["int8", 130, 45, 29], ["int8", 33, 40, 2000], ["int8", 32, 37, 9],
   ["int8", 1, 16, 1], ["int8", 4, 1, 9],
+  // Long rows (K of thousands) with M > 1 on the GEMV path.
+  ["int8", 3, 24000, 37], ["int4", 5, 26016, 29],
   ["int4", 1, 96, 67], ["int4", 2, 288, 13], ["int4", 3, 32, 5], ["int4", 5, 160, 3], ["int4", 17, 288, 31], ["int4", 130, 64, 29], ["int4", 33, 96, 7], ["int4", 1, 320, 6],
 ];
 for (const [scheme, m, k, n] of matmulCases) {
