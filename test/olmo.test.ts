@@ -60,6 +60,73 @@ for (const [backendName, backend] of backends) {
   }
 }
 
+for (const [backendName, backend] of backends) {
+  test(`${backendName}: packed segments give each sequence the logits it gets alone, its cache advanced the same`, async () => {
+    for (const name of ["f32-untied-clip", "gqa-sharded"]) {
+      const { model } = await loadOlmo(folderSource(`${FIXTURES}/${name}`), backend);
+      const ids = (row: readonly number[]) => tensor(Int32Array.from(row), [1, row.length], { backend });
+      const p = expected.prompt;
+      // Three sequences (from the 7-token prompt): a tail after a 4-token prefix, one token alone, and a
+      // tail after another prefix.
+      const sequences = [{ prefix: p.slice(0, 4), tail: p.slice(4, 7) }, { prefix: [], tail: p.slice(3, 4) }, { prefix: p.slice(1, 3), tail: p.slice(2, 7) }];
+      const run = async (packed: boolean) => {
+        const caches = sequences.map(({ prefix }) => {
+          const cache = model.createCache(1, 16);
+          if (prefix.length > 0) noGrad(() => scope(() => void model.forward(ids(prefix), { cache })));
+          return cache;
+        });
+        const logits: number[][] = [];
+        if (packed) {
+          const segments = sequences.map(({ tail }, s) => ({ cache: caches[s]!, length: tail.length }));
+          const out = noGrad(() => scope(() => model.forward(ids(sequences.flatMap((q) => q.tail)), { segments })));
+          const all = Array.from(await out.data()), V = out.shape[2]!;
+          out.dispose();
+          let start = 0;
+          for (const { tail } of sequences) logits.push(all.slice(start * V, (start += tail.length) * V));
+        } else {
+          for (const [s, { tail }] of sequences.entries()) {
+            const out = noGrad(() => scope(() => model.forward(ids(tail), { cache: caches[s]! })));
+            logits.push(Array.from(await out.data()));
+            out.dispose();
+          }
+        }
+        const lengths = caches.map((c) => c.length);
+        // Each cache's keys after this run, to compare what the two ways wrote.
+        const keys = await Promise.all(caches.map((c) => c.keys[1]!.data()));
+        caches.forEach((c) => c.dispose());
+        return { logits, lengths, keys };
+      };
+      const alone = await run(false), packed = await run(true);
+      if (packed.lengths.join() !== alone.lengths.join()) throw new Error(`${name}: cache lengths ${packed.lengths}, alone ${alone.lengths}`);
+      // The same operations per token; only the matmul's row count differs (one row takes the GEMV),
+      // which reorders f32 sums: 1e-5 of the logit scale.
+      const scale = Math.max(...alone.logits.flat().map(Math.abs));
+      alone.logits.forEach((want, s) => assertClose(packed.logits[s]!, want, { atol: 1e-5 * scale, rtol: 0 }, `${name} segment ${s} logits`));
+      alone.keys.forEach((want, s) => assertClose(packed.keys[s]!, want, { atol: 1e-5, rtol: 1e-5 }, `${name} segment ${s} cached keys`));
+
+      // Bad segments are named before any work.
+      const cache = model.createCache(1, 4), other = model.createCache(1, 4), pair = model.createCache(2, 4);
+      const refused = (tokens: number, segments: { cache: typeof cache; length: number }[], message: string, extra = {}) => {
+        let error = "";
+        try {
+          noGrad(() => scope(() => void model.forward(ids(p.slice(0, tokens)), { segments, ...extra })));
+        } catch (e) {
+          error = (e as Error).message;
+        }
+        if (!error.includes(message)) throw new Error(`${name}: expected "${message}", got "${error}"`);
+      };
+      refused(3, [{ cache, length: 2 }], "the segments' lengths add up to 2, but ids has 3 tokens");
+      refused(2, [{ cache, length: 1 }, { cache, length: 1 }], "segment 1 shares its KV cache with an earlier segment");
+      refused(2, [{ cache: pair, length: 2 }], "segment 0's KV cache has batch 2; expected 1");
+      refused(5, [{ cache, length: 5 }], "segment 0: 5 tokens exceed its KV cache capacity (4)");
+      refused(2, [{ cache, length: 0 }, { cache: other, length: 2 }], "segment 0 has length 0");
+      refused(2, [{ cache, length: 2 }], "cannot be combined with cache", { cache: other });
+      for (const c of [cache, other, pair]) c.dispose();
+      model.dispose();
+    }
+  });
+}
+
 /**
  * v rounded to bf16's 8 significant bits, to nearest with ties to even. Written with arithmetic rather
  * than bit operations, so it shares nothing with the library's f32ToBf16 (checked bit for bit against

@@ -12,16 +12,17 @@
 //   pick is the label.)
 //
 // Speed: the choices of an item share their context, so the tokens every query has in common are run
-// once into the KV cache and each choice runs only its own tail from there. With a cache of one row
-// per choice (`tails`), the prefix's keys and values are copied into every row and the tails run as
-// ONE batch [choices, longest tail] (shorter tails padded at the end, which causal attention never lets
-// an earlier position see): each weight is read once for all choices instead of once per choice. That
-// matters where a forward of a few rows is bound by reading the weights; on this project's 2-core CPU
-// the GEMMs cost about the same per row at 12 rows as at 48, and bench/eval.ts moved only from 2.06x
-// to 2.09x over scoring from scratch. Without it (memory too tight), the choices run one after
-// another in the prefix's cache: attention reads only the first `cache.length + T` cached positions,
-// so each starts by setting the length back to the shared prefix and overwrites the previous
-// choice's tail.
+// once into a KV cache and each choice runs only its own tail from there (downstream.py runs every
+// query whole; the log-likelihoods are the same). All of an item's tails, the context's and the
+// domain-conditional prompt's, then run as ONE packed forward (scorePacked): each tail continues a
+// cache of its own holding a copy of its prefix's keys and values, and Olmo.forward's `segments` lay
+// the tails end to end in one row, so the linear layers, nearly all the work, see every tail token at
+// once with no padding (an earlier version batched the tails as [choices, longest tail], padded: a
+// quarter of its rows were padding, and the context's and domain-conditional tails were two
+// forwards). Where the caches would take more than a quarter of the free memory, the tails run one
+// after another in the prefix's cache instead: attention reads only the first `cache.length + T`
+// cached positions, so each starts by setting the length back to the shared prefix and overwrites the
+// previous choice's tail.
 
 import { noGrad } from "../core/autograd.js";
 import { tensor } from "../core/creation.js";
@@ -68,6 +69,11 @@ export interface TaskScores {
 export interface ScoreOptions {
   /** Run the shared prefix of an item's queries once (default true); false runs every query from scratch. */
   reusePrefix?: boolean;
+  /**
+   * With reusePrefix, run all of an item's tails as one packed forward (default true, where their KV
+   * caches fit a quarter of the free memory); false runs them one after another in the prefix's cache.
+   */
+  packTails?: boolean;
   /** Truncate queries on the left to this many tokens (default: the model's context length). */
   contextLength?: number;
   /** Names row i in error messages (default "row i"). */
@@ -110,41 +116,46 @@ export function prepareItem(task: MultipleChoiceTask, tokenizer: Tokenizer, row:
 }
 
 /**
- * Summed log-probabilities of the continuations (downstream.py's "acc" log-likelihood). With `cache`,
- * the queries' common prefix runs once; with `tails` too (a cache of one row per request, at least
- * `cache`'s capacity), the tails run as one batch.
+ * How many leading tokens the queries share and can run once: their longest common prefix, ending one
+ * token before the earliest context end, so that every request's first scored position is in its own run.
  */
-export async function scoreContinuations(
-  model: Olmo, requests: readonly ContinuationRequest[], cache: KVCache | null, tails: KVCache | null = null,
-): Promise<number[]> {
-  // Tokens run once into the cache: the longest common prefix of the queries, ending one token before
-  // the earliest context end, so that every choice's first scored position is in its own run.
-  let shared = 0;
-  if (cache) {
-    shared = Math.min(...requests.map((r) => r.ctxLen)) - 1;
-    for (const r of requests) {
-      let i = 0;
-      while (i < shared && r.query[i] === requests[0]!.query[i]) i++;
-      shared = i;
-    }
-    cache.length = 0;
-    if (shared > 0) {
-      const prefix = requests[0]!.query.slice(0, shared);
-      noGrad(() => scope(() => void model.forward(ids(model, [prefix]), { cache, lastOnly: true })));
-    }
+function sharedPrefixLength(requests: readonly ContinuationRequest[]): number {
+  let shared = Math.min(...requests.map((r) => r.ctxLen)) - 1;
+  for (const r of requests) {
+    let i = 0;
+    while (i < shared && r.query[i] === requests[0]!.query[i]) i++;
+    shared = i;
   }
-  // Position i of a query predicts token i+1 of query + [last continuation token]; each request's
-  // run covers its query from `shared` on, and its scored positions start at `first`.
-  const runs = requests.map((r) => ({
-    tail: r.query.slice(shared),
-    targets: [...r.query, r.continuation[r.continuation.length - 1]!].slice(shared + 1),
-    first: r.ctxLen - 1 - shared,
-  }));
-  if (cache && tails && tails.batch === requests.length && tails.capacity >= cache.capacity) {
-    return scoreBatched(model, runs, cache, tails, shared);
-  }
+  return shared;
+}
+
+/** Run the first `shared` tokens of the first request into `cache` (emptied first). */
+function runPrefix(model: Olmo, requests: readonly ContinuationRequest[], shared: number, cache: KVCache): void {
+  cache.length = 0;
+  if (shared === 0) return;
+  noGrad(() => scope(() => void model.forward(ids(model, [requests[0]!.query.slice(0, shared)]), { cache, lastOnly: true })));
+}
+
+/**
+ * What a request runs after the shared prefix: its tail, the tokens each tail position predicts, and the
+ * first of those positions that belongs to the continuation.
+ */
+function tailOf(r: ContinuationRequest, shared: number): { tail: number[]; targets: number[]; first: number } {
+  // Position i of a query predicts token i+1 of query + [last continuation token].
+  return { tail: r.query.slice(shared), targets: [...r.query, r.continuation[r.continuation.length - 1]!].slice(shared + 1), first: r.ctxLen - 1 - shared };
+}
+
+/**
+ * Summed log-probabilities of the continuations (downstream.py's "acc" log-likelihood), one request
+ * after another. With `cache`, the queries' common prefix runs once and each request then runs only its
+ * tail from there; without, every query runs whole.
+ */
+export async function scoreContinuations(model: Olmo, requests: readonly ContinuationRequest[], cache: KVCache | null): Promise<number[]> {
+  const shared = cache ? sharedPrefixLength(requests) : 0;
+  if (cache) runPrefix(model, requests, shared, cache);
   // All runs are queued before any result is read, so a GPU backend works through them in one go.
-  const pending = runs.map(({ tail, targets, first }) => {
+  const pending = requests.map((r) => {
+    const { tail, targets, first } = tailOf(r, shared);
     if (cache) cache.length = shared;
     const nll = noGrad(() => scope(() => negativeLogLikelihood(model.forward(ids(model, [tail]), { cache: cache ?? undefined }), ids(model, [targets]))));
     return { nll, first };
@@ -159,33 +170,61 @@ export async function scoreContinuations(
   return out;
 }
 
-/** The tails as one batch: the prefix's keys and values copied into each row of `tails`, then one forward. */
-async function scoreBatched(
-  model: Olmo, runs: { tail: number[]; targets: number[]; first: number }[], prefix: KVCache, tails: KVCache, shared: number,
-): Promise<number[]> {
-  const width = Math.max(...runs.map((r) => r.tail.length));
-  // Padding repeats a row's last token: any id works, its positions come after everything scored.
-  const pad = (row: number[]) => [...row, ...new Array<number>(width - row.length).fill(row[row.length - 1]!)];
+/**
+ * Several groups of requests (an item's context requests and its domain-conditional ones) in one
+ * packed forward: each group's shared prefix runs once into a cache of its own (caches[g]); each request
+ * gets a cache of its own after those, holding a copy of its group's prefix, and all tails run packed
+ * end to end (Olmo.forward's segments). caches: batch 1, one per group plus one per request. Returns
+ * each group's log-likelihoods.
+ */
+export async function scorePacked(model: Olmo, groups: readonly (readonly ContinuationRequest[])[], caches: readonly KVCache[]): Promise<number[][]> {
+  const requestCount = groups.reduce((n, g) => n + g.length, 0);
+  if (caches.length < groups.length + requestCount) throw new Error(`scorePacked: ${caches.length} KV caches for ${groups.length} prefixes and ${requestCount} requests`);
+  const runs: { group: number; cache: KVCache; tail: number[]; targets: number[]; first: number }[] = [];
+  let next = groups.length;
+  groups.forEach((requests, g) => {
+    const prefix = caches[g]!, shared = sharedPrefixLength(requests);
+    runPrefix(model, requests, shared, prefix);
+    for (const r of requests) {
+      const cache = caches[next++]!;
+      if (shared > 0) copyPrefix(prefix, cache, shared);
+      cache.length = shared;
+      runs.push({ group: g, cache, ...tailOf(r, shared) });
+    }
+  });
   const nll = noGrad(() =>
     scope(() => {
-      if (shared > 0) {
-        for (const [from, to] of prefix.keys.map((k, i) => [[k, tails.keys[i]!], [prefix.values[i]!, tails.values[i]!]] as const).flat()) {
-          const [, G, , D] = from.shape as [number, number, number, number];
-          const cached = slice(from, [0, 0, 0, 0], [1, G, shared, D]);
-          for (let b = 0; b < runs.length; b++) writeSlice(to, cached, [b, 0, 0, 0]);
-        }
-      }
-      tails.length = shared;
-      const logits = model.forward(ids(model, runs.map((r) => pad(r.tail))), { cache: tails });
-      return negativeLogLikelihood(logits, ids(model, runs.map((r) => pad(r.targets))));
+      const segments = runs.map((r) => ({ cache: r.cache, length: r.tail.length }));
+      const logits = model.forward(ids(model, [runs.flatMap((r) => r.tail)]), { segments });
+      return negativeLogLikelihood(logits, ids(model, [runs.flatMap((r) => r.targets)]));
     }),
   );
   try {
     const values = await nll.data();
-    return runs.map((r, b) => summedLogLikelihood(values.subarray(b * width, (b + 1) * width), r.first, r.tail.length));
+    const out: number[][] = groups.map(() => []);
+    let offset = 0;
+    for (const r of runs) {
+      out[r.group]!.push(summedLogLikelihood(values.subarray(offset, offset + r.tail.length), r.first, r.tail.length));
+      offset += r.tail.length;
+    }
+    return out;
   } finally {
     nll.dispose();
   }
+}
+
+/** The first `length` cached positions of `from` copied into `to`, every layer's keys and values. */
+function copyPrefix(from: KVCache, to: KVCache, length: number): void {
+  noGrad(() =>
+    scope(() => {
+      from.keys.forEach((k, i) => {
+        for (const [source, target] of [[k, to.keys[i]!], [from.values[i]!, to.values[i]!]] as const) {
+          const [, G, , D] = source.shape as [number, number, number, number];
+          writeSlice(target, slice(source, [0, 0, 0, 0], [1, G, length, D]), [0, 0, 0, 0]);
+        }
+      });
+    }),
+  );
 }
 
 /** ll = -(sum of the negative log-likelihoods at positions first .. end-1). */
@@ -241,33 +280,29 @@ export async function scoreMultipleChoice(
     throw new EvalDataError(`${spec.name}: a domain-conditional query has ${longest} tokens, more than the context length ${model.config.maxPositionEmbeddings}`);
   }
   const reuse = options.reusePrefix ?? true;
-  const cache = reuse ? model.createCache(1, longest) : null;
-  // A cache of one row per choice for batched tails, per choice count (tasks mix 2 to 5), when it takes
-  // at most a quarter of what the backend can still hold: the rest stays for activations and logits.
-  const tailCaches = new Map<number, KVCache | null>();
-  const tailsFor = (choices: number): KVCache | null => {
-    if (!reuse) return null;
-    if (!tailCaches.has(choices)) {
-      const { limit, inUse } = model.backend.memoryUsage();
-      tailCaches.set(choices, KVCache.bytes(model.config, choices, longest) <= (limit - inUse) / 4 ? model.createCache(choices, longest) : null);
-    }
-    return tailCaches.get(choices)!;
-  };
+  // Packed scoring's caches (a prefix cache per group and one per request) when they take at most a
+  // quarter of what the backend can still hold: the rest stays for activations and logits. Else one
+  // prefix cache, the tails run one by one.
+  const mostRequests = Math.max(...prepared.map((p) => p.requests.length + p.dcRequests.length));
+  const { limit, inUse } = model.backend.memoryUsage();
+  const packed = reuse && (options.packTails ?? true) && (2 + mostRequests) * KVCache.bytes(model.config, 1, longest) <= (limit - inUse) / 4;
+  const caches: KVCache[] = [];
   const itemScores: ItemScore[] = [];
   try {
+    for (let n = !reuse ? 0 : packed ? 2 + mostRequests : 1; caches.length < n; ) caches.push(model.createCache(1, longest));
     for (const item of prepared) {
-      const ll = await scoreContinuations(model, item.requests, cache, tailsFor(item.requests.length));
-      const llDc = await scoreContinuations(model, item.dcRequests, cache, tailsFor(item.dcRequests.length));
+      const [ll, llDc] = packed
+        ? await scorePacked(model, [item.requests, item.dcRequests], caches)
+        : [await scoreContinuations(model, item.requests, caches[0] ?? null), await scoreContinuations(model, item.dcRequests, caches[0] ?? null)];
       itemScores.push({
         index: item.index,
         label: item.label,
-        choices: ll.map((v, c) => ({ ll: v, llDc: llDc[c]!, chars: item.chars[c]!, tokens: item.requests[c]!.continuation.length })),
+        choices: ll!.map((v, c) => ({ ll: v, llDc: llDc![c]!, chars: item.chars[c]!, tokens: item.requests[c]!.continuation.length })),
       });
       options.onProgress?.(itemScores.length, prepared.length);
     }
   } finally {
-    cache?.dispose();
-    for (const c of tailCaches.values()) c?.dispose();
+    for (const c of caches) c.dispose();
   }
   const metrics = taskMetrics(itemScores);
   return { task: spec.name, items: itemScores.length, acc: metrics.acc, lenNorm: metrics.len_norm, pmiDc: metrics.pmi_dc, primaryMetric: spec.primaryMetric, itemScores };

@@ -1,6 +1,6 @@
 // OLMo: configuration, weights, the model and generation. Loading a checkpoint folder into it is
 // src/io's job (loadOlmo in src/io/checkpoint.ts), which sits above this layer.
-export { Olmo, KVCache } from "./olmo.js";
+export { Olmo, KVCache, type PackedSegment } from "./olmo.js";
 export { Capture, DEFAULT_MLP_THRESHOLD, type CaptureRequest, type CapturedArray, type CapturedValues } from "./capture.js";
 export { generate, type GenerateOptions, type GenerateResult } from "./generate.js";
 export {

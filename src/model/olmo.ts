@@ -12,18 +12,29 @@
 //     h = LN(x)
 //     x = x + Wdown (silu(h Wgate^T) * (h Wup^T))                       (SwiGLU)
 //   logits = LN(x) Whead^T, Whead = embed when tied (OLMo-1B)           [B, T, V]
+//
+// Packed segments (forward's `segments`, for scoring many short continuations): several sequences
+// laid end to end in one row, ids [1, T1 + T2 + ...], each continuing its own KV cache. Everything but
+// attention works on tokens one by one, so the linear layers take all the packed tokens at once
+// (no padding); attention and RoPE run per segment, against that segment's cache and positions.
 
 import { checkpoint, needsGrad, noGrad } from "../core/autograd.js";
 import { zeros } from "../core/creation.js";
 import type { Weight } from "../core/quantize.js";
 import { scope, Tensor, type AnyBackend } from "../core/tensor.js";
 import {
-  add, attention, clamp, embedding, layerNorm, linear, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
+  add, attention, clamp, concat, embedding, layerNorm, linear, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
 } from "../ops/index.js";
 import type { Capture } from "./capture.js";
 import type { OlmoConfig } from "./config.js";
 import type { LoraAdapters } from "./lora.js";
 import type { BlockWeight, WeightName } from "./weights.js";
+
+/** One sequence of a packed forward: its next `length` tokens continue `cache` (batch 1). */
+export interface PackedSegment {
+  cache: KVCache;
+  length: number;
+}
 
 /** Keys and values of every layer for the tokens seen so far, preallocated to a fixed capacity. */
 export class KVCache {
@@ -102,14 +113,19 @@ export class Olmo {
    */
   forward(
     ids: Tensor,
-    options: { cache?: KVCache; lastOnly?: boolean; checkpointActivations?: boolean | number; capture?: Capture } = {},
+    options: {
+      cache?: KVCache; lastOnly?: boolean; checkpointActivations?: boolean | number; capture?: Capture;
+      /** Packed sequences (see the top of this file): ids [1, sum of lengths], inference only. */
+      segments?: readonly PackedSegment[];
+    } = {},
   ): Tensor {
-    const { cache, lastOnly = false, checkpointActivations = false, capture } = options;
+    const { cache, lastOnly = false, checkpointActivations = false, capture, segments } = options;
     const checkpointed = checkpointActivations === true ? this.config.numLayers : checkpointActivations === false ? 0 : checkpointActivations;
     const [B, T] = ids.shape as [number, number];
     const C = this.config.hiddenSize;
     const position = cache?.length ?? 0;
     if (ids.shape.length !== 2) throw new Error(`Olmo.forward: ids must be [batch, time], got [${ids.shape}]`);
+    if (segments) this.checkSegments(ids, segments, options);
     if (position + T > (cache?.capacity ?? this.config.maxPositionEmbeddings)) {
       throw new Error(`Olmo.forward: ${position + T} tokens exceed the ${cache ? "KV cache capacity" : "context length"} (${cache?.capacity ?? this.config.maxPositionEmbeddings})`);
     }
@@ -126,7 +142,9 @@ export class Olmo {
     this.lora?.beginForward();
     for (let i = 0; i < this.config.numLayers; i++) {
       const layer = (input: Tensor) => {
-        const mid = add(input, this.attentionBlock(i, layerNorm(input), position, cache, capture));
+        const normed = layerNorm(input);
+        const attended = segments ? this.packedAttentionBlock(i, normed, segments) : this.attentionBlock(i, normed, position, cache, capture);
+        const mid = add(input, attended);
         const out = add(mid, this.mlpBlock(i, layerNorm(mid), capture));
         capture?.residual(i, out);
         return out;
@@ -146,7 +164,31 @@ export class Olmo {
     const logits = linear(layerNorm(x), head);
     capture?.logits(logits);
     if (cache) cache.length += T;
+    for (const { cache: c, length } of segments ?? []) c.length += length;
     return logits;
+  }
+
+  /** Packed segments need one row, lengths that add up to it, room in each cache, and nothing that keeps activations. */
+  private checkSegments(ids: Tensor, segments: readonly PackedSegment[], options: { cache?: KVCache; capture?: Capture; checkpointActivations?: boolean | number }): void {
+    const [B, T] = ids.shape as [number, number];
+    if (B !== 1) throw new Error(`Olmo.forward: packed segments take ids of one row [1, T], got [${ids.shape}]`);
+    if (options.cache || options.capture || options.checkpointActivations) {
+      throw new Error("Olmo.forward: packed segments carry their own caches; they cannot be combined with cache, capture or checkpointActivations");
+    }
+    if (needsGrad(...this.trainableTensors())) throw new Error("Olmo.forward: packed segments are for inference (run under noGrad)");
+    let total = 0;
+    const caches = new Set<KVCache>();
+    segments.forEach(({ cache, length }, s) => {
+      if (!Number.isInteger(length) || length < 1) throw new Error(`Olmo.forward: segment ${s} has length ${length}; expected a positive integer`);
+      if (cache.batch !== 1) throw new Error(`Olmo.forward: segment ${s}'s KV cache has batch ${cache.batch}; expected 1`);
+      if (cache.length + length > cache.capacity) {
+        throw new Error(`Olmo.forward: segment ${s}: ${cache.length + length} tokens exceed its KV cache capacity (${cache.capacity})`);
+      }
+      if (caches.has(cache)) throw new Error(`Olmo.forward: segment ${s} shares its KV cache with an earlier segment`);
+      caches.add(cache);
+      total += length;
+    });
+    if (total !== T) throw new Error(`Olmo.forward: the segments' lengths add up to ${total}, but ids has ${T} tokens`);
   }
 
   /**
@@ -193,6 +235,39 @@ export class Olmo {
     }
     capture?.attention(i, q, cache ? cache.keys[i]! : k, position + T);
     return this.linear(i, "o", reshape(permute(attended, [0, 2, 1, 3]), [B, T, H * D]));
+  }
+
+  /**
+   * attentionBlock for packed segments: q, k, v and the output projection for all tokens at once,
+   * RoPE and attention per segment (positions from its cache's length), each segment's keys and
+   * values appended to its own cache.
+   */
+  private packedAttentionBlock(i: number, h: Tensor, segments: readonly PackedSegment[]): Tensor {
+    const { numHeads: H, numKvHeads: G, headDim: D, clipQkv, ropeTheta } = this.config;
+    const T = h.shape[1]!;
+    let q = this.linear(i, "q", h), k = this.linear(i, "k", h), v = this.linear(i, "v", h);
+    if (clipQkv !== null) {
+      q = clamp(q, -clipQkv, clipQkv);
+      k = clamp(k, -clipQkv, clipQkv);
+      v = clamp(v, -clipQkv, clipQkv);
+    }
+    // [1, T, n * D] -> [1, n, T, D], then a segment's tokens are [1, n, length, D] from its start.
+    const heads = (t: Tensor, n: number) => permute(reshape(t, [1, T, n, D]), [0, 2, 1, 3]);
+    const [qh, kh, vh] = [heads(q, H), heads(k, G), heads(v, G)];
+    const parts: Tensor[] = [];
+    let start = 0;
+    for (const { cache, length } of segments) {
+      const part = (t: Tensor, n: number) => slice(t, [0, 0, start, 0], [1, n, length, D]);
+      const rope = { theta: ropeTheta, positionOffset: cache.length };
+      noGrad(() => {
+        writeSlice(cache.keys[i]!, rotaryEmbedding(part(kh, G), rope), [0, 0, cache.length, 0]);
+        writeSlice(cache.values[i]!, part(vh, G), [0, 0, cache.length, 0]);
+      });
+      parts.push(attention(rotaryEmbedding(part(qh, H), rope), cache.keys[i]!, cache.values[i]!, { keyLength: cache.length + length }));
+      start += length;
+    }
+    const attended = parts.length === 1 ? parts[0]! : concat(parts, 2);
+    return this.linear(i, "o", reshape(permute(attended, [0, 2, 1, 3]), [1, T, H * D]));
   }
 
   private mlpBlock(i: number, h: Tensor, capture: Capture | undefined): Tensor {
