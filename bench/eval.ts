@@ -63,7 +63,7 @@ export async function benchEval(options: { threads?: number; items?: number; mod
   }
 }
 
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split("/").pop()!)) {
+if (process.argv[1]?.endsWith("/eval.js")) {
   const arg = (name: string) => {
     const i = process.argv.indexOf(`--${name}`);
     return i > 0 ? process.argv[i + 1] : undefined;

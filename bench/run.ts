@@ -6,6 +6,7 @@
 
 import { spawnSync } from "node:child_process";
 import Benchmark from "benchmark";
+import { benchEval } from "./eval.js";
 import { benchLora } from "./lora.js";
 import { benchMatmul } from "./matmul.js";
 import { benchOlmo1b } from "./olmo.js";
@@ -77,6 +78,8 @@ await benchMatmul();
 await benchQuantized();
 await benchQuantizedAccuracy();
 await benchOlmo1b(2);
+console.log("");
+await benchEval();
 await benchTraining();
 await benchLora();
 await benchWebGpu();
