@@ -1,5 +1,6 @@
 // Decoding in headless Chromium, a model of any size: a checkpoint folder read over HTTP a tensor at a
-// time (Range requests) into a module Web Worker's WASM backend (2 threads), bf16 or quantized as it
+// time (Range requests; or with --from cache, through the Cache API: downloaded into it once, then the
+// timed load from there) into a module Web Worker's WASM backend (2 threads), bf16 or quantized as it
 // loads, spanning as many WebAssembly memories as it needs (src/backends/wasm/memories.ts). It reports
 // load seconds, the memories and bytes used, decode tokens/s after a 32-token prompt beside the bound
 // from the streaming-read bandwidth measured in the same worker, and the peak resident memory of
@@ -7,6 +8,7 @@
 //
 //   node build/bench/olmo-multimemory.js --preset OLMo-7B --write-only     # the checkpoint, once
 //   node build/bench/decode-browser.js --model .cache/olmo-7b-random --quantize int4
+//   node build/bench/decode-browser.js --model .cache/olmo-1b-random --from cache     # load time vs Node's
 //
 // Without Chromium (Debian's `chromium`, or $CHROMIUM_PATH) it says so and exits 0.
 
@@ -24,12 +26,15 @@ interface Usage {
 }
 type Message =
   | ({ kind: "progress"; read: number; total: number; seconds: number } & Usage)
+  | { kind: "cached"; seconds: number }
   | ({ kind: "loaded"; seconds: number; bytes: number; layers: number; relaxedSimd: boolean; threads: number; crossOriginIsolated: boolean } & Usage)
   | ({ kind: "done"; prefillSeconds: number; decodeTokensPerS: number; ids: number[]; bandwidth: number } & Usage)
   | { kind: "error"; message: string };
 
-export async function benchDecodeBrowser(options: { model: string; quantize?: "int8" | "int4"; threads?: number; newTokens?: number }): Promise<void> {
-  const { quantize, threads = 2, newTokens = 16 } = options;
+export async function benchDecodeBrowser(
+  options: { model: string; quantize?: "int8" | "int4"; threads?: number; newTokens?: number; from?: "url" | "cache" },
+): Promise<void> {
+  const { quantize, threads = 2, newTokens = 16, from = "url" } = options;
   const chromiumPath = findChromium();
   if (chromiumPath === null) {
     console.log(`\ndecoding in headless Chromium: skipped, no Chromium on this machine. Install it: ${CHROMIUM_INSTALL}`);
@@ -37,19 +42,21 @@ export async function benchDecodeBrowser(options: { model: string; quantize?: "i
   }
   const modelDir = resolve(options.model);
   // No total cap but the browser's own: the backend opens memories as the model needs them.
-  const setup = { modelUrl: "/model/", quantize: quantize ?? null, threads, promptLength: 32, newTokens, memoryBytes: Infinity };
+  const setup = { modelUrl: "/model/", quantize: quantize ?? null, threads, promptLength: 32, newTokens, memoryBytes: Infinity, from };
   const server = await serveRepositoryAndModel(modelDir);
   const browser = await launchChromium(chromiumPath);
   try {
     const page = await browser.newPage();
     let loaded: Extract<Message, { kind: "loaded" }> | null = null;
     const finished = runBenchPage<Message>(page, `${server.origin}/bench/browser/decode.html`, setup, (m, finish) => {
-      if (m.kind === "progress") {
+      if (m.kind === "cached") {
+        console.log(`  first visit: downloaded into the Cache API and loaded in ${m.seconds.toFixed(1)} s (then disposed)`);
+      } else if (m.kind === "progress") {
         console.log(`  ${m.seconds.toFixed(0)} s: ${(m.read / 1e9).toFixed(2)} of ${(m.total / 1e9).toFixed(2)} GB read, ${formatBytes(m.inUse)} in ${m.memories} memories`);
       } else if (m.kind === "loaded") {
         loaded = m;
         console.log(
-          `  loaded over HTTP in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
+          `  loaded ${from === "cache" ? "from the Cache API, onto a fresh backend," : "over HTTP"} in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
             `across ${m.memories} WebAssembly memories; wasm ${m.threads} threads${m.relaxedSimd ? " (relaxed SIMD)" : ""}`,
         );
       } else if (m.kind === "done") {
@@ -73,9 +80,12 @@ export async function benchDecodeBrowser(options: { model: string; quantize?: "i
 }
 
 if (process.argv[1]?.endsWith("/decode-browser.js")) {
-  const { values } = parseArgs({ options: { model: { type: "string" }, quantize: { type: "string" }, threads: { type: "string" }, tokens: { type: "string" } } });
+  const { values } = parseArgs({
+    options: { model: { type: "string" }, quantize: { type: "string" }, threads: { type: "string" }, tokens: { type: "string" }, from: { type: "string" } },
+  });
   if (!values.model) throw new Error("--model DIR is required (a checkpoint folder; bench/olmo-multimemory.ts writes OLMo-7B's)");
   if (values.quantize !== undefined && values.quantize !== "int8" && values.quantize !== "int4") throw new Error(`--quantize must be int8 or int4, got ${values.quantize}`);
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-  await benchDecodeBrowser({ model: values.model, quantize: values.quantize, threads: number(values.threads), newTokens: number(values.tokens) });
+  if (values.from !== undefined && values.from !== "url" && values.from !== "cache") throw new Error(`--from must be url or cache, got ${values.from}`);
+  await benchDecodeBrowser({ model: values.model, quantize: values.quantize, threads: number(values.threads), newTokens: number(values.tokens), from: values.from });
 }
