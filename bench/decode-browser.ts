@@ -12,10 +12,12 @@
 //
 // Without Chromium (Debian's `chromium`, or $CHROMIUM_PATH) it says so and exits 0.
 
-import { resolve } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { formatBytes } from "../src/core/format.js";
-import { CHROMIUM_INSTALL, findChromium, launchChromium } from "../test/system.js";
+import { CHROMIUM_INSTALL, findChromium, launchChromium, launchChromiumWithProfile } from "../test/system.js";
 import { peakRssOfChildren, runBenchPage, serveRepositoryAndModel } from "./lora-browser.js";
 
 interface Usage {
@@ -44,7 +46,9 @@ export async function benchDecodeBrowser(
   // No total cap but the browser's own: the backend opens memories as the model needs them.
   const setup = { modelUrl: "/model/", quantize: quantize ?? null, threads, promptLength: 32, newTokens, memoryBytes: Infinity, from };
   const server = await serveRepositoryAndModel(modelDir);
-  const browser = await launchChromium(chromiumPath);
+  // The Cache API needs a profile of its own: a plain launch's incognito context holds too little.
+  const profile = from === "cache" ? mkdtempSync(join(tmpdir(), "olmo-bench-profile-")) : null;
+  const browser = profile ? await launchChromiumWithProfile(chromiumPath, profile) : await launchChromium(chromiumPath);
   try {
     const page = await browser.newPage();
     let loaded: Extract<Message, { kind: "loaded" }> | null = null;
@@ -69,13 +73,15 @@ export async function benchDecodeBrowser(
         finish();
       }
     });
-    console.log(`\ndecoding ${modelDir} in headless Chromium ${browser.version()} (a module Web Worker), ${quantize ?? "bf16"} weights...`);
+    const version = "version" in browser ? browser.version() : (browser.browser()?.version() ?? "");
+    console.log(`\ndecoding ${modelDir} in headless Chromium ${version} (a module Web Worker), ${quantize ?? "bf16"} weights...`);
     await finished;
     const rss = peakRssOfChildren();
     if (rss) console.log(`  peak resident memory of Chromium's largest process (its renderer: /proc VmHWM): ${formatBytes(rss)}`);
   } finally {
     await browser.close();
     server.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
   }
 }
 
