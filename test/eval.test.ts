@@ -98,15 +98,17 @@ for (const [name, want] of Object.entries(expected.tasks)) {
   });
 }
 
-/** Counts the tokens the model runs through, to prove the shared context is run once. */
-function countingTokens(m: Olmo): { tokens: number; restore(): void } {
+/** Counts the tokens the model runs through (to prove the shared context is run once), and the packed forwards. */
+function countingTokens(m: Olmo): { tokens: number; packedForwards: number; restore(): void } {
   const original = m.forward.bind(m);
   const counter = {
     tokens: 0,
+    packedForwards: 0,
     restore: () => void (m.forward = original),
   };
   m.forward = (ids, options) => {
     counter.tokens += ids.shape[1]!;
+    if (options?.segments) counter.packedForwards++;
     return original(ids, options);
   };
   return counter;
@@ -121,7 +123,13 @@ for (const name of ["hellaswag", "winogrande", "boolq", "arc_easy"]) {
     const scratch = countingTokens(model);
     const fromScratch = await scoreMultipleChoice(model, tokenizer, name, rows, { reusePrefix: false });
     scratch.restore();
+    const single = countingTokens(model);
     const oneByOne = await scoreMultipleChoice(model, tokenizer, name, rows, { packTails: false });
+    single.restore();
+    // One packed forward per item by default, none with packTails false or from scratch.
+    if (reused.packedForwards !== rows.length || single.packedForwards !== 0 || scratch.packedForwards !== 0) {
+      throw new Error(`${name}: packed forwards ${reused.packedForwards} / ${single.packedForwards} / ${scratch.packedForwards} for ${rows.length} items`);
+    }
     const ll = (r: typeof withCache) => r.itemScores.flatMap((i) => i.choices.flatMap((c) => [c.ll, c.llDc]));
     // Same arithmetic on the same values but attention over cached keys in other blocks, and matmuls
     // of other row counts: f32 rounding only.
@@ -130,6 +138,24 @@ for (const name of ["hellaswag", "winogrande", "boolq", "arc_easy"]) {
     if (!(reused.tokens < scratch.tokens)) throw new Error(`${name}: ran ${reused.tokens} tokens with the cache, ${scratch.tokens} without`);
   });
 }
+
+test("a context cut on the left differently per choice (nothing shared, whole queries as tails) scores the same packed, one by one and from scratch", async () => {
+  // Continuations of different lengths under a short context length: each query is cut by a different
+  // amount, so the queries share no prefix and each packed segment is a whole query of 80 tokens, 320
+  // packed in all: more than the model's context (256), which each segment stays within.
+  const sentence = "when the old king rode north at dawn with seven knights and a silver horn, which of the castles on the river did he reach first before the storm? ";
+  const question = sentence.repeat(3);
+  const rows = [{ question, choices: { text: ["yes", "a long answer of many words indeed", "no, never", "perhaps"], label: ["A", "B", "C", "D"] }, answerKey: "B" }];
+  const contextLength = 80;
+  const item = prepareItem(multipleChoiceTask("arc_easy"), tokenizer, rows[0], 0, contextLength);
+  if (!item.requests.every((r) => r.query.length === contextLength) || new Set(item.requests.map((r) => r.query[0])).size < 2) {
+    throw new Error("the queries are not cut to different starts: the case tests nothing");
+  }
+  const score = async (options: object) => (await scoreMultipleChoice(model, tokenizer, "arc_easy", rows, { contextLength, ...options })).itemScores[0]!.choices.flatMap((c) => [c.ll, c.llDc]);
+  const scratch = await score({ reusePrefix: false });
+  assertClose(await score({}), scratch, { atol: 1e-5, rtol: 1e-5 }, "packed vs scratch");
+  assertClose(await score({ packTails: false }), scratch, { atol: 1e-5, rtol: 1e-5 }, "one by one vs scratch");
+});
 
 test("perplexity windows: every token but the first is scored once, with up to seqLen tokens of window", () => {
   for (const [n, seqLen, stride] of [[10, 4, 4], [10, 4, 2], [11, 4, 3], [5, 8, 8], [9, 3, 1]] as const) {

@@ -91,10 +91,10 @@ for (const [backendName, backend] of backends) {
           }
         }
         const lengths = caches.map((c) => c.length);
-        // Each cache's keys after this run, to compare what the two ways wrote.
-        const keys = await Promise.all(caches.map((c) => c.keys[1]!.data()));
+        // What the two ways wrote into each cache: every layer's keys and values.
+        const cached = await Promise.all(caches.map(async (c) => (await Promise.all([...c.keys, ...c.values].map((t) => t.data()))).flatMap((a) => Array.from(a))));
         caches.forEach((c) => c.dispose());
-        return { logits, lengths, keys };
+        return { logits, lengths, cached };
       };
       const alone = await run(false), packed = await run(true);
       if (packed.lengths.join() !== alone.lengths.join()) throw new Error(`${name}: cache lengths ${packed.lengths}, alone ${alone.lengths}`);
@@ -102,9 +102,9 @@ for (const [backendName, backend] of backends) {
       // which reorders f32 sums: 1e-5 of the logit scale.
       const scale = Math.max(...alone.logits.flat().map(Math.abs));
       alone.logits.forEach((want, s) => assertClose(packed.logits[s]!, want, { atol: 1e-5 * scale, rtol: 0 }, `${name} segment ${s} logits`));
-      alone.keys.forEach((want, s) => assertClose(packed.keys[s]!, want, { atol: 1e-5, rtol: 1e-5 }, `${name} segment ${s} cached keys`));
+      alone.cached.forEach((want, s) => assertClose(packed.cached[s]!, want, { atol: 1e-5, rtol: 1e-5 }, `${name} segment ${s} cached keys and values`));
 
-      // Bad segments are named before any work.
+      // Bad segments are named before any work (the caches keep their length).
       const cache = model.createCache(1, 4), other = model.createCache(1, 4), pair = model.createCache(2, 4);
       const refused = (tokens: number, segments: { cache: typeof cache; length: number }[], message: string, extra = {}) => {
         let error = "";
@@ -121,7 +121,12 @@ for (const [backendName, backend] of backends) {
       refused(5, [{ cache, length: 5 }], "segment 0: 5 tokens exceed its KV cache capacity (4)");
       refused(2, [{ cache, length: 0 }, { cache: other, length: 2 }], "segment 0 has length 0");
       refused(2, [{ cache, length: 2 }], "cannot be combined with cache", { cache: other });
-      for (const c of [cache, other, pair]) c.dispose();
+      refused(2, [{ cache, length: 2 }], "cannot be combined with cache, lastOnly", { lastOnly: true });
+      const beyond = model.createCache(1, model.config.maxPositionEmbeddings + 8);
+      beyond.length = model.config.maxPositionEmbeddings - 1;
+      refused(2, [{ cache: beyond, length: 2 }], `segment 0: ${model.config.maxPositionEmbeddings + 1} tokens exceed the context length (${model.config.maxPositionEmbeddings})`);
+      if (cache.length !== 0 || other.length !== 0 || beyond.length !== model.config.maxPositionEmbeddings - 1) throw new Error(`${name}: a refused forward moved a cache`);
+      for (const c of [cache, other, pair, beyond]) c.dispose();
       model.dispose();
     }
   });

@@ -141,8 +141,13 @@ function runPrefix(model: Olmo, requests: readonly ContinuationRequest[], shared
  * first of those positions that belongs to the continuation.
  */
 function tailOf(r: ContinuationRequest, shared: number): { tail: number[]; targets: number[]; first: number } {
-  // Position i of a query predicts token i+1 of query + [last continuation token].
-  return { tail: r.query.slice(shared), targets: [...r.query, r.continuation[r.continuation.length - 1]!].slice(shared + 1), first: r.ctxLen - 1 - shared };
+  // Position i of a query predicts token i+1 of query + [last continuation token]; the tail's position
+  // j is the query's position shared + j.
+  return {
+    tail: r.query.slice(shared),
+    targets: [...r.query, r.continuation[r.continuation.length - 1]!].slice(shared + 1),
+    first: r.ctxLen - 1 - shared,
+  };
 }
 
 /**
@@ -172,21 +177,23 @@ export async function scoreContinuations(model: Olmo, requests: readonly Continu
 
 /**
  * Several groups of requests (an item's context requests and its domain-conditional ones) in one
- * packed forward: each group's shared prefix runs once into a cache of its own (caches[g]); each request
- * gets a cache of its own after those, holding a copy of its group's prefix, and all tails run packed
- * end to end (Olmo.forward's segments). caches: batch 1, one per group plus one per request. Returns
- * each group's log-likelihoods.
+ * packed forward: each group's shared prefix runs once into the group's first cache; every request
+ * gets a cache after it holding a copy of that prefix, and all tails run packed end to end
+ * (Olmo.forward's segments). caches[g]: batch-1 caches for group g, one more than its requests, each
+ * holding the group's longest query. Returns each group's log-likelihoods.
  */
-export async function scorePacked(model: Olmo, groups: readonly (readonly ContinuationRequest[])[], caches: readonly KVCache[]): Promise<number[][]> {
-  const requestCount = groups.reduce((n, g) => n + g.length, 0);
-  if (caches.length < groups.length + requestCount) throw new Error(`scorePacked: ${caches.length} KV caches for ${groups.length} prefixes and ${requestCount} requests`);
+export async function scorePacked(
+  model: Olmo, groups: readonly (readonly ContinuationRequest[])[], caches: readonly (readonly KVCache[])[],
+): Promise<number[][]> {
   const runs: { group: number; cache: KVCache; tail: number[]; targets: number[]; first: number }[] = [];
-  let next = groups.length;
   groups.forEach((requests, g) => {
-    const prefix = caches[g]!, shared = sharedPrefixLength(requests);
+    const [prefix, ...own] = caches[g] ?? [];
+    if (requests.length === 0) throw new Error(`scorePacked: group ${g} has no requests`);
+    if (!prefix || own.length < requests.length) throw new Error(`scorePacked: group ${g} has ${requests.length} requests but ${caches[g]?.length ?? 0} KV caches (one more is the prefix's)`);
+    const shared = sharedPrefixLength(requests);
     runPrefix(model, requests, shared, prefix);
-    for (const r of requests) {
-      const cache = caches[next++]!;
+    for (const [c, r] of requests.entries()) {
+      const cache = own[c]!;
       if (shared > 0) copyPrefix(prefix, cache, shared);
       cache.length = shared;
       runs.push({ group: g, cache, ...tailOf(r, shared) });
@@ -280,29 +287,42 @@ export async function scoreMultipleChoice(
     throw new EvalDataError(`${spec.name}: a domain-conditional query has ${longest} tokens, more than the context length ${model.config.maxPositionEmbeddings}`);
   }
   const reuse = options.reusePrefix ?? true;
-  // Packed scoring's caches (a prefix cache per group and one per request) when they take at most a
-  // quarter of what the backend can still hold: the rest stays for activations and logits. Else one
-  // prefix cache, the tails run one by one.
-  const mostRequests = Math.max(...prepared.map((p) => p.requests.length + p.dcRequests.length));
+  // Packed scoring's caches: for the context's requests and for the domain-conditional ones, a prefix
+  // cache and one per choice, each holding that kind's longest query; used when they take at most a
+  // quarter of what the backend can still hold (the rest stays for activations and logits). Else one
+  // prefix cache, and the tails run one by one.
+  const choices = Math.max(...prepared.map((p) => p.requests.length));
+  const longestOf = (kind: "requests" | "dcRequests") => Math.max(...prepared.flatMap((p) => p[kind].map((r) => r.query.length)));
+  const capacities = [longestOf("requests"), longestOf("dcRequests")];
+  const packedBytes = capacities.reduce((sum, capacity) => sum + (1 + choices) * KVCache.bytes(model.config, 1, capacity), 0);
   const { limit, inUse } = model.backend.memoryUsage();
-  const packed = reuse && (options.packTails ?? true) && (2 + mostRequests) * KVCache.bytes(model.config, 1, longest) <= (limit - inUse) / 4;
-  const caches: KVCache[] = [];
+  const packed = reuse && (options.packTails ?? true) && packedBytes <= (limit - inUse) / 4;
+  const caches: KVCache[][] = [];
   const itemScores: ItemScore[] = [];
   try {
-    for (let n = !reuse ? 0 : packed ? 2 + mostRequests : 1; caches.length < n; ) caches.push(model.createCache(1, longest));
+    for (const capacity of packed ? capacities : reuse ? [longest] : []) {
+      const group: KVCache[] = [];
+      caches.push(group);
+      for (let c = 0; c < (packed ? 1 + choices : 1); c++) group.push(model.createCache(1, capacity));
+    }
     for (const item of prepared) {
-      const [ll, llDc] = packed
-        ? await scorePacked(model, [item.requests, item.dcRequests], caches)
-        : [await scoreContinuations(model, item.requests, caches[0] ?? null), await scoreContinuations(model, item.dcRequests, caches[0] ?? null)];
+      let ll: number[], llDc: number[];
+      if (packed) {
+        [ll, llDc] = (await scorePacked(model, [item.requests, item.dcRequests], caches)) as [number[], number[]];
+      } else {
+        const cache = caches[0]?.[0] ?? null;
+        ll = await scoreContinuations(model, item.requests, cache);
+        llDc = await scoreContinuations(model, item.dcRequests, cache);
+      }
       itemScores.push({
         index: item.index,
         label: item.label,
-        choices: ll!.map((v, c) => ({ ll: v, llDc: llDc![c]!, chars: item.chars[c]!, tokens: item.requests[c]!.continuation.length })),
+        choices: ll.map((v, c) => ({ ll: v, llDc: llDc[c]!, chars: item.chars[c]!, tokens: item.requests[c]!.continuation.length })),
       });
       options.onProgress?.(itemScores.length, prepared.length);
     }
   } finally {
-    for (const c of caches) c.dispose();
+    for (const c of caches.flat()) c.dispose();
   }
   const metrics = taskMetrics(itemScores);
   return { task: spec.name, items: itemScores.length, acc: metrics.acc, lenNorm: metrics.len_norm, pmiDc: metrics.pmi_dc, primaryMetric: spec.primaryMetric, itemScores };

@@ -110,6 +110,9 @@ export class Olmo {
    * memory and saves their recomputation, for a model that fits with some blocks but not all kept.
    * With a capture (src/model/capture.ts), what it asks for is computed on the way and kept in it;
    * without one, the pass does nothing more than three null checks per layer.
+   * With segments (inference only), ids [1, T] are several sequences end to end, segment s the next
+   * `length` tokens after its own cache's; `cache` and `lastOnly` do not apply, and the logits are all
+   * T positions' (see the top of this file).
    */
   forward(
     ids: Tensor,
@@ -126,7 +129,8 @@ export class Olmo {
     const position = cache?.length ?? 0;
     if (ids.shape.length !== 2) throw new Error(`Olmo.forward: ids must be [batch, time], got [${ids.shape}]`);
     if (segments) this.checkSegments(ids, segments, options);
-    if (position + T > (cache?.capacity ?? this.config.maxPositionEmbeddings)) {
+    // (Packed segments have positions of their own, checked per segment.)
+    else if (position + T > (cache?.capacity ?? this.config.maxPositionEmbeddings)) {
       throw new Error(`Olmo.forward: ${position + T} tokens exceed the ${cache ? "KV cache capacity" : "context length"} (${cache?.capacity ?? this.config.maxPositionEmbeddings})`);
     }
     if (cache && cache.batch !== B) throw new Error(`Olmo.forward: batch ${B} does not match the KV cache's ${cache.batch}`);
@@ -169,11 +173,13 @@ export class Olmo {
   }
 
   /** Packed segments need one row, lengths that add up to it, room in each cache, and nothing that keeps activations. */
-  private checkSegments(ids: Tensor, segments: readonly PackedSegment[], options: { cache?: KVCache; capture?: Capture; checkpointActivations?: boolean | number }): void {
+  private checkSegments(
+    ids: Tensor, segments: readonly PackedSegment[], options: { cache?: KVCache; lastOnly?: boolean; capture?: Capture; checkpointActivations?: boolean | number },
+  ): void {
     const [B, T] = ids.shape as [number, number];
     if (B !== 1) throw new Error(`Olmo.forward: packed segments take ids of one row [1, T], got [${ids.shape}]`);
-    if (options.cache || options.capture || options.checkpointActivations) {
-      throw new Error("Olmo.forward: packed segments carry their own caches; they cannot be combined with cache, capture or checkpointActivations");
+    if (options.cache || options.lastOnly || options.capture || options.checkpointActivations) {
+      throw new Error("Olmo.forward: packed segments carry their own caches; they cannot be combined with cache, lastOnly, capture or checkpointActivations");
     }
     if (needsGrad(...this.trainableTensors())) throw new Error("Olmo.forward: packed segments are for inference (run under noGrad)");
     let total = 0;
@@ -181,8 +187,10 @@ export class Olmo {
     segments.forEach(({ cache, length }, s) => {
       if (!Number.isInteger(length) || length < 1) throw new Error(`Olmo.forward: segment ${s} has length ${length}; expected a positive integer`);
       if (cache.batch !== 1) throw new Error(`Olmo.forward: segment ${s}'s KV cache has batch ${cache.batch}; expected 1`);
-      if (cache.length + length > cache.capacity) {
-        throw new Error(`Olmo.forward: segment ${s}: ${cache.length + length} tokens exceed its KV cache capacity (${cache.capacity})`);
+      const limit = Math.min(cache.capacity, this.config.maxPositionEmbeddings);
+      if (cache.length + length > limit) {
+        const what = limit === cache.capacity ? "its KV cache capacity" : "the context length";
+        throw new Error(`Olmo.forward: segment ${s}: ${cache.length + length} tokens exceed ${what} (${limit})`);
       }
       if (caches.has(cache)) throw new Error(`Olmo.forward: segment ${s} shares its KV cache with an earlier segment`);
       caches.add(cache);
@@ -208,21 +216,22 @@ export class Olmo {
     return this.lora ? this.lora.linear(weight, x, this.weight(weight)) : linear(x, this.weight(weight));
   }
 
-  private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined, capture: Capture | undefined): Tensor {
-    const { numHeads: H, numKvHeads: G, headDim: D, clipQkv, ropeTheta } = this.config;
+  /** q, k, v of h [B, T, C] as heads [B, H, T, D], [B, G, T, D], [B, G, T, D] (before RoPE), clamped to clip_qkv when set. */
+  private queryKeyValue(i: number, h: Tensor): [Tensor, Tensor, Tensor] {
+    const { numHeads: H, numKvHeads: G, headDim: D, clipQkv } = this.config;
     const [B, T] = h.shape as [number, number];
-    let q = this.linear(i, "q", h), k = this.linear(i, "k", h), v = this.linear(i, "v", h);
-    if (clipQkv !== null) {
-      q = clamp(q, -clipQkv, clipQkv);
-      k = clamp(k, -clipQkv, clipQkv);
-      v = clamp(v, -clipQkv, clipQkv);
-    }
     // [B, T, n * D] -> [B, n, T, D]
     const heads = (t: Tensor, n: number) => permute(reshape(t, [B, T, n, D]), [0, 2, 1, 3]);
+    const clip = (t: Tensor) => (clipQkv === null ? t : clamp(t, -clipQkv, clipQkv));
+    return [heads(clip(this.linear(i, "q", h)), H), heads(clip(this.linear(i, "k", h)), G), heads(clip(this.linear(i, "v", h)), G)];
+  }
+
+  private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined, capture: Capture | undefined): Tensor {
+    const { numHeads: H, headDim: D, ropeTheta } = this.config;
+    const [B, T] = h.shape as [number, number];
+    const [query, key, v] = this.queryKeyValue(i, h);
     const rope = { theta: ropeTheta, positionOffset: position };
-    q = rotaryEmbedding(heads(q, H), rope);
-    k = rotaryEmbedding(heads(k, G), rope);
-    v = heads(v, G);
+    const q = rotaryEmbedding(query, rope), k = rotaryEmbedding(key, rope);
     let attended: Tensor;
     if (cache) {
       noGrad(() => {
@@ -243,17 +252,10 @@ export class Olmo {
    * values appended to its own cache.
    */
   private packedAttentionBlock(i: number, h: Tensor, segments: readonly PackedSegment[]): Tensor {
-    const { numHeads: H, numKvHeads: G, headDim: D, clipQkv, ropeTheta } = this.config;
+    const { numHeads: H, numKvHeads: G, headDim: D, ropeTheta } = this.config;
     const T = h.shape[1]!;
-    let q = this.linear(i, "q", h), k = this.linear(i, "k", h), v = this.linear(i, "v", h);
-    if (clipQkv !== null) {
-      q = clamp(q, -clipQkv, clipQkv);
-      k = clamp(k, -clipQkv, clipQkv);
-      v = clamp(v, -clipQkv, clipQkv);
-    }
-    // [1, T, n * D] -> [1, n, T, D], then a segment's tokens are [1, n, length, D] from its start.
-    const heads = (t: Tensor, n: number) => permute(reshape(t, [1, T, n, D]), [0, 2, 1, 3]);
-    const [qh, kh, vh] = [heads(q, H), heads(k, G), heads(v, G)];
+    // [1, n, T, D]; a segment's tokens are [1, n, length, D] from its start.
+    const [qh, kh, vh] = this.queryKeyValue(i, h);
     const parts: Tensor[] = [];
     let start = 0;
     for (const { cache, length } of segments) {
@@ -266,7 +268,7 @@ export class Olmo {
       parts.push(attention(rotaryEmbedding(part(qh, H), rope), cache.keys[i]!, cache.values[i]!, { keyLength: cache.length + length }));
       start += length;
     }
-    const attended = parts.length === 1 ? parts[0]! : concat(parts, 2);
+    const attended = parts.length === 1 ? parts[0]! : concat(parts, 2); // [1, H, T, D]
     return this.linear(i, "o", reshape(permute(attended, [0, 2, 1, 3]), [1, T, H * D]));
   }
 
