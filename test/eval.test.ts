@@ -48,7 +48,7 @@ const fromPython = (t: ExpectedTask): ItemScore[] =>
 
 test("the fixtures cover every task and truncate at least one context on the left", () => {
   const tasks = Object.keys(expected.tasks).sort();
-  const want = ["arc_challenge", "arc_easy", "boolq", "copa", "hellaswag", "mmlu", "openbookqa", "piqa", "sciq", "winogrande"];
+  const want = ["arc_challenge", "arc_easy", "boolq", "copa", "hellaswag", "mmlu", "openbookqa", "piqa", "sciq", "truthful_qa", "winogrande"];
   if (JSON.stringify(tasks) !== JSON.stringify(want)) throw new Error(`fixture tasks ${tasks}`);
   if (expected.context_length !== model.config.maxPositionEmbeddings) throw new Error("the fixture was made with another context length");
   if (!Object.values(expected.tasks).some((t) => t.items.some((i) => i.choices.some((c) => c.truncated)))) throw new Error("no truncated item");
@@ -214,6 +214,10 @@ test("bad input: unknown task, missing or mistyped fields (row and field named),
   await rejects(() => scoreMultipleChoice(model, tokenizer, "winogrande", [{ sentence: "no blank", option1: "a", option2: "b", answer: "1" }]), 'field "sentence"', '"_"');
   await rejects(() => scoreMultipleChoice(model, tokenizer, "hellaswag", [{ activity_label: "a", ctx_a: "b", ctx_b: "c", endings: ["d", "e"], label: "" }]), 'field "label"', "integer");
   await rejects(() => scoreMultipleChoice(model, tokenizer, "boolq", ["a string"]), "row 0", "must be an object");
+  const truthful = (labels: unknown) => [{ question: "q", mc1_targets: { choices: ["a", "b", "c"], labels } }];
+  await rejects(() => scoreMultipleChoice(model, tokenizer, "truthfulqa", truthful([1, 1, 0])), 'field "mc1_targets.labels"', "exactly one choice 1", "[1, 1, 0]");
+  await rejects(() => scoreMultipleChoice(model, tokenizer, "truthful_qa", truthful([1, 0])), 'field "mc1_targets.labels"', "2 labels for 3 choices");
+  await rejects(() => scoreMultipleChoice(model, tokenizer, "truthful_qa", truthful(["1", 0, 0])), 'field "mc1_targets.labels"', "list of integers");
   await rejects(() => scoreMultipleChoice(model, tokenizer, "boolq", []), "no rows");
   await rejects(() => parseJsonRows("", "empty.jsonl"), "empty.jsonl is empty");
   await rejects(() => parseJsonRows('{"a": 1}\n{"a": \n', "broken.jsonl"), "broken.jsonl line 2", "not valid JSON");

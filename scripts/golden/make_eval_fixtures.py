@@ -35,9 +35,10 @@ from transformers import OlmoForCausalLM
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 MODEL = os.path.join(ROOT, "models", "olmo-tiny-shakespeare")
 FIXTURES = os.path.join(ROOT, "test", "fixtures", "eval")
-TASKS = ["arc_easy", "arc_challenge", "boolq", "copa", "hellaswag", "openbookqa", "piqa", "sciq", "winogrande", "mmlu"]
+TASKS = ["arc_easy", "arc_challenge", "boolq", "copa", "hellaswag", "openbookqa", "piqa", "sciq", "winogrande", "mmlu", "truthful_qa"]
 PRIMARY = {"arc_easy": "acc", "arc_challenge": "len_norm", "boolq": "acc", "copa": "acc", "hellaswag": "len_norm",
-           "openbookqa": "len_norm", "piqa": "len_norm", "sciq": "acc", "winogrande": "acc", "mmlu": "len_norm"}
+           "openbookqa": "len_norm", "piqa": "len_norm", "sciq": "acc", "winogrande": "acc", "mmlu": "len_norm",
+           "truthful_qa": "acc"}
 
 
 # ---- downstream.py's prompt rules, per task: (contexts, continuations, domain conditionals, label) ----
@@ -90,6 +91,12 @@ def doc_to_item(task, doc):
         ctx = "Question: " + doc["question"].strip() + "\nAnswer:"
         conts = [" " + c for c in doc["choices"]]
         return [ctx] * len(conts), conts, ["Answer:"] * len(conts), doc["answer"]
+    if task == "truthful_qa":
+        # Not in downstream.py: MC1 (the single true answer of mc1_targets) in mmlu's zero-shot form.
+        targets = doc["mc1_targets"]
+        ctx = "Question: " + doc["question"].strip() + "\nAnswer:"
+        conts = [" " + c for c in targets["choices"]]
+        return [ctx] * len(conts), conts, ["Answer:"] * len(conts), targets["labels"].index(1)
     raise ValueError(task)
 
 

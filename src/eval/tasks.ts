@@ -94,6 +94,15 @@ export class RowReader {
     return v;
   }
 
+  /** A list of integers (each as integer() takes it). */
+  integers(path: string): number[] {
+    const v = this.get(path);
+    const list = Array.isArray(v) ? v : null;
+    const asInteger = (x: unknown) => (typeof x === "bigint" ? Number(x) : x);
+    if (!list || list.some((x) => !Number.isInteger(asInteger(x)))) throw this.error(path, `must be a list of integers, got ${describe(v)}`);
+    return list.map((x) => asInteger(x) as number);
+  }
+
   /** A list of strings (a JSON array, or Parquet's list column, which may arrive as any array-like). */
   strings(path: string): string[] {
     const v = this.get(path);
@@ -351,10 +360,36 @@ const tasks: MultipleChoiceTask[] = [
       };
     },
   },
+  {
+    // Not in downstream.py. TruthfulQA's multiple_choice config scored as "MC1": the one true answer
+    // among mc1_targets.choices (labels: 1 for it, 0 for the others), in the zero-shot
+    // "Question: ... Answer:" form downstream.py gives mmlu. (EleutherAI's lm-evaluation-harness puts a
+    // six-shot preamble before the question and also reports MC2, the probability mass of all true
+    // answers of mc2_targets: its numbers are not these.)
+    name: "truthful_qa",
+    dataset: "truthful_qa multiple_choice",
+    split: "validation",
+    primaryMetric: "acc",
+    fields: ["question", "mc1_targets.choices", "mc1_targets.labels"],
+    item(row) {
+      const choices = row.strings("mc1_targets.choices"), labels = row.integers("mc1_targets.labels");
+      if (labels.length !== choices.length) throw row.error("mc1_targets.labels", `has ${labels.length} labels for ${choices.length} choices`);
+      if (labels.filter((l) => l === 1).length !== 1 || labels.some((l) => l !== 0 && l !== 1)) {
+        throw row.error("mc1_targets.labels", `must mark exactly one choice 1 and the others 0, got [${labels.join(", ")}]`);
+      }
+      const prompt = "Question: " + pyStrip(row.string("question")) + "\nAnswer:";
+      return {
+        contexts: choices.map(() => prompt),
+        continuations: choices.map((c) => " " + c),
+        domainConditionals: choices.map(() => "Answer:"),
+        label: labels.indexOf(1),
+      };
+    },
+  },
 ];
 
-/** Other names of the same tasks (downstream.py's label_to_task_map keys). */
-const aliases: Record<string, string> = { openbook_qa: "openbookqa" };
+/** Other names of the same tasks (downstream.py's label_to_task_map keys, and the Hub's names). */
+const aliases: Record<string, string> = { openbook_qa: "openbookqa", truthfulqa: "truthful_qa", truthfulqa_mc1: "truthful_qa" };
 
 export const MULTIPLE_CHOICE_TASKS: readonly string[] = tasks.map((t) => t.name);
 
