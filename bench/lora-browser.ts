@@ -13,10 +13,9 @@
 // $CHROMIUM_PATH) it says so and exits 0.
 
 import { readdirSync, readFileSync } from "node:fs";
-import { createServer, request, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename, resolve } from "node:path";
-import { pipeline } from "node:stream";
 import { parseArgs } from "node:util";
 import { OLMO_PRESETS } from "../src/index.js";
 import { formatBytes } from "../src/core/format.js";
@@ -132,26 +131,13 @@ export function runBenchPage<M extends { kind: string }>(page: Page, url: string
 
 /**
  * One origin for the page and the checkpoint, as the worker's fetches need (a cross-origin isolated
- * page gets no other origin's answer without CORS headers). serve.mjs serves one folder and refuses
- * dot folders such as .cache/, so the repository and the checkpoint get a server each, and a third
- * forwards /model/... to the checkpoint's and the rest to the repository's.
+ * page gets no other origin's answer without CORS headers): serve.mjs serves the repository, and the
+ * checkpoint mounted at /model/ (it refuses dot folders such as .cache/ under its root, so the
+ * checkpoint cannot simply be a path inside the repository's).
  */
 export async function serveRepositoryAndModel(modelDir: string): Promise<{ origin: string; close(): void }> {
-  const servers = [(await startServer(0, REPO_ROOT)) as Server, (await startServer(0, modelDir)) as Server];
-  const port = (s: Server) => (s.address() as AddressInfo).port;
-  const front = createServer((req, res) => {
-    const toModel = req.url!.startsWith("/model/");
-    const path = toModel ? req.url!.slice("/model".length) : req.url;
-    const upstream = request({ host: "127.0.0.1", port: port(servers[toModel ? 1 : 0]!), method: req.method, path, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode!, answer.headers);
-      pipeline(answer, res, () => {});
-    });
-    upstream.on("error", () => res.destroy());
-    pipeline(req, upstream, () => {});
-  });
-  await new Promise<void>((done) => front.listen(0, "127.0.0.1", done));
-  servers.push(front);
-  return { origin: `http://127.0.0.1:${port(front)}`, close: () => servers.forEach((s) => s.close()) };
+  const server = (await startServer(0, REPO_ROOT, null, { "/model/": modelDir })) as Server;
+  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
 }
 
 /** The largest peak resident memory (VmHWM) among this process's descendants (Chromium's processes), or null off Linux. */

@@ -113,9 +113,13 @@ function rangeOf(header, size) {
   return [start, Math.min(end, size - 1)];
 }
 
-/** Start serving `root` (default: the repository) on 127.0.0.1:port (0: any free port); `log` collects "METHOD path". */
-export async function startServer(port = 0, root = REPO_ROOT, log = null) {
+/**
+ * Start serving `root` (default: the repository) on 127.0.0.1:port (0: any free port); `log` collects
+ * "METHOD path". `mounts` serves other folders under URL prefixes ({ "/model/": dir }), with the same checks.
+ */
+export async function startServer(port = 0, root = REPO_ROOT, log = null, mounts = {}) {
   const realRoot = await realpath(root);
+  const realMounts = await Promise.all(Object.entries(mounts).map(async ([prefix, dir]) => [prefix, await realpath(dir)]));
   const server = createServer((req, res) => {
     log?.push(`${req.method} ${req.url}`);
     const headers = {
@@ -125,7 +129,8 @@ export async function startServer(port = 0, root = REPO_ROOT, log = null) {
     };
     const answer = async () => {
       if (req.method !== "GET" && req.method !== "HEAD") throw new Refusal(405, "method not allowed", { allow: "GET, HEAD" });
-      const file = await resolveFile(realRoot, req.url);
+      const mount = realMounts.find(([prefix]) => req.url.startsWith(prefix));
+      const file = mount ? await resolveFile(mount[1], "/" + req.url.slice(mount[0].length)) : await resolveFile(realRoot, req.url);
       const range = rangeOf(req.headers.range, file.size);
       const [start, end] = range ?? [0, file.size - 1];
       res.writeHead(range ? 206 : 200, {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import { repoRoot } from "./helpers.js";
+import { startServer } from "../scripts/serve.mjs";
 
 const SCRIPT = `${repoRoot}scripts/serve.mjs`;
 
@@ -163,6 +164,23 @@ test("npm run demo's server: the README's URL /dist/demo/ is the demo page; .git
     for (const path of ["/.git/HEAD", "/.git", "/node_modules/uvu/package.json"]) expectStatus(await get(repo.origin, path), 403, path);
   } finally {
     repo.child.kill();
+  }
+});
+
+test("a folder mounted under a URL prefix (the benchmarks' /model/) is served with the same checks", async () => {
+  const server = (await startServer(0, root, null, { "/model/": join(tmp, "site-secret") })) as import("node:http").Server;
+  const origin = `http://127.0.0.1:${(server.address() as import("node:net").AddressInfo).port}`;
+  try {
+    const mounted = await get(origin, "/model/secret.txt", { range: "bytes=1-3" });
+    expectStatus(mounted, 206, "/model/secret.txt");
+    if (mounted.body.toString() !== "ECR") throw new Error(`mounted range: ${mounted.body.toString()}`);
+    expectStatus(await get(origin, "/data.bin"), 200, "the root beside the mount");
+    for (const path of ["/model/../outside.txt", "/model/%2e%2e/outside.txt", "/model/..%2foutside.txt"]) {
+      const a = await get(origin, path);
+      if (a.status < 400 || a.body.toString().includes("SECRET")) throw new Error(`${path}: ${a.status} ${a.body.toString().slice(0, 80)}`);
+    }
+  } finally {
+    server.close();
   }
 });
 
