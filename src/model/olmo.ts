@@ -128,9 +128,9 @@ export class Olmo {
     const C = this.config.hiddenSize;
     const position = cache?.length ?? 0;
     if (ids.shape.length !== 2) throw new Error(`Olmo.forward: ids must be [batch, time], got [${ids.shape}]`);
-    if (segments) this.checkSegments(ids, segments, options);
-    // (Packed segments have positions of their own, checked per segment.)
-    else if (position + T > (cache?.capacity ?? this.config.maxPositionEmbeddings)) {
+    if (segments) {
+      this.checkSegments(ids, segments, options); // each segment's positions are its own, checked there
+    } else if (position + T > (cache?.capacity ?? this.config.maxPositionEmbeddings)) {
       throw new Error(`Olmo.forward: ${position + T} tokens exceed the ${cache ? "KV cache capacity" : "context length"} (${cache?.capacity ?? this.config.maxPositionEmbeddings})`);
     }
     if (cache && cache.batch !== B) throw new Error(`Olmo.forward: batch ${B} does not match the KV cache's ${cache.batch}`);
