@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import { repoRoot } from "./helpers.js";
+// @ts-expect-error: a plain .mjs script without type declarations
 import { startServer } from "../scripts/serve.mjs";
 
 const SCRIPT = `${repoRoot}scripts/serve.mjs`;
