@@ -282,7 +282,10 @@ export async function scoreMultipleChoice(
   const describeRow = options.describeRow ?? ((i: number) => `row ${i}`);
   // Every row is checked and tokenized before the first forward pass: a bad row fails at once.
   const prepared = rows.map((row, i) => prepareItem(spec, tokenizer, row, i, contextLength, describeRow(i)));
-  const longest = Math.max(...prepared.flatMap((p) => [...p.requests, ...p.dcRequests].map((r) => r.query.length)));
+  // The longest context query and the longest domain-conditional one: the KV caches' sizes below.
+  const longestOf = (kind: "requests" | "dcRequests") => Math.max(...prepared.flatMap((p) => p[kind].map((r) => r.query.length)));
+  const capacities = [longestOf("requests"), longestOf("dcRequests")];
+  const longest = Math.max(...capacities);
   if (longest > model.config.maxPositionEmbeddings) {
     throw new EvalDataError(`${spec.name}: a domain-conditional query has ${longest} tokens, more than the context length ${model.config.maxPositionEmbeddings}`);
   }
@@ -292,8 +295,6 @@ export async function scoreMultipleChoice(
   // quarter of what the backend can still hold (the rest stays for activations and logits). Else one
   // prefix cache, and the tails run one by one.
   const choices = Math.max(...prepared.map((p) => p.requests.length));
-  const longestOf = (kind: "requests" | "dcRequests") => Math.max(...prepared.flatMap((p) => p[kind].map((r) => r.query.length)));
-  const capacities = [longestOf("requests"), longestOf("dcRequests")];
   const packedBytes = capacities.reduce((sum, capacity) => sum + (1 + choices) * KVCache.bytes(model.config, 1, capacity), 0);
   const { limit, inUse } = model.backend.memoryUsage();
   const packed = reuse && (options.packTails ?? true) && packedBytes <= (limit - inUse) / 4;
