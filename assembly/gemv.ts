@@ -33,7 +33,6 @@ export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0
   const bf16 = bDType == DTYPE_BF16;
   const shift: usize = bf16 ? 1 : 2;
   const k8 = k & ~7;
-  const highHalves = i32x4.splat(0xffff0000);
   // The four-row bf16 loop reads x reordered from the workspace (xs), which holds any realistic K
   // (163840 floats); beyond that, every row takes the one-row loop.
   const fourRows = !bf16 || (<usize>k << 2) <= matmulWorkspaceBytes();
@@ -49,42 +48,57 @@ export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0
   // far apart in memory: one core reads memory faster as a few streams side by side than along one
   // (bench/NOTES.md, bench/microkernel/streams.mjs). Four adjacent rows would be nearly one stream.
   const quarter = fourRows ? (n1 - n0) >> 2 : 0;
+  const rowBytes = <usize>k << shift, quarterBytes = <usize>quarter * rowBytes;
   for (let t = 0; t < quarter; t++) {
     const j0 = n0 + t, j1 = j0 + quarter, j2 = j1 + quarter, j3 = j2 + quarter;
-    const r0 = w + ((<usize>j0 * <usize>k) << shift), r1 = w + ((<usize>j1 * <usize>k) << shift);
-    const r2 = w + ((<usize>j2 * <usize>k) << shift), r3 = w + ((<usize>j3 * <usize>k) << shift);
+    const r0 = w + <usize>j0 * rowBytes;
     let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
     let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+    // Both loops keep everything in registers: 8 accumulators, 2 of x, the weights of the step and
+    // a temporary fit the 15 vector registers V8 allocates on x64. One more live value (a mask
+    // constant, or all of a step's loads issued before any use) makes V8 spill an accumulator to the
+    // stack, and the store and reload then sit on that accumulator's chain every step: 1.4x slower
+    // (bench/NOTES.md, "Registers").
     if (bf16) {
       // One 16-byte load holds 8 bf16 weights w0..w7 of a row, as four u32 lanes [w1:w0, w3:w2, ...].
-      // Shifting each lane left 16 bits gives f32 w0, w2, w4, w6; masking the low half off gives f32
-      // w1, w3, w5, w7. Multiplying those by x reordered the same way (done once, into xs) makes the
-      // widening two cheap integer operations per 8 weights.
-      for (let p = 0; p < k8; p += 8) {
-        const xp = xs + (<usize>p << 2), wp = <usize>p << 1;
+      // Shifting each lane left 16 bits gives f32 w0, w2, w4, w6 (even); clearing the low halves gives
+      // f32 w1, w3, w5, w7 (odd), done as lane ^ (even >>> 16) so that no mask constant takes a
+      // register. Multiplying those by x reordered the same way (done once, into xs) makes the
+      // widening three cheap integer operations per 8 weights.
+      const end = r0 + (<usize>k8 << 1);
+      let xp = xs;
+      for (let r = r0; r < end; r += 16, xp += 32) {
         const xe = v128.load(xp), xo = v128.load(xp, 16);
-        const w0 = v128.load(r0 + wp), w1 = v128.load(r1 + wp), w2 = v128.load(r2 + wp), w3 = v128.load(r3 + wp);
-        a0 = madd(i32x4.shl(w0, 16), xe, a0);
-        b0 = madd(v128.and(w0, highHalves), xo, b0);
-        a1 = madd(i32x4.shl(w1, 16), xe, a1);
-        b1 = madd(v128.and(w1, highHalves), xo, b1);
-        a2 = madd(i32x4.shl(w2, 16), xe, a2);
-        b2 = madd(v128.and(w2, highHalves), xo, b2);
-        a3 = madd(i32x4.shl(w3, 16), xe, a3);
-        b3 = madd(v128.and(w3, highHalves), xo, b3);
+        let v = v128.load(r), e = i32x4.shl(v, 16);
+        a0 = madd(e, xe, a0);
+        b0 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b0);
+        v = v128.load(r + quarterBytes);
+        e = i32x4.shl(v, 16);
+        a1 = madd(e, xe, a1);
+        b1 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b1);
+        v = v128.load(r + 2 * quarterBytes);
+        e = i32x4.shl(v, 16);
+        a2 = madd(e, xe, a2);
+        b2 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b2);
+        v = v128.load(r + 3 * quarterBytes);
+        e = i32x4.shl(v, 16);
+        a3 = madd(e, xe, a3);
+        b3 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b3);
       }
     } else {
-      for (let p = 0; p < k8; p += 8) {
-        const xp = x + (<usize>p << 2), wp = <usize>p << 2;
+      // f32: four weights of each row per step, even and odd steps into separate accumulators.
+      const end = r0 + (<usize>k8 << 2);
+      let xp = x;
+      for (let r = r0; r < end; r += 32, xp += 32) {
         const xl = v128.load(xp), xh = v128.load(xp, 16);
-        a0 = madd(v128.load(r0 + wp), xl, a0);
-        b0 = madd(v128.load(r0 + wp, 16), xh, b0);
-        a1 = madd(v128.load(r1 + wp), xl, a1);
-        b1 = madd(v128.load(r1 + wp, 16), xh, b1);
-        a2 = madd(v128.load(r2 + wp), xl, a2);
-        b2 = madd(v128.load(r2 + wp, 16), xh, b2);
-        a3 = madd(v128.load(r3 + wp), xl, a3);
-        b3 = madd(v128.load(r3 + wp, 16), xh, b3);
+        a0 = madd(v128.load(r), xl, a0);
+        b0 = madd(v128.load(r, 16), xh, b0);
+        a1 = madd(v128.load(r + quarterBytes), xl, a1);
+        b1 = madd(v128.load(r + quarterBytes, 16), xh, b1);
+        a2 = madd(v128.load(r + 2 * quarterBytes), xl, a2);
+        b2 = madd(v128.load(r + 2 * quarterBytes, 16), xh, b2);
+        a3 = madd(v128.load(r + 3 * quarterBytes), xl, a3);
+        b3 = madd(v128.load(r + 3 * quarterBytes, 16), xh, b3);
       }
     }
     let s0 = horizontalSum(f32x4.add(a0, b0)), s1 = horizontalSum(f32x4.add(a1, b1));
