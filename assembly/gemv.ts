@@ -19,7 +19,7 @@ import { matmulWorkspaceBytes } from "./gemm";
 
 /**
  * out[j] = x . W[j, :] for W stored [N, K] (transB), rows streamed once. Four rows at a time share
- * each load of x and keep eight independent accumulators in flight.
+ * each load of x and keep eight (bf16) or four (f32) independent accumulators in flight.
  */
 export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, n1: i32, xs: usize): void {
   if (bDType == DTYPE_F16) {
@@ -32,7 +32,7 @@ export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0
   }
   const bf16 = bDType == DTYPE_BF16;
   const shift: usize = bf16 ? 1 : 2;
-  const k8 = k & ~7;
+  const k8 = k & ~7, k4 = k & ~3;
   // The four-row bf16 loop reads x reordered from the workspace (xs), which holds any realistic K
   // (163840 floats); beyond that, every row takes the one-row loop.
   const fourRows = !bf16 || (<usize>k << 2) <= matmulWorkspaceBytes();
@@ -86,24 +86,21 @@ export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0
         b3 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b3);
       }
     } else {
-      // f32: four weights of each row per step, even and odd steps into separate accumulators.
-      const end = r0 + (<usize>k8 << 2);
+      // f32: four weights of each row per step into four accumulators (the b's stay zero). Eight
+      // weight loads per step, two rows' worth each, were more than the registers hold.
+      const end = r0 + (<usize>k4 << 2);
       let xp = x;
-      for (let r = r0; r < end; r += 32, xp += 32) {
-        const xl = v128.load(xp), xh = v128.load(xp, 16);
-        a0 = madd(v128.load(r), xl, a0);
-        b0 = madd(v128.load(r, 16), xh, b0);
-        a1 = madd(v128.load(r + quarterBytes), xl, a1);
-        b1 = madd(v128.load(r + quarterBytes, 16), xh, b1);
-        a2 = madd(v128.load(r + 2 * quarterBytes), xl, a2);
-        b2 = madd(v128.load(r + 2 * quarterBytes, 16), xh, b2);
-        a3 = madd(v128.load(r + 3 * quarterBytes), xl, a3);
-        b3 = madd(v128.load(r + 3 * quarterBytes, 16), xh, b3);
+      for (let r = r0; r < end; r += 16, xp += 16) {
+        const xv = v128.load(xp);
+        a0 = madd(v128.load(r), xv, a0);
+        a1 = madd(v128.load(r + quarterBytes), xv, a1);
+        a2 = madd(v128.load(r + 2 * quarterBytes), xv, a2);
+        a3 = madd(v128.load(r + 3 * quarterBytes), xv, a3);
       }
     }
     let s0 = horizontalSum(f32x4.add(a0, b0)), s1 = horizontalSum(f32x4.add(a1, b1));
     let s2 = horizontalSum(f32x4.add(a2, b2)), s3 = horizontalSum(f32x4.add(a3, b3));
-    for (let p = k8; p < k; p++) {
+    for (let p = bf16 ? k8 : k4; p < k; p++) {
       const xv = load<f32>(x + (<usize>p << 2));
       s0 += xv * loadAsF32(w, bDType, <usize>j0 * <usize>k + <usize>p);
       s1 += xv * loadAsF32(w, bDType, <usize>j1 * <usize>k + <usize>p);

@@ -34,6 +34,7 @@ export const opCases: Case[] = [
   { name: "matmul transA transB 5x3^T @ 17x5^T", inputs: [{ shape: [5, 3] }, { shape: [17, 5] }], fn: (a, b) => ops.matmul(a!, b!, { transA: true, transB: true }) },
   { name: "matmul batched [3,7,9] @ [3,9,13]", inputs: [{ shape: [3, 7, 9] }, { shape: [3, 9, 13] }], fn: (a, b) => ops.matmul(a!, b!) },
   { name: "matmul shared weight transB [2,5,33] @ [31,33]^T", inputs: [{ shape: [2, 5, 33] }, { shape: [31, 33] }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },
+  { name: "matmul GEMV rows, K not a multiple of 4: [1,303] @ [67,303]^T", inputs: [{ shape: [1, 303] }, { shape: [67, 303] }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },
   { name: "matmul GEMV rows [1,300] @ [67,300]^T", inputs: [{ shape: [1, 300] }, { shape: [67, 300] }], fn: (a, b) => ops.matmul(a!, b!, { transB: true }) },
   { name: "matmul GEMV columns [1,37] @ [37,45]", inputs: [{ shape: [1, 37] }, { shape: [37, 45] }], fn: (a, b) => ops.matmul(a!, b!) },
   // Long rows (7B-like K) whose count splits unevenly between threads and the GEMV's four-row loop.
