@@ -43,10 +43,13 @@ type PoolKernel<Args> = Pick<KernelBinding<Args, string>, "name" | "index" | "ar
 const MAX_ARGS = 32;
 /** Longest a kernel may keep a worker busy before the pool gives up (a wedged worker must not hang the caller). */
 const WORKER_TIMEOUT_MS = 120_000;
-// Tens of microseconds of polling before sleeping, for workers waiting for a kernel (kernels come in
-// bursts) and for the caller waiting for workers: waking from Atomics.wait costs tens of microseconds,
-// a sizeable share of a decode step's GEMV, which takes a few hundred (bench/NOTES.md).
-const SPIN_ITERATIONS = 20000;
+// How long a thread polls before it sleeps, for workers waiting for a kernel and for the caller
+// waiting for workers. Waking a sleeping thread costs 60-130 microseconds on this project's VM, a
+// fifth of a decode step's GEMV, and the gaps between one forward pass's parallel kernels (small
+// single-threaded ops and the JavaScript between them) often last longer than 0.1 ms; so a thread
+// polls for 2 ms, through any gap inside a forward pass, and sleeps only between passes
+// (bench/NOTES.md, "The thread pool"). The clock is read once per 1024 polls.
+const SPIN_MS = 2;
 const POLL_MS = 20;
 
 // The worker program. It runs as a classic Web Worker or as a CommonJS worker_threads program.
@@ -81,8 +84,11 @@ function serve() {
   for (;;) {
     // Poll briefly, then sleep in short waits; every wake-up re-checks the generation.
     let generation;
+    let pollUntil = 0;
     for (let spin = 0; (generation = Atomics.load(c, 0)) === seen; spin++) {
-      if (spin > ${SPIN_ITERATIONS}) Atomics.wait(c, 0, seen, ${POLL_MS});
+      if ((spin & 1023) !== 0) continue;
+      if (spin === 0) pollUntil = performance.now() + ${SPIN_MS};
+      else if (performance.now() > pollUntil) Atomics.wait(c, 0, seen, ${POLL_MS});
     }
     last = seen = generation;
     const op = c[2];
@@ -189,7 +195,8 @@ export class ThreadPool {
     const deadline = performance.now() + WORKER_TIMEOUT_MS;
     for (let t = 1; t < this.threads; t++) {
       const slot = 4 + this.threads + t;
-      for (let spin = 0; spin < SPIN_ITERATIONS && Atomics.load(c, slot) !== generation; spin++);
+      const pollUntil = performance.now() + SPIN_MS;
+      for (let spin = 1; Atomics.load(c, slot) !== generation; spin++) if ((spin & 1023) === 0 && performance.now() > pollUntil) break;
       for (let done = Atomics.load(c, slot); done !== generation; done = Atomics.load(c, slot)) {
         if (performance.now() > deadline) {
           this.close();
