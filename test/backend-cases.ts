@@ -55,6 +55,7 @@ export const opCases: Case[] = [
   { name: "softmax [5,1001]", inputs: [{ shape: [5, 1001], low: -8, high: 8 }], fn: (x) => ops.softmax(x!) },
   { name: "softmax wide range [3,203]", inputs: [{ shape: [3, 203], low: -150, high: 150 }], fn: (x) => ops.softmax(x!) },
   { name: "logSoftmax [3,33]", inputs: [{ shape: [3, 33], low: -8, high: 8 }], fn: (x) => ops.logSoftmax(x!) },
+  { name: "rope one position (decode) [1,5,1,12] offset 100", inputs: [{ shape: [1, 5, 1, 12] }], fn: (x) => ops.rotaryEmbedding(x!, { positionOffset: 100 }) },
   { name: "rope [2,3,17,10] offset 9", inputs: [{ shape: [2, 3, 17, 10] }], fn: (x) => ops.rotaryEmbedding(x!, { positionOffset: 9 }) },
   {
     name: "attention causal [2,3,33,7]",
