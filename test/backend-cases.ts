@@ -86,6 +86,7 @@ export const opCases: Case[] = [
   },
   { name: "sum axes 0,2 [5,3,17]", inputs: [{ shape: [5, 3, 17] }], fn: (x) => ops.sum(x!, [0, 2]) },
   { name: "mean all [33,33]", inputs: [{ shape: [33, 33] }], fn: (x) => ops.mean(x!) },
+  { name: "permute moving only length-1 axes [2,1,3,4] -> 0,2,1,3 (no copy)", inputs: [{ shape: [2, 1, 3, 4] }], fn: (x) => ops.mul(ops.permute(x!, [0, 2, 1, 3]), ops.permute(x!, [0, 2, 1, 3])) },
   { name: "permute [2,3,5,7] -> 3,1,0,2", inputs: [{ shape: [2, 3, 5, 7] }], fn: (x) => ops.permute(x!, [3, 1, 0, 2]) },
   { name: "slice [7,33] rows 2..5, cols 9..30", inputs: [{ shape: [7, 33] }], fn: (x) => ops.slice(x!, [2, 9], [3, 21]) },
   { name: "concat axis 1 of [3,5] [3,1] [3,17]", inputs: [{ shape: [3, 5] }, { shape: [3, 1] }, { shape: [3, 17] }], fn: (a, b, c) => ops.concat([a!, b!, c!], 1) },

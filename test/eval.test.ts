@@ -13,6 +13,7 @@ import {
   type ItemScore, type Olmo, type Tokenizer,
 } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
+import { packedCacheBudget } from "../src/eval/score.js";
 import { assertClose, readJson, repoRoot } from "./helpers.js";
 
 interface ExpectedChoice {
@@ -155,6 +156,16 @@ test("a context cut on the left differently per choice (nothing shared, whole qu
   const scratch = await score({ reusePrefix: false });
   assertClose(await score({}), scratch, { atol: 1e-5, rtol: 1e-5 }, "packed vs scratch");
   assertClose(await score({ packTails: false }), scratch, { atol: 1e-5, rtol: 1e-5 }, "one by one vs scratch");
+});
+
+test("packed scoring's caches may take a quarter of the free memory, or 1 GiB where the backend knows no limit (WebGPU)", () => {
+  const GiB = 2 ** 30;
+  const usage = (inUse: number, limit: number) => ({ inUse, reserved: inUse, peak: inUse, limit });
+  const cases: [number, number, number][] = [[GiB, 5 * GiB, GiB], [3 * GiB, 4 * GiB, GiB / 4], [14 * GiB, Infinity, GiB], [0, Infinity, GiB]];
+  for (const [inUse, limit, expected] of cases) {
+    const got = packedCacheBudget(usage(inUse, limit));
+    if (got !== expected) throw new Error(`in use ${inUse / GiB} GiB of ${limit / GiB}: budget ${got / GiB} GiB, expected ${expected / GiB}`);
+  }
 });
 
 test("perplexity windows: every token but the first is scored once, with up to seqLen tokens of window", () => {

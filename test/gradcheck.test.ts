@@ -100,6 +100,7 @@ const checks: Check[] = [
   { name: "mean axis -1", inputs: () => [f64([3, 17])], fn: (x) => ops.mean(x!, -1) },
   { name: "reshape", inputs: () => [f64([3, 17])], fn: (x) => ops.reshape(x!, [17, 3]) },
   { name: "permute", inputs: () => [f64([3, 1, 17, 2])], fn: (x) => ops.permute(x!, [2, 0, 3, 1]) },
+  { name: "permute moving only a length-1 axis (a reshape)", inputs: () => [f64([3, 1, 17, 2])], fn: (x) => ops.permute(x!, [1, 0, 2, 3]) },
   { name: "transpose", inputs: () => [f64([3, 17])], fn: (x) => ops.transpose(x!) },
   { name: "slice", inputs: () => [f64([3, 17])], fn: (x) => ops.slice(x!, [1, 4], [2, 13]) },
   { name: "concat axis 1", inputs: () => [f64([3, 1]), f64([3, 17])], fn: (a, b) => ops.concat([a!, b!, a!], 1) },

@@ -24,6 +24,7 @@
 // cached positions, so each starts by setting the length back to the shared prefix and overwrites the
 // previous choice's tail.
 
+import type { MemoryUsage } from "../core/backend.js";
 import { noGrad } from "../core/autograd.js";
 import { tensor } from "../core/creation.js";
 import { scope, type Tensor } from "../core/tensor.js";
@@ -64,6 +65,19 @@ export interface TaskScores {
   pmiDc: number;
   primaryMetric: MetricName;
   itemScores: ItemScore[];
+}
+
+/** Where a backend cannot say how much it holds (WebGPU, the reference backend), packed scoring's caches take at most this. */
+export const PACKED_CACHE_BYTES_UNKNOWN_LIMIT = 2 ** 30;
+
+/**
+ * The most bytes packed scoring's KV caches may take: a quarter of what the backend can still hold,
+ * the rest staying for activations and logits. A backend with no known limit (`limit` Infinity: WebGPU
+ * has no API for the device's memory) gets 1 GiB, a quarter of a small 4 GiB GPU: an OLMo-1B item of
+ * 2048 tokens with four choices would ask for 5 GiB of caches, and an OLMo-7B one for 20 GiB.
+ */
+export function packedCacheBudget({ limit, inUse }: MemoryUsage): number {
+  return Number.isFinite(limit) ? (limit - inUse) / 4 : PACKED_CACHE_BYTES_UNKNOWN_LIMIT;
 }
 
 export interface ScoreOptions {
@@ -296,8 +310,7 @@ export async function scoreMultipleChoice(
   // prefix cache, and the tails run one by one.
   const choices = Math.max(...prepared.map((p) => p.requests.length));
   const packedBytes = capacities.reduce((sum, capacity) => sum + (1 + choices) * KVCache.bytes(model.config, 1, capacity), 0);
-  const { limit, inUse } = model.backend.memoryUsage();
-  const packed = reuse && (options.packTails ?? true) && packedBytes <= (limit - inUse) / 4;
+  const packed = reuse && (options.packTails ?? true) && packedBytes <= packedCacheBudget(model.backend.memoryUsage());
   const caches: KVCache[][] = [];
   const itemScores: ItemScore[] = [];
   try {

@@ -28,7 +28,12 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const rank = x.shape.length;
   const isPermutation = perm.length === rank && [...perm].sort((a, b) => a - b).every((axis, i) => axis === i);
   if (!isPermutation) throw new Error(`permute: [${perm.join(", ")}] is not a permutation of the ${rank} axes of ${fmt(x)}`);
-  const out = emptyLike(x, perm.map((axis) => x.shape[axis]!));
+  const shape = perm.map((axis) => x.shape[axis]!);
+  // Moving only axes of length 1 keeps every element where it is (decode's [B, 1, H, D] -> [B, H, 1, D]):
+  // a reshape, with no copy.
+  const moved = perm.filter((axis) => x.shape[axis]! > 1);
+  if (moved.every((axis, i) => i === 0 || moved[i - 1]! < axis)) return reshape(x, shape);
+  const out = emptyLike(x, shape);
   kernels.permute({ x: buf(x), dtype: x.dtype, out: buf(out), shape: x.shape, perm });
   const inverse = new Array<number>(rank);
   perm.forEach((axis, i) => (inverse[axis] = i));
