@@ -20,11 +20,11 @@ import { createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, readFi
 import { once } from "node:events";
 import { join } from "node:path";
 import {
-  configToHf, createJsBackend, encodeSafetensors, generate, loadOlmo, narrowFromF32, noGrad, OLMO_PRESETS, randn, weightBytes,
+  configToHf, createJsBackend, encodeSafetensors, loadOlmo, narrowFromF32, OLMO_PRESETS, randn, weightBytes,
   type OlmoConfig, type QuantScheme, type TensorToWrite, type WasmBackend,
 } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
-import { tensorsOf } from "./olmo.js";
+import { steadyDecode, tensorsOf } from "./olmo.js";
 
 /**
  * Write a random bf16 checkpoint of `c` into `dir`, in shards of at most `shardBytes` as the Hub does,
@@ -85,15 +85,14 @@ function linkWeights(from: string, c: OlmoConfig, dir: string): void {
   linkSync(index, join(dir, "model.safetensors.index.json"));
 }
 
-/** Load `dir` on `backend`, decode 16 tokens after a 32-token prompt; the figures of that run. */
+/** Load `dir` on `backend`, decode 16 tokens after a 32-token prompt (after a short warm-up generation); the figures of that run. */
 async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantScheme | null) {
   const t0 = performance.now();
   const { model } = await loadOlmo(folderSource(dir), backend, scheme ? { quantize: scheme } : { weightDType: "bf16" });
   const loadSeconds = (performance.now() - t0) / 1000;
   const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
   const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919) % model.config.vocabSize);
-  const result = await noGrad(() => generate(model, prompt, { maxNewTokens: 16, eosTokenId: null }));
-  const decodeTokensPerS = (result.newIds.length - 1) / result.decodeSeconds;
+  const { tokensPerS: decodeTokensPerS, result } = await steadyDecode(model, prompt, 16);
   const memories = backend.memoryUsageByMemory().length;
   model.dispose();
   return { loadSeconds, bytes, decodeTokensPerS, memories, ids: result.ids };
