@@ -9,6 +9,14 @@ import { matmulWorkspaceBytes } from "./gemm";
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
+/**
+ * The odd bf16 weights of a load v as f32 (each u32 lane [odd:even] with its low half cleared), given
+ * its even ones e = v << 16: v ^ (e >>> 16), which needs no mask constant (and so no register for one).
+ */
+@inline function oddWeights(v: v128, e: v128): v128 {
+  return v128.xor(v, i32x4.shr_u(e, 16));
+}
+
 /** Widen 8 weights at p (bf16 or f32) into two f32x4. */
 @inline function weights8Low(row: usize, p: i32, bf16: bool): v128 {
   return bf16 ? bf16Low(v128.load(row + (<usize>p << 1))) : v128.load(row + (<usize>p << 2));
@@ -62,28 +70,47 @@ export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0
     if (bf16) {
       // One 16-byte load holds 8 bf16 weights w0..w7 of a row, as four u32 lanes [w1:w0, w3:w2, ...].
       // Shifting each lane left 16 bits gives f32 w0, w2, w4, w6 (even); clearing the low halves gives
-      // f32 w1, w3, w5, w7 (odd), done as lane ^ (even >>> 16) so that no mask constant takes a
-      // register. Multiplying those by x reordered the same way (done once, into xs) makes the
+      // f32 w1, w3, w5, w7 (odd; oddWeights, with no mask constant to take a register). Multiplying those by x reordered the same way (done once, into xs) makes the
       // widening three cheap integer operations per 8 weights.
       const end = r0 + (<usize>k8 << 1);
       let xp = xs;
-      for (let r = r0; r < end; r += 16, xp += 32) {
-        const xe = v128.load(xp), xo = v128.load(xp, 16);
-        let v = v128.load(r), e = i32x4.shl(v, 16);
-        a0 = madd(e, xe, a0);
-        b0 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b0);
-        v = v128.load(r + quarterBytes);
-        e = i32x4.shl(v, 16);
-        a1 = madd(e, xe, a1);
-        b1 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b1);
-        v = v128.load(r + 2 * quarterBytes);
-        e = i32x4.shl(v, 16);
-        a2 = madd(e, xe, a2);
-        b2 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b2);
-        v = v128.load(r + 3 * quarterBytes);
-        e = i32x4.shl(v, 16);
-        a3 = madd(e, xe, a3);
-        b3 = madd(v128.xor(v, i32x4.shr_u(e, 16)), xo, b3);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        for (let r = r0; r < end; r += 16, xp += 32) {
+          const xe = v128.load(xp), xo = v128.load(xp, 16);
+          let v = v128.load(r), e = i32x4.shl(v, 16);
+          a0 = madd(e, xe, a0);
+          b0 = madd(oddWeights(v, e), xo, b0);
+          v = v128.load(r + quarterBytes);
+          e = i32x4.shl(v, 16);
+          a1 = madd(e, xe, a1);
+          b1 = madd(oddWeights(v, e), xo, b1);
+          v = v128.load(r + 2 * quarterBytes);
+          e = i32x4.shl(v, 16);
+          a2 = madd(e, xe, a2);
+          b2 = madd(oddWeights(v, e), xo, b2);
+          v = v128.load(r + 3 * quarterBytes);
+          e = i32x4.shl(v, 16);
+          a3 = madd(e, xe, a3);
+          b3 = madd(oddWeights(v, e), xo, b3);
+        }
+      } else {
+        // Plain SIMD: a multiply and an add for each product, so a temporary more than the fused
+        // loop; eight accumulators then spill one. A row's even and odd products are summed first,
+        // into one accumulator a row (the b's stay zero).
+        for (let r = r0; r < end; r += 16, xp += 32) {
+          const xe = v128.load(xp), xo = v128.load(xp, 16);
+          let v = v128.load(r), e = i32x4.shl(v, 16);
+          a0 = f32x4.add(a0, f32x4.add(f32x4.mul(e, xe), f32x4.mul(oddWeights(v, e), xo)));
+          v = v128.load(r + quarterBytes);
+          e = i32x4.shl(v, 16);
+          a1 = f32x4.add(a1, f32x4.add(f32x4.mul(e, xe), f32x4.mul(oddWeights(v, e), xo)));
+          v = v128.load(r + 2 * quarterBytes);
+          e = i32x4.shl(v, 16);
+          a2 = f32x4.add(a2, f32x4.add(f32x4.mul(e, xe), f32x4.mul(oddWeights(v, e), xo)));
+          v = v128.load(r + 3 * quarterBytes);
+          e = i32x4.shl(v, 16);
+          a3 = f32x4.add(a3, f32x4.add(f32x4.mul(e, xe), f32x4.mul(oddWeights(v, e), xo)));
+        }
       }
     } else {
       // f32: four weights of each row per step into four accumulators (the b's stay zero). Eight
