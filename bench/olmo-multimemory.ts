@@ -92,7 +92,7 @@ async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantSch
   const loadSeconds = (performance.now() - t0) / 1000;
   const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
   const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919) % model.config.vocabSize);
-  const { tokensPerS: decodeTokensPerS, result } = await steadyDecode(model, prompt, 16);
+  const { tokensPerS: decodeTokensPerS, result } = await steadyDecode(model, prompt, 16, 1);
   const memories = backend.memoryUsageByMemory().length;
   model.dispose();
   return { loadSeconds, bytes, decodeTokensPerS, memories, ids: result.ids };
