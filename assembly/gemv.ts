@@ -62,11 +62,12 @@ export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0
     const r0 = w + <usize>j0 * rowBytes;
     let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
     let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
-    // Both loops keep everything in registers: 8 accumulators, 2 of x, the weights of the step and
-    // a temporary fit the 15 vector registers V8 allocates on x64. One more live value (a mask
-    // constant, or all of a step's loads issued before any use) makes V8 spill an accumulator to the
-    // stack, and the store and reload then sit on that accumulator's chain every step: 1.4x slower
-    // (bench/NOTES.md, "Registers").
+    // Every loop below keeps everything in registers: the relaxed bf16 loop's 8 accumulators, 2 of x,
+    // the weights of the step and a temporary fit the 15 vector registers V8 allocates on x64 (the
+    // plain bf16 loop and the f32 loop keep 4 accumulators, having more temporaries or loads). One more
+    // live value (a mask constant, or all of a step's loads issued before any use) makes V8 spill an
+    // accumulator to the stack, and the store and reload then sit on that accumulator's chain every
+    // step: 1.4x slower (bench/NOTES.md, "Registers").
     if (bf16) {
       // One 16-byte load holds 8 bf16 weights w0..w7 of a row, as four u32 lanes [w1:w0, w3:w2, ...].
       // Shifting each lane left 16 bits gives f32 w0, w2, w4, w6 (even); clearing the low halves gives

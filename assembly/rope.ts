@@ -21,6 +21,7 @@ export function rotaryEmbedding(
     // This thread's rows at position t: bh in [bh0, bh1).
     const bh0 = r0 <= t ? 0 : (r0 - t + seqLen - 1) / seqLen;
     const bh1 = r1 - 1 < t ? 0 : (r1 - 1 - t) / seqLen + 1;
+    if (bh0 >= bh1) continue; // none (a thread's rows can be fewer than the positions)
     for (let i = 0; i < half; i++) {
       const invFreq = <f32>(1 / <f32>Math.pow(theta, <f64>(<f32>(<f64>(2 * i) / <f64>headDim))));
       const angle = <f64>(<f32>(<f64>(positionOffset + t) * <f64>invFreq));

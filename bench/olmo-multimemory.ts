@@ -85,7 +85,7 @@ function linkWeights(from: string, c: OlmoConfig, dir: string): void {
   linkSync(index, join(dir, "model.safetensors.index.json"));
 }
 
-/** Load `dir` on `backend`, decode 16 tokens after a 32-token prompt (after a short warm-up generation); the figures of that run. */
+/** Load `dir` on `backend`, time 16 decode steps after a 32-token prompt (after a short warm-up generation); the figures of that run. */
 async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantScheme | null) {
   const t0 = performance.now();
   const { model } = await loadOlmo(folderSource(dir), backend, scheme ? { quantize: scheme } : { weightDType: "bf16" });

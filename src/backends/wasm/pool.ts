@@ -48,7 +48,9 @@ const WORKER_TIMEOUT_MS = 120_000;
 // fifth of a decode step's GEMV, and the gaps between one forward pass's parallel kernels (small
 // single-threaded ops and the JavaScript between them) often last longer than 0.1 ms; so a thread
 // polls for 2 ms, through any gap inside a forward pass, and sleeps only between passes
-// (bench/NOTES.md, "The thread pool"). The clock is read once per 1024 polls.
+// (bench/NOTES.md, "The thread pool"). The clock is read once per 1024 polls. The cost: each thread
+// holds its core for up to 2 ms after its last kernel, which other work (another pool, more threads
+// than cores) cannot use meanwhile.
 const SPIN_MS = 2;
 const POLL_MS = 20;
 
