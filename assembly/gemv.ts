@@ -27,7 +27,8 @@ import { matmulWorkspaceBytes } from "./gemm";
 
 /**
  * out[j] = x . W[j, :] for W stored [N, K] (transB), rows streamed once. Four rows at a time share
- * each load of x and keep eight (bf16) or four (f32) independent accumulators in flight.
+ * each load of x and keep eight (bf16, relaxed build) or four (bf16 plain build, f32) independent
+ * accumulators in flight.
  */
 export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0: i32, n1: i32, xs: usize): void {
   if (bDType == DTYPE_F16) {
@@ -71,8 +72,9 @@ export function gemvRows(x: usize, w: usize, bDType: i32, out: usize, k: i32, n0
     if (bf16) {
       // One 16-byte load holds 8 bf16 weights w0..w7 of a row, as four u32 lanes [w1:w0, w3:w2, ...].
       // Shifting each lane left 16 bits gives f32 w0, w2, w4, w6 (even); clearing the low halves gives
-      // f32 w1, w3, w5, w7 (odd; oddWeights, with no mask constant to take a register). Multiplying those by x reordered the same way (done once, into xs) makes the
-      // widening three cheap integer operations per 8 weights.
+      // f32 w1, w3, w5, w7 (odd; oddWeights, with no mask constant to take a register). Multiplying
+      // those by x reordered the same way (done once, into xs) makes the widening three cheap integer
+      // operations per 8 weights.
       const end = r0 + (<usize>k8 << 1);
       let xp = xs;
       if (ASC_FEATURE_RELAXED_SIMD) {

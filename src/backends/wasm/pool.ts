@@ -84,7 +84,7 @@ function serve() {
   const c = control, slots = args, fns = fnsByMemory, t = tid, n_threads = threads, done = doneSlot;
   let seen = last;
   for (;;) {
-    // Poll briefly, then sleep in short waits; every wake-up re-checks the generation.
+    // Poll for SPIN_MS, then sleep in short waits; every wake-up re-checks the generation.
     let generation;
     let pollUntil = 0;
     for (let spin = 0; (generation = Atomics.load(c, 0)) === seen; spin++) {
