@@ -9,6 +9,7 @@
 //   node bench/microkernel/registers.mjs gemvRows        the loops of functions whose name contains it
 //   node bench/microkernel/registers.mjs gemvRows --code  ... and their instructions
 //   --plain: the plain-SIMD build instead
+//   --source DIR: compile DIR/index.ts instead of assembly/ (a modified copy, to compare)
 //
 // Loops are found as backward jumps; TurboFan sometimes lays a loop out in pieces, so a loop listed
 // here may be a copy of one iteration (it unrolls) or a range that holds cold code too. x64 only.
@@ -16,13 +17,15 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 
 const args = process.argv.slice(2);
-const filter = args.find((a) => !a.startsWith("--"));
+const sourceAt = args.indexOf("--source");
+const source = sourceAt < 0 ? null : args[sourceAt + 1];
+const filter = args.find((a, i) => !a.startsWith("--") && i !== sourceAt + 1);
 const plain = args.includes("--plain"), showCode = args.includes("--code");
 const root = new URL("../../", import.meta.url).pathname;
 const asc = `${root}node_modules/assemblyscript/bin/asc.js`;
 const wasm = `/tmp/olmo-js-registers${plain ? "" : "-relaxed"}.wasm`;
 execFileSync(process.execPath, [
-  asc, `${root}assembly/index.ts`, "-o", wasm, "--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", ...(plain ? [] : ["--enable", "relaxed-simd"]),
+  asc, source ? `${source}/index.ts` : `${root}assembly/index.ts`, "-o", wasm, "--runtime", "stub", "-O3", "--noAssert", "--enable", "simd", ...(plain ? [] : ["--enable", "relaxed-simd"]),
   "--importMemory", "--noExportMemory", "--initialMemory", "2", "--maximumMemory", "65536", "--debug",
 ]);
 // Instantiate with stand-in imports; the code is printed as each function compiles.
