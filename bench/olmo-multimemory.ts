@@ -3,7 +3,7 @@
 // (model-0000k-of-0000n.safetensors + model.safetensors.index.json, never committed), then loaded
 // (bf16, or quantized as it loads) and decoded on 2 threads. Reports load seconds, the memories used,
 // peak RSS, and decode tokens/s beside the bound from the streaming-read bandwidth measured in the same
-// run. `--compare-one-memory` runs the same decode on a backend with a single memory too (models under
+// run (the mean of a probe right before the decode and one right after it). `--compare-one-memory` runs the same decode on a backend with a single memory too (models under
 // 4 GiB, such as OLMo-1B with --max-memory-per-instance 1073741824), for the cost of the split: in a
 // process of its own, since a second model loaded into one process decodes some 10% slower either way.
 //
@@ -92,10 +92,15 @@ async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantSch
   const loadSeconds = (performance.now() - t0) / 1000;
   const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
   const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919) % model.config.vocabSize);
+  // The read bandwidth right before and right after the decode, with the model loaded: this machine's
+  // bandwidth moves by tens of percent from one minute to the next, so one probe taken apart from the
+  // decode can say more about the minute than about the decode.
+  const bandwidthBefore = backend.measureReadBandwidth();
   const { tokensPerS: decodeTokensPerS, result } = await steadyDecode(model, prompt, 16, 1);
+  const bandwidthAfter = backend.measureReadBandwidth();
   const memories = backend.memoryUsageByMemory().length;
   model.dispose();
-  return { loadSeconds, bytes, decodeTokensPerS, memories, ids: result.ids };
+  return { loadSeconds, bytes, decodeTokensPerS, memories, ids: result.ids, bandwidthBefore, bandwidthAfter };
 }
 
 async function main(): Promise<void> {
@@ -130,13 +135,14 @@ async function main(): Promise<void> {
     if (child.status !== 0) throw new Error(`the one-memory run failed: ${child.stderr}`);
     oneMemory = JSON.parse(child.stdout.trim().split("\n").at(-1)!);
   }
-  const bandwidth = backend.measureReadBandwidth();
   backend.dispose();
+  const bandwidth = (run.bandwidthBefore + run.bandwidthAfter) / 2;
   const bound = bandwidth / (run.bytes / 1e9);
   console.log(`${preset} shapes, ${scheme ?? "bf16"} weights (${(run.bytes / 1e9).toFixed(2)} GB), wasm backend, ${threads} threads`);
   console.log(`  load: ${run.loadSeconds.toFixed(1)} s into ${run.memories} WebAssembly memories; peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
   console.log(
-    `  decode: ${run.decodeTokensPerS.toFixed(2)} tokens/s; streaming-read bandwidth ${bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s: ` +
+    `  decode: ${run.decodeTokensPerS.toFixed(2)} tokens/s; streaming-read bandwidth ${run.bandwidthBefore.toFixed(1)} GB/s before it, ` +
+      `${run.bandwidthAfter.toFixed(1)} after: mean ${bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s: ` +
       `${((100 * run.decodeTokensPerS) / bound).toFixed(0)}% of it`,
   );
   if (oneMemory) {
