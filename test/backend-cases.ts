@@ -107,6 +107,11 @@ export const opCases: Case[] = [
     fn: (q, k, v) => ops.attention(q!, k!, v!),
   },
   {
+    name: "attention decode over 150 of 160 cache rows (three of WebGPU's 64-key blocks), q [1,4,1,40], kv [1,2,160,40]",
+    inputs: [{ shape: [1, 4, 1, 40] }, { shape: [1, 2, 160, 40] }, { shape: [1, 2, 160, 40] }],
+    fn: (q, k, v) => ops.attention(q!, k!, v!, { keyLength: 150 }),
+  },
+  {
     name: "attention not causal, q [2,2,3,8], kv [2,1,9,8]",
     inputs: [{ shape: [2, 2, 3, 8] }, { shape: [2, 1, 9, 8] }, { shape: [2, 1, 9, 8] }],
     fn: (q, k, v) => ops.attention(q!, k!, v!, { causal: false }),
