@@ -6,9 +6,12 @@
 // Forward: threads split the query rows. Backward: threads split the (batch, kv head) pairs, since dk
 // and dv of one kv head collect from all the query heads and rows that read it.
 // The forward pass scores four keys at a time (four independent sums in flight, where one sum would
-// wait on each add's latency), takes the exponentials four at a time, and builds the output sixteen
-// columns at a time in registers across all keys (each probability loaded once per sixteen columns,
-// not once per column). The backward pass also scores four keys at a time and updates dq, dk, dv four
+// wait on each add's latency), taken from the four quarters of the visible keys, takes the
+// exponentials four at a time, and builds the output sixteen columns at a time in registers across
+// all keys (each probability loaded once per sixteen columns, not once per column), two keys at a time
+// from the two halves. The quarters and halves are side-by-side streams through k and v: a decode
+// step finds them cold (the weights read since evicted them), and memory serves a few streams at
+// once faster than one (1.25x on OLMo-1B's decode attention at 1000 keys, bench/NOTES.md). The backward pass also scores four keys at a time and updates dq, dk, dv four
 // columns at a time.
 
 import { expF32x4, OptionalPointer, partEnd, partStart, Pointer } from "./common";
@@ -65,16 +68,24 @@ export function attention(
     const kvBase = (b * kvHeads + h / groupSize) * kvCapacity;
     const visible = visibleKeys(causal, queryLen, keyLen, t);
     const qRow = row(q, r, headDim), outRow = row(out, r, headDim);
-    // Scores, four keys at a time, and their maximum.
+    // Scores, four keys at a time, and their maximum. The four keys come from the four quarters of
+    // the visible ones: four sequential streams through k, which memory serves faster than one (the
+    // keys of a decode step are cold: the weights read since they were written evicted them).
     const scale4 = f32x4.splat(scale);
     let m4 = f32x4.splat(-Infinity);
-    let j = 0;
-    for (; j + 4 <= visible; j += 4) {
-      const k0 = row(k, kvBase + j, headDim), step = <usize>headDim << 2;
-      const scores = f32x4.mul(scale4, dot4(qRow, k0, k0 + step, k0 + 2 * step, k0 + 3 * step, headDim));
-      v128.store(s + (<usize>j << 2), scores);
+    const quarter = visible >> 2, quarterBytes = (<usize>quarter * <usize>headDim) << 2;
+    const sq = <usize>quarter << 2;
+    for (let i = 0; i < quarter; i++) {
+      const k0 = row(k, kvBase + i, headDim);
+      const scores = f32x4.mul(scale4, dot4(qRow, k0, k0 + quarterBytes, k0 + 2 * quarterBytes, k0 + 3 * quarterBytes, headDim));
+      const si = s + (<usize>i << 2);
+      v128.store32_lane(si, scores, 0);
+      v128.store32_lane(si + sq, scores, 1);
+      v128.store32_lane(si + 2 * sq, scores, 2);
+      v128.store32_lane(si + 3 * sq, scores, 3);
       m4 = f32x4.max(m4, scores);
     }
+    let j = 4 * quarter;
     let m = max<f32>(max<f32>(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max<f32>(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
     for (; j < visible; j++) {
       const score = scale * dot(qRow, row(k, kvBase + j, headDim), headDim);
@@ -96,20 +107,28 @@ export function attention(
       store<f32>(s + (<usize>j << 2), p);
       sum += p;
     }
-    // out = (p / sum) . v, sixteen output columns at a time held in registers across all keys.
+    // out = (p / sum) . v, sixteen output columns at a time held in registers across all keys, the
+    // keys taken from the two halves of the visible ones side by side (two streams through v).
     const inv: f32 = visible > 0 ? <f32>1 / sum : 0; // no visible keys (keyLength 0): out = 0
+    const half = visible >> 1, vStep = <usize>headDim << 2, halfBytes = <usize>half * vStep;
     let c = 0;
     for (; c + 16 <= headDim; c += 16) {
       let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
       let vAt = row(v, kvBase, headDim) + (<usize>c << 2);
-      const vStep = <usize>headDim << 2;
-      for (let key = 0; key < visible; key++) {
-        const p = v128.load32_splat(s + (<usize>key << 2));
-        o0 = f32x4.add(o0, f32x4.mul(p, v128.load(vAt)));
-        o1 = f32x4.add(o1, f32x4.mul(p, v128.load(vAt, 16)));
-        o2 = f32x4.add(o2, f32x4.mul(p, v128.load(vAt, 32)));
-        o3 = f32x4.add(o3, f32x4.mul(p, v128.load(vAt, 48)));
+      for (let key = 0; key < half; key++) {
+        const p = v128.load32_splat(s + (<usize>key << 2)), p2 = v128.load32_splat(s + (<usize>(key + half) << 2));
+        o0 = f32x4.add(f32x4.add(o0, f32x4.mul(p, v128.load(vAt))), f32x4.mul(p2, v128.load(vAt + halfBytes)));
+        o1 = f32x4.add(f32x4.add(o1, f32x4.mul(p, v128.load(vAt, 16))), f32x4.mul(p2, v128.load(vAt + halfBytes, 16)));
+        o2 = f32x4.add(f32x4.add(o2, f32x4.mul(p, v128.load(vAt, 32))), f32x4.mul(p2, v128.load(vAt + halfBytes, 32)));
+        o3 = f32x4.add(f32x4.add(o3, f32x4.mul(p, v128.load(vAt, 48))), f32x4.mul(p2, v128.load(vAt + halfBytes, 48)));
         vAt += vStep;
+      }
+      if (visible & 1) {
+        const p = v128.load32_splat(s + (<usize>(visible - 1) << 2)), last = vAt + halfBytes;
+        o0 = f32x4.add(o0, f32x4.mul(p, v128.load(last)));
+        o1 = f32x4.add(o1, f32x4.mul(p, v128.load(last, 16)));
+        o2 = f32x4.add(o2, f32x4.mul(p, v128.load(last, 32)));
+        o3 = f32x4.add(o3, f32x4.mul(p, v128.load(last, 48)));
       }
       const scaleOut = f32x4.splat(inv), o = outRow + (<usize>c << 2);
       v128.store(o, f32x4.mul(o0, scaleOut));
