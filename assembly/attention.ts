@@ -11,7 +11,7 @@
 // all keys (each probability loaded once per sixteen columns, not once per column), two keys at a time
 // from the two halves. The quarters and halves are side-by-side streams through k and v: a decode
 // step finds them cold (the weights read since evicted them), and memory serves a few streams at
-// once faster than one (1.25x on OLMo-1B's decode attention at 1000 keys, bench/NOTES.md). The backward pass also scores four keys at a time and updates dq, dk, dv four
+// once faster than one (bench/NOTES.md, "Attention": 1.2-1.5x on a cold cache). The backward pass also scores four keys at a time and updates dq, dk, dv four
 // columns at a time.
 
 import { expF32x4, OptionalPointer, partEnd, partStart, Pointer } from "./common";
@@ -51,8 +51,9 @@ import { expF32x4, OptionalPointer, partEnd, partStart, Pointer } from "./common
   return sums;
 }
 
+/** Keys query row t sees; never negative (causal with fewer keys than queries: the first rows see none). */
 @inline function visibleKeys(causal: i32, queryLen: i32, keyLen: i32, t: i32): i32 {
-  return causal != 0 ? min<i32>(keyLen, keyLen - queryLen + t + 1) : keyLen;
+  return causal != 0 ? max<i32>(0, min<i32>(keyLen, keyLen - queryLen + t + 1)) : keyLen;
 }
 
 export function attention(

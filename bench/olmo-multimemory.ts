@@ -85,25 +85,29 @@ function linkWeights(from: string, c: OlmoConfig, dir: string): void {
   linkSync(index, join(dir, "model.safetensors.index.json"));
 }
 
-/** Load `dir` on `backend`, time 16 decode steps after a 32-token prompt (after a short warm-up generation); the figures of that run. */
-async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantScheme | null) {
+/**
+ * Load `dir` on `backend`, time 16 decode steps after a 32-token prompt (after a short warm-up
+ * generation); the figures of that run. With `probe`, the read bandwidth right before and right after
+ * the decode, with the model loaded: this machine's bandwidth moves by tens of percent from one minute
+ * to the next, so one probe taken apart from the decode can say more about the minute than about the
+ * decode. The first probe waits for the warm-up: right after a load larger than half the machine's
+ * memory, the kernel is still evicting page cache, and a probe then read 13 GB/s where one a minute
+ * later read 59. The memories and the peak RSS are taken before the probes, whose 256 MiB would count.
+ */
+async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantScheme | null, probe: boolean) {
   const t0 = performance.now();
   const { model } = await loadOlmo(folderSource(dir), backend, scheme ? { quantize: scheme } : { weightDType: "bf16" });
   const loadSeconds = (performance.now() - t0) / 1000;
   const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
   const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919) % model.config.vocabSize);
-  // The read bandwidth right before and right after the decode, with the model loaded: this machine's
-  // bandwidth moves by tens of percent from one minute to the next, so one probe taken apart from the
-  // decode can say more about the minute than about the decode. The first probe waits for a short
-  // generation: right after a load larger than half the machine's memory, the kernel is still
-  // evicting page cache, and a probe then read 13 GB/s where one a minute later read 59.
   await noGrad(() => generate(model, prompt.slice(0, 8), { maxNewTokens: 4, eosTokenId: null }));
-  const bandwidthBefore = backend.measureReadBandwidth();
-  const { tokensPerS: decodeTokensPerS, result } = await steadyDecode(model, prompt, 16, 1);
-  const bandwidthAfter = backend.measureReadBandwidth();
   const memories = backend.memoryUsageByMemory().length;
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  const bandwidthBefore = probe ? backend.measureReadBandwidth() : NaN;
+  const { tokensPerS: decodeTokensPerS, result } = await steadyDecode(model, prompt, 16, 1);
+  const bandwidthAfter = probe ? backend.measureReadBandwidth() : NaN;
   model.dispose();
-  return { loadSeconds, bytes, decodeTokensPerS, memories, ids: result.ids, bandwidthBefore, bandwidthAfter };
+  return { loadSeconds, bytes, decodeTokensPerS, memories, peakRssBytes, ids: result.ids, bandwidthBefore, bandwidthAfter };
 }
 
 async function main(): Promise<void> {
@@ -126,8 +130,9 @@ async function main(): Promise<void> {
   if (args.includes("--write-only")) return void console.log(`${preset}'s shapes, random bf16 weights: ${dir}`);
 
   const backend = await createNodeWasmBackend({ threads, maxMemoryPerInstance });
-  const run = await loadAndDecode(dir, backend, scheme);
-  if (args.includes("--one-memory-json")) {
+  const oneMemoryChild = args.includes("--one-memory-json");
+  const run = await loadAndDecode(dir, backend, scheme, !oneMemoryChild);
+  if (oneMemoryChild) {
     backend.dispose();
     return void console.log(JSON.stringify({ decodeTokensPerS: run.decodeTokensPerS, ids: run.ids }));
   }
@@ -142,9 +147,13 @@ async function main(): Promise<void> {
   const bandwidth = (run.bandwidthBefore + run.bandwidthAfter) / 2;
   const bound = bandwidth / (run.bytes / 1e9);
   console.log(`${preset} shapes, ${scheme ?? "bf16"} weights (${(run.bytes / 1e9).toFixed(2)} GB), wasm backend, ${threads} threads`);
-  console.log(`  load: ${run.loadSeconds.toFixed(1)} s into ${run.memories} WebAssembly memories; peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`);
+  const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+  console.log(
+    `  load: ${run.loadSeconds.toFixed(1)} s into ${run.memories} WebAssembly memories; peak RSS ${gib(run.peakRssBytes)} GiB through load and ` +
+      `a warm-up generation (${gib(process.resourceUsage().maxRSS * 1024)} GiB at the end, with the read probes' 256 MiB)`,
+  );
   const ratio = Math.max(run.bandwidthBefore, run.bandwidthAfter) / Math.min(run.bandwidthBefore, run.bandwidthAfter);
-  if (ratio > 1.3) console.log(`  (the two read probes differ ${ratio.toFixed(1)}x: other traffic on this machine moved during the decode)`);
+  if (ratio > 1.3) console.log(`  (the two read probes differ ${ratio.toFixed(1)}x: the machine's read bandwidth moved during the decode)`);
   console.log(
     `  decode: ${run.decodeTokensPerS.toFixed(2)} tokens/s; streaming-read bandwidth ${run.bandwidthBefore.toFixed(1)} GB/s before it, ` +
       `${run.bandwidthAfter.toFixed(1)} after: mean ${bandwidth.toFixed(1)} GB/s -> bound ${bound.toFixed(2)} tokens/s: ` +

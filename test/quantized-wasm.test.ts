@@ -6,6 +6,7 @@
 // GEMV / GEMM switch and across the GEMM's MR, NR, KC, MC, NC), on 1 and 2 threads, in both builds.
 
 import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { createJsBackend, createWasmBackend, type AnyBackend } from "../src/index.js";
 import { f32ToBf16, f32ToF16, type DType, type HostArray } from "../src/core/dtype.js";
 import { quantizeActivationRow, quantizedScale, quantizedShapes, quantizedValue, quantizeHost, type QuantScheme } from "../src/core/quantize.js";
@@ -201,5 +202,45 @@ for (const [scheme, m, k, n] of matmulCases) {
     }
   });
 }
+
+// The int4 GEMV reads four f16 scales at a time with a conversion that is exact for finite halves
+// only, watches for the others and redoes such a row exactly: infinities and NaN in the scales, in
+// groups inside the four-group loop (K 256: eight groups) and a largest finite half beside them, must
+// give what the reference gives (NaN where it has NaN, the same infinity, the finite rows within the
+// bound above).
+test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the GEMV's redo path)", async () => {
+  const m = 1, k = 256, n = 9;
+  const q = quantizedOnHost("int4", weights(n, k, 5), n, k);
+  const groups = k / 32, scales = q.scales as Uint16Array;
+  scales[0 * groups + 1] = 0x7c00; // +inf
+  scales[2 * groups + 5] = 0x7e00; // NaN
+  scales[5 * groups + 0] = 0xfc00; // -inf
+  scales[7 * groups + 6] = 0x7bff; // 65504, the largest finite half
+  const next = random(99), a = Float32Array.from({ length: m * k }, () => next() * 3);
+  const run = async (backend: AnyBackend) => {
+    const values = upload(backend, "i8", q.values), sc = upload(backend, "f16", scales);
+    const input = upload(backend, "f32", a), out = empty(backend, "f32", m * n);
+    backend.kernels.matmulQuantized({ a: input as never, values: values as never, scales: sc as never, out: out as never, scheme: "int4", m, k, n });
+    const result = await download(backend, out, "f32", m * n);
+    free(backend, values, sc, input, out);
+    return result as Float32Array;
+  };
+  const want = await run(reference);
+  assert.ok(Number.isNaN(want[2]!) && !Number.isFinite(want[0]!) && !Number.isFinite(want[5]!) && Number.isFinite(want[7]!), "the reference's special rows");
+  const row = quantizeActivationRow(a, 0, k);
+  for (const [label, backend] of backends) {
+    const got = await run(backend);
+    for (let j = 0; j < n; j++) {
+      if (!Number.isFinite(want[j]!)) {
+        assert.ok(Object.is(got[j], want[j]), `${label}: out[${j}] is ${got[j]}, expected ${want[j]}`);
+        continue;
+      }
+      let magnitude = 0;
+      for (let p = 0; p < k; p++) magnitude += Math.abs(row.q[p]! * row.scales[p >> 5]! * quantizedValue("int4", q.values, k, j, p) * quantizedScale("int4", scales, k, j, p));
+      const bound = (k + 8) * 2 ** -23 * magnitude;
+      assert.ok(Math.abs(got[j]! - want[j]!) <= bound, `${label}: out[${j}] is ${got[j]}, expected ${want[j]} (bound ${bound.toExponential(2)})`);
+    }
+  }
+});
 
 test.run();

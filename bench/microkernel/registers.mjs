@@ -19,6 +19,7 @@ import { writeFileSync } from "node:fs";
 const args = process.argv.slice(2);
 const sourceAt = args.indexOf("--source");
 const source = sourceAt < 0 ? null : args[sourceAt + 1];
+if (sourceAt >= 0 && (!source || source.startsWith("--"))) throw new Error("--source needs a directory (one holding index.ts)");
 const filter = args.find((a, i) => !a.startsWith("--") && (sourceAt < 0 || i !== sourceAt + 1));
 const plain = args.includes("--plain"), showCode = args.includes("--code");
 const root = new URL("../../", import.meta.url).pathname;
