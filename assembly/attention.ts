@@ -11,8 +11,8 @@
 // all keys (each probability loaded once per sixteen columns, not once per column), two keys at a time
 // from the two halves. The quarters and halves are side-by-side streams through k and v: a decode
 // step finds them cold (the weights read since evicted them), and memory serves a few streams at
-// once faster than one (bench/NOTES.md, "Attention": 1.2-1.5x on a cold cache). The backward pass also scores four keys at a time and updates dq, dk, dv four
-// columns at a time.
+// once faster than one (bench/NOTES.md, "Attention": 1.2-1.5x on a cold cache). The backward pass
+// also scores four keys at a time and updates dq, dk, dv four columns at a time.
 
 import { expF32x4, OptionalPointer, partEnd, partStart, Pointer } from "./common";
 

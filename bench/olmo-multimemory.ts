@@ -3,9 +3,10 @@
 // (model-0000k-of-0000n.safetensors + model.safetensors.index.json, never committed), then loaded
 // (bf16, or quantized as it loads) and decoded on 2 threads. Reports load seconds, the memories used,
 // peak RSS, and decode tokens/s beside the bound from the streaming-read bandwidth measured in the same
-// run (the mean of a probe right before the decode and one right after it). `--compare-one-memory` runs the same decode on a backend with a single memory too (models under
-// 4 GiB, such as OLMo-1B with --max-memory-per-instance 1073741824), for the cost of the split: in a
-// process of its own, since a second model loaded into one process decodes some 10% slower either way.
+// run (the mean of a probe right before the decode and one right after it). `--compare-one-memory`
+// runs the same decode on a backend with a single memory too (models under 4 GiB, such as OLMo-1B with
+// --max-memory-per-instance 1073741824), for the cost of the split: in a process of its own, since a
+// second model loaded into one process decodes some 10% slower either way.
 //
 //   npm run build && node build/bench/olmo-multimemory.js --preset OLMo-7B --quantize int4
 //   node build/bench/olmo-multimemory.js --preset OLMo-7B-0424 --weights-from .cache/olmo-7b-random
