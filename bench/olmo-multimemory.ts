@@ -21,11 +21,11 @@ import { createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, readFi
 import { once } from "node:events";
 import { join } from "node:path";
 import {
-  configToHf, createJsBackend, encodeSafetensors, generate, loadOlmo, narrowFromF32, noGrad, OLMO_PRESETS, randn, weightBytes,
+  configToHf, createJsBackend, encodeSafetensors, loadOlmo, narrowFromF32, OLMO_PRESETS, randn, weightBytes,
   type OlmoConfig, type QuantScheme, type TensorToWrite, type WasmBackend,
 } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
-import { steadyDecode, tensorsOf } from "./olmo.js";
+import { steadyDecode, tensorsOf, warmUp } from "./olmo.js";
 
 /**
  * Write a random bf16 checkpoint of `c` into `dir`, in shards of at most `shardBytes` as the Hub does,
@@ -101,11 +101,11 @@ async function loadAndDecode(dir: string, backend: WasmBackend, scheme: QuantSch
   const loadSeconds = (performance.now() - t0) / 1000;
   const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
   const prompt = Array.from({ length: 32 }, (_, i) => (i * 7919) % model.config.vocabSize);
-  await noGrad(() => generate(model, prompt.slice(0, 8), { maxNewTokens: 4, eosTokenId: null }));
+  await warmUp(model, prompt);
   const memories = backend.memoryUsageByMemory().length;
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
   const bandwidthBefore = probe ? backend.measureReadBandwidth() : NaN;
-  const { tokensPerS: decodeTokensPerS, result } = await steadyDecode(model, prompt, 16, 1);
+  const { tokensPerS: decodeTokensPerS, result } = await steadyDecode(model, prompt, 16, 1, true);
   const bandwidthAfter = probe ? backend.measureReadBandwidth() : NaN;
   model.dispose();
   return { loadSeconds, bytes, decodeTokensPerS, memories, peakRssBytes, ids: result.ids, bandwidthBefore, bandwidthAfter };

@@ -46,15 +46,20 @@ export async function ensureCheckpoint(c: OlmoConfig): Promise<void> {
   writeFileSync(`${DIR}/config.json`, JSON.stringify({ ...configToHf(c), torch_dtype: "bfloat16" }, null, 2));
 }
 
+/** The short generation steadyDecode runs before it times anything. */
+export async function warmUp(model: Olmo, prompt: number[]): Promise<void> {
+  await noGrad(() => generate(model, prompt.slice(0, 8), { maxNewTokens: 4, eosTokenId: null }));
+}
+
 /**
  * Steady-state decode tokens/s: a short generation first (the kernels' first calls run V8's baseline
  * code until the optimized code, compiled in the background, replaces it; and they touch fresh
  * memory), then `rounds` generations of `steps` decode steps after the prompt, timed: the median
  * round's tokens/s (the first round after the warm-up still measured 10% below the others on OLMo-1B),
- * and that round's result.
+ * and that round's result. `warm`: the caller ran warmUp already.
  */
-export async function steadyDecode(model: Olmo, prompt: number[], steps = 32, rounds = 3) {
-  await noGrad(() => generate(model, prompt.slice(0, 8), { maxNewTokens: 4, eosTokenId: null }));
+export async function steadyDecode(model: Olmo, prompt: number[], steps = 32, rounds = 3, warm = false) {
+  if (!warm) await warmUp(model, prompt);
   const runs = [];
   for (let r = 0; r < rounds; r++) {
     const result = await noGrad(() => generate(model, prompt, { maxNewTokens: steps + 1, eosTokenId: null }));
