@@ -1,12 +1,13 @@
 // Elementwise kernels. Threads take contiguous, 4-aligned ranges of the flat arrays.
 
-import { BINARY_ADD, BINARY_SUB, DTYPE_BF16, DTYPE_F16, DTYPE_F32, DTYPE_I32, expF32x4, f32ToBf16, f32ToF16, loadAsF32, partEnd, partStart, Pointer } from "./common";
+import { BINARY_ADD, BINARY_SUB, DTYPE_BF16, DTYPE_F16, DTYPE_F32, DTYPE_I32, DTYPE_I8, expF32x4, f32ToBf16, f32ToF16, loadAsF32, partEnd, partStart, Pointer } from "./common";
 
-/** out[i] = value, for a buffer of dtype f32 / bf16 / f16 / i32. */
+/** out[i] = value, for a buffer of dtype f32 / bf16 / f16 / i32 / i8. */
 export function fill(out: Pointer, dtype: i32, size: i32, value: f64, tid: i32, threads: i32): void {
   const i0 = partStart(size, tid, threads, 4), i1 = partEnd(size, tid, threads, 4);
   if (dtype == DTYPE_F32) for (let i = i0; i < i1; i++) store<f32>(out + (<usize>i << 2), <f32>value);
   else if (dtype == DTYPE_I32) for (let i = i0; i < i1; i++) store<i32>(out + (<usize>i << 2), <i32>value);
+  else if (dtype == DTYPE_I8) memory.fill(out + <usize>i0, <u8>(<i32>value), <usize>(i1 - i0));
   else {
     const bits = <u16>(dtype == DTYPE_BF16 ? f32ToBf16(<f32>value) : f32ToF16(<f32>value));
     for (let i = i0; i < i1; i++) store<u16>(out + (<usize>i << 1), bits);

@@ -83,6 +83,23 @@ test("a kernel called with buffers too small for its shapes is refused before it
   for (const buffer of [a, b, out] as WasmBuffer[]) wasm1!.free(buffer);
 });
 
+test("fill writes every dtype's elements and not a byte past them (i8 included), 1 and 2 threads", () => {
+  // The loader zero-fills each new weight (i8 quantized values too) before reading into it.
+  for (const backend of [wasm1!, wasm2!]) {
+    for (const [dtype, bytesPer] of [["i8", 1], ["bf16", 2], ["f32", 4], ["i32", 4]] as const) {
+      const size = 1001, guard = 64;
+      const buffer = backend.allocate(dtype, size + guard);
+      const bytes = backend.rawBytes!(buffer, dtype, size + guard)!;
+      bytes.fill(0x5a);
+      backend.kernels.fill({ out: buffer, dtype, size, value: 0 });
+      const zeros = bytes.subarray(0, size * bytesPer).findIndex((b) => b !== 0);
+      const past = bytes.subarray(size * bytesPer).findIndex((b) => b !== 0x5a);
+      backend.free(buffer);
+      if (zeros >= 0 || past >= 0) throw new Error(`${dtype} on ${backend.threads} thread(s): byte ${zeros} of the fill is not 0, or byte ${past} past it was written`);
+    }
+  }
+});
+
 test("freed memory is reused: a loop of allocations stays flat", () => {
   const before = wasm1!.memoryUsage();
   for (let i = 0; i < 50; i++) scope(() => void ops.matmul(randn([64, 64], { backend: wasm1! }), randn([64, 64], { backend: wasm1! })));
