@@ -79,7 +79,7 @@ export async function fileSource(path: string): Promise<ByteSource | null> {
 // tensor (no kernel-side faults). OLMo-1B bf16, 2 threads, file in the page cache: 16-17 s with one
 // read at a time straight into the tensor; 10.8-11.9 s in four parts at once; 9.3 s with the fill
 // first; 7.5 s with the bounce too, 6 s of it the fill (bench/NOTES.md, "Loading"). Where pages are
-// cheap, the bounce costs one more copy of each byte (1.1-1.3 s -> 1.5-1.6 s for OLMo-1B into memory
+// cheap, the bounce costs one more copy of each byte (1.1-1.6 s -> 1.5-1.6 s for OLMo-1B into memory
 // already touched, fill included).
 const BOUNCE_BYTES = 32 * 2 ** 20;
 /** Reads smaller than this go straight into their target, in one read. */
