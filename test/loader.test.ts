@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import {
-  createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
+  blobSource, createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
   type Tensor, weightBytes,
 } from "../src/index.js";
 import { fileSource, folderSource } from "../src/node/index.js";
@@ -99,6 +99,25 @@ test("files picked in a browser (Blobs, streamed) load the same bits", async () 
       for (const [weight, bits] of want) {
         if (Buffer.compare(Buffer.from(bits), Buffer.from(got.get(weight)!)) !== 0) throw new Error(`${fixture} ${weightDType}: ${weight} differs`);
       }
+    }
+  }
+});
+
+test("a Blob that hands back more or fewer bytes than asked is an error, not a half-filled tensor", async () => {
+  const bytes = new Uint8Array(100).map((_, i) => i);
+  // A Blob whose slices come back one byte short (or long), streamed and not.
+  const blob = (delta: number, stream: boolean) => ({
+    size: 100,
+    slice: (start: number, end: number) => {
+      const part = new Blob([bytes.subarray(start, end + delta)]);
+      return stream ? part : { arrayBuffer: () => part.arrayBuffer() };
+    },
+  });
+  for (const delta of [-1, 1]) {
+    for (const stream of [true, false]) {
+      let message = "";
+      await blobSource("b.safetensors", blob(delta, stream)).readInto!(10, new Uint8Array(20)).catch((e: Error) => (message = e.message));
+      if (!message.startsWith("b.safetensors: ")) throw new Error(`${delta} byte(s), ${stream ? "streamed" : "arrayBuffer"}: ${message || "no error"}`);
     }
   }
 });

@@ -43,10 +43,15 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
     // Streamed in the browser's own chunks straight into the target: no ArrayBuffer of the whole range.
     readInto: async (offset, target) => {
       const part = blob.slice(offset, offset + target.length);
-      if (!part.stream) return target.set(new Uint8Array(await part.arrayBuffer()));
+      if (!part.stream) {
+        const bytes = new Uint8Array(await part.arrayBuffer());
+        if (bytes.length !== target.length) throw new Error(`${name}: read ${bytes.length} bytes at ${offset}, expected ${target.length}`);
+        return target.set(bytes);
+      }
       const reader = part.stream().getReader();
       let filled = 0;
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        if (filled + chunk.value!.length > target.length) throw new Error(`${name}: more than ${target.length} bytes at ${offset}`);
         target.set(chunk.value!, filled);
         filled += chunk.value!.length;
       }
