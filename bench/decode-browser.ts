@@ -9,10 +9,11 @@
 //   node build/bench/olmo-multimemory.js --preset OLMo-7B --write-only     # the checkpoint, once
 //   node build/bench/decode-browser.js --model .cache/olmo-7b-random --quantize int4
 //   node build/bench/decode-browser.js --model .cache/olmo-1b-random --from cache     # load time vs Node's
+//   node build/bench/decode-browser.js --model .cache/olmo-1b-random --from picked    # the same from picked files
 //
 // Without Chromium (Debian's `chromium`, or $CHROMIUM_PATH) it says so and exits 0.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,7 +35,7 @@ type Message =
   | { kind: "error"; message: string };
 
 export async function benchDecodeBrowser(
-  options: { model: string; quantize?: "int8" | "int4"; threads?: number; newTokens?: number; from?: "url" | "cache" },
+  options: { model: string; quantize?: "int8" | "int4"; threads?: number; newTokens?: number; from?: "url" | "cache" | "picked" },
 ): Promise<void> {
   const { quantize, threads = 2, newTokens = 16, from = "url" } = options;
   const chromiumPath = findChromium();
@@ -52,6 +53,11 @@ export async function benchDecodeBrowser(
   try {
     const page = await browser.newPage();
     let loaded: Extract<Message, { kind: "loaded" }> | null = null;
+    if (from === "picked") {
+      // The page waits for its file input; give it the folder's files as a user picking them would.
+      const files = readdirSync(modelDir).filter((f) => statSync(join(modelDir, f)).isFile()).map((f) => join(modelDir, f));
+      void page.waitForSelector("#files").then(() => page.setInputFiles("#files", files));
+    }
     const finished = runBenchPage<Message>(page, `${server.origin}/bench/browser/decode.html`, setup, (m, finish) => {
       if (m.kind === "cached") {
         console.log(`  first visit: downloaded into the Cache API and loaded in ${m.seconds.toFixed(1)} s (then disposed)`);
@@ -60,7 +66,7 @@ export async function benchDecodeBrowser(
       } else if (m.kind === "loaded") {
         loaded = m;
         console.log(
-          `  loaded ${from === "cache" ? "from the Cache API, onto a fresh backend," : "over HTTP"} in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
+          `  loaded ${from === "cache" ? "from the Cache API, onto a fresh backend," : from === "picked" ? "from picked files" : "over HTTP"} in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
             `across ${m.memories} WebAssembly memories; wasm ${m.threads} threads${m.relaxedSimd ? " (relaxed SIMD)" : ""}`,
         );
       } else if (m.kind === "done") {
@@ -92,6 +98,6 @@ if (process.argv[1]?.endsWith("/decode-browser.js")) {
   if (!values.model) throw new Error("--model DIR is required (a checkpoint folder; bench/olmo-multimemory.ts writes OLMo-7B's)");
   if (values.quantize !== undefined && values.quantize !== "int8" && values.quantize !== "int4") throw new Error(`--quantize must be int8 or int4, got ${values.quantize}`);
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-  if (values.from !== undefined && values.from !== "url" && values.from !== "cache") throw new Error(`--from must be url or cache, got ${values.from}`);
+  if (values.from !== undefined && values.from !== "url" && values.from !== "cache" && values.from !== "picked") throw new Error(`--from must be url, cache or picked, got ${values.from}`);
   await benchDecodeBrowser({ model: values.model, quantize: values.quantize, threads: number(values.threads), newTokens: number(values.tokens), from: values.from });
 }

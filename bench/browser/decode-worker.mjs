@@ -4,8 +4,9 @@
 // memories as it needs, then greedy decoding after a prompt. The setting arrives as the first message.
 // With `from: "cache"`, the folder goes through the Cache API instead (cachedUrlSource): a first load
 // downloads it into an emptied cache (a first visit), then the timed load reads it from there onto a
-// fresh backend (every later visit).
-import { cachedUrlSource, createWasmBackend, generate, loadOlmo, noGrad, spawnWebWorker, urlSource, weightBytes } from "../../dist/index.js";
+// fresh backend (every later visit). With `from: "picked"`, the folder's files as a user picks them
+// (<input type="file">: Files the page hands over, read as Blobs by fileListSource).
+import { cachedUrlSource, createWasmBackend, fileListSource, generate, loadOlmo, noGrad, spawnWebWorker, urlSource, weightBytes } from "../../dist/index.js";
 
 self.onmessage = async ({ data: setup }) => {
   try {
@@ -15,7 +16,7 @@ self.onmessage = async ({ data: setup }) => {
   }
 };
 
-async function decode({ modelUrl, quantize, threads, promptLength, newTokens, memoryBytes, from }) {
+async function decode({ modelUrl, quantize, threads, promptLength, newTokens, memoryBytes, from, files }) {
   const url = new URL(modelUrl, self.location.href).href;
   const CACHE = "olmo-js-bench";
   const newBackend = () => createWasmBackend({ threads, spawnWorker: spawnWebWorker, maxMemoryBytes: memoryBytes });
@@ -37,7 +38,7 @@ async function decode({ modelUrl, quantize, threads, promptLength, newTokens, me
     lastReport = performance.now();
     postMessage({ kind: "progress", read, total, seconds: (performance.now() - started) / 1000, ...usage() });
   };
-  const source = from === "cache" ? cachedUrlSource(url, { cacheName: CACHE }) : urlSource(url);
+  const source = from === "cache" ? cachedUrlSource(url, { cacheName: CACHE }) : from === "picked" ? fileListSource(files, "picked folder") : urlSource(url);
   const { model } = await loadOlmo(source, backend, quantize ? { quantize, onProgress } : { weightDType: "bf16", onProgress });
   const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
   postMessage({
