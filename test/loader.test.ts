@@ -103,21 +103,48 @@ test("files picked in a browser (Blobs, streamed) load the same bits", async () 
   }
 });
 
-test("a Blob that hands back more or fewer bytes than asked is an error, not a half-filled tensor", async () => {
-  const bytes = new Uint8Array(100).map((_, i) => i);
-  // A Blob whose slices come back one byte short (or long), streamed and not.
-  const blob = (delta: number, stream: boolean) => ({
-    size: 100,
+/** A Blob-like whose slices are `delta` bytes long or short, read as a byte stream, a plain stream or an ArrayBuffer. */
+function blobLike(bytes: Uint8Array, delta: number, mode: "bytes" | "default" | "arrayBuffer") {
+  return {
+    size: bytes.length,
     slice: (start: number, end: number) => {
       const part = new Blob([bytes.subarray(start, end + delta)]);
-      return stream ? part : { arrayBuffer: () => part.arrayBuffer() };
+      if (mode === "bytes") return part; // Blob.stream() is a byte stream: read through a reused buffer
+      if (mode === "arrayBuffer") return { arrayBuffer: () => part.arrayBuffer() };
+      const chunks = part.stream().getReader();
+      const stream = new ReadableStream<Uint8Array>({
+        pull: async (c) => {
+          const { done, value } = await chunks.read();
+          if (done) c.close();
+          else c.enqueue(value);
+        },
+      });
+      return { arrayBuffer: () => part.arrayBuffer(), stream: () => stream };
     },
-  });
+  };
+}
+
+test("Blobs read exactly: through a reused buffer past its 4 MiB, in a stream's own chunks, or whole", async () => {
+  const bytes = new Uint8Array(9 * 2 ** 20 + 3);
+  for (let i = 0, x = 7; i < bytes.length; i++) (x = (x * 1103515245 + 12345) >>> 0), (bytes[i] = x >>> 24);
+  for (const mode of ["bytes", "default", "arrayBuffer"] as const) {
+    const source = blobSource("b.safetensors", blobLike(bytes, 0, mode));
+    for (const [offset, length] of [[5, 9 * 2 ** 20 - 5], [0, 100], [4 * 2 ** 20 - 1, 4 * 2 ** 20 + 2]] as const) {
+      const target = new Uint8Array(length);
+      await source.readInto!(offset, target);
+      const bad = target.findIndex((b, i) => b !== bytes[offset + i]);
+      if (bad >= 0) throw new Error(`${mode}: ${length} bytes at ${offset}: byte ${bad} differs`);
+    }
+  }
+});
+
+test("a Blob that hands back more or fewer bytes than asked is an error, not a half-filled tensor", async () => {
+  const bytes = new Uint8Array(100).map((_, i) => i);
   for (const delta of [-1, 1]) {
-    for (const stream of [true, false]) {
+    for (const mode of ["bytes", "default", "arrayBuffer"] as const) {
       let message = "";
-      await blobSource("b.safetensors", blob(delta, stream)).readInto!(10, new Uint8Array(20)).catch((e: Error) => (message = e.message));
-      if (!message.startsWith("b.safetensors: ")) throw new Error(`${delta} byte(s), ${stream ? "streamed" : "arrayBuffer"}: ${message || "no error"}`);
+      await blobSource("b.safetensors", blobLike(bytes, delta, mode)).readInto!(10, new Uint8Array(20)).catch((e: Error) => (message = e.message));
+      if (!message.startsWith("b.safetensors: ")) throw new Error(`${delta} byte(s), ${mode}: ${message || "no error"}`);
     }
   }
 });
