@@ -56,7 +56,7 @@ export async function benchDecodeBrowser(
     if (from === "picked") {
       // The page waits for its file input; give it the folder's files as a user picking them would.
       const files = readdirSync(modelDir).filter((f) => statSync(join(modelDir, f)).isFile()).map((f) => join(modelDir, f));
-      void page.waitForSelector("#files").then(() => page.setInputFiles("#files", files));
+      page.waitForSelector("#files").then(() => page.setInputFiles("#files", files)).catch((e) => console.error(`  could not pick the files: ${(e as Error).message}`));
     }
     const finished = runBenchPage<Message>(page, `${server.origin}/bench/browser/decode.html`, setup, (m, finish) => {
       if (m.kind === "cached") {

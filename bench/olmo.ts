@@ -1,9 +1,9 @@
 // OLMo-1B-shaped inference on the WASM backend: a random checkpoint with OLMo-1B's exact shapes
 // (generated locally into .cache/, never committed), loaded in bf16; load speed beside the speed of
-// writing fresh memory (and again into memory already touched: the loader alone), prefill at 64 / 512 / 2048 tokens beside the GEMM bound, decode beside the
-// memory-bandwidth bound, and peak memory — each bound measured in the same run. Then the same model
-// quantized as it loads (int8, int4): decode beside each scheme's own read bound, 512-token prefill
-// against bf16's, and the logits' error against bf16's.
+// writing fresh memory (and again into memory already touched: the loader alone), prefill at 64 / 512
+// / 2048 tokens beside the GEMM bound, decode beside the memory-bandwidth bound, and peak memory — each
+// bound measured in the same run. Then the same model quantized as it loads (int8, int4): decode beside
+// each scheme's own read bound, 512-token prefill against bf16's, and the logits' error against bf16's.
 //
 // Weights are random bf16 values (a 1M-value block drawn from N(0, 0.02), tiled with a different
 // offset per tensor); speed does not depend on the values.

@@ -3,7 +3,7 @@
 // on the host, upload), for every file dtype (F32, BF16, F16), both storage choices, sharded files and
 // OLMo's own layout, on the js backend and on wasm with 1 and 2 threads.
 
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -103,13 +103,25 @@ test("files picked in a browser (Blobs, streamed) load the same bits", async () 
   }
 });
 
-/** A Blob-like whose slices are `delta` bytes long or short, read as a byte stream, a plain stream or an ArrayBuffer. */
-function blobLike(bytes: Uint8Array, delta: number, mode: "bytes" | "default" | "arrayBuffer") {
+/**
+ * A Blob-like whose slices are `delta` bytes long or short, read as a byte stream, a plain stream or an
+ * ArrayBuffer; `byobReaders` counts the BYOB readers taken (the "bytes" mode must be read through one).
+ */
+function blobLike(bytes: Uint8Array, delta: number, mode: "bytes" | "default" | "arrayBuffer", byobReaders = { count: 0 }) {
   return {
     size: bytes.length,
     slice: (start: number, end: number) => {
       const part = new Blob([bytes.subarray(start, end + delta)]);
-      if (mode === "bytes") return part; // Blob.stream() is a byte stream: read through a reused buffer
+      if (mode === "bytes") {
+        return {
+          arrayBuffer: () => part.arrayBuffer(),
+          stream: () => {
+            const stream = part.stream();
+            const getReader = stream.getReader.bind(stream) as (options?: { mode: "byob" }) => unknown;
+            return Object.assign(stream, { getReader: (options?: { mode: "byob" }) => (options?.mode === "byob" && byobReaders.count++, getReader(options)) });
+          },
+        };
+      }
       if (mode === "arrayBuffer") return { arrayBuffer: () => part.arrayBuffer() };
       const chunks = part.stream().getReader();
       const stream = new ReadableStream<Uint8Array>({
@@ -128,13 +140,15 @@ test("Blobs read exactly: through a reused buffer past its 4 MiB, in a stream's 
   const bytes = new Uint8Array(9 * 2 ** 20 + 3);
   for (let i = 0, x = 7; i < bytes.length; i++) (x = (x * 1103515245 + 12345) >>> 0), (bytes[i] = x >>> 24);
   for (const mode of ["bytes", "default", "arrayBuffer"] as const) {
-    const source = blobSource("b.safetensors", blobLike(bytes, 0, mode));
+    const byobReaders = { count: 0 };
+    const source = blobSource("b.safetensors", blobLike(bytes, 0, mode, byobReaders));
     for (const [offset, length] of [[5, 9 * 2 ** 20 - 5], [0, 100], [4 * 2 ** 20 - 1, 4 * 2 ** 20 + 2]] as const) {
       const target = new Uint8Array(length);
       await source.readInto!(offset, target);
       const bad = target.findIndex((b, i) => b !== bytes[offset + i]);
       if (bad >= 0) throw new Error(`${mode}: ${length} bytes at ${offset}: byte ${bad} differs`);
     }
+    if ((byobReaders.count === 3) !== (mode === "bytes")) throw new Error(`${mode}: ${byobReaders.count} reads through a reused buffer, expected ${mode === "bytes" ? 3 : 0}`);
   }
 });
 
@@ -167,6 +181,7 @@ test("a file's large reads are exact: in parts, through the bounce buffer and ac
   for (let i = 0, x = 12345; i < bytes.length; i++) (x = (x * 1103515245 + 12345) >>> 0), (bytes[i] = x >>> 24);
   writeFileSync(join(dir, "big.bin"), bytes);
   const file = (await fileSource(join(dir, "big.bin")))!;
+  try {
   const ranges: [number, number][] = [[3, 1000], [1, 4 * 2 ** 20 + 5], [65537, 32 * 2 ** 20], [9, 40 * 2 ** 20 - 2], [0, bytes.length]];
   const check = async ([offset, length]: [number, number]) => {
     const target = new Uint8Array(length).fill(0xee);
@@ -181,6 +196,16 @@ test("a file's large reads are exact: in parts, through the bounce buffer and ac
   let message = "";
   await file.readInto!(bytes.length - 10, new Uint8Array(5 * 2 ** 20)).catch((e: Error) => (message = e.message));
   if (!message.includes(`file ended at byte ${bytes.length}`)) throw new Error(`a read past the end: ${message || "no error"}`);
+    // A file that shrinks after it was opened as a source: the parts past its new end fail, and the
+    // read fails with them once every part has settled; a read after it is whole again.
+    truncateSync(join(dir, "big.bin"), 6 * 2 ** 20);
+    message = "";
+    await file.readInto!(0, new Uint8Array(8 * 2 ** 20)).catch((e: Error) => (message = e.message));
+    if (!/no bytes at \d+ \(the file shrank\?\)/.test(message)) throw new Error(`a read of a shrunk file: ${message || "no error"}`);
+    await check([100, 5 * 2 ** 20]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

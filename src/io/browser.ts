@@ -15,7 +15,7 @@ interface BlobLike {
 }
 interface StreamLike {
   getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }> };
-  getReader(options: { mode: "byob" }): { read(view: Uint8Array): Promise<{ done: boolean; value?: Uint8Array }> };
+  getReader(options: { mode: "byob" }): { read(view: Uint8Array): Promise<{ done: boolean; value?: Uint8Array }>; cancel?(): Promise<void> };
 }
 interface FileLike extends BlobLike {
   readonly name: string;
@@ -44,7 +44,7 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
     name,
     size: blob.size,
     read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
-    // Streamed straight into the target (no ArrayBuffer of the whole range): through a reused buffer
+    // Streamed into the target (no ArrayBuffer of the whole range): through a reused buffer
     // where the stream takes one (a byte stream's "BYOB" reader), else in the stream's own chunks.
     readInto: async (offset, target) => {
       const part = blob.slice(offset, offset + target.length);
@@ -68,9 +68,8 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
 /**
  * Read a byte stream into `put` through a buffer kept from one read to the next; false (nothing read)
  * where the stream has no BYOB reader. Why: a default reader hands each chunk over in a new
- * ArrayBuffer, memory the host must fault in afresh every time. Chromium, reading OLMo-1B's 2.35 GB
- * from the Cache API with nothing else done: 11.5-15.1 s in its own chunks, 3.5 s through a 4 MiB
- * buffer (bench/NOTES.md, "Loading").
+ * ArrayBuffer, memory the host may have to fault in afresh every time (in Chromium it made reading a
+ * cached blob 3-4x slower: bench/NOTES.md, "Loading").
  */
 async function readThroughBuffer(stream: StreamLike, length: number, put: (chunk: Uint8Array) => void): Promise<boolean> {
   let reader;
@@ -81,17 +80,20 @@ async function readThroughBuffer(stream: StreamLike, length: number, put: (chunk
   }
   // A read transfers the buffer it is given; the view it returns holds the buffer to pass on next.
   let buffer = streamBuffers.pop() ?? new ArrayBuffer(STREAM_BUFFER_BYTES);
-  for (let done = 0; ; ) {
-    const chunk = await reader.read(new Uint8Array(buffer, 0, Math.max(1, Math.min(buffer.byteLength, length - done))));
-    if (chunk.done) {
+  try {
+    for (let done = 0; ; ) {
+      const chunk = await reader.read(new Uint8Array(buffer, 0, Math.max(1, Math.min(buffer.byteLength, length - done))));
       if (chunk.value) buffer = chunk.value.buffer as ArrayBuffer;
-      break;
+      if (chunk.value?.length) put(chunk.value);
+      if (chunk.done) break;
+      done += chunk.value!.length;
     }
-    put(chunk.value!);
-    done += chunk.value!.length;
-    buffer = chunk.value!.buffer as ArrayBuffer;
+  } catch (e) {
+    await reader.cancel?.().catch(() => {});
+    throw e;
   }
-  streamBuffers.push(buffer);
+  // A cancelled stream may end without handing the buffer back (it stays detached): not kept then.
+  if (buffer.byteLength > 0) streamBuffers.push(buffer);
   return true;
 }
 

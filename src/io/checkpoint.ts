@@ -224,9 +224,9 @@ const READ_CHUNK_BYTES = 32 * 2 ** 20;
 
 /**
  * One weight from a file onto the backend, as `storage`. Where the backend's buffers are host memory
- * (wasm, js), the file's bytes are read straight into the tensor — or, when the dtype changes, into a
- * staging tensor of the file's dtype that the backend's `cast` kernel converts (on every thread) — so
- * the bytes are copied once, by the read itself. Elsewhere (WebGPU) they are read, converted on the
+ * (wasm, js), the file's bytes are read into the tensor's own memory (the source copies them there, with
+ * no host array of the whole tensor) — or, when the dtype changes, into a staging tensor of the file's
+ * dtype that the backend's `cast` kernel converts (on every thread). Elsewhere (WebGPU) they are read, converted on the
  * host and uploaded. Both paths give the same bits: cast rounds f32 to bf16 to nearest even, as
  * narrowFromF32 does, and widening is exact.
  */
@@ -240,7 +240,7 @@ async function loadTensor(
   try {
     if (backend.rawBytes?.(staging.bufferFor("load"), from, staging.size)) {
       const length = staging.size * BYTES_PER_ELEMENT[from];
-      prefault(backend, staging.bufferFor("load"), from, staging.size);
+      prefault(backend, staging);
       for (let done = 0; done < length; done += READ_CHUNK_BYTES) {
         // Asked for again each time: growing a WebAssembly memory may replace its ArrayBuffer.
         const view = backend.rawBytes(staging.bufferFor("load"), from, staging.size)!;
@@ -268,13 +268,12 @@ async function loadTensor(
 }
 
 /**
- * Write zeros over a new tensor's bytes on every thread of the backend, before a file read fills it.
- * Where a host makes the first touch of a page slow (this project's VM: 0.24-0.28 GB/s on one thread,
- * 0.42-0.50 on two), the faults then run on every core instead of inside one read; src/node/fs.ts has
- * the measurements. Where pages are cheap, the pass costs a memset.
+ * Write zeros over a new tensor on every thread of the backend, before a file read fills it: where a
+ * host makes the first touch of a page slow, the faults then run on every core (src/node/fs.ts says
+ * why, bench/NOTES.md "Loading" measures it). Where pages are cheap, this costs a memset.
  */
-function prefault(backend: AnyBackend, buffer: unknown, dtype: DType, size: number): void {
-  (backend.kernels.fill as (args: { out: unknown; dtype: DType; size: number; value: number }) => void)({ out: buffer, dtype, size, value: 0 });
+function prefault(backend: AnyBackend, tensor: Tensor): void {
+  backend.kernels.fill({ out: tensor.bufferFor("load"), dtype: tensor.dtype, size: tensor.size, value: 0 });
 }
 
 /** The host array of a file tensor's bytes converted to the storage dtype. */
@@ -461,14 +460,14 @@ async function loadQuantized(s: Slice, q: { scheme: QuantScheme; scales: TensorE
   }
 }
 
-/** A file tensor's bytes as they are, into a new tensor of `dtype` (straight into backend memory where it can). */
+/** A file tensor's bytes as they are, into a new tensor of `dtype` (into backend memory, through the source's readInto, where it can). */
 async function loadRaw(entry: TensorEntry, shape: readonly number[], dtype: DType, backend: AnyBackend, progress: (bytes: number) => void): Promise<Tensor> {
   const tensor = Tensor.empty(shape, dtype, backend);
   const length = tensor.size * BYTES_PER_ELEMENT[dtype];
   try {
     const view = backend.rawBytes?.(tensor.bufferFor("load"), dtype, tensor.size);
     if (view) {
-      prefault(backend, tensor.bufferFor("load"), dtype, tensor.size);
+      prefault(backend, tensor);
       await readInto(entry.file, entry.begin, view.subarray(0, length));
     }
     else {
@@ -486,7 +485,7 @@ async function loadRaw(entry: TensorEntry, shape: readonly number[], dtype: DTyp
 
 /**
  * A float weight quantized as it streams in. Where the backend's memory is host memory, the file's
- * bytes are read straight into a staging tensor and the backend's quantize kernel (on every thread)
+ * bytes are read into a staging tensor and the backend's quantize kernel (on every thread)
  * writes values and scales; the staging tensor (one weight, never the model) is freed after. Elsewhere
  * (WebGPU) the host quantizes with the definition itself (quantizeHost) and uploads the result, so
  * every backend holds bit-identical quantized weights.

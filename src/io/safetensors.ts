@@ -18,11 +18,11 @@ export interface ByteSource {
   readonly name: string;
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
-  /** Read target.length bytes at offset straight into target (sources that can avoid a copy). */
+  /** Read target.length bytes at offset into target, with no host array of the whole range. */
   readInto?(offset: number, target: Uint8Array): Promise<void>;
 }
 
-/** Fill `target` with the bytes at `offset`: straight into it where the source can, else through a copy. */
+/** Fill `target` with the bytes at `offset`: through the source's readInto where it has one, else a host array copied in. */
 export async function readInto(source: ByteSource, offset: number, target: Uint8Array): Promise<void> {
   if (source.readInto) await source.readInto(offset, target);
   else target.set(await source.read(offset, target.length));

@@ -54,10 +54,13 @@ export async function fileSource(path: string): Promise<ByteSource | null> {
 
   /** target.length bytes at offset, a large read as READ_PARTS reads at once (each on one of libuv's pool threads). */
   async function readParts(handle: FileHandle, offset: number, target: Uint8Array): Promise<void> {
-    const step = target.length >= BOUNCE_MIN_BYTES ? Math.ceil(target.length / READ_PARTS / 65536) * 65536 : target.length;
+    const step = target.length >= BOUNCE_MIN_BYTES ? Math.ceil(target.length / READ_PARTS) : target.length;
     const reads = [];
     for (let start = 0; start < target.length; start += step) reads.push(readRange(start, Math.min(target.length, start + step)));
-    await Promise.all(reads);
+    // Every part settled before returning, failed or not: none may still write into a buffer that the
+    // caller hands to another read.
+    const failed = (await Promise.allSettled(reads)).find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
 
     async function readRange(start: number, end: number): Promise<void> {
       for (let done = start; done < end; ) {
@@ -69,18 +72,13 @@ export async function fileSource(path: string): Promise<ByteSource | null> {
   }
 }
 
-// How the loader's reads (readInto, into a new tensor's memory) stay fast where a host makes the
-// first touch of memory slow. This project's VM faults a page in on its first access from user code
-// and again on its first access from the kernel (a read() copying into it): writing fresh memory runs
-// 0.24-0.28 GB/s on one thread and 0.42-0.50 on two, a read() into pages the program has just written
-// 0.4 GB/s, and a read() into pages both have touched 6 GB/s. So the loader first zero-fills each new
-// tensor on every thread (user-side faults, in parallel: prefault in src/io/checkpoint.ts), and
-// readInto reads into a bounce buffer that earlier reads have touched and copies from it into the
-// tensor (no kernel-side faults). OLMo-1B bf16, 2 threads, file in the page cache: 16-17 s with one
-// read at a time straight into the tensor; 10.8-11.9 s in four parts at once; 9.3 s with the fill
-// first; 7.5 s with the bounce too, 6 s of it the fill (bench/NOTES.md, "Loading"). Where pages are
-// cheap, the bounce costs one more copy of each byte (1.1-1.6 s -> 1.5-1.6 s for OLMo-1B into memory
-// already touched, fill included).
+// Why readInto reads through a bounce buffer, in parts at once. Some hosts (this project's VM) fault a
+// page in at a cost on its first access from user code and again on its first access from the kernel
+// (a read() copying into it). The loader first zero-fills each new tensor on every thread (prefault in
+// src/io/checkpoint.ts: the user-side faults, in parallel), and readInto copies into the tensor from a
+// buffer that earlier reads have touched, so the kernel never touches the tensor's pages. Where pages
+// are cheap, this costs one more copy of each byte. Measured step by step in bench/NOTES.md,
+// "Loading". Each read in flight at once keeps its 32 MiB buffer for the next (one or two, in a load).
 const BOUNCE_BYTES = 32 * 2 ** 20;
 /** Reads smaller than this go straight into their target, in one read. */
 const BOUNCE_MIN_BYTES = 4 * 2 ** 20;

@@ -14,6 +14,8 @@ type Args<K extends keyof KernelArgs<GpuBuffer>> = KernelArgs<GpuBuffer>[K];
 export const is16 = (dtype: DType) => dtype === "bf16" || dtype === "f16";
 
 export function fill(gpu: GpuRuntime, { out, dtype, size, value }: Args<"fill">): void {
+  // Quantized values reach the GPU by upload only; a fill of i8 (four to a word) has no shader path.
+  if (dtype === "i8") throw new Error("webgpu backend: fill: i8 buffers are not supported");
   const bits = new Uint32Array(1);
   if (dtype === "f32") new Float32Array(bits.buffer)[0] = value;
   else if (dtype === "i32") bits[0] = value | 0;
