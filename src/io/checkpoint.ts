@@ -226,8 +226,8 @@ const READ_CHUNK_BYTES = 32 * 2 ** 20;
  * One weight from a file onto the backend, as `storage`. Where the backend's buffers are host memory
  * (wasm, js), the file's bytes are read into the tensor's own memory (the source copies them there, with
  * no host array of the whole tensor) — or, when the dtype changes, into a staging tensor of the file's
- * dtype that the backend's `cast` kernel converts (on every thread). Elsewhere (WebGPU) they are read, converted on the
- * host and uploaded. Both paths give the same bits: cast rounds f32 to bf16 to nearest even, as
+ * dtype that the backend's `cast` kernel converts (on every thread). Elsewhere (WebGPU) they are read,
+ * converted on the host and uploaded. Both paths give the same bits: cast rounds f32 to bf16 to nearest even, as
  * narrowFromF32 does, and widening is exact.
  */
 async function loadTensor(
@@ -460,7 +460,7 @@ async function loadQuantized(s: Slice, q: { scheme: QuantScheme; scales: TensorE
   }
 }
 
-/** A file tensor's bytes as they are, into a new tensor of `dtype` (into backend memory, through the source's readInto, where it can). */
+/** A file tensor's bytes as they are, into a new tensor of `dtype` (into backend memory through the source's readInto where it can). */
 async function loadRaw(entry: TensorEntry, shape: readonly number[], dtype: DType, backend: AnyBackend, progress: (bytes: number) => void): Promise<Tensor> {
   const tensor = Tensor.empty(shape, dtype, backend);
   const length = tensor.size * BYTES_PER_ELEMENT[dtype];

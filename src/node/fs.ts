@@ -78,7 +78,7 @@ export async function fileSource(path: string): Promise<ByteSource | null> {
 // src/io/checkpoint.ts: the user-side faults, in parallel), and readInto copies into the tensor from a
 // buffer that earlier reads have touched, so the kernel never touches the tensor's pages. Where pages
 // are cheap, this costs one more copy of each byte. Measured step by step in bench/NOTES.md,
-// "Loading". Each read in flight at once keeps its 32 MiB buffer for the next (one or two, in a load).
+// "Loading". Each read in flight at once keeps its 32 MiB buffer for the next (a load has one in flight).
 const BOUNCE_BYTES = 32 * 2 ** 20;
 /** Reads smaller than this go straight into their target, in one read. */
 const BOUNCE_MIN_BYTES = 4 * 2 ** 20;
