@@ -87,7 +87,7 @@ test("no WebGPU, no adapter, too-small limits: clear errors", async () => {
 });
 
 gpuTest("an allocation over the device's maxBufferSize fails at once with the numbers", () => {
-  // Just over this device's limit (lavapipe's is 2 GiB; an H200's through Dawn is larger than 8 GiB).
+  // Just over this device's limit (lavapipe's is 4 GiB - 1 byte; an H200's through Dawn is 8 GiB or more).
   const elements = Math.floor(gpu!.limits.maxBufferSize / 4) + 64;
   let message = "";
   try {
