@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import {
-  blobSource, createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
+  blobSource, createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, Random, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
   type Tensor, weightBytes,
 } from "../src/index.js";
 import { fileSource, folderSource } from "../src/node/index.js";
@@ -103,6 +103,17 @@ test("files picked in a browser (Blobs, streamed) load the same bits", async () 
   }
 });
 
+/** `length` random bytes from the project's seeded generator, four from each 32-bit draw. */
+function randomBytes(length: number, seed: number): Uint8Array {
+  const random = new Random(seed);
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i += 4) {
+    const word = random.nextUint32();
+    for (let j = 0; j < 4 && i + j < length; j++) bytes[i + j] = (word >>> (8 * j)) & 255;
+  }
+  return bytes;
+}
+
 /**
  * A Blob-like whose slices are `delta` bytes long or short, read as a byte stream, a plain stream or an
  * ArrayBuffer; `byobReaders` counts the BYOB readers taken (the "bytes" mode must be read through one).
@@ -137,8 +148,7 @@ function blobLike(bytes: Uint8Array, delta: number, mode: "bytes" | "default" | 
 }
 
 test("Blobs read exactly: through a reused buffer past its 4 MiB, in a stream's own chunks, or whole", async () => {
-  const bytes = new Uint8Array(9 * 2 ** 20 + 3);
-  for (let i = 0, x = 7; i < bytes.length; i++) (x = (x * 1103515245 + 12345) >>> 0), (bytes[i] = x >>> 24);
+  const bytes = randomBytes(9 * 2 ** 20 + 3, 7);
   for (const mode of ["bytes", "default", "arrayBuffer"] as const) {
     const byobReaders = { count: 0 };
     const source = blobSource("b.safetensors", blobLike(bytes, 0, mode, byobReaders));
@@ -173,12 +183,11 @@ test("progress counts every byte once and ends at the total", async () => {
 });
 
 test("a file's large reads are exact: in parts, through the bounce buffer and across its windows, several at once", async () => {
-  // 40 MiB of a byte pattern no shift of itself repeats (a wrong offset shows), read in the ways the
-  // loader reads: under 4 MiB straight in; larger in four parts at once through a reused 32 MiB
-  // bounce buffer, window after window; reads in flight together (each takes its own buffer).
+  // 40 MiB of random bytes (a wrong offset shows), read in the ways the loader reads: under 4 MiB
+  // straight in; larger in four parts at once through a reused 32 MiB bounce buffer, window after
+  // window; reads in flight together (each takes its own buffer).
   const dir = mkdtempSync(join(tmpdir(), "olmo-read-"));
-  const bytes = new Uint8Array(40 * 2 ** 20 + 7);
-  for (let i = 0, x = 12345; i < bytes.length; i++) (x = (x * 1103515245 + 12345) >>> 0), (bytes[i] = x >>> 24);
+  const bytes = randomBytes(40 * 2 ** 20 + 7, 12345);
   writeFileSync(join(dir, "big.bin"), bytes);
   const file = (await fileSource(join(dir, "big.bin")))!;
   try {
