@@ -1,5 +1,5 @@
 // Decoding in headless Chromium, a model of any size: a checkpoint folder read over HTTP a tensor at a
-// time (Range requests; or with --from cache, through the Cache API: downloaded into it once, then the
+// time (Range requests; or with --from opfs / cache, through the Origin Private File System or the Cache API: downloaded into it once, then the
 // timed load from there) into a module Web Worker's WASM backend (2 threads), bf16 or quantized as it
 // loads, spanning as many WebAssembly memories as it needs (src/backends/wasm/memories.ts). It reports
 // load seconds, the memories and bytes used, decode tokens/s after a 32-token prompt beside the bound
@@ -8,7 +8,7 @@
 //
 //   node build/bench/olmo-multimemory.js --preset OLMo-7B --write-only     # the checkpoint, once
 //   node build/bench/decode-browser.js --model .cache/olmo-7b-random --quantize int4
-//   node build/bench/decode-browser.js --model .cache/olmo-1b-random --from cache     # load time vs Node's
+//   node build/bench/decode-browser.js --model .cache/olmo-1b-random --from opfs      # load time vs Node's (--from cache: the Cache API)
 //   node build/bench/decode-browser.js --model .cache/olmo-1b-random --from picked    # the same from picked files
 //
 // Without Chromium (Debian's `chromium`, or $CHROMIUM_PATH) it says so and exits 0.
@@ -35,7 +35,7 @@ type Message =
   | { kind: "error"; message: string };
 
 export async function benchDecodeBrowser(
-  options: { model: string; quantize?: "int8" | "int4"; threads?: number; newTokens?: number; from?: "url" | "cache" | "picked" },
+  options: { model: string; quantize?: "int8" | "int4"; threads?: number; newTokens?: number; from?: "url" | "cache" | "opfs" | "picked" },
 ): Promise<void> {
   const { quantize, threads = 2, newTokens = 16, from = "url" } = options;
   const chromiumPath = findChromium();
@@ -48,7 +48,7 @@ export async function benchDecodeBrowser(
   const setup = { modelUrl: "/model/", quantize: quantize ?? null, threads, promptLength: 32, newTokens, memoryBytes: Infinity, from };
   const server = await serveRepositoryAndModel(modelDir);
   // The Cache API needs a profile of its own: a plain launch's incognito context holds too little.
-  const profile = from === "cache" ? mkdtempSync(join(tmpdir(), "olmo-bench-profile-")) : null;
+  const profile = from === "cache" || from === "opfs" ? mkdtempSync(join(tmpdir(), "olmo-bench-profile-")) : null;
   const browser = profile ? await launchChromiumWithProfile(chromiumPath, profile) : await launchChromium(chromiumPath);
   try {
     const page = await browser.newPage();
@@ -60,13 +60,13 @@ export async function benchDecodeBrowser(
     }
     const finished = runBenchPage<Message>(page, `${server.origin}/bench/browser/decode.html`, setup, (m, finish) => {
       if (m.kind === "cached") {
-        console.log(`  first visit: downloaded into the Cache API and loaded in ${m.seconds.toFixed(1)} s (then disposed)`);
+        console.log(`  first visit: downloaded into ${from === "opfs" ? "OPFS" : "the Cache API"} and loaded in ${m.seconds.toFixed(1)} s (then disposed)`);
       } else if (m.kind === "progress") {
         console.log(`  ${m.seconds.toFixed(0)} s: ${(m.read / 1e9).toFixed(2)} of ${(m.total / 1e9).toFixed(2)} GB read, ${formatBytes(m.inUse)} in ${m.memories} memories`);
       } else if (m.kind === "loaded") {
         loaded = m;
         console.log(
-          `  loaded ${from === "cache" ? "from the Cache API, onto a fresh backend," : from === "picked" ? "from picked files" : "over HTTP"} in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
+          `  loaded ${from === "cache" ? "from the Cache API, onto a fresh backend," : from === "opfs" ? "from OPFS, onto a fresh backend," : from === "picked" ? "from picked files" : "over HTTP"} in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
             `across ${m.memories} WebAssembly memories; wasm ${m.threads} threads${m.relaxedSimd ? " (relaxed SIMD)" : ""}`,
         );
       } else if (m.kind === "done") {
@@ -98,6 +98,8 @@ if (process.argv[1]?.endsWith("/decode-browser.js")) {
   if (!values.model) throw new Error("--model DIR is required (a checkpoint folder; bench/olmo-multimemory.ts writes OLMo-7B's)");
   if (values.quantize !== undefined && values.quantize !== "int8" && values.quantize !== "int4") throw new Error(`--quantize must be int8 or int4, got ${values.quantize}`);
   const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-  if (values.from !== undefined && values.from !== "url" && values.from !== "cache" && values.from !== "picked") throw new Error(`--from must be url, cache or picked, got ${values.from}`);
-  await benchDecodeBrowser({ model: values.model, quantize: values.quantize, threads: number(values.threads), newTokens: number(values.tokens), from: values.from });
+  const froms = ["url", "cache", "opfs", "picked"] as const;
+  const from = froms.find((f) => f === (values.from ?? "url"));
+  if (!from) throw new Error(`--from must be url, cache, opfs or picked, got ${values.from}`);
+  await benchDecodeBrowser({ model: values.model, quantize: values.quantize, threads: number(values.threads), newTokens: number(values.tokens), from });
 }

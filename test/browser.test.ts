@@ -285,30 +285,41 @@ async function adapterValues(folder: string): Promise<{ options: LoraAdapters["o
   }
 }
 
-test("browser sources: the Cache API keeps a downloaded model for the next load; picked files load too, with Node's bits", async () => {
+test("browser sources: the Cache API and OPFS keep a downloaded model for the next load (page and worker); picked files load too, with Node's bits", async () => {
   const want = await nodeGreedy();
   await withBrowser(async (page, origin, requests) => {
     await page.goto(`${origin}/test/hosts/sources.html`);
     await page.waitForFunction("typeof window.runPicked === 'function'");
     const weightGets = () => requests.filter((r) => r.startsWith("GET") && r.endsWith("/model.safetensors")).length;
-    const first = (await page.evaluate("window.runCached()")) as { ids: number[]; progressReports: number };
-    const afterFirst = weightGets();
-    const second = (await page.evaluate("window.runCached()")) as { ids: number[] };
-    if (afterFirst !== 1 || weightGets() !== 1) throw new Error(`weights fetched ${afterFirst} then ${weightGets()} times (expected once)`);
-    if (first.ids.join() !== want.join() || second.ids.join() !== want.join() || first.progressReports === 0) {
-      throw new Error(`cached: ${JSON.stringify(first)} / ${second.ids}, Node ${want}`);
+    // Each storage downloads the weights once: its first load fetches them, every later one (page or worker) reads them back.
+    for (const storage of ["cache", "opfs"] as const) {
+      const before = weightGets();
+      const first = (await page.evaluate((s) => (globalThis as unknown as { runCached(s: string): Promise<{ ids: number[]; progressReports: number }> }).runCached(s), storage));
+      const afterFirst = weightGets();
+      const second = (await page.evaluate((s) => (globalThis as unknown as { runCached(s: string): Promise<{ ids: number[] }> }).runCached(s), storage));
+      if (afterFirst !== before + 1 || weightGets() !== before + 1) throw new Error(`${storage}: weights fetched ${afterFirst - before} then ${weightGets() - before} times (expected once)`);
+      if (first.ids.join() !== want.join() || second.ids.join() !== want.join() || first.progressReports === 0) {
+        throw new Error(`${storage}: ${JSON.stringify(first)} / ${second.ids}, Node ${want}`);
+      }
     }
     await page.setInputFiles("#files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => `${MODEL}/${f}`));
     const picked = (await page.evaluate("window.runPicked()")) as number[];
     if (picked.join() !== want.join()) throw new Error(`picked files: [${picked}], Node [${want}]`);
     // Bit-identical weights: f32 storage (the file's bf16 widened by the cast kernel) and bf16 (read as is).
+    const gets = weightGets();
     for (const weightDType of ["f32", "bf16"] as const) {
       const node = await nodeWeightsDigest(weightDType);
-      for (const how of ["cached", "picked"]) {
+      for (const how of ["cached", "opfs", "picked"]) {
         const browser = await page.evaluate(([h, d]) => (globalThis as unknown as { weightsDigest(h: string, d: string): Promise<number> }).weightsDigest(h!, d!), [how, weightDType]);
         if (browser !== node) throw new Error(`${how}, ${weightDType}: weights digest ${browser} in Chromium, ${node} in Node`);
       }
+      // OPFS in a worker: synchronous access handles straight into WebAssembly memory, 2 threads.
+      const worker = (await page.evaluate((d) => (globalThis as unknown as { runOpfsWorker(d: string): Promise<{ ids: number[]; digest: number; syncHandles: boolean }> }).runOpfsWorker(d), weightDType));
+      if (!worker.syncHandles) throw new Error("this Chromium's workers have no FileSystemFileHandle.createSyncAccessHandle");
+      if (worker.digest !== node) throw new Error(`OPFS in a worker, ${weightDType}: weights digest ${worker.digest} in Chromium, ${node} in Node`);
+      if (weightDType === "f32" && worker.ids.join() !== want.join()) throw new Error(`OPFS in a worker: [${worker.ids}], Node [${want}]`);
     }
+    if (weightGets() !== gets) throw new Error(`the digests fetched the weights again (${weightGets() - gets} times)`);
   });
 });
 

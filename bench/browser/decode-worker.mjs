@@ -2,9 +2,9 @@
 // folder loaded from the page's server (urlSource: a tensor at a time, with Range requests; bf16 kept,
 // or quantized as it loads) onto the WASM backend on Web Workers, spanning as many WebAssembly
 // memories as it needs, then greedy decoding after a prompt. The setting arrives as the first message.
-// With `from: "cache"`, the folder goes through the Cache API instead (cachedUrlSource): a first load
-// downloads it into an emptied cache (a first visit), then the timed load reads it from there onto a
-// fresh backend (every later visit). With `from: "picked"`, the folder's files as a user picks them
+// With `from: "cache"` or `"opfs"`, the folder goes through the Cache API or the Origin Private File
+// System instead (cachedUrlSource's storage): a first load downloads it into an emptied store (a first
+// visit), then the timed load reads it from there onto a fresh backend (every later visit). With `from: "picked"`, the folder's files as a user picks them
 // (<input type="file">: Files the page hands over, read as Blobs by fileListSource).
 import { cachedUrlSource, createWasmBackend, fileListSource, generate, loadOlmo, noGrad, spawnWebWorker, urlSource, weightBytes } from "../../dist/index.js";
 
@@ -20,11 +20,13 @@ async function decode({ modelUrl, quantize, threads, promptLength, newTokens, me
   const url = new URL(modelUrl, self.location.href).href;
   const CACHE = "olmo-js-bench";
   const newBackend = () => createWasmBackend({ threads, spawnWorker: spawnWebWorker, maxMemoryBytes: memoryBytes });
-  if (from === "cache") {
-    await caches.delete(CACHE);
+  const stored = () => cachedUrlSource(url, { cacheName: CACHE, storage: from });
+  if (from === "cache" || from === "opfs") {
+    if (from === "cache") await caches.delete(CACHE);
+    else await (await navigator.storage.getDirectory()).removeEntry(CACHE, { recursive: true }).catch(() => {});
     const first = await newBackend();
     const t0 = performance.now();
-    const { model } = await loadOlmo(cachedUrlSource(url, { cacheName: CACHE }), first, quantize ? { quantize } : { weightDType: "bf16" });
+    const { model } = await loadOlmo(stored(), first, quantize ? { quantize } : { weightDType: "bf16" });
     postMessage({ kind: "cached", seconds: (performance.now() - t0) / 1000 });
     model.dispose();
     first.dispose();
@@ -38,7 +40,7 @@ async function decode({ modelUrl, quantize, threads, promptLength, newTokens, me
     lastReport = performance.now();
     postMessage({ kind: "progress", read, total, seconds: (performance.now() - started) / 1000, ...usage() });
   };
-  const source = from === "cache" ? cachedUrlSource(url, { cacheName: CACHE }) : from === "picked" ? fileListSource(files, "picked folder") : urlSource(url);
+  const source = from === "cache" || from === "opfs" ? stored() : from === "picked" ? fileListSource(files, "picked folder") : urlSource(url);
   const { model } = await loadOlmo(source, backend, quantize ? { quantize, onProgress } : { weightDType: "bf16", onProgress });
   const bytes = [...model.weights.values()].reduce((sum, w) => sum + weightBytes(w), 0);
   postMessage({

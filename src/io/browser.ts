@@ -1,6 +1,7 @@
-// Model folders in browsers: fetched once and kept in the Cache API for the next visit, or files a user
-// picked with <input type="file" multiple>. Both read byte ranges from Blobs (which browsers keep on
-// disk), so a checkpoint never has to sit in memory whole.
+// Model folders in browsers: fetched once and kept for the next visit (in the Origin Private File System,
+// or the Cache API), or files a user picked with <input type="file" multiple>. All read byte ranges
+// (from Blobs, which browsers keep on disk, or from OPFS files), so a checkpoint never has to sit in
+// memory whole.
 //
 // Only web APIs are used, reached through globalThis, so the core keeps compiling without the DOM types.
 
@@ -31,8 +32,28 @@ interface CacheLike {
   match(url: string): Promise<ResponseLike | undefined>;
   put(url: string, response: unknown): Promise<void>;
 }
+/** The parts of the File System Access API (its Origin Private File System) this module uses. */
+interface SyncAccessHandleLike {
+  read(target: Uint8Array, options: { at: number }): number;
+  write(data: Uint8Array, options: { at: number }): number;
+  truncate(size: number): void;
+  flush(): void;
+  close(): void;
+}
+interface FileHandleLike {
+  getFile(): Promise<BlobLike>;
+  createSyncAccessHandle?(options?: { mode: "read-only" | "readwrite" }): Promise<SyncAccessHandleLike>;
+  createWritable?(): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void>; abort(): Promise<void> }>;
+  move?(newName: string): Promise<void>;
+}
+interface DirectoryHandleLike {
+  getDirectoryHandle(name: string, options?: { create?: boolean }): Promise<DirectoryHandleLike>;
+  getFileHandle(name: string, options?: { create?: boolean }): Promise<FileHandleLike>;
+  removeEntry(name: string): Promise<void>;
+}
 interface WebGlobals {
   fetch(url: string): Promise<ResponseLike>;
+  navigator?: { storage?: { getDirectory?(): Promise<DirectoryHandleLike> } };
   caches?: { open(name: string): Promise<CacheLike> };
   Blob: new (parts: Uint8Array[]) => BlobLike;
   Response: new (body: BlobLike, init?: { headers?: Record<string, string> }) => unknown;
@@ -46,7 +67,20 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
     read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
     // Streamed into the target (no ArrayBuffer of the whole range): through a reused buffer
     // where the stream takes one (a byte stream's "BYOB" reader), else in the stream's own chunks.
+    // A large range is read as READ_PARTS streams at once.
     readInto: async (offset, target) => {
+      if (target.length < 2 * MIN_PART_BYTES) return readRange(offset, target);
+      const parts = Math.min(READ_PARTS, Math.floor(target.length / MIN_PART_BYTES));
+      const step = Math.ceil(target.length / parts);
+      const reads = [];
+      for (let start = 0; start < target.length; start += step) reads.push(readRange(offset + start, target.subarray(start, Math.min(target.length, start + step))));
+      // Every part settles before the first failure is thrown: none still writes into target after.
+      const failed = (await Promise.allSettled(reads)).find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    },
+  };
+
+  async function readRange(offset: number, target: Uint8Array): Promise<void> {
       const part = blob.slice(offset, offset + target.length);
       let filled = 0;
       const put = (chunk: Uint8Array) => {
@@ -61,9 +95,16 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
         for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) put(chunk.value!);
       }
       if (filled !== target.length) throw new Error(`${name}: read ${filled} bytes at ${offset}, expected ${target.length}`);
-    },
-  };
+  }
 }
+
+/** How long an OPFS file's access handle stays open after its last read (opfsFileSource). */
+const HANDLE_IDLE_MS = 1000;
+
+/** Streams a large read is split into (blobSource). */
+const READ_PARTS = 4;
+/** The smallest part worth its own stream. */
+const MIN_PART_BYTES = 4 * 2 ** 20;
 
 /**
  * Read a byte stream into `put` through a buffer kept from one read to the next; false (nothing read)
@@ -109,53 +150,195 @@ export function fileListSource(files: ArrayLike<FileLike>, name = "picked files"
 }
 
 export interface CachedUrlOptions {
-  /** Cache API cache to use (default "olmo-js"). */
+  /**
+   * Where downloaded files are kept: "opfs", the Origin Private File System (read back at disk speed
+   * straight into WebAssembly memory from a Web Worker; bench/NOTES.md, "Loading"), or "cache", the
+   * Cache API (read back as Blob streams: 2-3x slower to load). Default: "opfs" where the host has it.
+   */
+  storage?: "opfs" | "cache";
+  /** Cache API cache, or OPFS folder, to use (default "olmo-js"). */
   cacheName?: string;
   /** Bytes received of the file being downloaded. */
   onProgress?: (file: string, received: number, total: number) => void;
 }
 
 /**
- * A model folder at a URL, each file downloaded once (with progress) into the browser's Cache API and
- * read from there afterwards, also on the next visit.
+ * A model folder at a URL, each file downloaded once (with progress) into the browser's storage (the
+ * Origin Private File System, or the Cache API: options.storage) and read from there afterwards, also on
+ * the next visit. A file is stored only once it has arrived whole.
  */
 export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {}): ModelSource {
   const web = globalThis as unknown as WebGlobals;
-  if (!web.caches) throw new HubError("cachedUrlSource: this host has no Cache API (it needs a secure context: https or localhost)");
+  const storage = options.storage ?? (web.navigator?.storage?.getDirectory ? "opfs" : "cache");
+  if (storage === "opfs" && !web.navigator?.storage?.getDirectory) throw new HubError("cachedUrlSource: this host has no Origin Private File System (navigator.storage.getDirectory); use storage: \"cache\"");
+  if (storage === "cache" && !web.caches) throw new HubError("cachedUrlSource: this host has no Cache API (it needs a secure context: https or localhost)");
   const base = baseUrl.replace(/\/+$/, "");
+  const cacheName = options.cacheName ?? "olmo-js";
   return {
     name: base,
     open: async (file) => {
       checkRepoFilePath(file); // a shard name from an index file must not reach outside the folder
       const url = `${base}/${file.split("/").map(encodeURIComponent).join("/")}`;
-      const cache = await web.caches!.open(options.cacheName ?? "olmo-js");
+      if (storage === "opfs") {
+        // One folder per model URL, the file's path below it.
+        const root = await (await web.navigator!.storage!.getDirectory!()).getDirectoryHandle(cacheName, { create: true });
+        const folder = await root.getDirectoryHandle(encodeURIComponent(base), { create: true });
+        const kept = await opfsFile(folder, file, false);
+        if (kept) return opfsFileSource(url, kept);
+        const response = await download(web, url, file);
+        if (!response) return null;
+        return opfsFileSource(url, await writeOpfsFile(folder, file, url, response, options.onProgress));
+      }
+      const cache = await web.caches!.open(cacheName);
       const hit = await cache.match(url);
       if (hit) return blobSource(url, await hit.blob());
-      let response: ResponseLike;
-      try {
-        response = await web.fetch(url);
-      } catch (e) {
-        throw fetchFailure("GET", url, e);
-      }
-      if (response.status === 404) return null;
-      if (!response.ok || !response.body) throw new HubError(`GET ${url} answered ${response.status}`, { url, status: response.status });
-      // What is put in the Cache API is read back on every later visit: an error page or a cut transfer must not get there.
-      if (isErrorPage(file, response.headers.get("content-type"))) throw new HubError(`GET ${url} answered with a web page (text/html), not ${file}: an error or login page?`, { url, status: response.status });
-      const total = Number(response.headers.get("content-length") ?? NaN);
-      const reader = response.body.getReader();
+      const response = await download(web, url, file);
+      if (!response) return null;
       const chunks: Uint8Array[] = [];
-      let received = 0;
-      for (let part = await reader.read(); !part.done; part = await reader.read()) {
-        chunks.push(part.value!);
-        received += part.value!.length;
-        options.onProgress?.(file, received, total);
-      }
-      // Content-Length counts the bytes on the wire: a compressed answer decodes to more.
-      const encoded = !/^(identity)?$/i.test(response.headers.get("content-encoding") ?? "");
-      if (Number.isFinite(total) && !encoded && received !== total) throw new HubError(`GET ${url} ended after ${received} of ${total} bytes; not cached, try again`, { url, status: response.status });
+      await receive(response, url, file, options.onProgress, (chunk) => void chunks.push(chunk));
       const blob = new web.Blob(chunks);
       await cache.put(url, new web.Response(blob, { headers: { "content-length": String(blob.size) } }));
       return blobSource(url, blob);
     },
   };
 }
+
+/** GET url: the response to read, or null for 404; errors and web pages in place of `file` throw. */
+async function download(web: WebGlobals, url: string, file: string): Promise<ResponseLike | null> {
+  let response: ResponseLike;
+  try {
+    response = await web.fetch(url);
+  } catch (e) {
+    throw fetchFailure("GET", url, e);
+  }
+  if (response.status === 404) return null;
+  if (!response.ok || !response.body) throw new HubError(`GET ${url} answered ${response.status}`, { url, status: response.status });
+  // What is stored is read back on every later visit: an error page or a cut transfer must not get there.
+  if (isErrorPage(file, response.headers.get("content-type"))) throw new HubError(`GET ${url} answered with a web page (text/html), not ${file}: an error or login page?`, { url, status: response.status });
+  return response;
+}
+
+/** Pass every chunk of a response's body to `put`; a transfer cut short (Content-Length not reached) throws. */
+async function receive(response: ResponseLike, url: string, file: string, onProgress: CachedUrlOptions["onProgress"], put: (chunk: Uint8Array) => Promise<void> | void): Promise<void> {
+  const total = Number(response.headers.get("content-length") ?? NaN);
+  const reader = response.body!.getReader();
+  let received = 0;
+  for (let part = await reader.read(); !part.done; part = await reader.read()) {
+    await put(part.value!);
+    received += part.value!.length;
+    onProgress?.(file, received, total);
+  }
+  // Content-Length counts the bytes on the wire: a compressed answer decodes to more.
+  const encoded = !/^(identity)?$/i.test(response.headers.get("content-encoding") ?? "");
+  if (Number.isFinite(total) && !encoded && received !== total) throw new HubError(`GET ${url} ended after ${received} of ${total} bytes; not cached, try again`, { url, status: response.status });
+}
+
+/** The OPFS file at `path` below `folder` (folders for its "/" parts), or null where it is not there. */
+async function opfsFile(folder: DirectoryHandleLike, path: string, create: boolean): Promise<FileHandleLike | null> {
+  const parts = path.split("/");
+  try {
+    for (const part of parts.slice(0, -1)) folder = await folder.getDirectoryHandle(part, { create });
+    return await folder.getFileHandle(parts.at(-1)!, { create });
+  } catch (e) {
+    if ((e as { name?: string }).name === "NotFoundError") return null;
+    throw e;
+  }
+}
+
+/**
+ * Write a response's body to `path` below `folder`: into "<path>.part" first, renamed to `path` once the
+ * whole body has arrived, so a cut download is never read back as the file.
+ */
+async function writeOpfsFile(
+  folder: DirectoryHandleLike, path: string, url: string, response: ResponseLike, onProgress: CachedUrlOptions["onProgress"],
+): Promise<FileHandleLike> {
+  const partial = (await opfsFile(folder, `${path}.part`, true))!;
+  if (!partial.move) throw new HubError(`cachedUrlSource: this host's OPFS cannot rename files (FileSystemFileHandle.move); use storage: "cache"`);
+  if (partial.createWritable) {
+    const writable = await partial.createWritable();
+    try {
+      await receive(response, url, path, onProgress, (chunk) => writable.write(chunk));
+      await writable.close();
+    } catch (e) {
+      await writable.abort().catch(() => {});
+      throw e;
+    }
+  } else {
+    // Safari has no createWritable; its Web Workers have synchronous access handles.
+    const handle = await partial.createSyncAccessHandle!();
+    try {
+      handle.truncate(0);
+      let at = 0;
+      await receive(response, url, path, onProgress, (chunk) => void (at += handle.write(chunk, { at })));
+      handle.flush();
+    } finally {
+      handle.close();
+    }
+  }
+  await partial.move(path.split("/").at(-1)!);
+  return partial;
+}
+
+/**
+ * A ByteSource over an OPFS file. In a dedicated Web Worker, reads go through a synchronous access
+ * handle straight into the target (WebAssembly memory: no stream, no copy), into memory the loader has
+ * zero-filled first (prefault: a read() into untouched pages was 6-7x slower on this project's VM);
+ * elsewhere (a page's main thread), and where the file cannot be opened that way, through the file's Blob.
+ */
+async function opfsFileSource(name: string, handle: FileHandleLike): Promise<ByteSource> {
+  const blob = await handle.getFile();
+  const viaBlob = blobSource(name, blob);
+  if (!handle.createSyncAccessHandle) return viaBlob;
+  const size = blob.size;
+  const timers = globalThis as unknown as { setTimeout(f: () => void, ms: number): number; clearTimeout(id: number | undefined): void };
+  // One access handle serves a run of reads and is closed once none came for HANDLE_IDLE_MS (not one
+  // per read: each open is a round trip to the browser process). Reads run one at a time: a host without
+  // read-only handles (the mode option, Chromium 121+) locks the file to one handle, and where another
+  // holds it (NoModificationAllowedError), this read goes through the Blob.
+  let access: Promise<SyncAccessHandleLike> | null = null;
+  let idle: number | undefined;
+  let last: Promise<unknown> = Promise.resolve();
+  const readAt = (offset: number, target: Uint8Array): Promise<void> => {
+    const run = async () => {
+      if (offset + target.length > size) throw new Error(`${name}: ${target.length} bytes at ${offset} run past the file's end (${size} bytes)`);
+      timers.clearTimeout(idle);
+      access ??= handle.createSyncAccessHandle!({ mode: "read-only" });
+      const opened = access;
+      let reader: SyncAccessHandleLike;
+      try {
+        reader = await opened;
+      } catch (e) {
+        access = null;
+        if ((e as { name?: string }).name !== "NoModificationAllowedError") throw e;
+        return viaBlob.readInto!(offset, target);
+      }
+      try {
+        for (let filled = 0; filled < target.length; ) {
+          const n = reader.read(target.subarray(filled), { at: offset + filled });
+          if (n <= 0) throw new Error(`${name}: no bytes at ${offset + filled} (the file shrank?)`);
+          filled += n;
+        }
+      } finally {
+        idle = timers.setTimeout(() => {
+          if (access === opened) access = null;
+          reader.close();
+        }, HANDLE_IDLE_MS);
+      }
+    };
+    const next = last.then(run, run);
+    last = next.catch(() => {});
+    return next;
+  };
+  return {
+    name,
+    size,
+    read: async (offset, length) => {
+      const bytes = new Uint8Array(length);
+      await readAt(offset, bytes);
+      return bytes;
+    },
+    readInto: readAt,
+    prefault: true,
+  };
+}
+

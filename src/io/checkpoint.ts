@@ -240,7 +240,7 @@ async function loadTensor(
   try {
     if (backend.rawBytes?.(staging.bufferFor("load"), from, staging.size)) {
       const length = staging.size * BYTES_PER_ELEMENT[from];
-      prefault(backend, staging);
+      if (file.prefault) prefault(backend, staging);
       for (let done = 0; done < length; done += READ_CHUNK_BYTES) {
         // Asked for again each time: growing a WebAssembly memory may replace its ArrayBuffer.
         const view = backend.rawBytes(staging.bufferFor("load"), from, staging.size)!;
@@ -268,9 +268,10 @@ async function loadTensor(
 }
 
 /**
- * Write zeros over a new tensor on every thread of the backend, before a file read fills it: where a
- * host makes the first touch of a page slow, the faults then run on every core (src/node/fs.ts says
- * why, bench/NOTES.md "Loading" measures it). Where pages are cheap, this costs a memset.
+ * Write zeros over a new tensor on every thread of the backend, before a file read fills it, for
+ * sources that ask (ByteSource.prefault): where a host makes the first touch of a page slow, the
+ * faults then run on every core (src/node/fs.ts says why, bench/NOTES.md "Loading" measures it).
+ * Where pages are cheap, this costs a memset.
  */
 function prefault(backend: AnyBackend, tensor: Tensor): void {
   backend.kernels.fill({ out: tensor.bufferFor("load"), dtype: tensor.dtype, size: tensor.size, value: 0 });
@@ -467,7 +468,7 @@ async function loadRaw(entry: TensorEntry, shape: readonly number[], dtype: DTyp
   try {
     const view = backend.rawBytes?.(tensor.bufferFor("load"), dtype, tensor.size);
     if (view) {
-      prefault(backend, tensor);
+      if (entry.file.prefault) prefault(backend, tensor);
       await readInto(entry.file, entry.begin, view.subarray(0, length));
     }
     else {

@@ -20,6 +20,14 @@ export interface ByteSource {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Read target.length bytes at offset into target, with no host array of the whole range. */
   readInto?(offset: number, target: Uint8Array): Promise<void>;
+  /**
+   * true: readInto is fastest into memory already touched, so the loader zero-fills a new tensor on
+   * every thread of the backend before reading into it (where a host's first touch of a page is slow,
+   * the faults then run on every core). Node's fileSource sets it; a browser's Blob streams do not:
+   * their copies fault pages while the browser delivers the next bytes, which measured faster than
+   * filling first (bench/NOTES.md, "Loading").
+   */
+  readonly prefault?: boolean;
 }
 
 /** Fill `target` with the bytes at `offset`: through the source's readInto where it has one, else a host array copied in. */

@@ -25,7 +25,8 @@ export async function fileSource(path: string): Promise<ByteSource | null> {
       await withFile(offset, length, (handle) => readParts(handle, offset, bytes));
       return bytes;
     },
-    // Through a bounce buffer: see BOUNCE_BYTES.
+    // Through a bounce buffer, into a tensor the loader has zero-filled first: see BOUNCE_BYTES.
+    prefault: true,
     readInto: (offset, target) =>
       withFile(offset, target.length, async (handle) => {
         if (target.length < BOUNCE_MIN_BYTES) return readParts(handle, offset, target);

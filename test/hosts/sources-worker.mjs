@@ -1,0 +1,25 @@
+// A module Web Worker for sources.html: the model loaded through cachedUrlSource from the Origin Private
+// File System (downloaded there by the page already, or now), read with synchronous access handles (only
+// a worker has them), on 2 threads. Answers with the greedy ids after "ROMEO:" and FNV-1a of every
+// weight's stored bits by name, as sources.html computes them on the page.
+import { cachedUrlSource, createWasmBackend, generate, loadOlmo, spawnWebWorker } from "../../dist/index.js";
+
+self.onmessage = async ({ data: { modelUrl, weightDType } }) => {
+  try {
+    const backend = await createWasmBackend({ threads: 2, spawnWorker: spawnWebWorker });
+    const { model, tokenizer } = await loadOlmo(cachedUrlSource(modelUrl, { storage: "opfs" }), backend, { weightDType });
+    let digest = 0x811c9dc5;
+    for (const name of [...model.weights.keys()].sort()) {
+      const t = model.weights.get(name);
+      const bits = await backend.download(t.bufferFor("digest"), t.dtype, t.size);
+      const bytes = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+      for (let i = 0; i < bytes.length; i++) digest = Math.imul(digest ^ bytes[i], 16777619) >>> 0;
+    }
+    const { newIds } = await generate(model, tokenizer.encode("ROMEO:"), { maxNewTokens: 24 });
+    model.dispose();
+    backend.dispose();
+    postMessage({ ids: newIds, digest, syncHandles: typeof FileSystemFileHandle.prototype.createSyncAccessHandle === "function" });
+  } catch (e) {
+    postMessage({ error: String((e && e.stack) || e) });
+  }
+};
