@@ -51,6 +51,19 @@ export async function benchDecodeBrowser(
   const profile = from === "cache" || from === "opfs" ? mkdtempSync(join(tmpdir(), "olmo-bench-profile-")) : null;
   const browser = profile ? await launchChromiumWithProfile(chromiumPath, profile) : await launchChromium(chromiumPath);
   try {
+    const url = `${server.origin}/bench/browser/decode.html`;
+    if (from === "cache" || from === "opfs") {
+      // The first visit on a page of its own (downloads into the store, loads, closes); the timed load
+      // is the next page's, as a user's later visit is a new page (a new renderer, none of the first
+      // page's memory in it).
+      const firstVisit = await browser.newPage();
+      await runBenchPage<Message>(firstVisit, url, { ...setup, visit: "first" }, (m, finish) => {
+        if (m.kind !== "cached") return;
+        console.log(`  first visit: downloaded into ${from === "opfs" ? "OPFS" : "the Cache API"} and loaded in ${m.seconds.toFixed(1)} s (then the page closed)`);
+        finish();
+      });
+      await firstVisit.close();
+    }
     const page = await browser.newPage();
     let loaded: Extract<Message, { kind: "loaded" }> | null = null;
     if (from === "picked") {
@@ -58,15 +71,13 @@ export async function benchDecodeBrowser(
       const files = readdirSync(modelDir).filter((f) => statSync(join(modelDir, f)).isFile()).map((f) => join(modelDir, f));
       page.waitForSelector("#files").then(() => page.setInputFiles("#files", files)).catch((e) => console.error(`  could not pick the files: ${(e as Error).message}`));
     }
-    const finished = runBenchPage<Message>(page, `${server.origin}/bench/browser/decode.html`, setup, (m, finish) => {
-      if (m.kind === "cached") {
-        console.log(`  first visit: downloaded into ${from === "opfs" ? "OPFS" : "the Cache API"} and loaded in ${m.seconds.toFixed(1)} s (then disposed)`);
-      } else if (m.kind === "progress") {
+    const finished = runBenchPage<Message>(page, url, setup, (m, finish) => {
+      if (m.kind === "progress") {
         console.log(`  ${m.seconds.toFixed(0)} s: ${(m.read / 1e9).toFixed(2)} of ${(m.total / 1e9).toFixed(2)} GB read, ${formatBytes(m.inUse)} in ${m.memories} memories`);
       } else if (m.kind === "loaded") {
         loaded = m;
         console.log(
-          `  loaded ${from === "cache" ? "from the Cache API, onto a fresh backend," : from === "opfs" ? "from OPFS, onto a fresh backend," : from === "picked" ? "from picked files" : "over HTTP"} in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
+          `  loaded ${from === "cache" ? "from the Cache API on a new page," : from === "opfs" ? "from OPFS on a new page," : from === "picked" ? "from picked files" : "over HTTP"} in ${m.seconds.toFixed(1)} s: ${(m.bytes / 1e9).toFixed(2)} GB of ${quantize ?? "bf16"} weights, ${formatBytes(m.inUse)} in use ` +
             `across ${m.memories} WebAssembly memories; wasm ${m.threads} threads${m.relaxedSimd ? " (relaxed SIMD)" : ""}`,
         );
       } else if (m.kind === "done") {

@@ -3,8 +3,9 @@
 // or quantized as it loads) onto the WASM backend on Web Workers, spanning as many WebAssembly
 // memories as it needs, then greedy decoding after a prompt. The setting arrives as the first message.
 // With `from: "cache"` or `"opfs"`, the folder goes through the Cache API or the Origin Private File
-// System instead (cachedUrlSource's storage): a first load downloads it into an emptied store (a first
-// visit), then the timed load reads it from there onto a fresh backend (every later visit). With `from: "picked"`, the folder's files as a user picks them
+// System instead (cachedUrlSource's storage): the page of a first visit (`visit: "first"`) downloads it
+// into an emptied store and loads it; the next page (a later visit: a new renderer, as for a user)
+// reads it from there, timed. With `from: "picked"`, the folder's files as a user picks them
 // (<input type="file">: Files the page hands over, read as Blobs by fileListSource).
 import { cachedUrlSource, createWasmBackend, fileListSource, generate, loadOlmo, noGrad, spawnWebWorker, urlSource, weightBytes } from "../../dist/index.js";
 
@@ -16,12 +17,12 @@ self.onmessage = async ({ data: setup }) => {
   }
 };
 
-async function decode({ modelUrl, quantize, threads, promptLength, newTokens, memoryBytes, from, files }) {
+async function decode({ modelUrl, quantize, threads, promptLength, newTokens, memoryBytes, from, files, visit }) {
   const url = new URL(modelUrl, self.location.href).href;
   const CACHE = "olmo-js-bench";
   const newBackend = () => createWasmBackend({ threads, spawnWorker: spawnWebWorker, maxMemoryBytes: memoryBytes });
   const stored = () => cachedUrlSource(url, { cacheName: CACHE, storage: from });
-  if (from === "cache" || from === "opfs") {
+  if (visit === "first") {
     if (from === "cache") await caches.delete(CACHE);
     else await (await navigator.storage.getDirectory()).removeEntry(CACHE, { recursive: true }).catch(() => {});
     const first = await newBackend();
@@ -30,6 +31,7 @@ async function decode({ modelUrl, quantize, threads, promptLength, newTokens, me
     postMessage({ kind: "cached", seconds: (performance.now() - t0) / 1000 });
     model.dispose();
     first.dispose();
+    return;
   }
   const backend = await newBackend();
   const usage = () => ({ ...backend.memoryUsage(), memories: backend.memoryUsageByMemory().length });
