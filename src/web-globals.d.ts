@@ -17,7 +17,7 @@ declare const performance: { now(): number };
 declare class Blob {
   constructor(parts: string[], options?: { type?: string });
 }
-declare const URL: { new (url: string, base?: string): { readonly pathname: string }; createObjectURL(blob: Blob): string };
+declare const URL: { new (url: string, base?: string): { readonly pathname: string; readonly href: string }; createObjectURL(blob: Blob): string };
 
 // The Fetch API's Response, which src/api/http.ts returns (it reaches the constructor through globalThis).
 interface Response {}

@@ -125,10 +125,10 @@ export class OlmoGenerator {
   /** Where a model string points. Overridden in Node (folders, the Hugging Face cache). */
   protected static async resolveSource(model: string, options: PretrainedOptions): Promise<ModelSource> {
     const onDownload = options.onProgress && ((file: string, loaded: number, total: number) => options.onProgress!({ stage: "download", file, loaded, total }));
-    // Browsers keep what they download (in the Origin Private File System, or the Cache API: read from
-    // there on the next visit); other hosts read with Range requests each time.
-    const web = globalThis as { caches?: unknown; navigator?: { storage?: { getDirectory?: unknown } } };
-    const hasCache = web.caches !== undefined || typeof web.navigator?.storage?.getDirectory === "function";
+    // Browsers keep what they download (cachedUrlSource: in OPFS, or the Cache API; both need a secure
+    // context, so a host with OPFS has the Cache API too) and read it from there on the next visit;
+    // other hosts read with Range requests each time.
+    const hasCache = (globalThis as { caches?: unknown }).caches !== undefined;
     if (isUrl(model)) return hasCache ? cachedUrlSource(model, { onProgress: onDownload }) : urlSource(model);
     if (model.split("/").length === 2) {
       const hub = { repo: model, revision: options.revision, endpoint: options.endpoint };

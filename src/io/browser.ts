@@ -16,7 +16,6 @@ interface BlobLike {
 }
 interface StreamLike {
   getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }> };
-  getReader(options: { mode: "byob" }): { read(view: Uint8Array): Promise<{ done: boolean; value?: Uint8Array }>; cancel?(): Promise<void> };
 }
 interface FileLike extends BlobLike {
   readonly name: string;
@@ -54,6 +53,8 @@ interface DirectoryHandleLike {
 interface WebGlobals {
   fetch(url: string): Promise<ResponseLike>;
   navigator?: { storage?: { getDirectory?(): Promise<DirectoryHandleLike> } };
+  FileSystemFileHandle?: { prototype: FileHandleLike };
+  location?: { href: string };
   caches?: { open(name: string): Promise<CacheLike> };
   Blob: new (parts: Uint8Array[]) => BlobLike;
   Response: new (body: BlobLike, init?: { headers?: Record<string, string> }) => unknown;
@@ -65,22 +66,12 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
     name,
     size: blob.size,
     read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
-    // Streamed into the target (no ArrayBuffer of the whole range): through a reused buffer
-    // where the stream takes one (a byte stream's "BYOB" reader), else in the stream's own chunks.
-    // A large range is read as READ_PARTS streams at once.
+    // Streamed into the target in the stream's own chunks (no ArrayBuffer of the whole range). Not
+    // through one reused buffer (a byte stream's BYOB reader), which loaded OLMo-1B from picked files
+    // in 2.5 s instead of 4.9: in Chromium 156 a BYOB read of a file-backed Blob (a picked File, an
+    // OPFS File) sometimes never settled, in 3 of 8 runs of test/browser.test.ts's sources case
+    // (bench/NOTES.md, "Loading").
     readInto: async (offset, target) => {
-      if (target.length < 2 * MIN_PART_BYTES) return readRange(offset, target);
-      const parts = Math.min(READ_PARTS, Math.floor(target.length / MIN_PART_BYTES));
-      const step = Math.ceil(target.length / parts);
-      const reads = [];
-      for (let start = 0; start < target.length; start += step) reads.push(readRange(offset + start, target.subarray(start, Math.min(target.length, start + step))));
-      // Every part settles before the first failure is thrown: none still writes into target after.
-      const failed = (await Promise.allSettled(reads)).find((r) => r.status === "rejected");
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-    },
-  };
-
-  async function readRange(offset: number, target: Uint8Array): Promise<void> {
       const part = blob.slice(offset, offset + target.length);
       let filled = 0;
       const put = (chunk: Uint8Array) => {
@@ -90,57 +81,17 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
       };
       const stream = part.stream?.();
       if (!stream) put(new Uint8Array(await part.arrayBuffer()));
-      else if (!(await readThroughBuffer(stream, target.length, put))) {
+      else {
         const reader = stream.getReader();
         for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) put(chunk.value!);
       }
       if (filled !== target.length) throw new Error(`${name}: read ${filled} bytes at ${offset}, expected ${target.length}`);
-  }
+    },
+  };
 }
 
 /** How long an OPFS file's access handle stays open after its last read (opfsFileSource). */
 const HANDLE_IDLE_MS = 1000;
-
-/** Streams a large read is split into (blobSource). */
-const READ_PARTS = 4;
-/** The smallest part worth its own stream. */
-const MIN_PART_BYTES = 4 * 2 ** 20;
-
-/**
- * Read a byte stream into `put` through a buffer kept from one read to the next; false (nothing read)
- * where the stream has no BYOB reader. Why: a default reader hands each chunk over in a new
- * ArrayBuffer, memory the host may have to fault in afresh every time (in Chromium it made reading a
- * cached blob 3-4x slower: bench/NOTES.md, "Loading").
- */
-async function readThroughBuffer(stream: StreamLike, length: number, put: (chunk: Uint8Array) => void): Promise<boolean> {
-  let reader;
-  try {
-    reader = stream.getReader({ mode: "byob" });
-  } catch {
-    return false; // not a byte stream
-  }
-  // A read transfers the buffer it is given; the view it returns holds the buffer to pass on next.
-  let buffer = streamBuffers.pop() ?? new ArrayBuffer(STREAM_BUFFER_BYTES);
-  try {
-    for (let done = 0; ; ) {
-      const chunk = await reader.read(new Uint8Array(buffer, 0, Math.max(1, Math.min(buffer.byteLength, length - done))));
-      if (chunk.value) buffer = chunk.value.buffer as ArrayBuffer;
-      if (chunk.value?.length) put(chunk.value);
-      if (chunk.done) break;
-      done += chunk.value!.length;
-    }
-  } catch (e) {
-    await reader.cancel?.().catch(() => {});
-    throw e;
-  }
-  // A cancelled stream may end without handing the buffer back (it stays detached): not kept then.
-  if (buffer.byteLength > 0) streamBuffers.push(buffer);
-  return true;
-}
-
-const STREAM_BUFFER_BYTES = 4 * 2 ** 20;
-/** Buffers for readThroughBuffer not in use (one per read in flight, kept for the next). */
-const streamBuffers: ArrayBuffer[] = [];
 
 /** Files a user picked (e.g. a whole model folder), found by their names. */
 export function fileListSource(files: ArrayLike<FileLike>, name = "picked files"): ModelSource {
@@ -151,9 +102,11 @@ export function fileListSource(files: ArrayLike<FileLike>, name = "picked files"
 
 export interface CachedUrlOptions {
   /**
-   * Where downloaded files are kept: "opfs", the Origin Private File System (read back at disk speed
-   * straight into WebAssembly memory from a Web Worker; bench/NOTES.md, "Loading"), or "cache", the
-   * Cache API (read back as Blob streams: 2-3x slower to load). Default: "opfs" where the host has it.
+   * Where downloaded files are kept: "opfs", the Origin Private File System (a download streams to disk;
+   * in a Web Worker it is read back at disk speed straight into WebAssembly memory, elsewhere as Blob
+   * streams), or "cache", the Cache API (a download is held in memory until stored; read back as Blob
+   * streams: OLMo-1B loaded 2.7x slower than from OPFS in Chromium's workers, bench/NOTES.md "Loading").
+   * Default: "opfs" where the host can write it (a page's main thread needs createWritable).
    */
   storage?: "opfs" | "cache";
   /** Cache API cache, or OPFS folder, to use (default "olmo-js"). */
@@ -169,10 +122,13 @@ export interface CachedUrlOptions {
  */
 export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {}): ModelSource {
   const web = globalThis as unknown as WebGlobals;
-  const storage = options.storage ?? (web.navigator?.storage?.getDirectory ? "opfs" : "cache");
-  if (storage === "opfs" && !web.navigator?.storage?.getDirectory) throw new HubError("cachedUrlSource: this host has no Origin Private File System (navigator.storage.getDirectory); use storage: \"cache\"");
+  const storage = options.storage ?? (opfsWritable(web) ? "opfs" : "cache");
+  if (storage === "opfs" && !opfsWritable(web)) {
+    throw new HubError("cachedUrlSource: this host cannot keep files in the Origin Private File System (it needs navigator.storage.getDirectory, FileSystemFileHandle.move and createWritable, or createSyncAccessHandle in a Web Worker); use storage: \"cache\"");
+  }
   if (storage === "cache" && !web.caches) throw new HubError("cachedUrlSource: this host has no Cache API (it needs a secure context: https or localhost)");
-  const base = baseUrl.replace(/\/+$/, "");
+  // Absolute, so that one relative URL on two pages is not one folder.
+  const base = (web.location ? new URL(baseUrl, web.location.href).href : baseUrl).replace(/\/+$/, "");
   const cacheName = options.cacheName ?? "olmo-js";
   return {
     name: base,
@@ -180,14 +136,14 @@ export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {})
       checkRepoFilePath(file); // a shard name from an index file must not reach outside the folder
       const url = `${base}/${file.split("/").map(encodeURIComponent).join("/")}`;
       if (storage === "opfs") {
-        // One folder per model URL, the file's path below it.
-        const root = await (await web.navigator!.storage!.getDirectory!()).getDirectoryHandle(cacheName, { create: true });
-        const folder = await root.getDirectoryHandle(encodeURIComponent(base), { create: true });
-        const kept = await opfsFile(folder, file, false);
-        if (kept) return opfsFileSource(url, kept);
+        // <cacheName>/<the model's URL>/<file's path>; folders are created only for a file that arrived.
+        const path = [cacheName, encodeURIComponent(base), ...file.split("/")];
+        const root = await web.navigator!.storage!.getDirectory!();
+        const kept = await opfsFile(root, path, false);
+        if (kept) return opfsFileSource(url, kept.file);
         const response = await download(web, url, file);
         if (!response) return null;
-        return opfsFileSource(url, await writeOpfsFile(folder, file, url, response, options.onProgress));
+        return opfsFileSource(url, await writeOpfsFile(root, path, url, file, response, options.onProgress));
       }
       const cache = await web.caches!.open(cacheName);
       const hit = await cache.match(url);
@@ -201,6 +157,13 @@ export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {})
       return blobSource(url, blob);
     },
   };
+}
+
+/** Whether this host can write OPFS files and rename them (createWritable, or sync handles in a worker). */
+function opfsWritable(web: WebGlobals): boolean {
+  const file = web.FileSystemFileHandle?.prototype;
+  return typeof web.navigator?.storage?.getDirectory === "function" && !!file && typeof file.move === "function" &&
+    (typeof file.createWritable === "function" || typeof file.createSyncAccessHandle === "function");
 }
 
 /** GET url: the response to read, or null for 404; errors and web pages in place of `file` throw. */
@@ -221,24 +184,29 @@ async function download(web: WebGlobals, url: string, file: string): Promise<Res
 /** Pass every chunk of a response's body to `put`; a transfer cut short (Content-Length not reached) throws. */
 async function receive(response: ResponseLike, url: string, file: string, onProgress: CachedUrlOptions["onProgress"], put: (chunk: Uint8Array) => Promise<void> | void): Promise<void> {
   const total = Number(response.headers.get("content-length") ?? NaN);
-  const reader = response.body!.getReader();
+  const reader = response.body!.getReader() as { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel?(): Promise<void> };
   let received = 0;
-  for (let part = await reader.read(); !part.done; part = await reader.read()) {
-    await put(part.value!);
-    received += part.value!.length;
-    onProgress?.(file, received, total);
+  try {
+    for (let part = await reader.read(); !part.done; part = await reader.read()) {
+      await put(part.value!);
+      received += part.value!.length;
+      onProgress?.(file, received, total);
+    }
+  } catch (e) {
+    await reader.cancel?.().catch(() => {}); // a failed write (a full quota) closes the connection too
+    throw e;
   }
   // Content-Length counts the bytes on the wire: a compressed answer decodes to more.
   const encoded = !/^(identity)?$/i.test(response.headers.get("content-encoding") ?? "");
   if (Number.isFinite(total) && !encoded && received !== total) throw new HubError(`GET ${url} ended after ${received} of ${total} bytes; not cached, try again`, { url, status: response.status });
 }
 
-/** The OPFS file at `path` below `folder` (folders for its "/" parts), or null where it is not there. */
-async function opfsFile(folder: DirectoryHandleLike, path: string, create: boolean): Promise<FileHandleLike | null> {
-  const parts = path.split("/");
+/** The OPFS file at `path` (its parts: folders, then the file's name) below `root` and its folder, or null where it is not there. */
+async function opfsFile(root: DirectoryHandleLike, path: string[], create: boolean): Promise<{ folder: DirectoryHandleLike; file: FileHandleLike } | null> {
   try {
-    for (const part of parts.slice(0, -1)) folder = await folder.getDirectoryHandle(part, { create });
-    return await folder.getFileHandle(parts.at(-1)!, { create });
+    let folder = root;
+    for (const part of path.slice(0, -1)) folder = await folder.getDirectoryHandle(part, { create });
+    return { folder, file: await folder.getFileHandle(path.at(-1)!, { create }) };
   } catch (e) {
     if ((e as { name?: string }).name === "NotFoundError") return null;
     throw e;
@@ -246,37 +214,45 @@ async function opfsFile(folder: DirectoryHandleLike, path: string, create: boole
 }
 
 /**
- * Write a response's body to `path` below `folder`: into "<path>.part" first, renamed to `path` once the
- * whole body has arrived, so a cut download is never read back as the file.
+ * Write a response's body to `path` below `root`: into "<name>.part" first, renamed to the name once the
+ * whole body has arrived, so a cut download is never read back as the file; a failed one leaves nothing.
  */
 async function writeOpfsFile(
-  folder: DirectoryHandleLike, path: string, url: string, response: ResponseLike, onProgress: CachedUrlOptions["onProgress"],
+  root: DirectoryHandleLike, path: string[], url: string, file: string, response: ResponseLike, onProgress: CachedUrlOptions["onProgress"],
 ): Promise<FileHandleLike> {
-  const partial = (await opfsFile(folder, `${path}.part`, true))!;
-  if (!partial.move) throw new HubError(`cachedUrlSource: this host's OPFS cannot rename files (FileSystemFileHandle.move); use storage: "cache"`);
-  if (partial.createWritable) {
-    const writable = await partial.createWritable();
-    try {
-      await receive(response, url, path, onProgress, (chunk) => writable.write(chunk));
-      await writable.close();
-    } catch (e) {
-      await writable.abort().catch(() => {});
-      throw e;
+  const name = path.at(-1)!;
+  const { folder, file: partial } = (await opfsFile(root, [...path.slice(0, -1), `${name}.part`], true))!;
+  try {
+    if (partial.createWritable) {
+      const writable = await partial.createWritable();
+      try {
+        await receive(response, url, file, onProgress, (chunk) => writable.write(chunk));
+        await writable.close();
+      } catch (e) {
+        await writable.abort().catch(() => {});
+        throw e;
+      }
+    } else {
+      // Safari before 26 has no createWritable; its Web Workers have synchronous access handles.
+      const handle = await partial.createSyncAccessHandle!();
+      try {
+        handle.truncate(0);
+        let at = 0;
+        await receive(response, url, file, onProgress, (chunk) => void (at += handle.write(chunk, { at })));
+        handle.flush();
+      } finally {
+        handle.close();
+      }
     }
-  } else {
-    // Safari has no createWritable; its Web Workers have synchronous access handles.
-    const handle = await partial.createSyncAccessHandle!();
-    try {
-      handle.truncate(0);
-      let at = 0;
-      await receive(response, url, path, onProgress, (chunk) => void (at += handle.write(chunk, { at })));
-      handle.flush();
-    } finally {
-      handle.close();
-    }
+    await partial.move!(name);
+    return partial;
+  } catch (e) {
+    // Another load may have stored the same file meanwhile (two tabs): use it.
+    const kept = await opfsFile(root, path, false).catch(() => null);
+    await folder.removeEntry(`${name}.part`).catch(() => {});
+    if (kept) return kept.file;
+    throw e;
   }
-  await partial.move(path.split("/").at(-1)!);
-  return partial;
 }
 
 /**
@@ -294,14 +270,16 @@ async function opfsFileSource(name: string, handle: FileHandleLike): Promise<Byt
   // One access handle serves a run of reads and is closed once none came for HANDLE_IDLE_MS (not one
   // per read: each open is a round trip to the browser process). Reads run one at a time: a host without
   // read-only handles (the mode option, Chromium 121+) locks the file to one handle, and where another
-  // holds it (NoModificationAllowedError), this read goes through the Blob.
+  // holds it (NoModificationAllowedError), this source reads through the Blob from then on.
   let access: Promise<SyncAccessHandleLike> | null = null;
   let idle: number | undefined;
+  let locked = false;
   let last: Promise<unknown> = Promise.resolve();
   const readAt = (offset: number, target: Uint8Array): Promise<void> => {
     const run = async () => {
       if (offset + target.length > size) throw new Error(`${name}: ${target.length} bytes at ${offset} run past the file's end (${size} bytes)`);
       timers.clearTimeout(idle);
+      if (locked) return viaBlob.readInto!(offset, target);
       access ??= handle.createSyncAccessHandle!({ mode: "read-only" });
       const opened = access;
       let reader: SyncAccessHandleLike;
@@ -310,6 +288,7 @@ async function opfsFileSource(name: string, handle: FileHandleLike): Promise<Byt
       } catch (e) {
         access = null;
         if ((e as { name?: string }).name !== "NoModificationAllowedError") throw e;
+        locked = true; // the rest of this source's reads go through the Blob (not one failed open each)
         return viaBlob.readInto!(offset, target);
       }
       try {

@@ -4,6 +4,16 @@
 // weight's stored bits by name, as sources.html computes them on the page.
 import { cachedUrlSource, createWasmBackend, generate, loadOlmo, spawnWebWorker } from "../../dist/index.js";
 
+// Reads through synchronous access handles, counted: the test asserts the weights came that way.
+let syncReads = 0;
+const open = FileSystemFileHandle.prototype.createSyncAccessHandle;
+FileSystemFileHandle.prototype.createSyncAccessHandle = async function (...args) {
+  const handle = await open.apply(this, args);
+  const read = handle.read.bind(handle);
+  handle.read = (...a) => (syncReads++, read(...a));
+  return handle;
+};
+
 self.onmessage = async ({ data: { modelUrl, weightDType } }) => {
   try {
     const backend = await createWasmBackend({ threads: 2, spawnWorker: spawnWebWorker });
@@ -18,7 +28,7 @@ self.onmessage = async ({ data: { modelUrl, weightDType } }) => {
     const { newIds } = await generate(model, tokenizer.encode("ROMEO:"), { maxNewTokens: 24 });
     model.dispose();
     backend.dispose();
-    postMessage({ ids: newIds, digest, syncHandles: typeof FileSystemFileHandle.prototype.createSyncAccessHandle === "function" });
+    postMessage({ ids: newIds, digest, syncReads });
   } catch (e) {
     postMessage({ error: String((e && e.stack) || e) });
   }
