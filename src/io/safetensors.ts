@@ -23,9 +23,10 @@ export interface ByteSource {
   /**
    * true: readInto is fastest into memory already touched, so the loader zero-fills a new tensor on
    * every thread of the backend before reading into it (where a host's first touch of a page is slow,
-   * the faults then run on every core). Node's fileSource sets it; a browser's Blob streams do not:
-   * their copies fault pages while the browser delivers the next bytes, which measured faster than
-   * filling first (bench/NOTES.md, "Loading").
+   * the faults then run on every core). Node's fileSource and OPFS files read in a Web Worker set it
+   * (their reads are the kernel's: a first touch from the kernel was the slowest); a browser's Blob
+   * streams do not: their copies fault pages while the browser delivers the next bytes, which measured
+   * faster than filling first (bench/NOTES.md, "Loading").
    */
   readonly prefault?: boolean;
 }
