@@ -18,6 +18,8 @@ import { launchChromium } from "./system.js";
 import { expectParity, type ParityReport } from "./hosts/webgpu-parity.js";
 // @ts-expect-error: a plain .mjs script without type declarations
 import { startServer } from "../scripts/serve.mjs";
+// @ts-expect-error: a plain .mjs script without type declarations (the page and the worker import it too)
+import { weightsDigest } from "./hosts/weights-digest.mjs";
 
 // Every case here needs Chromium: without it `test` registers them as skipped (said once on stderr;
 // an error under CI).
@@ -45,13 +47,7 @@ async function withBrowser(fn: (page: Page, origin: string, requests: string[]) 
 async function nodeWeightsDigest(weightDType: "f32" | "bf16"): Promise<number> {
   const { rawBytes: _, ...plainJs } = createJsBackend();
   const { model } = await loadOlmo(folderSource(MODEL), plainJs, { weightDType });
-  let hash = 0x811c9dc5;
-  for (const name of [...model.weights.keys()].sort()) {
-    const t = model.weights.get(name) as Tensor;
-    const bits = await plainJs.download(t.bufferFor("digest") as JsBuffer, t.dtype, t.size);
-    const bytes = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
-    for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, 16777619) >>> 0;
-  }
+  const hash = (await weightsDigest(model, plainJs)) as number;
   model.dispose();
   return hash;
 }

@@ -3,6 +3,7 @@
 // a worker has them), on 2 threads. Answers with the greedy ids after "ROMEO:" and FNV-1a of every
 // weight's stored bits by name, as sources.html computes them on the page.
 import { cachedUrlSource, createWasmBackend, generate, loadOlmo, spawnWebWorker } from "../../dist/index.js";
+import { weightsDigest } from "./weights-digest.mjs";
 
 // Reads through synchronous access handles, counted: the test asserts the weights came that way.
 let syncReads = 0;
@@ -18,13 +19,7 @@ self.onmessage = async ({ data: { modelUrl, weightDType } }) => {
   try {
     const backend = await createWasmBackend({ threads: 2, spawnWorker: spawnWebWorker });
     const { model, tokenizer } = await loadOlmo(cachedUrlSource(modelUrl, { storage: "opfs" }), backend, { weightDType });
-    let digest = 0x811c9dc5;
-    for (const name of [...model.weights.keys()].sort()) {
-      const t = model.weights.get(name);
-      const bits = await backend.download(t.bufferFor("digest"), t.dtype, t.size);
-      const bytes = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
-      for (let i = 0; i < bytes.length; i++) digest = Math.imul(digest ^ bytes[i], 16777619) >>> 0;
-    }
+    const digest = await weightsDigest(model, backend);
     const { newIds } = await generate(model, tokenizer.encode("ROMEO:"), { maxNewTokens: 24 });
     model.dispose();
     backend.dispose();
