@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import {
-  blobSource, createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, Random, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
+  blobSource, cachedUrlSource, createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, Random, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
   type Tensor, weightBytes,
 } from "../src/index.js";
 import { fileSource, folderSource } from "../src/node/index.js";
@@ -147,6 +147,93 @@ test("a Blob that hands back more or fewer bytes than asked is an error, not a h
       if (!message.startsWith("b.safetensors: ")) throw new Error(`${delta} byte(s), ${mode}: ${message || "no error"}`);
     }
   }
+});
+
+/**
+ * A server's answer whose body is made chunk by chunk as it is read (`produced` counts them), claiming
+ * `claimed` bytes in its Content-Length, and a Cache API whose put reads the body it is given as
+ * Chromium's does, noting for each chunk how many the server had made by then.
+ */
+function fakeDownload(bytes: Uint8Array, claimed: number) {
+  const chunk = 64 * 1024;
+  let produced = 0;
+  const fetches: string[] = [];
+  const fetch = async (url: string) => {
+    fetches.push(url);
+    let at = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= bytes.length) return controller.close();
+        controller.enqueue(bytes.slice(at, at + chunk));
+        at += chunk;
+        produced++;
+      },
+    }, { highWaterMark: 0 });
+    return new Response(body, { headers: { "content-length": String(claimed), "content-type": "application/octet-stream" } });
+  };
+  const stored = new Map<string, Blob>();
+  const lead: number[] = []; // chunks the server had made, less the chunks put had stored, at each chunk put stored
+  const cache = {
+    match: async (url: string) => (stored.has(url) ? new Response(stored.get(url)!) : undefined),
+    put: async (url: string, response: Response) => {
+      const parts: Uint8Array[] = [];
+      const reader = response.body!.getReader();
+      for (let part = await reader.read(); !part.done; part = await reader.read()) {
+        parts.push(part.value);
+        lead.push(produced - parts.length);
+      }
+      stored.set(url, new Blob(parts));
+    },
+  };
+  return { fetch, fetches, stored, lead, caches: { open: async () => cache } };
+}
+
+/** Run `body` with globalThis.fetch and globalThis.caches replaced by a fake download's. */
+async function withFakeWeb(fake: ReturnType<typeof fakeDownload>, body: () => Promise<void>): Promise<void> {
+  const web = globalThis as unknown as { fetch: unknown; caches?: unknown };
+  const saved = { fetch: web.fetch, caches: web.caches };
+  Object.assign(web, { fetch: fake.fetch, caches: fake.caches });
+  try {
+    await body();
+  } finally {
+    Object.assign(web, saved);
+    if (saved.caches === undefined) delete web.caches;
+  }
+}
+
+test("the Cache API: a download streams into cache.put (never whole in memory) and is read from the cache afterwards", async () => {
+  const bytes = randomBytes(3 * 2 ** 20 + 5, 11); // 49 chunks of 64 KiB
+  const fake = fakeDownload(bytes, bytes.length);
+  await withFakeWeb(fake, async () => {
+    for (let visit = 0; visit < 2; visit++) {
+      const progress: number[] = [];
+      const file = (await cachedUrlSource("http://models.test/olmo/", { storage: "cache", onProgress: (_, received) => progress.push(received) }).open("model.safetensors"))!;
+      const back = await file.read(0, bytes.length);
+      if (file.size !== bytes.length || back.some((b, i) => b !== bytes[i])) throw new Error(`visit ${visit}: the stored file differs from the download`);
+      if (visit === 0 && progress.at(-1) !== bytes.length) throw new Error(`progress ${progress.at(-1)} of ${bytes.length}`);
+    }
+  });
+  if (fake.fetches.join() !== "http://models.test/olmo/model.safetensors") throw new Error(`fetched ${JSON.stringify(fake.fetches)} (expected once)`);
+  // Streamed: put stored each chunk while the server had made at most a few more (holding the file
+  // whole before put, as this source once did, gives a lead of all 49 chunks).
+  if (fake.lead.length !== 49 || Math.max(...fake.lead) > 4) throw new Error(`put ran ${Math.max(...fake.lead)} chunks behind the download`);
+});
+
+test("the Cache API: a transfer cut short is an error and stores nothing", async () => {
+  const bytes = randomBytes(600 * 1024, 12);
+  const fake = fakeDownload(bytes, 1000 * 1024);
+  await withFakeWeb(fake, async () => {
+    const source = cachedUrlSource("http://models.test/olmo", { storage: "cache" });
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      let message = "";
+      await source.open("model.safetensors").catch((e: Error) => (message = e.message));
+      if (message !== `GET http://models.test/olmo/model.safetensors ended after ${bytes.length} of ${1000 * 1024} bytes; not cached, try again`) {
+        throw new Error(`attempt ${attempt}: ${message || "no error"}`);
+      }
+      if (fake.stored.size !== 0) throw new Error(`attempt ${attempt}: a cut download was stored`);
+    }
+  });
+  if (fake.fetches.length !== 2) throw new Error(`fetched ${fake.fetches.length} times (a cut download must be fetched again)`);
 });
 
 test("progress counts every byte once and ends at the total", async () => {

@@ -31,6 +31,11 @@ interface CacheLike {
   match(url: string): Promise<ResponseLike | undefined>;
   put(url: string, response: unknown): Promise<void>;
 }
+interface StreamWriterLike {
+  write(chunk: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+  abort(reason: unknown): Promise<void>;
+}
 /** The parts of the File System Access API (its Origin Private File System) this module uses. */
 interface SyncAccessHandleLike {
   read(target: Uint8Array, options: { at: number }): number;
@@ -56,8 +61,8 @@ interface WebGlobals {
   FileSystemFileHandle?: { prototype: FileHandleLike };
   location?: { href: string };
   caches?: { open(name: string): Promise<CacheLike> };
-  Blob: new (parts: Uint8Array[]) => BlobLike;
-  Response: new (body: BlobLike, init?: { headers?: Record<string, string> }) => unknown;
+  TransformStream: new () => { readable: unknown; writable: { getWriter(): StreamWriterLike } };
+  Response: new (body: unknown, init?: { headers?: Record<string, string> }) => unknown;
 }
 
 /** A ByteSource over a Blob or File. */
@@ -102,10 +107,10 @@ export function fileListSource(files: ArrayLike<FileLike>, name = "picked files"
 
 export interface CachedUrlOptions {
   /**
-   * Where downloaded files are kept: "opfs", the Origin Private File System (a download streams to disk;
-   * in a Web Worker it is read back at disk speed straight into WebAssembly memory, elsewhere as Blob
-   * streams), or "cache", the Cache API (a download is held in memory until stored; read back as Blob
-   * streams: OLMo-1B loaded 2.7x slower than from OPFS in Chromium's workers, bench/NOTES.md "Loading").
+   * Where downloaded files are kept: "opfs", the Origin Private File System (in a Web Worker read back
+   * at disk speed straight into WebAssembly memory, elsewhere as Blob streams), or "cache", the Cache
+   * API (read back as Blob streams: OLMo-1B loaded 2.7x slower than from OPFS in Chromium's workers,
+   * bench/NOTES.md "Loading"). Either way a download streams to disk, never whole in memory.
    * Default: "opfs" where the host can write it (a page's main thread needs createWritable).
    */
   storage?: "opfs" | "cache";
@@ -150,13 +155,38 @@ export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {})
       if (hit) return blobSource(url, await hit.blob());
       const response = await download(web, url, file);
       if (!response) return null;
-      const chunks: Uint8Array[] = [];
-      await receive(response, url, file, options.onProgress, (chunk) => void chunks.push(chunk));
-      const blob = new web.Blob(chunks);
-      await cache.put(url, new web.Response(blob, { headers: { "content-length": String(blob.size) } }));
-      return blobSource(url, blob);
+      return blobSource(url, await putStreaming(web, cache, url, file, response, options.onProgress));
     },
   };
+}
+
+/**
+ * Store a response's body in the Cache API as it arrives (the browser writes it to disk; it is never
+ * whole in memory: OLMo-7B's shards are 4-10 GB) and hand back the stored Blob. The body reaches
+ * cache.put through a stream this function feeds chunk by chunk; a transfer that is cut short (or a
+ * chunk that fails) errors that stream, and cache.put then rejects and stores nothing.
+ */
+async function putStreaming(
+  web: WebGlobals, cache: CacheLike, url: string, file: string, response: ResponseLike, onProgress: CachedUrlOptions["onProgress"],
+): Promise<BlobLike> {
+  const { readable, writable } = new web.TransformStream();
+  const writer = writable.getWriter();
+  const headers: Record<string, string> = {};
+  const length = response.headers.get("content-length");
+  if (length !== null) headers["content-length"] = length;
+  const stored = cache.put(url, new web.Response(readable, { headers }));
+  try {
+    await receive(response, url, file, onProgress, (chunk) => writer.write(chunk));
+    await writer.close();
+  } catch (e) {
+    await writer.abort(e).catch(() => {});
+    await stored.catch(() => {});
+    throw e;
+  }
+  await stored;
+  const kept = await cache.match(url);
+  if (!kept) throw new HubError(`${url}: stored in the Cache API but gone right after (was the site's storage cleared?)`, { url });
+  return kept.blob();
 }
 
 /** Whether this host can write OPFS files and rename them (createWritable, or sync handles in a worker). */
