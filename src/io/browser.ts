@@ -71,11 +71,12 @@ export function blobSource(name: string, blob: BlobLike): ByteSource {
     name,
     size: blob.size,
     read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
-    // Streamed into the target in the stream's own chunks (no ArrayBuffer of the whole range). Not
-    // through one reused buffer (a byte stream's BYOB reader), which loaded OLMo-1B from picked files
-    // in 2.5 s instead of 4.9: in Chromium 156 a BYOB read of a file-backed Blob (a picked File, an
-    // OPFS File) sometimes never settled, in 3 of 8 runs of test/browser.test.ts's sources case
-    // (bench/NOTES.md, "Loading").
+    // Streamed into the target in the stream's own chunks (no ArrayBuffer of the whole range): as fast
+    // as Chromium delivers a Blob (OLMo-1B from picked files in 2.7-3.1 s, dropping the bytes instead
+    // 2.6-2.9 s; whole-range ArrayBuffers, parallel streams and FileReaderSync were slower:
+    // bench/NOTES.md, "Loading"). Not through one reused buffer (a byte stream's BYOB reader): in
+    // Chromium 156 a BYOB read of a file-backed Blob (a picked File, an OPFS File) sometimes never
+    // settled, in 3 of 8 runs of test/browser.test.ts's sources case.
     readInto: async (offset, target) => {
       const part = blob.slice(offset, offset + target.length);
       let filled = 0;
