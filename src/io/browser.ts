@@ -349,7 +349,10 @@ async function opfsFileSource(name: string, handle: FileHandleLike): Promise<Byt
       return bytes;
     },
     readInto: readAt,
-    prefault: true,
+    // Only for reads through access handles: Blob streams ran slower after the fill (bench/NOTES.md, "Loading").
+    get prefault() {
+      return !locked;
+    },
   };
 }
 
