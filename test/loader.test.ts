@@ -236,6 +236,73 @@ test("the Cache API: a transfer cut short is an error and stores nothing", async
   if (fake.fetches.length !== 2) throw new Error(`fetched ${fake.fetches.length} times (a cut download must be fetched again)`);
 });
 
+/**
+ * An Origin Private File System holding one file at `path` (folders, then the name), as navigator.storage
+ * and FileSystemFileHandle give it to a Web Worker: its access handles read the bytes (counted), or,
+ * with `locked`, fail to open as when another handle holds the file (NoModificationAllowedError).
+ */
+function fakeOpfs(path: string[], bytes: Uint8Array, locked: boolean) {
+  const counts = { opens: 0, handleReads: 0 };
+  class FakeFileHandle {
+    getFile = async () => new Blob([bytes]);
+    async createSyncAccessHandle() {
+      counts.opens++;
+      if (locked) throw Object.assign(new Error("the file is locked by another handle"), { name: "NoModificationAllowedError" });
+      return {
+        read: (target: Uint8Array, { at }: { at: number }) => {
+          counts.handleReads++;
+          const n = Math.min(target.length, bytes.length - at);
+          target.set(bytes.subarray(at, at + n));
+          return n;
+        },
+        close: () => {},
+      };
+    }
+    async move() {}
+  }
+  const folder = (depth: number): unknown => ({
+    getDirectoryHandle: async (name: string) => {
+      if (name !== path[depth]) throw Object.assign(new Error(`no folder ${name}`), { name: "NotFoundError" });
+      return folder(depth + 1);
+    },
+    getFileHandle: async (name: string) => {
+      if (depth !== path.length - 1 || name !== path[depth]) throw Object.assign(new Error(`no file ${name}`), { name: "NotFoundError" });
+      return new FakeFileHandle();
+    },
+  });
+  return { counts, navigator: { storage: { getDirectory: async () => folder(0) } }, FileSystemFileHandle: FakeFileHandle };
+}
+
+test("OPFS in a worker: reads go through one access handle into memory the loader fills first; a locked file is read through its Blob, unfilled", async () => {
+  const bytes = randomBytes(2 * 2 ** 20 + 9, 13);
+  const base = "http://models.test/olmo";
+  for (const locked of [false, true]) {
+    const fake = fakeOpfs(["olmo-js", encodeURIComponent(base), "model.safetensors"], bytes, locked);
+    const web = globalThis as Record<string, unknown>;
+    const saved = { navigator: Object.getOwnPropertyDescriptor(web, "navigator"), FileSystemFileHandle: web.FileSystemFileHandle };
+    Object.defineProperty(web, "navigator", { value: fake.navigator, configurable: true, writable: true });
+    web.FileSystemFileHandle = fake.FileSystemFileHandle;
+    try {
+      const file = (await cachedUrlSource(base, { storage: "opfs" }).open("model.safetensors"))!;
+      if (!file.prefault) throw new Error(`locked ${locked}: an OPFS source must ask for the fill before its first read`);
+      const target = new Uint8Array(bytes.length - 100);
+      await file.readInto!(100, target.subarray(0, 2 ** 20));
+      await file.readInto!(100 + 2 ** 20, target.subarray(2 ** 20));
+      if (target.some((b, i) => b !== bytes[100 + i])) throw new Error(`locked ${locked}: the bytes read differ from the file's`);
+      // One open serves both reads; a locked file is tried once, then read as a Blob (which the fill slows).
+      if (fake.counts.opens !== 1) throw new Error(`locked ${locked}: ${fake.counts.opens} access handles opened (expected 1)`);
+      if (locked ? fake.counts.handleReads !== 0 || file.prefault : fake.counts.handleReads === 0 || !file.prefault) {
+        throw new Error(`locked ${locked}: ${fake.counts.handleReads} handle reads, prefault ${file.prefault} after them`);
+      }
+    } finally {
+      if (saved.navigator) Object.defineProperty(web, "navigator", saved.navigator);
+      else delete web.navigator;
+      if (saved.FileSystemFileHandle === undefined) delete web.FileSystemFileHandle;
+      else web.FileSystemFileHandle = saved.FileSystemFileHandle;
+    }
+  }
+});
+
 test("progress counts every byte once and ends at the total", async () => {
   const [, wasm2] = await wasmBackendsUnderTest();
   const seen: [number, number][] = [];
