@@ -154,7 +154,7 @@ test("a Blob that hands back more or fewer bytes than asked is an error, not a h
  * `claimed` bytes in its Content-Length, and a Cache API whose put reads the body it is given as
  * Chromium's does, noting for each chunk how many the server had made by then.
  */
-function fakeDownload(bytes: Uint8Array, claimed: number) {
+function fakeDownload(bytes: Uint8Array, claimed: number, putFails?: { afterChunks: number; error: Error }) {
   const chunk = 64 * 1024;
   let produced = 0;
   const fetches: string[] = [];
@@ -178,7 +178,10 @@ function fakeDownload(bytes: Uint8Array, claimed: number) {
     put: async (url: string, response: Response) => {
       const parts: Uint8Array[] = [];
       const reader = response.body!.getReader();
+      // A put that gives up (a full quota) stops reading and rejects, without cancelling the body.
+      if (putFails?.afterChunks === 0) throw putFails.error;
       for (let part = await reader.read(); !part.done; part = await reader.read()) {
+        if (parts.length === putFails?.afterChunks) throw putFails.error;
         parts.push(part.value);
         lead.push(produced - parts.length);
       }
@@ -216,7 +219,7 @@ test("the Cache API: a download streams into cache.put (never whole in memory) a
   if (fake.fetches.join() !== "http://models.test/olmo/model.safetensors") throw new Error(`fetched ${JSON.stringify(fake.fetches)} (expected once)`);
   // Streamed: put stored each chunk while the server had made at most a few more (holding the file
   // whole before put, as this source once did, gives a lead of all 49 chunks).
-  if (fake.lead.length !== 49 || Math.max(...fake.lead) > 4) throw new Error(`put ran ${Math.max(...fake.lead)} chunks behind the download`);
+  if (fake.lead.length !== 49 || Math.max(...fake.lead) > 4) throw new Error(`put stored ${fake.lead.length} of 49 chunks, at most ${Math.max(...fake.lead)} behind the download`);
 });
 
 test("the Cache API: a transfer cut short is an error and stores nothing", async () => {
@@ -234,6 +237,25 @@ test("the Cache API: a transfer cut short is an error and stores nothing", async
     }
   });
   if (fake.fetches.length !== 2) throw new Error(`fetched ${fake.fetches.length} times (a cut download must be fetched again)`);
+});
+
+test("the Cache API: a put that fails before or while reading the body is an error naming the URL and the reason, not a wait", async () => {
+  const bytes = randomBytes(1024 * 1024, 14);
+  for (const afterChunks of [0, 2]) {
+    const quota = Object.assign(new Error("the origin's quota is used up"), { name: "QuotaExceededError" });
+    const fake = fakeDownload(bytes, bytes.length, { afterChunks, error: quota });
+    await withFakeWeb(fake, async () => {
+      let message = "";
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("still waiting after 5 s")), 5000)));
+      await Promise.race([cachedUrlSource("http://models.test/olmo", { storage: "cache" }).open("model.safetensors"), hung])
+        .catch((e: Error) => (message = e.message))
+        .finally(() => clearTimeout(timer));
+      const want = "http://models.test/olmo/model.safetensors: not stored in the Cache API: QuotaExceededError: the origin's quota is used up";
+      if (message !== want) throw new Error(`put failing after ${afterChunks} chunks: ${message || "no error"}`);
+      if (fake.stored.size !== 0) throw new Error(`put failing after ${afterChunks} chunks: something was stored`);
+    });
+  }
 });
 
 /**

@@ -110,8 +110,8 @@ export interface CachedUrlOptions {
   /**
    * Where downloaded files are kept: "opfs", the Origin Private File System (in a Web Worker read back
    * at disk speed straight into WebAssembly memory, elsewhere as Blob streams), or "cache", the Cache
-   * API (read back as Blob streams: OLMo-1B loaded 2.7x slower than from OPFS in Chromium's workers,
-   * bench/NOTES.md "Loading"). Either way a download streams to disk, never whole in memory.
+   * API (read back as Blob streams: OLMo-1B loaded in 2.8-3.0 s against OPFS's 1.2 s in Chromium's
+   * workers, bench/NOTES.md "Loading"). Either way a download is passed on as it arrives, never held whole.
    * Default: "opfs" where the host can write it (a page's main thread needs createWritable).
    */
   storage?: "opfs" | "cache";
@@ -162,32 +162,52 @@ export function cachedUrlSource(baseUrl: string, options: CachedUrlOptions = {})
 }
 
 /**
- * Store a response's body in the Cache API as it arrives (the browser writes it to disk; it is never
- * whole in memory: OLMo-7B's shards are 4-10 GB) and hand back the stored Blob. The body reaches
- * cache.put through a stream this function feeds chunk by chunk; a transfer that is cut short (or a
- * chunk that fails) errors that stream, and cache.put then rejects and stores nothing.
+ * Store a response's body in the Cache API as it arrives and hand back the stored Blob. The body goes
+ * to cache.put as a stream this function feeds chunk by chunk, so the page never holds the file whole
+ * (an OLMo-7B shard is up to 5 GB; what the browser buffers while storing is its own affair: Chromium's
+ * blob storage pages large bodies to disk). A transfer cut short errors the stream, and cache.put then
+ * rejects and stores nothing.
  */
 async function putStreaming(
   web: WebGlobals, cache: CacheLike, url: string, file: string, response: ResponseLike, onProgress: CachedUrlOptions["onProgress"],
 ): Promise<BlobLike> {
   const { readable, writable } = new web.TransformStream();
   const writer = writable.getWriter();
-  const headers: Record<string, string> = {};
-  const length = response.headers.get("content-length");
-  if (length !== null) headers["content-length"] = length;
-  const stored = cache.put(url, new web.Response(readable, { headers }));
+  // No Content-Length: fetch hands over the decoded body, which a compressed transfer's header does not count.
+  const stored = cache.put(url, new web.Response(readable));
+  // A write settles only once cache.put has read the chunk; where put stops reading (a full quota, a URL
+  // it does not store), the writes would wait forever, so each one races put's end.
+  let putFailure: { reason: unknown } | null = null;
+  const putEnded = stored.then(
+    () => Promise.reject(new HubError(`${url}: cache.put returned before the whole body was written`, { url })),
+    (reason: unknown) => Promise.reject((putFailure = { reason }).reason),
+  );
+  putEnded.catch(() => {}); // awaited below only through the races: never an unhandled rejection
   try {
-    await receive(response, url, file, onProgress, (chunk) => writer.write(chunk));
-    await writer.close();
+    await receive(response, url, file, onProgress, (chunk) => Promise.race([writer.write(chunk), putEnded]));
+    await Promise.race([writer.close(), putEnded]);
+    await stored;
   } catch (e) {
-    await writer.abort(e).catch(() => {});
+    const failure = putFailure as { reason: unknown } | null;
+    if (failure) throw new HubError(`${url}: not stored in the Cache API: ${describeError(failure.reason)}`, { url });
+    // No write is waiting here (each is awaited before the next read; where put already returned, it has
+    // settled), so the abort errors the body at once and put rejects without storing.
+    void writer.abort(e).catch(() => {});
     await stored.catch(() => {});
     throw e;
   }
-  await stored;
   const kept = await cache.match(url);
   if (!kept) throw new HubError(`${url}: stored in the Cache API but gone right after (was the site's storage cleared?)`, { url });
   return kept.blob();
+}
+
+/** "Name: message" of a DOMException or Error (a QuotaExceededError says what it is by its name), else the value as text. */
+function describeError(e: unknown): string {
+  if (e && typeof e === "object" && "message" in e) {
+    const { name, message } = e as { name?: string; message: string };
+    return name && name !== "Error" ? `${name}: ${message}` : message;
+  }
+  return String(e);
 }
 
 /** Whether this host can write OPFS files and rename them (createWritable, or sync handles in a worker). */
