@@ -281,6 +281,17 @@ test("olmo eval perplexity --json, and clear errors for an unknown task, a missi
   writeFileSync(join(dir, "validation-00000.parquet"), "not parquet");
   const foreign = olmo("eval", "--task", "piqa", "--data", dir, "--split", "validation");
   if (foreign.status === 0 || !foreign.stderr.includes("validation-00000.parquet") || !foreign.stderr.includes("not a readable Parquet file")) throw new Error(foreign.stderr);
+  // Perplexity's flags and text, named by flag (the window and the file before the model loads).
+  const text = `${repoRoot}test/fixtures/eval/text.txt`;
+  for (const [args, status, message] of [
+    [["--text", join(dir, "absent.txt"), "--seq-len", "64"], 1, `cannot read --text ${join(dir, "absent.txt")}: ENOENT`],
+    [["--text", text, "--seq-len", "64", "--stride", "0"], 2, "--stride must be an integer from 1 to --seq-len (64), got 0"],
+    [["--text", text, "--seq-len", "1"], 2, "--seq-len must be an integer >= 2 (tokens per window), got 1"],
+    [["--text", text, "--seq-len", "1000", "--threads", "1"], 2, "--seq-len 1000 is longer than the model's context (256 tokens)"],
+  ] as const) {
+    const r = olmo("eval", "--model", MODEL, ...args);
+    if (r.status !== status || !r.stderr.includes(message)) throw new Error(`olmo eval ${args.join(" ")}: status ${r.status}, stderr ${r.stderr}`);
+  }
 });
 
 test.after(() => {

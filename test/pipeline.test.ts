@@ -127,6 +127,11 @@ test("OlmoGenerator (core): a string that is neither a URL nor a Hub id says whe
   if (!core.includes("NodeOlmoGenerator")) throw new Error(core);
   const node = await NodeOlmoGenerator.fromPretrained("./nope/x", { backend: "js" }).then(() => "loaded", (e: Error) => e.message);
   if (!node.includes("no such folder")) throw new Error(node);
+  // No model at all (or something that is not one) is named as such, not a crash inside the loader.
+  for (const bad of [undefined, null, 42, {}]) {
+    const message = await NodeOlmoGenerator.fromPretrained(bad as unknown as string).then(() => "loaded", (e: Error) => e.message);
+    if (!message.startsWith("NodeOlmoGenerator.fromPretrained: the first argument names the model")) throw new Error(`${JSON.stringify(bad)}: ${message}`);
+  }
 });
 
 test("createWorkerClient over a MessageChannel: same text, stop strings, aborts and progress as the generator in the worker", async () => {

@@ -100,6 +100,12 @@ export class OlmoGenerator {
    * repo id "owner/name", or any ModelSource. The weights land on `options.backend` (default "wasm").
    */
   static async fromPretrained(model: string | ModelSource, options: PretrainedOptions = {}): Promise<OlmoGenerator> {
+    if (typeof model !== "string" && typeof (model as Partial<ModelSource> | null)?.open !== "function") {
+      throw new TypeError(
+        `${this.name}.fromPretrained: the first argument names the model: a URL of a model folder, a Hub repo id "owner/name", ` +
+          `a folder in Node (NodeOlmoGenerator), or a ModelSource; got ${model === null ? "null" : typeof model}`,
+      );
+    }
     const source = typeof model === "string" ? await this.resolveSource(model, options) : model;
     const choice = options.backend ?? "wasm";
     const backend = typeof choice === "string" ? await this.createBackend(choice, options.threads) : choice;

@@ -49,8 +49,18 @@ export async function runEval(args: string[]): Promise<void> {
   const num = (name: string) => numberOption("eval", values, name);
   const limit = num("limit");
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be a positive integer, got ${values.get("limit")}`);
-  // Rows are read before the model so a bad file fails fast.
+  // Rows, perplexity's window and its text are checked before the model loads, so a bad flag or file fails fast.
   const rows = task !== undefined ? await readTaskRows(data!, values.get("split") ?? "validation") : null;
+  const seqLen = num("seq-len"), stride = num("stride");
+  let textContent: string | null = null;
+  if (!rows) {
+    if (seqLen === undefined) throw new UsageError("olmo eval: perplexity needs --seq-len L");
+    if (!(Number.isInteger(seqLen) && seqLen >= 2)) throw new UsageError(`--seq-len must be an integer >= 2 (tokens per window), got ${values.get("seq-len")}`);
+    if (stride !== undefined && !(Number.isInteger(stride) && stride >= 1 && stride <= seqLen)) {
+      throw new UsageError(`--stride must be an integer from 1 to --seq-len (${seqLen}), got ${values.get("stride")}`);
+    }
+    if (text !== undefined) textContent = await readText(text);
+  }
 
   const { model, tokenizer, backend } = await openModel(values, flags);
   try {
@@ -66,10 +76,10 @@ export async function runEval(args: string[]): Promise<void> {
       if (out) await writeItems(out, result);
       printTask(result, flags.has("json"));
     } else {
-      const seqLen = num("seq-len");
-      if (seqLen === undefined) throw new UsageError("olmo eval: perplexity needs --seq-len L");
-      const { ids, mask } = text !== undefined ? await textIds(text, tokenizer) : await memmapIds(data!, values.get("ids-dtype") ?? "uint16", model.config.vocabSize);
-      const result = await perplexity(model, ids, { seqLen, stride: num("stride"), mask: mask ?? undefined, tokenizer: tokenizer ?? undefined, onProgress: progressLine("tokens") });
+      const context = model.config.maxPositionEmbeddings;
+      if (seqLen! > context) throw new UsageError(`--seq-len ${seqLen} is longer than the model's context (${context} tokens)`);
+      const { ids, mask } = textContent !== null ? textIds(text!, textContent, tokenizer) : await memmapIds(data!, values.get("ids-dtype") ?? "uint16", model.config.vocabSize);
+      const result = await perplexity(model, ids, { seqLen: seqLen!, stride, mask: mask ?? undefined, tokenizer: tokenizer ?? undefined, onProgress: progressLine("tokens") });
       const summary = { tokens: result.tokens, loss: result.loss, perplexity: result.perplexity, bits_per_byte: result.bitsPerByte };
       if (flags.has("json")) console.log(JSON.stringify(summary));
       else {
@@ -149,10 +159,20 @@ async function readParquetRows(file: string, bytes: Uint8Array): Promise<ParsedR
   return { rows, where: (i) => `${file} row ${i}` };
 }
 
-async function textIds(file: string, tokenizer: Tokenizer | null): Promise<{ ids: number[]; mask: null }> {
-  if (!tokenizer) throw new UsageError("--text needs a tokenizer: the model folder has no tokenizer.json; pass --tokenizer FILE");
-  const text = await readFile(file, "utf8");
+/** The --text file, read before the model loads. */
+async function readText(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new EvalDataError(`cannot read --text ${file}: ${(e as Error).message}`);
+  }
   if (text.length === 0) throw new EvalDataError(`${file} is empty: nothing to score`);
+  return text;
+}
+
+function textIds(file: string, text: string, tokenizer: Tokenizer | null): { ids: number[]; mask: null } {
+  if (!tokenizer) throw new UsageError(`--text ${file} needs a tokenizer: the model folder has no tokenizer.json; pass --tokenizer FILE`);
   return { ids: tokenizer.encode(text), mask: null };
 }
 
