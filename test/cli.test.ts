@@ -146,7 +146,10 @@ test("generate: a positional prompt, the context limit said up front, nothing pr
   const out = JSON.parse(r.stdout || "{}");
   if (r.status !== 0 || out.new_tokens !== 3 || out.prompt_tokens < 1) throw new Error(`status ${r.status}: ${r.stdout}${r.stderr}`);
   expectFailure(["generate", "ROMEO:", "--prompt", "JULIET:"], 2, "either as an argument or as --prompt, not both");
-  expectFailure(["generate", "ROMEO:", "JULIET:"], 2, "expected one prompt argument, got 2");
+  const two = expectFailure(["generate", "ROMEO:", "JULIET:"], 2, "expected one prompt argument, got 2");
+  if (two.stderr.includes("give exactly one of")) throw new Error(`two prompts are one problem, said once:\n${two.stderr}`);
+  expectFailure(["generate"], 2, 'give exactly one of "PROMPT" (the argument), --prompt TEXT or --ids 1,2,3');
+  expectFailure(["generate", "--prompt"], 2, "--prompt needs a value: --prompt TEXT");
   // The bundled model's context is 256 tokens: asking for 400 says so before generating.
   const long = olmo("generate", "--ids", "1,2,3", "--max-new-tokens", "400", "--json");
   if (long.status !== 0 || !long.stderr.includes("exceed the model's context of 256 tokens; generation stops after 253 new tokens")) throw new Error(long.stderr);

@@ -146,6 +146,9 @@ export function parseArgs(command: string, args: readonly string[], spec: Comman
       const extra = tokens.find((t) => t.kind === "positional");
       throw new UsageError(`unexpected argument "${extra?.kind === "positional" ? extra.value : "?"}": options are --name VALUE`);
     }
+    // Node's "Option '--prompt <value>' argument missing", in this CLI's words.
+    const missing = /^Option '(?:-\w, )?--([\w-]+) <value>' argument missing/.exec(error.message);
+    if (missing && full[missing[1]!]) throw new UsageError(`--${missing[1]} needs a value: --${missing[1]} ${placeholder(full[missing[1]!]!)}`);
     if (error.code?.startsWith("ERR_PARSE_ARGS")) throw new UsageError(error.message.split("\n")[0]!);
     throw e;
   }
@@ -155,11 +158,13 @@ export function parseArgs(command: string, args: readonly string[], spec: Comman
     else if (v === true) flags.add(name);
   }
   if (flags.has("help")) return { values, flags, numbers, help: true };
+  let positionalProblem = false;
   if (options.positional !== undefined && parsed.positionals.length > 0) {
     const name = options.positional;
+    positionalProblem = true;
     if (parsed.positionals.length > 1) problems.push(`expected one ${name} argument, got ${parsed.positionals.length}: quote a ${name} with spaces`);
     else if (values.has(name)) problems.push(`give the ${name} either as an argument or as --${name}, not both`);
-    else values.set(name, parsed.positionals[0]!);
+    else (values.set(name, parsed.positionals[0]!), (positionalProblem = false));
   }
   for (const [name, o] of Object.entries(full)) {
     const raw = values.get(name);
@@ -174,9 +179,13 @@ export function parseArgs(command: string, args: readonly string[], spec: Comman
     }
     if (o.choices && !o.choices.includes(raw)) problems.push(`--${name} must be ${o.choices.join(", ").replace(/, ([^,]*)$/, " or $1")}, got ${raw}`);
   }
-  const groupNames = (group: readonly string[]) =>
-    group.map((n) => `--${n}${full[n]?.kind === "value" ? ` ${placeholder(full[n]!)}` : ""}`).join(", ").replace(/, ([^,]*)$/, " or $1");
+  // The positional form is named too ("PROMPT" as the argument, or --prompt TEXT).
+  const groupNames = (group: readonly string[]) => {
+    const names = group.flatMap((n) => [...(n === options.positional ? [`"${n.toUpperCase()}" (the argument)`] : []), `--${n}${full[n]?.kind === "value" ? ` ${placeholder(full[n]!)}` : ""}`]);
+    return names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}` : names[0]!;
+  };
   for (const group of options.exactlyOne ?? []) {
+    if (positionalProblem && group.includes(options.positional!)) continue; // said above
     const given = group.filter((name) => values.has(name) || flags.has(name));
     if (given.length !== 1) problems.push(`give exactly one of ${groupNames(group)}${given.length ? ` (got ${given.map((n) => `--${n}`).join(" and ")})` : ""}`);
   }
