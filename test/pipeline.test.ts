@@ -94,6 +94,28 @@ test("NodeOlmoGenerator: generate and stream give the lower layers' text; stop s
   }
 });
 
+test("NodeOlmoGenerator: a misspelled option, a prompt that is no string and a disposed generator are errors that say so", async () => {
+  const olmo = await NodeOlmoGenerator.fromPretrained(MODEL, { backend: "js" });
+  const failure = (run: () => Promise<unknown>) => Promise.resolve().then(run).then(() => "no error", (e: Error) => e.message);
+  const cases: [string, () => Promise<unknown>, string][] = [
+    ["generate, a typo", () => olmo.generate(PROMPT, { maxNewToken: 3 } as never), 'OlmoGenerator.generate: unknown option "maxNewToken" (did you mean maxNewTokens?)'],
+    ["stream, a typo", () => collect(olmo.stream(PROMPT, { topk: 3 } as never)), 'OlmoGenerator.stream: unknown option "topk" (did you mean topK?)'],
+    ["chat, no such option", () => olmo.chat([{ role: "user", content: "hi" }], { beams: 4 } as never), 'OlmoGenerator.chat: unknown option "beams"'],
+    ["a number as the prompt", () => olmo.generate(42 as never), "OlmoGenerator.generate: the prompt must be a string, got number"],
+    ["options not an object", () => olmo.generate(PROMPT, 5 as never), "OlmoGenerator.generate: options must be an object, got number"],
+  ];
+  try {
+    for (const [what, run, want] of cases) {
+      const message = await failure(run);
+      if (!message.startsWith(want)) throw new Error(`${what}: ${message}`);
+    }
+  } finally {
+    olmo.dispose();
+  }
+  const afterDispose = await failure(() => olmo.generate(PROMPT, { maxNewTokens: 1 }));
+  if (!afterDispose.startsWith("OlmoGenerator.generate: this generator was disposed")) throw new Error(`after dispose: ${afterDispose}`);
+});
+
 test("NodeOlmoGenerator: an AbortSignal ends generation with its reason; breaking out of the loop frees the KV cache", async () => {
   const olmo = await NodeOlmoGenerator.fromPretrained(MODEL, { backend: "js" });
   try {

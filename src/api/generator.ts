@@ -18,6 +18,7 @@ import { createWebGpuBackend } from "../backends/webgpu/index.js";
 import { generate, type GenerateOptions } from "../model/generate.js";
 import { KVCache, type Olmo } from "../model/olmo.js";
 import type { Tokenizer } from "../tokenizer/index.js";
+import { closest } from "../core/format.js";
 import { loadOlmo, readTextFile, type ModelSource } from "../io/checkpoint.js";
 import { cachedUrlSource } from "../io/browser.js";
 import { ChatTemplate, type ChatMessage } from "./chat.js";
@@ -64,6 +65,22 @@ export interface TextGenerateOptions extends Omit<GenerateOptions, "onToken" | "
   stop?: readonly string[];
   /** Aborting ends generation at the next token; generate() and stream() then throw the signal's reason. */
   signal?: AbortSignalLike;
+}
+
+/** Every option of generate / stream / chat: a key missing here, or one here the type lacks, fails to compile. */
+const TEXT_GENERATE_OPTIONS: Record<keyof TextGenerateOptions, true> = {
+  maxNewTokens: true, maxLength: true, seed: true, eosTokenId: true, doSample: true, temperature: true, topK: true, topP: true,
+  noRepeatNgramSize: true, repetitionPenalty: true, stop: true, signal: true,
+};
+
+/** Throws on an option this API does not know (a typo would otherwise be ignored, as transformers warns of). */
+function checkTextGenerateOptions(method: string, options: unknown): void {
+  if (options === null || typeof options !== "object") throw new TypeError(`OlmoGenerator.${method}: options must be an object, got ${options === null ? "null" : typeof options}`);
+  for (const key of Object.keys(options)) {
+    if (key in TEXT_GENERATE_OPTIONS) continue;
+    const guess = closest(key, Object.keys(TEXT_GENERATE_OPTIONS));
+    throw new TypeError(`OlmoGenerator.${method}: unknown option "${key}"${guess ? ` (did you mean ${guess}?)` : ""}; the options are ${Object.keys(TEXT_GENERATE_OPTIONS).join(", ")}`);
+  }
 }
 
 /** A URL: a scheme (https://, blob:, file:) or a path starting with "/" or "." (relative to the page). */
@@ -157,8 +174,17 @@ export class OlmoGenerator {
     throw new Error(`OlmoGenerator: unknown backend "${name as string}" (expected wasm, webgpu or js)`);
   }
 
+  private disposed = false;
+
+  private checkUsable(method: string): void {
+    if (this.disposed) throw new Error(`OlmoGenerator.${method}: this generator was disposed (its weights are freed); load the model again with fromPretrained`);
+  }
+
   /** The continuation of `prompt` as text (without the prompt). */
   async generate(prompt: string, options: TextGenerateOptions = {}): Promise<string> {
+    if (typeof prompt !== "string") throw new TypeError(`OlmoGenerator.generate: the prompt must be a string, got ${prompt === null ? "null" : typeof prompt} (token ids go to generate() of olmo-js's core)`);
+    this.checkUsable("generate");
+    checkTextGenerateOptions("generate", options);
     let text = "";
     for await (const piece of this.stream(prompt, options)) text += piece;
     return text;
@@ -170,6 +196,9 @@ export class OlmoGenerator {
    * known not to, so the pieces never contain any part of a stop string.
    */
   stream(prompt: string, options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+    if (typeof prompt !== "string") throw new TypeError(`OlmoGenerator.stream: the prompt must be a string, got ${prompt === null ? "null" : typeof prompt} (token ids go to generate() of olmo-js's core)`);
+    this.checkUsable("stream");
+    checkTextGenerateOptions("stream", options);
     return this.streamFrom(() => this.tokenizer.encode(prompt), options, new Set());
   }
 
@@ -203,6 +232,8 @@ export class OlmoGenerator {
    * EOS and at the template's end-of-turn token (tokenizer_config.json's eos_token) where that differs.
    */
   async *chatStream(messages: readonly ChatMessage[], options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+    this.checkUsable("chat");
+    checkTextGenerateOptions("chat", options);
     const template = await this.chatTemplate();
     const prompt = template.render(messages);
     const stopIds = new Set<number>();
@@ -281,6 +312,7 @@ export class OlmoGenerator {
 
   /** Free the weights, and the backend when fromPretrained made it. */
   dispose(): void {
+    this.disposed = true;
     this.model.dispose();
     if (this.ownsBackend) this.backend.dispose();
   }

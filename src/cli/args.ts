@@ -5,6 +5,7 @@
 // of one command line are reported in one message.
 
 import { parseArgs as nodeParseArgs } from "node:util";
+import { closest } from "../core/format.js";
 
 /** The range a numeric flag's value must lie in; bounds are inclusive unless marked exclusive. */
 export interface NumberRange {
@@ -51,29 +52,6 @@ export interface ParsedArgs {
 
 /** A mistake in the command line (exit status 2); the command name is added by the caller. */
 export class UsageError extends Error {}
-
-/** Levenshtein distance, for "did you mean". */
-export function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
-}
-
-/** The closest of `candidates` to `word`, when close enough to be a typo (a third of its length, at least 2 edits). */
-export function closest(word: string, candidates: Iterable<string>): string | null {
-  let best: string | null = null, bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word, c);
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
-}
 
 /** "a number > 0", "an integer in [1, 8]": the range as the usage text and errors state it. */
 export function describeRange(r: NumberRange): string {

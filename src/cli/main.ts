@@ -4,7 +4,8 @@
 // mistake in the command line (UsageError) and 1 for anything that went wrong while running.
 
 import { readFileSync } from "node:fs";
-import { closest, UsageError } from "./args.js";
+import { closest } from "../core/format.js";
+import { UsageError } from "./args.js";
 import { runBench } from "./bench.js";
 import { runChat } from "./chat.js";
 import { runDemo } from "./demo.js";
