@@ -8,6 +8,7 @@ import {
   EvalDataError, loadOlmo, MULTIPLE_CHOICE_TASKS, multipleChoiceTask, parseJsonRows, perplexity, scoreMultipleChoice, TokenDataset, Tokenizer,
   type AnyBackend, type IdDType, type ParsedRows, type TaskScores,
 } from "../index.js";
+import { closest } from "../core/format.js";
 import { writeFileAtomic } from "../node/index.js";
 import { attachAdapter, DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions } from "./model.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
@@ -40,7 +41,14 @@ export async function runEval(args: string[]): Promise<void> {
   if (flags.has("help")) return void console.log(usage("eval", spec));
   const task = values.get("task"), data = values.get("data"), text = values.get("text");
   if (task !== undefined) {
-    multipleChoiceTask(task); // an unknown task fails before the model loads
+    // An unknown task fails before the model loads, as a mistake in the command line (exit status 2),
+    // with the closest task's name.
+    try {
+      multipleChoiceTask(task);
+    } catch (e) {
+      const guess = closest(task, MULTIPLE_CHOICE_TASKS);
+      throw new UsageError(`--task: ${(e as Error).message}${guess ? ` (did you mean ${guess}?)` : ""}`);
+    }
     if (data === undefined) throw new UsageError("olmo eval: --task needs --data FILE_OR_DIR with the dataset's rows");
     if (text !== undefined) throw new UsageError("olmo eval: give --task with --data, or --text / --data for perplexity, not both");
   } else if ((text === undefined) === (data === undefined)) {
