@@ -150,6 +150,8 @@ test("generate: a positional prompt, the context limit said up front, nothing pr
   if (two.stderr.includes("give exactly one of")) throw new Error(`two prompts are one problem, said once:\n${two.stderr}`);
   expectFailure(["generate"], 2, 'give exactly one of "PROMPT" (the argument), --prompt TEXT or --ids 1,2,3');
   expectFailure(["generate", "--prompt"], 2, "--prompt needs a value: --prompt TEXT");
+  expectFailure(["generate", "--prompt", "--max-new-tokens", "3"], 2, '--prompt needs a value: --prompt TEXT (a value that starts with "-" is written --prompt=-TEXT)');
+  expectFailure(["generate", "ROMEO:", "--ids", "1,2"], 2, '(got "PROMPT" and --ids)');
   // The bundled model's context is 256 tokens: asking for 400 says so before generating.
   const long = olmo("generate", "--ids", "1,2,3", "--max-new-tokens", "400", "--json");
   if (long.status !== 0 || !long.stderr.includes("exceed the model's context of 256 tokens; generation stops after 253 new tokens")) throw new Error(long.stderr);

@@ -273,6 +273,8 @@ test("olmo eval perplexity --json, and clear errors for an unknown task, a missi
   if (unknown.status !== 2 || !unknown.stderr.includes('unknown task "arc_medium"')) throw new Error(`status ${unknown.status}: ${unknown.stderr}`);
   const typo = olmo("eval", "--task", "hellaswg", "--data", `${repoRoot}test/fixtures/eval/copa.jsonl`);
   if (typo.status !== 2 || !typo.stderr.includes("(did you mean hellaswag?)")) throw new Error(`status ${typo.status}: ${typo.stderr}`);
+  const window = olmo("eval", "--task", "copa", "--data", `${repoRoot}test/fixtures/eval/copa.jsonl`, "--seq-len", "64");
+  if (window.status !== 2 || !window.stderr.includes("--seq-len and --stride are for perplexity")) throw new Error(`status ${window.status}: ${window.stderr}`);
   writeFileSync(join(dir, "sciq.jsonl"), '{"question": "q", "distractor1": "a", "distractor2": "b", "distractor3": "c", "support": ""}\n');
   const missing = olmo("eval", "--threads", "1", "--task", "sciq", "--data", join(dir, "sciq.jsonl"));
   if (missing.status === 0 || !missing.stderr.includes(`${join(dir, "sciq.jsonl")} line 1: field "correct_answer" is missing`)) throw new Error(missing.stderr);

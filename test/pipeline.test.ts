@@ -103,7 +103,13 @@ test("NodeOlmoGenerator: a misspelled option, a prompt that is no string and a d
     ["chat, no such option", () => olmo.chat([{ role: "user", content: "hi" }], { beams: 4 } as never), 'OlmoGenerator.chat: unknown option "beams"'],
     ["a number as the prompt", () => olmo.generate(42 as never), "OlmoGenerator.generate: the prompt must be a string, got number"],
     ["options not an object", () => olmo.generate(PROMPT, 5 as never), "OlmoGenerator.generate: options must be an object, got number"],
+    ["options an array", () => olmo.generate(PROMPT, [] as never), "OlmoGenerator.generate: options must be an object, got an array"],
+    ["a name every object inherits", () => olmo.generate(PROMPT, { constructor: 5 } as never), 'OlmoGenerator.generate: unknown option "constructor"'],
   ];
+  // stream() returns its generator; like every other error of a stream, a bad call surfaces on the first next().
+  const pending = olmo.stream(42 as never);
+  if (typeof pending.next !== "function") throw new Error("stream() did not return a generator");
+  await pending.next().then(() => { throw new Error("a number as the prompt streamed"); }, () => {});
   try {
     for (const [what, run, want] of cases) {
       const message = await failure(run);

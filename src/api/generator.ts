@@ -75,9 +75,11 @@ const TEXT_GENERATE_OPTIONS: Record<keyof TextGenerateOptions, true> = {
 
 /** Throws on an option this API does not know (a typo would otherwise be ignored, as transformers warns of). */
 function checkTextGenerateOptions(method: string, options: unknown): void {
-  if (options === null || typeof options !== "object") throw new TypeError(`OlmoGenerator.${method}: options must be an object, got ${options === null ? "null" : typeof options}`);
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError(`OlmoGenerator.${method}: options must be an object, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}`);
+  }
   for (const key of Object.keys(options)) {
-    if (key in TEXT_GENERATE_OPTIONS) continue;
+    if (Object.hasOwn(TEXT_GENERATE_OPTIONS, key)) continue;
     const guess = closest(key, Object.keys(TEXT_GENERATE_OPTIONS));
     throw new TypeError(`OlmoGenerator.${method}: unknown option "${key}"${guess ? ` (did you mean ${guess}?)` : ""}; the options are ${Object.keys(TEXT_GENERATE_OPTIONS).join(", ")}`);
   }
@@ -195,11 +197,12 @@ export class OlmoGenerator {
    * loop ends generation. With stop strings, text that might begin one is held back until it is
    * known not to, so the pieces never contain any part of a stop string.
    */
-  stream(prompt: string, options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+  async *stream(prompt: string, options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+    // Checked on the first next(), as every other error of the stream surfaces.
     if (typeof prompt !== "string") throw new TypeError(`OlmoGenerator.stream: the prompt must be a string, got ${prompt === null ? "null" : typeof prompt} (token ids go to generate() of olmo-js's core)`);
     this.checkUsable("stream");
     checkTextGenerateOptions("stream", options);
-    return this.streamFrom(() => this.tokenizer.encode(prompt), options, new Set());
+    yield* this.streamFrom(() => this.tokenizer.encode(prompt), options, new Set());
   }
 
   /**

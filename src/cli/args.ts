@@ -125,8 +125,14 @@ export function parseArgs(command: string, args: readonly string[], spec: Comman
       throw new UsageError(`unexpected argument "${extra?.kind === "positional" ? extra.value : "?"}": options are --name VALUE`);
     }
     // Node's "Option '--prompt <value>' argument missing", in this CLI's words.
-    const missing = /^Option '(?:-\w, )?--([\w-]+) <value>' argument missing/.exec(error.message);
+    // And its "Option '--prompt' argument is ambiguous" for a value that looks like another option.
+    const missing = /^Option '--([\w-]+) <value>' argument missing/.exec(error.message);
     if (missing && full[missing[1]!]) throw new UsageError(`--${missing[1]} needs a value: --${missing[1]} ${placeholder(full[missing[1]!]!)}`);
+    const ambiguous = /^Option '--([\w-]+)' argument is ambiguous/.exec(error.message);
+    if (ambiguous && full[ambiguous[1]!]) {
+      const name = ambiguous[1]!, value = placeholder(full[name]!);
+      throw new UsageError(`--${name} needs a value: --${name} ${value} (a value that starts with "-" is written --${name}=-${value})`);
+    }
     if (error.code?.startsWith("ERR_PARSE_ARGS")) throw new UsageError(error.message.split("\n")[0]!);
     throw e;
   }
@@ -136,13 +142,13 @@ export function parseArgs(command: string, args: readonly string[], spec: Comman
     else if (v === true) flags.add(name);
   }
   if (flags.has("help")) return { values, flags, numbers, help: true };
-  let positionalProblem = false;
+  let positionalProblem = false, fromPositional = false;
   if (options.positional !== undefined && parsed.positionals.length > 0) {
     const name = options.positional;
     positionalProblem = true;
     if (parsed.positionals.length > 1) problems.push(`expected one ${name} argument, got ${parsed.positionals.length}: quote a ${name} with spaces`);
     else if (values.has(name)) problems.push(`give the ${name} either as an argument or as --${name}, not both`);
-    else (values.set(name, parsed.positionals[0]!), (positionalProblem = false));
+    else (values.set(name, parsed.positionals[0]!), (positionalProblem = false), (fromPositional = true));
   }
   for (const [name, o] of Object.entries(full)) {
     const raw = values.get(name);
@@ -165,7 +171,8 @@ export function parseArgs(command: string, args: readonly string[], spec: Comman
   for (const group of options.exactlyOne ?? []) {
     if (positionalProblem && group.includes(options.positional!)) continue; // said above
     const given = group.filter((name) => values.has(name) || flags.has(name));
-    if (given.length !== 1) problems.push(`give exactly one of ${groupNames(group)}${given.length ? ` (got ${given.map((n) => `--${n}`).join(" and ")})` : ""}`);
+    const typed = (n: string) => (n === options.positional && fromPositional ? `"${n.toUpperCase()}"` : `--${n}`);
+    if (given.length !== 1) problems.push(`give exactly one of ${groupNames(group)}${given.length ? ` (got ${given.map(typed).join(" and ")})` : ""}`);
   }
   for (const group of options.atLeastOne ?? []) {
     if (!group.some((name) => values.has(name) || flags.has(name))) problems.push(`give one of ${groupNames(group)}`);

@@ -46,7 +46,7 @@ export async function runEval(args: string[]): Promise<void> {
     try {
       multipleChoiceTask(task);
     } catch (e) {
-      const guess = closest(task, MULTIPLE_CHOICE_TASKS);
+      const guess = closest(task.toLowerCase(), MULTIPLE_CHOICE_TASKS);
       throw new UsageError(`--task: ${(e as Error).message}${guess ? ` (did you mean ${guess}?)` : ""}`);
     }
     if (data === undefined) throw new UsageError("olmo eval: --task needs --data FILE_OR_DIR with the dataset's rows");
@@ -59,7 +59,8 @@ export async function runEval(args: string[]): Promise<void> {
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be a positive integer, got ${values.get("limit")}`);
   // Rows, perplexity's window and its text are checked before the model loads, so a bad flag or file fails fast.
   const rows = task !== undefined ? await readTaskRows(data!, values.get("split") ?? "validation") : null;
-  const seqLen = num("seq-len"), stride = num("stride");
+  if (rows && (values.has("seq-len") || values.has("stride"))) throw new UsageError("olmo eval: --seq-len and --stride are for perplexity (--text, or --data with a memmap), not --task");
+  const seqLen = rows ? undefined : num("seq-len"), stride = rows ? undefined : num("stride");
   let textContent: string | null = null;
   if (!rows) {
     if (seqLen === undefined) throw new UsageError("olmo eval: perplexity needs --seq-len L");
