@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { test } from "uvu";
 import {
-  checkFits, createWasmBackend, KVCache, OLMO_PRESETS, full, loadOlmo, QuantizedWeight, type Tensor, type WasmBackend, type WasmBuffer,
+  add, checkFits, createWasmBackend, KVCache, OLMO_PRESETS, full, loadOlmo, QuantizedWeight, type Tensor, type WasmBackend, type WasmBuffer,
 } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 import { assertClose, chromiumUnderTest, readJson, repoRoot, testIf } from "./helpers.js";
@@ -154,6 +154,25 @@ test("memoryUsage adds the memories up; out of memory names the memory and the t
   for (const [i, t] of kept.entries()) if ((t.dataSync() as Float32Array)[1000] !== i) throw new Error(`tensor ${i}`);
   for (const t of kept) t.dispose();
   b.dispose();
+});
+
+test("a kernel whose operands together outgrow one memory says which limit to raise", async () => {
+  const b = await createNodeWasmBackend({ threads: 1, maxMemoryPerInstance: CAP, maxMemoryBytes: 4 * CAP });
+  const elements = Math.floor((0.4 * CAP) / 4); // each 40% of a memory: two fit beside each other, not three
+  const x = full([elements], 1, { backend: b }), y = full([elements], 2, { backend: b });
+  let message = "";
+  try {
+    // x, y and their sum, each 40% of a memory, cannot meet in any one memory.
+    add(x, y).dispose();
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  x.dispose();
+  y.dispose();
+  b.dispose();
+  for (const fragment of ["no WebAssembly memory has room for copies of its operands", "its operands together take", "raise the per-memory limit (maxMemoryPerInstance"]) {
+    if (!message.includes(fragment)) throw new Error(`"${message}" lacks "${fragment}"`);
+  }
 });
 
 test("the fit check counts every memory: OLMo-7B in bf16 and int4 fits a 24 GiB machine, in f32 it is refused with the numbers", async () => {

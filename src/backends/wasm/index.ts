@@ -210,10 +210,20 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
         const elsewhere = memories.list.find((m) => m !== home && copyInto(m));
         const fresh = elsewhere ? undefined : memories.openIfAllowed();
         if (!elsewhere && !(fresh && copyInto(fresh))) {
+          // Operands that together outgrow one memory can never meet: say which limit to raise.
+          const need = new Map<WasmBuffer, number>();
+          for (const p of kernel.pointers) {
+            const buffer = (args as unknown as Record<string, WasmBuffer | undefined>)[p];
+            if (buffer?.memory !== undefined) need.set(buffer, Math.max(need.get(buffer) ?? 0, Math.min(buffer.bytes, bytes[p]!)));
+          }
+          const together = [...need.values()].reduce((sum, n) => sum + n, 0);
+          const tooBig = together > perMemory
+            ? `; its operands together take ${formatBytes(together)}, more than one memory holds: raise the per-memory limit (maxMemoryPerInstance, --max-memory-per-instance)`
+            : "";
           throw new WasmOutOfMemoryError(
             `wasm backend: ${name}: no WebAssembly memory has room for copies of its operands (memory ${home.index}, where most of them ` +
               `live, holds ${formatBytes(home.arena.inUse)} of its ${formatBytes(perMemory)}; ${formatBytes(memories.inUse())} in use across ` +
-              `${memories.list.length} memories)`,
+              `${memories.list.length} memories)${tooBig}`,
           );
         }
         home = elsewhere ?? fresh!;
