@@ -178,17 +178,16 @@ export class OlmoGenerator {
 
   private disposed = false;
 
-  private checkUsable(method: string): void {
+  /** Throws, naming the method, on a call after dispose() or with options this API does not know. */
+  private checkCall(method: string, options: unknown): void {
     if (this.disposed) throw new Error(`OlmoGenerator.${method}: this generator was disposed (its weights are freed); load the model again with fromPretrained`);
+    checkTextGenerateOptions(method, options);
   }
 
   /** The continuation of `prompt` as text (without the prompt). */
   async generate(prompt: string, options: TextGenerateOptions = {}): Promise<string> {
-    if (typeof prompt !== "string") throw new TypeError(`OlmoGenerator.generate: the prompt must be a string, got ${prompt === null ? "null" : typeof prompt} (token ids go to generate() of olmo-js's core)`);
-    this.checkUsable("generate");
-    checkTextGenerateOptions("generate", options);
     let text = "";
-    for await (const piece of this.stream(prompt, options)) text += piece;
+    for await (const piece of this.textStream("generate", prompt, options)) text += piece;
     return text;
   }
 
@@ -197,11 +196,14 @@ export class OlmoGenerator {
    * loop ends generation. With stop strings, text that might begin one is held back until it is
    * known not to, so the pieces never contain any part of a stop string.
    */
-  async *stream(prompt: string, options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
-    // Checked on the first next(), as every other error of the stream surfaces.
-    if (typeof prompt !== "string") throw new TypeError(`OlmoGenerator.stream: the prompt must be a string, got ${prompt === null ? "null" : typeof prompt} (token ids go to generate() of olmo-js's core)`);
-    this.checkUsable("stream");
-    checkTextGenerateOptions("stream", options);
+  stream(prompt: string, options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
+    return this.textStream("stream", prompt, options);
+  }
+
+  /** stream() for `method`: the call is checked on the first next(), as every other error of a stream surfaces. */
+  private async *textStream(method: string, prompt: string, options: TextGenerateOptions): AsyncGenerator<string, void, undefined> {
+    if (typeof prompt !== "string") throw new TypeError(`OlmoGenerator.${method}: the prompt must be a string, got ${prompt === null ? "null" : typeof prompt} (token ids go to generate() of olmo-js's core)`);
+    this.checkCall(method, options);
     yield* this.streamFrom(() => this.tokenizer.encode(prompt), options, new Set());
   }
 
@@ -235,8 +237,7 @@ export class OlmoGenerator {
    * EOS and at the template's end-of-turn token (tokenizer_config.json's eos_token) where that differs.
    */
   async *chatStream(messages: readonly ChatMessage[], options: TextGenerateOptions = {}): AsyncGenerator<string, void, undefined> {
-    this.checkUsable("chat");
-    checkTextGenerateOptions("chat", options);
+    this.checkCall("chat", options);
     const template = await this.chatTemplate();
     const prompt = template.render(messages);
     const stopIds = new Set<number>();
