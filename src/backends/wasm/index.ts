@@ -184,15 +184,21 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     kernel: KernelBinding<WasmKernelArguments[K], WasmKernelPointers[K]>, name: K, work: number, args: WasmKernelArguments[K], needed: BytesNeeded<K>, home: WasmMemory,
   ): number => {
     const bytes = needed as Record<string, number>;
+    // Each buffer the kernel touches (one entry for a buffer passed as two operands) and the bytes it uses of it.
+    const operands = new Map<WasmBuffer, { pointer: string; bytes: number }>();
+    for (const p of kernel.pointers) {
+      const buffer = (args as unknown as Record<string, WasmBuffer | undefined>)[p];
+      if (buffer?.memory === undefined) continue;
+      const n = Math.min(buffer.bytes, bytes[p]!), seen = operands.get(buffer);
+      if (!seen || n > seen.bytes) operands.set(buffer, { pointer: seen?.pointer ?? p, bytes: n });
+    }
     type Copy = { block: PlacedBlock; bytes: number };
     const copies = new Map<WasmBuffer, Copy>();
     /** Copy the operands outside `into` there; false (nothing left allocated) where it has no room. */
     const copyInto = (into: WasmMemory): boolean => {
       try {
-        for (const p of kernel.pointers) {
-          const buffer = (args as unknown as Record<string, WasmBuffer | undefined>)[p];
-          if (buffer?.memory === undefined || buffer.memory === into.index || copies.has(buffer)) continue;
-          const n = Math.min(buffer.bytes, bytes[p]!);
+        for (const [buffer, { pointer: p, bytes: n }] of operands) {
+          if (buffer.memory === into.index) continue;
           const block = memories.allocateIn(into, n, `a copy of ${name}'s operand "${p}" from memory ${buffer.memory}`);
           copies.set(buffer, { block, bytes: n });
           new Uint8Array(into.memory.buffer, block.ptr, n).set(new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, n));
@@ -211,12 +217,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
         const fresh = elsewhere ? undefined : memories.openIfAllowed();
         if (!elsewhere && !(fresh && copyInto(fresh))) {
           // Operands that together outgrow one memory can never meet: say which limit to raise.
-          const need = new Map<WasmBuffer, number>();
-          for (const p of kernel.pointers) {
-            const buffer = (args as unknown as Record<string, WasmBuffer | undefined>)[p];
-            if (buffer?.memory !== undefined) need.set(buffer, Math.max(need.get(buffer) ?? 0, Math.min(buffer.bytes, bytes[p]!)));
-          }
-          const together = [...need.values()].reduce((sum, n) => sum + n, 0);
+          const together = [...operands.values()].reduce((sum, o) => sum + o.bytes, 0);
           const tooBig = together > perMemory
             ? `; its operands together take ${formatBytes(together)}, more than one memory holds: raise the per-memory limit (maxMemoryPerInstance, --max-memory-per-instance)`
             : "";
