@@ -191,18 +191,22 @@ function fakeDownload(bytes: Uint8Array, claimed: number, putFails?: { afterChun
   return { fetch, fetches, stored, lead, caches: { open: async () => cache } };
 }
 
-/** Run `body` with globalThis.fetch and globalThis.caches replaced by a fake download's. */
-async function withFakeWeb(fake: ReturnType<typeof fakeDownload>, body: () => Promise<void>): Promise<void> {
-  const web = globalThis as unknown as { fetch: unknown; caches?: unknown };
-  const saved = { fetch: web.fetch, caches: web.caches };
-  Object.assign(web, { fetch: fake.fetch, caches: fake.caches });
+/** Run `body` with these globals replaced (each restored after, or removed where the host had none). */
+async function withGlobals(replacements: Record<string, unknown>, body: () => Promise<void>): Promise<void> {
+  const saved = Object.keys(replacements).map((name) => [name, Object.getOwnPropertyDescriptor(globalThis, name)] as const);
+  for (const [name, value] of Object.entries(replacements)) Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
   try {
     await body();
   } finally {
-    Object.assign(web, saved);
-    if (saved.caches === undefined) delete web.caches;
+    for (const [name, descriptor] of saved) {
+      if (descriptor) Object.defineProperty(globalThis, name, descriptor);
+      else delete (globalThis as Record<string, unknown>)[name];
+    }
   }
 }
+
+/** Run `body` with globalThis.fetch and globalThis.caches replaced by a fake download's. */
+const withFakeWeb = (fake: ReturnType<typeof fakeDownload>, body: () => Promise<void>) => withGlobals({ fetch: fake.fetch, caches: fake.caches }, body);
 
 test("the Cache API: a download streams into cache.put (never whole in memory) and is read from the cache afterwards", async () => {
   const bytes = randomBytes(3 * 2 ** 20 + 5, 11); // 49 chunks of 64 KiB
@@ -300,11 +304,7 @@ test("OPFS in a worker: reads go through one access handle into memory the loade
   const base = "http://models.test/olmo";
   for (const locked of [false, true]) {
     const fake = fakeOpfs(["olmo-js", encodeURIComponent(base), "model.safetensors"], bytes, locked);
-    const web = globalThis as Record<string, unknown>;
-    const saved = { navigator: Object.getOwnPropertyDescriptor(web, "navigator"), FileSystemFileHandle: web.FileSystemFileHandle };
-    Object.defineProperty(web, "navigator", { value: fake.navigator, configurable: true, writable: true });
-    web.FileSystemFileHandle = fake.FileSystemFileHandle;
-    try {
+    await withGlobals({ navigator: fake.navigator, FileSystemFileHandle: fake.FileSystemFileHandle }, async () => {
       const file = (await cachedUrlSource(base, { storage: "opfs" }).open("model.safetensors"))!;
       if (!file.prefault) throw new Error(`locked ${locked}: an OPFS source must ask for the fill before its first read`);
       const target = new Uint8Array(bytes.length - 100);
@@ -316,12 +316,7 @@ test("OPFS in a worker: reads go through one access handle into memory the loade
       if (locked ? fake.counts.handleReads !== 0 || file.prefault : fake.counts.handleReads === 0 || !file.prefault) {
         throw new Error(`locked ${locked}: ${fake.counts.handleReads} handle reads, prefault ${file.prefault} after them`);
       }
-    } finally {
-      if (saved.navigator) Object.defineProperty(web, "navigator", saved.navigator);
-      else delete web.navigator;
-      if (saved.FileSystemFileHandle === undefined) delete web.FileSystemFileHandle;
-      else web.FileSystemFileHandle = saved.FileSystemFileHandle;
-    }
+    });
   }
 });
 
