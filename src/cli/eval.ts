@@ -59,10 +59,12 @@ export async function runEval(args: string[]): Promise<void> {
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be a positive integer, got ${values.get("limit")}`);
   // Rows, perplexity's window and its text are checked before the model loads, so a bad flag or file fails fast.
   const rows = task !== undefined ? await readTaskRows(data!, values.get("split") ?? "validation") : null;
-  if (rows && (values.has("seq-len") || values.has("stride"))) throw new UsageError("olmo eval: --seq-len and --stride are for perplexity (--text, or --data with a memmap), not --task");
-  const seqLen = rows ? undefined : num("seq-len"), stride = rows ? undefined : num("stride");
-  let textContent: string | null = null;
-  if (!rows) {
+  let seqLen: number | undefined, stride: number | undefined, textContent: string | null = null;
+  if (rows) {
+    if (values.has("seq-len") || values.has("stride")) throw new UsageError("olmo eval: --seq-len and --stride are for perplexity (--text, or --data with a memmap), not --task");
+  } else {
+    seqLen = num("seq-len");
+    stride = num("stride");
     if (seqLen === undefined) throw new UsageError("olmo eval: perplexity needs --seq-len L");
     if (!(Number.isInteger(seqLen) && seqLen >= 2)) throw new UsageError(`--seq-len must be an integer >= 2 (tokens per window), got ${values.get("seq-len")}`);
     if (stride !== undefined && !(Number.isInteger(stride) && stride >= 1 && stride <= seqLen)) {
