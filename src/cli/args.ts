@@ -142,14 +142,17 @@ export function parseArgs(command: string, args: readonly string[], spec: Comman
     else if (v === true) flags.add(name);
   }
   if (flags.has("help")) return { values, flags, numbers, help: true };
-  let positionalProblem = false, fromPositional = false;
+  let fromPositional = false;
   if (options.positional !== undefined && parsed.positionals.length > 0) {
     const name = options.positional;
-    positionalProblem = true;
     if (parsed.positionals.length > 1) problems.push(`expected one ${name} argument, got ${parsed.positionals.length}: quote a ${name} with spaces`);
     else if (values.has(name)) problems.push(`give the ${name} either as an argument or as --${name}, not both`);
-    else (values.set(name, parsed.positionals[0]!), (positionalProblem = false), (fromPositional = true));
+    else {
+      values.set(name, parsed.positionals[0]!);
+      fromPositional = true;
+    }
   }
+  const positionalProblem = parsed.positionals.length > 0 && !fromPositional; // said above
   for (const [name, o] of Object.entries(full)) {
     const raw = values.get(name);
     if (raw === undefined) {
