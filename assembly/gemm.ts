@@ -230,7 +230,7 @@ function packB(dst: usize, b: usize, bDType: i32, transB: bool, k: i32, n: i32, 
 function packQuantizedB(dst: usize, rows: usize, values: usize, scales: usize, scheme: i32, k: i32, n: i32, p0: i32, kc: i32, j0: i32, nc: i32): void {
   for (let jp = 0; jp < nc; jp += NR) {
     const count = min<i32>(NR, n - (j0 + jp));
-    dequantizeRows(rows, values, scales, scheme, k, j0 + jp, count, p0, kc);
+    dequantizeRows(rows, values, scales, scheme, k, n, j0 + jp, count, p0, kc);
     packB(dst + <usize>jp * <usize>kc * 4, rows, DTYPE_F32, true, kc, count, 0, kc, 0, NR);
   }
 }

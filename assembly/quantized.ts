@@ -3,6 +3,8 @@
 //
 //   W [N, K] quantized: values i8 (int8 [N, K]; int4 two per byte [N, K/2]) and scales (int8: f32 SCB
 //   [N]; int4: f16 d [N, K/32]); a: f32 [M, K]; out: f32 [M, N]; the embedding table is [V, C].
+//   int4 interleaves its rows four at a time (src/core/quantize.ts): row n's group g is four 4-byte
+//   words, 4R bytes apart, where R is the number of rows in n's block (int4Group, int4Scale).
 //
 // quantize, dequantize and the embedding are bit-identical to the definitions: they do the same f32
 // operations (f32 division and multiplication round correctly in WebAssembly, f32x4.nearest rounds
@@ -47,13 +49,47 @@ const GROUP = 32;
 }
 
 // ---------------------------------------------------------------------------------------------------
+// int4's interleaved rows (src/core/quantize.ts, int4ByteOffset and int4ScaleIndex)
+
+/** The rows in row n's block of four: 4, or what is left in the last block. */
+@inline function int4BlockRows(rows: i32, n: i32): i32 {
+  return min<i32>(4, rows - (n & ~3));
+}
+
+/** The address of row n's group g: its first 4-byte word; word v is 4 v R bytes further on. */
+@inline function int4Group(values: usize, rows: i32, groups: i32, n: i32, g: i32): usize {
+  return values + ((<usize>(n & ~3) * <usize>groups) << 4) + <usize>(g * 16 * int4BlockRows(rows, n) + ((n & 3) << 2));
+}
+
+/** The address of row n's group g's f16 scale. */
+@inline function int4Scale(scales: usize, rows: i32, groups: i32, n: i32, g: i32): usize {
+  return scales + ((<usize>(n & ~3) * <usize>groups + <usize>(g * int4BlockRows(rows, n) + (n & 3))) << 1);
+}
+
+/** Row n's group g as one vector: byte i holds elements i (low nibble) and i + 16 (high nibble). */
+@inline function loadInt4Group(values: usize, rows: i32, groups: i32, n: i32, g: i32): v128 {
+  const p = int4Group(values, rows, groups, n, g), step = <usize>(int4BlockRows(rows, n) << 2);
+  const v = v128.load32_lane(p + step, v128.load32_zero(p), 1);
+  return v128.load32_lane(p + 3 * step, v128.load32_lane(p + 2 * step, v, 2), 3);
+}
+
+/** Store row n's group g (the 16 bytes of loadInt4Group) in its four interleaved words. */
+@inline function storeInt4Group(values: usize, rows: i32, groups: i32, n: i32, g: i32, packed: v128): void {
+  const p = int4Group(values, rows, groups, n, g), step = <usize>(int4BlockRows(rows, n) << 2);
+  v128.store32_lane(p, packed, 0);
+  v128.store32_lane(p + step, packed, 1);
+  v128.store32_lane(p + 2 * step, packed, 2);
+  v128.store32_lane(p + 3 * step, packed, 3);
+}
+
+// ---------------------------------------------------------------------------------------------------
 // quantize: x [rows, cols] (f32 / bf16 / f16) -> values and scales. Threads split the rows.
 
 export function quantize(x: Pointer, xDType: i32, values: Pointer, scales: Pointer, scheme: i32, rows: i32, cols: i32, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
   for (let r = partStart(rows, tid, threads, 1); r < r1; r++) {
     if (scheme == QUANT_INT8) quantizeRowInt8(x, xDType, values, scales, r, cols);
-    else quantizeRowInt4(x, xDType, values, scales, r, cols);
+    else quantizeRowInt4(x, xDType, values, scales, r, rows, cols);
   }
 }
 
@@ -95,7 +131,7 @@ function quantizeRowInt8(x: usize, dtype: i32, values: usize, scales: usize, r: 
  * q = clamp(roundHalfEven(x / d), -8, 7) (0 where d = 0), stored as q + 8 in nibbles: byte i holds
  * element i low, element i + 16 high.
  */
-function quantizeRowInt4(x: usize, dtype: i32, values: usize, scales: usize, r: i32, cols: i32): void {
+function quantizeRowInt4(x: usize, dtype: i32, values: usize, scales: usize, r: i32, rows: i32, cols: i32): void {
   const groups = cols / GROUP;
   for (let g = 0; g < groups; g++) {
     const start = <usize>r * <usize>cols + <usize>(g * GROUP);
@@ -118,18 +154,17 @@ function quantizeRowInt4(x: usize, dtype: i32, values: usize, scales: usize, r: 
       m = loadAsF32(x, dtype, start + <usize>ctz<u32>(hits));
     }
     const bits = f32ToF16(m / -8);
-    store<u16>(scales + ((<usize>r * <usize>groups + <usize>g) << 1), <u16>bits);
+    store<u16>(int4Scale(scales, rows, groups, r, g), <u16>bits);
     const d = f16ToF32(bits);
-    const out = values + (start >> 1);
     if (d == 0) {
-      v128.store(out, i8x16.splat(<i8>0x88)); // q + 8 = 8 in both nibbles
+      storeInt4Group(values, rows, groups, r, g, i8x16.splat(<i8>0x88)); // q + 8 = 8 in both nibbles
       continue;
     }
     const dv = f32x4.splat(d);
     const low = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(nibbles(v0, dv), nibbles(v1, dv)), i16x8.narrow_i32x4_u(nibbles(v2, dv), nibbles(v3, dv)));
     const high = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(nibbles(v4, dv), nibbles(v5, dv)), i16x8.narrow_i32x4_u(nibbles(v6, dv), nibbles(v7, dv)));
     // high holds 0..15 per byte: shifting its 16-bit lanes left by 4 moves no bit across a byte.
-    v128.store(out, v128.or(low, i16x8.shl(high, 4)));
+    storeInt4Group(values, rows, groups, r, g, v128.or(low, i16x8.shl(high, 4)));
   }
 }
 
@@ -143,8 +178,8 @@ function quantizeRowInt4(x: usize, dtype: i32, values: usize, scales: usize, r: 
 // ---------------------------------------------------------------------------------------------------
 // dequantize and the embedding: rows of W as f32, q * scale.
 
-/** out[0 .. cols) = dequant(W)[r, :] (int4: cols a multiple of 32). */
-function dequantizeRow(values: usize, scales: usize, scheme: i32, r: i32, cols: i32, out: usize): void {
+/** out[0 .. cols) = dequant(W)[r, :] of a [rows, cols] W (int4: cols a multiple of 32). */
+function dequantizeRow(values: usize, scales: usize, scheme: i32, r: i32, rows: i32, cols: i32, out: usize): void {
   if (scheme == QUANT_INT8) {
     const row = values + <usize>r * <usize>cols;
     const scale: f32 = load<f32>(scales + (<usize>r << 2)) / 127;
@@ -162,10 +197,9 @@ function dequantizeRow(values: usize, scales: usize, scheme: i32, r: i32, cols: 
     return;
   }
   const groups = cols / GROUP;
-  const row = values + ((<usize>r * <usize>cols) >> 1);
   for (let g = 0; g < groups; g++) {
-    const d = f32x4.splat(f16ToF32(<u32>load<u16>(scales + ((<usize>r * <usize>groups + <usize>g) << 1))));
-    const packed = v128.load(row + (<usize>g << 4)), o = out + (<usize>g << 7);
+    const d = f32x4.splat(f16ToF32(<u32>load<u16>(int4Scale(scales, rows, groups, r, g))));
+    const packed = loadInt4Group(values, rows, groups, r, g), o = out + (<usize>g << 7);
     const eight = i8x16.splat(8), mask = i8x16.splat(15);
     const lo = i8x16.sub(v128.and(packed, mask), eight), hi = i8x16.sub(v128.and(i16x8.shr_u(packed, 4), mask), eight);
     storeInt8AsF32(o, lo, d);
@@ -185,7 +219,7 @@ function dequantizeRow(values: usize, scales: usize, scheme: i32, r: i32, cols: 
 /** out = dequant(W), f32 [rows, cols]. Threads split the rows. */
 export function dequantize(values: Pointer, scales: Pointer, out: Pointer, scheme: i32, rows: i32, cols: i32, tid: i32, threads: i32): void {
   const r1 = partEnd(rows, tid, threads, 1);
-  for (let r = partStart(rows, tid, threads, 1); r < r1; r++) dequantizeRow(values, scales, scheme, r, cols, out + ((<usize>r * <usize>cols) << 2));
+  for (let r = partStart(rows, tid, threads, 1); r < r1; r++) dequantizeRow(values, scales, scheme, r, rows, cols, out + ((<usize>r * <usize>cols) << 2));
 }
 
 /**
@@ -197,7 +231,7 @@ export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32
   for (let t = partStart(count, tid, threads, 1); t < t1; t++) {
     const id = load<i32>(ids + (<usize>t << 2));
     if (id < 0 || id >= vocab) return t + 1;
-    dequantizeRow(values, scales, scheme, id, dim, out + ((<usize>t * <usize>dim) << 2));
+    dequantizeRow(values, scales, scheme, id, vocab, dim, out + ((<usize>t * <usize>dim) << 2));
   }
   return 0;
 }
@@ -222,8 +256,8 @@ export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32
 
 /**
  * Row x (k floats) quantized into q16 (i16, k rounded up to 32, zero-padded), q8 (i8, the same),
- * per-block scales s (f32) and, for int4, per-block corrections (i32 -8 sum(qx): the int4 GEMV
- * multiplies by the stored nibbles q + 8 and takes the 8 sum(qx) back off).
+ * per-block scales s (f32) and, for int4, per-block corrections (8 sum(qx) as eight i16 lanes, see
+ * below: the int4 GEMV multiplies by the stored nibbles q + 8 and takes the 8 sum(qx) back off).
  */
 function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize, corrections: usize): void {
   const blocks = (k + GROUP - 1) / GROUP;
@@ -250,8 +284,11 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
       v128.store64_lane(q8 + <usize>i, i8x16.narrow_i16x8_s(q, q), 0);
       sum = i32x4.add(sum, i32x4.add(q0, q1));
     }
-    const total = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
-    store<i32>(corrections + (<usize>b << 2), -8 * total);
+    // sum's lane j holds the block's qx at positions with (position mod 4) = j. The int4 GEMV's i16
+    // lanes 2r and 2r+1 sum the products at positions mod 4 in {0, 1} and {2, 3} (gemvInt4), so its
+    // correction is 8 times those two sums, alternating.
+    const even = 8 * (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1)), odd = 8 * (i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
+    v128.store(corrections + (<usize>b << 4), i32x4.splat((even & 0xffff) | (odd << 16)));
   }
 }
 
@@ -283,8 +320,8 @@ export function quantizeDequantizeRows(dst: usize, a: usize, k: i32, i0: i32, mc
   }
 }
 
-/** Rows [j0, j0 + rows), columns [p0, p0 + kc) of dequant(W) into dst [rows, kc] (p0 a multiple of 32). */
-export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme: i32, k: i32, j0: i32, rows: i32, p0: i32, kc: i32): void {
+/** Rows [j0, j0 + rows), columns [p0, p0 + kc) of dequant(W) (W [n, k]) into dst [rows, kc] (p0 a multiple of 32). */
+export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme: i32, k: i32, n: i32, j0: i32, rows: i32, p0: i32, kc: i32): void {
   for (let r = 0; r < rows; r++) {
     const o = dst + ((<usize>r * <usize>kc) << 2), j = j0 + r;
     if (scheme == QUANT_INT8) {
@@ -296,11 +333,10 @@ export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme:
       for (; c < kc; c++) store<f32>(o + (<usize>c << 2), <f32>load<i8>(row + <usize>c) * scale);
     } else {
       const groups = k / GROUP;
-      const row = values + ((<usize>j * <usize>k) >> 1);
       const eight = i8x16.splat(8), mask = i8x16.splat(15);
       for (let g = p0 / GROUP; g < (p0 + kc) / GROUP; g++) {
-        const d = f32x4.splat(f16ToF32(<u32>load<u16>(scales + ((<usize>j * <usize>groups + <usize>g) << 1))));
-        const packed = v128.load(row + (<usize>g << 4)), out = o + (<usize>(g * GROUP - p0) << 2);
+        const d = f32x4.splat(f16ToF32(<u32>load<u16>(int4Scale(scales, n, groups, j, g))));
+        const packed = loadInt4Group(values, n, groups, j, g), out = o + (<usize>(g * GROUP - p0) << 2);
         storeInt8AsF32(out, i8x16.sub(v128.and(packed, mask), eight), d);
         storeInt8AsF32(out + 64, i8x16.sub(v128.and(i16x8.shr_u(packed, 4), mask), eight), d);
       }
@@ -324,10 +360,13 @@ export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme:
  */
 const GEMV_MAX_ROWS = 32;
 
+/** Bytes of a per-block int4 correction in the workspace: eight i16 lanes (quantizeActivationRow). */
+const CORRECTION_BYTES = 16;
+
 /** Bytes of a thread's workspace the GEMV's quantized activations take: per row i16 and i8 values, scales, corrections (gemvQuantized). */
 @inline function gemvWorkspaceBytes(m: i32, k: i32): usize {
   const blocks = <usize>((k + GROUP - 1) / GROUP);
-  return <usize>m * (blocks * GROUP * 3 + ((blocks + 3) & ~3) * 8);
+  return <usize>m * (blocks * GROUP * 3 + blocks * (4 + CORRECTION_BYTES));
 }
 
 export function matmulQuantized(
@@ -335,7 +374,9 @@ export function matmulQuantized(
 ): void {
   const ws = workspace + <usize>tid * matmulWorkspaceBytes();
   if (m <= GEMV_MAX_ROWS && gemvWorkspaceBytes(m, k) <= matmulWorkspaceBytes()) {
-    const n0 = partStart(n, tid, threads, 1), n1 = partEnd(n, tid, threads, 1);
+    // int4's rows are interleaved in blocks of four, so its threads split whole blocks.
+    const align = scheme == QUANT_INT4 ? 4 : 1;
+    const n0 = partStart(n, tid, threads, align), n1 = partEnd(n, tid, threads, align);
     if (n0 < n1) gemvQuantized(a, values, scales, out, scheme, m, k, n, n0, n1, ws);
   } else {
     const n0 = partStart(n, tid, threads, NR), n1 = partEnd(n, tid, threads, NR);
@@ -348,24 +389,39 @@ export function matmulQuantized(
 }
 
 /**
- * sum over lanes of four i32x4 vectors, as one vector [sum p0, sum p1, sum p2, sum p3]. The shuffles
- * are the interleaves x86 has as single instructions (punpck{l,h}dq, punpck{l,h}qdq).
+ * Columns [n0, n1) of out [M, N] for M <= GEMV_MAX_ROWS. Four weight rows (int8) or four blocks of four
+ * rows (int4) are read side by side from the four quarters of [n0, n1): four sequential streams far
+ * apart in memory, which one core reads faster than one stream (bench/NOTES.md; gemvRows in gemv.ts
+ * does the same). The rows of a after the first read the weights again from the cache.
  */
-@inline function sum4(p0: v128, p1: v128, p2: v128, p3: v128): v128 {
-  const a = i32x4.add(v128.shuffle<i32>(p0, p1, 0, 4, 1, 5), v128.shuffle<i32>(p0, p1, 2, 6, 3, 7)); // [A B A B]
-  const b = i32x4.add(v128.shuffle<i32>(p2, p3, 0, 4, 1, 5), v128.shuffle<i32>(p2, p3, 2, 6, 3, 7)); // [C D C D]
-  return i32x4.add(v128.shuffle<i64>(a, b, 0, 2), v128.shuffle<i64>(a, b, 1, 3));
-}
-
-/**
- * sum over lanes of four i16x8 vectors, as i32x4 [sum p0, sum p1, sum p2, sum p3], adding in i16 as
- * long as the sums fit (any four lanes of one vector must sum within i16) and widening once at the
- * end: the same interleaves as sum4, one pairwise widening add instead of four.
- */
-@inline function sum4i16(p0: v128, p1: v128, p2: v128, p3: v128): v128 {
-  const a = i16x8.add(v128.shuffle<i32>(p0, p1, 0, 4, 1, 5), v128.shuffle<i32>(p0, p1, 2, 6, 3, 7)); // [A A B B A A B B]
-  const b = i16x8.add(v128.shuffle<i32>(p2, p3, 0, 4, 1, 5), v128.shuffle<i32>(p2, p3, 2, 6, 3, 7)); // [C C D D C C D D]
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(v128.shuffle<i64>(a, b, 0, 2), v128.shuffle<i64>(a, b, 1, 3))); // [A A B B C C D D]
+function gemvQuantized(a: usize, values: usize, scales: usize, out: usize, scheme: i32, m: i32, k: i32, n: i32, n0: i32, n1: i32, ws: usize): void {
+  const blocks = (k + GROUP - 1) / GROUP, kp = blocks * GROUP;
+  // Workspace: per row of a, qx as i16 [kp] and i8 [kp], s [blocks] and int4's corrections [blocks].
+  const q16 = ws, q8 = q16 + <usize>m * <usize>kp * 2, sv = q8 + <usize>m * <usize>kp;
+  const corr = sv + <usize>m * <usize>blocks * 4;
+  for (let i = 0; i < m; i++) {
+    const s = sv + <usize>i * <usize>blocks * 4, c = corr + <usize>i * <usize>blocks * CORRECTION_BYTES;
+    quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, c);
+  }
+  if (scheme == QUANT_INT4) {
+    gemvInt4(values, scales, out, m, k, n, n0, n1, q8, q16, sv, corr);
+    return;
+  }
+  const quarter = (n1 - n0) >> 2;
+  for (let t = 0; t < quarter; t++) {
+    const j0 = n0 + t, j1 = j0 + quarter, j2 = j1 + quarter, j3 = j2 + quarter;
+    for (let i = 0; i < m; i++) {
+      const x16 = q16 + <usize>i * <usize>kp * 2, s = sv + <usize>i * <usize>blocks * 4, o = out + ((<usize>i * <usize>n) << 2);
+      gemvInt8Rows4(values, scales, x16, s, k, j0, j1, j2, j3, o);
+    }
+  }
+  // The rows the quarters left over, one at a time.
+  for (let j = n0 + 4 * quarter; j < n1; j++) {
+    for (let i = 0; i < m; i++) {
+      const x16 = q16 + <usize>i * <usize>kp * 2, s = sv + <usize>i * <usize>blocks * 4;
+      store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), gemvInt8Row(values, scales, x16, s, k, j));
+    }
+  }
 }
 
 /** int8: the integer dot (as i32x4 partial sums) of 32 weights at w with 32 activations at x (i16). */
@@ -376,108 +432,6 @@ export function matmulQuantized(
   const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(x, 32));
   const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(x, 48));
   return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
-}
-
-/**
- * int4, relaxed build: the integer dot of a group's 16 bytes at w (nibbles q + 8) with its 32
- * activations x8 (i8), as eight i16 partial sums of four products each (at most 4 * 15 * 127 = 7620:
- * sum4i16 may add four of these lanes, 30480, within i16). The nibbles (0..15) are valid 7-bit
- * operands of relaxed_dot_i8x16_i7x16 (the second operand); the caller adds the block's correction
- * -8 sum qx.
- *
- * Workaround: i32x4.relaxed_dot_i8x16_i7x16_add_s, the one-instruction form of the same sum, returned
- * wrong sums under Node 20 (V8 11.3) on an AVX-VNNI CPU, so the i16x8 form is used.
- */
-@inline function dotInt4Relaxed(w: usize, x8: usize): v128 {
-  const packed = v128.load(w), mask = i8x16.splat(15);
-  const lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
-  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8, 16), hi));
-}
-
-/** int4, plain build: the same dot as i32x4 partial sums, nibbles and activations x16 widened to i16. */
-@inline function dotInt4Plain(w: usize, x16: usize): v128 {
-  const packed = v128.load(w), mask = i8x16.splat(15);
-  const lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
-  const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.load(x16));
-  const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.load(x16, 16));
-  const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.load(x16, 32));
-  const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), v128.load(x16, 48));
-  return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
-}
-
-/** The integer dot of group g of a row alone, as i32x4 partial sums (no correction). */
-@inline function dotInt4(row: usize, x8: usize, x16: usize, g: i32): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(dotInt4Relaxed(row + (<usize>g << 4), x8 + (<usize>g << 5)));
-  return dotInt4Plain(row + (<usize>g << 4), x16 + (<usize>g << 6));
-}
-
-/** The integer dots of groups g..g+3 of a row, one lane each, corrections added (once per four groups). */
-@inline function dotInt4x4(row: usize, x8: usize, x16: usize, c: usize, g: i32): v128 {
-  const w = row + (<usize>g << 4);
-  let dots: v128;
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    const xa = x8 + (<usize>g << 5);
-    dots = sum4i16(dotInt4Relaxed(w, xa), dotInt4Relaxed(w + 16, xa + 32), dotInt4Relaxed(w + 32, xa + 64), dotInt4Relaxed(w + 48, xa + 96));
-  } else {
-    const xb = x16 + (<usize>g << 6);
-    dots = sum4(dotInt4Plain(w, xb), dotInt4Plain(w + 16, xb + 64), dotInt4Plain(w + 32, xb + 128), dotInt4Plain(w + 48, xb + 192));
-  }
-  return i32x4.add(dots, v128.load(c + (<usize>g << 2)));
-}
-
-/**
- * Four f16 scales at ptr as f32x4, for finite halves only (an infinity or NaN comes out finite, with
- * magnitude 2^16 or more, which no finite half reaches: callers check for it). Cheaper than
- * f16x4ToF32: each half goes to the top of an i32 lane (one interleave with zeros), an arithmetic shift
- * by 3 lines its exponent and mantissa up with an f32's and the mask clears the three copies of the
- * sign it made; the f32 read from those bits is the half times 2^-112, exactly (normal or subnormal).
- */
-@inline function finiteF16x4ToF32(ptr: usize): v128 {
-  const top = v128.shuffle<i16>(i16x8.splat(0), v128.load64_zero(ptr), 0, 8, 1, 9, 2, 10, 3, 11);
-  return f32x4.mul(v128.and(i32x4.shr_s(top, 3), i32x4.splat(0x8fffffff)), f32x4.splat(5.192296858534828e33));
-}
-
-/**
- * Columns [n0, n1) of out [M, N] for M <= GEMV_MAX_ROWS. Four weight rows are read side by side from
- * the four quarters of [n0, n1): four sequential streams far apart in memory, which one core reads
- * faster than one stream (bench/NOTES.md; gemvRows in gemv.ts does the same). The rows of a after
- * the first read the four weight rows again from the cache.
- */
-function gemvQuantized(a: usize, values: usize, scales: usize, out: usize, scheme: i32, m: i32, k: i32, n: i32, n0: i32, n1: i32, ws: usize): void {
-  const blocks = (k + GROUP - 1) / GROUP, kp = blocks * GROUP;
-  const blocks4 = (blocks + 3) & ~3;
-  // Workspace: per row of a, qx as i16 [kp] and i8 [kp], s and corrections [blocks4] (zero-padded).
-  const q16 = ws, q8 = q16 + <usize>m * <usize>kp * 2, sv = q8 + <usize>m * <usize>kp;
-  const corr = sv + <usize>m * <usize>blocks4 * 4;
-  for (let i = 0; i < m; i++) {
-    const s = sv + <usize>i * <usize>blocks4 * 4, c = corr + <usize>i * <usize>blocks4 * 4;
-    quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, c);
-    for (let b = blocks; b < blocks4; b++) store<f32>(s + (<usize>b << 2), 0), store<i32>(c + (<usize>b << 2), 0);
-  }
-  const quarter = (n1 - n0) >> 2;
-  for (let t = 0; t < quarter; t++) {
-    const j0 = n0 + t, j1 = j0 + quarter, j2 = j1 + quarter, j3 = j2 + quarter;
-    for (let i = 0; i < m; i++) {
-      const x16 = q16 + <usize>i * <usize>kp * 2, x8 = q8 + <usize>i * <usize>kp, s = sv + <usize>i * <usize>blocks4 * 4;
-      const c = corr + <usize>i * <usize>blocks4 * 4;
-      const o = out + ((<usize>i * <usize>n) << 2);
-      if (scheme == QUANT_INT8) {
-        gemvInt8Rows4(values, scales, x16, s, k, j0, j1, j2, j3, o);
-      } else {
-        gemvInt4Rows4(values, scales, x8, x16, s, c, k, j0, j1, j2, j3, o);
-      }
-    }
-  }
-  // The rows the quarters left over, one at a time.
-  for (let j = n0 + 4 * quarter; j < n1; j++) {
-    for (let i = 0; i < m; i++) {
-      const x16 = q16 + <usize>i * <usize>kp * 2, x8 = q8 + <usize>i * <usize>kp, s = sv + <usize>i * <usize>blocks4 * 4;
-      const c = corr + <usize>i * <usize>blocks4 * 4;
-      const o = out + ((<usize>i * <usize>n) << 2);
-      if (scheme == QUANT_INT8) store<f32>(o + (<usize>j << 2), gemvInt8Row(values, scales, x16, s, k, j));
-      else store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, x8, x16, s, c, k, j));
-    }
-  }
 }
 
 /** int8: out[j] for rows j0..j3: per block, f32(integer dot) * s_b accumulated; times SCB / 127 at the end. */
@@ -522,63 +476,173 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
   return sum * (load<f32>(scales + (<usize>j << 2)) / 127);
 }
 
+
+// ---------------------------------------------------------------------------------------------------
+// The int4 GEMV. A block of four rows keeps each group as four vectors (16 bytes each); vector v
+// holds bytes 4v..4v+3 of each row's group in lanes 4r..4r+3, so its low nibbles are elements
+// 4v..4v+3 of every row and its high nibbles elements 16+4v..16+4v+3. Multiplied by those four
+// activations repeated four times (one 4-byte splat load), one i8 dot product leaves row r's sums
+// in i16 lanes 2r and 2r+1: the eight products of a group add up lane by lane, and one pairwise
+// widening gives the four rows' dots in the four i32 lanes. Scaling then takes one multiply-add per
+// group for four rows (the four rows' f16 scales are side by side too).
+
 /**
- * int4: out[j] for rows j0..j3. Four blocks at a time: each row's four integer dots summed into one
- * vector (one lane per block), converted once and multiplied by s_b d[j, b] of the four blocks. A row
- * whose scales hold an infinity or NaN (finiteF16x4ToF32 gets those wrong) is redone by gemvInt4Row.
+ * Four f16 scales at ptr as f32x4, for finite halves only (an infinity or NaN comes out finite, with
+ * magnitude 2^16 or more, which no finite half reaches: callers check for it). Cheaper than
+ * f16x4ToF32: each half goes to the top of an i32 lane (one interleave with zeros), an arithmetic shift
+ * by 3 lines its exponent and mantissa up with an f32's and the mask clears the three copies of the
+ * sign it made; the f32 read from those bits is the half times 2^-112, exactly (normal or subnormal).
  */
-@inline function gemvInt4Rows4(values: usize, scales: usize, x8: usize, x16: usize, s: usize, c: usize, k: i32, j0: i32, j1: i32, j2: i32, j3: i32, o: usize): void {
-  const half = <usize>k >> 1, groups = <usize>(k / GROUP);
-  const r0 = values + <usize>j0 * half, r1 = values + <usize>j1 * half, r2 = values + <usize>j2 * half, r3 = values + <usize>j3 * half;
-  const d0 = scales + ((<usize>j0 * groups) << 1), d1 = scales + ((<usize>j1 * groups) << 1);
-  const d2 = scales + ((<usize>j2 * groups) << 1), d3 = scales + ((<usize>j3 * groups) << 1);
-  let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
+@inline function finiteF16x4ToF32(ptr: usize): v128 {
+  const top = v128.shuffle<i16>(i16x8.splat(0), v128.load64_zero(ptr), 0, 8, 1, 9, 2, 10, 3, 11);
+  return f32x4.mul(v128.and(i32x4.shr_s(top, 3), i32x4.splat(0x8fffffff)), f32x4.splat(5.192296858534828e33));
+}
+
+/**
+ * int4, relaxed build: the four rows' integer dots of one group (64 bytes at w, a full block), as
+ * i32x4, correction included. The stored nibbles (q + 8, 0..15) are valid 7-bit operands of
+ * relaxed_dot_i8x16_i7x16 (its second operand). An i16 lane sums 16 products of at most 15 * 127,
+ * which can pass i16; c (the block's correction, 8 sum(qx) split over the lanes as the products are,
+ * quantizeActivationRow) brings each lane back to a sum of (q) (qx) with |q| <= 8, at most 16256,
+ * and i16 adds wrap, so the lane ends exact.
+ *
+ * Workaround: i32x4.relaxed_dot_i8x16_i7x16_add_s, the one-instruction form (with AVX-VNNI) of a
+ * product and the widening, returns twice the dot and drops the addend under Node 20 (V8 11.3), so
+ * the i16x8 form is used.
+ */
+@inline function dotInt4BlockRelaxed(w: usize, x8: usize, c: usize): v128 {
+  const mask = i8x16.splat(15);
+  const p0 = v128.load(w), p1 = v128.load(w, 16), p2 = v128.load(w, 32), p3 = v128.load(w, 48);
+  let acc = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8), v128.and(p0, mask));
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 16), v128.and(i16x8.shr_u(p0, 4), mask)));
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 4), v128.and(p1, mask)));
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 20), v128.and(i16x8.shr_u(p1, 4), mask)));
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 8), v128.and(p2, mask)));
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 24), v128.and(i16x8.shr_u(p2, 4), mask)));
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 12), v128.and(p3, mask)));
+  acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 28), v128.and(i16x8.shr_u(p3, 4), mask)));
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.sub(acc, v128.load(c)));
+}
+
+/**
+ * int4, plain build: the same dots, nibbles and activations (x16, i16) widened: each half vector of
+ * nibbles is two rows, and i32x4.dot_i16x8_s against the four activations repeated twice (one 8-byte
+ * splat load) leaves each row's sums in two i32 lanes.
+ */
+@inline function dotInt4BlockPlain(w: usize, x16: usize, c: usize): v128 {
+  const mask = i8x16.splat(15);
+  let rows01 = i32x4.splat(0), rows23 = i32x4.splat(0);
+  for (let v = 0; v < 4; v++) {
+    const packed = v128.load(w + (<usize>v << 4)), lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
+    const xlo = v128.load64_splat(x16 + (<usize>v << 3)), xhi = v128.load64_splat(x16 + 32 + (<usize>v << 3));
+    rows01 = i32x4.add(rows01, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), xlo), i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), xhi)));
+    rows23 = i32x4.add(rows23, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), xlo), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), xhi)));
+  }
+  const dots = i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
+  return i32x4.sub(dots, i32x4.extadd_pairwise_i16x8_s(v128.load(c)));
+}
+
+@inline function dotInt4Block(w: usize, x8: usize, x16: usize, c: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? dotInt4BlockRelaxed(w, x8, c) : dotInt4BlockPlain(w, x16, c);
+}
+
+/**
+ * int4: out[i, n0..n1) for every row i of a. Whole blocks of four rows, four blocks at a time from the
+ * four quarters of the range (four streams); then the blocks the quarters left; then a last block of
+ * fewer than four rows (only where N is not a multiple of 4), row by row.
+ */
+function gemvInt4(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q8: usize, q16: usize, sv: usize, corr: usize): void {
+  const groups = k / GROUP;
+  const b0 = n0 >> 2, b1 = n1 >> 2, quarter = (b1 - b0) >> 2;
+  for (let t = 0; t < quarter; t++) {
+    const b = b0 + t;
+    for (let i = 0; i < m; i++) gemvInt4Blocks(values, scales, out, m, k, n, i, q8, q16, sv, corr, b, b + quarter, b + 2 * quarter, b + 3 * quarter, 4);
+  }
+  for (let b = b0 + 4 * quarter; b < b1; b++) {
+    for (let i = 0; i < m; i++) gemvInt4Blocks(values, scales, out, m, k, n, i, q8, q16, sv, corr, b, b, b, b, 1);
+  }
+  for (let j = b1 << 2; j < n1; j++) {
+    for (let i = 0; i < m; i++) store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), gemvInt4Row(values, scales, m, k, n, i, q8, q16, sv, corr, j));
+  }
+}
+
+/**
+ * int4: out[i, rows of blocks ba..bd] for row i of a (count 4: four blocks; count 1: block ba alone).
+ * A block whose scales hold an infinity or NaN (finiteF16x4ToF32 gets those wrong) is redone row by
+ * row by gemvInt4Row.
+ */
+@inline function gemvInt4Blocks(
+  values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize,
+  ba: i32, bb: i32, bc: i32, bd: i32, count: i32,
+): void {
+  const groups = k / GROUP, kp = groups * GROUP;
+  const x8 = q8 + <usize>i * <usize>kp, x16 = q16 + <usize>i * <usize>kp * 2, s = sv + <usize>i * <usize>groups * 4;
+  const c = corr + <usize>i * <usize>groups * CORRECTION_BYTES;
+  // A block is 16 bytes of values and 4 scales (8 bytes) per group of each of its four rows. The
+  // pointers step through the groups (V8 recomputes products of loop invariants every iteration).
+  let wa = values + <usize>ba * <usize>groups * 64, wb = values + <usize>bb * <usize>groups * 64;
+  let wc = values + <usize>bc * <usize>groups * 64, wd = values + <usize>bd * <usize>groups * 64;
+  let da = scales + <usize>ba * <usize>groups * 8, db = scales + <usize>bb * <usize>groups * 8;
+  let dc = scales + <usize>bc * <usize>groups * 8, dd = scales + <usize>bd * <usize>groups * 8;
+  let xg8 = x8, xg16 = x16, cg = c, sg = s;
+  let fa = f32x4.splat(0), fb = f32x4.splat(0), fc = f32x4.splat(0), fd = f32x4.splat(0);
   // The largest |d| seen per lane, for the infinity / NaN check.
   let largest = f32x4.splat(0);
-  const g4 = <i32>groups & ~3;
-  for (let g = 0; g < g4; g += 4) {
-    const sb = v128.load(s + (<usize>g << 2)), gp = <usize>g << 1;
-    const e0 = finiteF16x4ToF32(d0 + gp), e1 = finiteF16x4ToF32(d1 + gp), e2 = finiteF16x4ToF32(d2 + gp), e3 = finiteF16x4ToF32(d3 + gp);
+  const end = x8 + (<usize>groups << 5);
+  while (xg8 < end) {
+    const sv = v128.load32_splat(sg);
     // pmax (one maxps) where max would be a NaN-propagating sequence of several instructions: the
-    // e's are finite by construction (finiteF16x4ToF32), so the two agree: 1.13-1.3x on one thread
-    // (relaxed build), 1.08x (plain).
-    largest = f32x4.pmax(largest, f32x4.pmax(f32x4.pmax(f32x4.abs(e0), f32x4.abs(e1)), f32x4.pmax(f32x4.abs(e2), f32x4.abs(e3))));
-    f0 = madd(f32x4.convert_i32x4_s(dotInt4x4(r0, x8, x16, c, g)), f32x4.mul(e0, sb), f0);
-    f1 = madd(f32x4.convert_i32x4_s(dotInt4x4(r1, x8, x16, c, g)), f32x4.mul(e1, sb), f1);
-    f2 = madd(f32x4.convert_i32x4_s(dotInt4x4(r2, x8, x16, c, g)), f32x4.mul(e2, sb), f2);
-    f3 = madd(f32x4.convert_i32x4_s(dotInt4x4(r3, x8, x16, c, g)), f32x4.mul(e3, sb), f3);
+    // scales are finite by construction (finiteF16x4ToF32), so the two agree.
+    const ea = finiteF16x4ToF32(da);
+    largest = f32x4.pmax(largest, f32x4.abs(ea));
+    fa = madd(f32x4.convert_i32x4_s(dotInt4Block(wa, xg8, xg16, cg)), f32x4.mul(ea, sv), fa);
+    if (count == 4) {
+      const eb = finiteF16x4ToF32(db), ec = finiteF16x4ToF32(dc), ed = finiteF16x4ToF32(dd);
+      largest = f32x4.pmax(largest, f32x4.pmax(f32x4.abs(eb), f32x4.pmax(f32x4.abs(ec), f32x4.abs(ed))));
+      fb = madd(f32x4.convert_i32x4_s(dotInt4Block(wb, xg8, xg16, cg)), f32x4.mul(eb, sv), fb);
+      fc = madd(f32x4.convert_i32x4_s(dotInt4Block(wc, xg8, xg16, cg)), f32x4.mul(ec, sv), fc);
+      fd = madd(f32x4.convert_i32x4_s(dotInt4Block(wd, xg8, xg16, cg)), f32x4.mul(ed, sv), fd);
+      wb += 64, wc += 64, wd += 64, db += 8, dc += 8, dd += 8;
+    }
+    wa += 64, da += 8, xg8 += 32, xg16 += 64, cg += CORRECTION_BYTES, sg += 4;
   }
-  let s0 = horizontalSum(f0), s1 = horizontalSum(f1), s2 = horizontalSum(f2), s3 = horizontalSum(f3);
-  for (let g = g4; g < <i32>groups; g++) {
-    const sb = load<f32>(s + (<usize>g << 2));
-    s0 += tailInt4(r0, d0, x8, x16, c, g, sb);
-    s1 += tailInt4(r1, d1, x8, x16, c, g, sb);
-    s2 += tailInt4(r2, d2, x8, x16, c, g, sb);
-    s3 += tailInt4(r3, d3, x8, x16, c, g, sb);
+  const o = out + ((<usize>i * <usize>n) << 2);
+  const special = horizontalMax(largest) >= 65536;
+  storeBlock(values, scales, o, m, k, n, i, q8, q16, sv, corr, ba, fa, special);
+  if (count == 4) {
+    storeBlock(values, scales, o, m, k, n, i, q8, q16, sv, corr, bb, fb, special);
+    storeBlock(values, scales, o, m, k, n, i, q8, q16, sv, corr, bc, fc, special);
+    storeBlock(values, scales, o, m, k, n, i, q8, q16, sv, corr, bd, fd, special);
   }
-  if (horizontalMax(largest) >= 65536) {
-    s0 = gemvInt4Row(values, scales, x8, x16, s, c, k, j0);
-    s1 = gemvInt4Row(values, scales, x8, x16, s, c, k, j1);
-    s2 = gemvInt4Row(values, scales, x8, x16, s, c, k, j2);
-    s3 = gemvInt4Row(values, scales, x8, x16, s, c, k, j3);
-  }
-  store<f32>(o + (<usize>j0 << 2), s0);
-  store<f32>(o + (<usize>j1 << 2), s1);
-  store<f32>(o + (<usize>j2 << 2), s2);
-  store<f32>(o + (<usize>j3 << 2), s3);
 }
 
-/** Group g of a row alone: s_b d (integer dot). */
-@inline function tailInt4(row: usize, d: usize, x8: usize, x16: usize, c: usize, g: i32, sb: f32): f32 {
-  const dot = dotInt4(row, x8, x16, g);
-  const total = i32x4.extract_lane(dot, 0) + i32x4.extract_lane(dot, 1) + i32x4.extract_lane(dot, 2) + i32x4.extract_lane(dot, 3) + load<i32>(c + (<usize>g << 2));
-  return <f32>total * (sb * f16ToF32(<u32>load<u16>(d + (<usize>g << 1))));
+/** Store block b's four sums at o (one row of out), or, where some scale is not finite, its rows computed exactly. */
+@inline function storeBlock(values: usize, scales: usize, o: usize, m: i32, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize, b: i32, sums: v128, special: bool): void {
+  if (!special) {
+    v128.store(o + (<usize>b << 4), sums);
+    return;
+  }
+  for (let j = b << 2; j < (b << 2) + 4; j++) store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, m, k, n, i, q8, q16, sv, corr, j));
 }
 
-function gemvInt4Row(values: usize, scales: usize, x8: usize, x16: usize, s: usize, c: usize, k: i32, j: i32): f32 {
-  const groups = k / GROUP;
-  const row = values + ((<usize>j * <usize>k) >> 1), d = scales + ((<usize>j * <usize>groups) << 1);
+/** int4: out[i, j] alone, any row j (a full block or not), each group's d converted exactly. */
+function gemvInt4Row(values: usize, scales: usize, m: i32, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize, j: i32): f32 {
+  const groups = k / GROUP, kp = groups * GROUP;
+  const x8 = q8 + <usize>i * <usize>kp, x16 = q16 + <usize>i * <usize>kp * 2, s = sv + <usize>i * <usize>groups * 4;
+  const c = corr + <usize>i * <usize>groups * CORRECTION_BYTES;
   let sum: f32 = 0;
-  for (let g = 0; g < groups; g++) sum += tailInt4(row, d, x8, x16, c, g, load<f32>(s + (<usize>g << 2)));
+  for (let g = 0; g < groups; g++) {
+    const packed = loadInt4Group(values, n, groups, j, g), mask = i8x16.splat(15);
+    const lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
+    const xg16 = x16 + (<usize>g << 6);
+    const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.load(xg16));
+    const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.load(xg16, 16));
+    const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.load(xg16, 32));
+    const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), v128.load(xg16, 48));
+    const dots = i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
+    const correction = <i32>load<i16>(c + <usize>g * CORRECTION_BYTES) + <i32>load<i16>(c + <usize>g * CORRECTION_BYTES, 2); // 8 sum(qx)
+    const total = i32x4.extract_lane(dots, 0) + i32x4.extract_lane(dots, 1) + i32x4.extract_lane(dots, 2) + i32x4.extract_lane(dots, 3) - correction;
+    sum += <f32>total * (load<f32>(s + (<usize>g << 2)) * f16ToF32(<u32>load<u16>(int4Scale(scales, n, groups, j, g))));
+  }
   return sum;
 }

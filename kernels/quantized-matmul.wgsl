@@ -4,8 +4,9 @@
 // M = rows of a, K = inputs, N = outputs (rows of W), B = ceil(K / 32) blocks of inputs.
 //   a:       f32 [M, K]
 //   values:  W's integers, i8 packed four per u32 (int8: [N, K] bytes, a row need not start on a word;
-//            int4: [N, K/2] bytes, 16 per group of 32 inputs, see quantized.wgsl)
-//   scales:  int8: f32 SCB [N]; int4: f16 d [N, B] packed two per u32
+//            int4: [N, K/2] bytes, 16 per group of 32 inputs, rows interleaved four at a time: see
+//            quantized.wgsl and int4Word in common.wgsl)
+//   scales:  int8: f32 SCB [N]; int4: f16 d [N, B] packed two per u32, interleaved like the values
 //   activations:      a quantized per block of 32, [M, B * 8] words: four i8 to a word, the last
 //                     block of a row padded with zeros (so the weight bytes past K it meets count 0)
 //   activationScales: f32 [M, B], s = f32(max|x| / 127)
@@ -128,9 +129,8 @@ fn weightBlock(row: u32, block: u32) -> array<u32, WORDS> {
     }
   } else {
     // Byte j of the group's 16 holds elements j (low nibble) and j + 16 (high nibble).
-    let start = (row * (p.k / 2u) + block * 16u) / 4u;
     for (var w = 0u; w < 4u; w++) {
-      let word = values[start + w];
+      let word = values[int4Word(p.n, p.blocks, row, block, w)];
       words[w] = signedNibbles(word & 0x0f0f0f0fu);
       words[w + 4u] = signedNibbles((word >> 4u) & 0x0f0f0f0fu);
     }
@@ -143,7 +143,7 @@ fn weightBlockScale(row: u32, block: u32) -> f32 {
   if (SCHEME == QUANT_INT8) {
     return 1.0;
   }
-  let index = row * p.blocks + block;
+  let index = int4ScaleIndex(p.n, p.blocks, row, block);
   return f16ToF32(half16(scales[index / 2u], index));
 }
 
@@ -230,7 +230,7 @@ fn matmulQuantized(
         tileW[j][part] = valueBytes(start + 4u * part);
         tileW[j][part + 4u] = valueBytes(start + 4u * (part + 4u));
       } else {
-        let word = values[(column * (p.k / 2u) + block * 16u) / 4u + part];
+        let word = values[int4Word(p.n, p.blocks, column, block, part)];
         tileW[j][part] = signedNibbles(word & 0x0f0f0f0fu);
         tileW[j][part + 4u] = signedNibbles((word >> 4u) & 0x0f0f0f0fu);
       }

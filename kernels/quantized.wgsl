@@ -7,8 +7,10 @@
 //   x:      [R, C] f32, or bf16 / f16 packed two per u32 (X_DTYPE)
 //   values: i8 packed four per u32, little-endian; int8: [R, C] bytes (a row need not start on a word);
 //           int4: [R, C/2] bytes, each group of 32 inputs 16 bytes (4 words): element i of the group in
-//           the low nibble of byte i, element i + 16 in the high nibble, each stored as q + 8
-//   scales: int8: f32 SCB [R] (as u32 bits); int4: f16 d [R, C/32] packed two per u32
+//           the low nibble of byte i, element i + 16 in the high nibble, each stored as q + 8; the
+//           rows interleaved four at a time (int4Word in common.wgsl)
+//   scales: int8: f32 SCB [R] (as u32 bits); int4: f16 d [R, C/32] packed two per u32, interleaved
+//           like the values (int4ScaleIndex)
 //   ids:    i32 [T];  out: f32 [R, C] (dequantize) or [T, C] (embeddingQuantized)
 //
 // Operands larger than one storage binding are bound in blocks of rows (src/backends/webgpu/blocks.ts):
@@ -48,24 +50,25 @@ fn readX(index: u32) -> f32 {
   return bitcast<f32>(x[index]);
 }
 
-/** The integer q of element `col` of row `row` (rows counted within this call's block). */
-fn quantizedValue(row: u32, col: u32) -> i32 {
+/** The integer q of element `col` of row `row` of the `rows` rows bound (rows counted within this call's block). */
+fn quantizedValue(rows: u32, row: u32, col: u32) -> i32 {
   if (SCHEME == QUANT_INT8) {
     let byte = row * p.cols + col;
     return i32(values[byte / 4u] << (24u - 8u * (byte % 4u))) >> 24u; // sign-extend the byte
   }
   let i = col % QUANT_GROUP;
-  let byte = row * (p.cols / 2u) + (col / QUANT_GROUP) * 16u + i % 16u;
-  let nibble = (values[byte / 4u] >> (8u * (byte % 4u) + 4u * (i / 16u))) & 0xfu;
+  let byte = i % 16u; // of the group's 16: element i in the low nibble, i + 16 in the high one
+  let word = values[int4Word(rows, p.cols / QUANT_GROUP, row, col / QUANT_GROUP, byte / 4u)];
+  let nibble = (word >> (8u * (byte % 4u) + 4u * (i / 16u))) & 0xfu;
   return i32(nibble) - 8;
 }
 
 /** The scale element `col` of row `row` is multiplied by: f32(SCB / 127) for int8, d for int4. */
-fn quantizedScale(row: u32, col: u32) -> f32 {
+fn quantizedScale(rows: u32, row: u32, col: u32) -> f32 {
   if (SCHEME == QUANT_INT8) {
     return divideRounded(bitcast<f32>(scales[row]), 127.0);
   }
-  let index = row * (p.cols / QUANT_GROUP) + col / QUANT_GROUP;
+  let index = int4ScaleIndex(rows, p.cols / QUANT_GROUP, row, col / QUANT_GROUP);
   return f16ToF32(half16(scales[index / 2u], index));
 }
 
@@ -118,23 +121,31 @@ fn quantizeInt8Values(@builtin(workgroup_id) group: vec3u, @builtin(num_workgrou
   valuesOut[word] = packed;
 }
 
-// int4: one invocation per two consecutive groups (flat over the block's rows), so that each f16
-// scale word (two scales) has one writer. Per group: m = the element of largest magnitude (the
-// first on ties), d = f16(m / -8), q = clamp(round(x / d), -8, 7) (0 where d = 0).
+// int4: one invocation per two consecutive scales (of the interleaved order, flat over the block's
+// rows), so that each f16 scale word (two scales) has one writer; each scale's group writes its own
+// four words of values. Per group: m = the element of largest magnitude (the first on ties),
+// d = f16(m / -8), q = clamp(round(x / d), -8, 7) (0 where d = 0).
 @compute @workgroup_size(256)
 fn quantizeInt4(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) groups: vec3u, @builtin(local_invocation_index) lane: u32) {
   let pair = flatGroup(group, groups) * 256u + lane;
-  let count = p.rows * (p.cols / QUANT_GROUP);
+  let groupsPerRow = p.cols / QUANT_GROUP;
+  let count = p.rows * groupsPerRow;
   if (pair * 2u >= count) {
     return;
   }
   var scaleWord = 0u;
   for (var half = 0u; half < 2u; half++) {
-    let g = pair * 2u + half;
-    if (g >= count) {
-      break; // an odd last group: the other half of its scale word is padding
+    let index = pair * 2u + half;
+    if (index >= count) {
+      break; // an odd last scale: the other half of its word is padding
     }
-    let start = g * QUANT_GROUP; // groups are consecutive in x: row r's group j is flat group r * C/32 + j
+    // Scale `index` is row first + r's group g, where rows first.. form its block (int4ScaleIndex inverted).
+    let first = (index / (4u * groupsPerRow)) * 4u;
+    let blockRows = min(4u, p.rows - first);
+    let within = index - first * groupsPerRow;
+    let g = within / blockRows;
+    let row = first + within % blockRows;
+    let start = row * p.cols + g * QUANT_GROUP;
     var m = 0.0;
     for (var i = 0u; i < QUANT_GROUP; i++) {
       let v = readX(start + i);
@@ -159,7 +170,7 @@ fn quantizeInt4(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) gr
       for (var b = 0u; b < 4u; b++) {
         packed |= (q[4u * w + b] | (q[4u * w + b + 16u] << 4u)) << (8u * b);
       }
-      valuesOut[g * 4u + w] = packed;
+      valuesOut[int4Word(p.rows, groupsPerRow, row, g, w)] = packed;
     }
   }
   scalesOut[pair] = scaleWord;
@@ -175,7 +186,7 @@ fn dequantize(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) grou
   if (row >= p.rows) {
     return;
   }
-  dequantizeRow(row, row * p.cols, lane);
+  dequantizeRow(p.rows, row, row * p.cols, lane);
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -202,20 +213,20 @@ fn embeddingQuantized(@builtin(workgroup_id) group: vec3u, @builtin(num_workgrou
     return;
   }
   let row = u32(id) - p.rowStart;
-  dequantizeRow(row, t * p.cols, lane);
+  dequantizeRow(p.blockRows, row, t * p.cols, lane);
 }
 
-/** out[outStart + c] = dequant(W)[row, c] for the columns c of this 64-wide workgroup's lane. */
-fn dequantizeRow(row: u32, outStart: u32, lane: u32) {
+/** out[outStart + c] = dequant(W)[row, c] (W: the `rows` rows bound) for the columns c of this 64-wide workgroup's lane. */
+fn dequantizeRow(rows: u32, row: u32, outStart: u32, lane: u32) {
   var rowScale = 0.0;
   if (SCHEME == QUANT_INT8) {
-    rowScale = quantizedScale(row, 0u);
+    rowScale = quantizedScale(rows, row, 0u);
   }
   for (var c = lane; c < p.cols; c += 64u) {
     var s = rowScale;
     if (SCHEME == QUANT_INT4) {
-      s = quantizedScale(row, c);
+      s = quantizedScale(rows, row, c);
     }
-    out[outStart + c] = f32(quantizedValue(row, c)) * s;
+    out[outStart + c] = f32(quantizedValue(rows, row, c)) * s;
   }
 }

@@ -51,7 +51,7 @@ function schemesOf(c: WeightCase): [QuantScheme, Scheme][] {
 }
 
 test("the fixture is the version this test reads, with groups of 32", () => {
-  if (fixture.version !== 1 || fixture.group !== QUANT_GROUP) throw new Error(`quantize.json version ${fixture.version}, group ${fixture.group}`);
+  if (fixture.version !== 2 || fixture.group !== QUANT_GROUP) throw new Error(`quantize.json version ${fixture.version}, group ${fixture.group}`);
 });
 
 test("roundHalfEven: ties go to the even integer, like numpy.rint and torch.round", () => {

@@ -277,7 +277,7 @@ test("a hand-written int8 weight with its SCB loads; wrong or missing scales are
   assert.match(await loadError(nan, { quantize: "none" }), /q_proj\.SCB" element 0 is NaN/);
 });
 
-test("int4 on weights whose inputs are not a multiple of 32 is refused, naming the tensor; unknown schemes and 4-bit bitsandbytes too", async () => {
+test("int4 on weights whose inputs are not a multiple of 32 is refused, naming the tensor; unknown schemes, 4-bit bitsandbytes and pre-interleaving int4 folders too", async () => {
   const message = await loadError(await editedFolder(() => {}), { quantize: "int4" });
   assert.match(message, /model\.layers\.0\.self_attn\.q_proj\.weight" \(layers\.0\.q\): int4 quantizes groups of 32 inputs, but the weight has 24 inputs per row/);
   assert.match(await loadError(await editedFolder(() => {}), { quantize: "int3" }), /unknown quantization scheme "int3"/);
@@ -285,6 +285,11 @@ test("int4 on weights whose inputs are not a multiple of 32 is refused, naming t
   assert.match(await loadError(nf4), /bitsandbytes 4-bit \(NF4 \/ FP4\), which olmo-js does not read/);
   const gptq = await editedFolder(() => {}, (c) => (c.quantization_config = { quant_method: "gptq", bits: 4 }));
   assert.match(await loadError(gptq), /quant_method "gptq"/);
+  // An int4 folder from before rows were interleaved holds the same tensors in another order: refused, not misread.
+  const before = await editedFolder(() => {}, (c) => (c.quantization_config = { quant_method: "olmo-js", scheme: "int4", group_size: 32, scale_dtype: "float16" }));
+  assert.match(await loadError(before), /no "rows_interleaved": the folder was written by an older olmo-js.*olmo quantize --to int4/);
+  const eight = await editedFolder(() => {}, (c) => (c.quantization_config = { quant_method: "olmo-js", scheme: "int4", group_size: 32, rows_interleaved: 8 }));
+  assert.match(await loadError(eight), /rows_interleaved 8; olmo-js int4 interleaves 4/);
   const dir = await editedFolder(() => {});
   assert.ok((await rejection(loadCheckpoint(folderSource(dir), js, { quantize: "int4" }))) instanceof CheckpointError);
   rmSync(dir, { recursive: true });

@@ -9,7 +9,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createJsBackend, createWasmBackend, type AnyBackend } from "../src/index.js";
 import { f32ToBf16, f32ToF16, type DType, type HostArray } from "../src/core/dtype.js";
-import { quantizeActivationRow, quantizedScale, quantizedShapes, quantizedValue, quantizeHost, type QuantScheme } from "../src/core/quantize.js";
+import { int4ScaleIndex, quantizeActivationRow, quantizedScale, quantizedShapes, quantizedValue, quantizeHost, type QuantScheme } from "../src/core/quantize.js";
 import { plainWasmBackendUnderTest, wasmBackendsUnderTest } from "./helpers.js";
 
 const reference = createJsBackend();
@@ -187,7 +187,7 @@ for (const [scheme, m, k, n] of matmulCases) {
       const row = quantizeActivationRow(a, i * k, k);
       for (let j = 0; j < n; j++) {
         let sum = 0;
-        for (let p = 0; p < k; p++) sum += Math.abs(row.q[p]! * row.scales[p >> 5]! * quantizedValue(scheme, q.values, k, j, p) * quantizedScale(scheme, q.scales, k, j, p));
+        for (let p = 0; p < k; p++) sum += Math.abs(row.q[p]! * row.scales[p >> 5]! * quantizedValue(scheme, q.values, n, k, j, p) * quantizedScale(scheme, q.scales, n, k, j, p));
         magnitude[i * n + j] = sum;
       }
     }
@@ -203,19 +203,20 @@ for (const [scheme, m, k, n] of matmulCases) {
   });
 }
 
-// The int4 GEMV reads four f16 scales at a time with a conversion that is exact for finite halves
-// only, watches for the others and redoes such a row exactly: infinities and NaN in the scales, in
-// groups inside the four-group loop (K 256: eight groups) and a largest finite half beside them, must
-// give what the reference gives (NaN where it has NaN, the same infinity, the finite rows within the
-// bound above).
+// The int4 GEMV reads a block's four f16 scales at a time with a conversion that is exact for finite
+// halves only, watches for the others and redoes such a block row by row exactly: infinities and NaN
+// in the scales (K 256: eight groups; N 9: two full blocks and a last row) and a largest finite half
+// beside them, must give what the reference gives (NaN where it has NaN, the same infinity, the finite
+// rows within the bound above).
 test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the GEMV's redo path)", async () => {
   const m = 1, k = 256, n = 9;
   const q = quantizedOnHost("int4", weights(n, k, 5), n, k);
-  const groups = k / 32, scales = q.scales as Uint16Array;
-  scales[0 * groups + 1] = 0x7c00; // +inf
-  scales[2 * groups + 5] = 0x7e00; // NaN
-  scales[5 * groups + 0] = 0xfc00; // -inf
-  scales[7 * groups + 6] = 0x7bff; // 65504, the largest finite half
+  const scales = q.scales as Uint16Array;
+  scales[int4ScaleIndex(n, k, 0, 1)] = 0x7c00; // +inf
+  scales[int4ScaleIndex(n, k, 2, 5)] = 0x7e00; // NaN
+  scales[int4ScaleIndex(n, k, 5, 0)] = 0xfc00; // -inf
+  scales[int4ScaleIndex(n, k, 7, 6)] = 0x7bff; // 65504, the largest finite half
+  scales[int4ScaleIndex(n, k, 8, 3)] = 0x7c00; // +inf in the last, one-row block
   const next = random(99), a = Float32Array.from({ length: m * k }, () => next() * 3);
   const run = async (backend: AnyBackend) => {
     const values = upload(backend, "i8", q.values), sc = upload(backend, "f16", scales);
@@ -226,7 +227,7 @@ test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the GEMV's r
     return result as Float32Array;
   };
   const want = await run(reference);
-  assert.ok(Number.isNaN(want[2]!) && !Number.isFinite(want[0]!) && !Number.isFinite(want[5]!) && Number.isFinite(want[7]!), "the reference's special rows");
+  assert.ok(Number.isNaN(want[2]!) && !Number.isFinite(want[0]!) && !Number.isFinite(want[5]!) && !Number.isFinite(want[8]!) && Number.isFinite(want[7]!), "the reference's special rows");
   const row = quantizeActivationRow(a, 0, k);
   for (const [label, backend] of backends) {
     const got = await run(backend);
@@ -236,7 +237,7 @@ test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the GEMV's r
         continue;
       }
       let magnitude = 0;
-      for (let p = 0; p < k; p++) magnitude += Math.abs(row.q[p]! * row.scales[p >> 5]! * quantizedValue("int4", q.values, k, j, p) * quantizedScale("int4", scales, k, j, p));
+      for (let p = 0; p < k; p++) magnitude += Math.abs(row.q[p]! * row.scales[p >> 5]! * quantizedValue("int4", q.values, n, k, j, p) * quantizedScale("int4", scales, n, k, j, p));
       const bound = (k + 8) * 2 ** -23 * magnitude;
       assert.ok(Math.abs(got[j]! - want[j]!) <= bound, `${label}: out[${j}] is ${got[j]}, expected ${want[j]} (bound ${bound.toExponential(2)})`);
     }

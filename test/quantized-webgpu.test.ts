@@ -158,8 +158,8 @@ async function expectMatmulClose(backend: AnyBackend, label: string, scheme: Qua
       let bound = 0;
       for (let b = 0; b < blocks; b++) {
         let dot = 0;
-        for (let p = b * QUANT_GROUP; p < Math.min(k, (b + 1) * QUANT_GROUP); p++) dot += row.q[p]! * quantizedValue(scheme, want.q.values, k, j, p);
-        bound += Math.abs(row.scales[b]! * quantizedScale(scheme, want.q.scales, k, j, b * QUANT_GROUP) * dot);
+        for (let p = b * QUANT_GROUP; p < Math.min(k, (b + 1) * QUANT_GROUP); p++) dot += row.q[p]! * quantizedValue(scheme, want.q.values, n, k, j, p);
+        bound += Math.abs(row.scales[b]! * quantizedScale(scheme, want.q.scales, n, k, j, b * QUANT_GROUP) * dot);
       }
       const tolerance = (blocks + 4) * 2 ** -24 * bound;
       const actual = got.result[i * n + j]!, expected = want.result[i * n + j]!;

@@ -2,7 +2,7 @@
 """Golden fixtures for the quantization schemes of src/core/quantize.ts, from an independent numpy
 implementation, and a tiny OLMo checkpoint in the layout transformers saves for load_in_8bit=True.
 
-Writes (version 1):
+Writes (quantize.json version 2, olmo-8bit version 1):
   test/fixtures/quantize.json        the int8 and int4 weight schemes, activation quantization and the
                                      quantized matmul on small inputs chosen for their edge cases
   test/fixtures/olmo-8bit/           config.json, generation_config.json, model.safetensors as
@@ -55,6 +55,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from make_olmo_fixtures import base_config, make_model  # noqa: E402  (the same tiny-model generator)
 
 VERSION = 1
+# quantize.json's version: 2 since int4 interleaves its rows four at a time.
+QUANTIZE_JSON_VERSION = 2
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 OUT = os.path.join(ROOT, "test", "fixtures", "quantize.json")
 OUT_8BIT = os.path.join(ROOT, "test", "fixtures", "olmo-8bit")
@@ -123,6 +125,29 @@ def unpack_int4(packed, cols):
     b = packed.reshape(rows, cols // GROUP, 16)
     q = np.concatenate([b & 0x0F, b >> 4], axis=2).astype(np.int16) - 8
     return q.reshape(rows, cols).astype(np.int8)
+
+
+def interleave_rows4(a, word):
+    """The int4 storage order of a [rows, groups, units] array: rows in blocks of four (the last block
+    holds what is left), and in each block, group by group, the rows' `word`-unit words side by side:
+    row 0's word 0, row 1's word 0, ..., row 0's word 1, ... (bytes: word = 4; scales: word = 1)."""
+    rows, groups, units = a.shape
+    parts = []
+    for first in range(0, rows, 4):
+        block = a[first:first + 4]
+        parts.append(block.reshape(block.shape[0], groups, units // word, word).transpose(1, 2, 0, 3).reshape(-1))
+    return np.concatenate(parts)
+
+
+def deinterleave_rows4(flat, rows, groups, units, word):
+    out = np.zeros((rows, groups, units), flat.dtype)
+    at = 0
+    for first in range(0, rows, 4):
+        r = min(4, rows - first)
+        size = r * groups * units
+        out[first:first + r] = flat[at:at + size].reshape(groups, units // word, r, word).transpose(2, 0, 1, 3).reshape(r, groups, units)
+        at += size
+    return out
 
 
 def dequantize_int4(q, d):
@@ -251,6 +276,7 @@ def weight_cases():
     add("large values (int8 only: |m| / 8 overflows f16)", large[2:], int4=False)
     add("bf16-valued inputs", bf16_round(rng.normal(0, 0.3, (3, 64))))
     add("f16-valued inputs (what bitsandbytes quantizes)", rng.normal(0, 0.3, (4, 64)).astype(np.float16).astype(F32))
+    add("two blocks of four rows and a partial one (int4 interleaving)", rng.normal(0, 1, (11, 96)))
     add("K = 45, not a multiple of 32 (int8 only)", rng.uniform(-2, 2, (3, 45)))
     add("K = 1 (int8 only)", rng.uniform(-2, 2, (3, 1)))
     return cases
@@ -299,15 +325,20 @@ def quantize(scheme, w):
     q, d = quantize_int4(w)
     packed = pack_int4(q)
     assert (unpack_int4(packed, w.shape[1]) == q).all()
-    return q, d, packed
+    rows, groups = d.shape
+    stored_values = interleave_rows4(packed.reshape(rows, groups, 16), 4)
+    stored_scales = interleave_rows4(d.reshape(rows, groups, 1), 1)
+    assert (deinterleave_rows4(stored_values, rows, groups, 16, 4).reshape(rows, -1) == packed).all()
+    assert (deinterleave_rows4(stored_scales, rows, groups, 1, 1).reshape(rows, -1) == d).all()
+    return q, d, (stored_values, stored_scales)
 
 
 def encode_scheme(scheme, w):
     q, scales, stored = quantize(scheme, w)
     deq = dequantize_int8(q, scales) if scheme == "int8" else dequantize_int4(q, scales)
     return {
-        "values": ints(stored),  # int8: q; int4: the packed bytes 0..255
-        "scaleBits": f32_bits(scales) if scheme == "int8" else f16_bits(scales),
+        "values": ints(stored if scheme == "int8" else stored[0]),  # int8: q; int4: the packed bytes 0..255, rows interleaved
+        "scaleBits": f32_bits(scales) if scheme == "int8" else f16_bits(stored[1]),
         "dequantizedBits": f32_bits(deq),
     }
 
@@ -322,7 +353,7 @@ def check_ties():
 
 def golden_quantize():
     check_ties()
-    out = {"version": VERSION, "generator": "scripts/golden/make_quantize_fixtures.py", "group": GROUP,
+    out = {"version": QUANTIZE_JSON_VERSION, "generator": "scripts/golden/make_quantize_fixtures.py", "group": GROUP,
            "weights": [], "activations": [], "matmul": []}
     for name, w, with_int4 in weight_cases():
         case = {"name": name, "rows": w.shape[0], "cols": w.shape[1], "xBits": f32_bits(w), "int8": encode_scheme("int8", w)}

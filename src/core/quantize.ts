@@ -22,8 +22,16 @@
 //   dequant:     W[n, k] ~ q[n, k] * d[n, g]
 //   Dividing m by -8 (not by 7) puts the largest element exactly on -8 and uses all 16 levels; the
 //   scale is f16 as in Q4_0 (1 bit of scale per weight instead of 2: decode reads 10% fewer bytes).
-//   Packing ("values" [N, K/2] bytes): byte i of a group's 16 holds element i in its low nibble and
-//   element i + 16 in its high nibble, each stored as q + 8 (0..15). K must be a multiple of 32.
+//   Packing: byte i of a group's 16 holds element i in its low nibble and element i + 16 in its high
+//   nibble, each stored as q + 8 (0..15). K must be a multiple of 32. "values" [N, K/2] and "scales"
+//   [N, K/32] hold those bytes and scales with the rows interleaved four at a time (int4ByteOffset,
+//   int4ScaleIndex): rows 4b..4b+3 form a block (the last block holds what is left, R = 1..4 rows),
+//   and each group of a block is 16R bytes, the rows' 4-byte words side by side:
+//     [row 0 bytes 0-3, row 1 bytes 0-3, .., row R-1 bytes 0-3, row 0 bytes 4-7, .., row R-1 bytes 12-15]
+//   with the block's R scales of that group side by side. A 16-byte vector then holds 8 weights of
+//   each of four rows: one i8 dot product per vector leaves each row's sums in its own lanes, so the
+//   decode GEMV needs no shuffles to separate rows and groups (llama.cpp repacks Q4_0 the same way
+//   for its 4x4 CPU kernels; measured in bench/NOTES.md, "Quantized weights").
 //   Q4_0 rounds x/d + 8.5 down (half up); here both schemes round half to even like torch.round.
 //   A group whose largest magnitude is 524,160 or more (8 x the largest f16) has an infinite scale and
 //   cannot be represented: no trained weight is that large.
@@ -50,6 +58,9 @@ export const QUANT_SCHEMES: readonly QuantScheme[] = ["int8", "int4"];
 
 /** Inputs per int4 scale, and per activation scale. */
 export const QUANT_GROUP = 32;
+
+/** Rows int4 interleaves (int4ByteOffset). */
+export const INT4_ROWS_INTERLEAVED = 4;
 
 /** Round to the nearest integer, ties to the even one (torch.round, numpy.rint, f32.nearest). */
 export function roundHalfEven(x: number): number {
@@ -111,34 +122,49 @@ function quantizeInt4(x: ArrayLike<number>, rows: number, cols: number): Quantiz
       let m = 0;
       for (let i = 0; i < QUANT_GROUP; i++) if (Math.abs(x[start + i]!) > Math.abs(m)) m = x[start + i]!;
       const bits = f32ToF16(f32(m / -8));
-      scales[n * groups + g] = bits;
+      scales[int4ScaleIndex(rows, cols, n, g)] = bits;
       const d = f16ToF32(bits);
       const nibble = (i: number) => (d === 0 ? 0 : Math.max(-8, Math.min(7, roundHalfEven(f32(x[start + i]! / d))))) + 8;
-      const out = (start / QUANT_GROUP) * half;
-      for (let i = 0; i < half; i++) values[out + i] = nibble(i) | (nibble(i + half) << 4); // 128..255 wrap to negative i8: same bits
+      // 128..255 wrap to negative i8: the same bits.
+      for (let i = 0; i < half; i++) values[int4ByteOffset(rows, cols, n, g, i)] = nibble(i) | (nibble(i + half) << 4);
     }
   }
   return { values, scales };
 }
 
-/** The integer q of element k of row n (int4: unpacked from its nibble). */
-export function quantizedValue(scheme: QuantScheme, values: Int8Array, cols: number, n: number, k: number): number {
+/**
+ * int4: the position in "values" of byte i (0..15) of row n's group g: elements i (low nibble) and
+ * i + 16 (high nibble) of that group. Rows are interleaved in blocks of four (top of this file).
+ */
+export function int4ByteOffset(rows: number, cols: number, n: number, g: number, i: number): number {
+  const first = n - (n % INT4_ROWS_INTERLEAVED), blockRows = Math.min(INT4_ROWS_INTERLEAVED, rows - first), groups = cols / QUANT_GROUP;
+  return first * groups * 16 + g * 16 * blockRows + Math.floor(i / 4) * 4 * blockRows + (n - first) * 4 + (i % 4);
+}
+
+/** int4: the index in "scales" of row n's group g (interleaved like the values). */
+export function int4ScaleIndex(rows: number, cols: number, n: number, g: number): number {
+  const first = n - (n % INT4_ROWS_INTERLEAVED), blockRows = Math.min(INT4_ROWS_INTERLEAVED, rows - first);
+  return first * (cols / QUANT_GROUP) + g * blockRows + (n - first);
+}
+
+/** The integer q of element k of row n of a [rows, cols] quantized weight (int4: unpacked from its nibble). */
+export function quantizedValue(scheme: QuantScheme, values: Int8Array, rows: number, cols: number, n: number, k: number): number {
   if (scheme === "int8") return values[n * cols + k]!;
-  const group = Math.floor(k / QUANT_GROUP), i = k % QUANT_GROUP, half = QUANT_GROUP / 2;
-  const byte = values[(n * cols) / 2 + group * half + (i % half)]! & 0xff;
+  const i = k % QUANT_GROUP, half = QUANT_GROUP / 2;
+  const byte = values[int4ByteOffset(rows, cols, n, Math.floor(k / QUANT_GROUP), i % half)]! & 0xff;
   return (i < half ? byte & 0x0f : byte >> 4) - 8;
 }
 
 /** The scale element k of row n is multiplied by: f32(SCB / 127) for int8, d for int4. */
-export function quantizedScale(scheme: QuantScheme, scales: Float32Array | Uint16Array, cols: number, n: number, k: number): number {
-  return scheme === "int8" ? f32(scales[n]! / 127) : f16ToF32(scales[n * (cols / QUANT_GROUP) + Math.floor(k / QUANT_GROUP)]!);
+export function quantizedScale(scheme: QuantScheme, scales: Float32Array | Uint16Array, rows: number, cols: number, n: number, k: number): number {
+  return scheme === "int8" ? f32(scales[n]! / 127) : f16ToF32(scales[int4ScaleIndex(rows, cols, n, Math.floor(k / QUANT_GROUP))]!);
 }
 
 /** dequant(W) as f32, [rows, cols]. */
 export function dequantizeHost(scheme: QuantScheme, q: QuantizedHost, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
   for (let n = 0; n < rows; n++) {
-    for (let k = 0; k < cols; k++) out[n * cols + k] = quantizedValue(scheme, q.values, cols, n, k) * quantizedScale(scheme, q.scales, cols, n, k);
+    for (let k = 0; k < cols; k++) out[n * cols + k] = quantizedValue(scheme, q.values, rows, cols, n, k) * quantizedScale(scheme, q.scales, rows, cols, n, k);
   }
   return out;
 }

@@ -7,13 +7,15 @@
 //     embedding and the LM head stay in their float dtype (bitsandbytes skips them), and
 //     quantization_config says {"quant_method": "bitsandbytes", "load_in_8bit": true, ...};
 //   - int4, this project's format: X.weight (U8 [N, K/2], two 4-bit values per byte as quantize.ts
-//     packs them) and X.scales (F16 [N, K/32]); quantization_config says
-//     {"quant_method": "olmo-js", "scheme": "int4", "group_size": 32}. The embedding and LM head, when
-//     quantized, are int8 there (X.weight I8 + X.SCB), like any int8 weight.
+//     packs them, rows interleaved four at a time) and X.scales (F16 [N, K/32], interleaved the same
+//     way); quantization_config says {"quant_method": "olmo-js", "scheme": "int4", "group_size": 32,
+//     "rows_interleaved": 4}. Folders from before the interleaving (no "rows_interleaved") are refused
+//     with a message to quantize again. The embedding and LM head, when quantized, are int8 there
+//     (X.weight I8 + X.SCB), like any int8 weight.
 // A weight is quantized in a file when its companion tensor (X.SCB or X.scales) is there, so a folder
 // may mix quantized and float weights.
 
-import { QUANT_GROUP, type QuantScheme } from "../core/quantize.js";
+import { INT4_ROWS_INTERLEAVED, QUANT_GROUP, type QuantScheme } from "../core/quantize.js";
 import type { OlmoConfig } from "../model/config.js";
 import { weightShapes, type WeightName } from "../model/weights.js";
 
@@ -46,6 +48,13 @@ export function folderScheme(config: Record<string, unknown>, file: string): Qua
   if (c.quant_method === "olmo-js") {
     if (c.scheme !== "int8" && c.scheme !== "int4") fail(`has scheme ${JSON.stringify(c.scheme)}; expected "int8" or "int4"`);
     if (c.scheme === "int4" && c.group_size !== QUANT_GROUP) fail(`has group_size ${JSON.stringify(c.group_size)}; olmo-js int4 uses ${QUANT_GROUP}`);
+    if (c.scheme === "int4" && c.rows_interleaved !== INT4_ROWS_INTERLEAVED) {
+      fail(
+        c.rows_interleaved === undefined
+          ? `has no "rows_interleaved": the folder was written by an older olmo-js, whose int4 rows were not interleaved; quantize the float checkpoint again (olmo quantize --to int4)`
+          : `has rows_interleaved ${JSON.stringify(c.rows_interleaved)}; olmo-js int4 interleaves ${INT4_ROWS_INTERLEAVED}`,
+      );
+    }
     return c.scheme as QuantScheme;
   }
   return fail(`has quant_method ${JSON.stringify(c.quant_method)}; olmo-js reads "bitsandbytes" (load_in_8bit) and "olmo-js" (int8 / int4) checkpoints`);
@@ -60,7 +69,10 @@ export function quantizationConfig(scheme: QuantScheme): Record<string, unknown>
       llm_int8_enable_fp32_cpu_offload: false, llm_int8_has_fp16_weight: false,
     };
   }
-  return { quant_method: "olmo-js", scheme, group_size: QUANT_GROUP, scale_dtype: "float16", modules_in_int8: ["model.embed_tokens", "lm_head"] };
+  return {
+    quant_method: "olmo-js", scheme, group_size: QUANT_GROUP, rows_interleaved: INT4_ROWS_INTERLEAVED, scale_dtype: "float16",
+    modules_in_int8: ["model.embed_tokens", "lm_head"],
+  };
 }
 
 /** The name of a quantized weight's scales tensor, from its weight tensor name ("X.weight" -> "X.SCB" or "X.scales"). */

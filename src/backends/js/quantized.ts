@@ -31,8 +31,8 @@ export function matmulQuantized({ a, values, scales, out, scheme, m, k, n }: Arg
   const rows = Array.from({ length: m }, (_, i) => quantizeActivationRow(x, i * k, k));
   const q = new Int8Array(k), d = new Float64Array(blocks); // row j of W: its integers and block scales
   for (let j = 0; j < n; j++) {
-    for (let p = 0; p < k; p++) q[p] = quantizedValue(scheme, w.values, k, j, p);
-    for (let b = 0; b < blocks; b++) d[b] = quantizedScale(scheme, w.scales, k, j, b * 32);
+    for (let p = 0; p < k; p++) q[p] = quantizedValue(scheme, w.values, n, k, j, p);
+    for (let b = 0; b < blocks; b++) d[b] = quantizedScale(scheme, w.scales, n, k, j, b * 32);
     for (let i = 0; i < m; i++) {
       const row = rows[i]!;
       let acc = 0;
@@ -51,6 +51,6 @@ export function embeddingQuantized({ values, scales, scheme, ids, out, count, vo
   for (let t = 0; t < count; t++) {
     const id = idx[t]!;
     checkId("embedding", "token id", id, t, vocab);
-    for (let c = 0; c < dim; c++) o[t * dim + c] = quantizedValue(scheme, w.values, dim, id, c) * quantizedScale(scheme, w.scales, dim, id, c);
+    for (let c = 0; c < dim; c++) o[t * dim + c] = quantizedValue(scheme, w.values, vocab, dim, id, c) * quantizedScale(scheme, w.scales, vocab, dim, id, c);
   }
 }

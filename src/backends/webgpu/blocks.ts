@@ -31,12 +31,14 @@ function rowMultiple(offsetAlignment: number, rowBytes: number[]): number {
 /**
  * The blocks of rows in which to bind [rows, ...] operands, given with their bytes per row: one block
  * when every operand fits one storage binding, else as many rows as the widest row allows, in a
- * multiple of rowMultiple so that every block starts at an aligned offset.
+ * multiple of rowMultiple so that every block starts at an aligned offset, and of `rowsTogether`
+ * (int4 weights interleave their rows four at a time: a block must not cut through four).
  */
-export function blocksOf(gpu: GpuRuntime, what: string, rows: number, operands: [GpuBuffer, number][]): Block[] {
+export function blocksOf(gpu: GpuRuntime, what: string, rows: number, operands: [GpuBuffer, number][], rowsTogether = 1): Block[] {
   if (operands.every(([buffer]) => buffer.bytes <= gpu.maxBindingBytes)) return [{ start: 0, count: rows, whole: true }];
   const rowBytes = operands.map(([, bytes]) => bytes);
-  const widest = Math.max(...rowBytes), multiple = rowMultiple(gpu.offsetAlignment, rowBytes);
+  const aligned = rowMultiple(gpu.offsetAlignment, rowBytes), gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
+  const widest = Math.max(...rowBytes), multiple = (aligned * rowsTogether) / gcd(aligned, rowsTogether);
   const perBlock = Math.floor(gpu.maxBindingBytes / widest / multiple) * multiple;
   if (perBlock === 0) throw new Error(`webgpu backend: ${what}: ${multiple} rows of ${formatBytes(widest)} exceed one storage binding (${formatBytes(gpu.maxBindingBytes)})`);
   const blocks: Block[] = [];

@@ -4,7 +4,8 @@
 // up to the order of the f32 sums of the matmul.
 //
 // Shapes: W [N, K] quantized (values i8, four bytes to a GPU word; scales f32 [N] for int8, f16
-// [N, K/32] for int4), a [M, K], out [M, N]; the embedding gathers rows of a quantized [V, C] table.
+// [N, K/32] for int4, whose rows are interleaved four at a time), a [M, K], out [M, N]; the embedding
+// gathers rows of a quantized [V, C] table.
 // A weight larger than one storage binding (OLMo-1B's 50304 x 2048 embedding and output layer) is
 // bound in blocks of its rows (blocks.ts), as are a and out of the matmul.
 
@@ -22,6 +23,11 @@ function rowBytes(scheme: QuantScheme, cols: number): { values: number; scales: 
   return scheme === "int8" ? { values: cols, scales: 4 } : { values: cols / 2, scales: (cols / QUANT_GROUP) * 2 };
 }
 
+/** Rows a binding must keep together: int4 interleaves its rows four at a time (src/core/quantize.ts). */
+function rowsTogether(scheme: QuantScheme): number {
+  return scheme === "int4" ? 4 : 1;
+}
+
 function checkScheme(kernel: string, scheme: QuantScheme, rows: number, cols: number): void {
   const problem = rows === 0 || cols === 0 ? null : quantizeProblem(scheme, rows, cols);
   if (problem) throw new Error(`webgpu backend: ${kernel}: ${problem}`);
@@ -37,7 +43,7 @@ export function quantize(gpu: GpuRuntime, { x, xDType, values, scales, scheme, r
   const bytes = rowBytes(scheme, cols);
   const constants = { SCHEME: QUANT_CODE[scheme], X_DTYPE: DTYPE_CODE[xDType] };
   const operands: [GpuBuffer, number][] = [[x, cols * BYTES_PER_ELEMENT[xDType]], [values, bytes.values], [scales, bytes.scales]];
-  for (const block of blocksOf(gpu, "quantize", rows, operands)) {
+  for (const block of blocksOf(gpu, "quantize", rows, operands, rowsTogether(scheme))) {
     const buffers = { x: rowRange(x, operands[0]![1], block), valuesOut: rowRange(values, bytes.values, block), scalesOut: rowRange(scales, bytes.scales, block) };
     const p = params({ rows: block.count, cols });
     if (scheme === "int8") {
@@ -53,7 +59,7 @@ export function quantize(gpu: GpuRuntime, { x, xDType, values, scales, scheme, r
 export function dequantize(gpu: GpuRuntime, { values, scales, out, scheme, rows, cols }: Args<"dequantize">): void {
   checkScheme("dequantize", scheme, rows, cols);
   const bytes = rowBytes(scheme, cols);
-  for (const block of blocksOf(gpu, "dequantize", rows, [[values, bytes.values], [scales, bytes.scales], [out, cols * 4]])) {
+  for (const block of blocksOf(gpu, "dequantize", rows, [[values, bytes.values], [scales, bytes.scales], [out, cols * 4]], rowsTogether(scheme))) {
     gpu.run("quantized", "dequantize", {
       params: params({ rows: block.count, cols }),
       buffers: { values: rowRange(values, bytes.values, block), scales: rowRange(scales, bytes.scales, block), out: rowRange(out, cols * 4, block) },
@@ -66,7 +72,7 @@ export function dequantize(gpu: GpuRuntime, { values, scales, out, scheme, rows,
 export function embeddingQuantized(gpu: GpuRuntime, { values, scales, scheme, ids, out, count, vocab, dim }: Args<"embeddingQuantized">): void {
   checkScheme("embeddingQuantized", scheme, vocab, dim);
   const bytes = rowBytes(scheme, dim);
-  for (const block of blocksOf(gpu, "embeddingQuantized", vocab, [[values, bytes.values], [scales, bytes.scales]])) {
+  for (const block of blocksOf(gpu, "embeddingQuantized", vocab, [[values, bytes.values], [scales, bytes.scales]], rowsTogether(scheme))) {
     gpu.run("quantized", "embeddingQuantized", {
       params: params({ rows: count, cols: dim, vocab, rowStart: block.start, blockRows: block.count }),
       buffers: { values: rowRange(values, bytes.values, block), scales: rowRange(scales, bytes.scales, block), ids, out, status: gpu.status },
@@ -85,7 +91,7 @@ export function matmulQuantized(gpu: GpuRuntime, { a, values, scales, out, schem
   // a and out in blocks of rows, W in blocks of its rows (out's columns); each m block's activations are
   // quantized once, into scratch buffers, and read by every n block.
   const mBlocks = blocksOf(gpu, "matmulQuantized (blocks of m)", m, [[a, k * 4], [out, n * 4]]);
-  const nBlocks = blocksOf(gpu, "matmulQuantized (blocks of n)", n, [[values, bytes.values], [scales, bytes.scales]]);
+  const nBlocks = blocksOf(gpu, "matmulQuantized (blocks of n)", n, [[values, bytes.values], [scales, bytes.scales]], rowsTogether(scheme));
   for (const mb of mBlocks) {
     const activations = gpu.allocate(mb.count * blocks * QUANT_GROUP, "matmulQuantized's quantized activations");
     const activationScales = gpu.allocate(mb.count * blocks * 4, "matmulQuantized's activation scales");
