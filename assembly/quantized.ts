@@ -259,7 +259,9 @@ export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32
  * per-block scales s (f32) and, for int4, per-block corrections (8 sum(qx) as eight i16 lanes, see
  * below: the int4 GEMV multiplies by the stored nibbles q + 8 and takes the 8 sum(qx) back off).
  */
-function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize, corrections: usize): void {
+function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize, corrections: usize, scheme: i32): void {
+  // int8 reads the i16 values; int4 the i8 ones and the corrections (and the i16 ones in the plain build).
+  const wide = scheme == QUANT_INT8 || !ASC_FEATURE_RELAXED_SIMD, int4 = scheme == QUANT_INT4;
   const blocks = (k + GROUP - 1) / GROUP;
   for (let b = 0; b < blocks; b++) {
     const p = b * GROUP, end = min<i32>(k, p + GROUP);
@@ -280,15 +282,15 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
       }
       const q0 = roundClamp(f32x4.mul(v0, inverse), -127, 127), q1 = roundClamp(f32x4.mul(v1, inverse), -127, 127);
       const q = i16x8.narrow_i32x4_s(q0, q1);
-      v128.store(q16 + (<usize>i << 1), q);
-      v128.store64_lane(q8 + <usize>i, i8x16.narrow_i16x8_s(q, q), 0);
+      if (wide) v128.store(q16 + (<usize>i << 1), q);
+      if (int4) v128.store64_lane(q8 + <usize>i, i8x16.narrow_i16x8_s(q, q), 0);
       sum = i32x4.add(sum, i32x4.add(q0, q1));
     }
     // sum's lane j holds the block's qx at positions with (position mod 4) = j. The int4 GEMV's i16
     // lanes 2r and 2r+1 sum the products at positions mod 4 in {0, 1} and {2, 3} (gemvInt4), so its
     // correction is 8 times those two sums, alternating.
     const even = 8 * (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1)), odd = 8 * (i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
-    v128.store(corrections + (<usize>b << 4), i32x4.splat((even & 0xffff) | (odd << 16)));
+    if (int4) v128.store(corrections + (<usize>b << 4), i32x4.splat((even & 0xffff) | (odd << 16)));
   }
 }
 
@@ -401,7 +403,7 @@ function gemvQuantized(a: usize, values: usize, scales: usize, out: usize, schem
   const corr = sv + <usize>m * <usize>blocks * 4;
   for (let i = 0; i < m; i++) {
     const s = sv + <usize>i * <usize>blocks * 4, c = corr + <usize>i * <usize>blocks * CORRECTION_BYTES;
-    quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, c);
+    quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, c, scheme);
   }
   if (scheme == QUANT_INT4) {
     gemvInt4(values, scales, out, m, k, n, n0, n1, q8, q16, sv, corr);
@@ -562,7 +564,7 @@ function gemvInt4(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i
     for (let i = 0; i < m; i++) gemvInt4Blocks(values, scales, out, m, k, n, i, q8, q16, sv, corr, b, b, b, b, 1);
   }
   for (let j = b1 << 2; j < n1; j++) {
-    for (let i = 0; i < m; i++) store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), gemvInt4Row(values, scales, m, k, n, i, q8, q16, sv, corr, j));
+    for (let i = 0; i < m; i++) store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), gemvInt4Row(values, scales, k, n, i, q8, sv, corr, j));
   }
 }
 
@@ -622,23 +624,23 @@ function gemvInt4(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i
     v128.store(o + (<usize>b << 4), sums);
     return;
   }
-  for (let j = b << 2; j < (b << 2) + 4; j++) store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, m, k, n, i, q8, q16, sv, corr, j));
+  for (let j = b << 2; j < (b << 2) + 4; j++) store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, k, n, i, q8, sv, corr, j));
 }
 
 /** int4: out[i, j] alone, any row j (a full block or not), each group's d converted exactly. */
-function gemvInt4Row(values: usize, scales: usize, m: i32, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize, j: i32): f32 {
+function gemvInt4Row(values: usize, scales: usize, k: i32, n: i32, i: i32, q8: usize, sv: usize, corr: usize, j: i32): f32 {
   const groups = k / GROUP, kp = groups * GROUP;
-  const x8 = q8 + <usize>i * <usize>kp, x16 = q16 + <usize>i * <usize>kp * 2, s = sv + <usize>i * <usize>groups * 4;
+  const x8 = q8 + <usize>i * <usize>kp, s = sv + <usize>i * <usize>groups * 4;
   const c = corr + <usize>i * <usize>groups * CORRECTION_BYTES;
   let sum: f32 = 0;
   for (let g = 0; g < groups; g++) {
     const packed = loadInt4Group(values, n, groups, j, g), mask = i8x16.splat(15);
     const lo = v128.and(packed, mask), hi = v128.and(i16x8.shr_u(packed, 4), mask);
-    const xg16 = x16 + (<usize>g << 6);
-    const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.load(xg16));
-    const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.load(xg16, 16));
-    const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.load(xg16, 32));
-    const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), v128.load(xg16, 48));
+    const xlo = v128.load(x8 + (<usize>g << 5)), xhi = v128.load(x8 + (<usize>g << 5), 16);
+    const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), i16x8.extend_low_i8x16_s(xlo));
+    const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), i16x8.extend_high_i8x16_s(xlo));
+    const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), i16x8.extend_low_i8x16_s(xhi));
+    const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), i16x8.extend_high_i8x16_s(xhi));
     const dots = i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
     const correction = <i32>load<i16>(c + <usize>g * CORRECTION_BYTES) + <i32>load<i16>(c + <usize>g * CORRECTION_BYTES, 2); // 8 sum(qx)
     const total = i32x4.extract_lane(dots, 0) + i32x4.extract_lane(dots, 1) + i32x4.extract_lane(dots, 2) + i32x4.extract_lane(dots, 3) - correction;
