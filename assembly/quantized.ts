@@ -503,10 +503,10 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
 /**
  * int4, relaxed build: the four rows' integer dots of one group (64 bytes at w, a full block), as
  * i32x4, correction included. The stored nibbles (q + 8, 0..15) are valid 7-bit operands of
- * relaxed_dot_i8x16_i7x16 (its second operand). An i16 lane sums 16 products of at most 15 * 127,
- * which can pass i16; c (the block's correction, 8 sum(qx) split over the lanes as the products are,
- * quantizeActivationRow) brings each lane back to a sum of (q) (qx) with |q| <= 8, at most 16256,
- * and i16 adds wrap, so the lane ends exact.
+ * relaxed_dot_i8x16_i7x16 (its second operand). An i16 lane sums 16 products of at most 15 * 127
+ * in magnitude (30480, within i16); subtracting c (the block's correction, 8 sum(qx) split over the
+ * lanes as the products are, quantizeActivationRow) leaves the lane's sum of q qx with |q| <= 8, at
+ * most 16256: the subtraction may wrap on the way, but its result fits, so the lane ends exact.
  *
  * Workaround: i32x4.relaxed_dot_i8x16_i7x16_add_s, the one-instruction form (with AVX-VNNI) of a
  * product and the widening, returns twice the dot and drops the addend under Node 20 (V8 11.3), so
