@@ -208,7 +208,7 @@ test("prepare-data: empty messages, a message without a role, and bad JSON name 
   expectFailure(["prepare-data", "--tokenizer", TOKENIZER, "--input", join(dir, "chat.jsonl"), "--seq-len", "1", "--out", join(dir, "out"), "--ids-dtype", "int8"], 2, "--seq-len must be an integer >= 2, got 1", "--ids-dtype must be uint16 or uint32, got int8");
 });
 
-test("olmo quantize writes int8 and int4 folders that olmo generate reads, and refuses to overwrite", () => {
+test("olmo quantize writes int8 and int4 folders that olmo generate reads, and refuses to overwrite or to convert a quantized folder", () => {
   const dir = mkdtempSync(join(tmpdir(), "olmo-cli-quantize-"));
   try {
     for (const scheme of ["int8", "int4"]) {
@@ -227,6 +227,9 @@ test("olmo quantize writes int8 and int4 folders that olmo generate reads, and r
       if (JSON.parse(fromFolder.stdout).quantization !== scheme) throw new Error(fromFolder.stdout);
       expectFailure(["quantize", "--model", MODEL, "--to", scheme, "--out", out], 1, "exists and is not empty");
     }
+    // A folder already quantized with another scheme would be copied as it is, not converted: refused.
+    expectFailure(["quantize", "--model", join(dir, "int4"), "--to", "int8", "--out", join(dir, "int4-to-int8"), "--threads", "1"], 1,
+      `olmo quantize: ${join(dir, "int4")} already holds int4 weights`, "quantize the float checkpoint instead");
     expectFailure(["quantize", "--model", MODEL, "--to", "int3", "--out", join(dir, "x")], 2, "--to must be int8 or int4, got int3");
     expectFailure(["generate", "--model", MODEL, "--load-in-8bit", "--quantize", "int4", "--ids", "1"], 2, "--load-in-8bit means --quantize int8");
   } finally {

@@ -4,7 +4,7 @@
 // load back bit for bit, a frozen quantized linear layer passes gradients to its input, and bad
 // quantized folders and options fail with errors that name the problem.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -15,6 +15,7 @@ import {
 } from "../src/index.js";
 import { folderSource, NodeOlmoGenerator } from "../src/node/index.js";
 import { saveModelFolder } from "../src/node/model-folder.js";
+import { quantizationConfig } from "../src/io/quantized.js";
 import { assertClose } from "./assert.js";
 import { repoRoot, wasmBackendsUnderTest, webGpuBackendUnderTest } from "./helpers.js";
 
@@ -119,7 +120,7 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
     const out = join(mkdtempSync(join(tmpdir(), "olmo-quantized-")), "model");
     try {
       const { model } = await loadOlmo(folderSource(TINY), js, { quantize: scheme, quantizeEmbedding: scheme !== "int8", weightDType: "bf16" });
-      await saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize", quantization: scheme });
+      await saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize" });
       const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
       assert.is(config.quantization_config.quant_method, scheme === "int8" ? "bitsandbytes" : "olmo-js");
       const header = await readSafetensorsHeader((await folderSource(out).open("model.safetensors"))!, []);
@@ -145,8 +146,18 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
       const auto = await loadCheckpoint(folderSource(out), js);
       assert.ok(auto.weights.get("embed") instanceof QuantizedWeight);
       assert.is(auto.quantization, scheme);
+      if (scheme === "int4") {
+        // int4 tensors under a config that does not declare olmo-js int4 (such as bitsandbytes' 8-bit
+        // one): the order of their rows is unknown, so they are refused, naming the tensor.
+        const moved = join(out, "..", "moved");
+        cpSync(out, moved, { recursive: true });
+        writeFileSync(join(moved, "config.json"), JSON.stringify({ ...config, quantization_config: quantizationConfig("int8") }));
+        const error = await rejection(loadCheckpoint(folderSource(moved), js));
+        assert.ok(error instanceof CheckpointError);
+        assert.match(error.message, /tensor "model\.layers\.0\.self_attn\.q_proj\.weight" is int4 \(it has "model\.layers\.0\.self_attn\.q_proj\.scales"\), but config\.json's quantization_config does not declare olmo-js int4 with "rows_interleaved": 4/);
+      }
       // A second write into the same folder is refused: nothing is overwritten.
-      assert.match((await rejection(saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize", quantization: scheme }))).message, /exists and is not empty/);
+      assert.match((await rejection(saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize" }))).message, /exists and is not empty/);
       model.dispose();
       reloaded.model.dispose();
     } finally {

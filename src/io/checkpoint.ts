@@ -14,7 +14,7 @@
 
 import { formatBytes } from "../core/format.js";
 import { BYTES_PER_ELEMENT, narrowFromF32, widenToF32, type DType, type HostArray } from "../core/dtype.js";
-import { QUANT_SCHEMES, quantizedShapes, quantizeHost, quantizeProblem, QuantizedWeight, type QuantScheme, type Weight } from "../core/quantize.js";
+import { INT4_ROWS_INTERLEAVED, QUANT_SCHEMES, quantizedShapes, quantizeHost, quantizeProblem, QuantizedWeight, type QuantScheme, type Weight } from "../core/quantize.js";
 import { Tensor, type AnyBackend } from "../core/tensor.js";
 import { quantize as quantizeOp } from "../ops/quantized.js";
 import { configFromHf, parameterCount, type OlmoConfig } from "../model/config.js";
@@ -324,6 +324,15 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
     }
     const quantized = quantizedInFile(name, shape, entry, entries, problems);
     if (quantized === "bad") continue;
+    if (quantized && quantized.scheme === "int4" && inFolder !== "int4") {
+      // Only a config that declares olmo-js int4 says in which order the tensor's rows are stored.
+      problems.push(
+        `${entry.file.name}: tensor "${name}" is int4 (it has "${quantized.scales.name}"), but config.json's quantization_config does not declare ` +
+          `olmo-js int4 with "rows_interleaved": ${INT4_ROWS_INTERLEAVED}, so the order of its rows is unknown (olmo-js before the interleaving wrote them in another); ` +
+          `quantize the float checkpoint again (olmo quantize --to int4)`,
+      );
+      continue;
+    }
     if (quantized && parts.length > 1) {
       problems.push(`${entry.file.name}: tensor "${name}" is quantized, but quantized checkpoints must use the Hugging Face layout (one tensor per weight)`);
       continue;

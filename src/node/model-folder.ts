@@ -39,17 +39,19 @@ async function tensorsOf(name: string, weight: Weight): Promise<TensorToWrite[]>
 
 /**
  * Write `weights` (a model's, e.g. loaded with loadOlmo(..., { quantize: scheme })) as a model folder
- * at `out`, with `source`'s config.json (plus quantization_config when `quantization` is given, without
- * one otherwise) and tokenizer files. `out` must not exist or be an empty folder; `what` names the
- * caller in errors. Returns the bytes of weights written.
+ * at `out`, with `source`'s config.json and tokenizer files. config.json's quantization_config follows
+ * the weights written: int4's when any is int4 (the only config that says how its rows are stored; the
+ * int8 weights beside them load by their SCB), bitsandbytes' 8-bit one when the quantized ones are all
+ * int8, none for a float model. `out` must not exist or be an empty folder; `what` names the caller in
+ * errors. Returns the bytes of weights written.
  */
-export async function saveModelFolder(
-  weights: ReadonlyMap<WeightName, Weight>, source: ModelSource, out: string, options: { what: string; quantization?: QuantScheme },
-): Promise<number> {
+export async function saveModelFolder(weights: ReadonlyMap<WeightName, Weight>, source: ModelSource, out: string, options: { what: string }): Promise<number> {
   let total = 0;
+  const quantized = [...weights.values()].filter((w): w is QuantizedWeight => w instanceof QuantizedWeight);
+  const scheme: QuantScheme | null = quantized.some((w) => w.scheme === "int4") ? "int4" : quantized.length > 0 ? "int8" : null;
   await writeFolderAtomic(out, options.what, async (staging) => {
     const config = JSON.parse((await readTextFile(source, "config.json"))!) as Record<string, unknown>;
-    if (options.quantization) config.quantization_config = quantizationConfig(options.quantization);
+    if (scheme) config.quantization_config = quantizationConfig(scheme);
     else delete config.quantization_config;
     await writeFile(join(staging, "config.json"), JSON.stringify(config, null, 2) + "\n");
     for (const file of FOLDER_FILES) {
