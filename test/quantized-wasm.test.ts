@@ -3,13 +3,15 @@
 // quantized matmul within a bound on f32 summation order; on odd sizes and sizes that cross the
 // kernels' edges (int8 rows not a multiple of 16 or 32, partial activation blocks, int4 rows of 1-9
 // groups, N not a multiple of the GEMV's four rows or the thread split, M on both sides of the
-// GEMV / GEMM switch and across the GEMM's MR, NR, KC, MC, NC), on 1 and 2 threads, in both builds.
+// GEMV / GEMM switch and across the GEMM's MR, NR, KC, MC, NC), on 1 and 2 threads in both builds and
+// on 3 and 4 threads in the relaxed one.
 
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createJsBackend, createWasmBackend, type AnyBackend } from "../src/index.js";
 import { f32ToBf16, f32ToF16, type DType, type HostArray } from "../src/core/dtype.js";
 import { int4ScaleIndex, quantizeActivationRow, quantizedScale, quantizedShapes, quantizedValue, quantizeHost, type QuantScheme } from "../src/core/quantize.js";
+import { createNodeWasmBackend } from "../src/node/index.js";
 import { plainWasmBackendUnderTest, wasmBackendsUnderTest } from "./helpers.js";
 
 const reference = createJsBackend();
@@ -17,6 +19,9 @@ const [wasm1, wasm2] = await wasmBackendsUnderTest();
 const backends: [string, AnyBackend][] = [
   ["wasm 1 thread", wasm1!], ["wasm 2 threads", wasm2!],
   ["wasm plain SIMD, 1 thread", await createWasmBackend({ threads: 1, relaxedSimd: false })], ["wasm plain SIMD, 2 threads", await plainWasmBackendUnderTest()],
+  // Odd thread counts split int4's rows at blocks of four differently (matmulQuantized aligns each
+  // thread's range to four rows).
+  ["wasm 3 threads", await createNodeWasmBackend({ threads: 3, parallelMinWork: 0 })], ["wasm 4 threads", await createNodeWasmBackend({ threads: 4, parallelMinWork: 0 })],
 ];
 
 /** A seeded generator of floats in [-1, 1) (mulberry32). */
@@ -167,6 +172,7 @@ const matmulCases: [QuantScheme, number, number, number][] = [
   // Long rows (K of thousands) with M > 1 on the GEMV path.
   ["int8", 3, 24000, 37], ["int4", 5, 26016, 29],
   ["int4", 1, 96, 67], ["int4", 2, 288, 13], ["int4", 3, 32, 5], ["int4", 5, 160, 3], ["int4", 17, 288, 31], ["int4", 130, 64, 29], ["int4", 33, 96, 7], ["int4", 1, 320, 6],
+  ["int4", 1, 64, 9], ["int4", 1, 32, 13], ["int4", 2, 64, 37],
 ];
 for (const [scheme, m, k, n] of matmulCases) {
   test(`wasm ~ js: matmulQuantized ${scheme} M ${m} K ${k} N ${n}`, async () => {

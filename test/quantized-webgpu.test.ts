@@ -15,6 +15,9 @@ const reference = createJsBackend();
 const gpu = (await requireVulkan("the quantized-webgpu.test cases on Dawn")) ? await createNodeWebGpuBackend() : null;
 // 8 KiB bindings: every weight below is split into several blocks of rows.
 const small = gpu ? await createNodeWebGpuBackend({ maxBindingBytes: 8192 }) : null;
+// 10 KiB bindings hold 10 rows of a K 2048 int4 weight (1 KiB of values a row): a block of rows that
+// the offset alignment alone would allow cuts through a group of four interleaved rows.
+const tenKiB = gpu ? await createNodeWebGpuBackend({ maxBindingBytes: 10240 }) : null;
 const gpuTest = testIf(gpu !== null);
 
 // A seeded generator, so a failure reproduces.
@@ -259,6 +262,18 @@ gpuTest("quantized weights larger than one storage binding are split: matmul (GE
   }
 });
 
+gpuTest("int4 bindings split by rows keep each group of four interleaved rows together (10 KiB bindings, K 2048): matmul, embedding", async () => {
+  for (const n of [21, 30]) {
+    await expectMatmulClose(tenKiB!, `10 KiB bindings, int4 [1, 2048] x [${n}, 2048]^T`, "int4", 1, 2048, n);
+    // One id a call: the gathered row (8 KiB of f32) is the most one binding of out holds here.
+    for (const id of [n - 1, 0, 9, 10, 11, n - 2]) {
+      sameBits(await embeddingOn(tenKiB!, "int4", n, 2048, [id]), await embeddingOn(reference, "int4", n, 2048, [id]), `10 KiB bindings: embedding int4 [${n}, 2048] row ${id}`);
+    }
+    // (dequantize and quantize bind four rows of f32 / bf16 inputs beside them, 32 / 16 KiB: more than
+    // these bindings hold, which they refuse; the 8 KiB test above covers them with K 64.)
+  }
+});
+
 gpuTest("int4 with inputs not a multiple of 32 is refused with the reason", () => {
   let message = "";
   try {
@@ -271,6 +286,7 @@ gpuTest("int4 with inputs not a multiple of 32 is refused with the reason", () =
 
 test.after(() => {
   small?.dispose();
+  tenKiB?.dispose();
   gpu?.dispose();
 });
 
