@@ -3,8 +3,8 @@
 //
 //   W [N, K] quantized: values i8 (int8 [N, K]; int4 two per byte [N, K/2]) and scales (int8: f32 SCB
 //   [N]; int4: f16 d [N, K/32]); a: f32 [M, K]; out: f32 [M, N]; the embedding table is [V, C].
-//   int4 interleaves its rows four at a time (src/core/quantize.ts): row n's group g is four 4-byte
-//   words, 4R bytes apart, where R is the number of rows in n's block (int4Group, int4Scale).
+//   int4 interleaves its rows four at a time, in quads (src/core/quantize.ts): row n's group g is four
+//   4-byte words, 4R bytes apart, where R is the number of rows in n's quad (int4Group, int4Scale).
 //
 // quantize, dequantize and the embedding are bit-identical to the definitions: they do the same f32
 // operations (f32 division and multiplication round correctly in WebAssembly, f32x4.nearest rounds
@@ -51,31 +51,31 @@ const GROUP = 32;
 // ---------------------------------------------------------------------------------------------------
 // int4's interleaved rows (src/core/quantize.ts, int4ByteOffset and int4ScaleIndex)
 
-/** The rows in row n's block of four: 4, or what is left in the last block. */
-@inline function int4BlockRows(rows: i32, n: i32): i32 {
+/** The rows in row n's quad: 4, or what is left in the last quad. */
+@inline function int4QuadRows(rows: i32, n: i32): i32 {
   return min<i32>(4, rows - (n & ~3));
 }
 
 /** The address of row n's group g: its first 4-byte word; word v is 4 v R bytes further on. */
 @inline function int4Group(values: usize, rows: i32, groups: i32, n: i32, g: i32): usize {
-  return values + ((<usize>(n & ~3) * <usize>groups) << 4) + <usize>(g * 16 * int4BlockRows(rows, n) + ((n & 3) << 2));
+  return values + ((<usize>(n & ~3) * <usize>groups) << 4) + <usize>(g * 16 * int4QuadRows(rows, n) + ((n & 3) << 2));
 }
 
 /** The address of row n's group g's f16 scale. */
 @inline function int4Scale(scales: usize, rows: i32, groups: i32, n: i32, g: i32): usize {
-  return scales + ((<usize>(n & ~3) * <usize>groups + <usize>(g * int4BlockRows(rows, n) + (n & 3))) << 1);
+  return scales + ((<usize>(n & ~3) * <usize>groups + <usize>(g * int4QuadRows(rows, n) + (n & 3))) << 1);
 }
 
 /** Row n's group g as one vector: byte i holds elements i (low nibble) and i + 16 (high nibble). */
 @inline function loadInt4Group(values: usize, rows: i32, groups: i32, n: i32, g: i32): v128 {
-  const p = int4Group(values, rows, groups, n, g), step = <usize>(int4BlockRows(rows, n) << 2);
+  const p = int4Group(values, rows, groups, n, g), step = <usize>(int4QuadRows(rows, n) << 2);
   const v = v128.load32_lane(p + step, v128.load32_zero(p), 1);
   return v128.load32_lane(p + 3 * step, v128.load32_lane(p + 2 * step, v, 2), 3);
 }
 
 /** Store row n's group g (the 16 bytes of loadInt4Group) in its four interleaved words. */
 @inline function storeInt4Group(values: usize, rows: i32, groups: i32, n: i32, g: i32, packed: v128): void {
-  const p = int4Group(values, rows, groups, n, g), step = <usize>(int4BlockRows(rows, n) << 2);
+  const p = int4Group(values, rows, groups, n, g), step = <usize>(int4QuadRows(rows, n) << 2);
   v128.store32_lane(p, packed, 0);
   v128.store32_lane(p + step, packed, 1);
   v128.store32_lane(p + 2 * step, packed, 2);
@@ -365,18 +365,21 @@ const GEMV_MAX_ROWS = 32;
 /** Bytes of a per-block int4 correction in the workspace: eight i16 lanes (quantizeActivationRow). */
 const CORRECTION_BYTES = 16;
 
-/** Bytes of a thread's workspace the GEMV's quantized activations take: per row i16 and i8 values, scales, corrections (gemvQuantized). */
-@inline function gemvWorkspaceBytes(m: i32, k: i32): usize {
+/**
+ * Bytes of a thread's workspace the GEMV's quantized activations take (gemvQuantized): per row i16 and
+ * i8 values and the block scales, and int4's corrections.
+ */
+@inline function gemvWorkspaceBytes(m: i32, k: i32, scheme: i32): usize {
   const blocks = <usize>((k + GROUP - 1) / GROUP);
-  return <usize>m * (blocks * GROUP * 3 + blocks * (4 + CORRECTION_BYTES));
+  return <usize>m * (blocks * GROUP * 3 + blocks * (4 + (scheme == QUANT_INT4 ? CORRECTION_BYTES : 0)));
 }
 
 export function matmulQuantized(
   a: Pointer, values: Pointer, scales: Pointer, out: Pointer, scheme: i32, m: i32, k: i32, n: i32, workspace: Pointer, tid: i32, threads: i32,
 ): void {
   const ws = workspace + <usize>tid * matmulWorkspaceBytes();
-  if (m <= GEMV_MAX_ROWS && gemvWorkspaceBytes(m, k) <= matmulWorkspaceBytes()) {
-    // int4's rows are interleaved in blocks of four, so its threads split whole blocks.
+  if (m <= GEMV_MAX_ROWS && gemvWorkspaceBytes(m, k, scheme) <= matmulWorkspaceBytes()) {
+    // int4's rows are interleaved four at a time, so its threads split whole quads.
     const align = scheme == QUANT_INT4 ? 4 : 1;
     const n0 = partStart(n, tid, threads, align), n1 = partEnd(n, tid, threads, align);
     if (n0 < n1) gemvQuantized(a, values, scales, out, scheme, m, k, n, n0, n1, ws);
@@ -391,7 +394,7 @@ export function matmulQuantized(
 }
 
 /**
- * Columns [n0, n1) of out [M, N] for M <= GEMV_MAX_ROWS. Four weight rows (int8) or four blocks of four
+ * Columns [n0, n1) of out [M, N] for M <= GEMV_MAX_ROWS. Four weight rows (int8) or four quads of four
  * rows (int4) are read side by side from the four quarters of [n0, n1): four sequential streams far
  * apart in memory, which one core reads faster than one stream (bench/NOTES.md; gemvRows in gemv.ts
  * does the same). The rows of a after the first read the weights again from the cache.
@@ -480,13 +483,14 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
 
 
 // ---------------------------------------------------------------------------------------------------
-// The int4 GEMV. A block of four rows keeps each group as four vectors (16 bytes each); vector v
-// holds bytes 4v..4v+3 of each row's group in lanes 4r..4r+3, so its low nibbles are elements
-// 4v..4v+3 of every row and its high nibbles elements 16+4v..16+4v+3. Multiplied by those four
-// activations repeated four times (one 4-byte splat load), one i8 dot product leaves row r's sums
-// in i16 lanes 2r and 2r+1: the eight products of a group add up lane by lane, and one pairwise
-// widening gives the four rows' dots in the four i32 lanes. Scaling then takes one multiply-add per
-// group for four rows (the four rows' f16 scales are side by side too).
+// The int4 GEMV. A quad (four rows interleaved, src/core/quantize.ts) keeps each group as four vectors
+// (16 bytes each); vector v holds bytes 4v..4v+3 of each row's group in lanes 4r..4r+3, so its low
+// nibbles are elements 4v..4v+3 of every row and its high nibbles elements 16+4v..16+4v+3. Multiplied
+// by those four activations repeated four times (one 4-byte splat load), one i8 dot product leaves
+// row r's sums in i16 lanes 2r and 2r+1: the group's eight dot products (16 integer products in each
+// i16 lane) add up lane by lane, and one pairwise widening gives the four rows' dots in the four i32
+// lanes. Scaling then takes one multiply-add per group for four rows (the four rows' f16 scales are
+// side by side too).
 
 /**
  * Four f16 scales at ptr as f32x4, for finite halves only (an infinity or NaN comes out finite, with
@@ -501,10 +505,10 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
 }
 
 /**
- * int4, relaxed build: the four rows' integer dots of one group (64 bytes at w, a full block), as
+ * int4, relaxed build: the four rows' integer dots of one group of a full quad (64 bytes at w), as
  * i32x4, correction included. The stored nibbles (q + 8, 0..15) are valid 7-bit operands of
  * relaxed_dot_i8x16_i7x16 (its second operand). An i16 lane sums 16 products of at most 15 * 127
- * in magnitude (30480, within i16); subtracting c (the block's correction, 8 sum(qx) split over the
+ * in magnitude (30480, within i16); subtracting c (the group's correction, 8 sum(qx) split over the
  * lanes as the products are, quantizeActivationRow) leaves the lane's sum of q qx with |q| <= 8, at
  * most 16256: the subtraction may wrap on the way, but its result fits, so the lane ends exact.
  *
@@ -512,7 +516,7 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
  * product and the widening, returns twice the dot and drops the addend under Node 20 (V8 11.3), so
  * the i16x8 form is used.
  */
-@inline function dotInt4BlockRelaxed(w: usize, x8: usize, c: usize): v128 {
+@inline function dotInt4QuadRelaxed(w: usize, x8: usize, c: usize): v128 {
   const mask = i8x16.splat(15);
   const p0 = v128.load(w), p1 = v128.load(w, 16), p2 = v128.load(w, 32), p3 = v128.load(w, 48);
   let acc = i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8), v128.and(p0, mask));
@@ -531,7 +535,7 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
  * nibbles is two rows, and i32x4.dot_i16x8_s against the four activations repeated twice (one 8-byte
  * splat load) leaves each row's sums in two i32 lanes.
  */
-@inline function dotInt4BlockPlain(w: usize, x16: usize, c: usize): v128 {
+@inline function dotInt4QuadPlain(w: usize, x16: usize, c: usize): v128 {
   const mask = i8x16.splat(15);
   let rows01 = i32x4.splat(0), rows23 = i32x4.splat(0);
   for (let v = 0; v < 4; v++) {
@@ -544,90 +548,89 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
   return i32x4.sub(dots, i32x4.extadd_pairwise_i16x8_s(v128.load(c)));
 }
 
-@inline function dotInt4Block(w: usize, x8: usize, x16: usize, c: usize): v128 {
-  return ASC_FEATURE_RELAXED_SIMD ? dotInt4BlockRelaxed(w, x8, c) : dotInt4BlockPlain(w, x16, c);
+@inline function dotInt4Quad(w: usize, x8: usize, x16: usize, c: usize): v128 {
+  return ASC_FEATURE_RELAXED_SIMD ? dotInt4QuadRelaxed(w, x8, c) : dotInt4QuadPlain(w, x16, c);
 }
 
 /**
- * int4: out[i, n0..n1) for every row i of a. Whole blocks of four rows, four blocks at a time from the
- * four quarters of the range (four streams); then the blocks the quarters left; then a last block of
- * fewer than four rows (only where N is not a multiple of 4), row by row.
+ * int4: out[i, n0..n1) for every row i of a. Whole quads, four at a time from the four quarters of the
+ * range (four streams); then the quads the quarters left; then a last quad of fewer than four rows
+ * (only where N is not a multiple of 4), row by row.
  */
 function gemvInt4(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q8: usize, q16: usize, sv: usize, corr: usize): void {
-  const groups = k / GROUP;
-  const b0 = n0 >> 2, b1 = n1 >> 2, quarter = (b1 - b0) >> 2;
+  const quad0 = n0 >> 2, quad1 = n1 >> 2, quarter = (quad1 - quad0) >> 2;
   for (let t = 0; t < quarter; t++) {
-    const b = b0 + t;
-    for (let i = 0; i < m; i++) gemvInt4Blocks(values, scales, out, m, k, n, i, q8, q16, sv, corr, b, b + quarter, b + 2 * quarter, b + 3 * quarter, 4);
+    const u = quad0 + t;
+    for (let i = 0; i < m; i++) gemvInt4Quads(values, scales, out, k, n, i, q8, q16, sv, corr, u, u + quarter, u + 2 * quarter, u + 3 * quarter, 4);
   }
-  for (let b = b0 + 4 * quarter; b < b1; b++) {
-    for (let i = 0; i < m; i++) gemvInt4Blocks(values, scales, out, m, k, n, i, q8, q16, sv, corr, b, b, b, b, 1);
+  for (let u = quad0 + 4 * quarter; u < quad1; u++) {
+    for (let i = 0; i < m; i++) gemvInt4Quads(values, scales, out, k, n, i, q8, q16, sv, corr, u, u, u, u, 1);
   }
-  for (let j = b1 << 2; j < n1; j++) {
+  for (let j = quad1 << 2; j < n1; j++) {
     for (let i = 0; i < m; i++) store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), gemvInt4Row(values, scales, k, n, i, q8, sv, corr, j));
   }
 }
 
 /**
- * int4: out[i, rows of blocks ba..bd] for row i of a (count 4: four blocks; count 1: block ba alone).
- * A block whose scales hold an infinity or NaN (finiteF16x4ToF32 gets those wrong) is redone row by
+ * int4: out[i, rows of quads ua..ud] for row i of a (count 4: four quads; count 1: quad ua alone).
+ * A quad whose scales hold an infinity or NaN (finiteF16x4ToF32 gets those wrong) is redone row by
  * row by gemvInt4Row.
  */
-@inline function gemvInt4Blocks(
-  values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize,
-  ba: i32, bb: i32, bc: i32, bd: i32, count: i32,
+@inline function gemvInt4Quads(
+  values: usize, scales: usize, out: usize, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize,
+  ua: i32, ub: i32, uc: i32, ud: i32, count: i32,
 ): void {
   const groups = k / GROUP, kp = groups * GROUP;
   const x8 = q8 + <usize>i * <usize>kp, x16 = q16 + <usize>i * <usize>kp * 2, s = sv + <usize>i * <usize>groups * 4;
   const c = corr + <usize>i * <usize>groups * CORRECTION_BYTES;
-  // A block is 16 bytes of values and 4 scales (8 bytes) per group of each of its four rows. The
-  // pointers step through the groups (V8 recomputes products of loop invariants every iteration).
-  let wa = values + <usize>ba * <usize>groups * 64, wb = values + <usize>bb * <usize>groups * 64;
-  let wc = values + <usize>bc * <usize>groups * 64, wd = values + <usize>bd * <usize>groups * 64;
-  let da = scales + <usize>ba * <usize>groups * 8, db = scales + <usize>bb * <usize>groups * 8;
-  let dc = scales + <usize>bc * <usize>groups * 8, dd = scales + <usize>bd * <usize>groups * 8;
+  // A quad is 64 bytes of values and 8 bytes of scales (four f16) per group. The pointers step through
+  // the groups (V8 recomputes products of loop invariants every iteration).
+  let wa = values + <usize>ua * <usize>groups * 64, wb = values + <usize>ub * <usize>groups * 64;
+  let wc = values + <usize>uc * <usize>groups * 64, wd = values + <usize>ud * <usize>groups * 64;
+  let da = scales + <usize>ua * <usize>groups * 8, db = scales + <usize>ub * <usize>groups * 8;
+  let dc = scales + <usize>uc * <usize>groups * 8, dd = scales + <usize>ud * <usize>groups * 8;
   let xg8 = x8, xg16 = x16, cg = c, sg = s;
   let fa = f32x4.splat(0), fb = f32x4.splat(0), fc = f32x4.splat(0), fd = f32x4.splat(0);
   // The largest |d| seen per lane, for the infinity / NaN check.
   let largest = f32x4.splat(0);
   const end = x8 + (<usize>groups << 5);
   while (xg8 < end) {
-    const sv = v128.load32_splat(sg);
+    const sx = v128.load32_splat(sg); // the group's activation scale
     // pmax (one maxps) where max would be a NaN-propagating sequence of several instructions: the
     // scales are finite by construction (finiteF16x4ToF32), so the two agree.
     const ea = finiteF16x4ToF32(da);
     largest = f32x4.pmax(largest, f32x4.abs(ea));
-    fa = madd(f32x4.convert_i32x4_s(dotInt4Block(wa, xg8, xg16, cg)), f32x4.mul(ea, sv), fa);
+    fa = madd(f32x4.convert_i32x4_s(dotInt4Quad(wa, xg8, xg16, cg)), f32x4.mul(ea, sx), fa);
     if (count == 4) {
       const eb = finiteF16x4ToF32(db), ec = finiteF16x4ToF32(dc), ed = finiteF16x4ToF32(dd);
       largest = f32x4.pmax(largest, f32x4.pmax(f32x4.abs(eb), f32x4.pmax(f32x4.abs(ec), f32x4.abs(ed))));
-      fb = madd(f32x4.convert_i32x4_s(dotInt4Block(wb, xg8, xg16, cg)), f32x4.mul(eb, sv), fb);
-      fc = madd(f32x4.convert_i32x4_s(dotInt4Block(wc, xg8, xg16, cg)), f32x4.mul(ec, sv), fc);
-      fd = madd(f32x4.convert_i32x4_s(dotInt4Block(wd, xg8, xg16, cg)), f32x4.mul(ed, sv), fd);
+      fb = madd(f32x4.convert_i32x4_s(dotInt4Quad(wb, xg8, xg16, cg)), f32x4.mul(eb, sx), fb);
+      fc = madd(f32x4.convert_i32x4_s(dotInt4Quad(wc, xg8, xg16, cg)), f32x4.mul(ec, sx), fc);
+      fd = madd(f32x4.convert_i32x4_s(dotInt4Quad(wd, xg8, xg16, cg)), f32x4.mul(ed, sx), fd);
       wb += 64, wc += 64, wd += 64, db += 8, dc += 8, dd += 8;
     }
     wa += 64, da += 8, xg8 += 32, xg16 += 64, cg += CORRECTION_BYTES, sg += 4;
   }
   const o = out + ((<usize>i * <usize>n) << 2);
   const special = horizontalMax(largest) >= 65536;
-  storeBlock(values, scales, o, m, k, n, i, q8, q16, sv, corr, ba, fa, special);
+  storeQuad(values, scales, o, k, n, i, q8, sv, corr, ua, fa, special);
   if (count == 4) {
-    storeBlock(values, scales, o, m, k, n, i, q8, q16, sv, corr, bb, fb, special);
-    storeBlock(values, scales, o, m, k, n, i, q8, q16, sv, corr, bc, fc, special);
-    storeBlock(values, scales, o, m, k, n, i, q8, q16, sv, corr, bd, fd, special);
+    storeQuad(values, scales, o, k, n, i, q8, sv, corr, ub, fb, special);
+    storeQuad(values, scales, o, k, n, i, q8, sv, corr, uc, fc, special);
+    storeQuad(values, scales, o, k, n, i, q8, sv, corr, ud, fd, special);
   }
 }
 
-/** Store block b's four sums at o (one row of out), or, where some scale is not finite, its rows computed exactly. */
-@inline function storeBlock(values: usize, scales: usize, o: usize, m: i32, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize, b: i32, sums: v128, special: bool): void {
+/** Store quad u's four sums at o (one row of out), or, where some scale is not finite, its rows computed exactly. */
+@inline function storeQuad(values: usize, scales: usize, o: usize, k: i32, n: i32, i: i32, q8: usize, sv: usize, corr: usize, u: i32, sums: v128, special: bool): void {
   if (!special) {
-    v128.store(o + (<usize>b << 4), sums);
+    v128.store(o + (<usize>u << 4), sums);
     return;
   }
-  for (let j = b << 2; j < (b << 2) + 4; j++) store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, k, n, i, q8, sv, corr, j));
+  for (let j = u << 2; j < (u << 2) + 4; j++) store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, k, n, i, q8, sv, corr, j));
 }
 
-/** int4: out[i, j] alone, any row j (a full block or not), each group's d converted exactly. */
+/** int4: out[i, j] alone, any row j (of a full quad or not), each group's d converted exactly. */
 function gemvInt4Row(values: usize, scales: usize, k: i32, n: i32, i: i32, q8: usize, sv: usize, corr: usize, j: i32): f32 {
   const groups = k / GROUP, kp = groups * GROUP;
   const x8 = q8 + <usize>i * <usize>kp, s = sv + <usize>i * <usize>groups * 4;

@@ -25,14 +25,14 @@ const QUANT_INT4: u32 = 1u;
 const QUANT_GROUP: u32 = 32u;
 
 // int4 interleaves its rows four at a time (int4ByteOffset and int4ScaleIndex of src/core/quantize.ts):
-// rows 4b..4b+3 form a block (the last holds what is left), and each group of a block is the rows'
+// rows 4b..4b+3 form a quad (the last holds what is left), and each group of a quad is the rows'
 // words side by side: word v of every row, then word v + 1. `rows` is the weight's rows as bound.
 
 /** The index in values (u32 words) of word v (bytes 4v..4v+3) of row `row`'s group g. */
 fn int4Word(rows: u32, groups: u32, row: u32, g: u32, v: u32) -> u32 {
   let first = row & ~3u;
-  let blockRows = min(4u, rows - first);
-  return first * groups * 4u + g * 4u * blockRows + v * blockRows + (row - first);
+  let quadRows = min(4u, rows - first);
+  return first * groups * 4u + g * 4u * quadRows + v * quadRows + (row - first);
 }
 
 /** The index in scales (f16, two to a word) of row `row`'s group g. */

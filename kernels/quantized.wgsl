@@ -139,12 +139,12 @@ fn quantizeInt4(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) gr
     if (index >= count) {
       break; // an odd last scale: the other half of its word is padding
     }
-    // Scale `index` is row first + r's group g, where rows first.. form its block (int4ScaleIndex inverted).
+    // Scale `index` is row `row`'s group g, where rows first.. form its quad (int4ScaleIndex inverted).
     let first = (index / (4u * groupsPerRow)) * 4u;
-    let blockRows = min(4u, p.rows - first);
+    let quadRows = min(4u, p.rows - first);
     let within = index - first * groupsPerRow;
-    let g = within / blockRows;
-    let row = first + within % blockRows;
+    let g = within / quadRows;
+    let row = first + within % quadRows;
     let start = row * p.cols + g * QUANT_GROUP;
     var m = 0.0;
     for (var i = 0u; i < QUANT_GROUP; i++) {

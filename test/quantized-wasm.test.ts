@@ -209,9 +209,9 @@ for (const [scheme, m, k, n] of matmulCases) {
   });
 }
 
-// The int4 GEMV reads a block's four f16 scales at a time with a conversion that is exact for finite
-// halves only, watches for the others and redoes such a block row by row exactly: infinities and NaN
-// in the scales (K 256: eight groups; N 9: two full blocks and a last row) and a largest finite half
+// The int4 GEMV reads a quad's four f16 scales at a time with a conversion that is exact for finite
+// halves only, watches for the others and redoes such a quad row by row exactly: infinities and NaN
+// in the scales (K 256: eight groups; N 9: two full quads and a last row) and a largest finite half
 // beside them, must give what the reference gives (NaN where it has NaN, the same infinity, the finite
 // rows within the bound above).
 test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the GEMV's redo path)", async () => {
@@ -222,7 +222,7 @@ test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the GEMV's r
   scales[int4ScaleIndex(n, k, 2, 5)] = 0x7e00; // NaN
   scales[int4ScaleIndex(n, k, 5, 0)] = 0xfc00; // -inf
   scales[int4ScaleIndex(n, k, 7, 6)] = 0x7bff; // 65504, the largest finite half
-  scales[int4ScaleIndex(n, k, 8, 3)] = 0x7c00; // +inf in the last, one-row block
+  scales[int4ScaleIndex(n, k, 8, 3)] = 0x7c00; // +inf in the last, one-row quad
   const next = random(99), a = Float32Array.from({ length: m * k }, () => next() * 3);
   const run = async (backend: AnyBackend) => {
     const values = upload(backend, "i8", q.values), sc = upload(backend, "f16", scales);

@@ -128,14 +128,14 @@ def unpack_int4(packed, cols):
 
 
 def interleave_rows4(a, word):
-    """The int4 storage order of a [rows, groups, units] array: rows in blocks of four (the last block
-    holds what is left), and in each block, group by group, the rows' `word`-unit words side by side:
+    """The int4 storage order of a [rows, groups, units] array: rows in quads of four (the last quad
+    holds what is left), and in each quad, group by group, the rows' `word`-unit words side by side:
     row 0's word 0, row 1's word 0, ..., row 0's word 1, ... (bytes: word = 4; scales: word = 1)."""
     rows, groups, units = a.shape
     parts = []
     for first in range(0, rows, 4):
-        block = a[first:first + 4]
-        parts.append(block.reshape(block.shape[0], groups, units // word, word).transpose(1, 2, 0, 3).reshape(-1))
+        quad = a[first:first + 4]
+        parts.append(quad.reshape(quad.shape[0], groups, units // word, word).transpose(1, 2, 0, 3).reshape(-1))
     return np.concatenate(parts)
 
 
@@ -276,7 +276,7 @@ def weight_cases():
     add("large values (int8 only: |m| / 8 overflows f16)", large[2:], int4=False)
     add("bf16-valued inputs", bf16_round(rng.normal(0, 0.3, (3, 64))))
     add("f16-valued inputs (what bitsandbytes quantizes)", rng.normal(0, 0.3, (4, 64)).astype(np.float16).astype(F32))
-    add("two blocks of four rows and a partial one (int4 interleaving)", rng.normal(0, 1, (11, 96)))
+    add("two quads of four rows and a partial one (int4 interleaving)", rng.normal(0, 1, (11, 96)))
     add("K = 45, not a multiple of 32 (int8 only)", rng.uniform(-2, 2, (3, 45)))
     add("K = 1 (int8 only)", rng.uniform(-2, 2, (3, 1)))
     return cases

@@ -80,7 +80,7 @@ export interface KernelArgs<B> {
   /**
    * Quantized weights (the schemes and their exact arithmetic: src/core/quantize.ts). A quantized
    * [N, K] weight is `values` (i8: int8 [N, K]; int4 two per byte [N, K/2]) and `scales` (int8: f32
-   * [N]; int4: f16 [N, K/32]).
+   * [N]; int4: f16 [N, K/32]); int4 interleaves its rows four at a time in both (int4ByteOffset).
    *
    * Quantize x ([rows, cols] of f32 / bf16 / f16) into values and scales, exactly as quantizeHost.
    */

@@ -25,10 +25,10 @@
 //   Packing: byte i of a group's 16 holds element i in its low nibble and element i + 16 in its high
 //   nibble, each stored as q + 8 (0..15). K must be a multiple of 32. "values" [N, K/2] and "scales"
 //   [N, K/32] hold those bytes and scales with the rows interleaved four at a time (int4ByteOffset,
-//   int4ScaleIndex): rows 4b..4b+3 form a block (the last block holds what is left, R = 1..4 rows),
-//   and each group of a block is 16R bytes, the rows' 4-byte words side by side:
+//   int4ScaleIndex): rows 4b..4b+3 form a quad (the last quad holds what is left, R = 1..4 rows),
+//   and each group of a quad is 16R bytes, the rows' 4-byte words side by side:
 //     [row 0 bytes 0-3, row 1 bytes 0-3, .., row R-1 bytes 0-3, row 0 bytes 4-7, .., row R-1 bytes 12-15]
-//   with the block's R scales of that group side by side. A 16-byte vector then holds 8 weights of
+//   with the quad's R scales of that group side by side. A 16-byte vector then holds 8 weights of
 //   each of four rows: one i8 dot product per vector leaves each row's sums in its own lanes, so the
 //   decode GEMV needs no shuffles to separate rows and groups (llama.cpp repacks Q4_0 the same way
 //   for its 4x4 CPU kernels; measured in bench/NOTES.md, "Quantized weights").
@@ -43,7 +43,8 @@
 //   int8:  out[m, n] = f32(SCB[n] / 127) * sum over blocks b of  s[m, b] * sum_{k in b} qx[m, k] q[n, k]
 //   int4:  out[m, n] = sum over blocks b of  s[m, b] * d[n, b] * sum_{k in b} qx[m, k] q[n, k]
 // The sums over blocks are f32 in whatever order a kernel finds fastest. Integer products are what
-// makes the decode GEMV fast (i16 dot products, no float conversions per weight); the error this adds
+// makes the decode GEMV fast (integer dot products: i16 for int8, i8 for int4; no float conversions
+// per weight); the error this adds
 // is measured against bf16 in bench/quantized.ts and in the README.
 //
 // The backward pass of a quantized linear layer (for adapters trained on a frozen base) is
@@ -134,17 +135,17 @@ function quantizeInt4(x: ArrayLike<number>, rows: number, cols: number): Quantiz
 
 /**
  * int4: the position in "values" of byte i (0..15) of row n's group g: elements i (low nibble) and
- * i + 16 (high nibble) of that group. Rows are interleaved in blocks of four (top of this file).
+ * i + 16 (high nibble) of that group. Rows are interleaved four at a time, in quads (top of this file).
  */
 export function int4ByteOffset(rows: number, cols: number, n: number, g: number, i: number): number {
-  const first = n - (n % INT4_ROWS_INTERLEAVED), blockRows = Math.min(INT4_ROWS_INTERLEAVED, rows - first), groups = cols / QUANT_GROUP;
-  return first * groups * 16 + g * 16 * blockRows + Math.floor(i / 4) * 4 * blockRows + (n - first) * 4 + (i % 4);
+  const first = n - (n % INT4_ROWS_INTERLEAVED), quadRows = Math.min(INT4_ROWS_INTERLEAVED, rows - first), groups = cols / QUANT_GROUP;
+  return first * groups * 16 + g * 16 * quadRows + Math.floor(i / 4) * 4 * quadRows + (n - first) * 4 + (i % 4);
 }
 
 /** int4: the index in "scales" of row n's group g (interleaved like the values). */
 export function int4ScaleIndex(rows: number, cols: number, n: number, g: number): number {
-  const first = n - (n % INT4_ROWS_INTERLEAVED), blockRows = Math.min(INT4_ROWS_INTERLEAVED, rows - first);
-  return first * (cols / QUANT_GROUP) + g * blockRows + (n - first);
+  const first = n - (n % INT4_ROWS_INTERLEAVED), quadRows = Math.min(INT4_ROWS_INTERLEAVED, rows - first);
+  return first * (cols / QUANT_GROUP) + g * quadRows + (n - first);
 }
 
 /** The integer q of element k of row n of a [rows, cols] quantized weight (int4: unpacked from its nibble). */
@@ -187,8 +188,9 @@ export function quantizeActivationRow(x: ArrayLike<number>, start: number, cols:
 
 /**
  * A weight held quantized: `values` (i8: int8 [N, K], int4 two per byte [N, K/2]) and `scales`
- * (int8: f32 SCB [N]; int4: f16 [N, K/32]) of a logical [N, K] matrix. Read by the quantized ops
- * (linear, embedding); it has no gradient of its own.
+ * (int8: f32 SCB [N]; int4: f16 [N, K/32]) of a logical [N, K] matrix; int4's rows are interleaved
+ * four at a time in both (int4ByteOffset), so a range of its rows is not a slice. Read by the
+ * quantized ops (linear, embedding); it has no gradient of its own.
  */
 export class QuantizedWeight {
   constructor(
