@@ -363,7 +363,7 @@ export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme:
 const GEMV_MAX_ROWS = 32;
 
 /** Bytes of a per-block int4 correction in the workspace: eight i16 lanes (quantizeActivationRow). */
-const CORRECTION_BYTES = 16;
+const CORRECTION_BYTES: usize = 16;
 
 /**
  * Bytes of a thread's workspace the GEMV's quantized activations take (gemvQuantized): per row i16 and
@@ -371,7 +371,8 @@ const CORRECTION_BYTES = 16;
  */
 @inline function gemvWorkspaceBytes(m: i32, k: i32, scheme: i32): usize {
   const blocks = <usize>((k + GROUP - 1) / GROUP);
-  return <usize>m * (blocks * GROUP * 3 + blocks * (4 + (scheme == QUANT_INT4 ? CORRECTION_BYTES : 0)));
+  const correction: usize = scheme == QUANT_INT4 ? CORRECTION_BYTES : <usize>0;
+  return <usize>m * (blocks * GROUP * 3 + blocks * (4 + correction));
 }
 
 export function matmulQuantized(
