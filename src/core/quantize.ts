@@ -30,8 +30,8 @@
 //     [row 0 bytes 0-3, row 1 bytes 0-3, .., row R-1 bytes 0-3, row 0 bytes 4-7, .., row R-1 bytes 12-15]
 //   with the quad's R scales of that group side by side. A 16-byte vector then holds 8 weights of
 //   each of four rows: one i8 dot product per vector leaves each row's sums in its own lanes, so the
-//   decode GEMV needs no shuffles to separate rows and groups (llama.cpp repacks Q4_0 the same way
-//   for its 4x4 CPU kernels; measured in bench/NOTES.md, "Quantized weights").
+//   decode GEMV needs no shuffles to separate rows and groups (llama.cpp's Q4_0x4 repack interleaves
+//   four rows' 4-byte chunks for its CPU kernels too; measured in bench/NOTES.md, "Quantized weights").
 //   Q4_0 rounds x/d + 8.5 down (half up); here both schemes round half to even like torch.round.
 //   A group whose largest magnitude is 524,160 or more (8 x the largest f16) has an infinite scale and
 //   cannot be represented: no trained weight is that large.
@@ -44,8 +44,7 @@
 //   int4:  out[m, n] = sum over blocks b of  s[m, b] * d[n, b] * sum_{k in b} qx[m, k] q[n, k]
 // The sums over blocks are f32 in whatever order a kernel finds fastest. Integer products are what
 // makes the decode GEMV fast (integer dot products: i16 for int8, i8 for int4; no float conversions
-// per weight); the error this adds
-// is measured against bf16 in bench/quantized.ts and in the README.
+// per weight); the error this adds is measured against bf16 in bench/quantized.ts and in the README.
 //
 // The backward pass of a quantized linear layer (for adapters trained on a frozen base) is
 // dX = dY dequant(W) in f32, with no activation quantization and no weight gradient.
