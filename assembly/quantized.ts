@@ -482,7 +482,6 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
   return sum * (load<f32>(scales + (<usize>j << 2)) / 127);
 }
 
-
 // ---------------------------------------------------------------------------------------------------
 // The int4 GEMV. A quad (four rows interleaved, src/core/quantize.ts) keeps each group as four vectors
 // (16 bytes each); vector v holds bytes 4v..4v+3 of each row's group in lanes 4r..4r+3, so its low
