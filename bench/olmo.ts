@@ -2,8 +2,10 @@
 // (generated locally into .cache/, never committed), loaded in bf16; load speed beside the speed of
 // writing fresh memory (and again into memory already touched: the loader alone), prefill at 64 / 512
 // / 2048 tokens beside the GEMM bound, decode beside the memory-bandwidth bound, and peak memory — each
-// bound measured in the same run. Then the same model quantized as it loads (int8, int4): decode beside
-// each scheme's own read bound, 512-token prefill against bf16's, and the logits' error against bf16's.
+// bound measured in the same run. Then the same model quantized as it loads (int8, int4), each on a
+// backend of its own: decode rounds taking turns with bf16's (the ratios then share the machine's
+// drift), beside each scheme's own read bound, 512-token prefill against bf16's, and the logits' error
+// against bf16's.
 //
 // Weights are random bf16 values (a 1M-value block drawn from N(0, 0.02), tiled with a different
 // offset per tensor); speed does not depend on the values.
@@ -160,43 +162,71 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
 
   // The loader's own speed: the same load again, into the memory the first load and the prefills
   // touched (a WebAssembly memory never shrinks, so its pages stay faulted in). Where writing fresh
-  // memory is slow (freshGBps), the first load measures the host; this one measures the loader.
+  // memory is slow (freshGBps), the first load measures the host; this one measures the loader. The
+  // reloaded model stays for the schemes' decode below.
   const reloadStart = performance.now();
   const { model: reloaded } = await loadOlmo(folderSource(DIR), backend, { weightDType: "bf16" });
   const reloadSeconds = (performance.now() - reloadStart) / 1000;
-  reloaded.dispose();
   console.log(
     `  load again, into memory this process has touched: ${reloadSeconds.toFixed(2)} s = ${(weightBytes / reloadSeconds / 1e9).toFixed(2)} GB/s ` +
       `(the loader's own speed; the first load also faulted in every page, at the fresh-memory speed above)`,
   );
 
-  // The same checkpoint quantized while it loads, one scheme at a time on the same backend.
+  // The same checkpoint quantized while it loads, each scheme on a backend of its own (its own
+  // memories and threads, so no model's weights share a memory with another's activations). Decode
+  // then takes turns, bf16 / int8 / int4 a round each, so the machine's drift (its memory bandwidth
+  // moves within minutes here) reaches every scheme alike and the ratios hold; the read bound is the
+  // mean of probes before and after.
   const bf16Prefill512 = prefill.find((p) => p.tokens === 512)!.tokensPerS;
-  console.log(`\n  quantized (same run, ${threads} threads): decode vs each scheme's read bound, 512-token prefill vs bf16, logits vs bf16 on a 64-token prompt`);
-  console.log(`    bf16: decode ${decodeTokensPerS.toFixed(2)} tokens/s (${(weightBytes / 1e9).toFixed(2)} GB a token, bound ${decodeBound.toFixed(2)}: ${((100 * decodeTokensPerS) / decodeBound).toFixed(0)}%); prefill 512 ${bf16Prefill512.toFixed(1)} tokens/s`);
+  const schemes: { name: string; model: Olmo; backend?: Awaited<ReturnType<typeof createNodeWasmBackend>>; bytes: number; loadS?: number; prefill512: number; logits: Float32Array }[] = [
+    { name: "bf16", model: reloaded, bytes: weightBytes, prefill512: bf16Prefill512, logits: referenceLogits },
+  ];
   for (const scheme of ["int8", "int4"] as QuantScheme[]) {
+    const own = await createNodeWasmBackend({ threads });
     const t0 = performance.now();
-    const { model: quantized } = await loadOlmo(folderSource(DIR), backend, { quantize: scheme });
+    const { model: quantized } = await loadOlmo(folderSource(DIR), own, { quantize: scheme });
     const loadS = (performance.now() - t0) / 1000;
     const bytes = [...quantized.weights.values()].reduce((sum, w) => sum + bytesOfWeight(w), 0);
-    const tokensPerS = (await steadyDecode(quantized, prompt)).tokensPerS;
-    const bound = bandwidth / (bytes / 1e9);
     const prefill512 = 512 / (await prefillSeconds(quantized, 512));
-    const logits = await promptLogits(quantized, prompt);
+    schemes.push({ name: scheme, model: quantized, backend: own, bytes, loadS, prefill512, logits: await promptLogits(quantized, prompt) });
+  }
+  const probeBefore = backend.measureReadBandwidth();
+  for (const s of schemes) await warmUp(s.model, prompt);
+  const rounds = 5, steps = 32;
+  const tokensPerS: number[][] = schemes.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, s] of schemes.entries()) {
+      const result = await noGrad(() => generate(s.model, prompt, { maxNewTokens: steps + 1, eosTokenId: null }));
+      tokensPerS[i]!.push((result.newIds.length - 1) / result.decodeSeconds);
+    }
+  }
+  const probe = (probeBefore + backend.measureReadBandwidth()) / 2;
+  const medians = tokensPerS.map((t) => [...t].sort((a, b) => a - b)[Math.floor(rounds / 2)]!);
+  console.log(
+    `\n  quantized (same run, ${threads} threads, decode rounds of ${steps} steps taking turns, median of ${rounds} each): decode vs bf16 and vs each ` +
+      `scheme's read bound (probe ${probe.toFixed(1)} GB/s, mean of before and after), 512-token prefill vs bf16, logits vs bf16 on a 64-token prompt`,
+  );
+  for (const [i, s] of schemes.entries()) {
+    const bound = probe / (s.bytes / 1e9);
     let maxError = 0, maxReference = 0, sumError = 0, sumReference = 0;
-    for (let i = 0; i < logits.length; i++) {
-      const error = Math.abs(logits[i]! - referenceLogits[i]!), reference = Math.abs(referenceLogits[i]!);
+    for (let j = 0; j < s.logits.length; j++) {
+      const error = Math.abs(s.logits[j]! - referenceLogits[j]!), reference = Math.abs(referenceLogits[j]!);
       maxError = Math.max(maxError, error);
       maxReference = Math.max(maxReference, reference);
       sumError += error;
       sumReference += reference;
     }
+    const vsBf16 = i === 0 ? "" : ` = ${(medians[i]! / medians[0]!).toFixed(2)}x bf16`;
+    const rest = i === 0 ? "" : `; loaded in ${s.loadS!.toFixed(1)} s; logits error vs bf16: max ${(maxError / maxReference).toExponential(2)}, mean ${(sumError / sumReference).toExponential(2)} (relative)`;
     console.log(
-      `    ${scheme}: decode ${tokensPerS.toFixed(2)} tokens/s = ${(tokensPerS / decodeTokensPerS).toFixed(2)}x bf16 (${(bytes / 1e9).toFixed(2)} GB a token, bound ${bound.toFixed(2)}: ` +
-        `${((100 * tokensPerS) / bound).toFixed(0)}%); prefill 512 ${prefill512.toFixed(1)} tokens/s = ${(prefill512 / bf16Prefill512).toFixed(2)}x bf16; ` +
-        `loaded in ${loadS.toFixed(1)} s; logits error vs bf16: max ${(maxError / maxReference).toExponential(2)}, mean ${(sumError / sumReference).toExponential(2)} (relative)`,
+      `    ${s.name}: decode ${medians[i]!.toFixed(2)} tokens/s (rounds ${Math.min(...tokensPerS[i]!).toFixed(1)}-${Math.max(...tokensPerS[i]!).toFixed(1)})${vsBf16} ` +
+        `(${(s.bytes / 1e9).toFixed(2)} GB a token, bound ${bound.toFixed(2)}: ${((100 * medians[i]!) / bound).toFixed(0)}%); ` +
+        `prefill 512 ${s.prefill512.toFixed(1)} tokens/s${i === 0 ? "" : ` = ${(s.prefill512 / bf16Prefill512).toFixed(2)}x bf16`}${rest}`,
     );
-    quantized.dispose();
+  }
+  for (const s of schemes) {
+    s.model.dispose();
+    s.backend?.dispose();
   }
   backend.dispose();
 }
