@@ -178,7 +178,8 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
   // moves within minutes here) reaches every scheme alike and the ratios hold; the read bound is the
   // mean of probes before and after.
   const bf16Prefill512 = prefill.find((p) => p.tokens === 512)!.tokensPerS;
-  const schemes: { name: string; model: Olmo; backend?: Awaited<ReturnType<typeof createNodeWasmBackend>>; bytes: number; loadS?: number; prefill512: number; logits: Float32Array }[] = [
+  type Scheme = { name: string; model: Olmo; backend?: Awaited<ReturnType<typeof createNodeWasmBackend>>; bytes: number; loadS?: number; prefill512: number; logits: Float32Array };
+  const schemes: Scheme[] = [
     { name: "bf16", model: reloaded, bytes: weightBytes, prefill512: bf16Prefill512, logits: referenceLogits },
   ];
   for (const scheme of ["int8", "int4"] as QuantScheme[]) {
@@ -208,16 +209,9 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
   );
   for (const [i, s] of schemes.entries()) {
     const bound = probe / (s.bytes / 1e9);
-    let maxError = 0, maxReference = 0, sumError = 0, sumReference = 0;
-    for (let j = 0; j < s.logits.length; j++) {
-      const error = Math.abs(s.logits[j]! - referenceLogits[j]!), reference = Math.abs(referenceLogits[j]!);
-      maxError = Math.max(maxError, error);
-      maxReference = Math.max(maxReference, reference);
-      sumError += error;
-      sumReference += reference;
-    }
     const vsBf16 = i === 0 ? "" : ` = ${(medians[i]! / medians[0]!).toFixed(2)}x bf16`;
-    const rest = i === 0 ? "" : `; loaded in ${s.loadS!.toFixed(1)} s; logits error vs bf16: max ${(maxError / maxReference).toExponential(2)}, mean ${(sumError / sumReference).toExponential(2)} (relative)`;
+    const error = relativeError(s.logits, referenceLogits);
+    const rest = i === 0 ? "" : `; loaded in ${s.loadS!.toFixed(1)} s; logits error vs bf16: max ${error.max.toExponential(2)}, mean ${error.mean.toExponential(2)} (relative)`;
     console.log(
       `    ${s.name}: decode ${medians[i]!.toFixed(2)} tokens/s (rounds ${Math.min(...tokensPerS[i]!).toFixed(1)}-${Math.max(...tokensPerS[i]!).toFixed(1)})${vsBf16} ` +
         `(${(s.bytes / 1e9).toFixed(2)} GB a token, bound ${bound.toFixed(2)}: ${((100 * medians[i]!) / bound).toFixed(0)}%); ` +
@@ -229,6 +223,19 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
     s.backend?.dispose();
   }
   backend.dispose();
+}
+
+/** |logits - reference|: its largest element over the reference's largest, and its mean over the reference's mean magnitude. */
+function relativeError(logits: Float32Array, reference: Float32Array): { max: number; mean: number } {
+  let maxError = 0, maxReference = 0, sumError = 0, sumReference = 0;
+  for (let j = 0; j < logits.length; j++) {
+    const error = Math.abs(logits[j]! - reference[j]!), magnitude = Math.abs(reference[j]!);
+    maxError = Math.max(maxError, error);
+    maxReference = Math.max(maxReference, magnitude);
+    sumError += error;
+    sumReference += magnitude;
+  }
+  return { max: maxError / maxReference, mean: sumError / sumReference };
 }
 
 /** Every position's logits for a prompt, as one array. */
