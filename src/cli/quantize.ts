@@ -35,7 +35,7 @@ export async function runQuantize(args: string[]): Promise<void> {
     for (const [name, weight] of model.weights) {
       if (weight instanceof QuantizedWeight && weight.scheme !== schemeFor(name, scheme)) {
         throw new Error(
-          `olmo quantize: ${location.kind === "folder" ? location.folder : location.repo} already holds ${weight.scheme} weights (${name} is ${weight.scheme}), which --to ${scheme} would copy as they are; ` +
+          `olmo quantize: ${source.name} already holds ${weight.scheme} weights (${name} is ${weight.scheme}), which --to ${scheme} would copy as they are; ` +
             `quantize the float checkpoint instead`,
         );
       }
