@@ -14,7 +14,7 @@ import { createWriteStream, existsSync, mkdirSync, renameSync, writeFileSync } f
 import { once } from "node:events";
 import {
   configToHf, createJsBackend, encodeSafetensors, generate, hfTensorName, loadOlmo, matmul, narrowFromF32, noGrad, OLMO_PRESETS, parameterCount, randn, scope, tensor,
-  weightBytes as bytesOfWeight, weightShapes, type Olmo, type OlmoConfig, type QuantScheme, type TensorToWrite,
+  weightBytes as bytesOfWeight, weightShapes, type Olmo, type OlmoConfig, type QuantScheme, type TensorToWrite, type WasmBackend,
 } from "../src/index.js";
 import { measureMatmul, medianTime } from "../src/cli/bench.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
@@ -63,13 +63,16 @@ export async function warmUp(model: Olmo, prompt: number[]): Promise<void> {
 export async function steadyDecode(model: Olmo, prompt: number[], steps = 32, rounds = 3, warm = false) {
   if (!warm) await warmUp(model, prompt);
   const runs = [];
-  for (let r = 0; r < rounds; r++) {
-    const result = await noGrad(() => generate(model, prompt, { maxNewTokens: steps + 1, eosTokenId: null }));
-    runs.push({ tokensPerS: (result.newIds.length - 1) / result.decodeSeconds, result });
-  }
+  for (let r = 0; r < rounds; r++) runs.push(await decodeRound(model, prompt, steps));
   runs.sort((a, b) => a.tokensPerS - b.tokensPerS);
   const median = runs[Math.floor(rounds / 2)]!;
   return { tokensPerS: median.tokensPerS, steps, rounds, result: median.result };
+}
+
+/** One timed generation of `steps` decode steps after the prompt: its tokens/s and result. */
+async function decodeRound(model: Olmo, prompt: number[], steps: number) {
+  const result = await noGrad(() => generate(model, prompt, { maxNewTokens: steps + 1, eosTokenId: null }));
+  return { tokensPerS: (result.newIds.length - 1) / result.decodeSeconds, result };
 }
 
 /** Write speed into fresh WebAssembly memory (first touch of every page): the floor of any loader here. */
@@ -178,7 +181,7 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
   // moves within minutes here) reaches every scheme alike and the ratios hold; the read bound is the
   // mean of probes before and after.
   const bf16Prefill512 = prefill.find((p) => p.tokens === 512)!.tokensPerS;
-  type Scheme = { name: string; model: Olmo; backend?: Awaited<ReturnType<typeof createNodeWasmBackend>>; bytes: number; loadS?: number; prefill512: number; logits: Float32Array };
+  type Scheme = { name: string; model: Olmo; backend?: WasmBackend; bytes: number; loadS?: number; prefill512: number; logits: Float32Array };
   const schemes: Scheme[] = [
     { name: "bf16", model: reloaded, bytes: weightBytes, prefill512: bf16Prefill512, logits: referenceLogits },
   ];
@@ -196,10 +199,7 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
   const rounds = 5, steps = 32;
   const tokensPerS: number[][] = schemes.map(() => []);
   for (let r = 0; r < rounds; r++) {
-    for (const [i, s] of schemes.entries()) {
-      const result = await noGrad(() => generate(s.model, prompt, { maxNewTokens: steps + 1, eosTokenId: null }));
-      tokensPerS[i]!.push((result.newIds.length - 1) / result.decodeSeconds);
-    }
+    for (const [i, s] of schemes.entries()) tokensPerS[i]!.push((await decodeRound(s.model, prompt, steps)).tokensPerS);
   }
   const probe = (probeBefore + backend.measureReadBandwidth()) / 2;
   const medians = tokensPerS.map((t) => [...t].sort((a, b) => a - b)[Math.floor(rounds / 2)]!);
