@@ -376,14 +376,14 @@ const CORRECTION_BYTES: usize = 16;
 }
 
 export function matmulQuantized(
-  a: Pointer, values: Pointer, scales: Pointer, out: Pointer, scheme: i32, m: i32, k: i32, n: i32, workspace: Pointer, tid: i32, threads: i32,
+  a: Pointer, values: Pointer, scales: Pointer, out: Pointer, scheme: i32, m: i32, k: i32, n: i32, finiteScales: i32, workspace: Pointer, tid: i32, threads: i32,
 ): void {
   const ws = workspace + <usize>tid * matmulWorkspaceBytes();
   if (m <= GEMV_MAX_ROWS && gemvWorkspaceBytes(m, k, scheme) <= matmulWorkspaceBytes()) {
     // int4's rows are interleaved four at a time, so its threads split whole quads.
     const align = scheme == QUANT_INT4 ? 4 : 1;
     const n0 = partStart(n, tid, threads, align), n1 = partEnd(n, tid, threads, align);
-    if (n0 < n1) gemvQuantized(a, values, scales, out, scheme, m, k, n, n0, n1, ws);
+    if (n0 < n1) gemvQuantized(a, values, scales, out, scheme, m, k, n, finiteScales, n0, n1, ws);
   } else {
     const n0 = partStart(n, tid, threads, NR), n1 = partEnd(n, tid, threads, NR);
     if (n0 < n1) gemm(a, values, DTYPE_F32, out, m, k, n, false, true, n0, n1, ws, scales, scheme);
@@ -400,7 +400,9 @@ export function matmulQuantized(
  * apart in memory, which one core reads faster than one stream (bench/NOTES.md; gemvRows in gemv.ts
  * does the same). The rows of a after the first read the weights again from the cache.
  */
-function gemvQuantized(a: usize, values: usize, scales: usize, out: usize, scheme: i32, m: i32, k: i32, n: i32, n0: i32, n1: i32, ws: usize): void {
+function gemvQuantized(
+  a: usize, values: usize, scales: usize, out: usize, scheme: i32, m: i32, k: i32, n: i32, finiteScales: i32, n0: i32, n1: i32, ws: usize,
+): void {
   const blocks = (k + GROUP - 1) / GROUP, kp = blocks * GROUP;
   // Workspace: per row of a, qx as i16 [kp] and i8 [kp], s [blocks] and int4's corrections [blocks].
   const q16 = ws, q8 = q16 + <usize>m * <usize>kp * 2, sv = q8 + <usize>m * <usize>kp;
@@ -410,7 +412,7 @@ function gemvQuantized(a: usize, values: usize, scales: usize, out: usize, schem
     quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, c, scheme);
   }
   if (scheme == QUANT_INT4) {
-    gemvInt4(values, scales, out, m, k, n, n0, n1, q8, q16, sv, corr);
+    gemvInt4(values, scales, out, m, k, n, n0, n1, q8, q16, sv, corr, finiteScales != 0);
     return;
   }
   const quarter = (n1 - n0) >> 2;
@@ -494,7 +496,7 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
 
 /**
  * Four f16 scales at ptr as f32x4, for finite halves only (an infinity or NaN comes out finite, with
- * magnitude 2^16 or more, which no finite half reaches: callers check for it). Cheaper than
+ * magnitude 2^16 or more: gemvInt4 calls it only for weights whose scales are all finite). Cheaper than
  * f16x4ToF32: each half goes to the top of an i32 lane (one interleave with zeros), an arithmetic shift
  * by 3 lines its exponent and mantissa up with an f32's and the mask clears the three copies of the
  * sign it made; the f32 read from those bits is the half times 2^-112, exactly (normal or subnormal).
@@ -555,10 +557,15 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
 /**
  * int4: out[i, n0..n1) for every row i of a. Whole quads, four at a time from the four quarters of the
  * range (four streams); then the quads the quarters left; then a last quad of fewer than four rows
- * (only where N is not a multiple of 4), row by row.
+ * (only where N is not a multiple of 4), row by row. Where some scale of the weight is an infinity or a
+ * NaN (finiteScales 0), which finiteF16x4ToF32 gets wrong, every row is computed by gemvInt4Row: exact,
+ * and slower, for a weight no finite checkpoint has. The host knows which weights those are
+ * (src/backends/wasm/index.ts); checking each group's scales in the quads' loop cost 12%.
  */
-function gemvInt4(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q8: usize, q16: usize, sv: usize, corr: usize): void {
-  const quad0 = n0 >> 2, quad1 = n1 >> 2, quarter = (quad1 - quad0) >> 2;
+function gemvInt4(
+  values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q8: usize, q16: usize, sv: usize, corr: usize, finiteScales: bool,
+): void {
+  const quad0 = n0 >> 2, quad1 = finiteScales ? n1 >> 2 : quad0, quarter = (quad1 - quad0) >> 2;
   for (let t = 0; t < quarter; t++) {
     const u = quad0 + t;
     for (let i = 0; i < m; i++) gemvInt4Quads(values, scales, out, k, n, i, q8, q16, sv, corr, u, u + quarter, u + 2 * quarter, u + 3 * quarter, 4);
@@ -571,11 +578,7 @@ function gemvInt4(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i
   }
 }
 
-/**
- * int4: out[i, rows of quads ua..ud] for row i of a (count 4: four quads; count 1: quad ua alone).
- * A quad whose scales hold an infinity or NaN (finiteF16x4ToF32 gets those wrong) is redone row by
- * row by gemvInt4Row.
- */
+/** int4: out[i, rows of quads ua..ud] for row i of a (count 4: four quads; count 1: quad ua alone), every scale finite. */
 @inline function gemvInt4Quads(
   values: usize, scales: usize, out: usize, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize,
   ua: i32, ub: i32, uc: i32, ud: i32, count: i32,
@@ -591,43 +594,25 @@ function gemvInt4(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i
   let dc = scales + <usize>uc * <usize>groups * 8, dd = scales + <usize>ud * <usize>groups * 8;
   let xg8 = x8, xg16 = x16, cg = c, sg = s;
   let fa = f32x4.splat(0), fb = f32x4.splat(0), fc = f32x4.splat(0), fd = f32x4.splat(0);
-  // The largest |d| seen per lane, for the infinity / NaN check.
-  let largest = f32x4.splat(0);
   const end = x8 + (<usize>groups << 5);
   while (xg8 < end) {
     const sx = v128.load32_splat(sg); // the group's activation scale
-    // pmax (one maxps) where max would be a NaN-propagating sequence of several instructions: the
-    // scales are finite by construction (finiteF16x4ToF32), so the two agree.
-    const ea = finiteF16x4ToF32(da);
-    largest = f32x4.pmax(largest, f32x4.abs(ea));
-    fa = madd(f32x4.convert_i32x4_s(dotInt4Quad(wa, xg8, xg16, cg)), f32x4.mul(ea, sx), fa);
+    fa = madd(f32x4.convert_i32x4_s(dotInt4Quad(wa, xg8, xg16, cg)), f32x4.mul(finiteF16x4ToF32(da), sx), fa);
     if (count == 4) {
-      const eb = finiteF16x4ToF32(db), ec = finiteF16x4ToF32(dc), ed = finiteF16x4ToF32(dd);
-      largest = f32x4.pmax(largest, f32x4.pmax(f32x4.abs(eb), f32x4.pmax(f32x4.abs(ec), f32x4.abs(ed))));
-      fb = madd(f32x4.convert_i32x4_s(dotInt4Quad(wb, xg8, xg16, cg)), f32x4.mul(eb, sx), fb);
-      fc = madd(f32x4.convert_i32x4_s(dotInt4Quad(wc, xg8, xg16, cg)), f32x4.mul(ec, sx), fc);
-      fd = madd(f32x4.convert_i32x4_s(dotInt4Quad(wd, xg8, xg16, cg)), f32x4.mul(ed, sx), fd);
+      fb = madd(f32x4.convert_i32x4_s(dotInt4Quad(wb, xg8, xg16, cg)), f32x4.mul(finiteF16x4ToF32(db), sx), fb);
+      fc = madd(f32x4.convert_i32x4_s(dotInt4Quad(wc, xg8, xg16, cg)), f32x4.mul(finiteF16x4ToF32(dc), sx), fc);
+      fd = madd(f32x4.convert_i32x4_s(dotInt4Quad(wd, xg8, xg16, cg)), f32x4.mul(finiteF16x4ToF32(dd), sx), fd);
       wb += 64, wc += 64, wd += 64, db += 8, dc += 8, dd += 8;
     }
     wa += 64, da += 8, xg8 += 32, xg16 += 64, cg += CORRECTION_BYTES, sg += 4;
   }
   const o = out + ((<usize>i * <usize>n) << 2);
-  const special = horizontalMax(largest) >= 65536;
-  storeQuad(values, scales, o, k, n, i, q8, sv, corr, ua, fa, special);
+  v128.store(o + (<usize>ua << 4), fa);
   if (count == 4) {
-    storeQuad(values, scales, o, k, n, i, q8, sv, corr, ub, fb, special);
-    storeQuad(values, scales, o, k, n, i, q8, sv, corr, uc, fc, special);
-    storeQuad(values, scales, o, k, n, i, q8, sv, corr, ud, fd, special);
+    v128.store(o + (<usize>ub << 4), fb);
+    v128.store(o + (<usize>uc << 4), fc);
+    v128.store(o + (<usize>ud << 4), fd);
   }
-}
-
-/** Store quad u's four sums at o (one row of out), or, where some scale is not finite, its rows computed exactly. */
-@inline function storeQuad(values: usize, scales: usize, o: usize, k: i32, n: i32, i: i32, q8: usize, sv: usize, corr: usize, u: i32, sums: v128, special: bool): void {
-  if (!special) {
-    v128.store(o + (<usize>u << 4), sums);
-    return;
-  }
-  for (let j = u << 2; j < (u << 2) + 4; j++) store<f32>(o + (<usize>j << 2), gemvInt4Row(values, scales, k, n, i, q8, sv, corr, j));
 }
 
 /** int4: out[i, j] alone, any row j (of a full quad or not), each group's d converted exactly. */

@@ -209,13 +209,38 @@ for (const [scheme, m, k, n] of matmulCases) {
   });
 }
 
-// The int4 GEMV reads a quad's four f16 scales at a time with a conversion that is exact for finite
-// halves only, watches for the others and redoes such a quad row by row exactly: infinities and NaN
-// in the scales (K 256: eight groups; N 9: two full quads and a last row) and a largest finite half
-// beside them, must give what the reference gives (NaN where it has NaN, the same infinity, the finite
-// rows within the bound above).
-test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the GEMV's redo path)", async () => {
-  const m = 1, k = 256, n = 9;
+// The int4 GEMV's fast loop converts a quad's four f16 scales at a time in a way exact for finite
+// halves only; the host scans each scales buffer once and sends a weight with an infinity or a NaN
+// down the exact row-by-row path. Infinities and NaN in the scales (K 256: eight groups; N 9: two full
+// quads and a last row) and a largest finite half beside them must give what the reference gives
+// (NaN where it has NaN, the same infinity, the finite rows within the bound above).
+
+/** Throws unless `got` is the reference's `want` for one row of a: non-finite outputs exactly, finite ones within the matmul bound. */
+function expectInt4Row(label: string, got: Float32Array, want: Float32Array, values: HostArray, scales: HostArray, a: Float32Array, n: number, k: number): void {
+  const row = quantizeActivationRow(a, 0, k);
+  for (let j = 0; j < n; j++) {
+    if (!Number.isFinite(want[j]!)) {
+      assert.ok(Object.is(got[j], want[j]), `${label}: out[${j}] is ${got[j]}, expected ${want[j]}`);
+      continue;
+    }
+    let magnitude = 0;
+    for (let p = 0; p < k; p++) magnitude += Math.abs(row.q[p]! * row.scales[p >> 5]! * quantizedValue("int4", values, n, k, j, p) * quantizedScale("int4", scales, n, k, j, p));
+    const bound = (k + 8) * 2 ** -23 * magnitude;
+    assert.ok(Math.abs(got[j]! - want[j]!) <= bound, `${label}: out[${j}] is ${got[j]}, expected ${want[j]} (bound ${bound.toExponential(2)})`);
+  }
+}
+
+/** out = a W^T on `backend`, W int4 [n, k] from host values and a scales buffer already there. */
+async function int4Matmul(backend: AnyBackend, values: HostArray, scales: unknown, a: Float32Array, n: number, k: number): Promise<Float32Array> {
+  const v = upload(backend, "i8", values), input = upload(backend, "f32", a), out = empty(backend, "f32", n);
+  backend.kernels.matmulQuantized({ a: input as never, values: v as never, scales: scales as never, out: out as never, scheme: "int4", m: 1, k, n });
+  const result = await download(backend, out, "f32", n);
+  free(backend, v, input, out);
+  return result as Float32Array;
+}
+
+test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the exact path)", async () => {
+  const k = 256, n = 9;
   const q = quantizedOnHost("int4", weights(n, k, 5), n, k);
   const scales = q.scales as Uint16Array;
   scales[int4ScaleIndex(n, k, 0, 1)] = 0x7c00; // +inf
@@ -223,29 +248,48 @@ test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the GEMV's r
   scales[int4ScaleIndex(n, k, 5, 0)] = 0xfc00; // -inf
   scales[int4ScaleIndex(n, k, 7, 6)] = 0x7bff; // 65504, the largest finite half
   scales[int4ScaleIndex(n, k, 8, 3)] = 0x7c00; // +inf in the last, one-row quad
-  const next = random(99), a = Float32Array.from({ length: m * k }, () => next() * 3);
+  const next = random(99), a = Float32Array.from({ length: k }, () => next() * 3);
   const run = async (backend: AnyBackend) => {
-    const values = upload(backend, "i8", q.values), sc = upload(backend, "f16", scales);
-    const input = upload(backend, "f32", a), out = empty(backend, "f32", m * n);
-    backend.kernels.matmulQuantized({ a: input as never, values: values as never, scales: sc as never, out: out as never, scheme: "int4", m, k, n });
-    const result = await download(backend, out, "f32", m * n);
-    free(backend, values, sc, input, out);
-    return result as Float32Array;
+    const sc = upload(backend, "f16", scales);
+    const result = await int4Matmul(backend, q.values, sc, a, n, k);
+    free(backend, sc);
+    return result;
   };
   const want = await run(reference);
   assert.ok(Number.isNaN(want[2]!) && !Number.isFinite(want[0]!) && !Number.isFinite(want[5]!) && !Number.isFinite(want[8]!) && Number.isFinite(want[7]!), "the reference's special rows");
-  const row = quantizeActivationRow(a, 0, k);
+  for (const [label, backend] of backends) expectInt4Row(label, await run(backend), want, q.values, scales, a, n, k);
+});
+
+// The host remembers a scales buffer found finite until something writes it: an upload, a view from
+// rawBytes written through, a kernel writing it (fill here). Each write below makes a buffer already
+// used (and found finite) hold infinities; a stale memory would take the fast loop and give finite
+// numbers where the reference gives infinities and NaN.
+test("wasm matmulQuantized int4: a scales buffer written after use (upload, rawBytes, a kernel) is checked again", async () => {
+  const k = 64, n = 8;
+  const q = quantizedOnHost("int4", weights(n, k, 7), n, k);
+  const finite = q.scales as Uint16Array, infinite = finite.map((h, i) => (i % 3 === 0 ? 0x7c00 : h));
+  const next = random(5), a = Float32Array.from({ length: k }, () => next() * 3);
+  const wantFinite = await int4Matmul(reference, q.values, upload(reference, "f16", finite), a, n, k);
+  const wantInfinite = await int4Matmul(reference, q.values, upload(reference, "f16", infinite), a, n, k);
+  const allInfinite = new Uint16Array(finite.length).fill(0x7c00);
+  const wantAllInfinite = await int4Matmul(reference, q.values, upload(reference, "f16", allInfinite), a, n, k);
+  assert.ok(wantInfinite.some((v) => !Number.isFinite(v)) && wantAllInfinite.every((v) => !Number.isFinite(v)), "the reference's non-finite rows");
+  type Writable = AnyBackend & { rawBytes(b: unknown, d: DType, n: number): Uint8Array | null };
+  const writes: [string, Uint16Array, Float32Array, (backend: AnyBackend, scales: unknown) => void][] = [
+    ["upload", infinite, wantInfinite, (backend, scales) => (backend as unknown as { upload(b: unknown, d: DType, x: HostArray): void }).upload(scales, "f16", infinite)],
+    ["rawBytes", infinite, wantInfinite, (backend, scales) => {
+      const view = (backend as Writable).rawBytes(scales, "f16", infinite.length)!;
+      new Uint16Array(view.buffer, view.byteOffset, infinite.length).set(infinite);
+    }],
+    ["the fill kernel", allInfinite, wantAllInfinite, (backend, scales) => backend.kernels.fill({ out: scales as never, dtype: "f16", size: finite.length, value: Infinity })],
+  ];
   for (const [label, backend] of backends) {
-    const got = await run(backend);
-    for (let j = 0; j < n; j++) {
-      if (!Number.isFinite(want[j]!)) {
-        assert.ok(Object.is(got[j], want[j]), `${label}: out[${j}] is ${got[j]}, expected ${want[j]}`);
-        continue;
-      }
-      let magnitude = 0;
-      for (let p = 0; p < k; p++) magnitude += Math.abs(row.q[p]! * row.scales[p >> 5]! * quantizedValue("int4", q.values, n, k, j, p) * quantizedScale("int4", scales, n, k, j, p));
-      const bound = (k + 8) * 2 ** -23 * magnitude;
-      assert.ok(Math.abs(got[j]! - want[j]!) <= bound, `${label}: out[${j}] is ${got[j]}, expected ${want[j]} (bound ${bound.toExponential(2)})`);
+    for (const [how, written, want, write] of writes) {
+      const scales = upload(backend, "f16", finite);
+      expectInt4Row(`${label}, before`, await int4Matmul(backend, q.values, scales, a, n, k), wantFinite, q.values, finite, a, n, k);
+      write(backend, scales);
+      expectInt4Row(`${label}, after writing the scales by ${how}`, await int4Matmul(backend, q.values, scales, a, n, k), want, q.values, written, a, n, k);
+      free(backend, scales);
     }
   }
 });

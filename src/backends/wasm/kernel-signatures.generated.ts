@@ -54,7 +54,7 @@ export interface WasmKernelArguments {
   /** assembly/quantized.ts */
   dequantize: { values: Region; scales: Region; out: Region; scheme: number; rows: number; cols: number };
   /** assembly/quantized.ts */
-  matmulQuantized: { a: Region; values: Region; scales: Region; out: Region; scheme: number; m: number; k: number; n: number; workspace: Region };
+  matmulQuantized: { a: Region; values: Region; scales: Region; out: Region; scheme: number; m: number; k: number; n: number; finiteScales: number; workspace: Region };
   /** assembly/quantized.ts */
   embeddingQuantized: { values: Region; scales: Region; scheme: number; ids: Region; out: Region; count: number; vocab: number; dim: number };
   /** assembly/loss.ts */
@@ -517,10 +517,10 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
   matmulQuantized: {
     name: "matmulQuantized",
     index: 23,
-    arity: 9,
+    arity: 10,
     pointers: ["a", "values", "scales", "out", "workspace"],
     optional: [],
-    call: (f: KernelExport, a: WasmKernelArguments["matmulQuantized"], tid: number, threads: number): number => f(a.a.ptr, a.values.ptr, a.scales.ptr, a.out.ptr, a.scheme, a.m, a.k, a.n, a.workspace.ptr, tid, threads) | 0,
+    call: (f: KernelExport, a: WasmKernelArguments["matmulQuantized"], tid: number, threads: number): number => f(a.a.ptr, a.values.ptr, a.scales.ptr, a.out.ptr, a.scheme, a.m, a.k, a.n, a.finiteScales, a.workspace.ptr, tid, threads) | 0,
     write: (a: WasmKernelArguments["matmulQuantized"], slots: Float64Array): void => {
       slots[0] = a.a.ptr;
       slots[1] = a.values.ptr;
@@ -530,7 +530,8 @@ export const WASM_KERNELS: { readonly [K in WasmKernelName]: KernelBinding<WasmK
       slots[5] = a.m;
       slots[6] = a.k;
       slots[7] = a.n;
-      slots[8] = a.workspace.ptr;
+      slots[8] = a.finiteScales;
+      slots[9] = a.workspace.ptr;
     },
   },
   embeddingQuantized: {
