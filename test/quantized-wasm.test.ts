@@ -216,7 +216,7 @@ for (const [scheme, m, k, n] of matmulCases) {
 // (NaN where it has NaN, the same infinity, the finite rows within the bound above).
 
 /** Throws unless `got` is the reference's `want` for one row of a: non-finite outputs exactly, finite ones within the matmul bound. */
-function expectInt4Row(label: string, got: Float32Array, want: Float32Array, values: HostArray, scales: HostArray, a: Float32Array, n: number, k: number): void {
+function expectInt4Row(label: string, got: Float32Array, want: Float32Array, values: Int8Array, scales: Uint16Array, a: Float32Array, n: number, k: number): void {
   const row = quantizeActivationRow(a, 0, k);
   for (let j = 0; j < n; j++) {
     if (!Number.isFinite(want[j]!)) {
