@@ -1,7 +1,7 @@
 // One model across several WebAssembly memories (src/backends/wasm/memories.ts): a checkpoint loaded
 // with a small per-memory cap spans 3+ memories and computes exactly what the one-memory run computes
 // (the same kernels on the same thread counts, only operands copied between memories), for logits,
-// greedy decoding with a KV cache, int8 weights and 10 training steps, in Node and in headless Chromium
+// greedy decoding with a KV cache, int8 and int4 weights and 10 training steps, in Node and in headless Chromium
 // (a module Web Worker, 2 threads); the logits and greedy ids are transformers' (the model's weights are
 // a hash that scripts/golden/make_multimemory_fixture.py rebuilds: hosts/multimemory-model.ts). An
 // out-of-memory error names the memory and the totals.
@@ -74,7 +74,7 @@ function assertSame(what: string, got: ArrayLike<number>, want: ArrayLike<number
 }
 
 for (const threads of [1, 2]) {
-  for (const [scheme, load] of [["bf16", { weightDType: "bf16" }], ["int8", { quantize: "int8" }]] as const) {
+  for (const [scheme, load] of [["bf16", { weightDType: "bf16" }], ["int8", { quantize: "int8" }], ["int4", { quantize: "int4" }]] as const) {
     test(`${threads} thread(s), ${scheme}: a model across 3+ memories gives the one-memory logits and greedy ids exactly`, async () => {
       const one = await run(await backend(threads), load);
       const split = await run(await backend(threads, CAP), load);

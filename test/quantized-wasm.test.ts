@@ -294,4 +294,46 @@ test("wasm matmulQuantized int4: a scales buffer written after use (upload, rawB
   }
 });
 
+// The same, for rows of a after the first (M 3: the exact path's offsets per row), and with the scales
+// in a second WebAssembly memory (memories of 16 MiB; fillers take the first): the scan must read the
+// memory the buffer lives in.
+test("wasm ~ js: matmulQuantized int4 with an infinite scale, M 3, and with the scales in a second memory", async () => {
+  const m = 3, k = 96, n = 6;
+  const q = quantizedOnHost("int4", weights(n, k, 11), n, k);
+  const scales = q.scales as Uint16Array;
+  scales[int4ScaleIndex(n, k, 1, 2)] = 0xfc00; // -inf, in the first quad (rows 4-5 are a partial quad, always exact)
+  const next = random(13), a = Float32Array.from({ length: m * k }, () => next() * 3);
+  const run = async (backend: AnyBackend, sc: unknown) => {
+    const values = upload(backend, "i8", q.values), input = upload(backend, "f32", a), out = empty(backend, "f32", m * n);
+    backend.kernels.matmulQuantized({ a: input as never, values: values as never, scales: sc as never, out: out as never, scheme: "int4", m, k, n });
+    const result = await download(backend, out, "f32", m * n);
+    free(backend, values, input, out);
+    return result as Float32Array;
+  };
+  const want = await run(reference, upload(reference, "f16", scales));
+  const check = (label: string, got: Float32Array) => {
+    for (let i = 0; i < m; i++) expectInt4Row(`${label}, row ${i} of a`, got.subarray(i * n, (i + 1) * n), want.subarray(i * n, (i + 1) * n), q.values, scales, a.subarray(i * k, (i + 1) * k), n, k);
+  };
+  for (const [label, backend] of backends) {
+    const sc = upload(backend, "f16", scales);
+    check(label, await run(backend, sc));
+    free(backend, sc);
+  }
+  // The probes hold finite scales, so memory 0 holds those at the address the scales get in memory 1
+  // (the memories lay out alike): a scan of the wrong memory would find them finite.
+  const split = await createNodeWasmBackend({ threads: 2, maxMemoryPerInstance: 16 * 2 ** 20 });
+  const finite = (q.scales as Uint16Array).map((h) => (h === 0xfc00 ? 0x3c00 : h));
+  const fillers: unknown[] = [];
+  let sc = upload(split, "f16", finite);
+  while ((sc as { memory: number }).memory === 0) {
+    free(split, sc);
+    fillers.push(empty(split, "f32", 2 ** 18));
+    sc = upload(split, "f16", finite);
+  }
+  (split as unknown as { upload(b: unknown, d: DType, x: HostArray): void }).upload(sc, "f16", scales);
+  check("scales in memory 1", await run(split, sc));
+  free(split, sc, ...fillers);
+  split.dispose();
+});
+
 test.run();

@@ -228,7 +228,9 @@ export interface Backend<B = unknown> {
   /**
    * The buffer's bytes as a host view that may be written directly (a loader reads a file straight into
    * it: no intermediate copy), for backends whose buffers live in host memory and hold the raw bits of
-   * `dtype`; absent or null otherwise (use upload). The view is valid until the next allocation.
+   * `dtype`; absent or null otherwise (use upload). The view is valid until the next allocation, and
+   * is for writing the buffer before it is next passed to a kernel (a backend may remember what it
+   * found in a buffer until the buffer is written, and counts this call as the write).
    */
   rawBytes?(buffer: B, dtype: DType, size: number): Uint8Array | null;
   readonly kernels: KernelTable<B>;

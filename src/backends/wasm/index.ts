@@ -142,11 +142,14 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const memoryOf = (buffer: WasmBuffer) => memories.at(buffer.memory);
   /**
    * Whether each int4 scales buffer the GEMV has seen holds only finite halves: its fast loop converts
-   * scales in a way exact for finite ones only, and checking every group there cost 12% of its time,
-   * so the host scans a buffer once (about 0.3 ms for a 2048 x 8192 weight) and remembers. Every write
-   * forgets: a kernel's written operands (run), upload, and rawBytes (which hands out a writable view).
+   * scales in a way exact for finite ones only, and checking every group there cost 8-20% of its time,
+   * so the host scans a buffer once (about 0.2-0.3 ms for a 2048 x 8192 weight; about 25 ms for all of
+   * OLMo-1B, paid by its first forward pass) and remembers. Every write forgets (bufferWritten): a
+   * kernel's written operands (run), upload, rawBytes (which hands out a writable view), the all-reduce
+   * sum's result, free.
    */
   const int4ScalesFinite = new WeakMap<WasmBuffer, boolean>();
+  const bufferWritten = (buffer: WasmBuffer) => int4ScalesFinite.delete(buffer);
   const scalesFinite = (scales: WasmBuffer, count: number): boolean => {
     let finite = int4ScalesFinite.get(scales);
     if (finite === undefined) {
@@ -172,7 +175,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   const run = <K extends WasmKernelName>(name: K, work: number, args: WasmKernelArguments[K], needed: BytesNeeded<K>, home?: WasmMemory): number => {
     const kernel = WASM_KERNELS[name];
     checkRegions<K>(kernel, args, needed);
-    for (const p of WRITTEN[name]) int4ScalesFinite.delete((args as unknown as Record<string, WasmBuffer>)[p]!);
+    for (const p of WRITTEN[name]) bufferWritten((args as unknown as Record<string, WasmBuffer>)[p]!);
     if (memories.list.length === 1) return dispatch(kernel, first, work, args);
     return runAcrossMemories(kernel, name, work, args, needed, home ?? homeOf(kernel, args, needed));
   };
@@ -327,8 +330,8 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     matmulQuantized: ({ a, values, scales, out, scheme, m, k, n }: A<"matmulQuantized">) => {
       checkQuantizable("matmulQuantized", scheme, n, k);
       const bytes = quantizedBytes(scheme, n, k);
-      checkHostAccess("matmulQuantized", "scales", scales, bytes.scales);
-      const finiteScales = scheme === "int4" && scalesFinite(scales, bytes.scales / 2) ? 1 : 0;
+      // A missing or short scales buffer is left to run()'s check, which names it.
+      const finiteScales = scheme === "int4" && scales?.bytes >= bytes.scales && scalesFinite(scales, bytes.scales / 2) ? 1 : 0;
       run(
         "matmulQuantized", m * n * k, { a, values, scales, out, scheme: QUANT_CODE[scheme], m, k, n, finiteScales, workspace },
         { a: f32(m * k), ...bytes, out: f32(m * n), workspace: threads * exports.matmulWorkspaceBytes() },
@@ -477,6 +480,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
         const home = memoryOf(x);
         run("sumAll", n, { x, size: n }, { x: f32(n) }, home);
         const parts = new Float64Array(home.memory.buffer, home.exports.sumPartials(), threadsFor(n));
+        bufferWritten(out);
         new Float32Array(memoryOf(out).memory.buffer, out.ptr, 1)[0] = parts.reduce((total, part) => total + part, 0);
         return;
       }
@@ -540,16 +544,19 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       const { memory, ptr, size: block } = memories.allocate(bytes, `a ${dtype} tensor of ${n} elements (${formatBytes(bytes)})`);
       return { memory, ptr, bytes, block };
     },
-    free: (buffer) => memories.release({ memory: buffer.memory, ptr: buffer.ptr, size: buffer.block }),
+    free: (buffer) => {
+      bufferWritten(buffer);
+      memories.release({ memory: buffer.memory, ptr: buffer.ptr, size: buffer.block });
+    },
     upload: (buffer, _dtype, data) => {
       checkHostAccess("upload", "buffer", buffer, data.byteLength);
-      int4ScalesFinite.delete(buffer);
+      bufferWritten(buffer);
       new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     },
     rawBytes: (buffer, dtype, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
       checkHostAccess("rawBytes", "buffer", buffer, bytes);
-      int4ScalesFinite.delete(buffer);
+      bufferWritten(buffer);
       return new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, bytes);
     },
     download: async (buffer, dtype, n) => read(buffer, dtype, n),
