@@ -559,8 +559,9 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
  * range (four streams); then the quads the quarters left; then a last quad of fewer than four rows
  * (only where N is not a multiple of 4), row by row. Where some scale of the weight is an infinity or a
  * NaN (finiteScales 0), which finiteF16x4ToF32 gets wrong, every row is computed by gemvInt4Row: exact,
- * and slower, for a weight no finite checkpoint has. The host knows which weights those are
- * (src/backends/wasm/index.ts); checking each group's scales in the quads' loop cost 8-20%.
+ * and slower, for weights that have one (a group whose largest magnitude passes 8 x 65504 overflows
+ * its f16 scale). The host knows which weights those are (src/backends/wasm/index.ts); checking each
+ * group's scales in the quads' loop cost 8-20%.
  */
 function gemvInt4(
   values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q8: usize, q16: usize, sv: usize, corr: usize, finiteScales: bool,
