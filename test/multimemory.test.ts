@@ -1,10 +1,10 @@
 // One model across several WebAssembly memories (src/backends/wasm/memories.ts): a checkpoint loaded
 // with a small per-memory cap spans 3+ memories and computes exactly what the one-memory run computes
 // (the same kernels on the same thread counts, only operands copied between memories), for logits,
-// greedy decoding with a KV cache, int8 and int4 weights and 10 training steps, in Node and in headless Chromium
-// (a module Web Worker, 2 threads); the logits and greedy ids are transformers' (the model's weights are
-// a hash that scripts/golden/make_multimemory_fixture.py rebuilds: hosts/multimemory-model.ts). An
-// out-of-memory error names the memory and the totals.
+// greedy decoding with a KV cache, int8 and int4 weights and 10 training steps, in Node and in
+// headless Chromium (a module Web Worker, 2 threads); the logits and greedy ids are transformers' (the
+// model's weights are a hash that scripts/golden/make_multimemory_fixture.py rebuilds:
+// hosts/multimemory-model.ts). An out-of-memory error names the memory and the totals.
 
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
