@@ -197,14 +197,15 @@ function dequantizeRow(values: usize, scales: usize, scheme: i32, r: i32, rows: 
     return;
   }
   const groups = cols / GROUP;
-  for (let g = 0; g < groups; g++) {
-    const d = f32x4.splat(f16ToF32(<u32>load<u16>(int4Scale(scales, rows, groups, r, g))));
-    const packed = loadInt4Group(values, rows, groups, r, g), o = out + (<usize>g << 7);
-    const eight = i8x16.splat(8), mask = i8x16.splat(15);
-    const lo = i8x16.sub(v128.and(packed, mask), eight), hi = i8x16.sub(v128.and(i16x8.shr_u(packed, 4), mask), eight);
-    storeInt8AsF32(o, lo, d);
-    storeInt8AsF32(o + 64, hi, d);
-  }
+  for (let g = 0; g < groups; g++) dequantizeInt4Group(values, scales, rows, groups, r, g, out + (<usize>g << 7));
+}
+
+/** Row r's group g of a [rows, groups * 32] int4 W, dequantized: 32 f32 at o. */
+@inline function dequantizeInt4Group(values: usize, scales: usize, rows: i32, groups: i32, r: i32, g: i32, o: usize): void {
+  const d = f32x4.splat(f16ToF32(<u32>load<u16>(int4Scale(scales, rows, groups, r, g))));
+  const packed = loadInt4Group(values, rows, groups, r, g), eight = i8x16.splat(8), mask = i8x16.splat(15);
+  storeInt8AsF32(o, i8x16.sub(v128.and(packed, mask), eight), d);
+  storeInt8AsF32(o + 64, i8x16.sub(v128.and(i16x8.shr_u(packed, 4), mask), eight), d);
 }
 
 /** Sixteen i8 lanes times `scale`, stored as 16 f32. */
@@ -335,13 +336,7 @@ export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme:
       for (; c < kc; c++) store<f32>(o + (<usize>c << 2), <f32>load<i8>(row + <usize>c) * scale);
     } else {
       const groups = k / GROUP;
-      const eight = i8x16.splat(8), mask = i8x16.splat(15);
-      for (let g = p0 / GROUP; g < (p0 + kc) / GROUP; g++) {
-        const d = f32x4.splat(f16ToF32(<u32>load<u16>(int4Scale(scales, n, groups, j, g))));
-        const packed = loadInt4Group(values, n, groups, j, g), out = o + (<usize>(g * GROUP - p0) << 2);
-        storeInt8AsF32(out, i8x16.sub(v128.and(packed, mask), eight), d);
-        storeInt8AsF32(out + 64, i8x16.sub(v128.and(i16x8.shr_u(packed, 4), mask), eight), d);
-      }
+      for (let g = p0 / GROUP; g < (p0 + kc) / GROUP; g++) dequantizeInt4Group(values, scales, n, groups, j, g, o + (<usize>(g * GROUP - p0) << 2));
     }
   }
 }
