@@ -217,19 +217,27 @@ test("olmo quantize writes int8 and int4 folders that olmo generate reads, and r
       if (q.status !== 0 || !q.stderr.includes(`wrote ${out}: ${scheme}`)) throw new Error(`status ${q.status}: ${q.stderr}`);
       const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
       if (!config.quantization_config) throw new Error("no quantization_config");
-      // The folder's own scheme applies by default; --json reports the weights' bytes.
-      const fromFolder = olmo("generate", "--model", out, "--ids", "1,2,3", "--max-new-tokens", "4", "--json", "--threads", "1");
+      // The folder loads as it is stored; --json says its scheme.
+      const asStored = olmo("generate", "--model", out, "--ids", "1,2,3", "--max-new-tokens", "4", "--json", "--threads", "1");
+      if (asStored.status !== 0 || JSON.parse(asStored.stdout).quantization !== scheme) throw new Error(asStored.stdout + asStored.stderr);
+      // The same integers as quantizing on the fly (int8's folder keeps the embedding bf16, as
+      // transformers' layout does; --quantize int8 quantizes it as the on-the-fly load does).
+      const fromFolder = olmo("generate", "--model", out, "--quantize", scheme, "--ids", "1,2,3", "--max-new-tokens", "4", "--json", "--threads", "1");
       const onTheFly = olmo("generate", "--model", MODEL, "--quantize", scheme, "--ids", "1,2,3", "--max-new-tokens", "4", "--json", "--threads", "1");
       if (fromFolder.status !== 0 || onTheFly.status !== 0) throw new Error(fromFolder.stderr + onTheFly.stderr);
-      // The same integers either way (int8's folder keeps the embedding bf16, quantized again at load).
       const ids = (r: { stdout: string }) => JSON.stringify(JSON.parse(r.stdout).ids);
       if (ids(fromFolder) !== ids(onTheFly)) throw new Error(`${scheme}: ${fromFolder.stdout} vs ${onTheFly.stdout}`);
-      if (JSON.parse(fromFolder.stdout).quantization !== scheme) throw new Error(fromFolder.stdout);
+      if (scheme === "int4" && ids(asStored) !== ids(onTheFly)) throw new Error(`int4 as stored: ${asStored.stdout} vs ${onTheFly.stdout}`);
       expectFailure(["quantize", "--model", MODEL, "--to", scheme, "--out", out], 1, "exists and is not empty");
     }
-    // A folder already quantized with another scheme would be copied as it is, not converted: refused.
-    expectFailure(["quantize", "--model", join(dir, "int4"), "--to", "int8", "--out", join(dir, "int4-to-int8"), "--threads", "1"], 1,
-      `olmo quantize: ${join(dir, "int4")} already holds int4 weights`, "quantize the float checkpoint instead");
+    // Weights already quantized in another scheme cannot be quantized again: refused, saying what the folder holds.
+    const again = ["quantized weights cannot be quantized again", "stored int4", "quantize its float checkpoint"];
+    expectFailure(["quantize", "--model", join(dir, "int4"), "--to", "int8", "--out", join(dir, "int4-to-int8"), "--threads", "1"], 1, `quantize "int8" was asked for`, ...again);
+    expectFailure(["generate", "--model", join(dir, "int4"), "--quantize", "int8", "--ids", "1", "--threads", "1"], 1, ...again);
+    expectFailure(["generate", "--model", join(dir, "int4"), "--load-in-8bit", "--ids", "1", "--threads", "1"], 1, ...again);
+    // --out naming a file, not a folder.
+    writeFileSync(join(dir, "a-file"), "x");
+    expectFailure(["quantize", "--model", MODEL, "--to", "int8", "--out", join(dir, "a-file"), "--threads", "1"], 1, `olmo quantize: ${join(dir, "a-file")} is a file; give a new folder`);
     expectFailure(["quantize", "--model", MODEL, "--to", "int3", "--out", join(dir, "x")], 2, "--to must be int8 or int4, got int3");
     expectFailure(["generate", "--model", MODEL, "--load-in-8bit", "--quantize", "int4", "--ids", "1"], 2, "--load-in-8bit means --quantize int8");
   } finally {

@@ -138,6 +138,8 @@ test("a shard missing on the server is reported by name; a bad repo id before an
     message = (e as Error).message;
   }
   if (!message.includes(`${SHARD}: shard named in model.safetensors.index.json is missing`)) throw new Error(message);
+  // Said once: not again for each tensor the shard should hold.
+  if (/in the index but not in the shard|missing tensor/.test(message)) throw new Error(`the missing shard's tensors are listed too: ${message}`);
   let bad = "";
   try {
     hubSource({ repo: "not a repo", endpoint });

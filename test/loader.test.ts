@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import {
-  blobSource, cachedUrlSource, createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, Random, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
+  blobSource, cachedUrlSource, CheckpointError, createJsBackend, encodeSafetensors, fileListSource, loadCheckpoint, narrowFromF32, Random, readSafetensorsHeader, type AnyBackend, type ByteSource, type ModelSource,
   type Tensor, weightBytes,
 } from "../src/index.js";
 import { fileSource, folderSource } from "../src/node/index.js";
@@ -362,6 +362,16 @@ test("a file's large reads are exact: in parts, through the bounce buffer and ac
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a checkpoint wrong throughout lists its first problems and counts the rest; the error keeps them all", () => {
+  const problems = Array.from({ length: 45 }, (_, i) => `problem ${i}`);
+  const error = new CheckpointError("some/folder", problems);
+  const lines = error.message.split("\n");
+  if (lines[0] !== "cannot load the checkpoint in some/folder: 45 problem(s):") throw new Error(lines[0]);
+  if (lines.length !== 21 || lines[19] !== "  - problem 18" || lines[20] !== "  - ... and 26 more") throw new Error(error.message);
+  if (error.problems.length !== 45) throw new Error("the problems property lost some");
+  if (new CheckpointError("f", problems.slice(0, 20)).message.includes("more")) throw new Error("20 problems are all shown");
 });
 
 test.run();

@@ -142,10 +142,20 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
       }
       const [a, b] = [await logits(reloaded.model, js), await logits(model, js)];
       sameBytes(new Uint8Array(a.buffer), new Uint8Array(b.buffer), "logits");
-      // Without an option, the folder's scheme applies to its float weights too (the int8 embedding).
+      // Without an option every weight loads as the folder stores it: int4's embedding is int8, int8's
+      // stays float (bitsandbytes' layout); quantize "int8" quantizes that float embedding too.
       const auto = await loadCheckpoint(folderSource(out), js);
-      assert.ok(auto.weights.get("embed") instanceof QuantizedWeight);
+      assert.is(auto.weights.get("embed") instanceof QuantizedWeight, scheme === "int4");
       assert.is(auto.quantization, scheme);
+      for (const w of auto.weights.values()) w.dispose();
+      const asked = await loadCheckpoint(folderSource(out), js, { quantize: scheme });
+      assert.ok(asked.weights.get("embed") instanceof QuantizedWeight && (asked.weights.get("embed") as QuantizedWeight).scheme === "int8");
+      for (const w of asked.weights.values()) w.dispose();
+      // Another scheme cannot apply to weights already quantized: refused once for the folder, with what it holds.
+      const other = scheme === "int8" ? "int4" : "int8";
+      const refused = await rejection(loadCheckpoint(folderSource(out), js, { quantize: other }));
+      assert.ok(refused instanceof CheckpointError && refused.problems.length === 1, String(refused));
+      assert.match(refused.message, new RegExp(`quantize "${other}" was asked for, but \\d+ tensor\\(s\\) are stored ${scheme}, such as "model\\.layers\\.0\\.self_attn\\.q_proj\\.weight": quantized weights cannot be quantized again`));
       if (scheme === "int4") {
         // int4 tensors under a config that does not declare olmo-js int4 (such as bitsandbytes' 8-bit
         // one): the order of their rows is unknown, so they are refused, naming the tensor.
@@ -154,7 +164,9 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
         writeFileSync(join(moved, "config.json"), JSON.stringify({ ...config, quantization_config: quantizationConfig("int8") }));
         const error = await rejection(loadCheckpoint(folderSource(moved), js));
         assert.ok(error instanceof CheckpointError);
-        assert.match(error.message, /tensor "model\.layers\.0\.self_attn\.q_proj\.weight" is int4 \(it has "model\.layers\.0\.self_attn\.q_proj\.scales"\), but config\.json's quantization_config does not declare olmo-js int4 with "rows_interleaved": 4/);
+        // One problem for the folder, not one per tensor (nor their scales again as unexpected tensors).
+        assert.is(error.problems.length, 1, error.message);
+        assert.match(error.message, /\d+ tensor\(s\) are int4, such as [^ ]*model\.safetensors: "model\.layers\.0\.self_attn\.q_proj\.weight" \(with "model\.layers\.0\.self_attn\.q_proj\.scales"\), but config\.json's quantization_config does not declare olmo-js int4 with "rows_interleaved": 4/);
       }
       // A second write into the same folder is refused: nothing is overwritten.
       assert.match((await rejection(saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize" }))).message, /exists and is not empty/);
@@ -206,8 +218,9 @@ test("a folder in transformers' load_in_8bit layout loads as it is and gives the
   const dir = `${repoRoot}test/fixtures/olmo-8bit`;
   const golden = JSON.parse(readFileSync(`${dir}/expected_logits.json`, "utf8")) as { prompt: number[]; logitsInt8: number[]; logitsF16: number[] };
   for (const backend of [js, ...(await wasmBackendsUnderTest())]) {
-    // "none": the stored int8 layers as they are, the f16 embedding and LM head kept float (as bitsandbytes runs them).
-    const { model } = await loadOlmo(folderSource(dir), backend, { quantize: "none" });
+    // By default (as with "none") every weight as stored: the int8 layers, the f16 embedding and LM head
+    // kept float (as bitsandbytes runs them).
+    const { model } = await loadOlmo(folderSource(dir), backend);
     assert.ok(model.weights.get("layers.1.down") instanceof QuantizedWeight && !(model.weights.get("lmHead") instanceof QuantizedWeight));
     const out = noGrad(() => model.forward(tensor(golden.prompt, [1, golden.prompt.length], { dtype: "i32", backend })));
     // The golden forward is float64 over the same integers and scales; ours is f32 through 2 layers
@@ -216,11 +229,11 @@ test("a folder in transformers' load_in_8bit layout loads as it is and gives the
     out.dispose();
     model.dispose();
   }
-  // By default the folder's scheme also applies to its float weights: the embedding and LM head become int8.
-  const auto = await loadCheckpoint(folderSource(dir), js);
-  assert.is(auto.quantization, "int8");
-  assert.ok(auto.weights.get("embed") instanceof QuantizedWeight);
-  for (const w of auto.weights.values()) w.dispose();
+  // quantize "int8" quantizes its float weights too: the embedding and LM head become int8 (faster, not transformers' logits).
+  const asked = await loadCheckpoint(folderSource(dir), js, { quantize: "int8" });
+  assert.is(asked.quantization, "int8");
+  assert.ok(asked.weights.get("embed") instanceof QuantizedWeight && asked.weights.get("lmHead") instanceof QuantizedWeight);
+  for (const w of asked.weights.values()) w.dispose();
 });
 
 test("the one-line API takes quantize and generates what loadOlmo + generate give on the same weights", async () => {
@@ -304,6 +317,67 @@ test("int4 on weights whose inputs are not a multiple of 32 is refused, naming t
   const dir = await editedFolder(() => {});
   assert.ok((await rejection(loadCheckpoint(folderSource(dir), js, { quantize: "int4" }))) instanceof CheckpointError);
   rmSync(dir, { recursive: true });
+});
+
+test("bitsandbytes' weight_format must be row-major; stray buffers, doubled or missing scales and bad options are named once", async () => {
+  const format = (value: number, dtype = "U8", shape: number[] = []) => (t: Map<string, TensorToWrite>) => {
+    int8QProj(t);
+    const name = "model.layers.0.self_attn.q_proj.weight_format";
+    t.set(name, { name, dtype: dtype as "U8", shape, bytes: new Uint8Array(shape.reduce((a, b) => a * b, 1) * (dtype === "F32" ? 4 : 1)).fill(value) });
+  };
+  const row = await editedFolder(format(0));
+  const loaded = await loadCheckpoint(folderSource(row), js);
+  assert.ok(loaded.weights.get("layers.0.q") instanceof QuantizedWeight);
+  for (const w of loaded.weights.values()) w.dispose();
+  rmSync(row, { recursive: true });
+  // A tiled GPU layout would be read as rows: garbage, so refused.
+  assert.match(await loadError(await editedFolder(format(2))), /q_proj\.weight_format" is 2 \(col_turing\); olmo-js reads only row-major int8 weights \(0\)/);
+  assert.match(await loadError(await editedFolder(format(0, "F32", [1]))), /q_proj\.weight_format" must be one U8 value \(bitsandbytes' weight layout\), got F32 \[1\]/);
+  // Buffers of layers the config does not have, and a weight_format beside a float weight, are unexpected.
+  const stray = await editedFolder((t) => {
+    for (const name of ["model.layers.9.self_attn.rotary_emb.inv_freq", "model.layers.0.self_attn.k_proj.weight_format"]) t.set(name, { name, dtype: "U8", shape: [], bytes: new Uint8Array(1) });
+  });
+  const strayMessage = await loadError(stray);
+  assert.match(strayMessage, /unexpected tensor "model\.layers\.9\.self_attn\.rotary_emb\.inv_freq"/);
+  assert.match(strayMessage, /unexpected tensor "model\.layers\.0\.self_attn\.k_proj\.weight_format"/);
+  // Both schemes' scales beside one weight: one problem, and neither reported again as unexpected.
+  const both = await editedFolder((t) => {
+    int8QProj(t);
+    const name = "model.layers.0.self_attn.q_proj.scales";
+    t.set(name, { name, dtype: "F16", shape: [24, 1], bytes: new Uint8Array(48) });
+  });
+  const bothError = await rejection(loadCheckpoint(folderSource(both), js));
+  rmSync(both, { recursive: true });
+  assert.ok(bothError instanceof CheckpointError && bothError.problems.length === 1, bothError.message);
+  assert.match(bothError.message, /q_proj\.weight" has both int8 scales "model\.layers\.0\.self_attn\.q_proj\.SCB" and int4 scales "model\.layers\.0\.self_attn\.q_proj\.scales"/);
+  // int4 values without their scales: the message says what is missing.
+  const bare = await editedFolder((t) => {
+    const name = "model.layers.0.self_attn.q_proj.weight";
+    t.set(name, { name, dtype: "U8", shape: [24, 12], bytes: new Uint8Array(24 * 12) });
+  });
+  assert.match(await loadError(bare), /q_proj\.weight" has shape \[24,12\], config\.json implies \[24,24\] \(as U8 \[24,12\] it would be int4, but its scales "model\.layers\.0\.self_attn\.q_proj\.scales" are missing\)/);
+  // Options of the wrong type are refused, not read as truthy or ignored.
+  assert.match(await loadError(await editedFolder(() => {}), { quantize: "int8", quantizeEmbedding: "false" }), /quantizeEmbedding must be true or false, got "false"/);
+  assert.match(await loadError(await editedFolder(() => {}), { weightDType: "int8" }), /weightDType must be "f32", "bf16" or "auto", got "int8"/);
+});
+
+test("generate refuses logits that are NaN or infinite instead of picking token 0 forever", async () => {
+  // A NaN weight, loaded on purpose (allowNonFinite), stands for any forward pass that overflows f32
+  // (a corrupt checkpoint: a weight or scale far out of range).
+  const dir = await editedFolder((t) => {
+    const name = "model.layers.0.mlp.down_proj.weight", w = t.get(name)!;
+    const values = new Float32Array(w.bytes.slice().buffer);
+    values[5] = NaN;
+    t.set(name, { ...w, bytes: new Uint8Array(values.buffer) });
+  });
+  try {
+    const { model } = await loadOlmo(folderSource(dir), js, { allowNonFinite: true });
+    const error = await rejection(generate(model, [1, 2, 3], { maxNewTokens: 4 }));
+    assert.match(error.message, /^generate: logit \d+ at position 2 is NaN: the forward pass overflowed f32/);
+    model.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

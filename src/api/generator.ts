@@ -42,7 +42,7 @@ export interface PretrainedOptions {
   backend?: BackendChoice;
   /** Weight storage: "auto" (default: f32 below 200M parameters, else bf16), "f32" or "bf16". */
   dtype?: "auto" | "f32" | "bf16";
-  /** Quantize the weights as they load: "int8" or "int4" (src/core/quantize.ts); default the folder's own scheme, else none. */
+  /** Quantize the float weights as they load: "int8" or "int4" (src/core/quantize.ts); default "none": every weight as the folder stores it. */
   quantize?: "int8" | "int4" | "none";
   /** Threads of a "wasm" backend made here. Default 1 in the core (more need a worker and cross-origin isolation); see NodeOlmoGenerator for Node. */
   threads?: number;

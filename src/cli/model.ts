@@ -48,7 +48,7 @@ export function modelSource(
 export const quantizeOptions: Record<string, OptionSpec> = {
   quantize: {
     kind: "value", choices: ["int8", "int4", "none"],
-    help: "quantize the weights as they load: int8 (per-row, as bitsandbytes' load_in_8bit) or int4 (groups of 32); default: the folder's own scheme, else none",
+    help: "quantize the float weights as they load: int8 (per-row, as bitsandbytes' load_in_8bit) or int4 (groups of 32); default none: every weight as the folder stores it",
   },
   "load-in-8bit": { kind: "flag", help: "the model card's spelling of --quantize int8" },
   adapter: { kind: "value", placeholder: "DIR", help: "a LoRA adapter applied to the model: a folder in PEFT's format (adapter_config.json + adapter_model.safetensors) or a LoRA run's --save folder" },

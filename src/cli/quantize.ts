@@ -2,8 +2,7 @@
 // (int8 in the layout transformers saves for load_in_8bit; int4 in olmo-js's own; src/io/quantized.ts).
 
 import { availableParallelism } from "node:os";
-import { loadOlmo, QuantizedWeight, type QuantScheme } from "../index.js";
-import { schemeFor } from "../io/quantized.js";
+import { loadOlmo, type QuantScheme } from "../index.js";
 import { saveModelFolder } from "../node/model-folder.js";
 import { parseArgs, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
@@ -30,16 +29,8 @@ export async function runQuantize(args: string[]): Promise<void> {
     // int8 keeps the embedding and LM head float, as bitsandbytes does, so transformers reads the folder;
     // float weights are kept in bf16 (f16 stays f16), as a quantized checkpoint's are.
     const { model } = await loadOlmo(source, backend, { quantize: scheme, quantizeEmbedding: scheme !== "int8", weightDType: "bf16" });
-    // Weights the folder already holds quantized load as they are: another scheme's would be written
-    // unchanged, not as --to asks.
-    for (const [name, weight] of model.weights) {
-      if (weight instanceof QuantizedWeight && weight.scheme !== schemeFor(name, scheme)) {
-        throw new Error(
-          `olmo quantize: ${source.name} already holds ${weight.scheme} weights (${name} is ${weight.scheme}), which --to ${scheme} would copy as they are; ` +
-            `quantize the float checkpoint instead`,
-        );
-      }
-    }
+    // A folder whose weights are already quantized in another scheme is refused by the loader (quantized
+    // weights cannot be quantized again); one in this scheme is copied as it is, its float weights quantized.
     const bytes = await saveModelFolder(model.weights, source, out, { what: "olmo quantize" });
     console.error(`wrote ${out}: ${scheme}, ${(bytes / 1e9).toFixed(3)} GB of weights in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {

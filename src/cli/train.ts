@@ -98,7 +98,7 @@ const trainSpec: CommandSpec = {
   "lora-targets": { kind: "value", placeholder: "q,v,...", help: "LoRA: layers that get adapters: q, k, v, o, gate, up, down (or PEFT's q_proj, ...), or all (default q,v, PEFT's for OLMo)" },
   "lora-dropout": { kind: "value", number: { min: 0, max: 1, maxExclusive: true }, help: "LoRA: dropout on the adapters' input while training (default 0)" },
   adapter: { kind: "value", placeholder: "DIR", help: "LoRA: start from this adapter folder (PEFT's, or a LoRA run's step or --save folder) instead of fresh adapters" },
-  quantize: { kind: "value", choices: ["int8", "int4", "none"], help: "LoRA: quantize the frozen base as it loads (QLoRA-style); default: the folder's own scheme, else none" },
+  quantize: { kind: "value", choices: ["int8", "int4", "none"], help: "LoRA: quantize the frozen base's float weights as it loads (QLoRA-style); default none: every weight as the folder stores it" },
   "load-in-8bit": { kind: "flag", help: "LoRA: the model card's spelling of --quantize int8" },
 };
 
@@ -179,7 +179,7 @@ async function loraPlan(
   const quantize = quantizeChoice(parsed);
   const resumeLora = resumeFolder !== null && isLoraFolder(resumeFolder);
   if (!resumeLora && shapeFlags.length === 0 && !values.has("adapter")) {
-    if (quantize !== undefined) throw new UsageError(`--quantize / --load-in-8bit need LoRA (--lora-r R or --adapter DIR): full training updates every weight, in f32`);
+    if (quantize !== undefined && quantize !== "none") throw new UsageError(`--quantize / --load-in-8bit need LoRA (--lora-r R or --adapter DIR): full training updates every weight, in f32`);
     if (resumeFolder !== null && values.has("model")) throw new UsageError(`--model with --load names a LoRA run's base model; ${resumeFolder} is a full checkpoint`);
     return null;
   }

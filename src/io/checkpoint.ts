@@ -31,12 +31,17 @@ export interface ModelSource {
   open(file: string): Promise<ByteSource | null>;
 }
 
+const MAX_PROBLEMS_SHOWN = 20;
+
 export class CheckpointError extends Error {
   constructor(
     readonly source: string,
     readonly problems: string[],
   ) {
-    super(`cannot load the checkpoint in ${source}: ${problems.length} problem(s):\n  - ${problems.join("\n  - ")}`);
+    // A folder that is wrong throughout (another model's config, an old layout) can have hundreds of
+    // problems; the first ones say what is wrong, the property keeps them all.
+    const shown = problems.length > MAX_PROBLEMS_SHOWN ? [...problems.slice(0, MAX_PROBLEMS_SHOWN - 1), `... and ${problems.length - MAX_PROBLEMS_SHOWN + 1} more`] : problems;
+    super(`cannot load the checkpoint in ${source}: ${problems.length} problem(s):\n  - ${shown.join("\n  - ")}`);
     this.name = "CheckpointError";
   }
 }
@@ -51,10 +56,11 @@ export interface LoadOptions {
   /** Load weights that are NaN or infinite instead of refusing them (default false). */
   allowNonFinite?: boolean;
   /**
-   * Quantize the weights as they stream in (src/core/quantize.ts; the embedding / LM head takes int8
-   * under int4, see schemeFor). Default: the folder's own scheme when its config.json declares one
-   * (its float weights, such as an 8-bit folder's embedding, are then quantized to match), else none.
-   * "none" keeps the float weights float.
+   * Quantize the float weights as they stream in (src/core/quantize.ts; the embedding / LM head takes
+   * int8 under int4, see schemeFor). Default "none": every weight loads as the folder stores it, so a
+   * quantized folder's quantized weights stay quantized and its float ones (such as a transformers
+   * 8-bit folder's embedding and LM head) stay float, as transformers runs them. A scheme the folder's
+   * quantized weights are not in is refused: they cannot be quantized again.
    */
   quantize?: QuantScheme | "none";
   /**
@@ -136,8 +142,9 @@ function expectedTensors(c: OlmoConfig, layout: "hf" | "olmo", prefix: string): 
 }
 
 /** Open the weight files: model.safetensors, or the shards named by model.safetensors.index.json. */
-async function openWeightFiles(source: ModelSource, problems: string[]): Promise<Map<string, TensorEntry>> {
+async function openWeightFiles(source: ModelSource, problems: string[], inMissingShards: Set<string>): Promise<Map<string, TensorEntry>> {
   const entries = new Map<string, TensorEntry>();
+  const missing = new Set<string>();
   const indexName = `${source.name}/model.safetensors.index.json`;
   const indexText = await readTextFile(source, "model.safetensors.index.json");
   let files: string[];
@@ -171,6 +178,7 @@ async function openWeightFiles(source: ModelSource, problems: string[]): Promise
   for (const file of files) {
     const bytes = await source.open(file);
     if (!bytes) {
+      missing.add(file);
       problems.push(
         indexText !== null ? `${source.name}/${file}: shard named in model.safetensors.index.json is missing` : `${source.name}: no model.safetensors or model.safetensors.index.json`,
       );
@@ -186,7 +194,9 @@ async function openWeightFiles(source: ModelSource, problems: string[]): Promise
   }
   if (weightMap) {
     for (const [name, file] of Object.entries(weightMap)) {
-      if (!entries.has(name) && files.includes(file)) problems.push(`${source.name}/${file}: tensor "${name}" is in the index but not in the shard`);
+      // A missing shard is one problem, not one per tensor it should hold.
+      if (missing.has(file)) inMissingShards.add(name);
+      else if (!entries.has(name) && files.includes(file)) problems.push(`${source.name}/${file}: tensor "${name}" is in the index but not in the shard`);
     }
   }
   return entries;
@@ -300,37 +310,58 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
 
   const problems: string[] = [];
   let inFolder: QuantScheme | null = null;
+  let configSaysWhy = false; // its quantization_config is wrong, which says why its tensors are not what it declares
   try {
     inFolder = folderScheme(JSON.parse(configText) as Record<string, unknown>, `${source.name}/config.json`);
   } catch (e) {
     problems.push((e as Error).message);
+    configSaysWhy = true;
   }
   if (options.quantize !== undefined && options.quantize !== "none" && !QUANT_SCHEMES.includes(options.quantize)) {
     throw new CheckpointError(source.name, [`unknown quantization scheme ${JSON.stringify(options.quantize)}; expected "int8", "int4" or "none"`]);
   }
-  const quantizeTo = options.quantize === "none" ? null : (options.quantize ?? inFolder);
-  const entries = await openWeightFiles(source, problems);
+  if (options.quantizeEmbedding !== undefined && typeof options.quantizeEmbedding !== "boolean") {
+    throw new CheckpointError(source.name, [`quantizeEmbedding must be true or false, got ${JSON.stringify(options.quantizeEmbedding)}`]);
+  }
+  if (options.weightDType !== undefined && !["f32", "bf16", "auto"].includes(options.weightDType)) {
+    throw new CheckpointError(source.name, [`weightDType must be "f32", "bf16" or "auto", got ${JSON.stringify(options.weightDType)}`]);
+  }
+  const quantizeTo = options.quantize === undefined || options.quantize === "none" ? null : options.quantize;
+  const inMissingShards = new Set<string>();
+  const entries = await openWeightFiles(source, problems, inMissingShards);
   const names = [...entries.keys()];
   const prefix = names.some((n) => n.startsWith("model.transformer.")) ? "model." : "";
   const layout = names.some((n) => n.startsWith(`${prefix}transformer.`)) ? "olmo" : "hf";
   const expected = expectedTensors(config, layout, prefix);
   const slices: Slice[] = [];
   const companions = new Set<string>();
+  // Said once for the folder, not once per tensor: int4 tensors whose row order config.json does not
+  // declare, and quantized tensors in another scheme than the one asked for.
+  const undeclaredInt4: string[] = [];
+  const otherScheme = new Map<QuantScheme, string[]>();
   for (const [name, { shape, slices: parts }] of expected) {
     const entry = entries.get(name);
     if (!entry) {
+      if (inMissingShards.has(name)) continue;
       if (entries.size > 0 || problems.length === 0) problems.push(`missing tensor "${name}" (${layout === "hf" ? "Hugging Face" : "OLMo"} layout, shape [${shape}])`);
       continue;
     }
+    // Its scales, even when malformed (reported once, as its scales, not again as unexpected tensors).
+    for (const scheme of QUANT_SCHEMES) if (entries.has(scalesTensorName(name, scheme))) companions.add(scalesTensorName(name, scheme));
     const quantized = quantizedInFile(name, shape, entry, entries, problems);
     if (quantized === "bad") continue;
+    if (quantized?.scheme === "int8" && entries.has(weightFormatName(name))) {
+      const problem = await weightFormatProblem(entries.get(weightFormatName(name))!);
+      if (problem) problems.push(problem);
+      companions.add(weightFormatName(name));
+    }
     if (quantized && quantized.scheme === "int4" && inFolder !== "int4") {
       // Only a config that declares olmo-js int4 says in which order the tensor's rows are stored.
-      problems.push(
-        `${entry.file.name}: tensor "${name}" is int4 (it has "${quantized.scales.name}"), but config.json's quantization_config does not declare ` +
-          `olmo-js int4 with "rows_interleaved": ${INT4_ROWS_INTERLEAVED}, so the order of its rows is unknown (olmo-js before the interleaving wrote them in another); ` +
-          `quantize the float checkpoint again (olmo quantize --to int4)`,
-      );
+      undeclaredInt4.push(`${entry.file.name}: "${name}" (with "${quantized.scales.name}")`);
+      continue;
+    }
+    if (quantized && quantizeTo && quantized.scheme !== schemeFor(parts[0]![0], quantizeTo)) {
+      otherScheme.set(quantized.scheme, [...(otherScheme.get(quantized.scheme) ?? []), name]);
       continue;
     }
     if (quantized && parts.length > 1) {
@@ -338,16 +369,20 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       continue;
     }
     if (quantized) {
-      companions.add(quantized.scales.name);
       slices.push({ weight: parts[0]![0], shape, entry, rowStart: 0, quantized });
       continue;
     }
     if (entry.shape.join() !== shape.join()) {
-      problems.push(`${entry.file.name}: tensor "${name}" has shape [${entry.shape}], config.json implies [${shape}]`);
+      const int4Values = entry.dtype === "U8" && entry.shape.join() === [shape[0], shape[1] / 2].join();
+      problems.push(
+        `${entry.file.name}: tensor "${name}" has shape [${entry.shape}], config.json implies [${shape}]` +
+          (int4Values ? ` (as U8 [${entry.shape}] it would be int4, but its scales "${scalesTensorName(name, "int4")}" are missing)` : ""),
+      );
       continue;
     }
     if (!["F32", "BF16", "F16"].includes(entry.dtype)) {
-      problems.push(`${entry.file.name}: tensor "${name}" has dtype ${entry.dtype}; expected F32, BF16 or F16` + (entry.dtype === "I8" ? ` (an int8 weight needs its scales "${scalesTensorName(name, "int8")}" beside it)` : ""));
+      problems.push(`${entry.file.name}: tensor "${name}" has dtype ${entry.dtype}; expected F32, BF16 or F16` + (entry.dtype === "I8" ? ` (an int8 weight needs its scales "${scalesTensorName(name, "int8")}" beside it)` : "") +
+        (entry.dtype === "U8" ? ` (an int4 weight needs its scales "${scalesTensorName(name, "int4")}" beside it)` : ""));
       continue;
     }
     for (const [weight, rowStart, rows] of parts) {
@@ -358,12 +393,28 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       slices.push({ weight, shape: [rows, shape[1]], entry, rowStart });
     }
   }
+  if (undeclaredInt4.length && !configSaysWhy) {
+    problems.push(
+      `${undeclaredInt4.length} tensor(s) are int4, such as ${undeclaredInt4[0]}, but config.json's quantization_config does not declare ` +
+        `olmo-js int4 with "rows_interleaved": ${INT4_ROWS_INTERLEAVED}, so the order of their rows is unknown (an olmo-js int4 folder declares it; one written ` +
+        `before the rows were interleaved does not); quantize the float checkpoint again (olmo quantize --to int4)`,
+    );
+  }
+  for (const [scheme, tensors] of otherScheme) {
+    problems.push(
+      `quantize "${quantizeTo}" was asked for, but ${tensors.length} tensor(s) are stored ${scheme}, such as "${tensors[0]}": quantized weights cannot be ` +
+        `quantized again. Load the folder without a quantize option (it runs as stored), or quantize its float checkpoint`,
+    );
+  }
   for (const name of names) {
     if (expected.has(name) || companions.has(name)) continue;
-    // A tied checkpoint may still carry its LM head; non-persistent buffers sometimes get saved too;
-    // bitsandbytes may save each int8 layer's layout name (weight_format), which is always row-major here.
+    // A tied checkpoint may still carry its LM head; non-persistent buffers (RoPE's inverse frequencies,
+    // of the model or of a layer it has) sometimes get saved too. An int8 weight's weight_format is
+    // checked beside it above.
     const tiedHead = config.tieWordEmbeddings && (name === `${prefix}lm_head.weight` || name === `${prefix}transformer.ff_out.weight`);
-    if (!tiedHead && !name.endsWith("rotary_emb.inv_freq") && !name.endsWith(".weight_format")) problems.push(`${entries.get(name)!.file.name}: unexpected tensor "${name}"`);
+    const layer = /\.(\d+)\./.exec(name);
+    const ropeBuffer = name.endsWith("rotary_emb.inv_freq") && (!layer || Number(layer[1]) < config.numLayers);
+    if (!tiedHead && !ropeBuffer) problems.push(`${entries.get(name)!.file.name}: unexpected tensor "${name}"`);
   }
   if (problems.length) throw new CheckpointError(source.name, problems);
 
@@ -434,11 +485,18 @@ function quantizedInFile(
 ): { scheme: QuantScheme; scales: TensorEntry } | null | "bad" {
   const scheme: QuantScheme | null = entries.has(scalesTensorName(name, "int8")) ? "int8" : entries.has(scalesTensorName(name, "int4")) ? "int4" : null;
   if (!scheme || !name.endsWith(".weight")) return null;
+  if (entries.has(scalesTensorName(name, "int8")) && entries.has(scalesTensorName(name, "int4"))) {
+    problems.push(`${entry.file.name}: tensor "${name}" has both int8 scales "${scalesTensorName(name, "int8")}" and int4 scales "${scalesTensorName(name, "int4")}"; a quantized weight has one`);
+    return "bad";
+  }
   const scales = entries.get(scalesTensorName(name, scheme))!;
+  const problem = quantizeProblem(scheme, shape[0], shape[1]);
+  if (problem) {
+    problems.push(`tensor "${name}": ${problem}`);
+    return "bad"; // its shapes would be fractions
+  }
   const expected = quantizedShapes(scheme, shape[0], shape[1]);
   const before = problems.length;
-  const problem = quantizeProblem(scheme, shape[0], shape[1]);
-  if (problem) problems.push(`tensor "${name}": ${problem}`);
   const valuesDType = scheme === "int8" ? ["I8"] : ["U8", "I8"];
   if (!valuesDType.includes(entry.dtype) || entry.shape.join() !== expected.values.join()) {
     problems.push(`${entry.file.name}: tensor "${name}" is ${scheme} (it has "${scales.name}") and must be ${valuesDType.join(" or ")} [${expected.values}], got ${entry.dtype} [${entry.shape}]`);
@@ -448,6 +506,24 @@ function quantizedInFile(
     problems.push(`${scales.file.name}: tensor "${scales.name}" (the scales of ${scheme} "${name}") must be ${scalesDType} [${expected.scales}], got ${scales.dtype} [${scales.shape}]`);
   }
   return problems.length > before ? "bad" : { scheme, scales };
+}
+
+/** bitsandbytes' name for the layout of int8 weight `name` ("X.weight" -> "X.weight_format"). */
+function weightFormatName(name: string): string {
+  return `${name}_format`;
+}
+
+/**
+ * Why an int8 weight's weight_format tensor is not row-major (bitsandbytes: 0 row, 1 col32,
+ * 2 col_turing, 3 col_ampere; the tiled ones are GPU layouts olmo-js does not read), or null.
+ */
+async function weightFormatProblem(entry: TensorEntry): Promise<string | null> {
+  const size = entry.shape.reduce((a, b) => a * b, 1);
+  if (entry.dtype !== "U8" || size !== 1) return `${entry.file.name}: tensor "${entry.name}" must be one U8 value (bitsandbytes' weight layout), got ${entry.dtype} [${entry.shape}]`;
+  const format = (await entry.file.read(entry.begin, 1))[0]!;
+  if (format === 0) return null;
+  const names = ["row", "col32", "col_turing", "col_ampere"];
+  return `${entry.file.name}: tensor "${entry.name}" is ${format}${names[format] ? ` (${names[format]})` : ""}; olmo-js reads only row-major int8 weights (0)`;
 }
 
 /** A weight the file holds quantized: its values and scales, read as they are. */

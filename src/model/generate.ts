@@ -84,6 +84,15 @@ export async function generate(model: Olmo, prompt: readonly number[], options: 
     );
     const data = (await logits.data()) as Float32Array; // a fresh host copy: chooseToken may modify it
     logits.dispose();
+    // A NaN or infinite logit would pick token 0 (or a random one) forever without a word: refuse it.
+    for (let i = 0; i < data.length; i++) {
+      if (data[i]! - data[i]! !== 0) {
+        throw new Error(
+          `generate: logit ${i} at position ${ids.length - 1} is ${data[i]}: the forward pass overflowed f32, ` +
+            `which finite weights of a trained model do not do (a corrupt checkpoint: a weight or scale far out of range?)`,
+        );
+      }
+    }
     return data;
   };
 

@@ -236,7 +236,7 @@ export class LoraAdapters {
       const w = weights.get(name);
       if (!w) throw new Error(`LoRA merge: the model has no weight ${name}`);
       if (w instanceof QuantizedWeight) {
-        throw new Error(`LoRA merge: ${name} is a ${w.describe()}; merging needs the float base weights (load the base without quantize)`);
+        throw new Error(`LoRA merge: ${name} is an ${w.describe()}; merging needs the base's float weights (load the float checkpoint, not a quantized folder, and without quantize)`);
       }
       merged.set(name, noGrad(() => scope(() => {
         const update = scale(matmul(pair.b, pair.a), this.scaling);

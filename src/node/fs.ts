@@ -1,6 +1,6 @@
 // Model folders on disk, for the loader (src/io/checkpoint.ts reads through ModelSource / ByteSource).
 
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, open, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { ByteSource } from "../io/safetensors.js";
@@ -111,6 +111,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
  * `what` names the caller in that error.
  */
 export async function writeFolderAtomic(out: string, what: string, fill: (staging: string) => Promise<void>): Promise<void> {
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new Error(`${what}: ${out} is a file; give a new folder`);
   if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`${what}: ${out} exists and is not empty; give a new folder`);
   const staging = join(dirname(out), `.${basename(out)}.${process.pid}.partial`);
   await rm(staging, { recursive: true, force: true });

@@ -72,7 +72,7 @@ export function trainableParameters(model: Olmo, decayEmbeddings = false): Param
   if (model.lora) return model.lora.parameters().map((p) => ({ ...p, decay: true }));
   return [...model.weights].map(([name, w]) => {
     if (w instanceof QuantizedWeight) {
-      throw new Error(`trainableParameters: ${name} is a frozen ${w.describe()}; full training needs f32 weights (load without quantize)`);
+      throw new Error(`trainableParameters: ${name} is a frozen ${w.describe()} (quantized as it loaded, or stored quantized in the folder); full training needs float weights: load the float checkpoint without quantize, or train LoRA adapters on the quantized base`);
     }
     return { name, tensor: requireGrad(w), decay: name !== "embed" || decayEmbeddings };
   });
