@@ -104,7 +104,7 @@ test("olmo train --load resumes a LoRA run exactly: 4 + 6 steps equal 10", () =>
   const weights = (save: string) => readFileSync(join(save, "step-10", "adapter_model.safetensors"));
   if (!weights(full).equals(weights(resumed))) throw new Error("the resumed run's adapter differs from the uninterrupted one's");
   expectFailure(trainArgs(resumed, 12, "--load", resumed, "--lora-r", "2"), "resumes the LoRA run", "drop --lora-r");
-  expectFailure(trainArgs(resumed, 12, "--load", resumed, "--quantize", "int4"), "trained on a base quantized none");
+  expectFailure(trainArgs(resumed, 12, "--load", resumed, "--quantize", "int4"), "loaded its base with --quantize none (its layers none)", "drop --quantize");
 });
 
 test("fresh adapters on all seven layers of a tied int8 base, with dropout: checkpointing activations gives the same losses", () => {
@@ -121,7 +121,7 @@ test("fresh adapters on all seven layers of a tied int8 base, with dropout: chec
   if (!(a[3]!.loss !== a[0]!.loss && a.every((m) => Number.isFinite(m.loss)))) throw new Error(`losses ${a.map((m) => m.loss)}`);
   const state = JSON.parse(readFileSync(join(plain, "step-4", "trainer_state.json"), "utf8")) as { options: Record<string, unknown> };
   const loraOptions = state.options.lora as { targets: string[]; dropout: number };
-  if (state.options.quantize !== "int8" || loraOptions.targets.length !== 7 || loraOptions.dropout !== 0.1) throw new Error(JSON.stringify(state.options));
+  if (state.options.quantize !== "int8" || state.options.base_quantization !== "int8" || loraOptions.targets.length !== 7 || loraOptions.dropout !== 0.1) throw new Error(JSON.stringify(state.options));
   const config = JSON.parse(readFileSync(join(plain, "step-4", "adapter_config.json"), "utf8")) as { target_modules: string[] };
   if (config.target_modules.join() !== "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj") throw new Error(`${config.target_modules}`);
 });

@@ -191,7 +191,8 @@ async function loraPlan(
     const recorded = state.options.model, recordedQuantize = (state.options.quantize ?? "none") as string;
     if (typeof recorded !== "string" || recorded === "") throw new Error(`${join(resumeFolder, "trainer_state.json")}: options.model (the base model) is missing; give it with --model`);
     if (quantize !== undefined && quantize !== recordedQuantize) {
-      throw new UsageError(`--quantize ${quantize}: the run in ${resumeFolder} trained on a base quantized ${recordedQuantize}; its adapters are for that base`);
+      const layers = typeof state.options.base_quantization === "string" ? ` (its layers ${state.options.base_quantization})` : "";
+      throw new UsageError(`--quantize ${quantize}: the run in ${resumeFolder} loaded its base with --quantize ${recordedQuantize}${layers}, and --load loads it the same way: its adapters are for that base; drop --quantize`);
     }
     return { base: values.get("model") ?? recorded, quantize: recordedQuantize as QuantScheme | "none", options: await adapterOptions(resumeFolder), adapterFolder: resumeFolder };
   }
@@ -300,7 +301,9 @@ export async function runTrain(args: string[]): Promise<void> {
       const q = model.weights.get("layers.0.q")!;
       const quantization = q instanceof QuantizedWeight ? q.scheme : "none";
       const { r, alpha } = model.lora.options;
-      runOptions = { ...runOptions, model: baseName, quantize: quantization, lora: { r, alpha, targets: model.lora.targets, dropout: model.lora.dropout } };
+      // quantize: what --load applies to the base again (the option, so a folder stored quantized loads
+      // as stored again); base_quantization: what the frozen layers are.
+      runOptions = { ...runOptions, model: baseName, quantize: lora.quantize ?? "none", base_quantization: quantization, lora: { r, alpha, targets: model.lora.targets, dropout: model.lora.dropout } };
       console.error(
         `olmo train: LoRA r ${r}, alpha ${alpha} on ${model.lora.targets.join(", ")} of ${config.numLayers} layers: ` +
           `${loraParameterCount(config, model.lora.options).toLocaleString("en")} trainable numbers; the base ${baseName} is frozen (${q instanceof QuantizedWeight ? q.scheme : q.dtype})`,
