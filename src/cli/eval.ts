@@ -10,16 +10,17 @@ import {
 } from "../index.js";
 import { closest } from "../core/format.js";
 import { writeFileAtomic } from "../node/index.js";
-import { attachAdapter, DEFAULT_MODEL, locateModel, modelSource, quantizeChoice, quantizeOptions } from "./model.js";
-import { numberOption, parseArgs, UsageError, usage, type OptionSpec } from "./args.js";
+import { attachAdapter, DEFAULT_MODEL, locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, quantizeOptions } from "./model.js";
+import { numberOption, parseArgs, UsageError, usage, type OptionSpec, type ParsedArgs } from "./args.js";
 import { backendByName } from "./backends.js";
 
 const spec: Record<string, OptionSpec> = {
-  model: { kind: "value", help: "model folder, or a Hub repo owner/name (default: the bundled tiny Shakespeare model)" },
+  model: { kind: "value", placeholder: "DIR_OR_RUN_OR_REPO", help: "model folder, a training run's --save folder, or a Hub repo owner/name (default: the bundled tiny Shakespeare model)" },
   revision: { kind: "value", help: "Hub revision: branch, tag or commit (default main)" },
-  backend: { kind: "value", help: "js, wasm (default) or webgpu" },
-  threads: { kind: "value", help: "threads of the wasm backend (default: cores, at most 8)" },
-  dtype: { kind: "value", help: "weight storage: auto (default), f32 or bf16" },
+  backend: { kind: "value", choices: ["js", "wasm", "webgpu"], help: "backend (default wasm)" },
+  threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend (default: cores, at most 8)" },
+  dtype: { kind: "value", choices: ["auto", "f32", "bf16"], help: "weight storage (default auto: f32 under 200M parameters)" },
+  "max-memory-per-instance": maxMemoryPerInstanceOption,
   ...quantizeOptions,
   tokenizer: { kind: "value", help: "tokenizer.json to use instead of the model folder's" },
   task: { kind: "value", help: `multiple-choice task: ${MULTIPLE_CHOICE_TASKS.join(", ")}` },
@@ -37,7 +38,8 @@ const spec: Record<string, OptionSpec> = {
 };
 
 export async function runEval(args: string[]): Promise<void> {
-  const { values, flags } = parseArgs("eval", args, spec);
+  const parsed = parseArgs("eval", args, spec);
+  const { values, flags } = parsed;
   if (flags.has("help")) return void console.log(usage("eval", spec));
   const task = values.get("task"), data = values.get("data"), text = values.get("text");
   if (task !== undefined) {
@@ -73,7 +75,7 @@ export async function runEval(args: string[]): Promise<void> {
     if (text !== undefined) textContent = await readText(text);
   }
 
-  const { model, tokenizer, backend } = await openModel(values, flags);
+  const { model, tokenizer, backend } = await openModel(parsed);
   try {
     if (rows) {
       if (!tokenizer) throw new UsageError("the model folder has no tokenizer.json: pass --tokenizer FILE");
@@ -106,17 +108,14 @@ export async function runEval(args: string[]): Promise<void> {
   }
 }
 
-async function openModel(values: Map<string, string>, flags: Set<string>) {
+async function openModel({ values, flags, numbers }: ParsedArgs) {
   // Where --model points is decided as for every command (src/cli/model.ts): a folder or a training
   // run's --save folder, else a Hub repo id; checked before the backend starts.
   const location = await locateModel(values.get("model") ?? DEFAULT_MODEL, values.get("revision"));
-  if (!values.has("model")) console.error(`olmo: no --model given, using the default model ${DEFAULT_MODEL}`);
-  const threadsRaw = values.get("threads");
-  const threads = threadsRaw === undefined ? Math.min(8, (await import("node:os")).availableParallelism()) : Number(threadsRaw);
-  if (!(Number.isInteger(threads) && threads >= 1)) throw new UsageError(`--threads must be a positive integer, got ${threadsRaw}`);
-  const dtype = values.get("dtype") ?? "auto";
-  if (dtype !== "auto" && dtype !== "f32" && dtype !== "bf16") throw new UsageError(`--dtype must be auto, f32 or bf16, got ${dtype}`);
-  const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads);
+  if (!values.has("model")) console.error(`olmo eval: no --model given, using the default model ${DEFAULT_MODEL}`);
+  const threads = numbers.get("threads") ?? Math.min(8, (await import("node:os")).availableParallelism());
+  const dtype = (values.get("dtype") ?? "auto") as "auto" | "f32" | "bf16";
+  const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads, { maxMemoryPerInstance: numbers.get("max-memory-per-instance") });
   try {
     const loaded = await loadOlmo(modelSource(location, values.get("revision")), backend, { weightDType: dtype, quantize: quantizeChoice({ values, flags }) });
     await attachAdapter(loaded.model, values, location);
