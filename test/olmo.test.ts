@@ -261,6 +261,9 @@ test("loader: bad header", async () => {
   expectAll(await loadError(dir), "model.safetensors: bad header: not valid JSON");
   const dir2 = brokenCopy("bf16-tied", (d) => writeFileSync(`${d}/model.safetensors`, Buffer.from([255, 255, 255, 255, 0, 0, 0, 0, 1, 2])));
   expectAll(await loadError(dir2), "bad header: its length field says 4294967295 bytes but the file has 10");
+  // The largest u64, printed as written (not rounded to 18446744073709552000).
+  const dir3 = brokenCopy("bf16-tied", (d) => writeFileSync(`${d}/model.safetensors`, Buffer.from([255, 255, 255, 255, 255, 255, 255, 255, 1, 2])));
+  expectAll(await loadError(dir3), "bad header: its length field says 18446744073709551615 bytes but the file has 10");
 });
 
 test("loader: a shard named in the index is missing, and a tensor has an unsupported dtype", async () => {

@@ -9,7 +9,7 @@ import { backendByName } from "./backends.js";
 import { DEFAULT_MODEL, locateModel, modelSource } from "./model.js";
 
 const spec: CommandSpec = {
-  model: { kind: "value", placeholder: "DIR_OR_REPO", help: "model folder or Hub repo owner/name (default: the bundled tiny Shakespeare model)" },
+  model: { kind: "value", placeholder: "DIR_OR_REPO", help: "model folder, a training run's --save folder (its latest step), or a Hub repo owner/name (default: the bundled tiny Shakespeare model)" },
   revision: { kind: "value", help: "Hub revision: branch, tag or commit (default main)" },
   to: { kind: "value", required: true, choices: ["int8", "int4"], help: "int8 (per-row scales, bitsandbytes' layout) or int4 (groups of 32, f16 scales)" },
   out: { kind: "value", required: true, placeholder: "DIR", help: "the new model folder (must not exist, or be empty)" },

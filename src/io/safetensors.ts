@@ -75,9 +75,11 @@ export async function readSafetensorsHeader(file: ByteSource, problems: string[]
     return result;
   }
   const lengthBytes = await file.read(0, 8);
-  const headerLength = Number(new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true));
+  const lengthField = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true);
+  const headerLength = Number(lengthField);
   if (headerLength > MAX_HEADER_BYTES || 8 + headerLength > file.size) {
-    bad(`bad header: its length field says ${headerLength} bytes but the file has ${file.size} (truncated or not safetensors)`);
+    // The field as written (a u64 above 2^53 would print rounded as a Number).
+    bad(`bad header: its length field says ${lengthField} bytes but the file has ${file.size} (truncated or not safetensors)`);
     return result;
   }
   let text: string;
