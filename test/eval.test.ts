@@ -292,6 +292,10 @@ test("olmo eval perplexity --json, and clear errors for an unknown task, a missi
     [["--text", text, "--seq-len", "64", "--stride", "0"], 2, "--stride must be an integer from 1 to --seq-len (64), got 0"],
     [["--text", text, "--seq-len", "1"], 2, "--seq-len must be an integer >= 2 (tokens per window), got 1"],
     [["--text", text, "--seq-len", "1000", "--threads", "1"], 2, "--seq-len 1000 is longer than the model's context (256 tokens)"],
+    // The loading flags, checked by the shared parser before anything is read or said.
+    [["--text", text, "--seq-len", "64", "--threads", "0"], 2, "olmo eval: --threads must be an integer in [1, 256], got 0"],
+    [["--text", text, "--seq-len", "64", "--backend", "cuda"], 2, "olmo eval: --backend must be js, wasm or webgpu, got cuda"],
+    [["--text", text, "--seq-len", "64", "--dtype", "f16"], 2, "olmo eval: --dtype must be auto, f32 or bf16, got f16"],
   ] as const) {
     const r = olmo("eval", "--model", MODEL, ...args);
     if (r.status !== status || !r.stderr.includes(message)) throw new Error(`olmo eval ${args.join(" ")}: status ${r.status}, stderr ${r.stderr}`);

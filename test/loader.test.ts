@@ -369,7 +369,7 @@ test("a checkpoint wrong throughout lists its first problems and counts the rest
   const error = new CheckpointError("some/folder", problems);
   const lines = error.message.split("\n");
   if (lines[0] !== "cannot load the checkpoint in some/folder: 45 problem(s):") throw new Error(lines[0]);
-  if (lines.length !== 21 || lines[19] !== "  - problem 18" || lines[20] !== "  - ... and 26 more") throw new Error(error.message);
+  if (lines.length !== 22 || lines[20] !== "  - problem 19" || lines[21] !== "  - ... and 25 more") throw new Error(error.message);
   if (error.problems.length !== 45) throw new Error("the problems property lost some");
   if (new CheckpointError("f", problems.slice(0, 20)).message.includes("more")) throw new Error("20 problems are all shown");
 });

@@ -104,7 +104,25 @@ test("olmo train --load resumes a LoRA run exactly: 4 + 6 steps equal 10", () =>
   const weights = (save: string) => readFileSync(join(save, "step-10", "adapter_model.safetensors"));
   if (!weights(full).equals(weights(resumed))) throw new Error("the resumed run's adapter differs from the uninterrupted one's");
   expectFailure(trainArgs(resumed, 12, "--load", resumed, "--lora-r", "2"), "resumes the LoRA run", "drop --lora-r");
-  expectFailure(trainArgs(resumed, 12, "--load", resumed, "--quantize", "int4"), "loaded its base with --quantize none (its layers none)", "drop --quantize");
+  expectFailure(trainArgs(resumed, 12, "--load", resumed, "--quantize", "int4"), "trained with its base loaded as stored, and --load loads it the same way", "drop --quantize");
+});
+
+test("LoRA on a folder stored int8, loaded as stored: the state says so, and --load resumes on that same base (2 + 2 steps equal 4)", () => {
+  const q8 = join(dir, "tied-int8");
+  olmoOk("quantize", "--model", TIED_BASE, "--to", "int8", "--out", q8, "--threads", "1");
+  const whole = join(dir, "on-int8"), split = join(dir, "on-int8-resumed");
+  olmoOk(...trainArgs(whole, 4, "--model", q8, "--lora-r", "2", "--lora-alpha", "4"));
+  olmoOk(...trainArgs(split, 2, "--model", q8, "--lora-r", "2", "--lora-alpha", "4"));
+  // quantize: what --load applies again (nothing: the folder as stored, its embedding float);
+  // base_quantization: what the frozen layers are.
+  const state = JSON.parse(readFileSync(join(split, "step-2", "trainer_state.json"), "utf8")) as { options: Record<string, unknown> };
+  if (state.options.quantize !== "none" || state.options.base_quantization !== "int8") throw new Error(JSON.stringify(state.options));
+  olmoOk(...trainArgs(split, 4, "--load", split));
+  // Quantizing the float embedding on resume would change the LM head and so the losses of steps 3-4.
+  const [a, b] = [metrics(whole), metrics(split)];
+  if (b.length !== 4) throw new Error(`${b.length} steps logged`);
+  for (const [k, m] of a.entries()) if (m.loss !== b[k]!.loss) throw new Error(`step ${k + 1}: ${b[k]!.loss} vs ${m.loss}`);
+  expectFailure(trainArgs(split, 6, "--load", split, "--load-in-8bit"), "--load-in-8bit: the run in", "trained with its base loaded as stored (its layers int8)", "drop --load-in-8bit");
 });
 
 test("fresh adapters on all seven layers of a tied int8 base, with dropout: checkpointing activations gives the same losses", () => {

@@ -325,7 +325,12 @@ test("bitsandbytes' weight_format must be row-major; stray buffers, doubled or m
     const name = "model.layers.0.self_attn.q_proj.weight_format";
     t.set(name, { name, dtype: dtype as "U8", shape, bytes: new Uint8Array(shape.reduce((a, b) => a * b, 1) * (dtype === "F32" ? 4 : 1)).fill(value) });
   };
-  const row = await editedFolder(format(0));
+  const row = await editedFolder((t) => {
+    format(0)(t);
+    // RoPE's inverse frequencies of a layer the model has: a saved buffer, accepted.
+    const name = "model.layers.0.self_attn.rotary_emb.inv_freq";
+    t.set(name, { name, dtype: "F32", shape: [4], bytes: new Uint8Array(16) });
+  });
   const loaded = await loadCheckpoint(folderSource(row), js);
   assert.ok(loaded.weights.get("layers.0.q") instanceof QuantizedWeight);
   for (const w of loaded.weights.values()) w.dispose();

@@ -89,7 +89,7 @@ export function warnIfOtherBase(adapterFolder: string, location: ModelLocation):
   if (!same) console.error(`warning: the adapter in ${adapterFolder} was trained on ${recorded} (its adapter_config.json's base_model_name_or_path), not ${given}`);
 }
 
-/** The scheme --quantize / --load-in-8bit ask for: undefined leaves it to the folder. */
+/** The scheme --quantize / --load-in-8bit ask for: undefined (like "none") loads every weight as the folder stores it. */
 export function quantizeChoice({ values, flags }: { values: ReadonlyMap<string, string>; flags: ReadonlySet<string> }): QuantScheme | "none" | undefined {
   const quantize = values.get("quantize"), eightBit = flags.has("load-in-8bit");
   if (quantize !== undefined && !["int8", "int4", "none"].includes(quantize)) throw new UsageError(`--quantize must be int8, int4 or none, got ${quantize}`);

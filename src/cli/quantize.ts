@@ -3,6 +3,7 @@
 
 import { availableParallelism } from "node:os";
 import { loadOlmo, type QuantScheme } from "../index.js";
+import { checkNewFolder } from "../node/fs.js";
 import { saveModelFolder } from "../node/model-folder.js";
 import { parseArgs, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
@@ -21,6 +22,8 @@ export async function runQuantize(args: string[]): Promise<void> {
   if (parsed.help) return void console.log(usage("quantize", spec));
   const { values, numbers } = parsed;
   const scheme = values.get("to") as QuantScheme, out = values.get("out")!;
+  // Before minutes of loading and quantizing: --out must be able to become the new folder.
+  checkNewFolder(out, "olmo quantize");
   const location = await locateModel(values.get("model") ?? DEFAULT_MODEL, values.get("revision"));
   const source = modelSource(location, values.get("revision"));
   const backend = await backendByName("wasm", numbers.get("threads") ?? Math.min(8, availableParallelism()));

@@ -191,8 +191,12 @@ async function loraPlan(
     const recorded = state.options.model, recordedQuantize = (state.options.quantize ?? "none") as string;
     if (typeof recorded !== "string" || recorded === "") throw new Error(`${join(resumeFolder, "trainer_state.json")}: options.model (the base model) is missing; give it with --model`);
     if (quantize !== undefined && quantize !== recordedQuantize) {
-      const layers = typeof state.options.base_quantization === "string" ? ` (its layers ${state.options.base_quantization})` : "";
-      throw new UsageError(`--quantize ${quantize}: the run in ${resumeFolder} loaded its base with --quantize ${recordedQuantize}${layers}, and --load loads it the same way: its adapters are for that base; drop --quantize`);
+      // base_quantization: written since the recorded quantize is the option; before, it was the layers' scheme.
+      const layers = state.options.base_quantization;
+      const how = typeof layers !== "string" ? `on a base quantized ${recordedQuantize}`
+        : `with its base loaded ${recordedQuantize === "none" ? "as stored" : `with --quantize ${recordedQuantize}`}${layers === "none" ? "" : ` (its layers ${layers})`}`;
+      const asked = parsed.flags.has("load-in-8bit") ? "--load-in-8bit" : `--quantize ${quantize}`;
+      throw new UsageError(`${asked}: the run in ${resumeFolder} trained ${how}, and --load loads it the same way: its adapters are for that base; drop ${asked.split(" ")[0]}`);
     }
     return { base: values.get("model") ?? recorded, quantize: recordedQuantize as QuantScheme | "none", options: await adapterOptions(resumeFolder), adapterFolder: resumeFolder };
   }

@@ -40,7 +40,7 @@ export class CheckpointError extends Error {
   ) {
     // A folder that is wrong throughout (another model's config, an old layout) can have hundreds of
     // problems; the first ones say what is wrong, the property keeps them all.
-    const shown = problems.length > MAX_PROBLEMS_SHOWN ? [...problems.slice(0, MAX_PROBLEMS_SHOWN - 1), `... and ${problems.length - MAX_PROBLEMS_SHOWN + 1} more`] : problems;
+    const shown = problems.length > MAX_PROBLEMS_SHOWN ? [...problems.slice(0, MAX_PROBLEMS_SHOWN), `... and ${problems.length - MAX_PROBLEMS_SHOWN} more`] : problems;
     super(`cannot load the checkpoint in ${source}: ${problems.length} problem(s):\n  - ${shown.join("\n  - ")}`);
     this.name = "CheckpointError";
   }
@@ -96,8 +96,15 @@ interface Slice {
   entry: TensorEntry;
   /** First row taken from the file tensor (fused OLMo tensors hold several weights). */
   rowStart: number;
-  /** Set when the file holds this weight quantized: its scheme and its scales tensor. */
-  quantized?: { scheme: QuantScheme; scales: TensorEntry };
+  /** Set when the file holds this weight quantized. */
+  quantized?: QuantizedEntry;
+}
+
+/** A weight the file holds quantized: its scheme, its scales tensor, and (int8) bitsandbytes' weight_format beside it. */
+interface QuantizedEntry {
+  scheme: QuantScheme;
+  scales: TensorEntry;
+  format?: TensorEntry;
 }
 
 /** The Hugging Face tensor name of a weight (as OlmoForCausalLM.save_pretrained writes it). */
@@ -205,11 +212,15 @@ async function openWeightFiles(source: ModelSource, problems: string[], inMissin
 /**
  * Throw, with the numbers, when a model's weights (stored as `storage`: f32, bf16, or quantized) plus
  * `extraBytes` (KV cache, activations) cannot fit what the backend can still hold (its memoryUsage()
- * limit less what is in use); a backend whose limit is Infinity accepts everything.
+ * limit less what is in use); a backend whose limit is Infinity accepts everything. `exactWeightBytes`,
+ * when the caller knows each weight's storage (a folder with quantized and float weights side by
+ * side), replaces the estimate from `storage`.
  */
-export function checkFits(config: OlmoConfig, storage: "f32" | "bf16" | QuantScheme, backend: AnyBackend, extraBytes: number, name: string): void {
+export function checkFits(
+  config: OlmoConfig, storage: "f32" | "bf16" | QuantScheme, backend: AnyBackend, extraBytes: number, name: string, exactWeightBytes?: number,
+): void {
   const usage = backend.memoryUsage();
-  const weightBytes = modelBytes(config, storage);
+  const weightBytes = exactWeightBytes ?? modelBytes(config, storage);
   if (usage.inUse + weightBytes + extraBytes > usage.limit) {
     // Below a gigabyte in MiB (formatBytes): an edge runtime's budget is 128 MiB, which "0.13 GB" would blur.
     const amount = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : formatBytes(b));
@@ -303,6 +314,16 @@ function convert(bytes: Uint8Array, fileDType: string, storage: DType): HostArra
 
 /** Load an OLMo checkpoint folder onto `backend`. Throws CheckpointError listing every problem found. */
 export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, options: LoadOptions = {}): Promise<LoadedCheckpoint> {
+  // The options first: nothing is read for a call that cannot run.
+  if (options.quantize !== undefined && options.quantize !== "none" && !QUANT_SCHEMES.includes(options.quantize)) {
+    throw new CheckpointError(source.name, [`unknown quantization scheme ${JSON.stringify(options.quantize)}; expected "int8", "int4" or "none"`]);
+  }
+  if (options.quantizeEmbedding !== undefined && typeof options.quantizeEmbedding !== "boolean") {
+    throw new CheckpointError(source.name, [`quantizeEmbedding must be true or false, got ${JSON.stringify(options.quantizeEmbedding)}`]);
+  }
+  if (options.weightDType !== undefined && !["f32", "bf16", "auto"].includes(options.weightDType)) {
+    throw new CheckpointError(source.name, [`weightDType must be "f32", "bf16" or "auto", got ${JSON.stringify(options.weightDType)}`]);
+  }
   const configText = await readTextFile(source, "config.json");
   if (configText === null) throw new CheckpointError(source.name, ["config.json is missing"]);
   const config = configFromHf(configText, `${source.name}/config.json`);
@@ -316,15 +337,6 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   } catch (e) {
     problems.push((e as Error).message);
     configSaysWhy = true;
-  }
-  if (options.quantize !== undefined && options.quantize !== "none" && !QUANT_SCHEMES.includes(options.quantize)) {
-    throw new CheckpointError(source.name, [`unknown quantization scheme ${JSON.stringify(options.quantize)}; expected "int8", "int4" or "none"`]);
-  }
-  if (options.quantizeEmbedding !== undefined && typeof options.quantizeEmbedding !== "boolean") {
-    throw new CheckpointError(source.name, [`quantizeEmbedding must be true or false, got ${JSON.stringify(options.quantizeEmbedding)}`]);
-  }
-  if (options.weightDType !== undefined && !["f32", "bf16", "auto"].includes(options.weightDType)) {
-    throw new CheckpointError(source.name, [`weightDType must be "f32", "bf16" or "auto", got ${JSON.stringify(options.weightDType)}`]);
   }
   const quantizeTo = options.quantize === undefined || options.quantize === "none" ? null : options.quantize;
   const inMissingShards = new Set<string>();
@@ -348,12 +360,16 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
     }
     // Its scales, even when malformed (reported once, as its scales, not again as unexpected tensors).
     for (const scheme of QUANT_SCHEMES) if (entries.has(scalesTensorName(name, scheme))) companions.add(scalesTensorName(name, scheme));
+    if (entries.has(weightFormatName(name)) && entries.has(scalesTensorName(name, "int8"))) companions.add(weightFormatName(name));
     const quantized = quantizedInFile(name, shape, entry, entries, problems);
     if (quantized === "bad") continue;
     if (quantized?.scheme === "int8" && entries.has(weightFormatName(name))) {
-      const problem = await weightFormatProblem(entries.get(weightFormatName(name))!);
-      if (problem) problems.push(problem);
-      companions.add(weightFormatName(name));
+      // Its one byte is read with the weight (loadQuantized), not here: a request of its own per layer.
+      const format = entries.get(weightFormatName(name))!;
+      if (format.dtype !== "U8" || format.shape.reduce((a, b) => a * b, 1) !== 1) {
+        problems.push(`${format.file.name}: tensor "${format.name}" must be one U8 value (bitsandbytes' weight layout), got ${format.dtype} [${format.shape}]`);
+      }
+      quantized.format = format;
     }
     if (quantized && quantized.scheme === "int4" && inFolder !== "int4") {
       // Only a config that declares olmo-js int4 says in which order the tensor's rows are stored.
@@ -381,8 +397,9 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       continue;
     }
     if (!["F32", "BF16", "F16"].includes(entry.dtype)) {
-      problems.push(`${entry.file.name}: tensor "${name}" has dtype ${entry.dtype}; expected F32, BF16 or F16` + (entry.dtype === "I8" ? ` (an int8 weight needs its scales "${scalesTensorName(name, "int8")}" beside it)` : "") +
-        (entry.dtype === "U8" ? ` (an int4 weight needs its scales "${scalesTensorName(name, "int4")}" beside it)` : ""));
+      // Its scales may be in a shard that is missing (said once, above).
+      if (QUANT_SCHEMES.some((scheme) => inMissingShards.has(scalesTensorName(name, scheme)))) continue;
+      problems.push(`${entry.file.name}: tensor "${name}" has dtype ${entry.dtype}; expected F32, BF16 or F16` + (entry.dtype === "I8" ? ` (an int8 weight needs its scales "${scalesTensorName(name, "int8")}" beside it)` : ""));
       continue;
     }
     for (const [weight, rowStart, rows] of parts) {
@@ -403,7 +420,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   for (const [scheme, tensors] of otherScheme) {
     problems.push(
       `quantize "${quantizeTo}" was asked for, but ${tensors.length} tensor(s) are stored ${scheme}, such as "${tensors[0]}": quantized weights cannot be ` +
-        `quantized again. Load the folder without a quantize option (it runs as stored), or quantize its float checkpoint`,
+        `quantized again. Use the folder as it is (loaded without quantize / --quantize, it runs as ${scheme}), or quantize its float checkpoint`,
     );
   }
   for (const name of names) {
@@ -433,7 +450,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const total = slices.reduce((sum, s) => sum + bytesOf(s), 0);
   const extra = typeof options.extraBytes === "function" ? options.extraBytes(config) : (options.extraBytes ?? 0);
   const anyQuantized = slices.some((s) => schemeOf(s) !== null);
-  checkFits(config, quantizeTo ?? (anyQuantized ? (inFolder ?? "int8") : requested), backend, extra, source.name);
+  checkFits(config, quantizeTo ?? (anyQuantized ? (inFolder ?? "int8") : requested), backend, extra, source.name, total);
 
   const weights = new Map<WeightName, Weight>();
   let read = 0;
@@ -482,7 +499,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
  */
 function quantizedInFile(
   name: string, shape: [number, number], entry: TensorEntry, entries: Map<string, TensorEntry>, problems: string[],
-): { scheme: QuantScheme; scales: TensorEntry } | null | "bad" {
+): QuantizedEntry | null | "bad" {
   const scheme: QuantScheme | null = entries.has(scalesTensorName(name, "int8")) ? "int8" : entries.has(scalesTensorName(name, "int4")) ? "int4" : null;
   if (!scheme || !name.endsWith(".weight")) return null;
   if (entries.has(scalesTensorName(name, "int8")) && entries.has(scalesTensorName(name, "int4"))) {
@@ -514,20 +531,20 @@ function weightFormatName(name: string): string {
 }
 
 /**
- * Why an int8 weight's weight_format tensor is not row-major (bitsandbytes: 0 row, 1 col32,
- * 2 col_turing, 3 col_ampere; the tiled ones are GPU layouts olmo-js does not read), or null.
+ * Refuse an int8 weight whose weight_format (one U8, checked before loading) is not row-major
+ * (bitsandbytes: 0 row, 1 col32, 2 col_turing, 3 col_ampere; the tiled ones are GPU layouts olmo-js
+ * does not read, which read as rows would be garbage).
  */
-async function weightFormatProblem(entry: TensorEntry): Promise<string | null> {
-  const size = entry.shape.reduce((a, b) => a * b, 1);
-  if (entry.dtype !== "U8" || size !== 1) return `${entry.file.name}: tensor "${entry.name}" must be one U8 value (bitsandbytes' weight layout), got ${entry.dtype} [${entry.shape}]`;
+async function checkRowMajor(entry: TensorEntry): Promise<void> {
   const format = (await entry.file.read(entry.begin, 1))[0]!;
-  if (format === 0) return null;
+  if (format === 0) return;
   const names = ["row", "col32", "col_turing", "col_ampere"];
-  return `${entry.file.name}: tensor "${entry.name}" is ${format}${names[format] ? ` (${names[format]})` : ""}; olmo-js reads only row-major int8 weights (0)`;
+  throw new Error(`${entry.file.name}: tensor "${entry.name}" is ${format}${names[format] ? ` (${names[format]})` : ""}; olmo-js reads only row-major int8 weights (0)`);
 }
 
 /** A weight the file holds quantized: its values and scales, read as they are. */
-async function loadQuantized(s: Slice, q: { scheme: QuantScheme; scales: TensorEntry }, backend: AnyBackend, progress: (bytes: number) => void): Promise<QuantizedWeight> {
+async function loadQuantized(s: Slice, q: QuantizedEntry, backend: AnyBackend, progress: (bytes: number) => void): Promise<QuantizedWeight> {
+  if (q.format) await checkRowMajor(q.format);
   const shapes = quantizedShapes(q.scheme, s.shape[0], s.shape[1]);
   const values = await loadRaw(s.entry, shapes.values, "i8", backend, progress);
   try {

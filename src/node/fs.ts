@@ -104,6 +104,12 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await rename(temp, path);
 }
 
+/** Throw unless `out` can become a new folder: it does not exist, or is an empty folder. `what` names the caller. */
+export function checkNewFolder(out: string, what: string): void {
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new Error(`${what}: ${out} is a file; give a new folder`);
+  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`${what}: ${out} exists and is not empty; give a new folder`);
+}
+
 /**
  * Create the folder `out` with what `fill` writes into the folder it is given, so that `out` appears
  * whole or not at all: `fill` writes a temporary folder beside it (named by the process), which is
@@ -111,8 +117,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
  * `what` names the caller in that error.
  */
 export async function writeFolderAtomic(out: string, what: string, fill: (staging: string) => Promise<void>): Promise<void> {
-  if (existsSync(out) && !statSync(out).isDirectory()) throw new Error(`${what}: ${out} is a file; give a new folder`);
-  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`${what}: ${out} exists and is not empty; give a new folder`);
+  checkNewFolder(out, what);
   const staging = join(dirname(out), `.${basename(out)}.${process.pid}.partial`);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
