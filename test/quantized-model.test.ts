@@ -236,6 +236,17 @@ test("a folder in transformers' load_in_8bit layout loads as it is and gives the
   for (const w of asked.weights.values()) w.dispose();
 });
 
+test("the fit check counts an 8-bit folder's float embedding and LM head as float, as they load", async () => {
+  const dir = `${repoRoot}test/fixtures/olmo-8bit`;
+  // js with a memory limit: its weights as stored take 188,928 bytes (int8 layers, f32 embedding and LM
+  // head under weightDType auto), where counting every weight int8 would say 113,728.
+  const limited = (limit: number) => new Proxy(js, { get: (t, p) => (p === "memoryUsage" ? () => ({ ...t.memoryUsage(), limit }) : Reflect.get(t, p)) });
+  const refused = await rejection(loadCheckpoint(folderSource(dir), limited(150_000)));
+  assert.match(refused.message, /the model does not fit the js backend: its [\d,]+ weights take 188928 bytes as they load \(int8 and float\)/);
+  const fits = await loadCheckpoint(folderSource(dir), limited(250_000));
+  for (const w of fits.weights.values()) w.dispose();
+});
+
 test("the one-line API takes quantize and generates what loadOlmo + generate give on the same weights", async () => {
   const olmo = await NodeOlmoGenerator.fromPretrained(TINY, { backend: "wasm", threads: 1, quantize: "int4" });
   const text = await olmo.generate("ROMEO:", { maxNewTokens: 12 });

@@ -226,7 +226,7 @@ export function checkFits(
     const amount = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : formatBytes(b));
     throw new Error(
       `${name}: the model does not fit the ${backend.name} backend: its ${parameterCount(config).toLocaleString("en")} weights take ` +
-        `${amount(weightBytes)} in ${storage} plus ${amount(extraBytes)} for the KV cache, activations or training state, but the ${backend.name} backend holds ` +
+        `${amount(weightBytes)} ${exactWeightBytes === undefined ? `in ${storage}` : `as they load (${storage} and float)`} plus ${amount(extraBytes)} for the KV cache, activations or training state, but the ${backend.name} backend holds ` +
         `at most ${amount(usage.limit)} (${amount(usage.inUse)} already in use). ` +
         (storage === "f32"
           ? "Store the weights in bf16 (--dtype bf16)."
