@@ -205,7 +205,7 @@ test("prepare-data: empty messages, a message without a role, and bad JSON name 
     writeFileSync(file, JSON.stringify({ text: "fine" }) + "\n" + line + "\n");
     expectFailure(["prepare-data", "--tokenizer", TOKENIZER, "--input", file, "--seq-len", "16", "--out", join(dir, "out")], 1, `olmo prepare-data: ${file}${message}`);
   }
-  expectFailure(["prepare-data", "--tokenizer", TOKENIZER, "--input", join(dir, "chat.jsonl"), "--seq-len", "1", "--out", join(dir, "out"), "--ids-dtype", "int8"], 2, "--seq-len must be an integer >= 2, got 1", "--ids-dtype must be uint16 or uint32, got int8");
+  expectFailure(["prepare-data", "--tokenizer", TOKENIZER, "--input", join(dir, "chat.jsonl"), "--seq-len", "1", "--out", join(dir, "out"), "--ids-dtype", "int8"], 2, "--seq-len must be an integer in [2, 1048576], got 1", "--ids-dtype must be uint16 or uint32, got int8");
 });
 
 test("olmo quantize writes int8 and int4 folders that olmo generate reads, and refuses to overwrite or to convert a quantized folder", () => {

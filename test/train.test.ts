@@ -217,7 +217,8 @@ test("olmo train refuses every out-of-range numeric flag, naming the flag and it
     ["--keep", "0", "--keep must be an integer >= 1, got 0"],
     ["--stop-on-spike", "1", "--stop-on-spike must be a number > 1, got 1"],
     ["--ids-dtype", "int8", "--ids-dtype must be uint16 or uint32, got int8"],
-    ["--seq-len", "abc", "--seq-len must be an integer >= 2, got abc"],
+    ["--seq-len", "abc", "--seq-len must be an integer in [2, 1048576], got abc"],
+    ["--batch-size", "100000000", "--batch-size must be an integer in [1, 65536], got 100000000"],
     ["--betas", "0.9,1.5", "--betas must be two numbers in [0, 1), got 0.9,1.5"],
     ["--micro-batch-size", "3", "--micro-batch-size 3 must divide --batch-size 2"],
   ];
@@ -285,22 +286,26 @@ test("generate and logits accept a training run folder (its latest step)", () =>
   rmSync(dir, { recursive: true });
 });
 
-test("pruning keeps this run's newest --keep saves and never deletes an earlier run's folders", () => {
+test("a new run into a folder holding a run is refused; a resumed run prunes only its own saves", () => {
   const { dir, run } = trainFolder();
-  // An earlier run's checkpoints with higher step numbers.
-  const first = run("--model", INIT, "--steps", "2", "--save", join(dir, "run"));
+  const save = join(dir, "run");
+  const first = run("--model", INIT, "--steps", "2", "--save", save);
   if (first.status !== 0) throw new Error(first.stderr);
-  cpSync(join(dir, "run", "step-2"), join(dir, "run", "step-29"), { recursive: true });
-  cpSync(join(dir, "run", "step-2"), join(dir, "run", "step-30"), { recursive: true });
-  const fresh = run("--model", INIT, "--steps", "3", "--save", join(dir, "run"));
-  if (fresh.status !== 0) throw new Error(fresh.stderr);
-  const folders = readdirSync(join(dir, "run")).filter((f) => f.startsWith("step-")).sort();
-  if (readFileSync(join(dir, "run", "latest"), "utf8").trim() !== "step-3" || folders.join() !== "step-2,step-29,step-3,step-30") throw new Error(folders.join());
-  // --keep 2 with a save every step: this run's last two remain, besides the earlier run's.
-  const kept = run("--model", INIT, "--steps", "6", "--save-every", "1", "--keep", "2", "--save", join(dir, "run"));
+  // Other checkpoints in the folder (higher step numbers), which nothing of what follows may touch.
+  cpSync(join(save, "step-2"), join(save, "step-29"), { recursive: true });
+  cpSync(join(save, "step-2"), join(save, "step-30"), { recursive: true });
+  const before = readFileSync(join(save, "step-2", "model.safetensors"));
+  // A new run there would replace its steps and its log (OLMo's trainer refuses too, without save_overwrite).
+  const fresh = run("--model", INIT, "--steps", "3", "--save", save);
+  if (fresh.status !== 2 || !fresh.stderr.includes(`--save ${save} already holds a training run (latest, step-2, step-29, ...): resume it with --load ${save}, or give a new folder`)) {
+    throw new Error(`status ${fresh.status}: ${fresh.stderr}`);
+  }
+  if (readFileSync(join(save, "latest"), "utf8").trim() !== "step-2" || !readFileSync(join(save, "step-2", "model.safetensors")).equals(before)) throw new Error("the refused run touched the folder");
+  // Resumed, --keep 2 with a save every step: this run's last two remain, besides the folders from before it.
+  const kept = run("--load", save, "--steps", "6", "--save-every", "1", "--keep", "2", "--save", save);
   if (kept.status !== 0) throw new Error(kept.stderr);
-  const after = readdirSync(join(dir, "run")).filter((f) => f.startsWith("step-")).sort();
-  if (after.join() !== "step-29,step-30,step-5,step-6") throw new Error(after.join());
+  const after = readdirSync(save).filter((f) => f.startsWith("step-")).sort();
+  if (after.join() !== "step-2,step-29,step-30,step-5,step-6") throw new Error(after.join());
   rmSync(dir, { recursive: true });
 });
 

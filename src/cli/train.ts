@@ -1,8 +1,8 @@
 // `olmo prepare-data` and `olmo train`.
 
 import { appendFile, mkdir, readFile } from "node:fs/promises";
-import { existsSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import {
   ADAPTER_CONFIG, configFromHf, initialWeights, loadLoraAdapters, loadOlmo, LoraAdapters, loraParameterCount, loraTargets, loraTrainingBytes,
   lossCurveSvg, Olmo, OLMO_PRESETS, parameterCount, parseAdapterConfig, prepareTrainingData, QuantizedWeight, readTextFile, Tokenizer, Trainer,
@@ -13,6 +13,7 @@ import {
   CheckpointRun, folderSource, isLoraFolder, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState,
   writeFileAtomic, writeTokenData, type TrainerState,
 } from "../node/index.js";
+import { readJsonObject } from "../node/fs.js";
 import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 import { locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, warnIfOtherBase } from "./model.js";
@@ -20,13 +21,18 @@ import { locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, w
 // ---------------------------------------------------------------------------------------------------
 // prepare-data
 
+// Bounds far past any model's context or a host's memory, so a typo is a usage error, not an allocation
+// that takes the process down.
+const MAX_SEQ_LEN = 2 ** 20;
+const MAX_BATCH = 2 ** 16;
+
 const prepareSpec: CommandSpec = {
   tokenizer: { kind: "value", required: true, placeholder: "FILE.json", help: "tokenizer.json" },
   input: {
     kind: "value", required: true, placeholder: "FILE",
     help: "a text file (one document) or JSONL: {\"text\": ...} or {\"messages\": [{role, content}]} per line (the last message is the labelled answer)",
   },
-  "seq-len": { kind: "value", required: true, number: { integer: true, min: 2 }, help: "instance length (chat examples are padded / cut to it)" },
+  "seq-len": { kind: "value", required: true, number: { integer: true, min: 2, max: MAX_SEQ_LEN }, help: "instance length (chat examples are padded / cut to it)" },
   out: { kind: "value", required: true, placeholder: "DIR", help: "output folder for input_ids.npy and label_mask.npy" },
   "ids-dtype": { kind: "value", choices: ["uint16", "uint32"], help: "id type (default uint16)" },
 };
@@ -45,9 +51,30 @@ export async function runPrepareData(args: string[]): Promise<void> {
   const { values, numbers } = parsed;
   const input = values.get("input")!, out = values.get("out")!, seqLen = numbers.get("seq-len")!;
   const dtype = (values.get("ids-dtype") ?? "uint16") as IdDType;
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a file; expected a folder for input_ids.npy and label_mask.npy`);
   const tokenizer = new Tokenizer(await readInput("--tokenizer", values.get("tokenizer")!));
-  const text = await readInput("--input", input);
-  const { ids, mask } = prepareTrainingData(tokenizer, text, { jsonl: input.endsWith(".jsonl"), seqLen, dtype, source: input });
+  // A UTF-8 byte order mark is not text (editors on Windows write one).
+  const text = (await readInput("--input", input)).replace(/^\uFEFF/, "");
+  const jsonl = /\.(jsonl|ndjson)$/i.test(input);
+  if (!jsonl) {
+    // Records in a file named otherwise would be trained on as their JSON text.
+    const first = text.slice(0, 1 << 16).split("\n").find((l) => l.trim() !== "");
+    let record: unknown = null;
+    try {
+      record = first === undefined ? null : JSON.parse(first);
+    } catch {
+      // text
+    }
+    if (typeof record === "object" && record !== null && ("messages" in record || "text" in record)) {
+      throw new UsageError(`--input ${input} looks like JSON Lines (its first line is a record with "${"messages" in record ? "messages" : "text"}"), but only a .jsonl or .ndjson file is read as records: rename it, or it would be trained on as raw JSON text`);
+    }
+  }
+  const { ids, mask, unlabelled } = prepareTrainingData(tokenizer, text, { jsonl, seqLen, dtype, source: input });
+  if (unlabelled.length > 0) {
+    console.error(`warning: ${unlabelled.length} chat example(s) have no label token left, their prompt filling --seq-len ${seqLen} (${unlabelled.slice(0, 3).join(", ")}${unlabelled.length > 3 ? ", ..." : ""}): they teach nothing`);
+  }
+  const instances = Math.floor(ids.length / seqLen);
+  if (instances === 0) throw new Error(`olmo prepare-data: ${input} gives ${ids.length} tokens, less than one instance of --seq-len ${seqLen}: nothing to train on`);
   await writeTokenData(out, ids, mask);
   console.log(`wrote ${ids.length} tokens (${Math.floor(ids.length / seqLen)} instances of ${seqLen}) to ${out}/input_ids.npy (${dtype}, no header) and label_mask.npy`);
 }
@@ -66,9 +93,9 @@ const trainSpec: CommandSpec = {
   data: { kind: "value", required: true, placeholder: "DIR_OR_FILE", help: "folder with input_ids.npy [+ label_mask.npy] (from olmo prepare-data), or the ids file itself" },
   "label-mask": { kind: "value", placeholder: "FILE", help: "label mask file (default: label_mask.npy beside the ids, or all ones)" },
   "ids-dtype": { kind: "value", choices: ["uint16", "uint32"], help: "id type of the data (default uint16)" },
-  "seq-len": { kind: "value", required: true, number: int(2), help: "instance length" },
-  "batch-size": { kind: "value", required: true, number: int(1), help: "instances per update" },
-  "micro-batch-size": { kind: "value", number: int(1), help: "instances per forward / backward pass (gradient accumulation; divides --batch-size)" },
+  "seq-len": { kind: "value", required: true, number: { ...int(2), max: MAX_SEQ_LEN }, help: "instance length" },
+  "batch-size": { kind: "value", required: true, number: { ...int(1), max: MAX_BATCH }, help: "instances per update" },
+  "micro-batch-size": { kind: "value", number: { ...int(1), max: MAX_BATCH }, help: "instances per forward / backward pass (gradient accumulation; divides --batch-size)" },
   steps: { kind: "value", required: true, number: int(1), help: "updates to run (in all, counting a resumed run's)" },
   lr: { kind: "value", required: true, number: positive, help: "peak learning rate" },
   warmup: { kind: "value", number: int(0), help: "warmup steps (from 0.1 lr; default 0)" },
@@ -145,15 +172,19 @@ function duration(seconds: number): string {
 /** Steps logged by earlier runs into metrics.jsonl; a last line a crash cut short is dropped. */
 async function readHistory(file: string, upToStep: number): Promise<StepMetrics[]> {
   if (!existsSync(file)) return [];
+  if (!statSync(file).isFile()) throw new Error(`${file} is not a file; the run's metrics log goes there`);
   const lines = (await readFile(file, "utf8")).split("\n").filter(Boolean);
   const history: StepMetrics[] = [];
   for (const [i, line] of lines.entries()) {
+    let m: unknown;
     try {
-      history.push(JSON.parse(line) as StepMetrics);
+      m = JSON.parse(line);
     } catch (e) {
-      if (i === lines.length - 1) break;
+      if (i === lines.length - 1) break; // a line a crash cut short
       throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
     }
+    if (typeof m !== "object" || m === null || !Number.isInteger((m as StepMetrics).step)) throw new Error(`${file}:${i + 1}: expected a step's metrics ({"step": N, ...}), got ${line.slice(0, 60)}`);
+    history.push(m as StepMetrics);
   }
   // Steps a crashed run logged past the checkpoint it resumes from are dropped: they will be redone.
   return history.filter((m) => m.step <= upToStep);
@@ -187,7 +218,9 @@ async function loraPlan(
   if (resumeLora) {
     const given = [...shapeFlags, ...(values.has("adapter") ? ["--adapter"] : [])];
     if (given.length > 0) throw new UsageError(`--load resumes the LoRA run in ${resumeFolder}, whose adapter_config.json sets r, alpha, targets and dropout: drop ${given.join(", ")}`);
-    const state = JSON.parse(await readFile(join(resumeFolder, "trainer_state.json"), "utf8")) as TrainerState;
+    const stateFile = join(resumeFolder, "trainer_state.json");
+    const state = (await readJsonObject(stateFile)) as unknown as TrainerState;
+    if (typeof state.options !== "object" || state.options === null) throw new Error(`${stateFile}: "options" (the run's settings and its base model) is missing`);
     const recorded = state.options.model, recordedQuantize = (state.options.quantize ?? "none") as string;
     if (typeof recorded !== "string" || recorded === "") throw new Error(`${join(resumeFolder, "trainer_state.json")}: options.model (the base model) is missing; give it with --model`);
     if (quantize !== undefined && quantize !== recordedQuantize) {
@@ -224,7 +257,7 @@ async function loraPlan(
 /** The LoRA options in an adapter folder's adapter_config.json (checked as the loader checks them). */
 async function adapterOptions(folder: string): Promise<LoraOptions> {
   const file = join(folder, ADAPTER_CONFIG);
-  return parseAdapterConfig(JSON.parse(await readInput("adapter", file)) as Record<string, unknown>, file);
+  return parseAdapterConfig(await readJsonObject(file), file);
 }
 
 export async function runTrain(args: string[]): Promise<void> {
@@ -245,6 +278,17 @@ export async function runTrain(args: string[]): Promise<void> {
   if (betas.length !== 2 || betas.some((b) => !(b >= 0 && b < 1))) problems.push(`--betas must be two numbers in [0, 1), got ${betasRaw}`);
   if (flags.has("reset-trainer-state") && !values.has("load")) problems.push("--reset-trainer-state needs --load DIR");
   if (existsSync(save) && !statSync(save).isDirectory()) problems.push(`--save ${save} is a file; expected a folder`);
+  else if (existsSync(save)) {
+    // A folder that holds a run (its latest, step folders, log) belongs to that run: a new run there would
+    // replace its checkpoints and its log. Resuming it (--load of the folder or of one of its steps) continues it.
+    // (Staging folders and a log alone are a run that saved nothing: no checkpoint to lose.)
+    const held = readdirSync(save).filter((f) => f === "latest" || /^step-\d+$/.test(f)).sort();
+    const load = values.get("load");
+    const resumesIt = load !== undefined && existsSync(load) && [realpathSync(load), dirname(realpathSync(load))].includes(realpathSync(save));
+    if (held.length > 0 && !resumesIt) {
+      problems.push(`--save ${save} already holds a training run (${held.slice(0, 3).join(", ")}${held.length > 3 ? ", ..." : ""}): resume it with --load ${save}, or give a new folder`);
+    }
+  }
   if (values.has("load") && (!existsSync(values.get("load")!) || !statSync(values.get("load")!).isDirectory())) problems.push(`--load ${values.get("load")}: no such folder`);
   if (problems.length) throw new UsageError(problems.join("\n"));
   const seed = numbers.get("seed") ?? 0;

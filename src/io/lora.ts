@@ -102,7 +102,14 @@ export async function adapterTensors(lora: LoraAdapters): Promise<TensorToWrite[
 export async function loadLoraAdapters(source: ModelSource, model: Olmo, seed = 0): Promise<LoraAdapters> {
   const text = await readTextFile(source, ADAPTER_CONFIG);
   if (text === null) throw new Error(`${source.name}: ${ADAPTER_CONFIG} is missing (not a PEFT adapter folder)`);
-  const options = parseAdapterConfig(JSON.parse(text) as Record<string, unknown>, `${source.name}/${ADAPTER_CONFIG}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${source.name}/${ADAPTER_CONFIG}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new Error(`${source.name}/${ADAPTER_CONFIG}: expected a JSON object, got ${JSON.stringify(json)?.slice(0, 40)}`);
+  const options = parseAdapterConfig(json as Record<string, unknown>, `${source.name}/${ADAPTER_CONFIG}`);
   const file = await source.open(ADAPTER_WEIGHTS);
   if (!file) throw new Error(`${source.name}: ${ADAPTER_WEIGHTS} is missing`);
   const problems: string[] = [];
@@ -124,7 +131,11 @@ export async function loadLoraAdapters(source: ModelSource, model: Olmo, seed = 
         continue;
       }
       const bytes = await file.read(entry.begin, entry.end - entry.begin);
-      const t = tensor(toF32(bytes, entry.dtype, `${source.name}/${ADAPTER_WEIGHTS}: ${name}`), entry.shape, { backend });
+      const values = toF32(bytes, entry.dtype, `${source.name}/${ADAPTER_WEIGHTS}: ${name}`);
+      // A NaN or infinite adapter value would make every output it touches NaN (and a merged model unusable).
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`${source.name}/${ADAPTER_WEIGHTS}: ${name} element ${bad} is ${values[bad]}; adapter values must be finite`);
+      const t = tensor(values, entry.shape, { backend });
       const pair = found.get(where.weight) ?? {};
       if (where.matrix === "A") pair.a = t;
       else pair.b = t;

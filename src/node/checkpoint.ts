@@ -29,7 +29,7 @@ import type { WeightName } from "../model/weights.js";
 import { Olmo } from "../model/olmo.js";
 import type { AnyBackend, Tensor } from "../core/tensor.js";
 import type { Trainer } from "../train/trainer.js";
-import { fileSource, folderSource } from "./fs.js";
+import { fileSource, folderSource, readJsonObject } from "./fs.js";
 
 export interface TrainerState {
   /** Updates done (the data position is step * batch size in the visiting order). */
@@ -51,9 +51,13 @@ async function fsync(path: string): Promise<void> {
   }
 }
 
-/** Write `path` and flush it to disk before returning. */
+/**
+ * Write the new file `path` and flush it to disk before returning. Created exclusively ("wx"): a file
+ * or link already there is an error, never followed (a link planted in a --save folder must not make a
+ * save write outside it).
+ */
 async function writeDurable(path: string, chunks: Uint8Array[] | string): Promise<void> {
-  const handle = await open(path, "w");
+  const handle = await open(path, "wx");
   try {
     for (const chunk of typeof chunks === "string" ? [new TextEncoder().encode(chunks)] : chunks) {
       for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
@@ -66,6 +70,8 @@ async function writeDurable(path: string, chunks: Uint8Array[] | string): Promis
 
 /** Point DIR/latest at `name` atomically: a reader sees the old name or the new one, never a partial file. */
 async function switchLatest(dir: string, name: string): Promise<void> {
+  // A latest.tmp left by a crash (or anything else by that name) is removed, not written through.
+  await rm(join(dir, "latest.tmp"), { force: true });
   await writeDurable(join(dir, "latest.tmp"), name + "\n");
   await rename(join(dir, "latest.tmp"), join(dir, "latest"));
   await fsync(dir);
@@ -105,6 +111,20 @@ async function f32Tensor(name: string, t: Tensor): Promise<TensorToWrite> {
   return { name, dtype: "F32", shape: t.shape, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
+/**
+ * Refuse to save a step whose weights or moments are NaN or infinite (an update the loss check did not
+ * see yet: it sees the next step's loss): `latest` keeps naming the last good step.
+ */
+function assertFiniteF32(tensors: TensorToWrite[], step: number): void {
+  for (const t of tensors) {
+    if (t.dtype !== "F32") continue;
+    const values = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);
+    for (let i = 0; i < values.length; i++) {
+      if (values[i]! - values[i]! !== 0) throw new Error(`step ${step}: ${t.name} holds ${values[i]} at element ${i} after the update; the step was not saved`);
+    }
+  }
+}
+
 /** Replace DIR/`name` by the complete DIR/`name`.tmp that `latest` names (step 3 above), ending with `latest` on `name`. */
 async function replaceFromStaging(dir: string, name: string): Promise<void> {
   const folder = join(dir, name), staging = `${folder}.tmp`;
@@ -135,22 +155,25 @@ export async function saveTrainingCheckpoint(
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging);
   const model = trainer.model;
-  if (model.lora) {
-    // The base is frozen: only the adapter changes. `options.model` names the base, as PEFT's
-    // base_model_name_or_path does.
-    await writeDurable(join(staging, ADAPTER_CONFIG), JSON.stringify(adapterConfig(model.lora, String(options.model ?? "")), null, 2) + "\n");
-    await writeDurable(join(staging, ADAPTER_WEIGHTS), encodeSafetensors(await adapterTensors(model.lora)));
-  } else {
-    await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
-    const weights: TensorToWrite[] = [];
-    // The trainer only trains plain f32 weights (trainableParameters refuses quantized ones).
-    for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t as Tensor));
-    await writeDurable(join(staging, "model.safetensors"), encodeSafetensors(weights));
-  }
+  // Everything read back first: a non-finite value stops the save before anything is written.
+  const weights: TensorToWrite[] = [];
+  // The trainer only trains plain f32 weights (trainableParameters refuses quantized ones).
+  if (model.lora) weights.push(...(await adapterTensors(model.lora)));
+  else for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t as Tensor));
   const moments: TensorToWrite[] = [];
   for (const p of trainer.params) {
     moments.push(await f32Tensor(`exp_avg.${checkpointName(p.name)}`, trainer.optimizer.m.get(p.name)!));
     moments.push(await f32Tensor(`exp_avg_sq.${checkpointName(p.name)}`, trainer.optimizer.v.get(p.name)!));
+  }
+  assertFiniteF32([...weights, ...moments], trainer.step);
+  if (model.lora) {
+    // The base is frozen: only the adapter changes. `options.model` names the base, as PEFT's
+    // base_model_name_or_path does.
+    await writeDurable(join(staging, ADAPTER_CONFIG), JSON.stringify(adapterConfig(model.lora, String(options.model ?? "")), null, 2) + "\n");
+    await writeDurable(join(staging, ADAPTER_WEIGHTS), encodeSafetensors(weights));
+  } else {
+    await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
+    await writeDurable(join(staging, "model.safetensors"), encodeSafetensors(weights));
   }
   await writeDurable(join(staging, "optimizer.safetensors"), encodeSafetensors(moments, { format: "pt", step: String(trainer.optimizer.step) }));
   const state: TrainerState = { step: trainer.step, options };
@@ -219,7 +242,15 @@ export async function loadTrainableModel(
 /** Restore optimizer moments and step, and the trainer position, saved with the checkpoint in `folder`. */
 export async function restoreTrainerState(folder: string, trainer: Trainer, resetTrainerState: boolean): Promise<TrainerState | null> {
   const file = await fileSource(join(folder, "optimizer.safetensors"));
-  if (!file) return null;
+  const stateFile = join(folder, "trainer_state.json");
+  if (!file) {
+    // A model folder (fine-tuning starts at step 0); a run's step folder without its moments cannot resume exactly.
+    if (!existsSync(stateFile)) return null;
+    throw new Error(
+      `${join(folder, "optimizer.safetensors")} is missing beside ${stateFile}: the run cannot resume where it stopped (AdamW's moments and step are in it); ` +
+        `restore the file, or start a new run from these weights with --model ${folder}`,
+    );
+  }
   const problems: string[] = [];
   const header = await readSafetensorsHeader(file, problems);
   if (problems.length) throw new Error(`${file.name}: ${problems.join("; ")}`);
@@ -231,11 +262,14 @@ export async function restoreTrainerState(folder: string, trainer: Trainer, rese
         throw new Error(`${file.name}: ${prefix} of ${checkpointName(p.name)} is missing or has the wrong shape`);
       }
       const bytes = await file.read(entry.begin, entry.end - entry.begin);
-      t.backend.upload(t.bufferFor("restore"), "f32", new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));
+      const values = new Float32Array(bytes.slice().buffer);
+      // A moment no update can produce (NaN, infinite, a negative second moment) would poison every weight it touches.
+      const bad = values.findIndex((v) => !Number.isFinite(v) || (prefix === "exp_avg_sq" && v < 0));
+      if (bad >= 0) throw new Error(`${file.name}: ${prefix}.${checkpointName(p.name)} element ${bad} is ${values[bad]}; ${prefix === "exp_avg_sq" ? "a second moment must be finite and >= 0" : "a moment must be finite"}`);
+      t.backend.upload(t.bufferFor("restore"), "f32", values);
     }
   }
-  const stateFile = join(folder, "trainer_state.json");
-  const state = JSON.parse(await readFile(stateFile, "utf8")) as TrainerState;
+  const state = (await readJsonObject(stateFile)) as unknown as TrainerState;
   const optimizerStep = Number(header.metadata.step ?? state.step);
   for (const [what, value] of [["step", state.step], ["the optimizer's step", optimizerStep]] as const) {
     if (!Number.isSafeInteger(value) || (value as number) < 0) throw new Error(`${stateFile}: ${what} must be a non-negative integer, got ${JSON.stringify(value)}`);

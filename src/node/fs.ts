@@ -1,7 +1,7 @@
 // Model folders on disk, for the loader (src/io/checkpoint.ts reads through ModelSource / ByteSource).
 
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { mkdir, open, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { ByteSource } from "../io/safetensors.js";
 import type { ModelSource } from "../io/checkpoint.js";
@@ -102,6 +102,22 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   const temp = `${path}.${process.pid}.tmp`;
   await writeFile(temp, data);
   await rename(temp, path);
+}
+
+/**
+ * The JSON object in `file`; a file that is not JSON, or not an object, is an error naming the file (a
+ * run's trainer_state.json, an adapter's adapter_config.json: hand-edited or cut short by a crash).
+ */
+export async function readJsonObject(file: string): Promise<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(file, "utf8"));
+  } catch (e) {
+    const error = e as NodeJS.ErrnoException;
+    throw new Error(`${file}: ${error.code ? error.message : `not valid JSON (${error.message})`}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${file}: expected a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}`);
+  return value as Record<string, unknown>;
 }
 
 /** Throw unless `out` can become a new folder: it does not exist, or is an empty folder. `what` names the caller. */

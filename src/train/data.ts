@@ -83,9 +83,12 @@ export class TokenDataset {
     if (bytes.length % size !== 0) throw new DataError(`${source}: ${bytes.length} bytes is not a whole number of ${dtype} ids (${size} bytes each)`);
     const copy = bytes.slice(); // aligned, owned
     const ids = dtype === "uint16" ? new Uint16Array(copy.buffer, 0, copy.length / 2) : new Uint32Array(copy.buffer, 0, copy.length / 4);
-    // uint32 ids read as uint16: every second value is a high half, 0 for any vocabulary under 65536.
-    if (dtype === "uint16" && ids.length >= 32 && ids.every((v, i) => i % 2 === 0 || v === 0)) {
-      throw new DataError(`${source}: every second uint16 id is 0, as uint32 ids read as uint16 are: pass --ids-dtype uint32`);
+    // Wider ids read as narrower ones: every second value is a high half, 0 for any vocabulary under
+    // 65536 (uint32 read as uint16, int64 read as uint32). Ids that are all 0 are not that.
+    const highHalvesZero = ids.length >= 32 && ids.every((v, i) => i % 2 === 0 || v === 0) && ids.some((v, i) => i % 2 === 0 && v !== 0);
+    if (highHalvesZero && dtype === "uint16") throw new DataError(`${source}: every second uint16 id is 0, as uint32 ids read as uint16 are: pass --ids-dtype uint32`);
+    if (highHalvesZero) {
+      throw new DataError(`${source}: every second uint32 id is 0, as 64-bit ids read as uint32 are; OLMo's ids are uint16 or uint32: convert them (numpy: ids.astype(np.uint32).tofile(path))`);
     }
     return ids;
   }

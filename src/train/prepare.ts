@@ -37,13 +37,14 @@ export function chatExample(tokenizer: Tokenizer, messages: ChatMessage[], seqLe
 
 /**
  * The ids (as `dtype`) and label mask of `text`, read as JSONL when `jsonl` is set, else as one plain
- * document. `source` names the input in errors (with the line number for JSONL).
+ * document. `source` names the input in errors (with the line number for JSONL). `unlabelled` lists the
+ * chat examples (as source:line) left with no label token, their prompt filling seqLen: they teach nothing.
  */
 export function prepareTrainingData(
   tokenizer: Tokenizer, text: string, options: { jsonl: boolean; seqLen: number; dtype: IdDType; source: string },
-): { ids: Uint16Array | Uint32Array; mask: Uint8Array } {
+): { ids: Uint16Array | Uint32Array; mask: Uint8Array; unlabelled: string[] } {
   const { jsonl, seqLen, dtype, source } = options;
-  const ids: number[] = [], mask: number[] = [];
+  const ids: number[] = [], mask: number[] = [], unlabelled: string[] = [];
   // (A loop, not push(...doc): spreading a whole book's ids overflows the call stack.)
   const append = (docIds: readonly number[], docMask: readonly number[]) => {
     for (let i = 0; i < docIds.length; i++) {
@@ -71,6 +72,7 @@ export function prepareTrainingData(
           if (typeof message.content !== "string") throw new DataError(`${where}: message ${i} has no "content" string`);
         });
         const example = chatExample(tokenizer, record.messages, seqLen);
+        if (!example.mask.some((m) => m === 1)) unlabelled.push(where);
         append(example.ids, example.mask);
       } else if (typeof record.text === "string") {
         const doc = tokenizer.encode(record.text, { addEos: true });
@@ -84,5 +86,5 @@ export function prepareTrainingData(
   const limit = dtype === "uint16" ? 65535 : 2 ** 32 - 1;
   const tooBig = ids.find((id) => id > limit);
   if (tooBig !== undefined) throw new DataError(`token id ${tooBig} does not fit ${dtype}; use uint32 ids (--ids-dtype uint32)`);
-  return { ids: dtype === "uint16" ? Uint16Array.from(ids) : Uint32Array.from(ids), mask: Uint8Array.from(mask) };
+  return { ids: dtype === "uint16" ? Uint16Array.from(ids) : Uint32Array.from(ids), mask: Uint8Array.from(mask), unlabelled };
 }
