@@ -231,6 +231,20 @@ test("bad input: unknown targets, rank 0 or past the layer, adapters of another 
     await expectRejection(loadLoraAdapters(folderSource(dir), model), "layer 0 q_proj.lora_A is [4,24], the model needs [2,24]");
     writeFileSync(join(dir, "adapter_config.json"), JSON.stringify({ ...base, target_modules: ["q_proj"] }));
     await expectRejection(loadLoraAdapters(folderSource(dir), model), "have no place for: base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight");
+    // A config that is not JSON, or not an object, is named; a NaN adapter value too (it would make a merged model NaN).
+    writeFileSync(join(dir, "adapter_config.json"), JSON.stringify(base).slice(0, 40));
+    await expectRejection(loadLoraAdapters(folderSource(dir), model), `${dir}/adapter_config.json: not valid JSON`);
+    writeFileSync(join(dir, "adapter_config.json"), "null");
+    await expectRejection(loadLoraAdapters(folderSource(dir), model), `${dir}/adapter_config.json: expected a JSON object, got null`);
+    writeFileSync(join(dir, "adapter_config.json"), JSON.stringify(base));
+    const weights = join(dir, "adapter_model.safetensors"), bytes = readFileSync(weights);
+    const length = Number(bytes.readBigUInt64LE(0));
+    const entries = JSON.parse(bytes.subarray(8, 8 + length).toString("utf8")) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+    const name = "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight";
+    if (entries[name]!.dtype !== "F32") throw new Error(`the fixture's ${name} is ${entries[name]!.dtype}`);
+    bytes.writeFloatLE(NaN, 8 + length + entries[name]!.data_offsets[0] + 4 * 5);
+    writeFileSync(weights, bytes);
+    await expectRejection(loadLoraAdapters(folderSource(dir), model), `${dir}/adapter_model.safetensors: ${name} element 5 is NaN; adapter values must be finite`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

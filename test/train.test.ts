@@ -2,7 +2,7 @@
 // on every backend; gradient accumulation; schedules.
 
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -425,6 +425,128 @@ test("a `latest` that names anything but a step folder beside it is refused, nev
   }
   if (!existsSync(join(dir, "victim.tmp"))) throw new Error("the folder outside the run was touched");
   rmSync(dir, { recursive: true });
+});
+
+/** Overwrite element `index` of tensor `name` in a safetensors file (F32) with `value`. */
+function poke(file: string, name: string, index: number, value: number): void {
+  const bytes = readFileSync(file);
+  const length = Number(bytes.readBigUInt64LE(0));
+  const entry = (JSON.parse(bytes.subarray(8, 8 + length).toString("utf8")) as Record<string, { data_offsets: [number, number] }>)[name];
+  if (!entry) throw new Error(`${file} has no ${name}`);
+  bytes.writeFloatLE(value, 8 + length + entry.data_offsets[0] + 4 * index);
+  writeFileSync(file, bytes);
+}
+
+test("a resumed run refuses moments no update gives, a step folder without its moments, and a trainer_state.json that is not JSON", () => {
+  const { dir, run } = trainFolder();
+  const save = join(dir, "run");
+  const first = run("--model", INIT, "--steps", "2", "--save", save);
+  if (first.status !== 0) throw new Error(first.stderr);
+  const step = join(save, "step-2"), optimizer = join(step, "optimizer.safetensors");
+  const pristine = readFileSync(optimizer);
+  const resume = () => run("--load", save, "--steps", "3", "--save", save);
+  const expectRefusal = (...fragments: string[]) => {
+    const r = resume();
+    if (r.status === 0 || !fragments.every((f) => r.stderr.includes(f))) throw new Error(`status ${r.status}: ${r.stderr}`);
+    if (readFileSync(join(save, "latest"), "utf8").trim() !== "step-2") throw new Error("latest moved");
+  };
+  const name = "exp_avg_sq.model.layers.0.mlp.up_proj.weight";
+  poke(optimizer, name, 3, -1);
+  expectRefusal(`${optimizer}: ${name} element 3 is -1; a second moment must be finite and >= 0`);
+  writeFileSync(optimizer, pristine);
+  poke(optimizer, "exp_avg.model.layers.0.mlp.up_proj.weight", 0, NaN);
+  expectRefusal(`exp_avg.model.layers.0.mlp.up_proj.weight element 0 is NaN; a moment must be finite`);
+  // Without its moments the run would restart at step 0 without a word.
+  rmSync(optimizer);
+  expectRefusal(`${optimizer} is missing beside ${join(step, "trainer_state.json")}: the run cannot resume where it stopped`, `--model ${step}`);
+  writeFileSync(optimizer, pristine);
+  const state = readFileSync(join(step, "trainer_state.json"), "utf8");
+  writeFileSync(join(step, "trainer_state.json"), state.slice(0, 30));
+  expectRefusal(`${join(step, "trainer_state.json")}: not valid JSON`);
+  writeFileSync(join(step, "trainer_state.json"), "null");
+  expectRefusal(`${join(step, "trainer_state.json")}: expected a JSON object, got null`);
+  writeFileSync(join(step, "trainer_state.json"), state);
+  // A line of the log that is JSON but not a step's metrics.
+  const log = readFileSync(join(save, "metrics.jsonl"), "utf8");
+  writeFileSync(join(save, "metrics.jsonl"), "null\n" + log);
+  expectRefusal(`${join(save, "metrics.jsonl")}:1: expected a step's metrics`);
+  writeFileSync(join(save, "metrics.jsonl"), log);
+  if (resume().status !== 0) throw new Error("the restored run does not resume");
+  rmSync(dir, { recursive: true });
+});
+
+test("a save refuses a step whose weights are not finite (latest keeps the last good step) and never writes through a planted latest.tmp link", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-save-guard-"));
+  const t = await trainer(wasm1!, { steps: 4 });
+  await t.trainStep();
+  await saveTrainingCheckpoint(dir, t, {});
+  // A link where the save writes latest.tmp, pointing outside the folder.
+  const victim = join(dir, "..", `${dir.split("/").pop()}-victim.txt`);
+  writeFileSync(victim, "VICTIM");
+  symlinkSync(victim, join(dir, "latest.tmp"));
+  await t.trainStep();
+  await saveTrainingCheckpoint(dir, t, {});
+  if (readFileSync(victim, "utf8") !== "VICTIM" || (await readLatest(dir)) !== "step-2" || lstatSync(join(dir, "latest")).isSymbolicLink()) throw new Error("the save wrote through the link");
+  // A NaN weight after an update (the loss check sees it only at the next step): not saved.
+  const w = t.model.weights.get("layers.0.up") as Tensor;
+  const values = Float32Array.from(await w.data());
+  values[7] = NaN;
+  w.backend.upload(w.bufferFor("test"), "f32", values);
+  t.step = 3; // (a trainStep would stop on the NaN loss first)
+  let message = "";
+  try {
+    await saveTrainingCheckpoint(dir, t, {});
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  if (!/^step 3: model\.layers\.0\.mlp\.up_proj\.weight holds NaN at element 7 after the update; the step was not saved/.test(message)) throw new Error(message);
+  if ((await readLatest(dir)) !== "step-2" || existsSync(join(dir, "step-3"))) throw new Error(readdirSync(dir).join());
+  t.optimizer.dispose();
+  t.model.dispose();
+  rmSync(dir, { recursive: true });
+  rmSync(victim);
+});
+
+test("prepare-data refuses JSON Lines in a file named otherwise and data under one instance, reads past a BOM, warns of chat examples left unlabelled", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-prepare-guard-"));
+  const tok = `${repoRoot}models/olmo-tiny-shakespeare/tokenizer.json`;
+  const prepare = (input: string, seqLen: string, out = join(dir, "out")) =>
+    spawnSync(process.execPath, [`${repoRoot}dist/cli.js`, "prepare-data", "--tokenizer", tok, "--input", input, "--seq-len", seqLen, "--out", out], { encoding: "utf8" });
+  const chat = JSON.stringify({ messages: [{ role: "user", content: "Who is there?" }, { role: "assistant", content: "Nay, answer me." }] });
+  writeFileSync(join(dir, "chat.json"), chat + "\n");
+  const named = prepare(join(dir, "chat.json"), "16");
+  if (named.status !== 2 || !named.stderr.includes(`--input ${join(dir, "chat.json")} looks like JSON Lines (its first line is a record with "messages")`)) throw new Error(named.stderr);
+  // Any case of .jsonl, and .ndjson, read as records; a BOM before the first record is not part of it.
+  writeFileSync(join(dir, "chat.NDJSON"), "\uFEFF" + chat + "\n");
+  const ndjson = prepare(join(dir, "chat.NDJSON"), "32");
+  if (ndjson.status !== 0 || ndjson.stderr !== "") throw new Error(`status ${ndjson.status}: ${ndjson.stderr}`);
+  // Text shorter than one instance (chat examples are padded to --seq-len; text is not).
+  writeFileSync(join(dir, "short.txt"), "Who is there?");
+  const short = prepare(join(dir, "short.txt"), "4096");
+  if (short.status !== 1 || !short.stderr.includes("less than one instance of --seq-len 4096: nothing to train on")) throw new Error(short.stderr);
+  // A prompt that fills --seq-len leaves nothing to learn: said, with the line.
+  const long = JSON.stringify({ messages: [{ role: "user", content: "word ".repeat(64) }, { role: "assistant", content: "Ay." }] });
+  writeFileSync(join(dir, "long.jsonl"), chat + "\n" + long + "\n");
+  const warned = prepare(join(dir, "long.jsonl"), "32");
+  if (warned.status !== 0 || !warned.stderr.includes(`warning: 1 chat example(s) have no label token left, their prompt filling --seq-len 32 (${join(dir, "long.jsonl")}:2)`)) throw new Error(warned.stderr);
+  writeFileSync(join(dir, "a-file"), "x");
+  const file = prepare(join(dir, "long.jsonl"), "32", join(dir, "a-file"));
+  if (file.status !== 2 || !file.stderr.includes(`--out ${join(dir, "a-file")} is a file`)) throw new Error(file.stderr);
+  rmSync(dir, { recursive: true });
+});
+
+test("64-bit ids read as uint32 are refused, as uint32 ids read as uint16 are; ids that are all 0 are not taken for either", () => {
+  const ids64 = new BigUint64Array(64).map((_, i) => BigInt(1 + (i % 50)));
+  const refused = (bytes: Uint8Array, dtype: "uint16" | "uint32") => {
+    try {
+      TokenDataset.idsFromBytes(bytes, dtype, "ids.bin");
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return "";
+  };
+  if (!refused(new Uint8Array(ids64.buffer), "uint32").includes("ids.bin: every second uint32 id is 0, as 64-bit ids read as uint32 are")) throw new Error("int64 as uint32 taken");
+  if (refused(new Uint8Array(256), "uint16") !== "" || refused(new Uint8Array(256), "uint32") !== "") throw new Error("all-zero ids refused as wider ids");
 });
 
 test.run();
