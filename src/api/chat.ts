@@ -19,6 +19,8 @@ export class ChatTemplate {
     private readonly template: Template,
     /** Template variables: the special tokens that are set (a token left null is not passed, as in transformers). */
     readonly specialTokens: Readonly<Record<string, string>>,
+    /** Where the template came from, for errors while it renders. */
+    private readonly file = "chat_template",
   ) {}
 
   /** The end-of-turn token the template writes after an assistant message (tokenizer_config.json's eos_token), if any. */
@@ -68,17 +70,25 @@ export class ChatTemplate {
     } catch (e) {
       throw new Error(`${file}: chat_template cannot be parsed: ${(e as Error).message}`);
     }
-    return new ChatTemplate(template, specialTokens);
+    return new ChatTemplate(template, specialTokens, file);
   }
 
   /** The prompt for `messages`, ending with the assistant's turn opened (addGenerationPrompt, default true). */
   render(messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean } = {}): string {
     checkMessages(messages);
-    return this.template.render({
-      ...this.specialTokens,
-      messages: messages.map((m) => ({ role: m.role, content: m.content })),
-      add_generation_prompt: options.addGenerationPrompt ?? true,
-    });
+    let prompt: string;
+    try {
+      prompt = this.template.render({
+        ...this.specialTokens,
+        messages: messages.map((m) => ({ role: m.role, content: m.content })),
+        add_generation_prompt: options.addGenerationPrompt ?? true,
+      });
+    } catch (e) {
+      // Its raise_exception (roles that must alternate, say) or a mistake in the template itself.
+      throw new Error(`${this.file}: chat_template failed to render: ${(e as Error).message}`);
+    }
+    if (prompt === "") throw new Error(`${this.file}: chat_template rendered an empty prompt for these ${messages.length} message(s)`);
+    return prompt;
   }
 }
 

@@ -34,6 +34,8 @@ export interface HttpRequestLike {
   readonly url: string;
   readonly headers?: { get(name: string): string | null };
   text(): Promise<string>;
+  /** The body as a stream (a Fetch Request has one): read up to the limit, not whole, when there is no content-length. */
+  readonly body?: { getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } } | null;
 }
 
 export interface GenerateHandlerOptions {
@@ -89,7 +91,12 @@ function jsonResponse(status: number, body: unknown, headers: Record<string, str
 }
 
 function describe(value: unknown): string {
-  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "string" ? `the string ${JSON.stringify(value)}` : `${typeof value} ${JSON.stringify(value)}`;
+  // Short whatever arrives: a deeply nested object must not be stringified (or echoed) whole.
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "string") return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
+  return `${typeof value} ${String(value)}`;
 }
 
 /** The request's fields, checked one by one; a BadRequest names the first that is wrong. */
@@ -127,12 +134,38 @@ function parseRequest(body: unknown, maxNewTokensLimit: number): GenerateRequest
   };
 }
 
+/**
+ * The body as text. A streamed body (chunked: no content-length to refuse it by) is read only up to
+ * 4 bytes a character of the limit, then refused: a client cannot make the server hold gigabytes.
+ */
+async function readBody(request: HttpRequestLike): Promise<string> {
+  const body = request.body;
+  if (!body || typeof body.getReader !== "function") return request.text();
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done || !value) break;
+    bytes += value.byteLength;
+    if (bytes > 4 * MAX_BODY_CHARS) {
+      await reader.cancel();
+      throw new BadRequest(`the body is over ${4 * MAX_BODY_CHARS} bytes; at most ${MAX_BODY_CHARS} characters are read`, undefined, 413);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const c of chunks) all.set(c, (at += c.byteLength) - c.byteLength);
+  return new TextDecoder().decode(all);
+}
+
 /** The request's body as JSON, or a BadRequest. */
 async function readJson(request: HttpRequestLike): Promise<unknown> {
   // A body that says it is too long is refused unread (an edge runtime's memory is small).
   const declared = Number(request.headers?.get("content-length") ?? 0);
   if (declared > 4 * MAX_BODY_CHARS) throw new BadRequest(`the body has ${declared} bytes; at most ${MAX_BODY_CHARS} characters are read`, undefined, 413);
-  const text = await request.text();
+  const text = await readBody(request);
   if (text.length > MAX_BODY_CHARS) throw new BadRequest(`the body has ${text.length} characters; at most ${MAX_BODY_CHARS} are read`, undefined, 413);
   try {
     return JSON.parse(text);
@@ -154,7 +187,8 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
 
   return async (request) => {
     const arrived = performance.now();
-    const path = new URL(request.url).pathname;
+    // A relative URL (some adapters pass the path alone) is resolved against a placeholder origin.
+    const path = new URL(request.url, "http://localhost").pathname;
     if (path !== "/generate") return jsonResponse(404, { error: `nothing at ${path}: POST a JSON body to /generate` });
     if (request.method !== "POST") return jsonResponse(405, { error: `/generate takes POST, not ${request.method}` }, { allow: "POST" });
     let asked: GenerateRequest;
@@ -170,7 +204,7 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
       generator = await (loading ??= options.load());
     } catch (e) {
       loading = null;
-      return jsonResponse(503, { error: `the model could not be loaded: ${(e as Error).message}` });
+      return jsonResponse(503, { error: `the model could not be loaded: ${e instanceof Error ? e.message : String(e)}` });
     }
     const loadMs = performance.now() - arrived;
     const { model, tokenizer, backend } = generator;

@@ -60,8 +60,11 @@ export function serveGenerator(
   };
   const reply = (message: Reply) => endpoint.postMessage(message);
   endpoint.addEventListener("message", async ({ data }: { data: Request }) => {
+    // Not a request of this protocol (another library's message on a shared port): nothing to answer.
+    if (typeof data !== "object" || data === null || typeof data.id !== "number") return;
     const { id } = data;
     try {
+      if (!["load", "stream", "abort", "dispose"].includes(data.op)) throw new Error(`olmo-js/worker: unknown op ${JSON.stringify((data as { op?: unknown }).op) ?? "(none)"}; expected load, stream, abort or dispose`);
       if (data.op === "abort") {
         const stream = streams.get(id);
         if (stream) stream.signal.aborted = true;
@@ -111,9 +114,22 @@ export interface WorkerClient {
 export async function createWorkerClient(worker: MessageEndpoint, model: string, options: WorkerLoadOptions = {}): Promise<WorkerClient> {
   let nextId = 1;
   const listeners = new Map<number, (reply: Reply) => void>();
-  worker.addEventListener("message", ({ data }: { data: Reply }) => listeners.get(data.id)?.(data));
+  worker.addEventListener("message", ({ data }: { data: Reply }) => {
+    if (typeof data === "object" && data !== null) listeners.get(data.id)?.(data);
+  });
+  // A worker that fails to start (a wrong URL, a script that throws) or whose message cannot be read
+  // answers nothing: every call waiting on it fails instead of waiting forever.
+  const failAll = (why: string) => {
+    for (const [id, listener] of [...listeners]) listener({ id, type: "error", name: "Error", message: `olmo-js/worker: ${why}` });
+  };
+  const events = worker as { addEventListener(type: string, listener: (event: { message?: unknown }) => void): void };
+  events.addEventListener("error", (event) => failAll(`the worker failed${typeof event?.message === "string" && event.message ? `: ${event.message}` : ""}`));
+  events.addEventListener("messageerror", () => failAll("a message from the worker could not be read"));
   start(worker);
-  const failure = (reply: Extract<Reply, { type: "error" }>) => Object.assign(new Error(reply.message), { name: reply.name });
+  const failure = (reply: Extract<Reply, { type: "error" }>) =>
+    Object.assign(new Error(typeof reply.message === "string" && reply.message ? reply.message : "olmo-js/worker: the worker reported an error without a message"), {
+      name: typeof reply.name === "string" && reply.name ? reply.name : "Error",
+    });
   /** One request answered by "done" (progress and pieces go to `onReply`). */
   const call = (request: WithoutId<Extract<Request, { op: "load" | "dispose" }>>, onReply?: (reply: Reply) => void) =>
     new Promise<void>((resolve, reject) => {

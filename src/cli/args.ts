@@ -195,11 +195,11 @@ export function usage(command: string, spec: CommandSpec, positional?: string): 
   return [`usage: olmo ${command} ${positional ? `[${positional.toUpperCase()}] ` : ""}[options]`, ...lines].join("\n");
 }
 
-/** Comma-separated token ids ("1552,310,247"), each a non-negative integer. */
+/** Comma-separated token ids ("1552,310,247"), each a non-negative decimal integer (not 1e3, 0x1F or +13). */
 export function parseIdList(flag: string, raw: string): number[] {
   return raw.split(",").map((s, i) => {
     const v = Number(s.trim());
-    if (s.trim() === "" || !Number.isSafeInteger(v) || v < 0) throw new UsageError(`${flag} item ${i} ("${s}") is not a token id`);
+    if (!/^\d+$/.test(s.trim()) || !Number.isSafeInteger(v)) throw new UsageError(`${flag} item ${i} ("${s}") is not a token id (a decimal integer >= 0)`);
     return v;
   });
 }

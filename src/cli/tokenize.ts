@@ -67,5 +67,8 @@ export async function runDetokenize(args: string[]): Promise<void> {
   if (parsed.help) return void console.log(usage("detokenize", detokenizeSpec));
   const ids = parseIdList("--ids", parsed.values.get("ids")!);
   const tokenizer = await loadTokenizer(parsed);
+  // decode skips ids past the vocabulary, as tokenizers does; a command line naming one is a mistake.
+  const unknown = ids.findIndex((id) => tokenizer.idToToken(id) === undefined);
+  if (unknown >= 0) throw new UsageError(`--ids item ${unknown} (${ids[unknown]}) is not an id of this tokenizer's vocabulary`);
   process.stdout.write(tokenizer.decode(ids, { skipSpecialTokens: parsed.flags.has("skip-special-tokens") }) + "\n");
 }

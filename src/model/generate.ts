@@ -46,13 +46,19 @@ export interface GenerateResult {
 
 function checkOptions(o: GenerateOptions): void {
   const positiveInt = (name: keyof GenerateOptions, v: unknown) => {
-    if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0)) throw new Error(`generate: ${name} must be a non-negative integer, got ${v}`);
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0)) throw new Error(`generate: ${name} must be a non-negative integer, got ${typeof v === "string" ? JSON.stringify(v) : v}`);
   };
   positiveInt("maxNewTokens", o.maxNewTokens);
   positiveInt("maxLength", o.maxLength);
   positiveInt("topK", o.topK);
   positiveInt("noRepeatNgramSize", o.noRepeatNgramSize);
-  if (o.temperature !== undefined && !(o.temperature > 0)) throw new Error(`generate: temperature must be positive, got ${o.temperature}`);
+  const shown = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String(v));
+  if (o.temperature !== undefined && !(typeof o.temperature === "number" && o.temperature > 0)) throw new Error(`generate: temperature must be a positive number, got ${shown(o.temperature)}`);
+  if (o.doSample !== undefined && typeof o.doSample !== "boolean") throw new Error(`generate: doSample must be true or false, got ${shown(o.doSample)}`);
+  if (o.seed !== undefined && !(Number.isInteger(o.seed) && o.seed >= 0)) throw new Error(`generate: seed must be a non-negative integer, got ${shown(o.seed)}`);
+  if (o.eosTokenId !== undefined && o.eosTokenId !== null && !(Number.isInteger(o.eosTokenId) && o.eosTokenId >= 0)) {
+    throw new Error(`generate: eosTokenId must be a token id or null, got ${shown(o.eosTokenId)}`);
+  }
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new Error(`generate: topP must be in (0, 1], got ${o.topP}`);
   if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty))) {
     throw new Error(`generate: repetitionPenalty must be a positive number, got ${o.repetitionPenalty}`);

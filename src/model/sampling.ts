@@ -80,6 +80,14 @@ export function hostSoftmax(logits: Float32Array): Float64Array {
   let max = -Infinity;
   for (const v of logits) max = Math.max(max, v);
   const out = new Float64Array(logits.length);
+  if (max === Infinity) {
+    // Logits pushed past f32's range (a tiny temperature or a huge repetition penalty divides them): the
+    // limit of the softmax, all the mass shared by the infinite ones, where exp(inf - inf) would be NaN.
+    let count = 0;
+    for (const v of logits) if (v === Infinity) count++;
+    for (let i = 0; i < logits.length; i++) out[i] = logits[i] === Infinity ? 1 / count : 0;
+    return out;
+  }
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp(logits[i]! - max);
   for (let i = 0; i < out.length; i++) out[i]! /= sum;

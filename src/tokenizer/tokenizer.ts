@@ -103,6 +103,7 @@ export class Tokenizer {
 
   /** Token ids of `text`. Never throws on a string. */
   encode(text: string, options: EncodeOptions = {}): number[] {
+    expectText("encode", text);
     const ids: number[] = [];
     for (const raw of this.rawMatcher.split(wellFormed(String(text)))) {
       if (raw.token) {
@@ -123,6 +124,7 @@ export class Tokenizer {
    * encode's loop, which stays as lean as it is.
    */
   explain(text: string): TokenizedWord[] {
+    expectText("explain", text);
     const words: TokenizedWord[] = [];
     const add = (word: string, ids: number[], added: boolean) => words.push({ text: word, ids, tokens: ids.map((id) => this.tokenById[id]!), added });
     for (const raw of this.rawMatcher.split(wellFormed(String(text)))) {
@@ -148,6 +150,7 @@ export class Tokenizer {
    * step by step from its UTF-8 bytes; the last step's ids are the word's ids in encode.
    */
   mergeSteps(word: string): MergeStep[] {
+    expectText("mergeSteps", word);
     return this.bpe.mergeSteps(UTF8.encode(word)).map(({ ids, at, rank }) => {
       const tokens = ids.map((id) => this.tokenById[id]!);
       return { tokens, ids, at, merge: rank < 0 ? null : { rank, left: this.spec.merges[rank]![0], right: this.spec.merges[rank]![1] } };
@@ -196,6 +199,9 @@ export class Tokenizer {
 
   /** The UTF-8 bytes that ids stand for. */
   bytesOf(ids: readonly number[] | Int32Array, options: DecodeOptions = {}): Uint8Array {
+    if (typeof ids !== "object" || ids === null || typeof ids.length !== "number") {
+      throw new TypeError(`decode: ids must be an array of token ids, got ${typeof ids === "string" ? `the string ${JSON.stringify((ids as unknown as string).slice(0, 40))}` : ids === null ? "null" : typeof ids}`);
+    }
     const chunks: Uint8Array[] = [];
     let length = 0;
     for (let i = 0; i < ids.length; i++) {
@@ -216,7 +222,7 @@ export class Tokenizer {
 
   /** The bytes of one id, or null if it is skipped (unknown id, or special when skipping). */
   private tokenBytesOf(id: number, options: DecodeOptions): Uint8Array | null {
-    if (!Number.isInteger(id) || id < 0) throw new RangeError(`decode: token id ${id} is not a non-negative integer`);
+    if (!Number.isInteger(id) || id < 0) throw new RangeError(`decode: token id ${typeof id === "string" ? JSON.stringify(id) : String(id)} is not a non-negative integer`);
     if (options.skipSpecialTokens && this.addedById.get(id)?.special) return null;
     const cached = this.bytesById[id];
     if (cached) return cached;
@@ -232,7 +238,7 @@ export class Tokenizer {
 
   /** The token string of an id (byte-level form for vocabulary entries, e.g. "Ġthe"). */
   idToToken(id: number): string | undefined {
-    return this.tokenById[id];
+    return Number.isInteger(id) ? this.tokenById[id] : undefined; // (never an array's own properties, such as "length")
   }
 
   /** True for special added tokens (<|endoftext|>, <|padding|>). */
@@ -275,4 +281,9 @@ function wellFormed(text: string): string {
   const native = (text as { toWellFormed?: () => string }).toWellFormed;
   if (native) return native.call(text);
   return text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+}
+
+/** Text methods take strings: anything else (undefined, a number) would be encoded as its String() form. */
+function expectText(method: string, text: unknown): void {
+  if (typeof text !== "string") throw new TypeError(`Tokenizer.${method}: text must be a string, got ${text === null ? "null" : typeof text}`);
 }
