@@ -59,6 +59,22 @@ test("the chat template renders as transformers' apply_chat_template: special to
   if (tokenizer.encode(prompt)[0] !== 50279 || eosCount(prompt) !== 1 || eosCount(twoTurns) !== 2) throw new Error("<|endoftext|> in the rendered prompt is not encoded as its special id 50279");
 });
 
+test("a template that fails to render, or renders nothing, is named with its file", () => {
+  const config = (template: string) => JSON.stringify({ ...INSTRUCT_CONFIG, chat_template: template });
+  const failure = (template: string) => {
+    try {
+      ChatTemplate.fromTokenizerConfig(config(template), "folder").render(MESSAGES);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return "rendered";
+  };
+  const raised = failure("{{ raise_exception('Conversation roles must alternate') }}");
+  if (raised !== "folder/tokenizer_config.json: chat_template failed to render: Conversation roles must alternate") throw new Error(raised);
+  const empty = failure("{% if false %}x{% endif %}");
+  if (empty !== "folder/tokenizer_config.json: chat_template rendered an empty prompt for these 2 message(s)") throw new Error(empty);
+});
+
 test("chat() is generate() on the rendered prompt; chatStream() yields the same text", async () => {
   const olmo = await NodeOlmoGenerator.fromPretrained(INSTRUCT, { backend: "wasm", threads: 1 });
   try {

@@ -59,6 +59,8 @@ test("bad arguments and files get clear errors and a non-zero status", () => {
     [["tokenize", "--tokenizer", "/no/such/file.json", "--text", "x"], "cannot read tokenizer file /no/such/file.json"],
     [["tokenize", "--tokenizer", `${repoRoot}package.json`, "--text", "x"], "model must be an object"],
     [["detokenize", "--tokenizer", TOKENIZER, "--ids", "1,x"], '--ids item 1 ("x") is not a token id'],
+    [["detokenize", "--tokenizer", TOKENIZER, "--ids", "1e3"], '--ids item 0 ("1e3") is not a token id (a decimal integer >= 0)'],
+    [["detokenize", "--tokenizer", TOKENIZER, "--ids", "5,999999"], "--ids item 1 (999999) is not an id of this tokenizer's vocabulary"],
     [["tokenize", "--bogus"], 'unknown argument "--bogus"'],
     [["frobnicate"], 'unknown command "frobnicate"'],
   ];

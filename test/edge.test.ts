@@ -114,6 +114,24 @@ test("createGenerateHandler: 404, 405 and 413 with JSON errors; a failed load is
   expect(await ask("/generate", "POST", JSON.stringify({ prompt: "x".repeat(70000) })), 413, "at most 65536");
   const huge = JSON.stringify({ prompt: "x".repeat(300000) });
   expect(await ask("/generate", "POST", huge, { "content-length": String(huge.length) }), 413, "bytes; at most 65536");
+  // A streamed body with no content-length: read only up to the limit (a client sending gigabytes is cut off).
+  let sent = 0;
+  const endless = new ReadableStream<Uint8Array>({
+    pull: (c) => {
+      if (sent >= 16 << 20) return c.close(); // 16 MiB in all, so a handler that reads it whole still ends
+      sent += 65536;
+      c.enqueue(new Uint8Array(65536).fill(120));
+    },
+  });
+  const streamed = await handler(new Request("http://localhost/generate", { method: "POST", body: endless, duplex: "half" } as RequestInit));
+  if (streamed.status !== 413 || !(await streamed.text()).includes("the body is over 262144 bytes") || sent > 8 * 65536) throw new Error(`streamed body: ${streamed.status}, ${sent} bytes pulled`);
+  // A deep object where a string belongs: described in a few words, not stringified (which overflowed the stack).
+  const deep = '{"prompt": ' + "{\"a\":".repeat(6000) + "1" + "}".repeat(6000) + "}";
+  const described = await ask("/generate", "POST", deep);
+  if (described.status !== 400 || JSON.parse(described.body).error !== '"prompt" must be a string, got an object') throw new Error(`${described.status} ${described.body.slice(0, 200)}`);
+  // The path alone as the URL (some adapters pass it so).
+  const relative = await handler({ method: "GET", url: "/generate", text: async () => "" });
+  if (relative.status !== 405) throw new Error(`a relative URL: ${relative.status}`);
   expect(await ask("/generate", "POST", body), 503, "the model could not be loaded: the first load fails");
   const loaded = await ask("/generate", "POST", body);
   if (loaded.status !== 200 || !loaded.body.includes("event: done") || loads !== 2) throw new Error(`after a failed load: ${loaded.status} ${loaded.body} (loads: ${loads})`);

@@ -105,6 +105,14 @@ test("NodeOlmoGenerator: a misspelled option, a prompt that is no string and a d
     ["options not an object", () => olmo.generate(PROMPT, 5 as never), "OlmoGenerator.generate: options must be an object, got number"],
     ["options an array", () => olmo.generate(PROMPT, [] as never), "OlmoGenerator.generate: options must be an object, got an array"],
     ["a name every object inherits", () => olmo.generate(PROMPT, { constructor: 5 } as never), 'OlmoGenerator.generate: unknown option "constructor"'],
+    // stop: a string instead of a list, an entry that is no string (which held back all text before).
+    ["stop, a string", () => olmo.generate(PROMPT, { stop: "\n" } as never), 'OlmoGenerator: stop must be an array of strings, got the string "\\n" (write ["\\n"])'],
+    ["stop, a number in the list", () => olmo.generate(PROMPT, { stop: [5] } as never), "OlmoGenerator: stop[0] must be a string, got number"],
+    ["signal, a string", () => olmo.generate(PROMPT, { signal: "abort" } as never), "OlmoGenerator: signal must be an AbortSignal, got string"],
+    ["doSample, a string", () => olmo.generate(PROMPT, { doSample: "no" } as never), 'generate: doSample must be true or false, got "no"'],
+    ["eosTokenId, a string", () => olmo.generate(PROMPT, { eosTokenId: "13" } as never), 'generate: eosTokenId must be a token id or null, got "13"'],
+    ["temperature, a string", () => olmo.generate(PROMPT, { temperature: "0.5" } as never), 'generate: temperature must be a positive number, got "0.5"'],
+    ["maxNewTokens, a string", () => olmo.generate(PROMPT, { maxNewTokens: "3" } as never), 'generate: maxNewTokens must be a non-negative integer, got "3"'],
   ];
   // stream() returns its generator; like every other error of a stream, a bad call surfaces on the first next().
   const pending = olmo.stream(42 as never);
@@ -185,11 +193,31 @@ test("createWorkerClient over a MessageChannel: same text, stop strings, aborts 
     if (!(error instanceof Error) || error.name !== "AbortError") throw new Error(`worker abort: expected an AbortError, got ${String(error)}`);
     const failure = await createWorkerClient(channel.port2 as unknown as MessageEndpoint, "./nope/x").then(() => "loaded", (e: Error) => e.message);
     if (!failure.includes("no such folder")) throw new Error(`a failed load in the worker: ${failure}`);
+    // Messages not of the protocol: null and strings are ignored (the worker lives on); an unknown op is answered.
+    const replies: unknown[] = [];
+    const probe = new MessageChannel();
+    serveGenerator(probe.port1 as unknown as MessageEndpoint, () => Promise.reject(new Error("no load here")));
+    probe.port2.on("message", (data: unknown) => replies.push(data));
+    for (const message of [null, "hello", 42, { id: 7, op: "bogus" }]) probe.port2.postMessage(message);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    probe.port1.close();
+    probe.port2.close();
+    const answer = JSON.stringify(replies);
+    if (replies.length !== 1 || !answer.includes('olmo-js/worker: unknown op \\"bogus\\"; expected load, stream, abort or dispose')) throw new Error(answer);
   } finally {
     await olmo.dispose();
     channel.port1.close();
     channel.port2.close();
   }
+});
+
+test("createWorkerClient: a worker that fails (an error event) fails the calls waiting on it instead of leaving them pending", async () => {
+  const listeners = new Map<string, (event: unknown) => void>();
+  const silent = { postMessage() {}, addEventListener: (type: string, listener: (event: unknown) => void) => void listeners.set(type, listener) };
+  const pending = createWorkerClient(silent as unknown as MessageEndpoint, MODEL).then(() => "loaded", (e: Error) => e.message);
+  listeners.get("error")!({ message: "Failed to fetch the worker script" });
+  const message = await pending;
+  if (message !== "olmo-js/worker: the worker failed: Failed to fetch the worker script") throw new Error(message);
 });
 
 test("dist/worker.js (olmo-js/worker) is the worker's few lines on the core bundle beside it, not a second core", () => {

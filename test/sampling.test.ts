@@ -4,7 +4,7 @@
 // Fixture: test/fixtures/olmo/expected.json "processors" (scripts/golden/make_olmo_fixtures.py).
 
 import { test } from "uvu";
-import { chooseToken, keptTokens, Random } from "../src/index.js";
+import { chooseToken, hostSoftmax, keptTokens, Random } from "../src/index.js";
 import { readJson } from "./helpers.js";
 
 interface ProcessorCase { scores: number[]; ids: number[]; topK: number; topP: number; temperature: number; noRepeatNgramSize: number; kept: number[] }
@@ -47,6 +47,18 @@ test("the repetition penalty reshapes the kept probabilities as transformers' pr
   const logits = Float32Array.from([2, -1, 0.5, 3]);
   const { logits: processed } = keptTokens(logits, [0, 1, 1], { doSample: true, repetitionPenalty: 2, topK: 0 });
   if (processed.join() !== [1, -2, 0.5, 3].join()) throw new Error(`penalised logits ${processed}`);
+});
+
+test("a temperature so small that logits overflow f32 samples among the largest, never NaN or token 0", () => {
+  // Logits over 1e-40 would all be +Infinity (the positive ones) or NaN in the softmax; the largest win,
+  // as the softmax's limit says. And a softmax over infinite logits shares the mass among them.
+  const logits = Float32Array.from([-1, 3, 2, 3, 0.5]);
+  const probs = hostSoftmax(Float32Array.from([-Infinity, Infinity, 1, Infinity, 0]));
+  if (probs.join() !== "0,0.5,0,0.5,0") throw new Error(`softmax at +Infinity: ${probs.join()}`);
+  const picked = new Set<number>();
+  const random = new Random(3);
+  for (let i = 0; i < 40; i++) picked.add(chooseToken(Float32Array.from(logits), [], { doSample: true, temperature: 1e-40 }, random));
+  if ([...picked].sort().join() !== "1,3") throw new Error(`sampled ${[...picked]}`);
 });
 
 test.run();

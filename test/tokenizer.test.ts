@@ -182,6 +182,28 @@ test("encode never throws on any JS string", () => {
   }
 });
 
+test("text methods take strings and decode takes an array of integer ids; anything else is a TypeError, not its String() form", () => {
+  const tok = tokenizers[0]!;
+  const message = (run: () => unknown) => {
+    try {
+      run();
+    } catch (e) {
+      return `${(e as Error).name}: ${(e as Error).message}`;
+    }
+    return "no error";
+  };
+  const cases: [() => unknown, string][] = [
+    [() => tok.encode(undefined as never), "TypeError: Tokenizer.encode: text must be a string, got undefined"],
+    [() => tok.encode(12345 as never), "TypeError: Tokenizer.encode: text must be a string, got number"],
+    [() => tok.mergeSteps(null as never), "TypeError: Tokenizer.mergeSteps: text must be a string, got null"],
+    [() => tok.decode(5 as never), "TypeError: decode: ids must be an array of token ids, got number"],
+    [() => tok.decode("13,14" as never), 'TypeError: decode: ids must be an array of token ids, got the string "13,14"'],
+    [() => tok.decode(["12"] as never), 'RangeError: decode: token id "12" is not a non-negative integer'],
+  ];
+  for (const [run, want] of cases) if (message(run) !== want) throw new Error(message(run));
+  if (tok.idToToken("length" as never) !== undefined) throw new Error("idToToken read an array's own property");
+});
+
 test("malformed tokenizer.json gets an error naming the field", () => {
   const good = JSON.parse(tokenizerFile(fixture.files[1]!)) as Record<string, any>;
   const expectError = (json: unknown, fragment: string) => {

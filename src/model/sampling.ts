@@ -110,7 +110,14 @@ export function processLogits(logits: Float32Array, ids: readonly number[], o: S
   banRepeatedNgrams(logits, ids, o.noRepeatNgramSize ?? 0);
   if (!o.doSample) return;
   const temperature = o.temperature ?? 1;
-  if (temperature !== 1) for (let i = 0; i < logits.length; i++) logits[i]! /= temperature;
+  if (temperature !== 1) {
+    let max = -Infinity;
+    for (const v of logits) if (v > max) max = v;
+    // Where x / T would overflow f32 (a tiny T), (x - max) / T: the same softmax (it does not see a
+    // shift), with the largest logits at 0 rather than all at +Infinity. Otherwise transformers' x / T.
+    const shift = Number.isFinite(max) && !Number.isFinite(Math.fround(max / temperature)) ? max : 0;
+    for (let i = 0; i < logits.length; i++) logits[i] = (logits[i]! - shift) / temperature;
+  }
   topKFilter(logits, o.topK ?? 50);
   topPFilter(logits, o.topP ?? 1);
 }
