@@ -53,6 +53,21 @@ test("olmo detokenize --ids prints the text", () => {
   if (skipped.stdout !== "Hello world\n") throw new Error(JSON.stringify(skipped.stdout));
 });
 
+test("text files that are not UTF-8 are refused with the first bad byte, not read as U+FFFD (tokenize --file, prepare-data --input)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "olmo-cli-utf8-"));
+  try {
+    const file = join(dir, "latin1.txt");
+    writeFileSync(file, Uint8Array.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0x6f, 0x6b])); // "café ok" in Latin-1
+    const tokenized = olmo("tokenize", "--tokenizer", TOKENIZER, "--file", file);
+    const says = `${file} is not UTF-8 text: byte 3 (0xe9) starts no valid UTF-8 character`;
+    if (tokenized.status !== 1 || !tokenized.stderr.includes(says)) throw new Error(`status ${tokenized.status}: ${tokenized.stderr}`);
+    const prepared = olmo("prepare-data", "--tokenizer", TOKENIZER, "--input", file, "--seq-len", "4", "--out", join(dir, "out"));
+    if (prepared.status !== 1 || !prepared.stderr.includes(says)) throw new Error(`status ${prepared.status}: ${prepared.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("bad arguments and files get clear errors and a non-zero status", () => {
   const cases: [string[], string][] = [
     [["tokenize", "--tokenizer", TOKENIZER], "exactly one of --text TEXT or --file PATH"],

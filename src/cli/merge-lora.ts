@@ -6,6 +6,7 @@ import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { loadLoraAdapters, loadOlmo, readTextFile } from "../index.js";
 import { folderSource, isLoraFolder, latestCheckpointFolder, saveModelFolder } from "../node/index.js";
+import { checkNewFolder } from "../node/fs.js";
 import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 import { locateModel, modelSource, warnIfOtherBase } from "./model.js";
@@ -23,6 +24,8 @@ export async function runMergeLora(args: string[]): Promise<void> {
   if (parsed.help) return void console.log(usage("merge-lora", spec));
   const { values, numbers } = parsed;
   const adapterArg = values.get("adapter")!, out = values.get("out")!;
+  // Before loading and merging: --out must be able to become the new folder.
+  checkNewFolder(out, "olmo merge-lora");
   if (!existsSync(adapterArg) || !statSync(adapterArg).isDirectory()) throw new UsageError(`--adapter ${adapterArg}: no such folder`);
   const adapterFolder = await latestCheckpointFolder(adapterArg);
   if (!isLoraFolder(adapterFolder)) throw new UsageError(`--adapter ${adapterArg}: no adapter_config.json in ${adapterFolder}; expected a PEFT adapter folder or a LoRA run's --save folder`);
@@ -32,7 +35,12 @@ export async function runMergeLora(args: string[]): Promise<void> {
   // The merged weights keep the base's dtype, as merge_and_unload does: config.json's dtype (torch_dtype
   // before transformers 5) says which. f32 bases load as f32; bf16 (and f16, which the loader keeps
   // f16) as stored. Without either field, f32: nothing is rounded.
-  const config = JSON.parse((await readTextFile(source, "config.json")) ?? "{}") as { dtype?: unknown; torch_dtype?: unknown };
+  let config: { dtype?: unknown; torch_dtype?: unknown };
+  try {
+    config = JSON.parse((await readTextFile(source, "config.json")) ?? "{}") as typeof config;
+  } catch (e) {
+    throw new Error(`${source.name}/config.json: not valid JSON (${(e as Error).message})`);
+  }
   const declared = config.dtype ?? config.torch_dtype;
   const weightDType = declared === "bfloat16" || declared === "float16" ? "bf16" : "f32";
   const backend = await backendByName("wasm", numbers.get("threads") ?? Math.min(8, availableParallelism()));

@@ -2,6 +2,7 @@
 // model's (--model, default the bundled model), or a tokenizer.json given with --tokenizer.
 
 import { readFileSync } from "node:fs";
+import { decodeUtf8File } from "../node/fs.js";
 import { configFromHf, readTextFile, Tokenizer } from "../index.js";
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { readTokenizerFile } from "./generate.js";
@@ -47,12 +48,13 @@ export async function runTokenize(args: string[]): Promise<void> {
   const { values, flags } = parsed;
   const tokenizer = await loadTokenizer(parsed);
   const text = values.get("text"), file = values.get("file");
-  let input: string;
+  let bytes: Uint8Array | null = null;
   try {
-    input = text ?? readFileSync(file!, "utf8");
+    if (text === undefined) bytes = readFileSync(file!);
   } catch (e) {
     throw new Error(`cannot read --file ${file}: ${(e as Error).message}`);
   }
+  const input = text ?? decodeUtf8File(bytes!, file!);
   console.log(JSON.stringify(tokenizer.encode(input, { addEos: flags.has("add-eos") })));
 }
 

@@ -13,7 +13,7 @@ import {
   CheckpointRun, folderSource, isLoraFolder, latestCheckpointFolder, loadTrainableModel, readLatest, readTokenDataset, restoreTrainerState,
   writeFileAtomic, writeTokenData, type TrainerState,
 } from "../node/index.js";
-import { readJsonObject } from "../node/fs.js";
+import { decodeUtf8File, readJsonObject } from "../node/fs.js";
 import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
 import { locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, warnIfOtherBase } from "./model.js";
@@ -37,6 +37,14 @@ const prepareSpec: CommandSpec = {
   "ids-dtype": { kind: "value", choices: ["uint16", "uint32"], help: "id type (default uint16)" },
 };
 
+async function readBytes(flag: string, path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw new Error(`cannot read ${flag} ${path}: ${(e as Error).message}`);
+  }
+}
+
 async function readInput(flag: string, path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
@@ -54,7 +62,7 @@ export async function runPrepareData(args: string[]): Promise<void> {
   if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a file; expected a folder for input_ids.npy and label_mask.npy`);
   const tokenizer = new Tokenizer(await readInput("--tokenizer", values.get("tokenizer")!));
   // A UTF-8 byte order mark is not text (editors on Windows write one).
-  const text = (await readInput("--input", input)).replace(/^\uFEFF/, "");
+  const text = decodeUtf8File(await readBytes("--input", input), input).replace(/^\uFEFF/, "");
   const jsonl = /\.(jsonl|ndjson)$/i.test(input);
   if (!jsonl) {
     // Records in a file named otherwise would be trained on as their JSON text.
@@ -114,7 +122,7 @@ const trainSpec: CommandSpec = {
   "max-memory-per-instance": maxMemoryPerInstanceOption,
   save: { kind: "value", required: true, placeholder: "DIR", help: "checkpoint folder: DIR/step-N folders and DIR/latest" },
   "save-every": { kind: "value", number: int(0), help: "save every K steps (default 0: at the end, and on Ctrl-C)" },
-  keep: { kind: "value", number: int(1), help: "checkpoints of this run to keep, newest first (default 2; other runs' are never deleted)" },
+  keep: { kind: "value", number: int(1), help: "checkpoints this process saved to keep, newest first (default 2; folders it found, such as a resumed run's earlier saves, are never deleted)" },
   "stop-on-spike": { kind: "value", number: { min: 1, minExclusive: true }, placeholder: "FACTOR", help: "stop, before updating or saving, when a loss exceeds FACTOR times the mean of the last 10" },
   "reset-trainer-state": { kind: "flag", help: "with --load: keep weights and optimizer, restart step, schedule, data" },
   "checkpoint-activations": { kind: "flag", help: "keep only each block's input in the forward pass, recompute the block in the backward (less memory, about 1/3 more time; same results)" },

@@ -146,3 +146,35 @@ export async function writeFolderAtomic(out: string, what: string, fill: (stagin
     throw e;
   }
 }
+
+/**
+ * A text file as a string, refusing bytes that are not UTF-8 (naming the first one) instead of turning
+ * them into U+FFFD, which would then be tokenized and trained on. Python's open() refuses them too.
+ */
+export function decodeUtf8File(bytes: Uint8Array, file: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    throw new Error(`${file} is not UTF-8 text: byte ${at} (0x${bytes[at]?.toString(16).padStart(2, "0")}) starts no valid UTF-8 character (is it Latin-1 or UTF-16?)`);
+  }
+}
+
+/** Offset of the first byte that starts no valid UTF-8 character (a stray continuation, a lead byte not continued, an overlong or surrogate form). */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const x = b[i]!;
+    const n = x < 0x80 ? 0 : x >= 0xc2 && x <= 0xdf ? 1 : x >= 0xe0 && x <= 0xef ? 2 : x >= 0xf0 && x <= 0xf4 ? 3 : -1;
+    if (n < 0) return i;
+    // The second byte's range is narrower after E0 (overlong), ED (surrogates), F0 (overlong), F4 (past U+10FFFF).
+    const lo = x === 0xe0 ? 0xa0 : x === 0xf0 ? 0x90 : 0x80, hi = x === 0xed ? 0x9f : x === 0xf4 ? 0x8f : 0xbf;
+    for (let k = 1; k <= n; k++) {
+      const c = b[i + k];
+      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += n + 1;
+  }
+  return b.length;
+}
+
