@@ -4,7 +4,7 @@
 // must end with the same bytes (weights and optimizer state) as a run never interrupted.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -73,7 +73,9 @@ test(`${KILLS} SIGKILLs at random moments: every kill leaves a loadable run, and
   while (kills < KILLS) {
     const save = join(dir, `run-${folders++}`);
     for (let inFolder = 0; ; inFolder++) {
-      const from = existsSync(join(save, "latest")) ? ["--load", save] : ["--model", INIT];
+      // A run that saved a step (latest, or a first save's step-N a kill left before latest) resumes it.
+      const saved = existsSync(join(save, "latest")) || (existsSync(save) && readdirSync(save).some((f) => /^step-\d+$/.test(f)));
+      const from = saved ? ["--load", save] : ["--model", INIT];
       const delay = kills < KILLS && inFolder < KILLS_PER_FOLDER ? random.uniform() * runMs : null;
       if (!(await runOrKill(trainArgs(from, save), delay))) {
         // A run that outlived its delay: later delays get shorter, so kills keep landing inside runs

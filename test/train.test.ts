@@ -306,6 +306,13 @@ test("a new run into a folder holding a run is refused; a resumed run prunes onl
   if (kept.status !== 0) throw new Error(kept.stderr);
   const after = readdirSync(save).filter((f) => f.startsWith("step-")).sort();
   if (after.join() !== "step-2,step-29,step-30,step-5,step-6") throw new Error(after.join());
+  // A kill between a first save's rename and its `latest` leaves a complete step-N alone: --load takes the newest.
+  const crashed = join(dir, "crashed");
+  const one = run("--model", INIT, "--steps", "1", "--save", crashed);
+  if (one.status !== 0) throw new Error(one.stderr);
+  rmSync(join(crashed, "latest"));
+  const resumed = run("--load", crashed, "--steps", "2", "--save", crashed);
+  if (resumed.status !== 0 || !resumed.stderr.includes("steps 2..2") || readFileSync(join(crashed, "latest"), "utf8").trim() !== "step-2") throw new Error(resumed.stderr);
   rmSync(dir, { recursive: true });
 });
 

@@ -20,7 +20,7 @@ export class ChatTemplate {
     /** Template variables: the special tokens that are set (a token left null is not passed, as in transformers). */
     readonly specialTokens: Readonly<Record<string, string>>,
     /** Where the template came from, for errors while it renders. */
-    private readonly file = "chat_template",
+    private readonly file = "the chat template's tokenizer_config.json",
   ) {}
 
   /** The end-of-turn token the template writes after an assistant message (tokenizer_config.json's eos_token), if any. */

@@ -255,7 +255,7 @@ export class OlmoGenerator {
   /** stream() on the ids `encode` gives, also ending after any id of `stopIds` (which is not shown). */
   private async *streamFrom(encode: () => number[], options: TextGenerateOptions, stopIds: ReadonlySet<number>): AsyncGenerator<string, void, undefined> {
     const { stop = [], signal, ...generateOptions } = options;
-    if (!Array.isArray(stop)) throw new Error(`OlmoGenerator: stop must be an array of strings, got ${typeof stop === "string" ? `the string ${JSON.stringify(stop)} (write [${JSON.stringify(stop)}])` : typeof stop}`);
+    if (!Array.isArray(stop)) throw new Error(`OlmoGenerator: stop must be an array of strings, got ${typeof stop === "string" ? `the string ${JSON.stringify(stop)} (write [${JSON.stringify(stop)}])` : stop === null ? "null" : typeof stop}`);
     const notString = stop.findIndex((s) => typeof s !== "string");
     if (notString >= 0) throw new Error(`OlmoGenerator: stop[${notString}] must be a string, got ${stop[notString] === null ? "null" : typeof stop[notString]}`);
     if (stop.some((s) => s === "")) throw new Error("OlmoGenerator: a stop string must not be empty");

@@ -120,11 +120,21 @@ export async function createWorkerClient(worker: MessageEndpoint, model: string,
   // A worker that fails to start (a wrong URL, a script that throws) or whose message cannot be read
   // answers nothing: every call waiting on it fails instead of waiting forever.
   const failAll = (why: string) => {
-    for (const [id, listener] of [...listeners]) listener({ id, type: "error", name: "Error", message: `olmo-js/worker: ${why}` });
+    for (const [id, listener] of [...listeners]) {
+      worker.postMessage({ id, op: "abort" }); // a stream the worker may still be running (a no-op otherwise)
+      listener({ id, type: "error", name: "Error", message: `olmo-js/worker: ${why}` });
+    }
   };
-  const events = worker as { addEventListener(type: string, listener: (event: { message?: unknown }) => void): void };
-  events.addEventListener("error", (event) => failAll(`the worker failed${typeof event?.message === "string" && event.message ? `: ${event.message}` : ""}`));
-  events.addEventListener("messageerror", () => failAll("a message from the worker could not be read"));
+  // (An endpoint that hands every listener its messages whatever the type asked for must not fail
+  // calls with them: an event carrying data is a message, not an error.)
+  const events = worker as { addEventListener(type: string, listener: (event: { message?: unknown; data?: unknown } | null) => void): void };
+  const isMessage = (event: { data?: unknown } | null) => typeof event === "object" && event !== null && "data" in event;
+  events.addEventListener("error", (event) => {
+    if (!isMessage(event)) failAll(`the worker failed${typeof event?.message === "string" && event.message ? `: ${event.message}` : ""}`);
+  });
+  events.addEventListener("messageerror", (event) => {
+    if (!isMessage(event)) failAll("a message from the worker could not be read");
+  });
   start(worker);
   const failure = (reply: Extract<Reply, { type: "error" }>) =>
     Object.assign(new Error(typeof reply.message === "string" && reply.message ? reply.message : "olmo-js/worker: the worker reported an error without a message"), {

@@ -30,7 +30,7 @@ const prepareSpec: CommandSpec = {
   tokenizer: { kind: "value", required: true, placeholder: "FILE.json", help: "tokenizer.json" },
   input: {
     kind: "value", required: true, placeholder: "FILE",
-    help: "a text file (one document) or JSONL: {\"text\": ...} or {\"messages\": [{role, content}]} per line (the last message is the labelled answer)",
+    help: "a UTF-8 text file (one document), or JSON Lines named .jsonl / .ndjson: {\"text\": ...} or {\"messages\": [{role, content}]} per line (the last message is the labelled answer)",
   },
   "seq-len": { kind: "value", required: true, number: { integer: true, min: 2, max: MAX_SEQ_LEN }, help: "instance length (chat examples are padded / cut to it)" },
   out: { kind: "value", required: true, placeholder: "DIR", help: "output folder for input_ids.npy and label_mask.npy" },
@@ -292,7 +292,8 @@ export async function runTrain(args: string[]): Promise<void> {
     // (Staging folders and a log alone are a run that saved nothing: no checkpoint to lose.)
     const held = readdirSync(save).filter((f) => f === "latest" || /^step-\d+$/.test(f)).sort();
     const load = values.get("load");
-    const resumesIt = load !== undefined && existsSync(load) && [realpathSync(load), dirname(realpathSync(load))].includes(realpathSync(save));
+    const real = (path: string) => realpathSync.native(path); // (the case the file system has, on Windows too)
+    const resumesIt = load !== undefined && existsSync(load) && [real(load), dirname(real(load))].includes(real(save));
     if (held.length > 0 && !resumesIt) {
       problems.push(`--save ${save} already holds a training run (${held.slice(0, 3).join(", ")}${held.length > 3 ? ", ..." : ""}): resume it with --load ${save}, or give a new folder`);
     }

@@ -450,7 +450,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const total = slices.reduce((sum, s) => sum + bytesOf(s), 0);
   const extra = typeof options.extraBytes === "function" ? options.extraBytes(config) : (options.extraBytes ?? 0);
   const anyQuantized = slices.some((s) => schemeOf(s) !== null);
-  checkFits(config, quantizeTo ?? (anyQuantized ? (inFolder ?? "int8") : requested), backend, extra, source.name, total);
+  checkFits(config, quantizeTo ?? (anyQuantized ? (inFolder ?? "int8") : requested), backend, extra, source.name, anyQuantized ? total : undefined);
 
   const weights = new Map<WeightName, Weight>();
   let read = 0;

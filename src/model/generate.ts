@@ -55,7 +55,7 @@ function checkOptions(o: GenerateOptions): void {
   const shown = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String(v));
   if (o.temperature !== undefined && !(typeof o.temperature === "number" && o.temperature > 0)) throw new Error(`generate: temperature must be a positive number, got ${shown(o.temperature)}`);
   if (o.doSample !== undefined && typeof o.doSample !== "boolean") throw new Error(`generate: doSample must be true or false, got ${shown(o.doSample)}`);
-  if (o.seed !== undefined && !(Number.isInteger(o.seed) && o.seed >= 0)) throw new Error(`generate: seed must be a non-negative integer, got ${shown(o.seed)}`);
+  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new Error(`generate: seed must be an integer, got ${shown(o.seed)}`);
   if (o.eosTokenId !== undefined && o.eosTokenId !== null && !(Number.isInteger(o.eosTokenId) && o.eosTokenId >= 0)) {
     throw new Error(`generate: eosTokenId must be a token id or null, got ${shown(o.eosTokenId)}`);
   }

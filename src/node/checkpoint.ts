@@ -120,7 +120,7 @@ function assertFiniteF32(tensors: TensorToWrite[], step: number): void {
     if (t.dtype !== "F32") continue;
     const values = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);
     for (let i = 0; i < values.length; i++) {
-      if (values[i]! - values[i]! !== 0) throw new Error(`step ${step}: ${t.name} holds ${values[i]} at element ${i} after the update; the step was not saved`);
+      if (values[i]! - values[i]! !== 0) throw new Error(`step ${step}: ${t.name} holds ${values[i]} at element ${i} after the update; the step was not saved (latest still names the last step saved)`);
     }
   }
 }
@@ -154,31 +154,13 @@ export async function saveTrainingCheckpoint(
   // Staging folders `latest` does not name are writes a crash cut short: never checkpoints.
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging);
-  const model = trainer.model;
-  // Everything read back first: a non-finite value stops the save before anything is written.
-  const weights: TensorToWrite[] = [];
-  // The trainer only trains plain f32 weights (trainableParameters refuses quantized ones).
-  if (model.lora) weights.push(...(await adapterTensors(model.lora)));
-  else for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t as Tensor));
-  const moments: TensorToWrite[] = [];
-  for (const p of trainer.params) {
-    moments.push(await f32Tensor(`exp_avg.${checkpointName(p.name)}`, trainer.optimizer.m.get(p.name)!));
-    moments.push(await f32Tensor(`exp_avg_sq.${checkpointName(p.name)}`, trainer.optimizer.v.get(p.name)!));
+  try {
+    await writeStep(staging, trainer, options, extraFiles);
+  } catch (e) {
+    // A staging folder is not a checkpoint until renamed: nothing of a refused or failed save remains.
+    await rm(staging, { recursive: true, force: true });
+    throw e;
   }
-  assertFiniteF32([...weights, ...moments], trainer.step);
-  if (model.lora) {
-    // The base is frozen: only the adapter changes. `options.model` names the base, as PEFT's
-    // base_model_name_or_path does.
-    await writeDurable(join(staging, ADAPTER_CONFIG), JSON.stringify(adapterConfig(model.lora, String(options.model ?? "")), null, 2) + "\n");
-    await writeDurable(join(staging, ADAPTER_WEIGHTS), encodeSafetensors(weights));
-  } else {
-    await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
-    await writeDurable(join(staging, "model.safetensors"), encodeSafetensors(weights));
-  }
-  await writeDurable(join(staging, "optimizer.safetensors"), encodeSafetensors(moments, { format: "pt", step: String(trainer.optimizer.step) }));
-  const state: TrainerState = { step: trainer.step, options };
-  await writeDurable(join(staging, "trainer_state.json"), JSON.stringify(state, null, 2) + "\n");
-  for (const [file, contents] of Object.entries(extraFiles)) await writeDurable(join(staging, file), contents);
   await fsync(staging);
   if (existsSync(folder)) {
     await replaceFromStaging(dir, name);
@@ -189,6 +171,42 @@ export async function saveTrainingCheckpoint(
   }
   return folder;
 }
+
+/** The files of one step into `staging`; each file's tensors checked finite before it is written. */
+async function writeStep(staging: string, trainer: Trainer, options: Record<string, unknown>, extraFiles: Record<string, string>): Promise<void> {
+  const model = trainer.model;
+  for (const file of Object.keys(extraFiles)) {
+    if (STEP_FILES.includes(file)) throw new Error(`checkpoint: extra file "${file}" is one the save writes itself`);
+  }
+  // The trainer only trains plain f32 weights (trainableParameters refuses quantized ones).
+  const weights: TensorToWrite[] = [];
+  if (model.lora) weights.push(...(await adapterTensors(model.lora)));
+  else for (const [weight, t] of model.weights) weights.push(await f32Tensor(hfTensorName(weight), t as Tensor));
+  assertFiniteF32(weights, trainer.step);
+  if (model.lora) {
+    // The base is frozen: only the adapter changes. `options.model` names the base, as PEFT's
+    // base_model_name_or_path does.
+    await writeDurable(join(staging, ADAPTER_CONFIG), JSON.stringify(adapterConfig(model.lora, String(options.model ?? "")), null, 2) + "\n");
+    await writeDurable(join(staging, ADAPTER_WEIGHTS), encodeSafetensors(weights));
+  } else {
+    await writeDurable(join(staging, "config.json"), JSON.stringify(configToHf(model.config), null, 2) + "\n");
+    await writeDurable(join(staging, "model.safetensors"), encodeSafetensors(weights));
+  }
+  weights.length = 0; // (their host copies can go before the moments are read)
+  const moments: TensorToWrite[] = [];
+  for (const p of trainer.params) {
+    moments.push(await f32Tensor(`exp_avg.${checkpointName(p.name)}`, trainer.optimizer.m.get(p.name)!));
+    moments.push(await f32Tensor(`exp_avg_sq.${checkpointName(p.name)}`, trainer.optimizer.v.get(p.name)!));
+  }
+  assertFiniteF32(moments, trainer.step);
+  await writeDurable(join(staging, "optimizer.safetensors"), encodeSafetensors(moments, { format: "pt", step: String(trainer.optimizer.step) }));
+  const state: TrainerState = { step: trainer.step, options };
+  await writeDurable(join(staging, "trainer_state.json"), JSON.stringify(state, null, 2) + "\n");
+  for (const [file, contents] of Object.entries(extraFiles)) await writeDurable(join(staging, file), contents);
+}
+
+/** The files a step folder holds, which `extraFiles` may not name. */
+const STEP_FILES = [ADAPTER_CONFIG, ADAPTER_WEIGHTS, "config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"];
 
 /**
  * The checkpoints of one training run: saves in order, and keeps the `keep` most recent of its own
@@ -221,10 +239,17 @@ export class CheckpointRun {
   }
 }
 
-/** The folder DIR/latest names, or DIR itself when it is a plain model folder. */
+/**
+ * The folder DIR/latest names; without `latest`, the newest step-N folder (a crash between a first
+ * save's rename and its `latest` leaves one, complete: it was renamed only once whole); else DIR itself,
+ * a plain model folder.
+ */
 export async function latestCheckpointFolder(dir: string): Promise<string> {
   const latest = await readLatest(dir);
-  if (latest === null) return dir;
+  if (latest === null) {
+    const steps = (await readdir(dir)).map((f) => /^step-(\d+)$/.exec(f)).filter((m) => m !== null).map((m) => Number(m![1]));
+    return steps.length > 0 ? join(dir, `step-${Math.max(...steps)}`) : dir;
+  }
   const folder = join(dir, latest);
   if (!existsSync(folder)) throw new Error(`${join(dir, "latest")} names ${latest}, which does not exist in ${dir}`);
   return folder;

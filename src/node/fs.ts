@@ -100,7 +100,9 @@ export function folderSource(dir: string): ModelSource {
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, data);
+  // Created exclusively (after removing what a crash left): a link planted there is never written through.
+  await rm(temp, { force: true });
+  await writeFile(temp, data, { flag: "wx" });
   await rename(temp, path);
 }
 
@@ -153,7 +155,7 @@ export async function writeFolderAtomic(out: string, what: string, fill: (stagin
  */
 export function decodeUtf8File(bytes: Uint8Array, file: string): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes); // a BOM kept, as Python's open() keeps it
   } catch {
     const at = firstInvalidUtf8(bytes);
     throw new Error(`${file} is not UTF-8 text: byte ${at} (0x${bytes[at]?.toString(16).padStart(2, "0")}) starts no valid UTF-8 character (is it Latin-1 or UTF-16?)`);
