@@ -220,6 +220,25 @@ test("createWorkerClient: a worker that fails (an error event) fails the calls w
   if (message !== "olmo-js/worker: the worker failed: Failed to fetch the worker script") throw new Error(message);
 });
 
+test("createWorkerClient on an adapter that hands every listener its messages (whatever the event type) still works", async () => {
+  const channel = new MessageChannel();
+  serveGenerator(channel.port1 as unknown as MessageEndpoint, (model, options) => NodeOlmoGenerator.fromPretrained(model, { ...options, backend: "js" }));
+  // A common Node adapter: every addEventListener becomes a message listener.
+  const loose = {
+    postMessage: (m: unknown) => channel.port2.postMessage(m),
+    addEventListener: (_type: string, listener: (event: { data: unknown }) => void) => void channel.port2.on("message", (data: unknown) => listener({ data })),
+  };
+  try {
+    const olmo = await createWorkerClient(loose as unknown as MessageEndpoint, MODEL);
+    const text = await olmo.generate(PROMPT, { maxNewTokens: 2 });
+    if (typeof text !== "string" || text === "") throw new Error(`generated ${JSON.stringify(text)}`);
+    await olmo.dispose();
+  } finally {
+    channel.port1.close();
+    channel.port2.close();
+  }
+});
+
 test("dist/worker.js (olmo-js/worker) is the worker's few lines on the core bundle beside it, not a second core", () => {
   const worker = readFileSync(`${repoRoot}dist/worker.js`, "utf8");
   const imports = [...worker.matchAll(/^import\b[^;]*?\bfrom "([^"]+)";/gm)].map((m) => m[1]);
