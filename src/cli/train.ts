@@ -16,6 +16,7 @@ import {
 import { decodeUtf8File, readJsonObject } from "../node/fs.js";
 import { parseArgs, UsageError, usage, type CommandSpec } from "./args.js";
 import { backendByName } from "./backends.js";
+import { readTokenizerFile } from "./generate.js";
 import { locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, warnIfOtherBase } from "./model.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ export async function runPrepareData(args: string[]): Promise<void> {
   const input = values.get("input")!, out = values.get("out")!, seqLen = numbers.get("seq-len")!;
   const dtype = (values.get("ids-dtype") ?? "uint16") as IdDType;
   if (existsSync(out) && !statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a file; expected a folder for input_ids.npy and label_mask.npy`);
-  const tokenizer = new Tokenizer(await readInput("--tokenizer", values.get("tokenizer")!));
+  const tokenizer = readTokenizerFile(values.get("tokenizer")!).tokenizer;
   // A UTF-8 byte order mark is not text (editors on Windows write one).
   const text = decodeUtf8File(await readBytes("--input", input), input).replace(/^\uFEFF/, "");
   const jsonl = /\.(jsonl|ndjson)$/i.test(input);

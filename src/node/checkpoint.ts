@@ -295,9 +295,11 @@ export async function restoreTrainerState(folder: string, trainer: Trainer, rese
     }
   }
   const state = (await readJsonObject(stateFile)) as unknown as TrainerState;
-  const optimizerStep = Number(header.metadata.step ?? state.step);
-  for (const [what, value] of [["step", state.step], ["the optimizer's step", optimizerStep]] as const) {
-    if (!Number.isSafeInteger(value) || (value as number) < 0) throw new Error(`${stateFile}: ${what} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(state.step) || state.step < 0) throw new Error(`${stateFile}: step must be a non-negative integer, got ${JSON.stringify(state.step)}`);
+  // The optimizer's own step (its bias corrections) is in the moments file's metadata.
+  const optimizerStep = header.metadata.step === undefined ? state.step : Number(header.metadata.step);
+  if (!Number.isSafeInteger(optimizerStep) || optimizerStep < 0) {
+    throw new Error(`${file.name}: its metadata "step" (AdamW's step count) must be a non-negative integer, got ${JSON.stringify(header.metadata.step)}`);
   }
   trainer.optimizer.step = optimizerStep;
   // --reset-trainer-state (OLMo's meaning): keep the weights and the optimizer state (moments and
