@@ -306,6 +306,9 @@ test("a new run into a folder holding a run is refused; a resumed run prunes onl
   if (kept.status !== 0) throw new Error(kept.stderr);
   const after = readdirSync(save).filter((f) => f.startsWith("step-")).sort();
   if (after.join() !== "step-2,step-29,step-30,step-5,step-6") throw new Error(after.join());
+  // A batch larger than the data: it runs (the order wraps around), and says that it repeats instances.
+  const wide = run("--model", INIT, "--steps", "1", "--batch-size", "64", "--save", join(dir, "wide"));
+  if (wide.status !== 0 || !/holds \d+ instance\(s\) of --seq-len 8, fewer than --batch-size 64: every batch repeats instances/.test(wide.stderr)) throw new Error(wide.stderr);
   // A kill between a first save's rename and its `latest` leaves a complete step-N alone: --load takes the newest.
   const crashed = join(dir, "crashed");
   const one = run("--model", INIT, "--steps", "1", "--save", crashed);

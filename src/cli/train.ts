@@ -390,6 +390,8 @@ export async function runTrain(args: string[]): Promise<void> {
     // OLMo drops ids past the last whole instance too; said here because data prepared for another
     // seq_len (chat examples padded to 512, read as 300) leaves a remainder and straddles examples.
     if (leftover > 0) console.error(`olmo train: warning: the last ${leftover} of ${dataset.ids.length} ids in ${data} do not fill an instance of --seq-len ${seqLen} and are not used`);
+    // The visiting order wraps around the data, so a batch larger than the data repeats instances in it.
+    if (dataset.instances < batchSize) console.error(`olmo train: warning: ${data} holds ${dataset.instances} instance(s) of --seq-len ${seqLen}, fewer than --batch-size ${batchSize}: every batch repeats instances`);
     await train(trainer, { save, saveEvery, keep: numbers.get("keep") ?? 2, data, seqLen, tokenizerJson, runOptions });
     trainer.optimizer.dispose();
     model.dispose();
