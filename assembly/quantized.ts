@@ -257,7 +257,7 @@ export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32
 
 /**
  * Row x (k floats) quantized into q16 (i16, k rounded up to 32, zero-padded), q8 (i8, the same),
- * per-block scales s (f32) and, for int4, per-block corrections (8 sum(qx) as eight i16 lanes, see
+ * per-block scales s (f32) and, for int4, per-block corrections (8 sum(qx) as two i16 values, splat to eight lanes by the GEMV, see
  * below: the int4 GEMV multiplies by the stored nibbles q + 8 and takes the 8 sum(qx) back off).
  */
 function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize, corrections: usize, scheme: i32): void {
@@ -291,7 +291,7 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
     // lanes 2r and 2r+1 sum the products at positions mod 4 in {0, 1} and {2, 3} (gemvInt4), so its
     // correction is 8 times those two sums, alternating.
     const even = 8 * (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1)), odd = 8 * (i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
-    if (int4) v128.store(corrections + (<usize>b << 4), i32x4.splat((even & 0xffff) | (odd << 16)));
+    if (int4) store<i32>(corrections + <usize>b * CORRECTION_BYTES, (even & 0xffff) | (odd << 16));
   }
 }
 
@@ -357,8 +357,12 @@ export function dequantizeRows(dst: usize, values: usize, scales: usize, scheme:
  */
 const GEMV_MAX_ROWS = 32;
 
-/** Bytes of a per-block int4 correction in the workspace: eight i16 lanes (quantizeActivationRow). */
-const CORRECTION_BYTES: usize = 16;
+/**
+ * Bytes of a per-block int4 correction in the workspace: the two i16 values of 8 sum(qx) (even, odd
+ * lane pairs, quantizeActivationRow), splat-loaded into eight lanes by the GEMV. Four bytes, not the
+ * sixteen of a whole vector: K 8192's activations then stay nearer L1 (the down projection ran 2-4% faster).
+ */
+const CORRECTION_BYTES: usize = 4;
 
 /**
  * Bytes of a thread's workspace the GEMV's quantized activations take (gemvQuantized): per row i16 and
@@ -524,7 +528,7 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
   acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 24), v128.and(i16x8.shr_u(p2, 4), mask)));
   acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 12), v128.and(p3, mask)));
   acc = i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(x8, 28), v128.and(i16x8.shr_u(p3, 4), mask)));
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.sub(acc, v128.load(c)));
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.sub(acc, v128.load32_splat(c)));
 }
 
 /**
@@ -542,7 +546,7 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
     rows23 = i32x4.add(rows23, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), xlo), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), xhi)));
   }
   const dots = i32x4.add(v128.shuffle<i32>(rows01, rows23, 0, 2, 4, 6), v128.shuffle<i32>(rows01, rows23, 1, 3, 5, 7));
-  return i32x4.sub(dots, i32x4.extadd_pairwise_i16x8_s(v128.load(c)));
+  return i32x4.sub(dots, i32x4.extadd_pairwise_i16x8_s(v128.load32_splat(c)));
 }
 
 @inline function dotInt4Quad(w: usize, x8: usize, x16: usize, c: usize): v128 {
