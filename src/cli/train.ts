@@ -288,9 +288,9 @@ export async function runTrain(args: string[]): Promise<void> {
   if (flags.has("reset-trainer-state") && !values.has("load")) problems.push("--reset-trainer-state needs --load DIR");
   if (existsSync(save) && !statSync(save).isDirectory()) problems.push(`--save ${save} is a file; expected a folder`);
   else if (existsSync(save)) {
-    // A folder that holds a run (its latest, step folders, log) belongs to that run: a new run there would
-    // replace its checkpoints and its log. Resuming it (--load of the folder or of one of its steps) continues it.
-    // (Staging folders and a log alone are a run that saved nothing: no checkpoint to lose.)
+    // A folder that holds a run (its latest, its step folders) belongs to that run: a new run there would
+    // replace its checkpoints and its log. Resuming it (--load of the folder or of one of its steps)
+    // continues it. (Staging folders and a log alone are a run that saved nothing: no checkpoint to lose.)
     const held = readdirSync(save).filter((f) => f === "latest" || /^step-\d+$/.test(f)).sort();
     const load = values.get("load");
     const real = (path: string) => realpathSync.native(path); // (the case the file system has, on Windows too)
