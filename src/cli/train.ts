@@ -47,11 +47,7 @@ async function readBytes(flag: string, path: string): Promise<Uint8Array> {
 }
 
 async function readInput(flag: string, path: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    throw new Error(`cannot read ${flag} ${path}: ${(e as Error).message}`);
-  }
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(await readBytes(flag, path)); // as readFile(path, "utf8") reads it
 }
 
 export async function runPrepareData(args: string[]): Promise<void> {

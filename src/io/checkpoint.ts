@@ -89,6 +89,21 @@ export async function readTextFile(source: ModelSource, file: string): Promise<s
   return new TextDecoder().decode(await bytes.read(0, bytes.size));
 }
 
+/**
+ * The JSON object in `text`, the contents of `file` (named in errors): text that is not JSON, or JSON
+ * that is not an object (a file hand-edited or cut short by a crash), is an error naming the file.
+ */
+export function parseJsonObject(text: string, file: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${file}: expected a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}`);
+  return value as Record<string, unknown>;
+}
+
 /** One model weight and where its rows come from in the files. */
 interface Slice {
   weight: WeightName;

@@ -16,8 +16,8 @@ import type { AnyBackend } from "../core/tensor.js";
 import { LoraAdapters, LORA_MODULES, loraTargets, type LoraOptions, type LoraPair } from "../model/lora.js";
 import type { Olmo } from "../model/olmo.js";
 import type { BlockWeight, WeightName } from "../model/weights.js";
-import { hfTensorName, readTextFile, type ModelSource } from "./checkpoint.js";
-import { readSafetensorsHeader, type TensorToWrite } from "./safetensors.js";
+import { hfTensorName, parseJsonObject, readTextFile, type ModelSource } from "./checkpoint.js";
+import { firstNonFinite, readSafetensorsHeader, type TensorToWrite } from "./safetensors.js";
 
 export const ADAPTER_CONFIG = "adapter_config.json";
 export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
@@ -102,14 +102,7 @@ export async function adapterTensors(lora: LoraAdapters): Promise<TensorToWrite[
 export async function loadLoraAdapters(source: ModelSource, model: Olmo, seed = 0): Promise<LoraAdapters> {
   const text = await readTextFile(source, ADAPTER_CONFIG);
   if (text === null) throw new Error(`${source.name}: ${ADAPTER_CONFIG} is missing (not a PEFT adapter folder)`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${source.name}/${ADAPTER_CONFIG}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new Error(`${source.name}/${ADAPTER_CONFIG}: expected a JSON object, got ${JSON.stringify(json)?.slice(0, 40)}`);
-  const options = parseAdapterConfig(json as Record<string, unknown>, `${source.name}/${ADAPTER_CONFIG}`);
+  const options = parseAdapterConfig(parseJsonObject(text, `${source.name}/${ADAPTER_CONFIG}`), `${source.name}/${ADAPTER_CONFIG}`);
   const file = await source.open(ADAPTER_WEIGHTS);
   if (!file) throw new Error(`${source.name}: ${ADAPTER_WEIGHTS} is missing`);
   const problems: string[] = [];
@@ -133,7 +126,7 @@ export async function loadLoraAdapters(source: ModelSource, model: Olmo, seed = 
       const bytes = await file.read(entry.begin, entry.end - entry.begin);
       const values = toF32(bytes, entry.dtype, `${source.name}/${ADAPTER_WEIGHTS}: ${name}`);
       // A NaN or infinite adapter value would make every output it touches NaN (and a merged model unusable).
-      const bad = values.findIndex((v) => !Number.isFinite(v));
+      const bad = firstNonFinite(new Uint8Array(values.buffer), "F32");
       if (bad >= 0) throw new Error(`${source.name}/${ADAPTER_WEIGHTS}: ${name} element ${bad} is ${values[bad]}; adapter values must be finite`);
       const t = tensor(values, entry.shape, { backend });
       const pair = found.get(where.weight) ?? {};

@@ -22,7 +22,7 @@ import { existsSync } from "node:fs";
 import { link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { configToHf, type OlmoConfig } from "../model/config.js";
-import { encodeSafetensors, readSafetensorsHeader, type TensorToWrite } from "../io/safetensors.js";
+import { encodeSafetensors, firstNonFinite, readSafetensorsHeader, type TensorToWrite } from "../io/safetensors.js";
 import { hfTensorName, loadCheckpoint } from "../io/checkpoint.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterConfig, adapterTensors, loraTensorName } from "../io/lora.js";
 import type { WeightName } from "../model/weights.js";
@@ -117,11 +117,10 @@ async function f32Tensor(name: string, t: Tensor): Promise<TensorToWrite> {
  */
 function assertFiniteF32(tensors: TensorToWrite[], step: number): void {
   for (const t of tensors) {
-    if (t.dtype !== "F32") continue;
-    const values = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);
-    for (let i = 0; i < values.length; i++) {
-      if (values[i]! - values[i]! !== 0) throw new Error(`step ${step}: ${t.name} holds ${values[i]} at element ${i} after the update; the step was not saved (latest still names the last step saved)`);
-    }
+    const at = t.dtype === "F32" ? firstNonFinite(t.bytes, "F32") : -1;
+    if (at < 0) continue;
+    const value = new DataView(t.bytes.buffer, t.bytes.byteOffset).getFloat32(4 * at, true);
+    throw new Error(`step ${step}: ${t.name} holds ${value} at element ${at} after the update; the step was not saved (latest still names the last step saved)`);
   }
 }
 

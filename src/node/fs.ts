@@ -4,7 +4,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { ByteSource } from "../io/safetensors.js";
-import type { ModelSource } from "../io/checkpoint.js";
+import { parseJsonObject, type ModelSource } from "../io/checkpoint.js";
 
 /** A file on disk as a ByteSource: each read opens, reads the range, and closes. */
 export async function fileSource(path: string): Promise<ByteSource | null> {
@@ -111,15 +111,13 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
  * run's trainer_state.json, an adapter's adapter_config.json: hand-edited or cut short by a crash).
  */
 export async function readJsonObject(file: string): Promise<Record<string, unknown>> {
-  let value: unknown;
+  let text: string;
   try {
-    value = JSON.parse(await readFile(file, "utf8"));
+    text = await readFile(file, "utf8");
   } catch (e) {
-    const error = e as NodeJS.ErrnoException;
-    throw new Error(`${file}: ${error.code ? error.message : `not valid JSON (${error.message})`}`);
+    throw new Error(`${file}: ${(e as Error).message}`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${file}: expected a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}`);
-  return value as Record<string, unknown>;
+  return parseJsonObject(text, file);
 }
 
 /** Throw unless `out` can become a new folder: it does not exist, or is an empty folder. `what` names the caller. */
