@@ -15,10 +15,10 @@ export * from "./tokenizer/index.js";
 export { createWasmBackend, probeWasmFeatures, spawnWebWorker, WasmOutOfMemoryError } from "./backends/wasm/index.js";
 export type { WasmBackend, WasmBackendOptions, WasmBuffer, WasmFeatures, WasmKernelModules, SpawnWorker, PoolWorker } from "./backends/wasm/index.js";
 export * from "./model/index.js";
-export { loadCheckpoint, loadOlmo, readTextFile, checkFits, hfTensorName, CheckpointError, type ModelSource, type LoadOptions, type LoadedCheckpoint } from "./io/checkpoint.js";
+export { loadCheckpoint, loadOlmo, readTextFile, parseJsonObject, checkFits, hfTensorName, CheckpointError, type ModelSource, type LoadOptions, type LoadedCheckpoint } from "./io/checkpoint.js";
 export { loadLoraAdapters, parseAdapterConfig, adapterConfig, adapterTensors, loraTensorName, ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "./io/lora.js";
 export { quantizationConfig, scalesTensorName, folderScheme } from "./io/quantized.js";
-export { readSafetensorsHeader, encodeSafetensors, type ByteSource, type TensorEntry, type TensorToWrite } from "./io/safetensors.js";
+export { readSafetensorsHeader, encodeSafetensors, firstNonFinite, type ByteSource, type TensorEntry, type TensorToWrite } from "./io/safetensors.js";
 export * from "./optim/index.js";
 export * from "./train/index.js";
 export {
