@@ -64,8 +64,8 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
       const { weights } = await loadCheckpoint(folderSource(TINY), backend, { quantize: scheme });
       for (const [name, w] of weights) {
         assert.ok(w instanceof QuantizedWeight, `${name} is quantized`);
-        // The embedding (tied LM head) is int8 under both schemes (src/io/quantized.ts, schemeFor).
-        assert.is(w.scheme, name === "embed" ? "int8" : scheme, name);
+        // The embedding (tied LM head) too: it takes the same scheme as every other weight.
+        assert.is(w.scheme, scheme, name);
         const f = float.weights.get(name) as Tensor;
         const expected = quantizeHost(w.scheme, (await f.data()) as Float32Array, f.shape[0]!, f.shape[1]!);
         sameBytes(await bits(w.values), new Uint8Array(expected.values.buffer), `${backend.name} ${name} values`);
@@ -127,8 +127,9 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
       const q = header.tensors.get("model.layers.0.self_attn.q_proj.weight")!;
       assert.is(q.dtype, scheme === "int8" ? "I8" : "U8");
       assert.ok(header.tensors.has(scheme === "int8" ? "model.layers.0.self_attn.q_proj.SCB" : "model.layers.0.self_attn.q_proj.scales"));
-      // int8 keeps the embedding float (bitsandbytes' layout); int4 stores it int8.
-      assert.is(header.tensors.get("model.embed_tokens.weight")!.dtype, scheme === "int8" ? "BF16" : "I8");
+      // int8 keeps the embedding float (bitsandbytes' layout); int4 stores it int4, with its scales.
+      assert.is(header.tensors.get("model.embed_tokens.weight")!.dtype, scheme === "int8" ? "BF16" : "U8");
+      assert.is(header.tensors.has("model.embed_tokens.scales"), scheme === "int4");
       const reloaded = await loadOlmo(folderSource(out), js, { quantize: "none", weightDType: "bf16" });
       for (const [name, w] of model.weights) {
         const r = reloaded.model.weights.get(name)!;
@@ -142,20 +143,20 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
       }
       const [a, b] = [await logits(reloaded.model, js), await logits(model, js)];
       sameBytes(new Uint8Array(a.buffer), new Uint8Array(b.buffer), "logits");
-      // Without an option every weight loads as the folder stores it: int4's embedding is int8, int8's
+      // Without an option every weight loads as the folder stores it: int4's embedding is int4, int8's
       // stays float (bitsandbytes' layout); quantize "int8" quantizes that float embedding too.
       const auto = await loadCheckpoint(folderSource(out), js);
       assert.is(auto.weights.get("embed") instanceof QuantizedWeight, scheme === "int4");
       assert.is(auto.quantization, scheme);
       for (const w of auto.weights.values()) w.dispose();
       const asked = await loadCheckpoint(folderSource(out), js, { quantize: scheme });
-      assert.ok(asked.weights.get("embed") instanceof QuantizedWeight && (asked.weights.get("embed") as QuantizedWeight).scheme === "int8");
+      assert.ok(asked.weights.get("embed") instanceof QuantizedWeight && (asked.weights.get("embed") as QuantizedWeight).scheme === scheme);
       for (const w of asked.weights.values()) w.dispose();
       // Another scheme cannot apply to weights already quantized: refused once for the folder, with what it holds.
       const other = scheme === "int8" ? "int4" : "int8";
       const refused = await rejection(loadCheckpoint(folderSource(out), js, { quantize: other }));
       assert.ok(refused instanceof CheckpointError && refused.problems.length === 1, String(refused));
-      assert.match(refused.message, new RegExp(`quantize "${other}" was asked for, but \\d+ tensor\\(s\\) are stored ${scheme}, such as "model\\.layers\\.0\\.self_attn\\.q_proj\\.weight": quantized weights cannot be quantized again`));
+      assert.match(refused.message, new RegExp(`quantize "${other}" was asked for, but \\d+ tensor\\(s\\) are stored ${scheme}, such as "${scheme === "int4" ? "model\\.embed_tokens\\.weight" : "model\\.layers\\.0\\.self_attn\\.q_proj\\.weight"}": quantized weights cannot be quantized again`));
       if (scheme === "int4") {
         // int4 tensors under a config that does not declare olmo-js int4 (such as bitsandbytes' 8-bit
         // one): the order of their rows is unknown, so they are refused, naming the tensor.
@@ -166,7 +167,7 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
         assert.ok(error instanceof CheckpointError);
         // One problem for the folder, not one per tensor (nor their scales again as unexpected tensors).
         assert.is(error.problems.length, 1, error.message);
-        assert.match(error.message, /\d+ tensor\(s\) are int4, such as [^ ]*model\.safetensors: "model\.layers\.0\.self_attn\.q_proj\.weight" \(with "model\.layers\.0\.self_attn\.q_proj\.scales"\), but config\.json's quantization_config does not declare olmo-js int4 with "rows_interleaved": 4/);
+        assert.match(error.message, /\d+ tensor\(s\) are int4, such as [^ ]*model\.safetensors: "model\.embed_tokens\.weight" \(with "model\.embed_tokens\.scales"\), but config\.json's quantization_config does not declare olmo-js int4 with "rows_interleaved": 4/);
       }
       // A second write into the same folder is refused: nothing is overwritten.
       assert.match((await rejection(saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize" }))).message, /exists and is not empty/);

@@ -21,7 +21,7 @@ import { configFromHf, parameterCount, type OlmoConfig } from "../model/config.j
 import { Olmo } from "../model/olmo.js";
 import { weightShapes, type WeightName } from "../model/weights.js";
 import { Tokenizer } from "../tokenizer/index.js";
-import { folderScheme, modelBytes, scalesTensorName, schemeFor } from "./quantized.js";
+import { folderScheme, modelBytes, scalesTensorName } from "./quantized.js";
 import { assertFinite, readInto, readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
 
 export interface ModelSource {
@@ -56,8 +56,8 @@ export interface LoadOptions {
   /** Load weights that are NaN or infinite instead of refusing them (default false). */
   allowNonFinite?: boolean;
   /**
-   * Quantize the float weights as they stream in (src/core/quantize.ts; the embedding / LM head takes
-   * int8 under int4, see schemeFor). Default "none": every weight loads as the folder stores it, so a
+   * Quantize the float weights as they stream in (src/core/quantize.ts), the embedding and LM head
+   * included unless quantizeEmbedding is false. Default "none": every weight loads as the folder stores it, so a
    * quantized folder's quantized weights stay quantized and its float ones (such as a transformers
    * 8-bit folder's embedding and LM head) stay float, as transformers runs them. A scheme the folder's
    * quantized weights are not in is refused: they cannot be quantized again.
@@ -391,7 +391,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       undeclaredInt4.push(`${entry.file.name}: "${name}" (with "${quantized.scales.name}")`);
       continue;
     }
-    if (quantized && quantizeTo && quantized.scheme !== schemeFor(parts[0]![0], quantizeTo)) {
+    if (quantized && quantizeTo && quantized.scheme !== quantizeTo) {
       otherScheme.set(quantized.scheme, [...(otherScheme.get(quantized.scheme) ?? []), name]);
       continue;
     }
@@ -419,7 +419,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
     }
     for (const [weight, rowStart, rows] of parts) {
       if (quantizeTo) {
-        const problem = quantizeProblem(schemeFor(weight, quantizeTo), rows, shape[1]);
+        const problem = quantizeProblem(quantizeTo, rows, shape[1]);
         if (problem) problems.push(`tensor "${name}" (${weight}): ${problem}`);
       }
       slices.push({ weight, shape: [rows, shape[1]], entry, rowStart });
@@ -455,7 +455,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const storageOf = (fileDType: string): DType => (requested === "f32" ? "f32" : fileDType === "F16" ? "f16" : "bf16");
   const embeddingToo = options.quantizeEmbedding ?? true;
   const schemeOf = (s: Slice) =>
-    s.quantized?.scheme ?? (quantizeTo && (embeddingToo || (s.weight !== "embed" && s.weight !== "lmHead")) ? schemeFor(s.weight, quantizeTo) : null);
+    s.quantized?.scheme ?? (quantizeTo && (embeddingToo || (s.weight !== "embed" && s.weight !== "lmHead")) ? quantizeTo : null);
   const bytesOf = (s: Slice) => {
     const scheme = schemeOf(s);
     if (!scheme) return s.shape[0] * s.shape[1] * BYTES_PER_ELEMENT[storageOf(s.entry.dtype)];

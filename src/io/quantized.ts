@@ -10,24 +10,14 @@
 //     packs them, rows interleaved four at a time) and X.scales (F16 [N, K/32], interleaved the same
 //     way); quantization_config says {"quant_method": "olmo-js", "scheme": "int4", "group_size": 32,
 //     "rows_interleaved": 4}. Folders from before the interleaving (no "rows_interleaved") are refused
-//     with a message to quantize again. The embedding and LM head, when quantized, are int8 there
-//     (X.weight I8 + X.SCB), like any int8 weight.
+//     with a message to quantize again. The embedding and LM head are int4 there too (an int8 X.weight
+//     + X.SCB loads as well: any weight may be stored in either scheme).
 // A weight is quantized in a file when its companion tensor (X.SCB or X.scales) is there, so a folder
 // may mix quantized and float weights.
 
 import { INT4_ROWS_INTERLEAVED, QUANT_GROUP, type QuantScheme } from "../core/quantize.js";
 import type { OlmoConfig } from "../model/config.js";
 import { weightShapes, type WeightName } from "../model/weights.js";
-
-/**
- * The scheme a weight gets when a model is quantized with `scheme`. The embedding (which OLMo-1B ties
- * to the LM head, read whole for every generated token) takes int8 under both schemes: ggml keeps its
- * output layer at higher precision than Q4_0 for the same reason — 4-bit logits cost accuracy that the
- * rest of the model does not (measured in bench/quantized-accuracy.ts and the README).
- */
-export function schemeFor(weight: WeightName, scheme: QuantScheme): QuantScheme {
-  return weight === "embed" || weight === "lmHead" ? "int8" : scheme;
-}
 
 /** The scheme a folder's config.json declares in quantization_config, or null for a float checkpoint. Throws on schemes we cannot read. */
 export function folderScheme(config: Record<string, unknown>, file: string): QuantScheme | null {
@@ -71,7 +61,6 @@ export function quantizationConfig(scheme: QuantScheme): Record<string, unknown>
   }
   return {
     quant_method: "olmo-js", scheme, group_size: QUANT_GROUP, rows_interleaved: INT4_ROWS_INTERLEAVED, scale_dtype: "float16",
-    modules_in_int8: ["model.embed_tokens", "lm_head"],
   };
 }
 
@@ -83,9 +72,9 @@ export function scalesTensorName(weightTensor: string, scheme: QuantScheme): str
 /** Bytes a model's weights take on a backend: stored as f32 / bf16, or quantized with a scheme. */
 export function modelBytes(config: OlmoConfig, storage: "f32" | "bf16" | QuantScheme): number {
   let bytes = 0;
-  for (const [weight, [n, k]] of weightShapes(config)) {
+  for (const [, [n, k]] of weightShapes(config)) {
     if (storage === "f32" || storage === "bf16") bytes += n * k * (storage === "f32" ? 4 : 2);
-    else bytes += schemeFor(weight, storage) === "int8" ? n * k + 4 * n : (n * k) / 2 + (2 * n * k) / QUANT_GROUP;
+    else bytes += storage === "int8" ? n * k + 4 * n : (n * k) / 2 + (2 * n * k) / QUANT_GROUP;
   }
   return bytes;
 }
