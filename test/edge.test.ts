@@ -15,6 +15,7 @@ import { request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { setFlagsFromString } from "node:v8";
 import { test } from "uvu";
+import * as assert from "uvu/assert";
 import { bytesSource, createGenerateHandler, createWasmBackend, generate, loadOlmo, OlmoGenerator, type WasmBackend } from "../src/index.js";
 import { createNodeWasmBackend, folderSource } from "../src/node/index.js";
 import { repoRoot } from "./helpers.js";
@@ -135,6 +136,34 @@ test("createGenerateHandler: 404, 405 and 413 with JSON errors; a failed load is
   expect(await ask("/generate", "POST", body), 503, "the model could not be loaded: the first load fails");
   const loaded = await ask("/generate", "POST", body);
   if (loaded.status !== 200 || !loaded.body.includes("event: done") || loads !== 2) throw new Error(`after a failed load: ${loaded.status} ${loaded.body} (loads: ${loads})`);
+});
+
+test("createGenerateHandler: past maxWaiting requests in line a request is answered 429 at once; refused and finished ones leave the line", async () => {
+  const backend = await createWasmBackend({ threads: 1 });
+  const { model, tokenizer } = await loadOlmo(folderSource(MODEL), backend, { weightDType: "bf16" });
+  const generator = new OlmoGenerator(model, tokenizer!, backend, true);
+  try {
+    const handler = createGenerateHandler({ load: async () => generator, maxWaiting: 1 });
+    const post = (body: object) => handler(new Request("http://localhost/generate", { method: "POST", body: JSON.stringify(body) }));
+    const ok = { prompt: PROMPT, max_new_tokens: 8 };
+    // A prompt longer than the context is refused after the request got in line: it must leave it.
+    const tooLong = await post({ prompt: "ROMEO: ".repeat(model.config.maxPositionEmbeddings), max_new_tokens: 1 });
+    assert.is(tooLong.status, 400);
+    // One generates, one waits, the third is turned away.
+    const answers = await Promise.all([post(ok), post(ok), post(ok)]);
+    assert.equal(answers.map((r) => r.status), [200, 200, 429]);
+    const busy = JSON.parse(await answers[2]!.text()) as { error: string };
+    assert.match(busy.error, /^busy: 1 request\(s\) already wait for the model \(at most 1\); try again later$/);
+    for (const r of answers.slice(0, 2)) assert.match(await r.text(), /event: done/);
+    // Both finished: the line is empty again, so two more get in.
+    const again = await Promise.all([post(ok), post(ok)]);
+    assert.equal(again.map((r) => r.status), [200, 200]);
+    for (const r of again) assert.match(await r.text(), /event: done/);
+    assert.throws(() => createGenerateHandler({ load: async () => generator, maxWaiting: -1 }), /maxWaiting must be a non-negative integer, got -1/);
+  } finally {
+    model.dispose();
+    backend.dispose();
+  }
 });
 
 test("the examples' JavaScript allowance holds: Node loads the model and generates the whole context with its V8 heap capped there", () => {

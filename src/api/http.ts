@@ -12,13 +12,17 @@
 //     event: error   data: {"error": "..."}                      (a failure after the stream began)
 //   400 {"error": "...", "field": "max_new_tokens"}   bad JSON, a missing or mistyped field, too many tokens
 //   413 {"error": "..."}                               a body over 64 Ki characters
+//   429 {"error": "..."}                               options.maxWaiting requests already wait for the model
 //   503 {"error": "..."}                               the model could not be loaded (a model too large for
 //                                                      the memory budget says so here, with the numbers)
 //   404, 405 {"error": "..."}                          another path, another method
 //
 // The model loads on the first request (a runtime's start-up has less CPU time than a request), and a
 // load that failed is tried again by the next request. Requests generate one at a time: each needs a KV
-// cache and activations beside the weights, and the memory budget the loader checked holds one.
+// cache and activations beside the weights, and the memory budget the loader checked holds one. The
+// others wait in line, up to options.maxWaiting of them; past that a request is answered 429 at once
+// (as text-generation-inference answers past its max_concurrent_requests) rather than holding its
+// connection and its place in memory for a turn that may be minutes away.
 //
 // Streaming needs the event loop: a runtime such as workerd writes a chunk to the network only when
 // JavaScript returns to its event loop, and a generation awaits nothing but its own promises, so
@@ -45,6 +49,8 @@ export interface GenerateHandlerOptions {
   maxNewTokensLimit?: number;
   /** Fields the final event adds, such as a runtime's memory limit and which kernels the backend runs. */
   report?: (generator: OlmoGenerator) => Record<string, unknown>;
+  /** The most requests that may wait while one generates (default 16); a request past them is answered 429. */
+  maxWaiting?: number;
 }
 
 /** The request fields, as they arrive in JSON. */
@@ -181,9 +187,13 @@ async function readJson(request: HttpRequestLike): Promise<unknown> {
 export function createGenerateHandler(options: GenerateHandlerOptions): (request: HttpRequestLike) => Promise<Response> {
   const limit = options.maxNewTokensLimit ?? 256;
   if (!Number.isInteger(limit) || limit < 1) throw new Error(`createGenerateHandler: maxNewTokensLimit must be a positive integer, got ${limit}`);
+  const maxWaiting = options.maxWaiting ?? 16;
+  if (!Number.isInteger(maxWaiting) || maxWaiting < 0) throw new Error(`createGenerateHandler: maxWaiting must be a non-negative integer, got ${maxWaiting}`);
   let loading: Promise<OlmoGenerator> | null = null;
   /** The generation before this one ends (requests take turns). */
   let previous: Promise<unknown> = Promise.resolve();
+  /** Requests taken in and not yet finished: the one generating (or loading the model) and those waiting. */
+  let unfinished = 0;
 
   return async (request) => {
     const arrived = performance.now();
@@ -198,7 +208,20 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
       if (!(e instanceof BadRequest)) throw e;
       return jsonResponse(e.status, e.field === undefined ? { error: e.message } : { error: e.message, field: e.field });
     }
+    if (unfinished > maxWaiting) {
+      return jsonResponse(429, { error: `busy: ${unfinished - 1} request(s) already wait for the model (at most ${maxWaiting}); try again later` });
+    }
+    unfinished++;
+    let streaming = false; // once its stream exists, the end of its turn counts the request out
+    try {
+      return await respond(asked, arrived, () => (streaming = true));
+    } finally {
+      if (!streaming) unfinished--;
+    }
+  };
 
+  /** The answer to a request that got in line: an error, or the stream of its generation (`streams` called first). */
+  async function respond(asked: GenerateRequest, arrived: number, streams: () => void): Promise<Response> {
     let generator: OlmoGenerator;
     try {
       generator = await (loading ??= options.load());
@@ -220,6 +243,7 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
       });
     }
 
+    streams();
     let cancelled = false;
     const encoder = new TextEncoder();
     const body = new web.ReadableStream({
@@ -265,6 +289,7 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
         };
         const turn = previous.then(run).catch((e: unknown) => send("error", { error: (e as Error).message ?? String(e) }));
         previous = turn.finally(() => {
+          unfinished--;
           if (!cancelled) controller.close();
         });
       },
@@ -273,7 +298,7 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
       },
     });
     return new web.Response(body, { status: 200, headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" } });
-  };
+  }
 }
 
 function round(ms: number): number {
