@@ -95,6 +95,7 @@ test("precompiled kernels: one thread only, the simd build where relaxed SIMD is
 test("createGenerateHandler: 404, 405 and 413 with JSON errors; a failed load is a 503 and the next request loads again", async () => {
   let loads = 0;
   const handler = createGenerateHandler({
+    maxWaiting: 0, // a failed load that kept its place in line would turn the next request away (429)
     load: async () => {
       if (++loads === 1) throw new Error("the first load fails");
       const backend = await createWasmBackend({ threads: 1 });
@@ -153,13 +154,25 @@ test("createGenerateHandler: past maxWaiting requests in line a request is answe
     const answers = await Promise.all([post(ok), post(ok), post(ok)]);
     assert.equal(answers.map((r) => r.status), [200, 200, 429]);
     const busy = JSON.parse(await answers[2]!.text()) as { error: string };
-    assert.match(busy.error, /^busy: 1 request\(s\) already wait for the model \(at most 1\); try again later$/);
+    assert.match(busy.error, /^busy: the model generates for one request at a time and 1 more already wait \(the most it takes\); try again later$/);
     for (const r of answers.slice(0, 2)) assert.match(await r.text(), /event: done/);
     // Both finished: the line is empty again, so two more get in.
     const again = await Promise.all([post(ok), post(ok)]);
     assert.equal(again.map((r) => r.status), [200, 200]);
     for (const r of again) assert.match(await r.text(), /event: done/);
-    assert.throws(() => createGenerateHandler({ load: async () => generator, maxWaiting: -1 }), /maxWaiting must be a non-negative integer, got -1/);
+    // A waiting client that goes gives up its place at once: a third gets in while the first still generates.
+    const [first, second] = await Promise.all([post({ prompt: PROMPT, max_new_tokens: 96 }), post(ok)]);
+    assert.equal([first.status, second.status], [200, 200]);
+    let firstDoneAt = Infinity;
+    const firstText = first.text().then((t) => ((firstDoneAt = performance.now()), t));
+    await second.body!.cancel();
+    const third = await post(ok);
+    const thirdAt = performance.now();
+    assert.is(third.status, 200);
+    assert.match(await firstText, /event: done/);
+    assert.ok(thirdAt < firstDoneAt, "the third request was let in while the first generated");
+    assert.match(await third.text(), /event: done/);
+    assert.throws(() => createGenerateHandler({ load: async () => generator, maxWaiting: -1 }), /maxWaiting must be a non-negative integer or Infinity, got -1/);
   } finally {
     model.dispose();
     backend.dispose();

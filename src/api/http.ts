@@ -12,7 +12,7 @@
 //     event: error   data: {"error": "..."}                      (a failure after the stream began)
 //   400 {"error": "...", "field": "max_new_tokens"}   bad JSON, a missing or mistyped field, too many tokens
 //   413 {"error": "..."}                               a body over 64 Ki characters
-//   429 {"error": "..."}                               options.maxWaiting requests already wait for the model
+//   429 {"error": "busy: ..."}                         options.maxWaiting requests already wait for the model
 //   503 {"error": "..."}                               the model could not be loaded (a model too large for
 //                                                      the memory budget says so here, with the numbers)
 //   404, 405 {"error": "..."}                          another path, another method
@@ -49,7 +49,7 @@ export interface GenerateHandlerOptions {
   maxNewTokensLimit?: number;
   /** Fields the final event adds, such as a runtime's memory limit and which kernels the backend runs. */
   report?: (generator: OlmoGenerator) => Record<string, unknown>;
-  /** The most requests that may wait while one generates (default 16); a request past them is answered 429. */
+  /** The most requests that may wait while one generates (default 16; Infinity: no bound); a request past them is answered 429. */
   maxWaiting?: number;
 }
 
@@ -188,11 +188,13 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
   const limit = options.maxNewTokensLimit ?? 256;
   if (!Number.isInteger(limit) || limit < 1) throw new Error(`createGenerateHandler: maxNewTokensLimit must be a positive integer, got ${limit}`);
   const maxWaiting = options.maxWaiting ?? 16;
-  if (!Number.isInteger(maxWaiting) || maxWaiting < 0) throw new Error(`createGenerateHandler: maxWaiting must be a non-negative integer, got ${maxWaiting}`);
+  if (!(maxWaiting === Infinity || (Number.isInteger(maxWaiting) && maxWaiting >= 0))) {
+    throw new Error(`createGenerateHandler: maxWaiting must be a non-negative integer or Infinity, got ${maxWaiting}`);
+  }
   let loading: Promise<OlmoGenerator> | null = null;
   /** The generation before this one ends (requests take turns). */
   let previous: Promise<unknown> = Promise.resolve();
-  /** Requests taken in and not yet finished: the one generating (or loading the model) and those waiting. */
+  /** Requests in line: the one generating (or loading the model) and those waiting for their turn. */
   let unfinished = 0;
 
   return async (request) => {
@@ -209,19 +211,26 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
       return jsonResponse(e.status, e.field === undefined ? { error: e.message } : { error: e.message, field: e.field });
     }
     if (unfinished > maxWaiting) {
-      return jsonResponse(429, { error: `busy: ${unfinished - 1} request(s) already wait for the model (at most ${maxWaiting}); try again later` });
+      return jsonResponse(429, { error: `busy: the model generates for one request at a time and ${maxWaiting} more already wait (the most it takes); try again later` });
     }
     unfinished++;
-    let streaming = false; // once its stream exists, the end of its turn counts the request out
+    let inLine = true;
+    const leave = () => {
+      if (inLine) (inLine = false), unfinished--;
+    };
+    let handedOver = false; // to its stream, which leaves the line when its turn ends or its client goes
     try {
-      return await respond(asked, arrived, () => (streaming = true));
+      return await respond(asked, arrived, leave, () => (handedOver = true));
     } finally {
-      if (!streaming) unfinished--;
+      if (!handedOver) leave();
     }
   };
 
-  /** The answer to a request that got in line: an error, or the stream of its generation (`streams` called first). */
-  async function respond(asked: GenerateRequest, arrived: number, streams: () => void): Promise<Response> {
+  /**
+   * The answer to a request in line: an error, or the stream of its generation, which calls `leave` when
+   * its turn ends or when its client goes before the turn began (`handOver` says it has taken that on).
+   */
+  async function respond(asked: GenerateRequest, arrived: number, leave: () => void, handOver: () => void): Promise<Response> {
     let generator: OlmoGenerator;
     try {
       generator = await (loading ??= options.load());
@@ -243,8 +252,7 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
       });
     }
 
-    streams();
-    let cancelled = false;
+    let cancelled = false, turnBegan = false;
     const encoder = new TextEncoder();
     const body = new web.ReadableStream({
       start: (controller) => {
@@ -252,6 +260,7 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
           if (!cancelled) controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
         };
         const run = async () => {
+          turnBegan = true;
           if (cancelled) return; // the client left while an earlier request generated
           const decoder = tokenizer.streamDecoder({ skipSpecialTokens: true });
           const started = performance.now();
@@ -288,16 +297,26 @@ export function createGenerateHandler(options: GenerateHandlerOptions): (request
           });
         };
         const turn = previous.then(run).catch((e: unknown) => send("error", { error: (e as Error).message ?? String(e) }));
-        previous = turn.finally(() => {
-          unfinished--;
-          if (!cancelled) controller.close();
-        });
+        // Whatever this turn's stream does, the next turn runs (a rejection here would skip its run).
+        previous = turn
+          .finally(() => {
+            leave();
+            if (!cancelled) controller.close();
+          })
+          .catch(() => {});
+        handOver();
       },
       cancel: () => {
         cancelled = true;
+        if (!turnBegan) leave(); // its place in line goes at once, not when its turn comes
       },
     });
-    return new web.Response(body, { status: 200, headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" } });
+    try {
+      return new web.Response(body, { status: 200, headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" } });
+    } catch (e) {
+      cancelled = true; // its turn then ends at once (and leaves the line)
+      throw e;
+    }
   }
 }
 
