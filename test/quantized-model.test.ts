@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import {
-  backward, CheckpointError, createJsBackend, dequantize, encodeSafetensors, generate, linear, loadCheckpoint, loadOlmo, matmul, noGrad, QuantizedWeight,
+  backward, CheckpointError, createJsBackend, dequantize, encodeSafetensors, generate, linear, loadCheckpoint, loadOlmo, matmul, noGrad, quantize, QuantizedWeight,
   quantizeHost, randn, readSafetensorsHeader, scope, tensor, type AnyBackend, type QuantScheme, type Tensor, type TensorToWrite,
 } from "../src/index.js";
 import { folderSource, NodeOlmoGenerator } from "../src/node/index.js";
@@ -178,6 +178,31 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
     }
   });
 }
+
+test("an int4 folder holding its embedding in int8 (as olmo-js wrote int4 before) loads as stored; quantize int4 on it says what it holds", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "olmo-mixed-")), "model");
+  try {
+    const { model } = await loadOlmo(folderSource(TINY), js, { quantize: "int4", quantizeEmbedding: false, weightDType: "bf16" });
+    const embed = model.weights.get("embed") as Tensor;
+    model.weights.set("embed", quantize(embed, "int8"));
+    embed.dispose();
+    await saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize" });
+    model.dispose();
+    const stored = await loadCheckpoint(folderSource(out), js);
+    assert.is((stored.weights.get("embed") as QuantizedWeight).scheme, "int8");
+    assert.is((stored.weights.get("layers.0.q") as QuantizedWeight).scheme, "int4");
+    assert.is(stored.quantization, "int4");
+    for (const w of stored.weights.values()) w.dispose();
+    const refused = await rejection(loadCheckpoint(folderSource(out), js, { quantize: "int4" }));
+    assert.ok(refused instanceof CheckpointError && refused.problems.length === 1, String(refused));
+    assert.match(
+      refused.message,
+      /quantize "int4" was asked for, but 1 tensor\(s\) are stored int8, such as "model\.embed_tokens\.weight": quantized weights cannot be quantized again\. Use the folder as it is \(loaded without quantize \/ --quantize, it runs as int4, with those 1 in int8 as stored\)/,
+    );
+  } finally {
+    rmSync(join(out, ".."), { recursive: true, force: true });
+  }
+});
 
 test("a frozen quantized linear layer gives its input the gradient dY dequant(W), and itself none", async () => {
   const backends: AnyBackend[] = [js, ...(await wasmBackendsUnderTest())];

@@ -158,7 +158,8 @@ export async function runGenerate(args: string[]): Promise<void> {
           // From the start of loading to the first new token: what a user waits for.
           first_token_s: firstTokenAt === undefined ? null : (firstTokenAt - loadStarted) / 1000,
           backend: backend.name,
-          // The layers' scheme when the weights are quantized (the embedding may differ: src/io/quantized.ts).
+          // The layers' scheme when the weights are quantized (the embedding may differ: float in an 8-bit
+          // folder, int8 in an int4 folder written before int4 took the embedding too).
           quantization: (() => {
             const w = model.weight("layers.0.q");
             return w instanceof QuantizedWeight ? w.scheme : null;

@@ -33,7 +33,8 @@ export async function runQuantize(args: string[]): Promise<void> {
     // float weights are kept in bf16 (f16 stays f16), as a quantized checkpoint's are.
     const { model } = await loadOlmo(source, backend, { quantize: scheme, quantizeEmbedding: scheme !== "int8", weightDType: "bf16" });
     // A folder whose weights are already quantized in another scheme is refused by the loader (quantized
-    // weights cannot be quantized again); one in this scheme is copied as it is, its float weights quantized.
+    // weights cannot be quantized again, an int4 folder's int8 embedding included); one in this scheme is
+    // copied as it is, its float weights quantized.
     const bytes = await saveModelFolder(model.weights, source, out, { what: "olmo quantize" });
     console.error(`wrote ${out}: ${scheme}, ${(bytes / 1e9).toFixed(3)} GB of weights in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {

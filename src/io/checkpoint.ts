@@ -366,6 +366,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   // declare, and quantized tensors in another scheme than the one asked for.
   const undeclaredInt4: string[] = [];
   const otherScheme = new Map<QuantScheme, string[]>();
+  const embeddingToo = options.quantizeEmbedding ?? true;
   for (const [name, { shape, slices: parts }] of expected) {
     const entry = entries.get(name);
     if (!entry) {
@@ -418,7 +419,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       continue;
     }
     for (const [weight, rowStart, rows] of parts) {
-      if (quantizeTo) {
+      if (quantizeTo && (embeddingToo || (weight !== "embed" && weight !== "lmHead"))) {
         const problem = quantizeProblem(quantizeTo, rows, shape[1]);
         if (problem) problems.push(`tensor "${name}" (${weight}): ${problem}`);
       }
@@ -432,10 +433,13 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
         `before the rows were interleaved does not); quantize the float checkpoint again (olmo quantize --to int4)`,
     );
   }
+  // An int4 folder written before int4 took the embedding too holds it in int8: the rest is int4.
+  const asStored = (scheme: QuantScheme, count: number) =>
+    inFolder && inFolder !== scheme ? `${inFolder}, with those ${count} in ${scheme} as stored` : scheme;
   for (const [scheme, tensors] of otherScheme) {
     problems.push(
       `quantize "${quantizeTo}" was asked for, but ${tensors.length} tensor(s) are stored ${scheme}, such as "${tensors[0]}": quantized weights cannot be ` +
-        `quantized again. Use the folder as it is (loaded without quantize / --quantize, it runs as ${scheme}), or quantize its float checkpoint`,
+        `quantized again. Use the folder as it is (loaded without quantize / --quantize, it runs as ${asStored(scheme, tensors.length)}), or quantize its float checkpoint`,
     );
   }
   for (const name of names) {
@@ -453,7 +457,6 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const auto = parameterCount(config) < 200e6 ? "f32" : "bf16";
   const requested = options.weightDType === undefined || options.weightDType === "auto" ? auto : options.weightDType;
   const storageOf = (fileDType: string): DType => (requested === "f32" ? "f32" : fileDType === "F16" ? "f16" : "bf16");
-  const embeddingToo = options.quantizeEmbedding ?? true;
   const schemeOf = (s: Slice) =>
     s.quantized?.scheme ?? (quantizeTo && (embeddingToo || (s.weight !== "embed" && s.weight !== "lmHead")) ? quantizeTo : null);
   const bytesOf = (s: Slice) => {

@@ -1,4 +1,4 @@
-// Quantized checkpoints on disk, and which scheme each weight gets (the schemes: src/core/quantize.ts).
+// Quantized checkpoints on disk: the folder formats, their quantization_config, and their sizes (the schemes: src/core/quantize.ts).
 //
 // Two folder formats are read (and written by `olmo quantize`), both Hugging Face layouts with
 // "quantization_config" in config.json:
