@@ -57,10 +57,10 @@ export interface LoadOptions {
   allowNonFinite?: boolean;
   /**
    * Quantize the float weights as they stream in (src/core/quantize.ts), the embedding and LM head
-   * included unless quantizeEmbedding is false. Default "none": every weight loads as the folder stores it, so a
-   * quantized folder's quantized weights stay quantized and its float ones (such as a transformers
-   * 8-bit folder's embedding and LM head) stay float, as transformers runs them. A scheme the folder's
-   * quantized weights are not in is refused: they cannot be quantized again.
+   * included unless quantizeEmbedding is false. Default "none": every weight loads as the folder stores
+   * it, so a quantized folder's quantized weights stay quantized and its float ones (such as a
+   * transformers 8-bit folder's embedding and LM head) stay float, as transformers runs them. A scheme
+   * the folder's quantized weights are not in is refused: they cannot be quantized again.
    */
   quantize?: QuantScheme | "none";
   /**

@@ -1,4 +1,5 @@
-// Quantized checkpoints on disk: the folder formats, their quantization_config, and their sizes (the schemes: src/core/quantize.ts).
+// Quantized checkpoints on disk: the folder formats, their quantization_config, and the bytes a model
+// takes in each scheme (the schemes themselves: src/core/quantize.ts).
 //
 // Two folder formats are read (and written by `olmo quantize`), both Hugging Face layouts with
 // "quantization_config" in config.json:
