@@ -18,7 +18,7 @@
 
 import { INT4_ROWS_INTERLEAVED, QUANT_GROUP, type QuantScheme } from "../core/quantize.js";
 import type { OlmoConfig } from "../model/config.js";
-import { weightShapes, type WeightName } from "../model/weights.js";
+import { weightShapes } from "../model/weights.js";
 
 /** The scheme a folder's config.json declares in quantization_config, or null for a float checkpoint. Throws on schemes we cannot read. */
 export function folderScheme(config: Record<string, unknown>, file: string): QuantScheme | null {
