@@ -252,6 +252,15 @@ test("olmo quantize writes int8 and int4 folders that olmo generate reads, and r
     expectFailure(["quantize", "--model", join(dir, "int4"), "--to", "int8", "--out", join(dir, "int4-to-int8"), "--threads", "1"], 1, `quantize "int8" was asked for`, ...again);
     expectFailure(["generate", "--model", join(dir, "int4"), "--quantize", "int8", "--ids", "1", "--threads", "1"], 1, ...again);
     expectFailure(["generate", "--model", join(dir, "int4"), "--load-in-8bit", "--ids", "1", "--threads", "1"], 1, ...again);
+    // --embedding int8 under --to int4: the layers int4, the embedding int8 (its integers and scales).
+    const mixed = join(dir, "int4-int8-embedding");
+    const m = olmo("quantize", "--model", MODEL, "--to", "int4", "--embedding", "int8", "--out", mixed, "--threads", "1");
+    if (m.status !== 0 || !m.stderr.includes(`wrote ${mixed}: int4 (embedding and LM head int8)`)) throw new Error(`status ${m.status}: ${m.stderr}`);
+    const file = readFileSync(join(mixed, "model.safetensors"));
+    const header = JSON.parse(file.subarray(8, 8 + Number(file.readBigUInt64LE(0))).toString("utf8")) as Record<string, { dtype: string }>;
+    const dtypes = ["model.embed_tokens.weight", "model.embed_tokens.SCB", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.q_proj.scales"].map((n) => header[n]?.dtype);
+    if (dtypes.join() !== "I8,F32,U8,F16") throw new Error(`${mixed}: dtypes ${dtypes.join()}`);
+    expectFailure(["quantize", "--model", MODEL, "--to", "int8", "--embedding", "int4", "--out", join(dir, "x")], 2, "--embedding int4 goes with --to int4");
     // --out naming a file, not a folder.
     writeFileSync(join(dir, "a-file"), "x");
     expectFailure(["quantize", "--model", MODEL, "--to", "int8", "--out", join(dir, "a-file"), "--threads", "1"], 1, `olmo quantize: ${join(dir, "a-file")} is a file; give a new folder`);

@@ -179,13 +179,21 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
   });
 }
 
-test("an int4 folder holding its embedding in int8 (as olmo-js wrote int4 before) loads as stored; quantize int4 on it says what it holds", async () => {
+test("quantizeEmbedding: \"int8\" under int4: the embedding's integers are int8's, the folder saved so loads as stored, and quantize int4 on it says what it holds", async () => {
   const out = join(mkdtempSync(join(tmpdir(), "olmo-mixed-")), "model");
   try {
-    const { model } = await loadOlmo(folderSource(TINY), js, { quantize: "int4", quantizeEmbedding: false, weightDType: "bf16" });
-    const embed = model.weights.get("embed") as Tensor;
-    model.weights.set("embed", quantize(embed, "int8"));
-    embed.dispose();
+    const { model } = await loadOlmo(folderSource(TINY), js, { quantize: "int4", quantizeEmbedding: "int8", weightDType: "bf16" });
+    // The same integers as quantizing the bf16 embedding to int8 alone.
+    const { model: float } = await loadOlmo(folderSource(TINY), js, { weightDType: "bf16" });
+    const reference = quantize(float.weight("embed") as Tensor, "int8");
+    const embed = model.weight("embed") as QuantizedWeight;
+    assert.is(embed.scheme, "int8");
+    assert.is((model.weight("layers.0.q") as QuantizedWeight).scheme, "int4");
+    sameBytes(await bits(embed.values), await bits(reference.values), "embedding values");
+    sameBytes(await bits(embed.scales), await bits(reference.scales), "embedding scales");
+    reference.dispose();
+    float.dispose();
+    // Such a folder (also what olmo-js wrote for int4 before int4 took the embedding too) loads as stored.
     await saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize" });
     model.dispose();
     const stored = await loadCheckpoint(folderSource(out), js);
@@ -193,6 +201,9 @@ test("an int4 folder holding its embedding in int8 (as olmo-js wrote int4 before
     assert.is((stored.weights.get("layers.0.q") as QuantizedWeight).scheme, "int4");
     assert.is(stored.quantization, "int4");
     for (const w of stored.weights.values()) w.dispose();
+    const matching = await loadCheckpoint(folderSource(out), js, { quantize: "int4", quantizeEmbedding: "int8" });
+    assert.is((matching.weights.get("embed") as QuantizedWeight).scheme, "int8");
+    for (const w of matching.weights.values()) w.dispose();
     const refused = await rejection(loadCheckpoint(folderSource(out), js, { quantize: "int4" }));
     assert.ok(refused instanceof CheckpointError && refused.problems.length === 1, String(refused));
     assert.match(
@@ -399,7 +410,7 @@ test("bitsandbytes' weight_format must be row-major; stray buffers, doubled or m
   });
   assert.match(await loadError(bare), /q_proj\.weight" has shape \[24,12\], config\.json implies \[24,24\] \(as U8 \[24,12\] it would be int4, but its scales "model\.layers\.0\.self_attn\.q_proj\.scales" are missing\)/);
   // Options of the wrong type are refused, not read as truthy or ignored.
-  assert.match(await loadError(await editedFolder(() => {}), { quantize: "int8", quantizeEmbedding: "false" }), /quantizeEmbedding must be true or false, got "false"/);
+  assert.match(await loadError(await editedFolder(() => {}), { quantize: "int8", quantizeEmbedding: "false" }), /quantizeEmbedding must be true, false, "int8" or "int4", got "false"/);
   assert.match(await loadError(await editedFolder(() => {}), { weightDType: "int8" }), /weightDType must be "f32", "bf16" or "auto", got "int8"/);
 });
 
