@@ -293,6 +293,11 @@ test("the one-line API takes quantize and generates what loadOlmo + generate giv
   const result = await generate(model, tokenizer!.encode("ROMEO:"), { maxNewTokens: 12 });
   assert.is(text, tokenizer!.decode(result.newIds));
   model.dispose();
+  // quantizeEmbedding reaches the loader.
+  const head8 = await NodeOlmoGenerator.fromPretrained(TINY, { backend: "wasm", threads: 1, quantize: "int4", quantizeEmbedding: "int8" });
+  assert.is((head8.model.weight("embed") as QuantizedWeight).scheme, "int8");
+  assert.is((head8.model.weight("layers.0.up") as QuantizedWeight).scheme, "int4");
+  head8.dispose();
 });
 
 // ---------------------------------------------------------------------------------------------------

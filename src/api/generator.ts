@@ -44,6 +44,8 @@ export interface PretrainedOptions {
   dtype?: "auto" | "f32" | "bf16";
   /** Quantize the float weights as they load: "int8" or "int4" (src/core/quantize.ts); default "none": every weight as the folder stores it. */
   quantize?: "int8" | "int4" | "none";
+  /** With quantize: the embedding and LM head's scheme (default: quantize's; false keeps them float), as loadOlmo's quantizeEmbedding. */
+  quantizeEmbedding?: boolean | "int8" | "int4";
   /** Threads of a "wasm" backend made here. Default 1 in the core (more need a worker and cross-origin isolation); see NodeOlmoGenerator for Node. */
   threads?: number;
   /** Hub revision: branch, tag or commit (default "main"). */
@@ -132,6 +134,7 @@ export class OlmoGenerator {
       const { model: olmo, tokenizer } = await loadOlmo(source, backend, {
         weightDType: options.dtype ?? "auto",
         quantize: options.quantize,
+        quantizeEmbedding: options.quantizeEmbedding,
         onProgress: options.onProgress && ((loaded, total) => options.onProgress!({ stage: "load", loaded, total })),
         // Room for a KV cache of the whole context, plus activations (as `olmo generate` asks).
         extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,
