@@ -159,7 +159,7 @@ export async function runGenerate(args: string[]): Promise<void> {
           first_token_s: firstTokenAt === undefined ? null : (firstTokenAt - loadStarted) / 1000,
           backend: backend.name,
           // The layers' scheme when the weights are quantized (the embedding may differ: float in an 8-bit
-          // folder, int8 in an int4 folder written before int4 took the embedding too).
+          // folder, int8 in an int4 folder written with --embedding int8).
           quantization: (() => {
             const w = model.weight("layers.0.q");
             return w instanceof QuantizedWeight ? w.scheme : null;

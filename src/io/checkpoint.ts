@@ -57,7 +57,7 @@ export interface LoadOptions {
   allowNonFinite?: boolean;
   /**
    * Quantize the float weights as they stream in (src/core/quantize.ts), the embedding and LM head
-   * included unless quantizeEmbedding is false. Default "none": every weight loads as the folder stores
+   * too unless quantizeEmbedding says otherwise. Default "none": every weight loads as the folder stores
    * it, so a quantized folder's quantized weights stay quantized and its float ones (such as a
    * transformers 8-bit folder's embedding and LM head) stay float, as transformers runs them. A scheme
    * the folder's quantized weights are not in is refused: they cannot be quantized again.
@@ -438,7 +438,8 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
         `before the rows were interleaved does not); quantize the float checkpoint again (olmo quantize --to int4)`,
     );
   }
-  // An int4 folder written before int4 took the embedding too holds it in int8: the rest is int4.
+  // A folder may mix schemes: an int4 folder with an int8 embedding (`olmo quantize --embedding int8`, or
+  // written before int4 took the embedding too) runs as int4 with that one in int8.
   const asStored = (scheme: QuantScheme, count: number) =>
     inFolder && inFolder !== scheme ? `${inFolder}, with those ${count} in ${scheme} as stored` : scheme;
   for (const [scheme, tensors] of otherScheme) {
