@@ -208,8 +208,31 @@ test("quantizeEmbedding: \"int8\" under int4: the embedding's integers are int8'
     assert.ok(refused instanceof CheckpointError && refused.problems.length === 1, String(refused));
     assert.match(
       refused.message,
-      /quantize "int4" was asked for, but 1 tensor\(s\) are stored int8, such as "model\.embed_tokens\.weight": quantized weights cannot be quantized again\. Use the folder as it is \(loaded without quantize \/ --quantize, it runs as int4, with those 1 in int8 as stored\)/,
+      /quantize "int4" was asked for, but 1 tensor\(s\) are stored int8, such as "model\.embed_tokens\.weight": quantized weights cannot be quantized again, nor made float\. Use the folder as it is \(loaded without quantize \/ --quantize, it runs as int4, with those 1 in int8 as stored\) \(or ask for it: quantizeEmbedding "int8", olmo quantize --embedding int8\)/,
     );
+    // false asks for a float embedding, which stored integers cannot become: refused, naming the option.
+    const toFloat = await rejection(loadCheckpoint(folderSource(out), js, { quantize: "int4", quantizeEmbedding: false }));
+    assert.match(toFloat.message, /quantizeEmbedding false was asked for, but 1 tensor\(s\) are stored int8, such as "model\.embed_tokens\.weight"/);
+  } finally {
+    rmSync(join(out, ".."), { recursive: true, force: true });
+  }
+});
+
+test("an int8 model saved with its embedding int8 too gets olmo-js's int8 config (bitsandbytes' keeps the embedding float) and loads back as stored", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), "olmo-int8-embedding-")), "model");
+  try {
+    const { model } = await loadOlmo(folderSource(TINY), js, { quantize: "int8", weightDType: "bf16" });
+    await saveModelFolder(model.weights, folderSource(TINY), out, { what: "olmo quantize" });
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    assert.equal(config.quantization_config, { quant_method: "olmo-js", scheme: "int8" });
+    const stored = await loadCheckpoint(folderSource(out), js);
+    assert.is(stored.quantization, "int8");
+    for (const [name, w] of stored.weights) {
+      assert.ok(w instanceof QuantizedWeight && w.scheme === "int8", name);
+      sameBytes(await bits(w.values), await bits((model.weight(name) as QuantizedWeight).values), name);
+      w.dispose();
+    }
+    model.dispose();
   } finally {
     rmSync(join(out, ".."), { recursive: true, force: true });
   }
@@ -415,7 +438,10 @@ test("bitsandbytes' weight_format must be row-major; stray buffers, doubled or m
   });
   assert.match(await loadError(bare), /q_proj\.weight" has shape \[24,12\], config\.json implies \[24,24\] \(as U8 \[24,12\] it would be int4, but its scales "model\.layers\.0\.self_attn\.q_proj\.scales" are missing\)/);
   // Options of the wrong type are refused, not read as truthy or ignored.
-  assert.match(await loadError(await editedFolder(() => {}), { quantize: "int8", quantizeEmbedding: "false" }), /quantizeEmbedding must be true, false, "int8" or "int4", got "false"/);
+  assert.match(await loadError(await editedFolder(() => {}), { quantize: "int8", quantizeEmbedding: "false" }), /quantizeEmbedding must be true, false \(float\), "int8" or "int4", got "false"/);
+  // A scheme for the embedding needs quantize, and int4 goes with int4 layers only.
+  assert.match(await loadError(await editedFolder(() => {}), { quantizeEmbedding: "int8" }), /quantizeEmbedding "int8" needs quantize "int8" or "int4"/);
+  assert.match(await loadError(await editedFolder(() => {}), { quantize: "int8", quantizeEmbedding: "int4" }), /quantizeEmbedding "int4" goes with quantize "int4"/);
   assert.match(await loadError(await editedFolder(() => {}), { weightDType: "int8" }), /weightDType must be "f32", "bf16" or "auto", got "int8"/);
 });
 

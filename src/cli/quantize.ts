@@ -16,7 +16,7 @@ const spec: CommandSpec = {
   out: { kind: "value", required: true, placeholder: "DIR", help: "the new model folder (must not exist, or be empty)" },
   embedding: {
     kind: "value", choices: ["float", "int8", "int4"],
-    help: "the embedding and LM head: float (--to int8's default: bitsandbytes' layout, which transformers reads), int8 (more precise logits under int4, a little slower), or int4 (--to int4's default)",
+    help: "the embedding and LM head: float (--to int8's default: bitsandbytes' layout, which transformers reads), int8 (more precise logits under int4, a little slower; under --to int8, a folder only olmo-js reads), or int4 (--to int4's default)",
   },
   threads: { kind: "value", number: { integer: true, min: 1, max: 256 }, help: "threads of the wasm backend that quantizes (default: cores, at most 8)" },
 };
@@ -41,9 +41,9 @@ export async function runQuantize(args: string[]): Promise<void> {
     // the folder; float weights are kept in bf16 (f16 stays f16), as a quantized checkpoint's are.
     const quantizeEmbedding = embedding === "float" ? false : (embedding as QuantScheme);
     const { model } = await loadOlmo(source, backend, { quantize: scheme, quantizeEmbedding, weightDType: "bf16" });
-    // A folder whose weights are already quantized in another scheme is refused by the loader (quantized
-    // weights cannot be quantized again, an int4 folder's int8 embedding included); one in this scheme is
-    // copied as it is, its float weights quantized.
+    // A folder whose weights are already quantized in another scheme than asked (--embedding included) is
+    // refused by the loader (quantized weights cannot be quantized again); one in this scheme is copied
+    // as it is, its float weights quantized.
     const bytes = await saveModelFolder(model.weights, source, out, { what: "olmo quantize" });
     console.error(`wrote ${out}: ${scheme} (embedding and LM head ${embedding}), ${(bytes / 1e9).toFixed(3)} GB of weights in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {

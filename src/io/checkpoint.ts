@@ -67,7 +67,9 @@ export interface LoadOptions {
    * With quantize, the embedding and LM head (the largest single weights; OLMo-1B reads its tied one whole
    * for every token): true (default) quantizes them with quantize's scheme; a scheme of their own
    * ("int8" under int4 keeps the logits more precise, as ggml keeps its output layer above Q4_0, for
-   * about 5% of an int4 token's time on OLMo-1B); false keeps them float, as bitsandbytes' load_in_8bit does.
+   * about 5% of an int4 token's time on OLMo-1B; "int4" only under int4); false keeps them float, as
+   * bitsandbytes' load_in_8bit does. Stored quantized ones must already be in the scheme asked (they
+   * cannot be quantized again, nor made float). A scheme here needs quantize.
    */
   quantizeEmbedding?: boolean | QuantScheme;
 }
@@ -336,7 +338,13 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   }
   const embedding = options.quantizeEmbedding;
   if (embedding !== undefined && typeof embedding !== "boolean" && !QUANT_SCHEMES.includes(embedding)) {
-    throw new CheckpointError(source.name, [`quantizeEmbedding must be true, false, "int8" or "int4", got ${JSON.stringify(embedding)}`]);
+    throw new CheckpointError(source.name, [`quantizeEmbedding must be true, false (float), "int8" or "int4", got ${JSON.stringify(embedding)}`]);
+  }
+  if (typeof embedding === "string" && (options.quantize === undefined || options.quantize === "none")) {
+    throw new CheckpointError(source.name, [`quantizeEmbedding "${embedding}" needs quantize "int8" or "int4" (without quantize every weight loads as stored)`]);
+  }
+  if (embedding === "int4" && options.quantize === "int8") {
+    throw new CheckpointError(source.name, [`quantizeEmbedding "int4" goes with quantize "int4": int8 layers are more precise than a 4-bit LM head would be`]);
   }
   if (options.weightDType !== undefined && !["f32", "bf16", "auto"].includes(options.weightDType)) {
     throw new CheckpointError(source.name, [`weightDType must be "f32", "bf16" or "auto", got ${JSON.stringify(options.weightDType)}`]);
@@ -367,7 +375,8 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   // Said once for the folder, not once per tensor: int4 tensors whose row order config.json does not
   // declare, and quantized tensors in another scheme than the one asked for.
   const undeclaredInt4: string[] = [];
-  const otherScheme = new Map<QuantScheme, string[]>();
+  /** Quantized tensors stored otherwise than asked, by what was asked and how they are stored. */
+  const otherScheme = new Map<string, { asked: string; stored: QuantScheme; embedding: boolean; tensors: string[] }>();
   /** The scheme quantize asks of a weight (null: none, it stays as stored or float). */
   const embeddingScheme = embedding === false ? null : embedding === true || embedding === undefined ? quantizeTo : embedding;
   const askedOf = (weight: WeightName): QuantScheme | null => (!quantizeTo ? null : weight === "embed" || weight === "lmHead" ? embeddingScheme : quantizeTo);
@@ -396,8 +405,12 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       undeclaredInt4.push(`${entry.file.name}: "${name}" (with "${quantized.scales.name}")`);
       continue;
     }
-    if (quantized && quantizeTo && quantized.scheme !== (askedOf(parts[0]![0]) ?? quantizeTo)) {
-      otherScheme.set(quantized.scheme, [...(otherScheme.get(quantized.scheme) ?? []), name]);
+    if (quantized && quantizeTo && quantized.scheme !== askedOf(parts[0]![0])) {
+      const embeddingWeight = parts[0]![0] === "embed" || parts[0]![0] === "lmHead";
+      const asked = embeddingWeight && embedding !== undefined && embedding !== true ? `quantizeEmbedding ${JSON.stringify(embedding)}` : `quantize "${quantizeTo}"`;
+      const key = `${asked} ${quantized.scheme}`;
+      if (!otherScheme.has(key)) otherScheme.set(key, { asked, stored: quantized.scheme, embedding: embeddingWeight, tensors: [] });
+      otherScheme.get(key)!.tensors.push(name);
       continue;
     }
     if (quantized && parts.length > 1) {
@@ -442,10 +455,12 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   // written before int4 took the embedding too) runs as int4 with that one in int8.
   const asStored = (scheme: QuantScheme, count: number) =>
     inFolder && inFolder !== scheme ? `${inFolder}, with those ${count} in ${scheme} as stored` : scheme;
-  for (const [scheme, tensors] of otherScheme) {
+  for (const { asked, stored, embedding: embeddingWeight, tensors } of otherScheme.values()) {
+    const orAsk = embeddingWeight ? ` (or ask for it: quantizeEmbedding "${stored}", olmo quantize --embedding ${stored})` : "";
     problems.push(
-      `quantize "${quantizeTo}" was asked for, but ${tensors.length} tensor(s) are stored ${scheme}, such as "${tensors[0]}": quantized weights cannot be ` +
-        `quantized again. Use the folder as it is (loaded without quantize / --quantize, it runs as ${asStored(scheme, tensors.length)}), or quantize its float checkpoint`,
+      `${asked} was asked for, but ${tensors.length} tensor(s) are stored ${stored}, such as "${tensors[0]}": quantized weights cannot be ` +
+        `quantized again, nor made float. Use the folder as it is (loaded without quantize / --quantize, it runs as ${asStored(stored, tensors.length)})${orAsk}, ` +
+        `or quantize its float checkpoint`,
     );
   }
   for (const name of names) {

@@ -6,7 +6,8 @@
 //   - int8, as transformers saves a model loaded with load_in_8bit=True (bitsandbytes LLM.int8): each
 //     quantized linear layer X has X.weight (I8 [N, K]) and X.SCB (F32 [N], the rows' absmax); the
 //     embedding and the LM head stay in their float dtype (bitsandbytes skips them), and
-//     quantization_config says {"quant_method": "bitsandbytes", "load_in_8bit": true, ...};
+//     quantization_config says {"quant_method": "bitsandbytes", "load_in_8bit": true, ...} (olmo-js writes
+//     {"quant_method": "olmo-js", "scheme": "int8"} instead when it stores the embedding int8 too);
 //   - int4, this project's format: X.weight (U8 [N, K/2], two 4-bit values per byte as quantize.ts
 //     packs them, rows interleaved four at a time) and X.scales (F16 [N, K/32], interleaved the same
 //     way); quantization_config says {"quant_method": "olmo-js", "scheme": "int4", "group_size": 32,
@@ -51,8 +52,13 @@ export function folderScheme(config: Record<string, unknown>, file: string): Qua
   return fail(`has quant_method ${JSON.stringify(c.quant_method)}; olmo-js reads "bitsandbytes" (load_in_8bit) and "olmo-js" (int8 / int4) checkpoints`);
 }
 
-/** The quantization_config `olmo quantize` writes for a scheme. */
-export function quantizationConfig(scheme: QuantScheme): Record<string, unknown> {
+/**
+ * The quantization_config `olmo quantize` writes for a scheme. An int8 folder whose embedding or LM head
+ * is int8 too gets olmo-js's own config: bitsandbytes' layout keeps them float, and transformers would
+ * read their integers without their scales.
+ */
+export function quantizationConfig(scheme: QuantScheme, options: { embeddingQuantized?: boolean } = {}): Record<string, unknown> {
+  if (scheme === "int8" && options.embeddingQuantized) return { quant_method: "olmo-js", scheme };
   if (scheme === "int8") {
     // What transformers writes for BitsAndBytesConfig(load_in_8bit=True), so transformers loads the folder too.
     return {

@@ -42,7 +42,7 @@ async function tensorsOf(name: string, weight: Weight): Promise<TensorToWrite[]>
  * at `out`, with `source`'s config.json and tokenizer files. config.json's quantization_config follows
  * the weights written: int4's when any is int4 (the only config that says how its rows are stored; the
  * int8 weights beside them load by their SCB), bitsandbytes' 8-bit one when the quantized ones are all
- * int8, none for a float model. `out` must not exist or be an empty folder; `what` names the caller in
+ * int8 and the embedding and LM head float (olmo-js's int8 one when they are int8 too), none for a float model. `out` must not exist or be an empty folder; `what` names the caller in
  * errors. Returns the bytes of weights written.
  */
 export async function saveModelFolder(weights: ReadonlyMap<WeightName, Weight>, source: ModelSource, out: string, options: { what: string }): Promise<number> {
@@ -51,7 +51,8 @@ export async function saveModelFolder(weights: ReadonlyMap<WeightName, Weight>, 
   const scheme: QuantScheme | null = quantized.some((w) => w.scheme === "int4") ? "int4" : quantized.length > 0 ? "int8" : null;
   await writeFolderAtomic(out, options.what, async (staging) => {
     const config = JSON.parse((await readTextFile(source, "config.json"))!) as Record<string, unknown>;
-    if (scheme) config.quantization_config = quantizationConfig(scheme);
+    const embeddingQuantized = weights.get("embed") instanceof QuantizedWeight || weights.get("lmHead") instanceof QuantizedWeight;
+    if (scheme) config.quantization_config = quantizationConfig(scheme, { embeddingQuantized });
     else delete config.quantization_config;
     await writeFile(join(staging, "config.json"), JSON.stringify(config, null, 2) + "\n");
     for (const file of FOLDER_FILES) {
