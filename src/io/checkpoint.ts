@@ -377,8 +377,8 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   const undeclaredInt4: string[] = [];
   /** Quantized tensors stored otherwise than asked, by what was asked and how they are stored. */
   const otherScheme = new Map<string, { asked: string; stored: QuantScheme; embedding: boolean; tensors: string[] }>();
-  /** The scheme quantize asks of a weight (null: none, it stays as stored or float). */
   const embeddingScheme = embedding === false ? null : embedding === true || embedding === undefined ? quantizeTo : embedding;
+  /** The scheme quantize / quantizeEmbedding ask of a weight (null: none asked: it loads as stored, or float). */
   const askedOf = (weight: WeightName): QuantScheme | null => (!quantizeTo ? null : weight === "embed" || weight === "lmHead" ? embeddingScheme : quantizeTo);
   for (const [name, { shape, slices: parts }] of expected) {
     const entry = entries.get(name);
