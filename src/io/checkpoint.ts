@@ -378,8 +378,10 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   /** Quantized tensors stored otherwise than asked, by what was asked and how they are stored. */
   const otherScheme = new Map<string, { asked: string; stored: QuantScheme; embedding: boolean; tensors: string[] }>();
   const embeddingScheme = embedding === false ? null : embedding === true || embedding === undefined ? quantizeTo : embedding;
+  /** The weights quantizeEmbedding speaks for. */
+  const isEmbedding = (weight: WeightName) => weight === "embed" || weight === "lmHead";
   /** The scheme quantize / quantizeEmbedding ask of a weight (null: none asked: it loads as stored, or float). */
-  const askedOf = (weight: WeightName): QuantScheme | null => (!quantizeTo ? null : weight === "embed" || weight === "lmHead" ? embeddingScheme : quantizeTo);
+  const askedOf = (weight: WeightName): QuantScheme | null => (!quantizeTo ? null : isEmbedding(weight) ? embeddingScheme : quantizeTo);
   for (const [name, { shape, slices: parts }] of expected) {
     const entry = entries.get(name);
     if (!entry) {
@@ -406,7 +408,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       continue;
     }
     if (quantized && quantizeTo && quantized.scheme !== askedOf(parts[0]![0])) {
-      const embeddingWeight = parts[0]![0] === "embed" || parts[0]![0] === "lmHead";
+      const embeddingWeight = isEmbedding(parts[0]![0]);
       const asked = embeddingWeight && embedding !== undefined && embedding !== true ? `quantizeEmbedding ${JSON.stringify(embedding)}` : `quantize "${quantizeTo}"`;
       const key = `${asked} ${quantized.scheme}`;
       if (!otherScheme.has(key)) otherScheme.set(key, { asked, stored: quantized.scheme, embedding: embeddingWeight, tensors: [] });
