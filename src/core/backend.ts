@@ -233,6 +233,13 @@ export interface Backend<B = unknown> {
    * found in a buffer until the buffer is written, and counts this call as the write).
    */
   rawBytes?(buffer: B, dtype: DType, size: number): Uint8Array | null;
+  /**
+   * Elements [start, start + size) of `buffer` (of `dtype`) as a buffer of their own that shares its
+   * memory: kernels read and write through it, and it is never passed to free (the core frees the
+   * parent once neither it nor any view is in use; Tensor.viewRange). Backends whose buffers cannot
+   * start at an arbitrary offset (WebGPU binds storage at 256-byte steps) leave it out.
+   */
+  view?(buffer: B, dtype: DType, start: number, size: number): B;
   readonly kernels: KernelTable<B>;
   /** Resolves once every kernel called so far has finished (a GPU's queue drained); throws errors it reported. */
   sync(): Promise<void>;

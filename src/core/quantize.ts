@@ -50,7 +50,7 @@
 // dX = dY dequant(W) in f32, with no activation quantization and no weight gradient.
 
 import { f16ToF32, f32ToF16, type QuantScheme } from "./dtype.js";
-import type { Tensor } from "./tensor.js";
+import { Tensor, type AnyBackend } from "./tensor.js";
 
 export type { QuantScheme } from "./dtype.js";
 
@@ -192,6 +192,9 @@ export function quantizeActivationRow(x: ArrayLike<number>, start: number, cols:
  * quantized ops (linear, embedding); it has no gradient of its own.
  */
 export class QuantizedWeight {
+  /** Set when this weight is one of the row ranges of a fused weight (FusedRows). */
+  fused: FusedRows | null = null;
+
   constructor(
     readonly scheme: QuantScheme,
     readonly shape: readonly [number, number],
@@ -220,10 +223,58 @@ export class QuantizedWeight {
     return `${this.scheme} weight [${this.shape.join(", ")}]`;
   }
 
+  /** Free it; a part of a fused weight (FusedRows) frees the whole one's handle too, the bytes going once no part holds them. */
   dispose(): void {
+    this.fused?.whole.dispose();
     this.values.dispose();
     this.scales.dispose();
   }
+}
+
+/**
+ * Quantized weights stored as consecutive row ranges of one, `whole`: a layer's q, k and v, or its gate
+ * and up, as the loader places them where the backend can view a buffer at an offset (Backend.view).
+ * A decode step of one token then computes the parts with one GEMV over `whole`, a few long streams of
+ * weights instead of many short ones and one meeting of the threads instead of three (bench/NOTES.md,
+ * "fused projections"); everything else (LoRA, saving, a prompt's GEMMs) uses the parts as before.
+ * Rows are interleaved within their quad only, so int4's parts, of whole quads, are row ranges too.
+ */
+export class FusedRows {
+  constructor(
+    readonly whole: QuantizedWeight,
+    readonly parts: readonly QuantizedWeight[],
+  ) {}
+
+  /** Whether `weights` are still exactly these parts, in order, and usable (none was replaced or disposed). */
+  holds(weights: readonly unknown[]): boolean {
+    return weights.length === this.parts.length && weights.every((w, i) => w === this.parts[i]) && !this.whole.values.disposed;
+  }
+}
+
+/**
+ * Empty `scheme` weights of rows[i] x cols, stored as the row ranges of one fused weight (FusedRows), for
+ * the caller to fill; null where they cannot be: the backend has no views, or an int4 part is not
+ * whole quads (rows a multiple of INT4_ROWS_INTERLEAVED).
+ */
+export function emptyFusedRows(scheme: QuantScheme, rows: readonly number[], cols: number, backend: AnyBackend): QuantizedWeight[] | null {
+  if (!backend.view || (scheme === "int4" && rows.some((r) => r % INT4_ROWS_INTERLEAVED !== 0))) return null;
+  const total = rows.reduce((a, b) => a + b, 0);
+  const shapes = quantizedShapes(scheme, total, cols);
+  const values = Tensor.empty(shapes.values, "i8", backend);
+  const scales = Tensor.empty(shapes.scales, shapes.scalesDType, backend);
+  const whole = new QuantizedWeight(scheme, [total, cols], values, scales);
+  // Per row: values hold values[1] elements, scales one (int8) or scales[1] (int4).
+  const valuesPerRow = shapes.values[1], scalesPerRow = shapes.scales[1] ?? 1;
+  let start = 0;
+  const parts = rows.map((r) => {
+    const part = quantizedShapes(scheme, r, cols);
+    const weight = new QuantizedWeight(scheme, [r, cols], values.viewRange(start * valuesPerRow, part.values), scales.viewRange(start * scalesPerRow, part.scales));
+    start += r;
+    return weight;
+  });
+  const fused = new FusedRows(whole, parts);
+  for (const part of parts) part.fused = fused;
+  return parts;
 }
 
 /** A model weight: a plain tensor, or one held quantized. */

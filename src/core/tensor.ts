@@ -2,6 +2,8 @@
 //
 // A Tensor is a shape, a dtype and a reference to Storage: one backend buffer with a reference count,
 // so views such as reshape share bytes without copying. Tensors are always contiguous, row-major.
+// Where the backend can view a buffer at an offset (Backend.view), a tensor may also be a contiguous
+// range of another's elements (viewRange): its storage holds the parent's, which it keeps alive.
 //
 // Memory is the engine's job:
 //   - `scope(fn)` frees every tensor created inside fn when fn returns, except the tensors fn returns
@@ -44,20 +46,34 @@ export function memory(): { tensors: number; buffers: number; bytes: number } {
 
 class Storage {
   private refs = 1;
+  /**
+   * A buffer of its own, or (parent set) the range of the parent's buffer from element `offset` on: the
+   * parent stays alive while this does, and a range is neither counted in `memory()` nor freed (its
+   * bytes are the parent's). A parent is never itself a range.
+   */
   constructor(
     readonly backend: AnyBackend,
     readonly buffer: unknown,
     readonly bytes: number,
+    readonly parent: Storage | null = null,
+    readonly offset = 0,
   ) {
-    live.buffers++;
-    live.bytes += bytes;
+    if (parent) {
+      parent.retain();
+    } else {
+      live.buffers++;
+      live.bytes += bytes;
+    }
   }
   retain(): this {
     this.refs++;
     return this;
   }
   release(): void {
-    if (--this.refs === 0) {
+    if (--this.refs > 0) return;
+    if (this.parent) {
+      this.parent.release();
+    } else {
       this.backend.free(this.buffer);
       live.buffers--;
       live.bytes -= this.bytes;
@@ -165,8 +181,32 @@ export class Tensor {
     return new Tensor(shape, this.dtype, this.liveStorage("view").retain());
   }
 
+  /**
+   * Elements [start, start + size of `shape`) of this tensor (in row-major order) as a tensor of
+   * `shape`, sharing its storage: no copy, and writing one writes the other. For backends that can view
+   * a buffer at an offset (Backend.view; the CPU backends): check `canViewRange` first. No gradient
+   * flows through it, so a tensor that records one (or wants one) is refused.
+   */
+  viewRange(start: number, shape: readonly number[]): Tensor {
+    const storage = this.liveStorage("viewRange");
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (!storage.backend.view) throw new Error(`viewRange: the ${storage.backend.name} backend cannot view a buffer at an offset`);
+    if (!Number.isInteger(start) || start < 0 || !Number.isInteger(size) || start + size > this.size) {
+      throw new Error(`viewRange: elements [${start}, ${start + size}) are not a range of ${this.describe()}`);
+    }
+    if (this.requiresGrad || this.gradFn) throw new Error(`viewRange: ${this.describe()} takes part in autograd; a range of it would carry no gradient`);
+    const root = storage.parent ?? storage, offset = storage.offset + start;
+    const buffer = storage.backend.view(root.buffer, this.dtype, offset, size);
+    return new Tensor(shape, this.dtype, new Storage(storage.backend, buffer, size * BYTES_PER_ELEMENT[this.dtype], root, offset));
+  }
+
   get backend(): AnyBackend {
     return this.liveStorage("backend").backend;
+  }
+
+  /** Whether viewRange works here: the backend can view a buffer at an offset. */
+  get canViewRange(): boolean {
+    return this.liveStorage("canViewRange").backend.view !== undefined;
   }
 
   /** The backend buffer, for kernels. Throws if the tensor was disposed. */

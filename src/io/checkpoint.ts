@@ -14,12 +14,14 @@
 
 import { formatBytes } from "../core/format.js";
 import { BYTES_PER_ELEMENT, narrowFromF32, widenToF32, type DType, type HostArray } from "../core/dtype.js";
-import { INT4_ROWS_INTERLEAVED, QUANT_SCHEMES, quantizedShapes, quantizeHost, quantizeProblem, QuantizedWeight, type QuantScheme, type Weight } from "../core/quantize.js";
+import {
+  emptyFusedRows, INT4_ROWS_INTERLEAVED, QUANT_SCHEMES, quantizedShapes, quantizeHost, quantizeProblem, QuantizedWeight, type QuantScheme, type Weight,
+} from "../core/quantize.js";
 import { Tensor, type AnyBackend } from "../core/tensor.js";
 import { quantize as quantizeOp } from "../ops/quantized.js";
 import { configFromHf, parameterCount, type OlmoConfig } from "../model/config.js";
 import { Olmo } from "../model/olmo.js";
-import { weightShapes, type WeightName } from "../model/weights.js";
+import { FUSED_PROJECTIONS, weightShapes, type WeightName } from "../model/weights.js";
 import { Tokenizer } from "../tokenizer/index.js";
 import { folderScheme, modelBytes, scalesTensorName } from "./quantized.js";
 import { assertFinite, readInto, readSafetensorsHeader, type ByteSource, type TensorEntry } from "./safetensors.js";
@@ -502,12 +504,14 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
   // Quantizing as it loads, a weight is first read whole in the file's dtype beside its quantized form.
   const stagingBytes = (s: Slice) => (schemeOf(s) && !s.quantized ? s.shape[0] * s.shape[1] * FILE_DTYPE[s.entry.dtype as keyof typeof FILE_DTYPE].bytes : 0);
   for (const s of slices) groupBytes.set(groupOf(s), (groupBytes.get(groupOf(s)) ?? 0) + bytesOf(s) + stagingBytes(s));
+  const fused = fusedTargets(slices, schemeOf, backend);
   let group = "";
   try {
     for (const s of slices) {
       if (groupOf(s) !== group) backend.placeGroup?.(groupBytes.get((group = groupOf(s)))!);
+      const target = fused.partFor(s);
       if (s.quantized) {
-        weights.set(s.weight, await loadQuantized(s, s.quantized, backend, progress));
+        weights.set(s.weight, await loadQuantized(s, s.quantized, backend, progress, target));
         continue;
       }
       const rowBytes = s.shape[1] * FILE_DTYPE[s.entry.dtype as keyof typeof FILE_DTYPE].bytes;
@@ -516,7 +520,7 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
       const scheme = schemeOf(s);
       if (scheme) {
         const size = bytesOf(s);
-        weights.set(s.weight, await loadAndQuantize(s.entry.file, offset, s.shape, s.entry.dtype, scheme, backend, checkFinite));
+        weights.set(s.weight, await loadAndQuantize(s.entry.file, offset, s.shape, s.entry.dtype, scheme, backend, checkFinite, target));
         progress(size);
       } else {
         weights.set(s.weight, await loadTensor(s.entry.file, offset, s.shape, s.entry.dtype, storageOf(s.entry.dtype), backend, progress, checkFinite));
@@ -524,12 +528,52 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
     }
   } catch (e) {
     for (const t of weights.values()) t.dispose();
+    fused.dispose();
     throw e;
   } finally {
     backend.placeGroup?.(0);
   }
   return {
     config, weights, tokenizerJson, layout, weightDType: requested === "f32" ? "f32" : "bf16", quantization: anyQuantized ? (quantizeTo ?? inFolder ?? "int8") : null,
+  };
+}
+
+/**
+ * Where the weights of a fused group (FUSED_PROJECTIONS: a layer's q, k, v; its gate, up) go: the row
+ * ranges of one weight (emptyFusedRows), made when the group's first member loads, where the group is
+ * quantized alike (one scheme, one input size) and the backend can view a buffer at an offset; nowhere
+ * (each loads into a weight of its own) otherwise.
+ */
+function fusedTargets(slices: readonly Slice[], schemeOf: (s: Slice) => QuantScheme | null, backend: AnyBackend) {
+  const sliceOf = new Map<WeightName, Slice>(), seen = new Set<WeightName>();
+  for (const s of slices) (seen.has(s.weight) ? sliceOf.delete(s.weight) : sliceOf.set(s.weight, s)), seen.add(s.weight);
+  const groups = new Map<WeightName, { members: Slice[]; parts?: QuantizedWeight[] | null }>();
+  const made: QuantizedWeight[] = [];
+  for (const s of slices) {
+    const layer = /^layers\.(\d+)\.(\w+)$/.exec(s.weight);
+    const names = layer && FUSED_PROJECTIONS.find((g) => g.includes(layer[2] as never));
+    if (!names || groups.has(s.weight)) continue;
+    const members = names.map((n) => sliceOf.get(`layers.${Number(layer![1])}.${n}`));
+    const scheme = schemeOf(s);
+    if (!scheme || members.some((m) => !m || schemeOf(m) !== scheme || m.shape[1] !== s.shape[1])) continue;
+    const group = { members: members as Slice[] };
+    for (const m of group.members) groups.set(m.weight, group);
+  }
+  return {
+    /** The part weight `s` is to be written into, or undefined (a weight of its own). */
+    partFor(s: Slice): QuantizedWeight | undefined {
+      const group = groups.get(s.weight);
+      if (!group) return undefined;
+      if (group.parts === undefined) {
+        group.parts = emptyFusedRows(schemeOf(s)!, group.members.map((m) => m.shape[0]), s.shape[1], backend);
+        made.push(...(group.parts ?? []));
+      }
+      return group.parts?.[group.members.indexOf(s)];
+    },
+    /** Free every part made (after a failed load; each is also in the weight map once loaded). */
+    dispose(): void {
+      for (const part of made) part.dispose();
+    },
   };
 }
 
@@ -583,12 +627,14 @@ async function checkRowMajor(entry: TensorEntry): Promise<void> {
 }
 
 /** A weight the file holds quantized: its values and scales, read as they are. */
-async function loadQuantized(s: Slice, q: QuantizedEntry, backend: AnyBackend, progress: (bytes: number) => void): Promise<QuantizedWeight> {
+async function loadQuantized(
+  s: Slice, q: QuantizedEntry, backend: AnyBackend, progress: (bytes: number) => void, into?: QuantizedWeight,
+): Promise<QuantizedWeight> {
   if (q.format) await checkRowMajor(q.format);
   const shapes = quantizedShapes(q.scheme, s.shape[0], s.shape[1]);
-  const values = await loadRaw(s.entry, shapes.values, "i8", backend, progress);
+  const values = await loadRaw(s.entry, shapes.values, "i8", backend, progress, into?.values);
   try {
-    const scales = await loadRaw(q.scales, shapes.scales, shapes.scalesDType, backend, progress);
+    const scales = await loadRaw(q.scales, shapes.scales, shapes.scalesDType, backend, progress, into?.scales);
     // A scale that is NaN, infinite (or, for int8's absmax, negative) is a corrupt file, not a weight.
     const values32 = (await scales.data()) as Float32Array;
     const bad = values32.findIndex((v) => !Number.isFinite(v) || (q.scheme === "int8" && v < 0));
@@ -596,16 +642,21 @@ async function loadQuantized(s: Slice, q: QuantizedEntry, backend: AnyBackend, p
       scales.dispose();
       throw new Error(`${q.scales.file.name}: tensor "${q.scales.name}" element ${bad} is ${values32[bad]}; ${q.scheme === "int8" ? "an int8 row scale (absmax) must be finite and >= 0" : "an int4 scale must be finite"}`);
     }
-    return new QuantizedWeight(q.scheme, s.shape, values, scales);
+    return into ?? new QuantizedWeight(q.scheme, s.shape, values, scales);
   } catch (e) {
     values.dispose();
     throw e;
   }
 }
 
-/** A file tensor's bytes as they are, into a new tensor of `dtype` (into backend memory through the source's readInto where it can). */
-async function loadRaw(entry: TensorEntry, shape: readonly number[], dtype: DType, backend: AnyBackend, progress: (bytes: number) => void): Promise<Tensor> {
-  const tensor = Tensor.empty(shape, dtype, backend);
+/**
+ * A file tensor's bytes as they are, into a new tensor of `dtype` (or `into`, one of that shape and
+ * dtype); into backend memory through the source's readInto where it can.
+ */
+async function loadRaw(
+  entry: TensorEntry, shape: readonly number[], dtype: DType, backend: AnyBackend, progress: (bytes: number) => void, into?: Tensor,
+): Promise<Tensor> {
+  const tensor = into ?? Tensor.empty(shape, dtype, backend);
   const length = tensor.size * BYTES_PER_ELEMENT[dtype];
   try {
     const view = backend.rawBytes?.(tensor.bufferFor("load"), dtype, tensor.size);
@@ -635,13 +686,13 @@ async function loadRaw(entry: TensorEntry, shape: readonly number[], dtype: DTyp
  */
 async function loadAndQuantize(
   file: ByteSource, offset: number, shape: [number, number], fileDType: string, scheme: QuantScheme, backend: AnyBackend,
-  checkFinite?: (fileBytes: Uint8Array, firstElement: number) => void,
+  checkFinite?: (fileBytes: Uint8Array, firstElement: number) => void, into?: QuantizedWeight,
 ): Promise<QuantizedWeight> {
   const from = FILE_DTYPE[fileDType as keyof typeof FILE_DTYPE].dtype;
   if (backend.rawBytes) {
     const staging = await loadTensor(file, offset, shape, fileDType, from, backend, () => {}, checkFinite);
     try {
-      return quantizeOp(staging, scheme);
+      return quantizeOp(staging, scheme, into);
     } finally {
       staging.dispose();
     }
@@ -650,10 +701,10 @@ async function loadAndQuantize(
   checkFinite?.(bytes, 0);
   const q = quantizeHost(scheme, convert(bytes, fileDType, "f32") as Float32Array, shape[0], shape[1]);
   const shapes = quantizedShapes(scheme, shape[0], shape[1]);
-  const values = Tensor.empty(shapes.values, "i8", backend), scales = Tensor.empty(shapes.scales, shapes.scalesDType, backend);
+  const values = into?.values ?? Tensor.empty(shapes.values, "i8", backend), scales = into?.scales ?? Tensor.empty(shapes.scales, shapes.scalesDType, backend);
   backend.upload(values.bufferFor("load"), "i8", q.values);
   backend.upload(scales.bufferFor("load"), shapes.scalesDType, q.scales);
-  return new QuantizedWeight(scheme, shape, values, scales);
+  return into ?? new QuantizedWeight(scheme, shape, values, scales);
 }
 
 /** Load a model folder: the model on `backend`, and its tokenizer when the folder has tokenizer.json. */

@@ -20,7 +20,7 @@
 
 import { checkpoint, needsGrad, noGrad } from "../core/autograd.js";
 import { zeros } from "../core/creation.js";
-import type { Weight } from "../core/quantize.js";
+import { QuantizedWeight, type Weight } from "../core/quantize.js";
 import { scope, Tensor, type AnyBackend } from "../core/tensor.js";
 import {
   add, attention, clamp, concat, embedding, layerNorm, linear, mul, permute, reshape, rotaryEmbedding, silu, slice, writeSlice,
@@ -223,7 +223,27 @@ export class Olmo {
     // [B, T, n * D] -> [B, n, T, D]
     const heads = (t: Tensor, n: number) => permute(reshape(t, [B, T, n, D]), [0, 2, 1, 3]);
     const clip = (t: Tensor) => (clipQkv === null ? t : clamp(t, -clipQkv, clipQkv));
-    return [heads(clip(this.linear(i, "q", h)), H), heads(clip(this.linear(i, "k", h)), G), heads(clip(this.linear(i, "v", h)), G)];
+    const [q, k, v] = this.fusedLinear(i, ["q", "k", "v"], h) ?? [this.linear(i, "q", h), this.linear(i, "k", h), this.linear(i, "v", h)];
+    return [heads(clip(q!), H), heads(clip(k!), G), heads(clip(v!), G)];
+  }
+
+  /**
+   * The linear layers `names` of layer i on h in one product, where the loader stored their weights as
+   * one (FusedRows, core/quantize.ts) and h is one token: each layer's output is then a range of the
+   * product's, taken as a view (no copy). Null otherwise: several tokens (their outputs interleave),
+   * a gradient wanted, an adapter on one of them, or weights of their own (or replaced since loading).
+   */
+  private fusedLinear(i: number, names: readonly BlockWeight[], h: Tensor): Tensor[] | null {
+    const C = h.shape[h.shape.length - 1]!;
+    if (h.size !== C || needsGrad(h) || names.some((n) => this.lora?.pairs.has(`layers.${i}.${n}`))) return null;
+    const parts = names.map((n) => this.weights.get(`layers.${i}.${n}`));
+    const fused = parts[0] instanceof QuantizedWeight ? parts[0].fused : null;
+    if (!fused?.holds(parts)) return null;
+    const out = linear(h, fused.whole);
+    let start = 0;
+    const outputs = fused.parts.map((part) => out.viewRange((start += part.shape[0]) - part.shape[0], [...h.shape.slice(0, -1), part.shape[0]]));
+    out.dispose(); // its bytes stay, held by the views
+    return outputs;
   }
 
   private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined, capture: Capture | undefined): Tensor {
@@ -273,7 +293,8 @@ export class Olmo {
   }
 
   private mlpBlock(i: number, h: Tensor, capture: Capture | undefined): Tensor {
-    const activation = mul(silu(this.linear(i, "gate", h)), this.linear(i, "up", h));
+    const [gate, up] = this.fusedLinear(i, ["gate", "up"], h) ?? [this.linear(i, "gate", h), this.linear(i, "up", h)];
+    const activation = mul(silu(gate!), up!);
     capture?.mlp(i, activation);
     return this.linear(i, "down", activation);
   }

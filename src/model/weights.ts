@@ -12,6 +12,12 @@ import type { OlmoConfig } from "./config.js";
 /** The bias-free linear layers of one transformer block. */
 export type BlockWeight = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
 
+/**
+ * The linear layers of a block that read the same input and can be stored as one weight (FusedRows in
+ * core/quantize.ts): q, k, v (OLMo's own att_proj) and gate, up (its ff_proj), in this row order.
+ */
+export const FUSED_PROJECTIONS: readonly (readonly BlockWeight[])[] = [["q", "k", "v"], ["gate", "up"]];
+
 /** Names of the model's weights, per layer where they belong to one. */
 export type WeightName = "embed" | "lmHead" | `layers.${number}.${BlockWeight}`;
 

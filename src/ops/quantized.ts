@@ -17,19 +17,25 @@ import { matmul } from "./matmul.js";
 import { reshape } from "./shape.js";
 import { buf, emptyLike, expectDType, expectRank, fmt, kernelsFor } from "./util.js";
 
-/** W quantized with `scheme`; W is not changed. */
-export function quantize(weight: Tensor, scheme: QuantScheme): QuantizedWeight {
+/**
+ * W quantized with `scheme`; W is not changed. With `into` (a weight of that scheme and W's shape, such
+ * as a part of a fused weight), the result is written there and returned.
+ */
+export function quantize(weight: Tensor, scheme: QuantScheme, into?: QuantizedWeight): QuantizedWeight {
   const kernels = kernelsFor("quantize", weight);
   expectDType("quantize", "weight", weight, "f32", "bf16", "f16");
   expectRank("quantize", "weight", weight, 2, "[out, in]");
   const [rows, cols] = weight.shape as [number, number];
   const problem = quantizeProblem(scheme, rows, cols);
   if (problem) throw new Error(`quantize: ${problem}`);
+  if (into && (into.scheme !== scheme || into.shape[0] !== rows || into.shape[1] !== cols)) {
+    throw new Error(`quantize: cannot write a ${scheme} [${rows}, ${cols}] weight into an ${into.describe()}`);
+  }
   const shapes = quantizedShapes(scheme, rows, cols);
-  const values = Tensor.empty(shapes.values, "i8", weight.backend);
-  const scales = Tensor.empty(shapes.scales, shapes.scalesDType, weight.backend);
+  const values = into?.values ?? Tensor.empty(shapes.values, "i8", weight.backend);
+  const scales = into?.scales ?? Tensor.empty(shapes.scales, shapes.scalesDType, weight.backend);
   kernels.quantize({ x: buf(weight), xDType: weight.dtype as "f32" | "bf16" | "f16", values: buf(values), scales: buf(scales), scheme, rows, cols });
-  return new QuantizedWeight(scheme, [rows, cols], values, scales);
+  return into ?? new QuantizedWeight(scheme, [rows, cols], values, scales);
 }
 
 /** dequant(W) as a new f32 tensor [N, K]. */

@@ -75,6 +75,11 @@ export function createJsBackend(options: JsBackendOptions = {}): Backend<JsBuffe
     // f64-precision f32 buffers do not hold f32 bits, so they take the upload path.
     rawBytes: (buffer, dtype, size) =>
       buffer.dtype !== dtype || buffer.data instanceof Float64Array ? null : new Uint8Array(buffer.data.buffer, buffer.data.byteOffset, size * buffer.data.BYTES_PER_ELEMENT),
+    view: (buffer, dtype, start, size) => {
+      if (buffer.dtype !== dtype) throw new Error(`js backend: buffer holds ${buffer.dtype}, view asked for ${dtype}`);
+      if (start + size > buffer.data.length) throw new Error(`js backend: a view of elements [${start}, ${start + size}) of a buffer of ${buffer.data.length}`);
+      return { dtype, data: buffer.data.subarray(start, start + size) };
+    },
     download: async (buffer, dtype, size) => toHost(buffer, dtype, size),
     downloadSync: toHost,
     kernels,

@@ -39,8 +39,12 @@ export interface WasmBuffer {
   readonly ptr: number;
   /** Bytes the buffer was asked for. */
   readonly bytes: number;
-  /** Size of the arena block (>= bytes). */
+  /** Size of the arena block (>= bytes); 0 for a view. */
   readonly block: number;
+  /** For a view (Backend.view): the buffer whose bytes it is a range of. */
+  readonly parent?: WasmBuffer;
+  /** Of an allocated buffer: the writes to it and to its views so far (what the backend remembers of its contents holds for one count). */
+  writes?: number;
 }
 
 export interface WasmBackendOptions {
@@ -148,16 +152,20 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
    * kernel's written operands (run), upload, rawBytes (which hands out a writable view), the all-reduce
    * sum's result, free.
    */
-  const int4ScalesFinite = new WeakMap<WasmBuffer, boolean>();
-  const bufferWritten = (buffer: WasmBuffer) => int4ScalesFinite.delete(buffer);
+  // A view shares its parent's bytes, so a write through either forgets what was found in both: an
+  // allocated buffer counts the writes to it and to its views, and a finding holds for one count.
+  const int4ScalesFinite = new WeakMap<WasmBuffer, { writes: number | undefined; finite: boolean }>();
+  const bufferWritten = (buffer: WasmBuffer | undefined) => {
+    const root = buffer?.parent ?? buffer;
+    if (root?.writes !== undefined) root.writes++; // (not a workspace region, nor an optional output left out)
+  };
   const scalesFinite = (scales: WasmBuffer, count: number): boolean => {
-    let finite = int4ScalesFinite.get(scales);
-    if (finite === undefined) {
-      const halves = new Uint16Array(memoryOf(scales).memory.buffer, scales.ptr, count);
-      finite = true;
-      for (let i = 0; i < count && finite; i++) finite = (halves[i]! & 0x7c00) !== 0x7c00; // exponent all ones: infinity or NaN
-      int4ScalesFinite.set(scales, finite);
-    }
+    const writes = (scales.parent ?? scales).writes, known = int4ScalesFinite.get(scales);
+    if (known && known.writes === writes) return known.finite;
+    const halves = new Uint16Array(memoryOf(scales).memory.buffer, scales.ptr, count);
+    let finite = true;
+    for (let i = 0; i < count && finite; i++) finite = (halves[i]! & 0x7c00) !== 0x7c00; // exponent all ones: infinity or NaN
+    int4ScalesFinite.set(scales, { writes, finite });
     return finite;
   };
   /** Run `kernel` in memory `home`, every buffer argument being there (or a Region of the fixed blocks). */
@@ -542,7 +550,12 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     allocate: (dtype, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
       const { memory, ptr, size: block } = memories.allocate(bytes, `a ${dtype} tensor of ${n} elements (${formatBytes(bytes)})`);
-      return { memory, ptr, bytes, block };
+      return { memory, ptr, bytes, block, writes: 0 };
+    },
+    view: (buffer, dtype, start, n) => {
+      const bytes = n * BYTES_PER_ELEMENT[dtype];
+      checkHostAccess("view", "buffer", buffer, (start + n) * BYTES_PER_ELEMENT[dtype]);
+      return { memory: buffer.memory, ptr: buffer.ptr + start * BYTES_PER_ELEMENT[dtype], bytes, block: 0, parent: buffer };
     },
     free: (buffer) => {
       bufferWritten(buffer);
