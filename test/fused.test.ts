@@ -113,6 +113,33 @@ for (const scheme of ["int8", "int4"] as QuantScheme[]) {
   });
 }
 
+test("fused q, k, v with grouped key/value heads and with clip_qkv (RoPE over q and k at once, one clamp) match the unfused model bit for bit", async () => {
+  const fixtures = `${repoRoot}test/fixtures/olmo`;
+  const cases: [string, QuantScheme][] = [
+    ["gqa-sharded", "int8"], // 4 query heads, 2 key/value heads: q, k, v of 32, 16, 16 rows (MLP 40: not int4)
+    ["f32-untied-clip", "int8"], // clip_qkv 0.5; hidden 24 (int4 needs inputs in 32s)
+    ["native-layout", "int8"], // OLMo's own att_proj / ff_proj, split into the parts as they load
+  ];
+  for (const base of [js, (await wasmBackendsUnderTest())[1]!]) {
+    for (const [folder, scheme] of cases) {
+      const fused = (await loadOlmo(folderSource(`${fixtures}/${folder}`), base, { quantize: scheme })).model;
+      const plain = (await loadOlmo(folderSource(`${fixtures}/${folder}`), withoutViews(base), { quantize: scheme })).model;
+      const label = `${base.name} ${folder} ${scheme}`;
+      assert.ok((fused.weight("layers.1.v") as QuantizedWeight).fused, `${label}: fused`);
+      const caches = [fused.createCache(1, 16), plain.createCache(1, 16)];
+      for (const [t, ids] of [[5, 9, 2, 77], [3], [50], [11]].entries()) {
+        const [a, b] = [fused, plain].map((model, m) => noGrad(() => scope(() => model.forward(tensor(ids, [1, ids.length], { dtype: "i32", backend: model.backend }), { cache: caches[m] }))));
+        const [x, y] = [await a!.data(), await b!.data()];
+        const differ = x.findIndex((value, j) => !Object.is(value, y[j]));
+        assert.is(differ, -1, `${label} step ${t}: logit ${differ} is ${x[differ]}, unfused ${y[differ]}`);
+        a!.dispose(), b!.dispose();
+      }
+      for (const c of caches) c.dispose();
+      fused.dispose(), plain.dispose();
+    }
+  }
+});
+
 test("fused weights give way where they cannot apply: an adapter on one part, a part replaced; disposing frees every byte", async () => {
   const base = (await wasmBackendsUnderTest())[1]!;
   const start = memory(), used = base.memoryUsage().inUse;

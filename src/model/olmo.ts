@@ -18,7 +18,7 @@
 // attention works on tokens one by one, so the linear layers take all the packed tokens at once
 // (no padding); attention and RoPE run per segment, against that segment's cache and positions.
 
-import { checkpoint, needsGrad, noGrad } from "../core/autograd.js";
+import { checkpoint, isGradEnabled, needsGrad, noGrad } from "../core/autograd.js";
 import { zeros } from "../core/creation.js";
 import { QuantizedWeight, type Weight } from "../core/quantize.js";
 import { scope, Tensor, type AnyBackend } from "../core/tensor.js";
@@ -142,7 +142,7 @@ export class Olmo {
     // Without autograd nothing of a layer is needed after it, so each layer runs in its own scope and
     // frees its activations (and the previous residual) before the next starts: a long prompt then
     // needs one layer's activations at a time, not all of them. Training keeps them for backward.
-    const inference = !needsGrad(...this.trainableTensors());
+    const inference = !isGradEnabled() || !needsGrad(...this.trainableTensors());
     this.lora?.beginForward();
     for (let i = 0; i < this.config.numLayers; i++) {
       const layer = (input: Tensor) => {
@@ -223,35 +223,43 @@ export class Olmo {
     // [B, T, n * D] -> [B, n, T, D]
     const heads = (t: Tensor, n: number) => permute(reshape(t, [B, T, n, D]), [0, 2, 1, 3]);
     const clip = (t: Tensor) => (clipQkv === null ? t : clamp(t, -clipQkv, clipQkv));
-    const [q, k, v] = this.fusedLinear(i, ["q", "k", "v"], h) ?? [this.linear(i, "q", h), this.linear(i, "k", h), this.linear(i, "v", h)];
-    return [heads(clip(q!), H), heads(clip(k!), G), heads(clip(v!), G)];
+    return [heads(clip(this.linear(i, "q", h)), H), heads(clip(this.linear(i, "k", h)), G), heads(clip(this.linear(i, "v", h)), G)];
   }
 
   /**
-   * The linear layers `names` of layer i on h in one product, where the loader stored their weights as
-   * one (FusedRows, core/quantize.ts) and h is one token: each layer's output is then a range of the
-   * product's, taken as a view (no copy). Null otherwise: several tokens (their outputs interleave),
-   * a gradient wanted, an adapter on one of them, or weights of their own (or replaced since loading).
+   * q, k, v of one token, q and k rotated, where q, k, v are stored as one weight (FusedRows,
+   * core/quantize.ts): one product [1, 1, (H + 2G) D], clip_qkv once over it, RoPE once over q and k
+   * side by side (H + G heads at one position), each a view of its range. Null where they are not
+   * (fusedProduct).
    */
-  private fusedLinear(i: number, names: readonly BlockWeight[], h: Tensor): Tensor[] | null {
-    const C = h.shape[h.shape.length - 1]!;
-    if (h.size !== C || needsGrad(h) || names.some((n) => this.lora?.pairs.has(`layers.${i}.${n}`))) return null;
+  private fusedQueryKeyValue(i: number, h: Tensor, rope: { theta: number; positionOffset: number }): [Tensor, Tensor, Tensor] | null {
+    const qkv = this.fusedProduct(i, ["q", "k", "v"], h);
+    if (!qkv) return null;
+    const { numHeads: H, numKvHeads: G, headDim: D, clipQkv } = this.config;
+    const clipped = clipQkv === null ? qkv : clamp(qkv, -clipQkv, clipQkv);
+    const qk = rotaryEmbedding(clipped.viewRange(0, [1, H + G, 1, D]), rope);
+    return [qk.viewRange(0, [1, H, 1, D]), qk.viewRange(H * D, [1, G, 1, D]), clipped.viewRange((H + G) * D, [1, G, 1, D])];
+  }
+
+  /**
+   * h [1, 1, C] (one token) times the weights `names` of layer i where the loader stored them as one
+   * (FusedRows): their outputs side by side, [1, 1, sum of their sizes], from one GEMV. Null otherwise:
+   * several tokens (whose outputs would interleave), a gradient wanted, an adapter on one of them, or
+   * weights of their own (or one replaced since loading).
+   */
+  private fusedProduct(i: number, names: readonly BlockWeight[], h: Tensor): Tensor | null {
+    if (h.size !== h.shape[h.shape.length - 1] || needsGrad(h) || names.some((n) => this.lora?.pairs.has(`layers.${i}.${n}`))) return null;
     const parts = names.map((n) => this.weights.get(`layers.${i}.${n}`));
     const fused = parts[0] instanceof QuantizedWeight ? parts[0].fused : null;
-    if (!fused?.holds(parts)) return null;
-    const out = linear(h, fused.whole);
-    let start = 0;
-    const outputs = fused.parts.map((part) => out.viewRange((start += part.shape[0]) - part.shape[0], [...h.shape.slice(0, -1), part.shape[0]]));
-    out.dispose(); // its bytes stay, held by the views
-    return outputs;
+    return fused?.holds(parts) ? linear(h, fused.whole) : null;
   }
 
   private attentionBlock(i: number, h: Tensor, position: number, cache: KVCache | undefined, capture: Capture | undefined): Tensor {
     const { numHeads: H, headDim: D, ropeTheta } = this.config;
     const [B, T] = h.shape as [number, number];
-    const [query, key, v] = this.queryKeyValue(i, h);
     const rope = { theta: ropeTheta, positionOffset: position };
-    const q = rotaryEmbedding(query, rope), k = rotaryEmbedding(key, rope);
+    const rotated = (query: Tensor, key: Tensor, v: Tensor): [Tensor, Tensor, Tensor] => [rotaryEmbedding(query, rope), rotaryEmbedding(key, rope), v];
+    const [q, k, v] = this.fusedQueryKeyValue(i, h, rope) ?? rotated(...this.queryKeyValue(i, h));
     let attended: Tensor;
     if (cache) {
       noGrad(() => {
@@ -293,8 +301,9 @@ export class Olmo {
   }
 
   private mlpBlock(i: number, h: Tensor, capture: Capture | undefined): Tensor {
-    const [gate, up] = this.fusedLinear(i, ["gate", "up"], h) ?? [this.linear(i, "gate", h), this.linear(i, "up", h)];
-    const activation = mul(silu(gate!), up!);
+    const I = this.config.intermediateSize, gateUp = this.fusedProduct(i, ["gate", "up"], h);
+    const [gate, up] = gateUp ? [gateUp.viewRange(0, [1, 1, I]), gateUp.viewRange(I, [1, 1, I])] : [this.linear(i, "gate", h), this.linear(i, "up", h)];
+    const activation = mul(silu(gate), up);
     capture?.mlp(i, activation);
     return this.linear(i, "down", activation);
   }

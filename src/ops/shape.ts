@@ -22,12 +22,22 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record("reshape", x.view(finalShape), [x], (g) => [reshape(g, x.shape)]);
 }
 
+/** Whether perm holds each of 0 .. rank - 1 once (without sorting a copy: decode permutes four times a layer). */
+function isPermutation(perm: readonly number[], rank: number): boolean {
+  if (perm.length !== rank) return false;
+  const seen = new Array<boolean>(rank).fill(false);
+  for (const axis of perm) {
+    if (!Number.isInteger(axis) || axis < 0 || axis >= rank || seen[axis]) return false;
+    seen[axis] = true;
+  }
+  return true;
+}
+
 /** Reorder axes: out.shape[i] = x.shape[perm[i]]. */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const kernels = kernelsFor("permute", x);
   const rank = x.shape.length;
-  const isPermutation = perm.length === rank && [...perm].sort((a, b) => a - b).every((axis, i) => axis === i);
-  if (!isPermutation) throw new Error(`permute: [${perm.join(", ")}] is not a permutation of the ${rank} axes of ${fmt(x)}`);
+  if (!isPermutation(perm, rank)) throw new Error(`permute: [${perm.join(", ")}] is not a permutation of the ${rank} axes of ${fmt(x)}`);
   const shape = perm.map((axis) => x.shape[axis]!);
   // Moving only axes of length 1 keeps every element where it is (decode's [B, 1, H, D] -> [B, H, 1, D]):
   // a reshape, with no copy.

@@ -15,6 +15,18 @@
 
 import { formatBytes } from "../../core/format.js";
 
+/**
+ * What a block is for, said in an out-of-memory error: a string, or a function that makes it (a tensor's
+ * description is built only when the error is, not on each of the thousands of allocations a forward pass makes).
+ */
+export type Description = string | (() => string);
+
+export function describe(what: Description): string {
+  return typeof what === "string" ? what : what();
+}
+
+const noTotal = () => null;
+
 export const WASM_PAGE = 65536;
 export const MAX_WASM_BYTES = 65536 * WASM_PAGE; // 4 GiB
 const ALIGN = 64;
@@ -66,7 +78,7 @@ export class Arena {
    * Start of a block of at least `bytes` bytes. `what` describes it for the out-of-memory error, and
    * `totalInUse` gives the bytes in use across all memories for it (null: this is the only one).
    */
-  allocate(bytes: number, what: string, totalInUse: () => number | null = () => null): { ptr: number; size: number } {
+  allocate(bytes: number, what: Description, totalInUse: () => number | null = noTotal): { ptr: number; size: number } {
     const size = Arena.blockSize(bytes);
     const exact = this.freeBySize.get(size);
     let ptr: number | undefined = exact?.values().next().value;
@@ -86,7 +98,7 @@ export class Arena {
       if (this.top + size > this.limit) {
         const total = totalInUse();
         throw new WasmOutOfMemoryError(
-          `wasm backend: cannot allocate ${formatBytes(size)} for ${what}: ${formatBytes(this.inUse)} of the ` +
+          `wasm backend: cannot allocate ${formatBytes(size)} for ${describe(what)}: ${formatBytes(this.inUse)} of the ` +
             `${formatBytes(this.limit)} ${this.label} limit are in use (${formatBytes(this.top - this.base - this.inUse)} in free blocks, ` +
             `the largest ${formatBytes(this.largestFree())}${total === null ? "" : `; ${formatBytes(total)} in use across all memories`}). ` +
             `Store weights in bf16, use a smaller model or batch, or the webgpu backend.`,
@@ -146,7 +158,7 @@ export class Arena {
     if (starts.size === 0) this.freeBySize.delete(size);
   }
 
-  private ensureCapacity(end: number, what: string): void {
+  private ensureCapacity(end: number, what: Description): void {
     const have = this.memory.buffer.byteLength;
     if (end <= have) return;
     const pages = Math.ceil((end - have) / WASM_PAGE);
@@ -155,7 +167,7 @@ export class Arena {
     } catch {
       throw new WasmOutOfMemoryError(
         `wasm backend: the host refused to grow ${this.label} to ${formatBytes(have + pages * WASM_PAGE)} ` +
-          `for ${what} (${formatBytes(this.inUse)} in use)`,
+          `for ${describe(what)} (${formatBytes(this.inUse)} in use)`,
       );
     }
   }

@@ -228,7 +228,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
       try {
         for (const [buffer, { pointer: p, bytes: n }] of operands) {
           if (buffer.memory === into.index) continue;
-          const block = memories.allocateIn(into, n, `a copy of ${name}'s operand "${p}" from memory ${buffer.memory}`);
+          const block = memories.allocateIn(into, n, () => `a copy of ${name}'s operand "${p}" from memory ${buffer.memory}`);
           copies.set(buffer, { block, bytes: n });
           new Uint8Array(into.memory.buffer, block.ptr, n).set(new Uint8Array(memoryOf(buffer).memory.buffer, buffer.ptr, n));
         }
@@ -549,7 +549,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     kernels,
     allocate: (dtype, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
-      const { memory, ptr, size: block } = memories.allocate(bytes, `a ${dtype} tensor of ${n} elements (${formatBytes(bytes)})`);
+      const { memory, ptr, size: block } = memories.allocate(bytes, () => `a ${dtype} tensor of ${n} elements (${formatBytes(bytes)})`);
       return { memory, ptr, bytes, block, writes: 0 };
     },
     view: (buffer, dtype, start, n) => {

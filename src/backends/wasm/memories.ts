@@ -29,7 +29,7 @@
 //     Out-of-memory errors name the memory, the bytes in use there and the total across memories.
 
 import { formatBytes } from "../../core/format.js";
-import { Arena, WasmOutOfMemoryError, WASM_PAGE } from "./arena.js";
+import { Arena, describe, WasmOutOfMemoryError, WASM_PAGE, type Description } from "./arena.js";
 import type { KernelExport } from "./kernel-binding.js";
 import type { WasmKernelName, WASM_QUERIES } from "./kernel-signatures.generated.js";
 
@@ -106,7 +106,7 @@ export class MemorySet {
   }
 
   /** A block of at least `bytes` bytes somewhere; `what` describes it for the out-of-memory error. */
-  allocate(bytes: number, what: string): PlacedBlock {
+  allocate(bytes: number, what: Description): PlacedBlock {
     if (this.maxMemories === 1) return this.allocateIn(this.list[0]!, bytes, what);
     const size = Arena.blockSize(bytes);
     const preferred = this.list[this.preferred];
@@ -117,7 +117,7 @@ export class MemorySet {
     for (const m of this.list) if (m.arena.fits(size, this.limits.perMemory)) return this.allocateIn(m, bytes, what);
     const fullest = this.list.reduce((a, b) => (b.arena.inUse > a.arena.inUse ? b : a));
     throw new WasmOutOfMemoryError(
-      `wasm backend: cannot allocate ${formatBytes(size)} for ${what}: no WebAssembly memory has room ` +
+      `wasm backend: cannot allocate ${formatBytes(size)} for ${describe(what)}: no WebAssembly memory has room ` +
         `(memory ${fullest.index} holds ${formatBytes(fullest.arena.inUse)} of its ${formatBytes(this.limits.perMemory)}; ` +
         `${formatBytes(this.inUse())} in use across ${this.list.length} memories` +
         (this.list.length < this.maxMemories
@@ -127,9 +127,12 @@ export class MemorySet {
     );
   }
 
+  /** For an out-of-memory error: the bytes in use across all memories, or null where there is one. */
+  private readonly totalInUse = () => (this.list.length > 1 ? this.inUse() : null);
+
   /** A block in memory `m` (up to its hard limit: kernels' operand copies use the headroom). */
-  allocateIn(m: WasmMemory, bytes: number, what: string): PlacedBlock {
-    const { ptr, size } = m.arena.allocate(bytes, what, () => (this.list.length > 1 ? this.inUse() : null));
+  allocateIn(m: WasmMemory, bytes: number, what: Description): PlacedBlock {
+    const { ptr, size } = m.arena.allocate(bytes, what, this.totalInUse);
     return { memory: m.index, ptr, size };
   }
 
