@@ -266,6 +266,7 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
   const blocks = (k + GROUP - 1) / GROUP;
   for (let b = 0; b < blocks; b++) {
     const p = b * GROUP, end = min<i32>(k, p + GROUP);
+    if (end - p == GROUP && quantizeFullBlock(x + (<usize>p << 2), q16 + (<usize>p << 1), q8 + <usize>p, s + (<usize>b << 2), corrections + <usize>b * CORRECTION_BYTES, wide, int4)) continue;
     const absmax = blockAbsmax(x, p, end);
     const zero = absmax == 0;
     store<f32>(s + (<usize>b << 2), zero ? 0 : absmax / 127);
@@ -293,6 +294,45 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
     const even = 8 * (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1)), odd = 8 * (i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
     if (int4) store<i32>(corrections + <usize>b * CORRECTION_BYTES, (even & 0xffff) | (odd << 16));
   }
+}
+
+/**
+ * quantizeActivationRow's work for a whole block of 32 at xp whose largest magnitude is finite, nonzero
+ * and at least 127 / FLT_MAX (so 127 / max|x| is finite): the common case, without the min / max / trunc_sat
+ * that guard the others (each several x86 instructions for wasm's NaN rules). Returns false, having
+ * written nothing, for any other block. The same bits as the general path:
+ *  - max|x| as the largest of the magnitudes' bit patterns (sign cleared: for finite floats, integer
+ *    order is float order), one integer max per vector;
+ *  - |x * f32(127 / max|x|)| <= 127 (1 + 2^-23), so no clamp can act, and adding 1.5 x 2^23 rounds it
+ *    to an integer half to even (the sum lies in [2^23, 2^24), where f32's step is 1): the integer is
+ *    the sum's bits less those of 1.5 x 2^23.
+ */
+@inline function quantizeFullBlock(xp: usize, q16: usize, q8: usize, s: usize, correction: usize, wide: bool, int4: bool): bool {
+  const magnitude = i32x4.splat(0x7fffffff);
+  const m0 = i32x4.max_u(i32x4.max_u(v128.and(v128.load(xp), magnitude), v128.and(v128.load(xp, 16), magnitude)), i32x4.max_u(v128.and(v128.load(xp, 32), magnitude), v128.and(v128.load(xp, 48), magnitude)));
+  const m1 = i32x4.max_u(i32x4.max_u(v128.and(v128.load(xp, 64), magnitude), v128.and(v128.load(xp, 80), magnitude)), i32x4.max_u(v128.and(v128.load(xp, 96), magnitude), v128.and(v128.load(xp, 112), magnitude)));
+  const m = i32x4.max_u(m0, m1);
+  const bits = max<u32>(max<u32>(i32x4.extract_lane(m, 0), i32x4.extract_lane(m, 1)), max<u32>(i32x4.extract_lane(m, 2), i32x4.extract_lane(m, 3)));
+  if (bits == 0 || bits >= 0x7f800000) return false; // zero, or an infinity / NaN in the block
+  const absmax = reinterpret<f32>(bits), inverse: f32 = 127 / absmax;
+  if (!(inverse < Infinity)) return false; // max|x| below 127 / FLT_MAX
+  store<f32>(s, absmax / 127);
+  const inv = f32x4.splat(inverse), magic = f32x4.splat(12582912), magicBits = i32x4.splat(0x4b400000);
+  let sum = i32x4.splat(0);
+  for (let i = 0; i < GROUP; i += 8) {
+    const xi = xp + (<usize>i << 2);
+    const q0 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(xi), inv), magic), magicBits);
+    const q1 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(xi, 16), inv), magic), magicBits);
+    const q = i16x8.narrow_i32x4_s(q0, q1);
+    if (wide) v128.store(q16 + (<usize>i << 1), q);
+    if (int4) v128.store64_lane(q8 + <usize>i, i8x16.narrow_i16x8_s(q, q), 0);
+    sum = i32x4.add(sum, i32x4.add(q0, q1));
+  }
+  if (int4) {
+    const even = 8 * (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1)), odd = 8 * (i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
+    store<i32>(correction, (even & 0xffff) | (odd << 16));
+  }
+  return true;
 }
 
 /** x[i], or 0 past the row's end. */

@@ -209,6 +209,53 @@ for (const [scheme, m, k, n] of matmulCases) {
   });
 }
 
+// The GEMV quantizes each row of activations itself, block by block, with a fast path for blocks of 32
+// whose largest magnitude is finite, nonzero and not tiny. One-hot weights (output j reads activation j
+// alone) turn every output into s * qx of one activation, so an integer off by one anywhere (a half
+// rounded the wrong way, say) moves an output by 1/127 or more of itself: far outside the two
+// roundings (2^-22 relative) the single product may take. Row 0's blocks: exact halves under max|x| =
+// 127 (127 / max|x| = 1), random, zeros (and -0), tiny (127 / max|x| overflows: integers +-127), and
+// for int8 a partial last block; rows 1 and 2 hold an infinity and a NaN (which make every output of
+// their row NaN: each output sums all blocks, s = inf or NaN times a dot of 0).
+test("wasm = js: the GEMV's activation quantization on every kind of block (halves, zeros, tiny, infinity, NaN, a tail)", async () => {
+  for (const scheme of ["int8", "int4"] as QuantScheme[]) {
+    const k = scheme === "int8" ? 199 : 192, n = k, m = 3;
+    const a = new Float32Array(m * k), next = random(7);
+    a[0] = 127;
+    for (let i = 1; i < 32; i++) a[i] = (i % 2 ? -1 : 1) * (i + 0.5) * (i > 28 ? 4 : 1); // up to 126.5
+    for (let i = 32; i < 64; i++) a[i] = next() * 3;
+    for (let i = 64; i < 96; i++) a[i] = i % 2 ? -0 : 0;
+    for (let i = 96; i < 128; i++) a[i] = i % 3 ? 1e-38 : -2e-38;
+    for (let i = 128; i < 192; i++) a[i] = next() * 3;
+    for (let i = 192; i < k; i++) a[i] = i === 192 ? 127 : (i % 2 ? -1 : 1) * (i - 191.5);
+    a.copyWithin(k, 0, k), a.copyWithin(2 * k, 0, k);
+    a[k + 140] = Infinity, a[2 * k + 170] = NaN;
+    const identity = new Float32Array(n * k);
+    for (let j = 0; j < n; j++) identity[j * k + j] = 1;
+    const q = quantizedOnHost(scheme, identity, n, k);
+    const run = async (backend: AnyBackend) => {
+      const values = upload(backend, "i8", q.values), scales = upload(backend, q.scalesDType, q.scales);
+      const input = upload(backend, "f32", a), out = empty(backend, "f32", m * n);
+      backend.kernels.matmulQuantized({ a: input as never, values: values as never, scales: scales as never, out: out as never, scheme, m, k, n });
+      const result = (await download(backend, out, "f32", m * n)) as Float32Array;
+      free(backend, values, scales, input, out);
+      return result;
+    };
+    const want = await run(reference);
+    assert.ok(want.slice(64, 96).every((v) => v === 0) && want.slice(96, 128).every((v) => v !== 0), `${scheme}: 0 for the zero block, not for the tiny one (its integers are +-127)`);
+    assert.ok(want.slice(0, k).every(Number.isFinite) && want.slice(k).every(Number.isNaN), `${scheme}: row 0 finite, rows 1 and 2 NaN`);
+    for (const [label, backend] of backends) {
+      const got = await run(backend);
+      for (let j = 0; j < m * n; j++) {
+        // The tiny block's s (2e-38 / 127) is an f32 subnormal, and so is int4's f32 product s * d, which
+        // the GEMV rounds (a step of 2^-149) before multiplying the integer dot (up to 127 * 8 < 2^10).
+        const ok = Number.isNaN(want[j]!) ? Number.isNaN(got[j]!) : Math.abs(got[j]! - want[j]!) <= Math.max(2 ** -22 * Math.abs(want[j]!), 2 ** -139);
+        if (!ok) throw new Error(`${label} ${scheme}: out[${Math.floor(j / n)}, ${j % n}] (activation ${a[j]}) is ${got[j]}, expected ${want[j]}`);
+      }
+    }
+  }
+});
+
 // The int4 GEMV's fast loop converts a quad's four f16 scales at a time in a way exact for finite
 // halves only; the host scans each scales buffer once and sends a weight with an infinity or a NaN
 // down the exact row-by-row path. Infinities and NaN in the scales (K 256: eight groups; N 9: two full
