@@ -5,7 +5,7 @@ export { backward, checkpoint, grad, valueAndGrad, noGrad, isGradEnabled, requir
 export { Random } from "./core/random.js";
 export * from "./core/dtype.js";
 export {
-  QuantizedWeight, QUANT_GROUP, QUANT_SCHEMES, quantizeHost, dequantizeHost, int4ByteOffset, int4ScaleIndex, quantizeActivationRow, quantizeProblem, quantizedShapes, roundHalfEven, weightBytes,
+  QuantizedWeight, FusedRows, emptyFusedRows, QUANT_GROUP, QUANT_SCHEMES, quantizeHost, dequantizeHost, int4ByteOffset, int4ScaleIndex, quantizeActivationRow, quantizeProblem, quantizedShapes, roundHalfEven, weightBytes,
   type QuantizedHost, type Weight,
 } from "./core/quantize.js";
 export type { Backend, KernelArgs, KernelName, KernelTable, BinaryOp, MemoryUsage } from "./core/backend.js";

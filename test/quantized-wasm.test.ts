@@ -214,8 +214,8 @@ for (const [scheme, m, k, n] of matmulCases) {
 // alone) turn every output into s * qx of one activation, so an integer off by one anywhere (a half
 // rounded the wrong way, say) moves an output by 1/127 or more of itself: far outside the two
 // roundings (2^-22 relative) the single product may take. Row 0's blocks: exact halves under max|x| =
-// 127 (127 / max|x| = 1), random, zeros (and -0), tiny (127 / max|x| overflows: integers +-127), and
-// for int8 a partial last block; rows 1 and 2 hold an infinity and a NaN (which make every output of
+// 127 (127 / max|x| = 1), random, zeros (and -0), tiny (127 / max|x| overflows: integers +-127), random,
+// small with subnormal members (the fast path on subnormals), and for int8 a partial last block; rows 1 and 2 hold an infinity and a NaN (which make every output of
 // their row NaN: each output sums all blocks, s = inf or NaN times a dot of 0).
 test("wasm = js: the GEMV's activation quantization on every kind of block (halves, zeros, tiny, infinity, NaN, a tail)", async () => {
   for (const scheme of ["int8", "int4"] as QuantScheme[]) {
@@ -226,7 +226,9 @@ test("wasm = js: the GEMV's activation quantization on every kind of block (halv
     for (let i = 32; i < 64; i++) a[i] = next() * 3;
     for (let i = 64; i < 96; i++) a[i] = i % 2 ? -0 : 0;
     for (let i = 96; i < 128; i++) a[i] = i % 3 ? 1e-38 : -2e-38;
-    for (let i = 128; i < 192; i++) a[i] = next() * 3;
+    for (let i = 128; i < 160; i++) a[i] = next() * 3;
+    // Just above 127 / FLT_MAX (the fast path), with subnormal members: 1e-38 / 4e-37 * 127 rounds to 3.
+    for (let i = 160; i < 192; i++) a[i] = i === 160 ? 4e-37 : (i % 2 ? -1 : 1) * 1e-38 * (1 + (i % 5));
     for (let i = 192; i < k; i++) a[i] = i === 192 ? 127 : (i % 2 ? -1 : 1) * (i - 191.5);
     a.copyWithin(k, 0, k), a.copyWithin(2 * k, 0, k);
     a[k + 140] = Infinity, a[2 * k + 170] = NaN;

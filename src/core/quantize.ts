@@ -188,7 +188,7 @@ export function quantizeActivationRow(x: ArrayLike<number>, start: number, cols:
 /**
  * A weight held quantized: `values` (i8: int8 [N, K], int4 two per byte [N, K/2]) and `scales`
  * (int8: f32 SCB [N]; int4: f16 [N, K/32]) of a logical [N, K] matrix; int4's rows are interleaved
- * four at a time in both (int4ByteOffset), so a range of its rows is not a slice. Read by the
+ * four at a time in both (int4ByteOffset), so a range of its rows is a slice only in whole quads (FusedRows). Read by the
  * quantized ops (linear, embedding); it has no gradient of its own.
  */
 export class QuantizedWeight {
@@ -235,7 +235,7 @@ export class QuantizedWeight {
  * Quantized weights stored as consecutive row ranges of one, `whole`: a layer's q, k and v, or its gate
  * and up, as the loader places them where the backend can view a buffer at an offset (Backend.view).
  * A decode step of one token then computes the parts with one GEMV over `whole`, a few long streams of
- * weights instead of many short ones and one meeting of the threads instead of three (bench/NOTES.md,
+ * weights instead of many short ones and one meeting of the threads instead of one per part (bench/NOTES.md,
  * "fused projections"); everything else (LoRA, saving, a prompt's GEMMs) uses the parts as before.
  * Rows are interleaved within their quad only, so int4's parts, of whole quads, are row ranges too.
  */
@@ -245,9 +245,16 @@ export class FusedRows {
     readonly parts: readonly QuantizedWeight[],
   ) {}
 
-  /** Whether `weights` are still exactly these parts, in order, and usable (none was replaced or disposed). */
+  /**
+   * Whether `weights` are still exactly these parts, in order, each still a range of the whole: none was
+   * replaced in the weight map, disposed, or given other bytes (Tensor.assign) that the whole would not see.
+   */
   holds(weights: readonly unknown[]): boolean {
-    return weights.length === this.parts.length && weights.every((w, i) => w === this.parts[i]) && !this.whole.values.disposed;
+    const { values, scales } = this.whole;
+    return (
+      weights.length === this.parts.length &&
+      this.parts.every((p, i) => weights[i] === p && p.values.sharesStorageWith(values) && p.scales.sharesStorageWith(scales))
+    );
   }
 }
 
@@ -261,7 +268,13 @@ export function emptyFusedRows(scheme: QuantScheme, rows: readonly number[], col
   const total = rows.reduce((a, b) => a + b, 0);
   const shapes = quantizedShapes(scheme, total, cols);
   const values = Tensor.empty(shapes.values, "i8", backend);
-  const scales = Tensor.empty(shapes.scales, shapes.scalesDType, backend);
+  let scales: Tensor;
+  try {
+    scales = Tensor.empty(shapes.scales, shapes.scalesDType, backend);
+  } catch (e) {
+    values.dispose(); // out of memory between the two: nothing may stay behind for a retry
+    throw e;
+  }
   const whole = new QuantizedWeight(scheme, [total, cols], values, scales);
   // Per row: values hold values[1] elements, scales one (int8) or scales[1] (int4).
   const valuesPerRow = shapes.values[1], scalesPerRow = shapes.scales[1] ?? 1;

@@ -191,6 +191,7 @@ export class Tensor {
     const storage = this.liveStorage("viewRange");
     const size = shape.reduce((a, b) => a * b, 1);
     if (!storage.backend.view) throw new Error(`viewRange: the ${storage.backend.name} backend cannot view a buffer at an offset`);
+    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`viewRange: shape [${shape.join(", ")}] must be non-negative integers`);
     if (!Number.isInteger(start) || start < 0 || !Number.isInteger(size) || start + size > this.size) {
       throw new Error(`viewRange: elements [${start}, ${start + size}) are not a range of ${this.describe()}`);
     }
@@ -202,6 +203,12 @@ export class Tensor {
 
   get backend(): AnyBackend {
     return this.liveStorage("backend").backend;
+  }
+
+  /** Whether this tensor and `other` are live and hold bytes of the same buffer (views or ranges of one). */
+  sharesStorageWith(other: Tensor): boolean {
+    if (!this.storage || !other.storage) return false;
+    return (this.storage.parent ?? this.storage) === (other.storage.parent ?? other.storage);
   }
 
   /** Whether viewRange works here: the backend can view a buffer at an offset. */

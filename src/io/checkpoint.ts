@@ -545,13 +545,12 @@ export async function loadCheckpoint(source: ModelSource, backend: AnyBackend, o
  * (each loads into a weight of its own) otherwise.
  */
 function fusedTargets(slices: readonly Slice[], schemeOf: (s: Slice) => QuantScheme | null, backend: AnyBackend) {
-  const sliceOf = new Map<WeightName, Slice>(), seen = new Set<WeightName>();
-  for (const s of slices) (seen.has(s.weight) ? sliceOf.delete(s.weight) : sliceOf.set(s.weight, s)), seen.add(s.weight);
+  const sliceOf = new Map<WeightName, Slice>(slices.map((s) => [s.weight, s]));
   const groups = new Map<WeightName, { members: Slice[]; parts?: QuantizedWeight[] | null }>();
   const made: QuantizedWeight[] = [];
   for (const s of slices) {
     const layer = /^layers\.(\d+)\.(\w+)$/.exec(s.weight);
-    const names = layer && FUSED_PROJECTIONS.find((g) => g.includes(layer[2] as never));
+    const names = layer && FUSED_PROJECTIONS.find((g) => (g as readonly string[]).includes(layer[2]!));
     if (!names || groups.has(s.weight)) continue;
     const members = names.map((n) => sliceOf.get(`layers.${Number(layer![1])}.${n}`));
     const scheme = schemeOf(s);

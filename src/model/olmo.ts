@@ -233,7 +233,7 @@ export class Olmo {
    * (fusedProduct).
    */
   private fusedQueryKeyValue(i: number, h: Tensor, rope: { theta: number; positionOffset: number }): [Tensor, Tensor, Tensor] | null {
-    const qkv = this.fusedProduct(i, ["q", "k", "v"], h);
+    const qkv = this.fusedProduct(i, ["q", "k", "v"], h); // in this order, or null (the views below depend on it)
     if (!qkv) return null;
     const { numHeads: H, numKvHeads: G, headDim: D, clipQkv } = this.config;
     const clipped = clipQkv === null ? qkv : clamp(qkv, -clipQkv, clipQkv);
@@ -243,9 +243,9 @@ export class Olmo {
 
   /**
    * h [1, 1, C] (one token) times the weights `names` of layer i where the loader stored them as one
-   * (FusedRows): their outputs side by side, [1, 1, sum of their sizes], from one GEMV. Null otherwise:
-   * several tokens (whose outputs would interleave), a gradient wanted, an adapter on one of them, or
-   * weights of their own (or one replaced since loading).
+   * (FusedRows) in the order given: their outputs side by side, [1, 1, sum of their sizes], from one
+   * GEMV. Null otherwise: several tokens (whose outputs would interleave), a gradient wanted, an adapter
+   * on one of them, or weights of their own (or one replaced since loading).
    */
   private fusedProduct(i: number, names: readonly BlockWeight[], h: Tensor): Tensor | null {
     if (h.size !== h.shape[h.shape.length - 1] || needsGrad(h) || names.some((n) => this.lora?.pairs.has(`layers.${i}.${n}`))) return null;

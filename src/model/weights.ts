@@ -14,7 +14,8 @@ export type BlockWeight = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
 
 /**
  * The linear layers of a block that read the same input and can be stored as one weight (FusedRows in
- * core/quantize.ts): q, k, v (OLMo's own att_proj) and gate, up (its ff_proj), in this row order.
+ * core/quantize.ts), with their rows in this order: q, k, v (as OLMo's own att_proj stacks them) and
+ * gate, up (OLMo's ff_proj holds the same two, up first).
  */
 export const FUSED_PROJECTIONS: readonly (readonly BlockWeight[])[] = [["q", "k", "v"], ["gate", "up"]];
 

@@ -29,11 +29,17 @@ export function quantize(weight: Tensor, scheme: QuantScheme, into?: QuantizedWe
   const problem = quantizeProblem(scheme, rows, cols);
   if (problem) throw new Error(`quantize: ${problem}`);
   if (into && (into.scheme !== scheme || into.shape[0] !== rows || into.shape[1] !== cols)) {
-    throw new Error(`quantize: cannot write a ${scheme} [${rows}, ${cols}] weight into an ${into.describe()}`);
+    throw new Error(`quantize: cannot write an ${scheme} [${rows}, ${cols}] weight into an ${into.describe()}`);
   }
   const shapes = quantizedShapes(scheme, rows, cols);
   const values = into?.values ?? Tensor.empty(shapes.values, "i8", weight.backend);
-  const scales = into?.scales ?? Tensor.empty(shapes.scales, shapes.scalesDType, weight.backend);
+  let scales: Tensor;
+  try {
+    scales = into?.scales ?? Tensor.empty(shapes.scales, shapes.scalesDType, weight.backend);
+  } catch (e) {
+    if (!into) values.dispose();
+    throw e;
+  }
   kernels.quantize({ x: buf(weight), xDType: weight.dtype as "f32" | "bf16" | "f16", values: buf(values), scales: buf(scales), scheme, rows, cols });
   return into ?? new QuantizedWeight(scheme, [rows, cols], values, scales);
 }

@@ -22,7 +22,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   return record("reshape", x.view(finalShape), [x], (g) => [reshape(g, x.shape)]);
 }
 
-/** Whether perm holds each of 0 .. rank - 1 once (without sorting a copy: decode permutes four times a layer). */
+/** Whether perm holds each of 0 .. rank - 1 once (without sorting a copy: decode permutes up to four times a layer). */
 function isPermutation(perm: readonly number[], rank: number): boolean {
   if (perm.length !== rank) return false;
   const seen = new Array<boolean>(rank).fill(false);

@@ -148,12 +148,11 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
    * Whether each int4 scales buffer the GEMV has seen holds only finite halves: its fast loop converts
    * scales in a way exact for finite ones only, and checking every group there cost 8-20% of its time,
    * so the host scans a buffer once (about 0.2-0.3 ms for a 2048 x 8192 weight; about 25 ms for all of
-   * OLMo-1B, paid by its first forward pass) and remembers. Every write forgets (bufferWritten): a
-   * kernel's written operands (run), upload, rawBytes (which hands out a writable view), the all-reduce
-   * sum's result, free.
+   * OLMo-1B, paid by its first forward pass) and remembers, for as long as nothing writes the buffer.
+   * Writes are counted per allocated buffer (WasmBuffer.writes), those through its views included (a view
+   * shares its bytes), by bufferWritten: a kernel's written operands (run), upload, rawBytes (which hands
+   * out a writable view), the all-reduce sum's result, free. A finding holds for one count.
    */
-  // A view shares its parent's bytes, so a write through either forgets what was found in both: an
-  // allocated buffer counts the writes to it and to its views, and a finding holds for one count.
   const int4ScalesFinite = new WeakMap<WasmBuffer, { writes: number | undefined; finite: boolean }>();
   const bufferWritten = (buffer: WasmBuffer | undefined) => {
     const root = buffer?.parent ?? buffer;
@@ -555,9 +554,11 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
     view: (buffer, dtype, start, n) => {
       const bytes = n * BYTES_PER_ELEMENT[dtype];
       checkHostAccess("view", "buffer", buffer, (start + n) * BYTES_PER_ELEMENT[dtype]);
-      return { memory: buffer.memory, ptr: buffer.ptr + start * BYTES_PER_ELEMENT[dtype], bytes, block: 0, parent: buffer };
+      // A view of a view is a view of the allocated buffer: its write count is the one that matters.
+      return { memory: buffer.memory, ptr: buffer.ptr + start * BYTES_PER_ELEMENT[dtype], bytes, block: 0, parent: buffer.parent ?? buffer };
     },
     free: (buffer) => {
+      if (buffer.parent) throw new Error("wasm backend: free was given a view; only allocated buffers are freed (the core frees a view's parent)");
       bufferWritten(buffer);
       memories.release({ memory: buffer.memory, ptr: buffer.ptr, size: buffer.block });
     },
