@@ -188,8 +188,8 @@ export function quantizeActivationRow(x: ArrayLike<number>, start: number, cols:
 /**
  * A weight held quantized: `values` (i8: int8 [N, K], int4 two per byte [N, K/2]) and `scales`
  * (int8: f32 SCB [N]; int4: f16 [N, K/32]) of a logical [N, K] matrix; int4's rows are interleaved
- * four at a time in both (int4ByteOffset), so a range of its rows is a slice only in whole quads (FusedRows). Read by the
- * quantized ops (linear, embedding); it has no gradient of its own.
+ * four at a time in both (int4ByteOffset), so a range of its rows is a slice only in whole quads
+ * (FusedRows). Read by the quantized ops (linear, embedding); it has no gradient of its own.
  */
 export class QuantizedWeight {
   /** Set when this weight is one of the row ranges of a fused weight (FusedRows). */
@@ -223,7 +223,10 @@ export class QuantizedWeight {
     return `${this.scheme} weight [${this.shape.join(", ")}]`;
   }
 
-  /** Free it; a part of a fused weight (FusedRows) frees the whole one's handle too, the bytes going once no part holds them. */
+  /**
+   * Free it. A part of a fused weight (FusedRows) frees the whole one's handle too: the fused path is
+   * over, and the bytes go once no part holds them.
+   */
   dispose(): void {
     this.fused?.whole.dispose();
     this.values.dispose();
@@ -234,9 +237,10 @@ export class QuantizedWeight {
 /**
  * Quantized weights stored as consecutive row ranges of one, `whole`: a layer's q, k and v, or its gate
  * and up, as the loader places them where the backend can view a buffer at an offset (Backend.view).
- * A decode step of one token then computes the parts with one GEMV over `whole`, a few long streams of
- * weights instead of many short ones and one meeting of the threads instead of one per part (bench/NOTES.md,
- * "fused projections"); everything else (LoRA, saving, a prompt's GEMMs) uses the parts as before.
+ * A decode step of one token then computes the parts with one GEMV over `whole`: a few long streams of
+ * weights instead of many short ones, and one meeting of the threads instead of one per part
+ * (bench/NOTES.md, "Fused projections"); everything else (LoRA, saving, a prompt's GEMMs) uses the
+ * parts as before.
  * Rows are interleaved within their quad only, so int4's parts, of whole quads, are row ranges too.
  */
 export class FusedRows {
