@@ -261,6 +261,22 @@ test("olmo quantize writes int8 and int4 folders that olmo generate reads, and r
     const dtypes = ["model.embed_tokens.weight", "model.embed_tokens.SCB", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.q_proj.scales"].map((n) => header[n]?.dtype);
     if (dtypes.join() !== "I8,F32,U8,F16") throw new Error(`${mixed}: dtypes ${dtypes.join()}`);
     expectFailure(["quantize", "--model", MODEL, "--to", "int8", "--embedding", "int4", "--out", join(dir, "x")], 2, "--embedding int4 goes with --to int4");
+    // generate --quantize int4 --embedding int8 runs the model that folder holds: the same tokens.
+    const asked = olmo("generate", "--model", MODEL, "--quantize", "int4", "--embedding", "int8", "--ids", "1,2,3", "--max-new-tokens", "6", "--json", "--threads", "1");
+    const stored = olmo("generate", "--model", mixed, "--ids", "1,2,3", "--max-new-tokens", "6", "--json", "--threads", "1");
+    const int4 = olmo("generate", "--model", MODEL, "--quantize", "int4", "--ids", "1,2,3", "--max-new-tokens", "6", "--json", "--threads", "1");
+    if (asked.status !== 0 || stored.status !== 0 || int4.status !== 0) throw new Error(asked.stderr + stored.stderr + int4.stderr);
+    const logitsOf = (extra: string[]) => {
+      const out = join(dir, `logits-${extra.join("-")}.npy`);
+      const r = olmo("logits", "--model", MODEL, "--ids", "5,6,7", "--out", out, "--threads", "1", ...extra);
+      if (r.status !== 0) throw new Error(r.stderr);
+      return readFileSync(out);
+    };
+    if (JSON.parse(asked.stdout).ids.join() !== JSON.parse(stored.stdout).ids.join()) throw new Error(`--embedding int8: ${asked.stdout} vs the folder's ${stored.stdout}`);
+    // ... and an LM head other than int4's (the logits differ; greedy tokens on 6 steps may not).
+    if (logitsOf(["--quantize", "int4", "--embedding", "int8"]).equals(logitsOf(["--quantize", "int4"]))) throw new Error("--embedding int8 changed nothing");
+    expectFailure(["generate", "--model", MODEL, "--embedding", "int8", "--ids", "1"], 2, "--embedding int8 needs --quantize int8 or int4");
+    expectFailure(["eval", "--model", MODEL, "--quantize", "int8", "--embedding", "int4", "--text", "README.md", "--seq-len", "16"], 2, "--embedding int4 goes with --quantize int4");
     // --out naming a file, not a folder.
     writeFileSync(join(dir, "a-file"), "x");
     expectFailure(["quantize", "--model", MODEL, "--to", "int8", "--out", join(dir, "a-file"), "--threads", "1"], 1, `olmo quantize: ${join(dir, "a-file")} is a file; give a new folder`);

@@ -10,7 +10,7 @@ import {
 } from "../index.js";
 import { closest } from "../core/format.js";
 import { writeFileAtomic } from "../node/index.js";
-import { attachAdapter, DEFAULT_MODEL, locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, quantizeOptions } from "./model.js";
+import { attachAdapter, DEFAULT_MODEL, embeddingChoice, locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, quantizeOptions } from "./model.js";
 import { numberOption, parseArgs, UsageError, usage, type OptionSpec, type ParsedArgs } from "./args.js";
 import { backendByName } from "./backends.js";
 
@@ -117,7 +117,8 @@ async function openModel({ values, flags, numbers }: ParsedArgs) {
   const dtype = (values.get("dtype") ?? "auto") as "auto" | "f32" | "bf16";
   const backend: AnyBackend = await backendByName(values.get("backend") ?? "wasm", threads, { maxMemoryPerInstance: numbers.get("max-memory-per-instance") });
   try {
-    const loaded = await loadOlmo(modelSource(location, values.get("revision")), backend, { weightDType: dtype, quantize: quantizeChoice({ values, flags }) });
+    const quantize = quantizeChoice({ values, flags });
+    const loaded = await loadOlmo(modelSource(location, values.get("revision")), backend, { weightDType: dtype, quantize, quantizeEmbedding: embeddingChoice(values, quantize) });
     await attachAdapter(loaded.model, values, location);
     const tokenizerFile = values.get("tokenizer");
     const tokenizer = tokenizerFile ? new Tokenizer(await readFile(tokenizerFile, "utf8"), { eosTokenId: loaded.model.config.eosTokenId }) : loaded.tokenizer;

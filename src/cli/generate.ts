@@ -9,7 +9,7 @@ import {
 import { parseArgs, parseIdList, UsageError, usage, type CommandSpec, type ParsedArgs } from "./args.js";
 import { backendByName } from "./backends.js";
 import {
-  attachAdapter, DEFAULT_MODEL, locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, quantizeOptions, type ModelLocation,
+  attachAdapter, DEFAULT_MODEL, embeddingChoice, locateModel, maxMemoryPerInstanceOption, modelSource, quantizeChoice, quantizeOptions, type ModelLocation,
 } from "./model.js";
 
 export { DEFAULT_MODEL } from "./model.js";
@@ -60,9 +60,11 @@ export async function openModel(parsed: ParsedArgs, location: ModelLocation) {
   };
   const name = location.kind === "folder" ? location.folder : location.repo;
   try {
+    const quantize = quantizeChoice(parsed);
     const loaded = await loadOlmo(modelSource(location, values.get("revision"), onProgress), backend, {
       weightDType: dtype,
-      quantize: quantizeChoice(parsed),
+      quantize,
+      quantizeEmbedding: embeddingChoice(values, quantize),
       onProgress: progressBar(`loading ${name}`),
       // Room for a KV cache of the whole context, plus activations.
       extraBytes: (config) => KVCache.bytes(config, 1, config.maxPositionEmbeddings) + 256 * 2 ** 20,

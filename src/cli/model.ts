@@ -51,6 +51,10 @@ export const quantizeOptions: Record<string, OptionSpec> = {
     help: "quantize the float weights as they load: int8 (per-row, as bitsandbytes' load_in_8bit) or int4 (groups of 32); default none: every weight as the folder stores it",
   },
   "load-in-8bit": { kind: "flag", help: "the model card's spelling of --quantize int8" },
+  embedding: {
+    kind: "value", choices: ["float", "int8", "int4"],
+    help: "with --quantize: the embedding and LM head float, int8 (more precise logits under int4, a little slower) or int4 (int4 layers only); default: --quantize's scheme",
+  },
   adapter: { kind: "value", placeholder: "DIR", help: "a LoRA adapter applied to the model: a folder in PEFT's format (adapter_config.json + adapter_model.safetensors) or a LoRA run's --save folder" },
 };
 
@@ -87,6 +91,19 @@ export function warnIfOtherBase(adapterFolder: string, location: ModelLocation):
   const given = location.kind === "folder" ? location.folder : location.repo;
   const same = location.kind === "folder" ? existsSync(recorded) && realpathSync(recorded) === realpathSync(given) : recorded === given;
   if (!same) console.error(`warning: the adapter in ${adapterFolder} was trained on ${recorded} (its adapter_config.json's base_model_name_or_path), not ${given}`);
+}
+
+/**
+ * What --embedding asks of the embedding and LM head (loadOlmo's quantizeEmbedding): false (float), a
+ * scheme, or undefined (--quantize's). Checked here, so that the command line names its own flags.
+ */
+export function embeddingChoice(values: ReadonlyMap<string, string>, quantize: QuantScheme | "none" | undefined): boolean | QuantScheme | undefined {
+  const embedding = values.get("embedding");
+  if (embedding === undefined) return undefined;
+  if (!["float", "int8", "int4"].includes(embedding)) throw new UsageError(`--embedding must be float, int8 or int4, got ${embedding}`);
+  if (quantize === undefined || quantize === "none") throw new UsageError(`--embedding ${embedding} needs --quantize int8 or int4 (without it every weight loads as the folder stores it)`);
+  if (embedding === "int4" && quantize === "int8") throw new UsageError("--embedding int4 goes with --quantize int4: int8 layers are more precise than a 4-bit LM head would be");
+  return embedding === "float" ? false : (embedding as QuantScheme);
 }
 
 /** The scheme --quantize / --load-in-8bit ask for: undefined (like "none") loads every weight as the folder stores it. */
