@@ -147,7 +147,7 @@ test("fused q, k, v with grouped key/value heads and with clip_qkv (RoPE over q 
   }
 });
 
-test("fused weights give way where they cannot apply: an adapter on one part, a part replaced; disposing frees every byte", async () => {
+test("fused weights give way where they cannot apply (an adapter on a part, a part replaced or reassigned, batch 2); disposing frees every byte", async () => {
   const base = (await wasmBackendsUnderTest())[1]!;
   const start = memory(), used = base.memoryUsage().inUse;
   const { backend, rows } = countingQuantizedCalls(base);
