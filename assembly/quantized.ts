@@ -283,17 +283,28 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
         v1 = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(at(x, i + 4, end)), 1, at(x, i + 5, end)), 2, at(x, i + 6, end)), 3, at(x, i + 7, end));
       }
       const q0 = roundClamp(f32x4.mul(v0, inverse), -127, 127), q1 = roundClamp(f32x4.mul(v1, inverse), -127, 127);
-      const q = i16x8.narrow_i32x4_s(q0, q1);
-      if (wide) v128.store(q16 + (<usize>i << 1), q);
-      if (int4) v128.store64_lane(q8 + <usize>i, i8x16.narrow_i16x8_s(q, q), 0);
-      sum = i32x4.add(sum, i32x4.add(q0, q1));
+      sum = storeQuantized(q0, q1, q16 + (<usize>i << 1), q8 + <usize>i, sum, wide, int4);
     }
-    // sum's lane j holds the block's qx at positions with (position mod 4) = j. The int4 GEMV's i16
-    // lanes 2r and 2r+1 sum the products at positions mod 4 in {0, 1} and {2, 3} (gemvInt4), so its
-    // correction is 8 times those two sums, alternating.
-    const even = 8 * (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1)), odd = 8 * (i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
-    if (int4) store<i32>(corrections + <usize>b * CORRECTION_BYTES, (even & 0xffff) | (odd << 16));
+    if (int4) store<i32>(corrections + <usize>b * CORRECTION_BYTES, int4Correction(sum));
   }
+}
+
+/** Eight activations' integers q0, q1 (i32 lanes) stored as i16 at q16 and / or i8 at q8; returns sum + their lanes. */
+@inline function storeQuantized(q0: v128, q1: v128, q16: usize, q8: usize, sum: v128, wide: bool, int4: bool): v128 {
+  const q = i16x8.narrow_i32x4_s(q0, q1);
+  if (wide) v128.store(q16, q);
+  if (int4) v128.store64_lane(q8, i8x16.narrow_i16x8_s(q, q), 0);
+  return i32x4.add(sum, i32x4.add(q0, q1));
+}
+
+/**
+ * A block's int4 correction from `sum`, whose lane j holds the block's qx at positions with (position
+ * mod 4) = j. The int4 GEMV's i16 lanes 2r and 2r+1 sum the products at positions mod 4 in {0, 1} and
+ * {2, 3} (gemvInt4), so its correction is 8 times those two sums, alternating, as two i16 values.
+ */
+@inline function int4Correction(sum: v128): i32 {
+  const even = 8 * (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1)), odd = 8 * (i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
+  return (even & 0xffff) | (odd << 16);
 }
 
 /**
@@ -323,15 +334,9 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
     const xi = xp + (<usize>i << 2);
     const q0 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(xi), inv), magic), magicBits);
     const q1 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(xi, 16), inv), magic), magicBits);
-    const q = i16x8.narrow_i32x4_s(q0, q1);
-    if (wide) v128.store(q16 + (<usize>i << 1), q);
-    if (int4) v128.store64_lane(q8 + <usize>i, i8x16.narrow_i16x8_s(q, q), 0);
-    sum = i32x4.add(sum, i32x4.add(q0, q1));
+    sum = storeQuantized(q0, q1, q16 + (<usize>i << 1), q8 + <usize>i, sum, wide, int4);
   }
-  if (int4) {
-    const even = 8 * (i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1)), odd = 8 * (i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
-    store<i32>(correction, (even & 0xffff) | (odd << 16));
-  }
+  if (int4) store<i32>(correction, int4Correction(sum));
   return true;
 }
 
