@@ -210,6 +210,18 @@ export class QuantizedWeight {
     }
   }
 
+  /** A `scheme` weight of `shape` on `backend`, its contents unspecified (for a kernel or an upload to fill). */
+  static empty(scheme: QuantScheme, shape: readonly [number, number], backend: AnyBackend): QuantizedWeight {
+    const shapes = quantizedShapes(scheme, shape[0], shape[1]);
+    const values = Tensor.empty(shapes.values, "i8", backend);
+    try {
+      return new QuantizedWeight(scheme, shape, values, Tensor.empty(shapes.scales, shapes.scalesDType, backend));
+    } catch (e) {
+      values.dispose(); // out of memory between the two: nothing may stay behind for a retry
+      throw e;
+    }
+  }
+
   get backend() {
     return this.values.backend;
   }
@@ -271,15 +283,7 @@ export function emptyFusedRows(scheme: QuantScheme, rows: readonly number[], col
   if (!backend.view || (scheme === "int4" && rows.some((r) => r % INT4_ROWS_INTERLEAVED !== 0))) return null;
   const total = rows.reduce((a, b) => a + b, 0);
   const shapes = quantizedShapes(scheme, total, cols);
-  const values = Tensor.empty(shapes.values, "i8", backend);
-  let scales: Tensor;
-  try {
-    scales = Tensor.empty(shapes.scales, shapes.scalesDType, backend);
-  } catch (e) {
-    values.dispose(); // out of memory between the two: nothing may stay behind for a retry
-    throw e;
-  }
-  const whole = new QuantizedWeight(scheme, [total, cols], values, scales);
+  const whole = QuantizedWeight.empty(scheme, [total, cols], backend), { values, scales } = whole;
   // Per row: values hold values[1] elements, scales one (int8) or scales[1] (int4).
   const valuesPerRow = shapes.values[1], scalesPerRow = shapes.scales[1] ?? 1;
   let start = 0;

@@ -699,11 +699,10 @@ async function loadAndQuantize(
   const bytes = await file.read(offset, shape[0] * shape[1] * BYTES_PER_ELEMENT[from]);
   checkFinite?.(bytes, 0);
   const q = quantizeHost(scheme, convert(bytes, fileDType, "f32") as Float32Array, shape[0], shape[1]);
-  const shapes = quantizedShapes(scheme, shape[0], shape[1]);
-  const values = into?.values ?? Tensor.empty(shapes.values, "i8", backend), scales = into?.scales ?? Tensor.empty(shapes.scales, shapes.scalesDType, backend);
-  backend.upload(values.bufferFor("load"), "i8", q.values);
-  backend.upload(scales.bufferFor("load"), shapes.scalesDType, q.scales);
-  return into ?? new QuantizedWeight(scheme, shape, values, scales);
+  const out = into ?? QuantizedWeight.empty(scheme, shape, backend);
+  backend.upload(out.values.bufferFor("load"), "i8", q.values);
+  backend.upload(out.scales.bufferFor("load"), out.scales.dtype, q.scales);
+  return out;
 }
 
 /** Load a model folder: the model on `backend`, and its tokenizer when the folder has tokenizer.json. */

@@ -10,7 +10,7 @@
 // on a quantized base need.
 
 import { record } from "../core/autograd.js";
-import { QuantizedWeight, quantizedShapes, quantizeProblem, type QuantScheme, type Weight } from "../core/quantize.js";
+import { QuantizedWeight, quantizeProblem, type QuantScheme, type Weight } from "../core/quantize.js";
 import { Tensor } from "../core/tensor.js";
 import { cast } from "./elementwise.js";
 import { matmul } from "./matmul.js";
@@ -31,17 +31,9 @@ export function quantize(weight: Tensor, scheme: QuantScheme, into?: QuantizedWe
   if (into && (into.scheme !== scheme || into.shape[0] !== rows || into.shape[1] !== cols)) {
     throw new Error(`quantize: cannot write an ${scheme} [${rows}, ${cols}] weight into an ${into.describe()}`);
   }
-  const shapes = quantizedShapes(scheme, rows, cols);
-  const values = into?.values ?? Tensor.empty(shapes.values, "i8", weight.backend);
-  let scales: Tensor;
-  try {
-    scales = into?.scales ?? Tensor.empty(shapes.scales, shapes.scalesDType, weight.backend);
-  } catch (e) {
-    if (!into) values.dispose();
-    throw e;
-  }
-  kernels.quantize({ x: buf(weight), xDType: weight.dtype as "f32" | "bf16" | "f16", values: buf(values), scales: buf(scales), scheme, rows, cols });
-  return into ?? new QuantizedWeight(scheme, [rows, cols], values, scales);
+  const out = into ?? QuantizedWeight.empty(scheme, [rows, cols], weight.backend);
+  kernels.quantize({ x: buf(weight), xDType: weight.dtype as "f32" | "bf16" | "f16", values: buf(out.values), scales: buf(out.scales), scheme, rows, cols });
+  return out;
 }
 
 /** dequant(W) as a new f32 tensor [N, K]. */
