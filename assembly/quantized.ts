@@ -456,7 +456,8 @@ function gemvQuantized(
     quantizeActivationRow(a + ((<usize>i * <usize>k) << 2), k, q16 + <usize>i * <usize>kp * 2, q8 + <usize>i * <usize>kp, s, c, scheme);
   }
   if (scheme == QUANT_INT4) {
-    gemvInt4(values, scales, out, m, k, n, n0, n1, q8, q16, sv, corr, finiteScales != 0);
+    const quadsExact = finiteScales != 0 && activationScalesSmall(sv, m * blocks);
+    gemvInt4(values, scales, out, m, k, n, n0, n1, q8, q16, sv, corr, quadsExact);
     return;
   }
   const quarter = (n1 - n0) >> 2;
@@ -539,15 +540,33 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
 // side by side too).
 
 /**
- * Four f16 scales at ptr as f32x4, for finite halves only (an infinity or NaN comes out finite, with
- * magnitude 2^16 or more: gemvInt4 calls it only for weights whose scales are all finite). Cheaper than
- * f16x4ToF32: each half goes to the top of an i32 lane (one interleave with zeros), an arithmetic shift
- * by 3 lines its exponent and mantissa up with an f32's and the mask clears the three copies of the
- * sign it made; the f32 read from those bits is the half times 2^-112, exactly (normal or subnormal).
+ * Four f16 scales at ptr as f32x4, times 2^-112 exactly, for finite halves only (an infinity or NaN
+ * comes out finite, with magnitude 2^-96 or more: gemvInt4 calls it only for weights whose scales are
+ * all finite). Each half goes to the top of an i32 lane (one interleave with zeros), an arithmetic
+ * shift by 3 lines its exponent and mantissa up with an f32's and the mask clears the three copies of
+ * the sign it made: the f32 read from those bits is the half times 2^-112, exactly (normal or
+ * subnormal). gemvInt4Quads multiplies the activation scale by 2^112 instead (ACTIVATION_SCALE_LIMIT).
  */
-@inline function finiteF16x4ToF32(ptr: usize): v128 {
+@inline function finiteF16x4Times2ToMinus112(ptr: usize): v128 {
   const top = v128.shuffle<i16>(i16x8.splat(0), v128.load64_zero(ptr), 0, 8, 1, 9, 2, 10, 3, 11);
-  return f32x4.mul(v128.and(i32x4.shr_s(top, 3), i32x4.splat(0x8fffffff)), f32x4.splat(5.192296858534828e33));
+  return v128.and(i32x4.shr_s(top, 3), i32x4.splat(0x8fffffff));
+}
+
+/** 2^112: what finiteF16x4Times2ToMinus112 leaves out, folded into the activation scale. */
+const TWO_TO_112: f32 = 5.192296858534828e33;
+
+/**
+ * The activation scales gemvInt4Quads takes (s * 2^112 stays finite and exact below it). For each
+ * group it then computes (d 2^-112) (s 2^112), both factors exact: the same real number d s as the
+ * definition's d * s, rounded once to f32 as that is, so the products are bit-identical. Rows of a
+ * with a scale this large (|x| >= 2^16 * 127) take gemvInt4Row.
+ */
+const ACTIVATION_SCALE_LIMIT: f32 = 65536;
+
+/** Whether every one of the `count` activation scales at s is below ACTIVATION_SCALE_LIMIT (NaN is not). */
+function activationScalesSmall(s: usize, count: i32): bool {
+  for (let g = 0; g < count; g++) if (!(load<f32>(s + (<usize>g << 2)) < ACTIVATION_SCALE_LIMIT)) return false;
+  return true;
 }
 
 /**
@@ -601,16 +620,17 @@ function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32,
 /**
  * int4: out[i, n0..n1) for every row i of a. Whole quads, four at a time from the four quarters of the
  * range (four streams); then the quads the quarters left; then a last quad of fewer than four rows
- * (only where N is not a multiple of 4), row by row. Where some scale of the weight is an infinity or a
- * NaN (finiteScales 0), which finiteF16x4ToF32 gets wrong, every row is computed by gemvInt4Row: exact,
- * and slower, for weights that have one (a group whose largest magnitude passes 8 x 65504 overflows
- * its f16 scale). The host knows which weights those are (src/backends/wasm/index.ts); checking each
- * group's scales in the quads' loop cost 8-20%.
+ * (only where N is not a multiple of 4), row by row. Where the quads' arithmetic would not be exact
+ * (quadsExact false), every row is computed by gemvInt4Row: exact, and slower. That is where some scale
+ * of the weight is an infinity or a NaN, which finiteF16x4Times2ToMinus112 gets wrong (a group whose
+ * largest magnitude passes 8 x 65504 overflows its f16 scale; the host knows which weights have one,
+ * src/backends/wasm/index.ts: checking each group's scales in the quads' loop cost 8-20%), or where
+ * some activation scale reaches ACTIVATION_SCALE_LIMIT.
  */
 function gemvInt4(
-  values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q8: usize, q16: usize, sv: usize, corr: usize, finiteScales: bool,
+  values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q8: usize, q16: usize, sv: usize, corr: usize, quadsExact: bool,
 ): void {
-  const quad0 = n0 >> 2, quad1 = finiteScales ? n1 >> 2 : quad0, quarter = (quad1 - quad0) >> 2;
+  const quad0 = n0 >> 2, quad1 = quadsExact ? n1 >> 2 : quad0, quarter = (quad1 - quad0) >> 2;
   for (let t = 0; t < quarter; t++) {
     const u = quad0 + t;
     for (let i = 0; i < m; i++) gemvInt4Quads(values, scales, out, k, n, i, q8, q16, sv, corr, u, u + quarter, u + 2 * quarter, u + 3 * quarter, 4);
@@ -623,7 +643,7 @@ function gemvInt4(
   }
 }
 
-/** int4: out[i, rows of quads ua..ud] for row i of a (count 4: four quads; count 1: quad ua alone), every scale finite. */
+/** int4: out[i, rows of quads ua..ud] for row i of a (count 4: four quads; count 1: quad ua alone), where gemvInt4's quadsExact holds. */
 @inline function gemvInt4Quads(
   values: usize, scales: usize, out: usize, k: i32, n: i32, i: i32, q8: usize, q16: usize, sv: usize, corr: usize,
   ua: i32, ub: i32, uc: i32, ud: i32, count: i32,
@@ -641,12 +661,12 @@ function gemvInt4(
   let fa = f32x4.splat(0), fb = f32x4.splat(0), fc = f32x4.splat(0), fd = f32x4.splat(0);
   const end = x8 + (<usize>groups << 5);
   while (xg8 < end) {
-    const sx = v128.load32_splat(sg); // the group's activation scale
-    fa = madd(f32x4.convert_i32x4_s(dotInt4Quad(wa, xg8, xg16, cg)), f32x4.mul(finiteF16x4ToF32(da), sx), fa);
+    const sx = f32x4.mul(v128.load32_splat(sg), f32x4.splat(TWO_TO_112)); // the group's activation scale, times 2^112
+    fa = madd(f32x4.convert_i32x4_s(dotInt4Quad(wa, xg8, xg16, cg)), f32x4.mul(finiteF16x4Times2ToMinus112(da), sx), fa);
     if (count == 4) {
-      fb = madd(f32x4.convert_i32x4_s(dotInt4Quad(wb, xg8, xg16, cg)), f32x4.mul(finiteF16x4ToF32(db), sx), fb);
-      fc = madd(f32x4.convert_i32x4_s(dotInt4Quad(wc, xg8, xg16, cg)), f32x4.mul(finiteF16x4ToF32(dc), sx), fc);
-      fd = madd(f32x4.convert_i32x4_s(dotInt4Quad(wd, xg8, xg16, cg)), f32x4.mul(finiteF16x4ToF32(dd), sx), fd);
+      fb = madd(f32x4.convert_i32x4_s(dotInt4Quad(wb, xg8, xg16, cg)), f32x4.mul(finiteF16x4Times2ToMinus112(db), sx), fb);
+      fc = madd(f32x4.convert_i32x4_s(dotInt4Quad(wc, xg8, xg16, cg)), f32x4.mul(finiteF16x4Times2ToMinus112(dc), sx), fc);
+      fd = madd(f32x4.convert_i32x4_s(dotInt4Quad(wd, xg8, xg16, cg)), f32x4.mul(finiteF16x4Times2ToMinus112(dd), sx), fd);
       wb += 64, wc += 64, wd += 64, db += 8, dc += 8, dd += 8;
     }
     wa += 64, da += 8, xg8 += 32, xg16 += 64, cg += CORRECTION_BYTES, sg += 4;

@@ -309,6 +309,27 @@ test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the exact pa
   for (const [label, backend] of backends) expectInt4Row(label, await run(backend), want, q.values, scales, a, n, k);
 });
 
+// The fast loop also multiplies each activation scale by 2^112 (the part of the f16 conversion it
+// leaves out), which would overflow f32 from a scale of 2^16 (a block with |x| >= 2^16 * 127): rows of
+// a with such a block take the exact path. Activations of 1e7 in one block (scale 78740) must give
+// the reference's finite outputs, not infinities; 65535 * 127 (scale 65535, just below) stays on the
+// fast loop and must too. Weights of up to 8 (N 9: two full quads and a last row) make the outputs
+// large, near 1e8.
+test("wasm ~ js: matmulQuantized int4 with activations of 1e7 (scales past the fast loop's limit)", async () => {
+  const k = 128, n = 9;
+  const q = quantizedOnHost("int4", weights(n, k, 11), n, k);
+  for (const big of [1e7, 65535 * 127]) {
+    const next = random(3), a = Float32Array.from({ length: k }, (_, p) => (p >= 64 && p < 96 ? big * (p % 2 ? -1 : 1) * (p === 70 ? 1 : 0.5 + next() / 4) : next() * 3));
+    const want = await int4Matmul(reference, q.values, upload(reference, "f16", q.scales), a, n, k);
+    assert.ok(want.every(Number.isFinite) && Math.max(...want.map(Math.abs)) > 1e6, `the reference's outputs for activations of ${big} are finite and large`);
+    for (const [label, backend] of backends) {
+      const scales = upload(backend, "f16", q.scales);
+      expectInt4Row(`${label}, activations of ${big}`, await int4Matmul(backend, q.values, scales, a, n, k), want, q.values, q.scales as Uint16Array, a, n, k);
+      free(backend, scales);
+    }
+  }
+});
+
 // The host remembers a scales buffer found finite until something writes it: an upload, a view from
 // rawBytes written through, a kernel writing it (fill here). Each write below makes a buffer already
 // used (and found finite) hold infinities; a stale memory would take the fast loop and give finite
