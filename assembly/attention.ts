@@ -7,9 +7,8 @@
 // and dv of one kv head collect from all the query heads and rows that read it.
 // The forward pass scores four keys at a time (four independent sums in flight, where one sum would
 // wait on each add's latency), taken from the four quarters of the visible keys, takes the
-// exponentials four at a time, and builds the output sixteen columns at a time in registers across
-// all keys (each probability loaded once per sixteen columns, not once per column), two keys at a time
-// from the two halves. The quarters and halves are side-by-side streams through k and v: a decode
+// exponentials four at a time, and builds the output in its own row (in L1) one whole v row at a
+// time, two keys at a time from the two halves. The quarters and halves are side-by-side streams through k and v: a decode
 // step finds them cold (the weights read since evicted them), and memory serves a few streams at
 // once faster than one (bench/NOTES.md, "Attention": 1.2-1.5x on a cold cache). The backward pass
 // also scores four keys at a time and updates dq, dk, dv four columns at a time.
@@ -108,40 +107,36 @@ export function attention(
       store<f32>(s + (<usize>j << 2), p);
       sum += p;
     }
-    // out = (p / sum) . v, sixteen output columns at a time held in registers across all keys, the
-    // keys taken from the two halves of the visible ones side by side (two streams through v).
+    // out = (p / sum) . v, built in the output row (512 bytes for a head of 128: it stays in L1) one key
+    // at a time, two keys at a time from the two halves of the visible ones side by side (two streams
+    // through v). Each v row is read whole and in order: a decode step finds v cold (the weights read
+    // since evicted it), and whole rows in order are what memory serves fastest (bench/NOTES.md,
+    // "Attention").
     const inv: f32 = visible > 0 ? <f32>1 / sum : 0; // no visible keys (keyLength 0): out = 0
     const half = visible >> 1, vStep = <usize>headDim << 2, halfBytes = <usize>half * vStep;
-    let c = 0;
-    for (; c + 16 <= headDim; c += 16) {
-      let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
-      let vAt = row(v, kvBase, headDim) + (<usize>c << 2);
-      for (let key = 0; key < half; key++) {
-        const p = v128.load32_splat(s + (<usize>key << 2)), p2 = v128.load32_splat(s + (<usize>(key + half) << 2));
-        o0 = f32x4.add(f32x4.add(o0, f32x4.mul(p, v128.load(vAt))), f32x4.mul(p2, v128.load(vAt + halfBytes)));
-        o1 = f32x4.add(f32x4.add(o1, f32x4.mul(p, v128.load(vAt, 16))), f32x4.mul(p2, v128.load(vAt + halfBytes, 16)));
-        o2 = f32x4.add(f32x4.add(o2, f32x4.mul(p, v128.load(vAt, 32))), f32x4.mul(p2, v128.load(vAt + halfBytes, 32)));
-        o3 = f32x4.add(f32x4.add(o3, f32x4.mul(p, v128.load(vAt, 48))), f32x4.mul(p2, v128.load(vAt + halfBytes, 48)));
-        vAt += vStep;
+    const d4 = headDim & ~3;
+    for (let c = 0; c < headDim; c++) store<f32>(outRow + (<usize>c << 2), 0);
+    let vAt = row(v, kvBase, headDim);
+    for (let key = 0; key < half; key++) {
+      const p = v128.load32_splat(s + (<usize>key << 2)), p2 = v128.load32_splat(s + (<usize>(key + half) << 2));
+      for (let c = 0; c < d4; c += 4) {
+        const at = <usize>c << 2, o = outRow + at;
+        v128.store(o, f32x4.add(f32x4.add(v128.load(o), f32x4.mul(p, v128.load(vAt + at))), f32x4.mul(p2, v128.load(vAt + halfBytes + at))));
       }
-      if (visible & 1) {
-        const p = v128.load32_splat(s + (<usize>(visible - 1) << 2)), last = vAt + halfBytes;
-        o0 = f32x4.add(o0, f32x4.mul(p, v128.load(last)));
-        o1 = f32x4.add(o1, f32x4.mul(p, v128.load(last, 16)));
-        o2 = f32x4.add(o2, f32x4.mul(p, v128.load(last, 32)));
-        o3 = f32x4.add(o3, f32x4.mul(p, v128.load(last, 48)));
+      for (let c = d4; c < headDim; c++) {
+        const at = <usize>c << 2, o = outRow + at;
+        store<f32>(o, load<f32>(o) + f32x4.extract_lane(p, 0) * load<f32>(vAt + at) + f32x4.extract_lane(p2, 0) * load<f32>(vAt + halfBytes + at));
       }
-      const scaleOut = f32x4.splat(inv), o = outRow + (<usize>c << 2);
-      v128.store(o, f32x4.mul(o0, scaleOut));
-      v128.store(o, f32x4.mul(o1, scaleOut), 16);
-      v128.store(o, f32x4.mul(o2, scaleOut), 32);
-      v128.store(o, f32x4.mul(o3, scaleOut), 48);
+      vAt += vStep;
     }
-    for (; c < headDim; c++) {
-      let acc: f32 = 0;
-      for (let key = 0; key < visible; key++) acc += load<f32>(s + (<usize>key << 2)) * load<f32>(row(v, kvBase + key, headDim) + (<usize>c << 2));
-      store<f32>(outRow + (<usize>c << 2), acc * inv);
+    if (visible & 1) {
+      const p: f32 = load<f32>(s + (<usize>(visible - 1) << 2)), last = vAt + halfBytes;
+      for (let c = 0; c < headDim; c++) {
+        const at = <usize>c << 2;
+        store<f32>(outRow + at, load<f32>(outRow + at) + p * load<f32>(last + at));
+      }
     }
+    for (let c = 0; c < headDim; c++) store<f32>(outRow + (<usize>c << 2), load<f32>(outRow + (<usize>c << 2)) * inv);
     if (lse != 0) store<f32>(lse + (<usize>r << 2), m + Mathf.log(sum)); // saved for the backward pass
   }
 }
