@@ -8,9 +8,10 @@
 // The forward pass scores four keys at a time (four independent sums in flight, where one sum would
 // wait on each add's latency), taken from the four quarters of the visible keys, takes the
 // exponentials four at a time, and builds the output in its own row (in L1) one whole v row at a
-// time, two keys at a time from the two halves. The quarters and halves are side-by-side streams through k and v: a decode
-// step finds them cold (the weights read since evicted them), and memory serves a few streams at
-// once faster than one (bench/NOTES.md, "Attention": 1.2-1.5x on a cold cache). The backward pass
+// time, two keys at a time from the two halves. The quarters and halves are side-by-side streams
+// through k and v: a decode step finds them cold (the weights read since evicted them), and memory
+// serves a few streams at once faster than one (bench/NOTES.md, "Attention": 1.2-1.5x on a cold
+// cache). The backward pass
 // also scores four keys at a time and updates dq, dk, dv four columns at a time.
 
 import { expF32x4, OptionalPointer, partEnd, partStart, Pointer } from "./common";
