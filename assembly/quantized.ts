@@ -241,6 +241,7 @@ export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32
 // Activations quantized per block of 32 (the x of x W^T):
 //   s = f32(max|x| / 127),  qx = roundHalfEven(x * f32(127 / max|x|))  (0 where max|x| = 0).
 
+
 /** Block [p, end) of the row at x: its max |x| (NaN if it holds one, as Math.max gives). */
 @inline function blockAbsmax(x: usize, p: i32, end: i32): f32 {
   let absmax: f32 = 0;
@@ -283,18 +284,39 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
         v1 = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(at(x, i + 4, end)), 1, at(x, i + 5, end)), 2, at(x, i + 6, end)), 3, at(x, i + 7, end));
       }
       const q0 = roundClamp(f32x4.mul(v0, inverse), -127, 127), q1 = roundClamp(f32x4.mul(v1, inverse), -127, 127);
-      sum = storeQuantized(q0, q1, q16 + (<usize>i << 1), q8 + <usize>i, sum, wide, int4);
+      sum = storeQuantized(q0, q1, q16 + (<usize>i << 1), q8 + <usize>i, sum, wide, int4, i);
     }
     if (int4) store<i32>(corrections + <usize>b * CORRECTION_BYTES, int4Correction(sum));
   }
 }
 
-/** Eight activations' integers q0, q1 (i32 lanes) stored as i16 at q16 and / or i8 at q8; returns sum + their lanes. */
-@inline function storeQuantized(q0: v128, q1: v128, q16: usize, q8: usize, sum: v128, wide: bool, int4: bool): v128 {
+/**
+ * Eight activations' integers q0, q1 (i32 lanes), positions i .. i + 7 of their row, stored as i16 at
+ * q16 and / or i8 at q8; returns sum + their lanes. int8 stores its i16 values in the order its GEMV
+ * multiplies them (dotInt8): position i + j goes to slot int8Slot(i + j) of the row (q16 is position
+ * i's slot in position order, i a multiple of 8).
+ */
+@inline function storeQuantized(q0: v128, q1: v128, q16: usize, q8: usize, sum: v128, wide: bool, int4: bool, i: i32): v128 {
   const q = i16x8.narrow_i32x4_s(q0, q1);
-  if (wide) v128.store(q16, q);
+  if (wide && !int4) {
+    const even = v128.shuffle<i32>(q0, q1, 0, 2, 4, 6), odd = i32x4.shl(v128.shuffle<i32>(q0, q1, 1, 3, 5, 7), 8);
+    // The 16-position run's even slots start at q16 - 2 (i & 8); these four at q16 - (i & 8).
+    const both = i16x8.narrow_i32x4_s(even, odd), half = q16 - <usize>(i & 8);
+    v128.store64_lane(half, both, 0);
+    v128.store64_lane(half + 16, both, 1);
+  } else if (wide) {
+    v128.store(q16, q);
+  }
   if (int4) v128.store64_lane(q8, i8x16.narrow_i16x8_s(q, q), 0);
   return i32x4.add(sum, i32x4.add(q0, q1));
+}
+
+/**
+ * Byte offset of position p's i16 value in an int8 activation row (storeQuantized): each run of 16
+ * positions takes 32 bytes, its 8 even positions' values first and then its 8 odd ones' (times 256).
+ */
+@inline function int8Slot(p: i32): usize {
+  return (<usize>(p & ~15) << 1) + (<usize>(p & 1) << 4) + (<usize>((p & 15) >> 1) << 1);
 }
 
 /**
@@ -334,7 +356,7 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
     const xi = xp + (<usize>i << 2);
     const q0 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(xi), inv), magic), magicBits);
     const q1 = i32x4.sub(f32x4.add(f32x4.mul(v128.load(xi, 16), inv), magic), magicBits);
-    sum = storeQuantized(q0, q1, q16 + (<usize>i << 1), q8 + <usize>i, sum, wide, int4);
+    sum = storeQuantized(q0, q1, q16 + (<usize>i << 1), q8 + <usize>i, sum, wide, int4, i);
   }
   if (int4) store<i32>(correction, int4Correction(sum));
   return true;
@@ -460,52 +482,99 @@ function gemvQuantized(
     gemvInt4(values, scales, out, m, k, n, n0, n1, q8, q16, sv, corr, quadsExact);
     return;
   }
+  // Each thread folds its own copy of the scales (the workspace is per thread).
+  if (foldInt8Scales(sv, m * blocks)) gemvInt8(values, scales, out, m, k, n, n0, n1, q16, sv, true);
+  else gemvInt8(values, scales, out, m, k, n, n0, n1, q16, sv, false);
+}
+
+/**
+ * int8's dots come 256 times too large (dotInt8). Where every block scale s of a is 0, infinite, NaN or
+ * at least 2^-118, s 2^-8 is exact, and a block's term (256 dot)(s 2^-8) is the real number dot s,
+ * rounded once as the definition's is: the scales are multiplied by 2^-8 in place and true is returned.
+ * Otherwise (some |x| of a below 127 x 2^-118, about 4e-34) they stay, and the GEMV divides each
+ * block's dot by 256 (an exact shift) before scaling it.
+ */
+function foldInt8Scales(s: usize, count: i32): bool {
+  for (let b = 0; b < count; b++) {
+    const scale = load<f32>(s + (<usize>b << 2));
+    if (scale > 0 && scale < INT8_FOLD_MIN) return false;
+  }
+  for (let b = 0; b < count; b++) store<f32>(s + (<usize>b << 2), load<f32>(s + (<usize>b << 2)) * <f32>0.00390625);
+  return true;
+}
+
+/** 2^-118: the smallest scale s whose s 2^-8 is a normal float (foldInt8Scales). */
+const INT8_FOLD_MIN: f32 = 3.0814879110195774e-36;
+
+/** int8's GEMV: columns [n0, n1) of out for the m rows of a quantized at q16 / sv; `folded`: foldInt8Scales's answer (a constant at each call). */
+@inline function gemvInt8(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q16: usize, sv: usize, folded: bool): void {
+  const blocks = (k + GROUP - 1) / GROUP, kp = blocks * GROUP;
   const quarter = (n1 - n0) >> 2;
   for (let t = 0; t < quarter; t++) {
     const j0 = n0 + t, j1 = j0 + quarter, j2 = j1 + quarter, j3 = j2 + quarter;
     for (let i = 0; i < m; i++) {
       const x16 = q16 + <usize>i * <usize>kp * 2, s = sv + <usize>i * <usize>blocks * 4, o = out + ((<usize>i * <usize>n) << 2);
-      gemvInt8Rows4(values, scales, x16, s, k, j0, j1, j2, j3, o);
+      gemvInt8Rows4(values, scales, x16, s, k, j0, j1, j2, j3, o, folded);
     }
   }
   // The rows the quarters left over, one at a time.
   for (let j = n0 + 4 * quarter; j < n1; j++) {
     for (let i = 0; i < m; i++) {
       const x16 = q16 + <usize>i * <usize>kp * 2, s = sv + <usize>i * <usize>blocks * 4;
-      store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), gemvInt8Row(values, scales, x16, s, k, j));
+      store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), gemvInt8Row(values, scales, x16, s, k, j, folded));
     }
   }
 }
 
-/** int8: the integer dot (as i32x4 partial sums) of 32 weights at w with 32 activations at x (i16). */
+/**
+ * int8: 256 times the integer dot (as i32x4 partial sums) of 32 weights at w with 32 activations at x
+ * (i16, in int8Slot order). A vector of 16 weights as eight i16 lanes holds an even weight in each
+ * lane's low byte and an odd one in its high byte: shifting left by 8 gives the even weights times 256,
+ * shifting right (arithmetic) by 8 the odd weights, one instruction each where sign-extending both
+ * halves takes three. The activations come ordered to match, the odd positions' times 256, so every
+ * product is 256 w qx: at most 2^15 * 127 a product and 2^8 * 32 * 128 * 127 < 2^31 a block, and exact
+ * in f32 (the dot has at most 20 significant bits). The block scales carry the 2^-8 back
+ * (foldInt8Scales).
+ */
 @inline function dotInt8(w: usize, x: usize): v128 {
   const lo = v128.load(w), hi = v128.load(w, 16);
-  const d0 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(x));
-  const d1 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(x, 16));
-  const d2 = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(x, 32));
-  const d3 = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(x, 48));
+  const d0 = i32x4.dot_i16x8_s(i16x8.shl(lo, 8), v128.load(x));
+  const d1 = i32x4.dot_i16x8_s(i16x8.shr_s(lo, 8), v128.load(x, 16));
+  const d2 = i32x4.dot_i16x8_s(i16x8.shl(hi, 8), v128.load(x, 32));
+  const d3 = i32x4.dot_i16x8_s(i16x8.shr_s(hi, 8), v128.load(x, 48));
   return i32x4.add(i32x4.add(d0, d1), i32x4.add(d2, d3));
 }
 
-/** int8: out[j] for rows j0..j3: per block, f32(integer dot) * s_b accumulated; times SCB / 127 at the end. */
-@inline function gemvInt8Rows4(values: usize, scales: usize, x16: usize, s: usize, k: i32, j0: i32, j1: i32, j2: i32, j3: i32, o: usize): void {
+/**
+ * A block's dot from dotInt8 or tailDotInt8 (256 times the integer dot), as the scales at hand expect it:
+ * as it is where they were folded (foldInt8Scales), else divided by 256 (exact: every lane is a multiple).
+ */
+@inline function blockDot(dot256: v128, folded: bool): v128 {
+  return folded ? dot256 : i32x4.shr_s(dot256, 8);
+}
+
+/**
+ * int8: out[j] for rows j0..j3: per block, f32(integer dot) * s_b accumulated; times SCB / 127 at the
+ * end. `folded`: the scales s carry 2^-8 (foldInt8Scales; a constant at each call site).
+ */
+@inline function gemvInt8Rows4(values: usize, scales: usize, x16: usize, s: usize, k: i32, j0: i32, j1: i32, j2: i32, j3: i32, o: usize, folded: bool): void {
   const r0 = values + <usize>j0 * <usize>k, r1 = values + <usize>j1 * <usize>k, r2 = values + <usize>j2 * <usize>k, r3 = values + <usize>j3 * <usize>k;
   let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
   const k32 = k & ~(GROUP - 1);
   for (let p = 0; p < k32; p += GROUP) {
     const xp = x16 + (<usize>p << 1), sb = v128.load32_splat(s + (<usize>(p >> 5) << 2)), wp = <usize>p;
-    f0 = madd(f32x4.convert_i32x4_s(dotInt8(r0 + wp, xp)), sb, f0);
-    f1 = madd(f32x4.convert_i32x4_s(dotInt8(r1 + wp, xp)), sb, f1);
-    f2 = madd(f32x4.convert_i32x4_s(dotInt8(r2 + wp, xp)), sb, f2);
-    f3 = madd(f32x4.convert_i32x4_s(dotInt8(r3 + wp, xp)), sb, f3);
+    f0 = madd(f32x4.convert_i32x4_s(blockDot(dotInt8(r0 + wp, xp), folded)), sb, f0);
+    f1 = madd(f32x4.convert_i32x4_s(blockDot(dotInt8(r1 + wp, xp), folded)), sb, f1);
+    f2 = madd(f32x4.convert_i32x4_s(blockDot(dotInt8(r2 + wp, xp), folded)), sb, f2);
+    f3 = madd(f32x4.convert_i32x4_s(blockDot(dotInt8(r3 + wp, xp), folded)), sb, f3);
   }
   let s0 = horizontalSum(f0), s1 = horizontalSum(f1), s2 = horizontalSum(f2), s3 = horizontalSum(f3);
   if (k32 < k) {
     const sb = load<f32>(s + (<usize>(k32 >> 5) << 2));
-    s0 += <f32>tailDotInt8(r0, x16, k32, k) * sb;
-    s1 += <f32>tailDotInt8(r1, x16, k32, k) * sb;
-    s2 += <f32>tailDotInt8(r2, x16, k32, k) * sb;
-    s3 += <f32>tailDotInt8(r3, x16, k32, k) * sb;
+    s0 += <f32>tailDotInt8(r0, x16, k32, k, folded) * sb;
+    s1 += <f32>tailDotInt8(r1, x16, k32, k, folded) * sb;
+    s2 += <f32>tailDotInt8(r2, x16, k32, k, folded) * sb;
+    s3 += <f32>tailDotInt8(r3, x16, k32, k, folded) * sb;
   }
   store<f32>(o + (<usize>j0 << 2), s0 * (load<f32>(scales + (<usize>j0 << 2)) / 127));
   store<f32>(o + (<usize>j1 << 2), s1 * (load<f32>(scales + (<usize>j1 << 2)) / 127));
@@ -513,19 +582,22 @@ function gemvQuantized(
   store<f32>(o + (<usize>j3 << 2), s3 * (load<f32>(scales + (<usize>j3 << 2)) / 127));
 }
 
-/** The integer dot of a row's weights [p0, k) (a last, partial block) with qx. */
-@inline function tailDotInt8(row: usize, x16: usize, p0: i32, k: i32): i32 {
+/** The integer dot of a row's weights [p0, k) (a last, partial block) with qx, times 256 where `folded` (as dotInt8 gives it). */
+@inline function tailDotInt8(row: usize, x16: usize, p0: i32, k: i32, folded: bool): i32 {
   let dot = 0;
-  for (let p = p0; p < k; p++) dot += <i32>load<i8>(row + <usize>p) * <i32>load<i16>(x16 + (<usize>p << 1));
-  return dot;
+  // Even positions' weights times 256, as dotInt8's shift left gives them; the odd positions' qx carry the 256.
+  for (let p = p0; p < k; p++) dot += (<i32>load<i8>(row + <usize>p) << (8 - ((p & 1) << 3))) * <i32>load<i16>(x16 + int8Slot(p));
+  return folded ? dot : dot >> 8;
 }
 
-function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32, j: i32): f32 {
+@inline function gemvInt8Row(values: usize, scales: usize, x16: usize, s: usize, k: i32, j: i32, folded: bool): f32 {
   const row = values + <usize>j * <usize>k, k32 = k & ~(GROUP - 1);
   let f = f32x4.splat(0);
-  for (let p = 0; p < k32; p += GROUP) f = madd(f32x4.convert_i32x4_s(dotInt8(row + <usize>p, x16 + (<usize>p << 1))), v128.load32_splat(s + (<usize>(p >> 5) << 2)), f);
+  for (let p = 0; p < k32; p += GROUP) {
+    f = madd(f32x4.convert_i32x4_s(blockDot(dotInt8(row + <usize>p, x16 + (<usize>p << 1)), folded)), v128.load32_splat(s + (<usize>(p >> 5) << 2)), f);
+  }
   let sum = horizontalSum(f);
-  if (k32 < k) sum += <f32>tailDotInt8(row, x16, k32, k) * load<f32>(s + (<usize>(k32 >> 5) << 2));
+  if (k32 < k) sum += <f32>tailDotInt8(row, x16, k32, k, folded) * load<f32>(s + (<usize>(k32 >> 5) << 2));
   return sum * (load<f32>(scales + (<usize>j << 2)) / 127);
 }
 
