@@ -217,6 +217,22 @@ test("firstNonFinite finds NaN and infinities by their exponent bits in F32, BF1
       cases.push([dtype, new Uint8Array(values.buffer), at]);
     }
   }
+  // Every 16-bit pattern, in either half of a word, and every f32 exponent with both signs and the
+  // mantissa's edges: non-finite exactly when the exponent bits are all ones (the scan's carry trick
+  // must neither miss one nor see one in a finite neighbour's bits).
+  for (const [dtype, exponent] of [["BF16", 0x7f80], ["F16", 0x7c00]] as const) {
+    for (let v = 0; v < 0x10000; v++) {
+      const want = (v & exponent) === exponent;
+      cases.push([dtype, u16([v, 0x3c00]), want ? 0 : -1], [dtype, u16([0x3c00, v]), want ? 1 : -1]);
+    }
+  }
+  for (let e = 0; e < 256; e++) {
+    for (const sign of [0, 0x80000000]) {
+      for (const mantissa of [0, 1, 0x400000, 0x7fffff]) {
+        cases.push(["F32", new Uint8Array(Uint32Array.from([(sign | (e << 23) | mantissa) >>> 0, 0x3f800000]).buffer), e === 255 ? 0 : -1]);
+      }
+    }
+  }
   for (const [dtype, bytes, want] of cases) {
     const unaligned = new Uint8Array(bytes.length + 1).subarray(1);
     unaligned.set(bytes);
