@@ -241,7 +241,6 @@ export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32
 // Activations quantized per block of 32 (the x of x W^T):
 //   s = f32(max|x| / 127),  qx = roundHalfEven(x * f32(127 / max|x|))  (0 where max|x| = 0).
 
-
 /** Block [p, end) of the row at x: its max |x| (NaN if it holds one, as Math.max gives). */
 @inline function blockAbsmax(x: usize, p: i32, end: i32): f32 {
   let absmax: f32 = 0;
@@ -257,7 +256,8 @@ export function embeddingQuantized(values: Pointer, scales: Pointer, scheme: i32
 }
 
 /**
- * Row x (k floats) quantized into q16 (i16, k rounded up to 32, zero-padded), q8 (i8, the same),
+ * Row x (k floats) quantized into q16 (i16, k rounded up to 32, zero-padded; int8 in its GEMV's order,
+ * int8Slot), q8 (i8, the same, in order),
  * per-block scales s (f32) and, for int4, per-block corrections (8 sum(qx) as two i16 values, splat to eight lanes by the GEMV, see
  * below: the int4 GEMV multiplies by the stored nibbles q + 8 and takes the 8 sum(qx) back off).
  */
@@ -293,8 +293,8 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
 /**
  * Eight activations' integers q0, q1 (i32 lanes), positions i .. i + 7 of their row, stored as i16 at
  * q16 and / or i8 at q8; returns sum + their lanes. int8 stores its i16 values in the order its GEMV
- * multiplies them (dotInt8): position i + j goes to slot int8Slot(i + j) of the row (q16 is position
- * i's slot in position order, i a multiple of 8).
+ * multiplies them (dotInt8): position i + j's value goes int8Slot(i + j) bytes into the row (q16 points
+ * where position i would be in position order; i is a multiple of 8).
  */
 @inline function storeQuantized(q0: v128, q1: v128, q16: usize, q8: usize, sum: v128, wide: bool, int4: bool, i: i32): v128 {
   const q = i16x8.narrow_i32x4_s(q0, q1);
@@ -470,7 +470,8 @@ function gemvQuantized(
   a: usize, values: usize, scales: usize, out: usize, scheme: i32, m: i32, k: i32, n: i32, finiteScales: i32, n0: i32, n1: i32, ws: usize,
 ): void {
   const blocks = (k + GROUP - 1) / GROUP, kp = blocks * GROUP;
-  // Workspace: per row of a, qx as i16 [kp] and i8 [kp], s [blocks] and int4's corrections [blocks].
+  // Workspace: per row of a, qx as i16 [kp] (int8: in int8Slot order, odd positions times 256) and i8 [kp],
+  // s [blocks] and int4's corrections [blocks].
   const q16 = ws, q8 = q16 + <usize>m * <usize>kp * 2, sv = q8 + <usize>m * <usize>kp;
   const corr = sv + <usize>m * <usize>blocks * 4;
   for (let i = 0; i < m; i++) {
@@ -491,8 +492,8 @@ function gemvQuantized(
  * int8's dots come 256 times too large (dotInt8). Where every block scale s of a is 0, infinite, NaN or
  * at least 2^-118, s 2^-8 is exact, and a block's term (256 dot)(s 2^-8) is the real number dot s,
  * rounded once as the definition's is: the scales are multiplied by 2^-8 in place and true is returned.
- * Otherwise (some |x| of a below 127 x 2^-118, about 4e-34) they stay, and the GEMV divides each
- * block's dot by 256 (an exact shift) before scaling it.
+ * Otherwise (some block of a whose largest |x| is below 127 x 2^-118, about 4e-34) they stay, and the
+ * GEMV divides each block's dot by 256 (an exact shift) before scaling it: the same results either way.
  */
 function foldInt8Scales(s: usize, count: i32): bool {
   for (let b = 0; b < count; b++) {
@@ -504,7 +505,7 @@ function foldInt8Scales(s: usize, count: i32): bool {
 }
 
 /** 2^-118: the smallest scale s whose s 2^-8 is a normal float (foldInt8Scales). */
-const INT8_FOLD_MIN: f32 = 3.0814879110195774e-36;
+const INT8_FOLD_MIN: f32 = 3.009265538105056e-36;
 
 /** int8's GEMV: columns [n0, n1) of out for the m rows of a quantized at q16 / sv; `folded`: foldInt8Scales's answer (a constant at each call). */
 @inline function gemvInt8(values: usize, scales: usize, out: usize, m: i32, k: i32, n: i32, n0: i32, n1: i32, q16: usize, sv: usize, folded: bool): void {
@@ -630,8 +631,9 @@ const TWO_TO_112: f32 = 5.192296858534828e33;
 /**
  * The activation scales gemvInt4Quads takes (s * 2^112 stays finite and exact below it). For each
  * group it then computes (d 2^-112) (s 2^112), both factors exact: the same real number d s as the
- * definition's d * s, rounded once to f32 as that is, so the products are bit-identical. Rows of a
- * with a scale this large (|x| >= 2^16 * 127) take gemvInt4Row.
+ * definition's d * s, rounded once to f32 as that is, so the products are bit-identical. A call where
+ * any row of a has a scale this large (|x| >= 2^16 * 127), or a NaN or infinite one, computes all its
+ * rows with gemvInt4Row.
  */
 const ACTIVATION_SCALE_LIMIT: f32 = 65536;
 

@@ -192,8 +192,8 @@ export async function benchOlmo1b(threads = 2): Promise<void> {
     const loadS = (performance.now() - t0) / 1000;
     const bytes = [...quantized.weights.values()].reduce((sum, w) => sum + bytesOfWeight(w), 0);
     // Untimed, a 64-token prefill first, as bf16's 512-token prefill above came after its decode and its
-    // 64-token prefill: the first forward on a fresh backend faults in its activations' and KV cache's
-    // pages (a 512-token prefill measured about 12% slower cold than warm here, for every scheme).
+    // 64-token prefill: a fresh backend's first forward also faults in memory and runs its kernels before
+    // V8 has optimized them (a 512-token prefill measured about 12% slower first than after, for every scheme).
     await prefillSeconds(quantized, 64);
     const prefill512 = 512 / (await prefillSeconds(quantized, 512));
     schemes.push({ name: scheme, model: quantized, backend: own, bytes, loadS, prefill512, logits: await promptLogits(quantized, prompt) });

@@ -216,7 +216,9 @@ for (const [scheme, m, k, n] of matmulCases) {
 // roundings (2^-22 relative) the single product may take. Row 0's blocks: exact halves under max|x| =
 // 127 (127 / max|x| = 1), random, zeros (and -0), tiny (127 / max|x| overflows: integers +-127), random,
 // small with subnormal members (the fast path on subnormals), and for int8 a partial last block; rows 1 and 2 hold an infinity and a NaN (which make every output of
-// their row NaN: each output sums all blocks, s = inf or NaN times a dot of 0).
+// their row NaN: each output sums all blocks, s = inf or NaN times a dot of 0). The tiny block is also
+// what sends int8's GEMV down its unfolded path (foldInt8Scales: a scale below 2^-118), the only test
+// that takes it.
 test("wasm = js: the GEMV's activation quantization on every kind of block (halves, zeros, tiny, infinity, NaN, a tail)", async () => {
   for (const scheme of ["int8", "int4"] as QuantScheme[]) {
     const k = scheme === "int8" ? 199 : 192, n = k, m = 3;
@@ -310,8 +312,8 @@ test("wasm ~ js: matmulQuantized int4 with infinite and NaN scales (the exact pa
 });
 
 // The fast loop also multiplies each activation scale by 2^112 (the part of the f16 conversion it
-// leaves out), which would overflow f32 from a scale of 2^16 (a block with |x| >= 2^16 * 127): rows of
-// a with such a block take the exact path. Activations of 1e7 in one block (scale 78740) must give
+// leaves out), which would overflow f32 from a scale of 2^16 (a block with |x| >= 2^16 * 127): a call
+// with such a block in any row of a computes every row on the exact path. Activations of 1e7 in one block (scale 78740) must give
 // the reference's finite outputs, not infinities; 65535 * 127 (scale 65535, just below) stays on the
 // fast loop and must too. Weights of up to 8 (N 9: two full quads and a last row) make the outputs
 // large, near 1e8.

@@ -211,7 +211,9 @@ test("firstNonFinite finds NaN and infinities by their exponent bits in F32, BF1
   // a word, in a later block, and as the odd last value of a 16-bit tensor.
   const bad: Record<SafetensorsDType, number> = { F32: 0x7f800000, BF16: 0xff80, F16: 0x7c01 };
   for (const dtype of ["F32", "BF16", "F16"] as const) {
-    for (const [length, at] of [[20001, 17333], [20001, 17334], [20001, 20000], [9000, -1]] as const) {
+    // 8192 + 8 .. 8192 + 15: every word of one step of the scan's four-word loop, in each half (16-bit).
+    const steps = Array.from({ length: 8 }, (_, j) => [20001, 8200 + j] as const);
+    for (const [length, at] of [[20001, 17333], [20001, 17334], [20001, 20000], [9000, -1], ...steps] as const) {
       const values = dtype === "F32" ? new Uint32Array(length).fill(0x3f800000) : new Uint16Array(length).fill(0x3c00);
       if (at >= 0) values[at] = bad[dtype];
       cases.push([dtype, new Uint8Array(values.buffer), at]);
