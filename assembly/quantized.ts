@@ -297,17 +297,18 @@ function quantizeActivationRow(x: usize, k: i32, q16: usize, q8: usize, s: usize
  * where position i would be in position order; i is a multiple of 8).
  */
 @inline function storeQuantized(q0: v128, q1: v128, q16: usize, q8: usize, sum: v128, wide: bool, int4: bool, i: i32): v128 {
-  const q = i16x8.narrow_i32x4_s(q0, q1);
   if (wide && !int4) {
+    // int8 (the only scheme that is wide and not int4): its own order, nothing else stored.
     const even = v128.shuffle<i32>(q0, q1, 0, 2, 4, 6), odd = i32x4.shl(v128.shuffle<i32>(q0, q1, 1, 3, 5, 7), 8);
     // The 16-position run's even slots start at q16 - 2 (i & 8); these four at q16 - (i & 8).
     const both = i16x8.narrow_i32x4_s(even, odd), half = q16 - <usize>(i & 8);
     v128.store64_lane(half, both, 0);
     v128.store64_lane(half + 16, both, 1);
-  } else if (wide) {
-    v128.store(q16, q);
+  } else {
+    const q = i16x8.narrow_i32x4_s(q0, q1);
+    if (wide) v128.store(q16, q);
+    if (int4) v128.store64_lane(q8, i8x16.narrow_i16x8_s(q, q), 0);
   }
-  if (int4) v128.store64_lane(q8, i8x16.narrow_i16x8_s(q, q), 0);
   return i32x4.add(sum, i32x4.add(q0, q1));
 }
 
